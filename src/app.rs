@@ -1,0 +1,123 @@
+//! Starts the pieces (simulator in demo mode, lanes, renderer, HTTP server) and stops them.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::config::{self, Config};
+use crate::simulator::Simulator;
+use crate::snapshot::Store;
+use crate::wolkvox::{Client, GAMIFICATION};
+use crate::{http, poller};
+
+/// A running exporter. Dropping it without [`Exporter::stop`] aborts everything.
+pub struct Exporter {
+    addr: SocketAddr,
+    store: Arc<Store>,
+    background: JoinSet<()>,
+    server: JoinHandle<std::io::Result<()>>,
+    shutdown: Option<oneshot::Sender<()>>,
+    simulator: Option<Simulator>,
+}
+
+impl Exporter {
+    /// Binds the listen address and starts polling. In demo mode the simulator is started first
+    /// and the target pointed at it.
+    pub async fn start(mut config: Config) -> Result<Exporter, String> {
+        let simulator = if config.demo {
+            let simulator = Simulator::start(&[config::DEMO_TOKEN]).await.map_err(|e| format!("cannot start the demo simulator: {e}"))?;
+            for target in &mut config.targets {
+                target.base_url = simulator.base_url();
+            }
+            Some(simulator)
+        } else {
+            None
+        };
+        let listener =
+            TcpListener::bind(&config.listen_address).await.map_err(|e| format!("cannot listen on {}: {e}", config.listen_address))?;
+        let addr = listener.local_addr().map_err(|e| format!("cannot read the listen address: {e}"))?;
+
+        let store = Store::new(&config.targets, GAMIFICATION);
+        let client = Arc::new(Client::new()?);
+        let mut background = JoinSet::new();
+        background.spawn(store.clone().render_forever());
+        for lane in config::group_by_token(&config.targets) {
+            let targets = lane.into_iter().map(|i| (i, config.targets[i].clone())).collect();
+            background.spawn(poller::run_lane(client.clone(), targets, store.clone()));
+        }
+
+        let router = http::router(store.clone(), &config.telemetry_path);
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        tracing::info!(address = %addr, targets = config.targets.len(), telemetry_path = %config.telemetry_path, "listening");
+        if let Some(simulator) = &simulator {
+            tracing::info!(simulator = %simulator.base_url(), metrics = %format!("http://{}{}", local_url(addr), config.telemetry_path), "demo mode: polling the embedded simulator");
+        }
+        Ok(Exporter { addr, store, background, server, shutdown: Some(shutdown), simulator })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    pub fn simulator(&self) -> Option<&Simulator> {
+        self.simulator.as_ref()
+    }
+
+    /// Stops polling, lets in-flight scrapes finish, and closes the listener.
+    pub async fn stop(mut self) {
+        self.background.abort_all();
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        let _ = (&mut self.server).await;
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// Runs until SIGINT or SIGTERM.
+pub async fn run(config: Config) -> Result<(), String> {
+    let exporter = Exporter::start(config).await?;
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    exporter.stop().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("a SIGTERM handler can be installed");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
+/// A clickable address: 0.0.0.0 becomes localhost.
+fn local_url(addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() { format!("localhost:{}", addr.port()) } else { addr.to_string() }
+}

@@ -1,0 +1,398 @@
+//! Command-line flags, environment and the YAML targets file, turned into one validated
+//! [`Config`]. Every error names the flag or field at fault and never quotes a token.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::ToSocketAddrs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use jiff::tz::TimeZone;
+use serde::Deserialize;
+
+use crate::token::Token;
+
+/// The API allows one call every 5 minutes; faster needs `--wolkvox.allow-fast-poll`.
+pub const MIN_POLL_INTERVAL: Duration = Duration::from_secs(300);
+/// Documented in the README; above 10000 because 9100-9999 of Prometheus' port list is taken.
+pub const DEFAULT_LISTEN_ADDRESS: &str = ":10042";
+/// `--demo` polls the embedded simulator this often.
+pub const DEMO_POLL_INTERVAL: Duration = Duration::from_secs(15);
+/// The token `--demo` hands the simulator: a public placeholder, not a secret.
+pub const DEMO_TOKEN: &str = "demo-token-not-a-secret";
+pub const DEMO_SERVER: &str = "0042";
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "wolkvox_exporter",
+    version,
+    about = "Prometheus exporter for Wolkvox billing usage. Polls the API in the background and serves the cached values.",
+    after_help = "The token comes from --wolkvox.token-file, or from the environment variable WOLKVOX_TOKEN \
+                  (never from a flag: command lines are visible to every user through ps)."
+)]
+pub struct Flags {
+    /// Wolkvox server number, e.g. 0042 (required unless --config.file or --demo).
+    #[arg(long = "wolkvox.server", env = "WOLKVOX_SERVER", value_name = "NUMBER")]
+    pub server: Option<String>,
+    /// File holding the token (surrounding whitespace is trimmed).
+    #[arg(long = "wolkvox.token-file", env = "WOLKVOX_TOKEN_FILE", value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+    /// Where the API lives; {server} is replaced by the server number.
+    #[arg(long = "wolkvox.base-url", env = "WOLKVOX_BASE_URL", default_value = "https://wv{server}.wolkvox.com")]
+    pub base_url: String,
+    /// How often each target is polled (e.g. 90s, 5m).
+    #[arg(long = "wolkvox.poll-interval", env = "WOLKVOX_POLL_INTERVAL", default_value = "5m", value_parser = parse_duration)]
+    pub poll_interval: Duration,
+    /// Allow poll intervals under 5m (for tests and simulators; the real API forbids it).
+    #[arg(long = "wolkvox.allow-fast-poll", env = "WOLKVOX_ALLOW_FAST_POLL")]
+    pub allow_fast_poll: bool,
+    /// Time allowed for one request, from connect to the last byte.
+    #[arg(long = "wolkvox.timeout", env = "WOLKVOX_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// IANA time zone of the month window sent to the API.
+    #[arg(long = "wolkvox.timezone", env = "WOLKVOX_TIMEZONE", default_value = "America/Bogota")]
+    pub timezone: String,
+    /// Larger answers are refused without being buffered.
+    #[arg(long = "wolkvox.max-response-bytes", env = "WOLKVOX_MAX_RESPONSE_BYTES", default_value = "32MiB", value_parser = parse_bytes)]
+    pub max_response_bytes: u64,
+    /// A target's usage series disappear when its last successful poll is older than this.
+    #[arg(long = "wolkvox.stale-after", env = "WOLKVOX_STALE_AFTER", default_value = "1h", value_parser = parse_duration)]
+    pub stale_after: Duration,
+    /// YAML file listing several targets; the flags above set their defaults.
+    #[arg(long = "config.file", env = "WOLKVOX_CONFIG_FILE", value_name = "PATH")]
+    pub config_file: Option<PathBuf>,
+    /// Address to listen on (":PORT" means every interface).
+    #[arg(long = "web.listen-address", env = "WOLKVOX_WEB_LISTEN_ADDRESS", default_value = DEFAULT_LISTEN_ADDRESS)]
+    pub listen_address: String,
+    /// Path under which the metrics are served.
+    #[arg(long = "web.telemetry-path", env = "WOLKVOX_WEB_TELEMETRY_PATH", default_value = "/metrics")]
+    pub telemetry_path: String,
+    #[arg(long = "log.level", env = "WOLKVOX_LOG_LEVEL", value_enum, default_value = "info")]
+    pub log_level: LogLevel,
+    #[arg(long = "log.format", env = "WOLKVOX_LOG_FORMAT", value_enum, default_value = "logfmt")]
+    pub log_format: LogFormat,
+    /// Validate flags, config file and token sources, print the targets and exit.
+    #[arg(long = "config.check")]
+    pub config_check: bool,
+    /// Run against an embedded simulated Wolkvox API; no token or server needed.
+    #[arg(long = "demo")]
+    pub demo: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Logfmt,
+    Json,
+}
+
+/// Everything the exporter needs, validated.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub targets: Vec<Target>,
+    pub listen_address: String,
+    pub telemetry_path: String,
+    pub log_level: LogLevel,
+    pub log_format: LogFormat,
+    /// The single target points at the embedded simulator, whose address is known only once it runs.
+    pub demo: bool,
+}
+
+/// One Wolkvox server to poll, with the token that pays for it.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub server: String,
+    pub base_url: String,
+    pub token: Token,
+    /// Where the token came from ("file /etc/...", "env NAME"), for `--config.check`.
+    pub token_source: String,
+    pub poll_interval: Duration,
+    pub allow_fast_poll: bool,
+    pub timeout: Duration,
+    pub timezone: TimeZone,
+    pub timezone_name: String,
+    pub max_response_bytes: u64,
+    pub stale_after: Duration,
+}
+
+/// A configuration problem: the flag or field, and what is wrong with it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub field: String,
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(field: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+        ConfigError { field: field.into(), problem: problem.into() }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration: {}: {}", self.field, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The targets file: `targets:` and nothing else.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TargetsFile {
+    targets: Vec<FileTarget>,
+}
+
+/// Values stay text until validation so that errors can name `targets[N].field`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTarget {
+    server: String,
+    token_file: Option<PathBuf>,
+    token_env: Option<String>,
+    base_url: Option<String>,
+    poll_interval: Option<String>,
+    timeout: Option<String>,
+    timezone: Option<String>,
+}
+
+impl Config {
+    /// Builds the configuration from parsed flags; `env` looks up environment variables (the
+    /// token ones), so tests can pass their own.
+    pub fn from_flags(flags: &Flags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let listen_address = listen_address(&flags.listen_address)?;
+        let telemetry_path = telemetry_path(&flags.telemetry_path)?;
+        let targets = if flags.demo {
+            if flags.config_file.is_some() || flags.server.is_some() {
+                return Err(ConfigError::new("--demo", "polls only the embedded simulator: drop --config.file and --wolkvox.server"));
+            }
+            vec![demo_target(flags)?]
+        } else if let Some(path) = &flags.config_file {
+            if flags.server.is_some() || flags.token_file.is_some() {
+                return Err(ConfigError::new(
+                    "--config.file",
+                    "the file lists the targets: drop --wolkvox.server and --wolkvox.token-file (WOLKVOX_SERVER, WOLKVOX_TOKEN_FILE)",
+                ));
+            }
+            targets_from_file(path, flags, env)?
+        } else {
+            vec![target_from_flags(flags, env)?]
+        };
+        Ok(Config { targets, listen_address, telemetry_path, log_level: flags.log_level, log_format: flags.log_format, demo: flags.demo })
+    }
+}
+
+fn target_from_flags(flags: &Flags, env: &dyn Fn(&str) -> Option<String>) -> Result<Target, ConfigError> {
+    let server = flags.server.clone().ok_or_else(|| {
+        ConfigError::new("--wolkvox.server", "required (or use --config.file, or --demo to try the exporter without an account)")
+    })?;
+    let server = check_server("--wolkvox.server", &server)?;
+    let (token, token_source) = match (&flags.token_file, env("WOLKVOX_TOKEN")) {
+        (Some(_), Some(_)) => return Err(ConfigError::new("--wolkvox.token-file", "set either the token file or WOLKVOX_TOKEN, not both")),
+        (Some(path), None) => token_from_file("--wolkvox.token-file", path)?,
+        (None, Some(value)) => token_from_env("WOLKVOX_TOKEN", "WOLKVOX_TOKEN", &value)?,
+        (None, None) => {
+            return Err(ConfigError::new(
+                "--wolkvox.token-file",
+                "no token: set --wolkvox.token-file or the environment variable WOLKVOX_TOKEN",
+            ));
+        }
+    };
+    let overrides = Overrides { field: String::new(), base_url: None, poll_interval: None, timeout: None, timezone: None };
+    build_target(flags, &overrides, server, token, token_source)
+}
+
+fn targets_from_file(path: &Path, flags: &Flags, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<Target>, ConfigError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| ConfigError::new("--config.file", format!("cannot read {}: {e}", path.display())))?;
+    let file: TargetsFile =
+        serde_norway::from_str(&text).map_err(|e| ConfigError::new(format!("--config.file {}", path.display()), e.to_string()))?;
+    if file.targets.is_empty() {
+        return Err(ConfigError::new("targets", "lists no target"));
+    }
+    let mut targets: Vec<Target> = Vec::with_capacity(file.targets.len());
+    for (i, entry) in file.targets.into_iter().enumerate() {
+        let field = format!("targets[{i}]");
+        let server = check_server(&format!("{field}.server"), &entry.server)?;
+        let (token, token_source) = match (&entry.token_file, &entry.token_env) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new(format!("{field}.token_file"), "set either token_file or token_env, not both"));
+            }
+            (Some(path), None) => token_from_file(&format!("{field}.token_file"), path)?,
+            (None, Some(name)) => {
+                let value = env(name)
+                    .ok_or_else(|| ConfigError::new(format!("{field}.token_env"), format!("the environment variable {name} is not set")))?;
+                token_from_env(&format!("{field}.token_env"), name, &value)?
+            }
+            (None, None) => return Err(ConfigError::new(format!("{field}.token_file"), "no token: set token_file or token_env")),
+        };
+        let overrides = Overrides {
+            base_url: entry.base_url,
+            poll_interval: entry.poll_interval,
+            timeout: entry.timeout,
+            timezone: entry.timezone,
+            field: format!("{field}."),
+        };
+        let target = build_target(flags, &overrides, server, token, token_source)?;
+        // The server number is the identity of a target's series: two entries for it would clash.
+        if let Some(first) = targets.iter().position(|t| t.server == target.server) {
+            return Err(ConfigError::new(format!("{field}.server"), format!("duplicate of targets[{first}] (server {})", target.server)));
+        }
+        targets.push(target);
+    }
+    Ok(targets)
+}
+
+fn demo_target(flags: &Flags) -> Result<Target, ConfigError> {
+    let demo_flags = Flags { poll_interval: DEMO_POLL_INTERVAL, allow_fast_poll: true, ..flags.clone() };
+    let overrides = Overrides { field: String::new(), base_url: None, poll_interval: None, timeout: None, timezone: None };
+    let token = Token::new(DEMO_TOKEN).expect("the demo token is valid");
+    build_target(&demo_flags, &overrides, DEMO_SERVER.to_owned(), token, "demo".to_owned())
+}
+
+/// A file target's own settings; `field` is its prefix in error messages ("targets[2]."), or
+/// empty when the flags themselves are being validated.
+struct Overrides {
+    field: String,
+    base_url: Option<String>,
+    poll_interval: Option<String>,
+    timeout: Option<String>,
+    timezone: Option<String>,
+}
+
+impl Overrides {
+    /// The name of a setting in an error message: the file's key, or else the flag.
+    fn name(&self, key: &str, flag: &str) -> String {
+        if self.field.is_empty() { flag.to_owned() } else { format!("{}{key}", self.field) }
+    }
+
+    fn duration(&self, key: &str, flag: &str, value: &Option<String>, default: Duration) -> Result<Duration, ConfigError> {
+        match value {
+            None => Ok(default),
+            Some(text) => parse_duration(text).map_err(|e| ConfigError::new(self.name(key, flag), e)),
+        }
+    }
+}
+
+fn build_target(flags: &Flags, overrides: &Overrides, server: String, token: Token, token_source: String) -> Result<Target, ConfigError> {
+    let poll_interval = overrides.duration("poll_interval", "--wolkvox.poll-interval", &overrides.poll_interval, flags.poll_interval)?;
+    let interval_field = overrides.name("poll_interval", "--wolkvox.poll-interval");
+    if poll_interval.is_zero() {
+        return Err(ConfigError::new(interval_field, "must be longer than zero"));
+    }
+    if poll_interval < MIN_POLL_INTERVAL && !flags.allow_fast_poll {
+        return Err(ConfigError::new(
+            interval_field,
+            format!(
+                "{} is under the API's limit of one call every 5m (--wolkvox.allow-fast-poll overrides it, for simulators only)",
+                humantime::format_duration(poll_interval)
+            ),
+        ));
+    }
+    let timeout = overrides.duration("timeout", "--wolkvox.timeout", &overrides.timeout, flags.timeout)?;
+    if timeout.is_zero() {
+        return Err(ConfigError::new(overrides.name("timeout", "--wolkvox.timeout"), "must be longer than zero"));
+    }
+    if flags.stale_after < poll_interval {
+        return Err(ConfigError::new(
+            "--wolkvox.stale-after",
+            format!(
+                "{} is shorter than the poll interval {}: series would vanish between polls",
+                humantime::format_duration(flags.stale_after),
+                humantime::format_duration(poll_interval)
+            ),
+        ));
+    }
+    let timezone_name = overrides.timezone.clone().unwrap_or_else(|| flags.timezone.clone());
+    let timezone = TimeZone::get(&timezone_name).map_err(|_| {
+        ConfigError::new(overrides.name("timezone", "--wolkvox.timezone"), format!("unknown IANA time zone {timezone_name:?}"))
+    })?;
+    let base_url_field = overrides.name("base_url", "--wolkvox.base-url");
+    let base_url = overrides.base_url.as_deref().unwrap_or(&flags.base_url).replace("{server}", &server);
+    if !(base_url.starts_with("https://") || base_url.starts_with("http://")) || base_url.parse::<reqwest::Url>().is_err() {
+        return Err(ConfigError::new(base_url_field, format!("{base_url:?} is not an http(s) URL")));
+    }
+    if flags.max_response_bytes == 0 {
+        return Err(ConfigError::new("--wolkvox.max-response-bytes", "must be larger than zero"));
+    }
+    Ok(Target {
+        server,
+        base_url,
+        token,
+        token_source,
+        poll_interval,
+        allow_fast_poll: flags.allow_fast_poll,
+        timeout,
+        timezone,
+        timezone_name,
+        max_response_bytes: flags.max_response_bytes,
+        stale_after: flags.stale_after,
+    })
+}
+
+/// A server number goes into a host name and a header: letters and digits only.
+fn check_server(field: &str, server: &str) -> Result<String, ConfigError> {
+    let server = server.trim();
+    if server.is_empty() || !server.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(ConfigError::new(field, format!("{server:?} is not a server number such as 0042")));
+    }
+    Ok(server.to_owned())
+}
+
+fn token_from_file(field: &str, path: &Path) -> Result<(Token, String), ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::new(field, format!("cannot read {}: {e}", path.display())))?;
+    let token = Token::new(&text).map_err(|why| ConfigError::new(field, format!("{}: {why}", path.display())))?;
+    Ok((token, format!("file {}", path.display())))
+}
+
+fn token_from_env(field: &str, name: &str, value: &str) -> Result<(Token, String), ConfigError> {
+    let token = Token::new(value).map_err(|why| ConfigError::new(field, format!("{name}: {why}")))?;
+    Ok((token, format!("env {name}")))
+}
+
+/// ":PORT" means every interface, as in the Go exporters.
+fn listen_address(text: &str) -> Result<String, ConfigError> {
+    let address = if text.starts_with(':') { format!("0.0.0.0{text}") } else { text.to_owned() };
+    match address.to_socket_addrs().map(|mut addrs| addrs.next()) {
+        Ok(Some(_)) => Ok(address),
+        _ => Err(ConfigError::new("--web.listen-address", format!("{text:?} is not HOST:PORT or :PORT"))),
+    }
+}
+
+fn telemetry_path(path: &str) -> Result<String, ConfigError> {
+    if !path.starts_with('/') || matches!(path, "/" | "/-/healthy" | "/-/ready") {
+        return Err(ConfigError::new("--web.telemetry-path", format!("{path:?} must start with / and not be /, /-/healthy or /-/ready")));
+    }
+    Ok(path.to_owned())
+}
+
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim()).map_err(|e| format!("{text:?} is not a duration such as 90s or 5m ({e})"))
+}
+
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    text.trim().parse::<bytesize::ByteSize>().map(|size| size.as_u64()).map_err(|e| format!("{text:?} is not a size such as 32MiB ({e})"))
+}
+
+/// Targets that share a token must share one lane: grouped by token, in configuration order.
+pub fn group_by_token(targets: &[Target]) -> Vec<Vec<usize>> {
+    let mut lanes: Vec<Vec<usize>> = Vec::new();
+    let mut lane_of: HashMap<&Token, usize> = HashMap::new();
+    for (i, target) in targets.iter().enumerate() {
+        let lane = *lane_of.entry(&target.token).or_insert_with(|| {
+            lanes.push(Vec::new());
+            lanes.len() - 1
+        });
+        lanes[lane].push(i);
+    }
+    lanes
+}

@@ -1,0 +1,125 @@
+//! The HTTP face: `/metrics` (or `--web.telemetry-path`), `/`, `/-/healthy`, `/-/ready`.
+//! Handlers only read the published snapshot; none of them can reach the Wolkvox API.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+
+use crate::metrics::{CONTENT_TYPE, ProcessMetrics};
+use crate::snapshot::{Store, TargetState};
+
+#[derive(Clone)]
+struct AppState {
+    store: Arc<Store>,
+    process: Arc<ProcessMetrics>,
+    telemetry_path: Arc<str>,
+}
+
+pub fn router(store: Arc<Store>, telemetry_path: &str) -> Router {
+    let state = AppState { store, process: Arc::new(ProcessMetrics::new()), telemetry_path: telemetry_path.into() };
+    Router::new()
+        .route(telemetry_path, get(metrics))
+        .route("/", get(landing))
+        .route("/-/healthy", get(|| async { "Healthy\n" }))
+        .route("/-/ready", get(ready))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found\n") })
+        .with_state(state)
+}
+
+/// The cached text plus the process metrics of this moment. With gzip, the cached part was
+/// compressed once per poll; only the small process part is compressed here.
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let published = state.store.published();
+    let process = state.process.render();
+    let gzip = accepts_gzip(&headers);
+    let (cached, tail) =
+        if gzip { (published.gzip.bytes(), published.gzip.finish(&process)) } else { (published.text.clone(), Bytes::from(process)) };
+    let length = cached.len() + tail.len();
+    let body = Body::from_stream(futures_util::stream::iter([Ok::<_, Infallible>(cached), Ok(tail)]));
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    if gzip {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    response
+}
+
+/// True when `Accept-Encoding` lists gzip (or `*`) with a non-zero quality.
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|item| {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or("").trim();
+        let refused = parts.any(|p| p.trim().strip_prefix("q=").and_then(|q| q.trim().parse::<f32>().ok()).is_some_and(|q| q == 0.0));
+        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+    })
+}
+
+async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+    if state.store.published().ready {
+        (StatusCode::OK, "Ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "Not ready: waiting for the first successful poll of every target\n")
+    }
+}
+
+async fn landing(State(state): State<AppState>) -> Html<String> {
+    let published = state.store.published();
+    let rows: String = published.targets.iter().map(target_row).collect();
+    let path = escape(&state.telemetry_path);
+    Html(format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Wolkvox exporter</title></head><body>\n\
+         <h1>Wolkvox exporter</h1>\n<p>Version {version}. <a href=\"{path}\">Metrics</a> · <a href=\"/-/ready\">Ready</a> · <a href=\"/-/healthy\">Healthy</a></p>\n\
+         <table border=\"1\" cellpadding=\"4\"><tr><th>Server</th><th>API</th><th>Last poll</th><th>Result</th></tr>\n{rows}</table>\n</body></html>\n",
+        version = env!("CARGO_PKG_VERSION"),
+    ))
+}
+
+fn target_row(target: &TargetState) -> String {
+    let (when, result) = match &target.last_poll {
+        None => ("never".to_owned(), "waiting for the first poll".to_owned()),
+        Some(poll) => {
+            let when = jiff::Timestamp::from_millisecond((poll.finished_unix * 1000.0) as i64).map(|t| t.to_string()).unwrap_or_default();
+            let result = match &poll.failure {
+                None => format!("ok ({} series)", target.last_success.as_ref().map_or(0, |s| s.report.series.len())),
+                Some(failure) => format!("failed: {} ({})", failure.reason, failure.detail),
+            };
+            (when, result)
+        }
+    };
+    format!("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n", escape(&target.server), target.api, escape(&when), escape(&result))
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT_ENCODING, value.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn gzip_is_chosen_only_when_acceptable() {
+        assert!(accepts_gzip(&headers("gzip")));
+        assert!(accepts_gzip(&headers("deflate, GZIP;q=0.5")));
+        assert!(accepts_gzip(&headers("*")));
+        assert!(!accepts_gzip(&headers("gzip;q=0")));
+        assert!(!accepts_gzip(&headers("identity")));
+        assert!(!accepts_gzip(&HeaderMap::new()));
+    }
+}

@@ -1,0 +1,22 @@
+//! wolkvox_exporter: a background poller for the Wolkvox billing API and a Prometheus
+//! endpoint that serves the cached result.
+//!
+//! ```text
+//! config -> targets -> one lane per token (poller) -> client -> decode -> store
+//! store -> renderer (once per poll) -> published bytes <- /metrics (no API call, no lock)
+//! ```
+
+pub mod app;
+pub mod config;
+pub mod gzip;
+pub mod http;
+pub mod logging;
+pub mod metrics;
+pub mod poller;
+pub mod simulator;
+pub mod snapshot;
+pub mod token;
+pub mod wolkvox;
+
+pub use app::Exporter;
+pub use config::Config;

@@ -1,0 +1,50 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use wolkvox_exporter::config::{Config, Flags};
+
+fn main() -> ExitCode {
+    let flags = Flags::parse();
+    let config = match Config::from_flags(&flags, &|name| std::env::var(name).ok()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("wolkvox_exporter: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if flags.config_check {
+        print_targets(&config);
+        return ExitCode::SUCCESS;
+    }
+    wolkvox_exporter::logging::init(config.log_level, config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("wolkvox_exporter: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(wolkvox_exporter::app::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "exporter stopped");
+            eprintln!("wolkvox_exporter: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_targets(config: &Config) {
+    println!("configuration is valid: {} target(s)", config.targets.len());
+    for target in &config.targets {
+        println!(
+            "server={} base_url={} token={} poll_interval={} timeout={} timezone={}",
+            target.server,
+            target.base_url,
+            target.token_source,
+            humantime::format_duration(target.poll_interval),
+            humantime::format_duration(target.timeout),
+            target.timezone_name,
+        );
+    }
+}

@@ -1,0 +1,116 @@
+//! The whole polling policy: one lane per token, so a token never has two calls in flight; a
+//! schedule per target (first poll at start, then every interval plus a little jitter); sooner
+//! retries with backoff for transient failures; a pause until the next day on quota errors.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Zoned;
+use tokio::time::Instant;
+
+use crate::config::Target;
+use crate::snapshot::Store;
+use crate::wolkvox::{Client, Failure, GAMIFICATION, Reason, Report};
+
+/// Transient failures are retried no sooner than this, unless fast polling is allowed.
+const MIN_RETRY: Duration = Duration::from_secs(30);
+/// A `Retry-After` longer than this is treated as a mistake.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// Where usage comes from: the Wolkvox client in production, a script in scheduling tests.
+pub trait UsageSource: Send + Sync + 'static {
+    fn poll(&self, target: &Target) -> impl Future<Output = Result<Report, Failure>> + Send;
+}
+
+impl UsageSource for Client {
+    fn poll(&self, target: &Target) -> impl Future<Output = Result<Report, Failure>> + Send {
+        self.fetch(target, GAMIFICATION, &target.token)
+    }
+}
+
+/// Polls the given targets (all sharing one token) one call at a time, forever. `targets` holds
+/// each target's index in the store.
+pub async fn run_lane<S: UsageSource>(source: Arc<S>, targets: Vec<(usize, Target)>, store: Arc<Store>) {
+    let start = Instant::now();
+    let mut plans: Vec<Plan> =
+        targets.iter().map(|(_, t)| Plan { due: start + first_poll_jitter(t.poll_interval), failures_in_a_row: 0 }).collect();
+    loop {
+        let Some((next, due)) = plans.iter().enumerate().min_by_key(|(_, plan)| plan.due).map(|(k, plan)| (k, plan.due)) else {
+            return;
+        };
+        tokio::time::sleep_until(due).await;
+        let (index, target) = &targets[next];
+        let started = Instant::now();
+        let outcome = source.poll(target).await;
+        let took = started.elapsed();
+
+        let now = jiff::Timestamp::now().to_zoned(target.timezone.clone());
+        let plan = &mut plans[next];
+        let wait = next_wait(&outcome, plan.failures_in_a_row, target, &now);
+        plan.failures_in_a_row = match &outcome {
+            Err(failure) if failure.is_transient() => plan.failures_in_a_row + 1,
+            _ => 0,
+        };
+        let wait = wait + jitter(wait);
+        // Measured from the end of the call: the next one can never come sooner than `wait`.
+        plan.due = Instant::now() + wait;
+        log_outcome(target, &outcome, took, wait);
+        store.record(*index, outcome, took);
+    }
+}
+
+struct Plan {
+    due: Instant,
+    failures_in_a_row: u32,
+}
+
+/// How long to wait after a poll, before jitter. `failures_in_a_row` counts the transient
+/// failures before this one.
+pub fn next_wait(outcome: &Result<Report, Failure>, failures_in_a_row: u32, target: &Target, now: &Zoned) -> Duration {
+    let interval = target.poll_interval;
+    match outcome {
+        Err(failure) if failure.reason == Reason::Quota => until_next_day(now),
+        Err(failure) if failure.is_transient() => {
+            let floor = if target.allow_fast_poll { MIN_RETRY.min(interval) } else { MIN_RETRY };
+            match failure.retry_after {
+                Some(asked) => asked.min(MAX_RETRY_AFTER).max(floor),
+                None => floor.saturating_mul(2u32.saturating_pow(failures_in_a_row)).min(interval).max(floor),
+            }
+        }
+        _ => interval,
+    }
+}
+
+/// Time until 00:00:00 tomorrow in the target's zone, when the daily quota is assumed to reset.
+pub fn until_next_day(now: &Zoned) -> Duration {
+    let midnight = now.tomorrow().and_then(|day| day.start_of_day()).expect("tomorrow exists");
+    Duration::try_from(now.duration_until(&midnight)).unwrap_or(Duration::ZERO)
+}
+
+/// Up to 5% later (at most 30 s), so that exporters restarted together drift apart. Never
+/// earlier: the interval is a floor the API imposes.
+fn jitter(wait: Duration) -> Duration {
+    let most = (wait / 20).min(Duration::from_secs(30));
+    most.mul_f64(fastrand::f64())
+}
+
+/// The first poll comes within a tenth of the interval (at most 5 s) of start-up.
+fn first_poll_jitter(interval: Duration) -> Duration {
+    (interval / 10).min(Duration::from_secs(5)).mul_f64(fastrand::f64())
+}
+
+fn log_outcome(target: &Target, outcome: &Result<Report, Failure>, took: Duration, wait: Duration) {
+    let took_ms = took.as_millis() as u64;
+    let next_poll_in = humantime::format_duration(Duration::from_secs(wait.as_secs())).to_string();
+    match outcome {
+        Ok(report) => tracing::info!(
+            server = %target.server, api = GAMIFICATION, series = report.series.len(), rows = report.rows, took_ms, next_poll_in,
+            "poll succeeded"
+        ),
+        Err(failure) => tracing::warn!(
+            server = %target.server, api = GAMIFICATION, reason = failure.reason.as_str(), msg = %failure.detail, took_ms, next_poll_in,
+            "poll failed; serving the last good values"
+        ),
+    }
+}

@@ -1,0 +1,323 @@
+//! A simulated Wolkvox billing API: realistic operations whose license counts drift, fault
+//! injection, and a record of every request and of the concurrency seen per token. It powers
+//! `--demo` and the tests; it listens on 127.0.0.1 only.
+
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+/// The error answers the API documents, with their `code`, `error` and `msg`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DocumentedError {
+    ApiDoesNotExist,
+    ParametersRequired,
+    EnterToken,
+    TokenLimitExceeded,
+    SimultaneousRequests,
+    ValidateToken,
+}
+
+impl DocumentedError {
+    pub fn body(self) -> Value {
+        let (code, error, msg) = match self {
+            DocumentedError::ApiDoesNotExist => (400, "BAD REQUEST", "THE API YOU WANT TO CONSULT DOES NOT EXIST"),
+            DocumentedError::ParametersRequired => (400, "BAD REQUEST", "SOME PARAMETERS ARE REQUIRED"),
+            DocumentedError::EnterToken => (401, "UNAUTHORIZED", "PLEASE ENTER THE WOLKVOX-TOKEN"),
+            DocumentedError::TokenLimitExceeded => (403, "FORBIDDEN", "TOKEN LIMIT EXCEEDED"),
+            DocumentedError::SimultaneousRequests => (403, "FORBIDDEN", "EXCEEDS THE LIMIT OF SIMULTANEOUS REQUESTS PER TOKEN (2)"),
+            DocumentedError::ValidateToken => (403, "FORBIDDEN", "PLEASE VALIDATE TOKEN"),
+        };
+        json!({"code": code, "error": error, "msg": msg})
+    }
+
+    /// The HTTP status the simulator sends with it by default (the real API may send 200).
+    pub fn status(self) -> u16 {
+        self.body()["code"].as_u64().unwrap_or(500) as u16
+    }
+}
+
+/// What the next answer (or every answer) does instead of the normal one.
+#[derive(Clone, Debug)]
+pub enum Fault {
+    /// A documented error body with the given HTTP status (200 is allowed: the API does that).
+    Documented { error: DocumentedError, http_status: u16 },
+    /// Any status with any body.
+    Raw { status: u16, body: String },
+    /// A status with a `Retry-After` header (seconds) and no body.
+    RetryAfter { status: u16, seconds: u64 },
+    /// Wait this long, then answer normally.
+    Delay(Duration),
+    /// HTTP 200 with a body that is not JSON.
+    MalformedJson,
+    /// HTTP 200 with a normal body cut in half.
+    TruncatedJson,
+    /// HTTP 200 with a valid body of about this many bytes, with a Content-Length.
+    Oversized(usize),
+    /// The same, streamed in chunks without a Content-Length.
+    OversizedStreamed(usize),
+}
+
+/// What the simulator saw of one request (never the token itself).
+#[derive(Clone, Debug)]
+pub struct RecordedRequest {
+    pub api: Option<String>,
+    pub date_ini: Option<String>,
+    pub date_end: Option<String>,
+    pub server_header: Option<String>,
+    pub had_token: bool,
+}
+
+/// The real API refuses more than this many simultaneous requests per token.
+const SIMULTANEOUS_LIMIT: usize = 2;
+
+struct Inner {
+    accepted_tokens: Vec<String>,
+    fixed_rows: Option<Vec<Value>>,
+    drift: Drift,
+    next_faults: VecDeque<Fault>,
+    every_fault: Option<Fault>,
+    requests: Vec<RecordedRequest>,
+    in_flight: HashMap<String, usize>,
+    max_in_flight: HashMap<String, usize>,
+    last_served: Option<Vec<Value>>,
+}
+
+type Shared = Arc<Mutex<Inner>>;
+
+fn lock(shared: &Shared) -> MutexGuard<'_, Inner> {
+    shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+pub struct Simulator {
+    shared: Shared,
+    addr: SocketAddr,
+    server: JoinHandle<()>,
+}
+
+impl Simulator {
+    /// Starts on 127.0.0.1 on a free port; only the given tokens are accepted.
+    pub async fn start(accepted_tokens: &[&str]) -> std::io::Result<Simulator> {
+        let shared = Arc::new(Mutex::new(Inner {
+            accepted_tokens: accepted_tokens.iter().map(|t| (*t).to_owned()).collect(),
+            fixed_rows: None,
+            drift: Drift::new(),
+            next_faults: VecDeque::new(),
+            every_fault: None,
+            requests: Vec::new(),
+            in_flight: HashMap::new(),
+            max_in_flight: HashMap::new(),
+            last_served: None,
+        }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let app = Router::new().route("/api/v2/billing.php", get(billing)).with_state(shared.clone());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Simulator { shared, addr, server })
+    }
+
+    /// The value for `--wolkvox.base-url`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Serve exactly these `data` rows (raw JSON, so any quirk can be sent) instead of drifting ones.
+    pub fn set_rows(&self, rows: Vec<Value>) {
+        lock(&self.shared).fixed_rows = Some(rows);
+    }
+
+    /// The next request gets this fault; queued faults are used in order.
+    pub fn push_fault(&self, fault: Fault) {
+        lock(&self.shared).next_faults.push_back(fault);
+    }
+
+    /// Every request gets this fault until it is cleared with `None`.
+    pub fn set_fault(&self, fault: Option<Fault>) {
+        lock(&self.shared).every_fault = fault;
+    }
+
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.shared).requests.clone()
+    }
+
+    /// The most requests ever in flight at once with this token.
+    pub fn max_in_flight(&self, token: &str) -> usize {
+        lock(&self.shared).max_in_flight.get(token).copied().unwrap_or(0)
+    }
+
+    /// The `data` rows of the last successful answer.
+    pub fn last_served(&self) -> Option<Vec<Value>> {
+        lock(&self.shared).last_served.clone()
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// Decrements the in-flight count of a token when the request ends, however it ends.
+struct InFlight {
+    shared: Shared,
+    token: String,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(count) = lock(&self.shared).in_flight.get_mut(&self.token) {
+            *count = count.saturating_sub(1);
+        }
+    }
+}
+
+async fn billing(State(shared): State<Shared>, Query(query): Query<HashMap<String, String>>, headers: HeaderMap) -> Response {
+    let token = headers.get("wolkvox-token").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let (fault, refusal, _guard) = {
+        let mut inner = lock(&shared);
+        inner.requests.push(RecordedRequest {
+            api: query.get("api").cloned(),
+            date_ini: query.get("date_ini").cloned(),
+            date_end: query.get("date_end").cloned(),
+            server_header: headers.get("wolkvox_server").and_then(|v| v.to_str().ok()).map(str::to_owned),
+            had_token: token.is_some(),
+        });
+        let guard = token.clone().map(|token| {
+            let count = inner.in_flight.entry(token.clone()).or_default();
+            *count += 1;
+            let now = *count;
+            let max = inner.max_in_flight.entry(token.clone()).or_default();
+            *max = (*max).max(now);
+            InFlight { shared: shared.clone(), token }
+        });
+        let refusal = match &token {
+            None => Some(DocumentedError::EnterToken),
+            Some(token) if !inner.accepted_tokens.contains(token) => Some(DocumentedError::ValidateToken),
+            Some(token) if inner.in_flight[token] > SIMULTANEOUS_LIMIT => Some(DocumentedError::SimultaneousRequests),
+            Some(_) if query.get("api").map(String::as_str) != Some("gamification") => Some(DocumentedError::ApiDoesNotExist),
+            Some(_) if !valid_date(query.get("date_ini")) || !valid_date(query.get("date_end")) => {
+                Some(DocumentedError::ParametersRequired)
+            }
+            Some(_) => None,
+        };
+        let fault = inner.next_faults.pop_front().or_else(|| inner.every_fault.clone());
+        (fault, refusal, guard)
+    };
+    if let Some(error) = refusal {
+        return json_response(error.status(), &error.body());
+    }
+    match fault {
+        None => ok_answer(&shared),
+        Some(Fault::Delay(delay)) => {
+            tokio::time::sleep(delay).await;
+            ok_answer(&shared)
+        }
+        Some(Fault::Documented { error, http_status }) => json_response(http_status, &error.body()),
+        Some(Fault::Raw { status, body }) => (status_code(status), body).into_response(),
+        Some(Fault::RetryAfter { status, seconds }) => (status_code(status), [(header::RETRY_AFTER, seconds.to_string())]).into_response(),
+        Some(Fault::MalformedJson) => (StatusCode::OK, "{\"code\": 200, \"data\": [{,}").into_response(),
+        Some(Fault::TruncatedJson) => {
+            let body = envelope(rows_now(&shared)).to_string();
+            (StatusCode::OK, body[..body.len() / 2].to_owned()).into_response()
+        }
+        Some(Fault::Oversized(size)) => (StatusCode::OK, padded_body(size)).into_response(),
+        Some(Fault::OversizedStreamed(size)) => {
+            let chunks = padded_body(size)
+                .into_bytes()
+                .chunks(16 * 1024)
+                .map(|c| Ok::<_, Infallible>(bytes::Bytes::copy_from_slice(c)))
+                .collect::<Vec<_>>();
+            Response::new(Body::from_stream(futures_util::stream::iter(chunks)))
+        }
+    }
+}
+
+/// Dates are optional; when present they must be `YYYYmmddHHiiss`.
+fn valid_date(value: Option<&String>) -> bool {
+    value.is_none_or(|v| jiff::civil::DateTime::strptime("%Y%m%d%H%M%S", v).is_ok())
+}
+
+fn ok_answer(shared: &Shared) -> Response {
+    let rows = rows_now(shared);
+    lock(shared).last_served = Some(rows.clone());
+    json_response(200, &envelope(rows))
+}
+
+fn rows_now(shared: &Shared) -> Vec<Value> {
+    let mut inner = lock(shared);
+    match &inner.fixed_rows {
+        Some(rows) => rows.clone(),
+        None => inner.drift.rows(),
+    }
+}
+
+fn envelope(rows: Vec<Value>) -> Value {
+    json!({"code": 200, "error": null, "msg": "Information found for the current month", "data": rows})
+}
+
+fn padded_body(size: usize) -> String {
+    format!("{{\"code\": 200, \"error\": null, \"msg\": \"{}\", \"data\": []}}", "x".repeat(size))
+}
+
+fn json_response(status: u16, body: &Value) -> Response {
+    (status_code(status), [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+fn status_code(status: u16) -> StatusCode {
+    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// Operations and products of a plausible contact center, with license counts that wander.
+struct Drift {
+    series: Vec<(&'static str, &'static str, f64)>,
+}
+
+impl Drift {
+    fn new() -> Drift {
+        Drift {
+            series: vec![
+                ("ventas_bogota", "Gamification", 48.0),
+                ("ventas_bogota", "Gamification Premium", 12.0),
+                ("soporte_cdmx", "Gamification", 31.0),
+                ("cobranza_medellín", "Gamification", 22.0),
+                ("cobranza_medellín", "Gamification Premium", 5.0),
+                ("retención_lima", "Gamification", 17.0),
+            ],
+        }
+    }
+
+    /// One row per series for each day of the month so far (past days settled, today drifting).
+    fn rows(&mut self) -> Vec<Value> {
+        let now = jiff::Zoned::now().with_time_zone(jiff::tz::TimeZone::get("America/Bogota").unwrap_or(jiff::tz::TimeZone::UTC));
+        for (_, _, current) in &mut self.series {
+            *current = (*current + fastrand::i32(-2..=2) as f64).max(0.0);
+        }
+        let today = now.day();
+        let mut rows = Vec::with_capacity(self.series.len() * today as usize);
+        for day in 1..=today {
+            let date = now.date().with().day(day).build().unwrap_or(now.date());
+            for (k, (operation, description, current)) in self.series.iter().enumerate() {
+                let (items, stamp) = if day == today {
+                    (*current, now.strftime("%Y-%m-%d %H:%M:%S").to_string())
+                } else {
+                    let wobble = ((day as usize * 7 + k * 3) % 9) as f64 - 4.0;
+                    ((*current + wobble).max(0.0), format!("{} 23:59:59", date.strftime("%Y-%m-%d")))
+                };
+                rows.push(json!({"operation": operation, "description": description, "items": format!("{items}"), "date": stamp}));
+            }
+        }
+        rows
+    }
+}

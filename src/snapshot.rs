@@ -1,0 +1,166 @@
+//! What the exporter knows about each target, and the bytes `/metrics` serves.
+//!
+//! Lanes record each poll's outcome here (a short lock, never held across a poll). A renderer
+//! task turns the state into exposition text once per change and swaps it in whole; scrapes only
+//! ever load the last published [`Published`], so they cost the same whether a poll runs or not.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::config::Target;
+use crate::gzip::GzipPrefix;
+use crate::metrics;
+use crate::wolkvox::{Failure, Reason, Report, SkipReason};
+
+/// One target's history as far as the metrics need it.
+#[derive(Clone, Debug)]
+pub struct TargetState {
+    pub server: String,
+    pub api: &'static str,
+    pub stale_after: Duration,
+    pub requests: u64,
+    pub failures: [u64; Reason::ALL.len()],
+    pub skipped: [u64; SkipReason::ALL.len()],
+    pub last_poll: Option<LastPoll>,
+    pub last_success: Option<Success>,
+}
+
+#[derive(Clone, Debug)]
+pub struct LastPoll {
+    pub finished_unix: f64,
+    pub duration: Duration,
+    pub failure: Option<Failure>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Success {
+    pub report: Arc<Report>,
+    /// Monotonic, for staleness; `unix` is for the timestamp metric.
+    pub at: Instant,
+    pub unix: f64,
+}
+
+impl TargetState {
+    fn new(target: &Target, api: &'static str) -> TargetState {
+        TargetState {
+            server: target.server.clone(),
+            api,
+            stale_after: target.stale_after,
+            requests: 0,
+            failures: [0; Reason::ALL.len()],
+            skipped: [0; SkipReason::ALL.len()],
+            last_poll: None,
+            last_success: None,
+        }
+    }
+
+    /// The usage series to serve: none once the last success is older than `stale_after`.
+    pub fn fresh_report(&self, now: Instant) -> Option<&Report> {
+        let success = self.last_success.as_ref()?;
+        (now.duration_since(success.at) <= self.stale_after).then_some(&*success.report)
+    }
+
+    /// When the usage series will go stale, if they are still being served.
+    fn stale_deadline(&self, now: Instant) -> Option<Instant> {
+        let deadline = self.last_success.as_ref()?.at + self.stale_after;
+        (deadline >= now).then_some(deadline + Duration::from_millis(1))
+    }
+}
+
+/// What `/metrics`, `/` and `/-/ready` serve until the next change.
+pub struct Published {
+    /// Exposition text of everything but the per-scrape process metrics.
+    pub text: Bytes,
+    /// The same, gzip-compressed once here rather than on every scrape.
+    pub gzip: GzipPrefix,
+    pub targets: Vec<TargetState>,
+    /// Every target has had a successful poll.
+    pub ready: bool,
+}
+
+impl Published {
+    fn build(targets: Vec<TargetState>, now: Instant) -> Published {
+        let text = metrics::render(&targets, now);
+        let gzip = GzipPrefix::new(text.as_bytes());
+        let ready = targets.iter().all(|t| t.last_success.is_some());
+        Published { text: Bytes::from(text), gzip, targets, ready }
+    }
+}
+
+pub struct Store {
+    states: Mutex<Vec<TargetState>>,
+    published: ArcSwap<Published>,
+    changed: Notify,
+}
+
+impl Store {
+    pub fn new(targets: &[Target], api: &'static str) -> Arc<Store> {
+        let states: Vec<TargetState> = targets.iter().map(|t| TargetState::new(t, api)).collect();
+        let published = Published::build(states.clone(), Instant::now());
+        Arc::new(Store { states: Mutex::new(states), published: ArcSwap::from_pointee(published), changed: Notify::new() })
+    }
+
+    pub fn published(&self) -> Arc<Published> {
+        self.published.load_full()
+    }
+
+    /// A copy of the current state (cheap: reports are shared), for tests and the renderer.
+    pub fn states(&self) -> Vec<TargetState> {
+        self.states.lock().expect("no panic while holding the lock").clone()
+    }
+
+    /// Records one finished poll of target `index`. A failure keeps the last good report.
+    pub fn record(&self, index: usize, outcome: Result<Report, Failure>, duration: Duration) {
+        let finished_unix = unix_now();
+        {
+            let mut states = self.states.lock().expect("no panic while holding the lock");
+            let state = &mut states[index];
+            state.requests += 1;
+            let failure = match outcome {
+                Ok(report) => {
+                    for &(reason, count) in &report.skipped {
+                        state.skipped[reason as usize] += count;
+                    }
+                    state.last_success = Some(Success { report: Arc::new(report), at: Instant::now(), unix: finished_unix });
+                    None
+                }
+                Err(failure) => {
+                    state.failures[failure.reason as usize] += 1;
+                    Some(failure)
+                }
+            };
+            state.last_poll = Some(LastPoll { finished_unix, duration, failure });
+        }
+        self.changed.notify_one();
+    }
+
+    /// Renders whenever a poll is recorded, and when a target's series go stale. Runs forever.
+    pub async fn render_forever(self: Arc<Self>) {
+        loop {
+            let now = Instant::now();
+            let states = self.states();
+            let next_stale = states.iter().filter_map(|s| s.stale_deadline(now)).min();
+            // Rendering a large response takes milliseconds of CPU: keep it off the async workers.
+            let published = tokio::task::spawn_blocking(move || Published::build(states, now)).await.expect("rendering does not panic");
+            self.published.store(Arc::new(published));
+            match next_stale {
+                Some(deadline) => {
+                    tokio::select! {
+                        () = self.changed.notified() => {}
+                        () = tokio::time::sleep_until(deadline) => {}
+                    }
+                }
+                None => self.changed.notified().await,
+            }
+        }
+    }
+}
+
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}

@@ -1,0 +1,135 @@
+//! One billing request: URL, headers, date window, total timeout and body cap, turned into a
+//! [`Report`] or a classified [`Failure`].
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+
+use super::model::{self, Decoded};
+use super::window;
+use super::{Failure, Reason, Report};
+use crate::config::Target;
+use crate::token::Token;
+
+/// Shared by every lane; it holds the connection pool and nothing about any token.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new() -> Result<Client, String> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("wolkvox_exporter/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::limited(3))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(Client { http })
+    }
+
+    /// Calls `billing.php?api={api}` for the target's current month. The whole call, from connect
+    /// to the last byte of the body, is bounded by the target's timeout.
+    pub async fn fetch(&self, target: &Target, api: &str, token: &Token) -> Result<Report, Failure> {
+        let timeout = target.timeout;
+        match tokio::time::timeout(timeout, self.fetch_unbounded(target, api, token)).await {
+            Ok(result) => result,
+            Err(_) => Err(Failure::new(Reason::Timeout, format!("no complete answer within {}", humantime::format_duration(timeout)))),
+        }
+    }
+
+    async fn fetch_unbounded(&self, target: &Target, api: &str, token: &Token) -> Result<Report, Failure> {
+        let now = jiff::Timestamp::now().to_zoned(target.timezone.clone());
+        let window = window::current_month(&now);
+        let url = format!(
+            "{}/api/v2/billing.php?api={api}&date_ini={}&date_end={}",
+            target.base_url.trim_end_matches('/'),
+            window.date_ini,
+            window.date_end
+        );
+        let mut response = self
+            .http
+            .get(url)
+            .header("wolkvox-token", token.expose())
+            .header("wolkvox_server", &target.server)
+            .send()
+            .await
+            .map_err(|e| Failure::new(Reason::Transport, describe(&e)))?;
+
+        let status = response.status().as_u16();
+        let retry_after = retry_after(response.headers());
+        let max = target.max_response_bytes;
+        if let Some(length) = response.content_length().filter(|&length| length > max) {
+            return Err(Failure::new(Reason::TooLarge, format!("the body announces {length} bytes, the cap is {max}")));
+        }
+        let mut body = Vec::with_capacity(response.content_length().unwrap_or(0) as usize);
+        while let Some(chunk) = response.chunk().await.map_err(|e| Failure::new(Reason::Transport, describe(&e)))? {
+            if (body.len() + chunk.len()) as u64 > max {
+                return Err(Failure::new(Reason::TooLarge, format!("the body passed the cap of {max} bytes")));
+            }
+            body.extend_from_slice(&chunk);
+        }
+
+        let decoded = model::decode(&body);
+        if !(200..300).contains(&status) {
+            let text = match &decoded {
+                Ok(Decoded::ApiError { text, .. }) => text.clone(),
+                _ => String::new(),
+            };
+            let reason = Reason::classify(status, &text);
+            let detail = if text.is_empty() { format!("HTTP {status}") } else { format!("HTTP {status}: {text}") };
+            return Err(Failure { reason, detail, status: Some(status), retry_after });
+        }
+        match decoded {
+            Ok(Decoded::Report(report)) => Ok(report),
+            Ok(Decoded::ApiError { code, text }) => {
+                let code = code.unwrap_or(status);
+                let reason = Reason::classify(code, &text);
+                Err(Failure { reason, detail: format!("HTTP {status}, code {code}: {text}"), status: Some(code), retry_after })
+            }
+            Err(why) => Err(Failure { reason: Reason::Decode, detail: why, status: Some(status), retry_after: None }),
+        }
+    }
+}
+
+/// `Retry-After` in seconds or as an HTTP date.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let text = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = jiff::fmt::rfc2822::parse(text).ok()?.timestamp();
+    let wait = at.duration_since(jiff::Timestamp::now());
+    Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
+}
+
+/// The error and its causes on one line. reqwest names the URL, which carries no secret: the
+/// token travels only in a header.
+fn describe(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_accepts_seconds_and_dates() {
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, "120".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(120)));
+        let soon = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(90);
+        let date = jiff::fmt::rfc2822::to_string(&soon.to_zoned(jiff::tz::TimeZone::UTC)).unwrap();
+        headers.insert(RETRY_AFTER, date.parse().unwrap());
+        let wait = retry_after(&headers).unwrap();
+        assert!(wait > Duration::from_secs(80) && wait <= Duration::from_secs(90), "{wait:?}");
+        headers.insert(RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&headers), None);
+    }
+}

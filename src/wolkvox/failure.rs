@@ -1,0 +1,146 @@
+//! Why a poll failed, in the fixed vocabulary of `wolkvox_api_request_failures_total{reason}`.
+
+use std::fmt;
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Reason {
+    /// 401, or 403 PLEASE VALIDATE TOKEN: someone must fix the token.
+    Auth,
+    /// 403 TOKEN LIMIT EXCEEDED: the daily call quota is used up.
+    Quota,
+    /// 403 EXCEEDS THE LIMIT OF SIMULTANEOUS REQUESTS PER TOKEN.
+    Concurrency,
+    /// Any other 403, e.g. a maintenance window.
+    Forbidden,
+    BadRequest,
+    RateLimited,
+    /// Any other non-2xx status.
+    Http,
+    Timeout,
+    Transport,
+    Decode,
+    TooLarge,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 11] = [
+        Reason::Auth,
+        Reason::Quota,
+        Reason::Concurrency,
+        Reason::Forbidden,
+        Reason::BadRequest,
+        Reason::RateLimited,
+        Reason::Http,
+        Reason::Timeout,
+        Reason::Transport,
+        Reason::Decode,
+        Reason::TooLarge,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Auth => "auth",
+            Reason::Quota => "quota",
+            Reason::Concurrency => "concurrency",
+            Reason::Forbidden => "forbidden",
+            Reason::BadRequest => "bad_request",
+            Reason::RateLimited => "rate_limited",
+            Reason::Http => "http",
+            Reason::Timeout => "timeout",
+            Reason::Transport => "transport",
+            Reason::Decode => "decode",
+            Reason::TooLarge => "too_large",
+        }
+    }
+
+    /// Classifies an error answer from its status (HTTP, or the body's `code` when HTTP said 200)
+    /// and the body's `error` and `msg`, which name the 403 cases apart.
+    pub fn classify(status: u16, error_and_msg: &str) -> Reason {
+        let text = error_and_msg.to_ascii_uppercase();
+        if text.contains("TOKEN LIMIT EXCEEDED") {
+            Reason::Quota
+        } else if text.contains("SIMULTANEOUS") {
+            Reason::Concurrency
+        } else if status == 401 || text.contains("VALIDATE TOKEN") || text.contains("ENTER THE WOLKVOX-TOKEN") {
+            Reason::Auth
+        } else {
+            match status {
+                403 => Reason::Forbidden,
+                400 => Reason::BadRequest,
+                429 => Reason::RateLimited,
+                _ => Reason::Http,
+            }
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failed poll: the reason, a one-line detail for the log (the API's `msg` where there is one;
+/// never the token), and what the scheduler needs to decide when to try again.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Failure {
+    pub reason: Reason,
+    pub detail: String,
+    pub status: Option<u16>,
+    pub retry_after: Option<Duration>,
+}
+
+impl Failure {
+    pub fn new(reason: Reason, detail: impl Into<String>) -> Failure {
+        Failure { reason, detail: detail.into(), status: None, retry_after: None }
+    }
+
+    /// Transient failures are retried sooner than the interval (with backoff).
+    pub fn is_transient(&self) -> bool {
+        match self.reason {
+            Reason::Transport | Reason::Timeout | Reason::RateLimited => true,
+            Reason::Http => self.status.is_some_and(|s| s >= 500),
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_documented_error_is_classified() {
+        let cases = [
+            (400, "BAD REQUEST THE API YOU WANT TO CONSULT DOES NOT EXIST", Reason::BadRequest),
+            (400, "BAD REQUEST SOME PARAMETERS ARE REQUIRED", Reason::BadRequest),
+            (401, "UNAUTHORIZED PLEASE ENTER THE WOLKVOX-TOKEN", Reason::Auth),
+            (403, "FORBIDDEN TOKEN LIMIT EXCEEDED", Reason::Quota),
+            (403, "FORBIDDEN EXCEEDS THE LIMIT OF SIMULTANEOUS REQUESTS PER TOKEN (2)", Reason::Concurrency),
+            (403, "FORBIDDEN PLEASE VALIDATE TOKEN", Reason::Auth),
+            (403, "", Reason::Forbidden),
+            (429, "", Reason::RateLimited),
+            (404, "", Reason::Http),
+            (503, "", Reason::Http),
+            // The body names the case even when the HTTP status does not match it.
+            (200, "forbidden token limit exceeded", Reason::Quota),
+            (500, "PLEASE VALIDATE TOKEN", Reason::Auth),
+        ];
+        for (status, text, want) in cases {
+            assert_eq!(Reason::classify(status, text), want, "{status} {text:?}");
+        }
+    }
+
+    #[test]
+    fn only_transport_timeouts_429_and_5xx_are_transient() {
+        let with_status = |reason, status| Failure { status: Some(status), ..Failure::new(reason, "") };
+        assert!(Failure::new(Reason::Timeout, "").is_transient());
+        assert!(Failure::new(Reason::Transport, "").is_transient());
+        assert!(with_status(Reason::RateLimited, 429).is_transient());
+        assert!(with_status(Reason::Http, 502).is_transient());
+        assert!(!with_status(Reason::Http, 404).is_transient());
+        assert!(!with_status(Reason::Quota, 403).is_transient());
+        assert!(!Failure::new(Reason::Decode, "").is_transient());
+    }
+}
