@@ -77,6 +77,15 @@ impl Exporter {
         self.simulator.as_ref()
     }
 
+    /// Returns only if a lane or the renderer ended, which only a bug can cause: better to exit
+    /// and be restarted than to serve a snapshot that never changes again.
+    pub async fn background_ended(&mut self) -> String {
+        match self.background.join_next().await {
+            Some(Err(error)) if error.is_panic() => "a background task panicked".to_owned(),
+            _ => "a background task ended".to_owned(),
+        }
+    }
+
     /// Stops polling, lets in-flight scrapes finish, and closes the listener.
     pub async fn stop(mut self) {
         self.background.abort_all();
@@ -95,11 +104,14 @@ impl Drop for Exporter {
 
 /// Runs until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> Result<(), String> {
-    let exporter = Exporter::start(config).await?;
-    shutdown_signal().await;
+    let mut exporter = Exporter::start(config).await?;
+    let result = tokio::select! {
+        () = shutdown_signal() => Ok(()),
+        why = exporter.background_ended() => Err(why),
+    };
     tracing::info!("shutting down");
     exporter.stop().await;
-    Ok(())
+    result
 }
 
 async fn shutdown_signal() {

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::io::Read;
 use std::net::ToSocketAddrs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -15,6 +16,16 @@ use crate::token::Token;
 
 /// The API allows one call every 5 minutes; faster needs `--wolkvox.allow-fast-poll`.
 pub const MIN_POLL_INTERVAL: Duration = Duration::from_secs(300);
+/// Even with fast polling allowed, a lane must breathe between calls.
+const MIN_FAST_POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// Upper bounds keep every deadline computable; nothing sensible lies beyond them.
+const MAX_POLL_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+const MAX_TIMEOUT: Duration = Duration::from_secs(600);
+const MAX_STALE_AFTER: Duration = Duration::from_secs(31 * 24 * 3600);
+/// The API caps a result at 256 MB; more than 1 GiB cannot be a billing answer.
+const MAX_RESPONSE_BYTES: u64 = 1 << 30;
+/// A token is a few dozen characters; a token file is never read past this.
+const MAX_TOKEN_FILE_BYTES: u64 = 64 * 1024;
 /// Documented in the README; above 10000 because 9100-9999 of Prometheus' port list is taken.
 pub const DEFAULT_LISTEN_ADDRESS: &str = ":10042";
 /// `--demo` polls the embedded simulator this often.
@@ -27,6 +38,7 @@ pub const DEMO_SERVER: &str = "0042";
 #[command(
     name = "wolkvox_exporter",
     version,
+    args_override_self = true,
     about = "Prometheus exporter for Wolkvox billing usage. Polls the API in the background and serves the cached values.",
     after_help = "The token comes from --wolkvox.token-file, or from the environment variable WOLKVOX_TOKEN \
                   (never from a flag: command lines are visible to every user through ps)."
@@ -229,6 +241,16 @@ fn targets_from_file(path: &Path, flags: &Flags, env: &dyn Fn(&str) -> Option<St
             }
             (Some(path), None) => token_from_file(&format!("{field}.token_file"), path)?,
             (None, Some(name)) => {
+                // A pasted token instead of a variable name must not end up quoted in the error.
+                if name.is_empty()
+                    || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    || name.starts_with(|c: char| c.is_ascii_digit())
+                {
+                    return Err(ConfigError::new(
+                        format!("{field}.token_env"),
+                        "must be the name of an environment variable (letters, digits, _)",
+                    ));
+                }
                 let value = env(name)
                     .ok_or_else(|| ConfigError::new(format!("{field}.token_env"), format!("the environment variable {name} is not set")))?;
                 token_from_env(&format!("{field}.token_env"), name, &value)?
@@ -286,8 +308,8 @@ impl Overrides {
 fn build_target(flags: &Flags, overrides: &Overrides, server: String, token: Token, token_source: String) -> Result<Target, ConfigError> {
     let poll_interval = overrides.duration("poll_interval", "--wolkvox.poll-interval", &overrides.poll_interval, flags.poll_interval)?;
     let interval_field = overrides.name("poll_interval", "--wolkvox.poll-interval");
-    if poll_interval.is_zero() {
-        return Err(ConfigError::new(interval_field, "must be longer than zero"));
+    if poll_interval < MIN_FAST_POLL_INTERVAL || poll_interval > MAX_POLL_INTERVAL {
+        return Err(ConfigError::new(interval_field, "must be between 100ms and 24h"));
     }
     if poll_interval < MIN_POLL_INTERVAL && !flags.allow_fast_poll {
         return Err(ConfigError::new(
@@ -299,12 +321,17 @@ fn build_target(flags: &Flags, overrides: &Overrides, server: String, token: Tok
         ));
     }
     let timeout = overrides.duration("timeout", "--wolkvox.timeout", &overrides.timeout, flags.timeout)?;
-    if timeout.is_zero() {
-        return Err(ConfigError::new(overrides.name("timeout", "--wolkvox.timeout"), "must be longer than zero"));
+    if timeout.is_zero() || timeout > MAX_TIMEOUT {
+        return Err(ConfigError::new(overrides.name("timeout", "--wolkvox.timeout"), "must be longer than zero and at most 10m"));
+    }
+    if flags.stale_after > MAX_STALE_AFTER {
+        return Err(ConfigError::new("--wolkvox.stale-after", "must be at most 31d"));
     }
     if flags.stale_after < poll_interval {
+        // Name the target's own interval when it is the one that conflicts.
+        let field = if overrides.poll_interval.is_some() { interval_field } else { "--wolkvox.stale-after".to_owned() };
         return Err(ConfigError::new(
-            "--wolkvox.stale-after",
+            field,
             format!(
                 "{} is shorter than the poll interval {}: series would vanish between polls",
                 humantime::format_duration(flags.stale_after),
@@ -321,8 +348,8 @@ fn build_target(flags: &Flags, overrides: &Overrides, server: String, token: Tok
     if !(base_url.starts_with("https://") || base_url.starts_with("http://")) || base_url.parse::<reqwest::Url>().is_err() {
         return Err(ConfigError::new(base_url_field, format!("{base_url:?} is not an http(s) URL")));
     }
-    if flags.max_response_bytes == 0 {
-        return Err(ConfigError::new("--wolkvox.max-response-bytes", "must be larger than zero"));
+    if flags.max_response_bytes == 0 || flags.max_response_bytes > MAX_RESPONSE_BYTES {
+        return Err(ConfigError::new("--wolkvox.max-response-bytes", "must be larger than zero and at most 1GiB"));
     }
     Ok(Target {
         server,
@@ -349,7 +376,9 @@ fn check_server(field: &str, server: &str) -> Result<String, ConfigError> {
 }
 
 fn token_from_file(field: &str, path: &Path) -> Result<(Token, String), ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::new(field, format!("cannot read {}: {e}", path.display())))?;
+    let cannot_read = |e: std::io::Error| ConfigError::new(field, format!("cannot read {}: {e}", path.display()));
+    let mut text = String::new();
+    std::fs::File::open(path).and_then(|file| file.take(MAX_TOKEN_FILE_BYTES).read_to_string(&mut text)).map_err(cannot_read)?;
     let token = Token::new(&text).map_err(|why| ConfigError::new(field, format!("{}: {why}", path.display())))?;
     Ok((token, format!("file {}", path.display())))
 }
@@ -369,8 +398,12 @@ fn listen_address(text: &str) -> Result<String, ConfigError> {
 }
 
 fn telemetry_path(path: &str) -> Result<String, ConfigError> {
-    if !path.starts_with('/') || matches!(path, "/" | "/-/healthy" | "/-/ready") {
-        return Err(ConfigError::new("--web.telemetry-path", format!("{path:?} must start with / and not be /, /-/healthy or /-/ready")));
+    let plain = path.chars().all(|c| c.is_ascii_alphanumeric() || "/-._~".contains(c));
+    if !path.starts_with('/') || !plain || matches!(path, "/" | "/-/healthy" | "/-/ready") {
+        return Err(ConfigError::new(
+            "--web.telemetry-path",
+            format!("{path:?} must start with /, hold only letters, digits and / - . _ ~, and not be /, /-/healthy or /-/ready"),
+        ));
     }
     Ok(path.to_owned())
 }

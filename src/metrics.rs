@@ -150,3 +150,74 @@ impl Default for ProcessMetrics {
         ProcessMetrics::new()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::snapshot::{LastPoll, Success};
+    use crate::wolkvox::Report;
+    use crate::wolkvox::model::Series;
+
+    fn state(operation: &str, at: Instant, stale_after: Duration) -> TargetState {
+        let report = Report {
+            rows: 1,
+            series: vec![Series { operation: operation.to_owned(), description: "Gamification".to_owned(), latest: 3.0, max: 4.5 }],
+            skipped: vec![],
+        };
+        TargetState {
+            server: "0042".to_owned(),
+            api: "gamification",
+            stale_after,
+            requests: 1,
+            failures: [0; Reason::ALL.len()],
+            skipped: [0; SkipReason::ALL.len()],
+            last_poll: Some(LastPoll { finished_unix: 1.5e9, duration: Duration::from_millis(250), failure: None }),
+            last_success: Some(Success { report: Arc::new(report), at, unix: 1.5e9 }),
+        }
+    }
+
+    #[test]
+    fn label_values_are_escaped_whatever_they_hold() {
+        let now = Instant::now();
+        let text = render(&[state("a \"quoted\" back\\slash\nnew line ñ 😀 \t tab", now, Duration::from_secs(60))], now);
+        assert!(
+            text.contains(
+                "wolkvox_gamification_licenses{server=\"0042\",operation=\"a \\\"quoted\\\" back\\\\slash\\nnew line ñ 😀 \t tab\",description=\"Gamification\"} 3\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("wolkvox_gamification_licenses_max{server=\"0042\",operation=\"a \\\"quoted"));
+        assert!(text.contains("} 4.5\n"));
+    }
+
+    #[test]
+    fn stale_usage_is_left_out_but_health_stays() {
+        let now = Instant::now();
+        let old = state("ventas", now, Duration::from_secs(60));
+        let text = render(&[old], now + Duration::from_secs(61));
+        assert!(!text.contains("wolkvox_gamification_licenses"), "{text}");
+        assert!(text.contains("wolkvox_up{server=\"0042\",api=\"gamification\"} 1\n"));
+        assert!(text.contains("wolkvox_last_success_timestamp_seconds{server=\"0042\",api=\"gamification\"} 1500000000\n"));
+    }
+
+    #[test]
+    fn help_says_the_values_are_cached_and_no_sample_has_a_timestamp() {
+        let now = Instant::now();
+        let text = render(&[state("ventas", now, Duration::from_secs(60))], now);
+        assert!(text.contains("# HELP wolkvox_gamification_licenses Active gamification licenses"));
+        assert!(
+            text.lines()
+                .find(|l| l.starts_with("# HELP wolkvox_gamification_licenses "))
+                .unwrap()
+                .contains("Cached from the last successful background poll")
+        );
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            // After the labels comes the value alone: a timestamp would be a second field.
+            let after_labels = line.rsplit_once('}').map_or(line, |(_, rest)| rest);
+            assert_eq!(after_labels.split_whitespace().count(), 1, "{line}");
+        }
+    }
+}

@@ -17,6 +17,8 @@ use crate::wolkvox::{Client, Failure, GAMIFICATION, Reason, Report};
 const MIN_RETRY: Duration = Duration::from_secs(30);
 /// A `Retry-After` longer than this is treated as a mistake.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+/// The API may work on a call for this long; a call we gave up on earlier may still be running.
+const API_MAX_CALL: Duration = Duration::from_secs(60);
 
 /// Where usage comes from: the Wolkvox client in production, a script in scheduling tests.
 pub trait UsageSource: Send + Sync + 'static {
@@ -54,7 +56,23 @@ pub async fn run_lane<S: UsageSource>(source: Arc<S>, targets: Vec<(usize, Targe
         };
         let wait = wait + jitter(wait);
         // Measured from the end of the call: the next one can never come sooner than `wait`.
-        plan.due = Instant::now() + wait;
+        let finished = Instant::now();
+        plan.due = finished + wait;
+        match &outcome {
+            // The quota belongs to the token: every target of the lane waits for the next day.
+            Err(failure) if failure.reason == Reason::Quota => plans.iter_mut().for_each(|p| p.due = p.due.max(finished + wait)),
+            // Wolkvox may still be answering the call we dropped: give it the API's full minute
+            // before the token makes another call, so two can never overlap on its side.
+            Err(failure) if failure.reason == Reason::Timeout => {
+                let mut rest = API_MAX_CALL.saturating_sub(target.timeout);
+                if target.allow_fast_poll {
+                    rest = rest.min(target.poll_interval);
+                }
+                let quiet = finished + rest;
+                plans.iter_mut().for_each(|p| p.due = p.due.max(quiet));
+            }
+            _ => {}
+        }
         log_outcome(target, &outcome, took, wait);
         store.record(*index, outcome, took);
     }
@@ -69,17 +87,21 @@ struct Plan {
 /// failures before this one.
 pub fn next_wait(outcome: &Result<Report, Failure>, failures_in_a_row: u32, target: &Target, now: &Zoned) -> Duration {
     let interval = target.poll_interval;
-    match outcome {
+    let wait = match outcome {
+        Ok(_) => return interval,
         Err(failure) if failure.reason == Reason::Quota => until_next_day(now),
         Err(failure) if failure.is_transient() => {
             let floor = if target.allow_fast_poll { MIN_RETRY.min(interval) } else { MIN_RETRY };
             match failure.retry_after {
-                Some(asked) => asked.min(MAX_RETRY_AFTER).max(floor),
+                Some(_) => floor,
                 None => floor.saturating_mul(2u32.saturating_pow(failures_in_a_row)).min(interval).max(floor),
             }
         }
-        _ => interval,
-    }
+        Err(_) => interval,
+    };
+    // A server that says when to come back is obeyed, whatever the failure.
+    let asked = outcome.as_ref().err().and_then(|f| f.retry_after).map_or(Duration::ZERO, |d| d.min(MAX_RETRY_AFTER));
+    wait.max(asked)
 }
 
 /// Time until 00:00:00 tomorrow in the target's zone, when the daily quota is assumed to reset.

@@ -229,8 +229,8 @@ async fn billing(State(shared): State<Shared>, Query(query): Query<HashMap<Strin
         Some(Fault::RetryAfter { status, seconds }) => (status_code(status), [(header::RETRY_AFTER, seconds.to_string())]).into_response(),
         Some(Fault::MalformedJson) => (StatusCode::OK, "{\"code\": 200, \"data\": [{,}").into_response(),
         Some(Fault::TruncatedJson) => {
-            let body = envelope(rows_now(&shared)).to_string();
-            (StatusCode::OK, body[..body.len() / 2].to_owned()).into_response()
+            let body = envelope(rows_now(&shared)).to_string().into_bytes();
+            (StatusCode::OK, bytes::Bytes::copy_from_slice(&body[..body.len() / 2])).into_response()
         }
         Some(Fault::Oversized(size)) => (StatusCode::OK, padded_body(size)).into_response(),
         Some(Fault::OversizedStreamed(size)) => {

@@ -21,7 +21,8 @@ impl Client {
     pub fn new() -> Result<Client, String> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("wolkvox_exporter/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::limited(3))
+            // A redirect would carry the token header to wherever it points: answer 3xx as an error.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(Client { http })
@@ -32,7 +33,9 @@ impl Client {
     pub async fn fetch(&self, target: &Target, api: &str, token: &Token) -> Result<Report, Failure> {
         let timeout = target.timeout;
         match tokio::time::timeout(timeout, self.fetch_unbounded(target, api, token)).await {
-            Ok(result) => result,
+            Ok(Ok(report)) => Ok(report),
+            // An upstream that echoes the token in its message must not get it into our logs.
+            Ok(Err(failure)) => Err(Failure { detail: failure.detail.replace(token.expose(), "<redacted>"), ..failure }),
             Err(_) => Err(Failure::new(Reason::Timeout, format!("no complete answer within {}", humantime::format_duration(timeout)))),
         }
     }
@@ -61,7 +64,8 @@ impl Client {
         if let Some(length) = response.content_length().filter(|&length| length > max) {
             return Err(Failure::new(Reason::TooLarge, format!("the body announces {length} bytes, the cap is {max}")));
         }
-        let mut body = Vec::with_capacity(response.content_length().unwrap_or(0) as usize);
+        // The announced length is the upstream's word: reserve no more than 1 MiB on it.
+        let mut body = Vec::with_capacity(response.content_length().unwrap_or(0).min(1 << 20) as usize);
         while let Some(chunk) = response.chunk().await.map_err(|e| Failure::new(Reason::Transport, describe(&e)))? {
             if (body.len() + chunk.len()) as u64 > max {
                 return Err(Failure::new(Reason::TooLarge, format!("the body passed the cap of {max} bytes")));

@@ -1,0 +1,108 @@
+//! The binary as an operator runs it: exit codes, messages, `--config.check`, `--demo`, signals.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_wolkvox_exporter");
+const FAKE_TOKEN: &str = "fake-token-for-tests-0001";
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut command = Command::new(BIN);
+    command.args(args).env_clear();
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command.output().expect("the binary runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn version_and_help() {
+    let (code, stdout, _) = run(&["--version"], &[]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains(env!("CARGO_PKG_VERSION")));
+    let (code, stdout, _) = run(&["--help"], &[]);
+    assert_eq!(code, 0);
+    for flag in ["--wolkvox.server", "--wolkvox.token-file", "--config.file", "--web.listen-address", "--demo", "WOLKVOX_TOKEN"] {
+        assert!(stdout.contains(flag), "--help lacks {flag}");
+    }
+}
+
+#[test]
+fn invalid_configuration_exits_non_zero_with_one_clear_line() {
+    let cases: [(&[&str], &str); 4] = [
+        (&["--wolkvox.server", "0042"], "--wolkvox.token-file: no token"),
+        (&["--wolkvox.server", "0042", "--wolkvox.poll-interval", "soon"], "--wolkvox.poll-interval"),
+        (&["--wolkvox.server", "0042", "--wolkvox.timezone", "Nowhere/Land"], "--wolkvox.timezone"),
+        (&["--config.file", "/nonexistent/targets.yml"], "--config.file: cannot read /nonexistent/targets.yml"),
+    ];
+    for (args, expected) in cases {
+        let env: &[(&str, &str)] = if expected.contains("no token") { &[] } else { &[("WOLKVOX_TOKEN", FAKE_TOKEN)] };
+        let (code, _, stderr) = run(args, env);
+        assert_ne!(code, 0, "{args:?}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn config_check_prints_the_targets_without_the_token() {
+    let (code, stdout, stderr) = run(&["--wolkvox.server", "0042", "--config.check"], &[("WOLKVOX_TOKEN", FAKE_TOKEN)]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("server=0042") && stdout.contains("token=env WOLKVOX_TOKEN"), "{stdout}");
+    assert!(!stdout.contains(FAKE_TOKEN) && !stderr.contains(FAKE_TOKEN));
+    let (code, _, stderr) = run(&["--wolkvox.server", "0042", "--config.check"], &[]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("no token"));
+}
+
+/// `--demo` needs nothing but itself; it becomes ready, serves usage, and stops cleanly on SIGTERM.
+#[test]
+fn demo_runs_becomes_ready_and_stops_on_sigterm() {
+    let started = Instant::now();
+    let mut child = Command::new(BIN)
+        .args(["--demo", "--web.listen-address", "127.0.0.1:0"])
+        .env_clear()
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let address = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| line.split_whitespace().find_map(|field| field.strip_prefix("address=").map(str::to_owned)))
+        .expect("the listen address is logged");
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while http_status(&address, "/-/ready") != Some(200) {
+        assert!(Instant::now() < deadline, "demo never became ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("demo ready {:?} after start", started.elapsed());
+    let body = http_get(&address, "/metrics").unwrap();
+    assert!(body.contains("wolkvox_gamification_licenses{server=\"0042\""), "{body}");
+
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit after SIGTERM: {status:?}");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(rest.iter().any(|l| l.contains("shutting down")), "{rest:?}");
+}
+
+fn http_get(address: &str, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response)
+}
+
+fn http_status(address: &str, path: &str) -> Option<u16> {
+    http_get(address, path)?.split_whitespace().nth(1)?.parse().ok()
+}

@@ -1,0 +1,104 @@
+//! Helpers shared by the integration tests: configs, a running exporter against the simulator,
+//! scraping and reading samples.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::Duration;
+
+use clap::Parser;
+use wolkvox_exporter::Exporter;
+use wolkvox_exporter::config::{Config, ConfigError, Flags, Target};
+use wolkvox_exporter::simulator::Simulator;
+
+/// Obviously fake; tests check that it never shows up anywhere.
+pub const FAKE_TOKEN: &str = "fake-token-for-tests-0001";
+
+pub fn config(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let flags = Flags::try_parse_from(std::iter::once("wolkvox_exporter").chain(args.iter().copied())).expect("flags parse");
+    Config::from_flags(&flags, &|name| env.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned()))
+}
+
+/// A target as the scheduler sees it; `interval` below 5m is allowed.
+pub fn target(server: &str, interval: &str) -> Target {
+    let args = ["--wolkvox.server", server, "--wolkvox.poll-interval", interval, "--wolkvox.allow-fast-poll"];
+    config(&args, &[("WOLKVOX_TOKEN", FAKE_TOKEN)]).expect("valid").targets.remove(0)
+}
+
+/// Starts an exporter on 127.0.0.1 polling the simulator as server 0042 every `interval`.
+pub async fn start_exporter(simulator: &Simulator, interval: &str, extra: &[&str]) -> Exporter {
+    let base_url = simulator.base_url();
+    let mut args = vec![
+        "--wolkvox.server",
+        "0042",
+        "--wolkvox.base-url",
+        &base_url,
+        "--wolkvox.poll-interval",
+        interval,
+        "--wolkvox.allow-fast-poll",
+        "--web.listen-address",
+        "127.0.0.1:0",
+    ];
+    args.extend_from_slice(extra);
+    let config = config(&args, &[("WOLKVOX_TOKEN", FAKE_TOKEN)]).expect("valid config");
+    Exporter::start(config).await.expect("exporter starts")
+}
+
+pub async fn get(exporter: &Exporter, path: &str) -> (u16, String) {
+    let response = reqwest::get(format!("http://{}{path}", exporter.addr())).await.expect("exporter answers");
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("body"))
+}
+
+pub async fn scrape(exporter: &Exporter) -> String {
+    let (status, body) = get(exporter, "/metrics").await;
+    assert_eq!(status, 200);
+    body
+}
+
+/// The value of the sample whose name-and-labels text is exactly `series`, e.g.
+/// `wolkvox_up{server="0042",api="gamification"}`.
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().filter(|line| !line.starts_with('#')).find_map(|line| {
+        let (name, value) = line.rsplit_once(' ')?;
+        (name == series).then(|| value.parse().expect("a number"))
+    })
+}
+
+/// All samples of a metric name, as (series text, value).
+pub fn samples(text: &str, name: &str) -> Vec<(String, f64)> {
+    text.lines()
+        .filter(|line| line.starts_with(&format!("{name}{{")) || line.starts_with(&format!("{name} ")))
+        .map(|line| {
+            let (series, value) = line.rsplit_once(' ').expect("name and value");
+            (series.to_owned(), value.parse().expect("a number"))
+        })
+        .collect()
+}
+
+pub fn failures(text: &str, reason: &str) -> f64 {
+    sample(text, &format!("wolkvox_api_request_failures_total{{server=\"0042\",api=\"gamification\",reason=\"{reason}\"}}")).unwrap_or(0.0)
+}
+
+pub fn up(text: &str) -> Option<f64> {
+    sample(text, "wolkvox_up{server=\"0042\",api=\"gamification\"}")
+}
+
+/// Polls `check` every 20 ms until it returns Some, or panics after `limit` naming `what`.
+pub async fn wait_for<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub async fn wait_ready(exporter: &Exporter) {
+    wait_for(Duration::from_secs(10), "readiness", || async { (get(exporter, "/-/ready").await.0 == 200).then_some(()) }).await;
+}

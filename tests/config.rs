@@ -1,0 +1,147 @@
+//! Configuration: every invalid value is refused with a message naming the field, never the token.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::{FAKE_TOKEN, config};
+
+const TOKEN_ENV: (&str, &str) = ("WOLKVOX_TOKEN", FAKE_TOKEN);
+
+fn write_temp(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wolkvox-config-{}-{}", std::process::id(), fastrand::u64(..)));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The error for these flags and environment, checked to name `field` and not to leak the token.
+fn error(args: &[&str], env: &[(&str, &str)]) -> String {
+    let error = config(args, env).expect_err("must be refused").to_string();
+    assert!(!error.contains(FAKE_TOKEN), "the token leaked into {error:?}");
+    error
+}
+
+fn file_error(yaml: &str, env: &[(&str, &str)]) -> String {
+    let path = write_temp("targets.yml", yaml);
+    error(&["--config.file", path.to_str().unwrap()], env)
+}
+
+#[test]
+fn a_single_target_from_flags_gets_the_defaults() {
+    let config = config(&["--wolkvox.server", "0042"], &[TOKEN_ENV]).unwrap();
+    let target = &config.targets[0];
+    assert_eq!(target.server, "0042");
+    assert_eq!(target.base_url, "https://wv0042.wolkvox.com");
+    assert_eq!(target.poll_interval, Duration::from_secs(300));
+    assert_eq!(target.timeout, Duration::from_secs(60));
+    assert_eq!(target.timezone_name, "America/Bogota");
+    assert_eq!(target.max_response_bytes, 32 * 1024 * 1024);
+    assert_eq!(target.stale_after, Duration::from_secs(3600));
+    assert_eq!(target.token.expose(), FAKE_TOKEN);
+    assert_eq!(config.listen_address, "0.0.0.0:10042");
+    assert_eq!(config.telemetry_path, "/metrics");
+}
+
+#[test]
+fn debug_output_never_shows_the_token() {
+    let config = config(&["--wolkvox.server", "0042"], &[TOKEN_ENV]).unwrap();
+    assert!(!format!("{config:?}").contains(FAKE_TOKEN));
+}
+
+/// Flags, environment, and what the error must say.
+type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+
+#[test]
+fn flag_errors_name_the_flag() {
+    let cases: [Case; 12] = [
+        (&[], &[TOKEN_ENV], "--wolkvox.server"),
+        (&["--wolkvox.server", "00 42"], &[TOKEN_ENV], "--wolkvox.server"),
+        (&["--wolkvox.server", "0042"], &[], "--wolkvox.token-file: no token"),
+        (&["--wolkvox.server", "0042"], &[("WOLKVOX_TOKEN", "  ")], "WOLKVOX_TOKEN"),
+        (&["--wolkvox.server", "0042"], &[("WOLKVOX_TOKEN", "fake token with spaces")], "WOLKVOX_TOKEN"),
+        (&["--wolkvox.server", "0042", "--wolkvox.poll-interval", "1m"], &[TOKEN_ENV], "--wolkvox.poll-interval: 1m is under"),
+        (&["--wolkvox.server", "0042", "--wolkvox.timezone", "Mars/Olympus"], &[TOKEN_ENV], "--wolkvox.timezone"),
+        (&["--wolkvox.server", "0042", "--wolkvox.stale-after", "1m"], &[TOKEN_ENV], "--wolkvox.stale-after"),
+        (&["--wolkvox.server", "0042", "--wolkvox.base-url", "ftp://x"], &[TOKEN_ENV], "--wolkvox.base-url"),
+        (&["--wolkvox.server", "0042", "--web.listen-address", "nowhere"], &[TOKEN_ENV], "--web.listen-address"),
+        (&["--wolkvox.server", "0042", "--web.telemetry-path", "metrics"], &[TOKEN_ENV], "--web.telemetry-path"),
+        (&["--demo", "--wolkvox.server", "0042"], &[], "--demo"),
+    ];
+    for (args, env, expected) in cases {
+        let error = error(args, env);
+        assert!(error.contains(expected), "{args:?}: {error:?} does not name {expected:?}");
+    }
+}
+
+#[test]
+fn fast_polling_needs_the_override() {
+    let args = ["--wolkvox.server", "0042", "--wolkvox.poll-interval", "10s", "--wolkvox.allow-fast-poll"];
+    assert_eq!(config(&args, &[TOKEN_ENV]).unwrap().targets[0].poll_interval, Duration::from_secs(10));
+}
+
+#[test]
+fn token_files_are_trimmed_and_their_problems_named() {
+    let good = write_temp("token", &format!("  {FAKE_TOKEN}\n"));
+    let config = config(&["--wolkvox.server", "0042", "--wolkvox.token-file", good.to_str().unwrap()], &[]).unwrap();
+    assert_eq!(config.targets[0].token.expose(), FAKE_TOKEN);
+
+    let empty = write_temp("token", "\n");
+    let message = error(&["--wolkvox.server", "0042", "--wolkvox.token-file", empty.to_str().unwrap()], &[]);
+    assert!(message.contains("--wolkvox.token-file") && message.contains("empty"), "{message}");
+    let message = error(&["--wolkvox.server", "0042", "--wolkvox.token-file", "/nonexistent/token"], &[]);
+    assert!(message.contains("--wolkvox.token-file: cannot read /nonexistent/token"), "{message}");
+    let message = error(&["--wolkvox.server", "0042", "--wolkvox.token-file", good.to_str().unwrap()], &[TOKEN_ENV]);
+    assert!(message.contains("not both"), "{message}");
+}
+
+#[test]
+fn a_targets_file_with_overrides_and_a_shared_token() {
+    let token = write_temp("token", FAKE_TOKEN);
+    let yaml = format!(
+        "targets:\n  - server: 0042\n    token_file: {}\n    poll_interval: 10m\n    timezone: America/Mexico_City\n    timeout: 30s\n  - server: '0099'\n    token_env: OTHER_TOKEN\n",
+        token.display()
+    );
+    let path = write_temp("targets.yml", &yaml);
+    let config = config(&["--config.file", path.to_str().unwrap()], &[("OTHER_TOKEN", FAKE_TOKEN)]).unwrap();
+    let [first, second] = &config.targets[..] else { panic!("two targets") };
+    assert_eq!(first.server, "0042", "an unquoted 0042 stays a server number");
+    assert_eq!(first.poll_interval, Duration::from_secs(600));
+    assert_eq!(first.timezone_name, "America/Mexico_City");
+    assert_eq!(first.timeout, Duration::from_secs(30));
+    assert_eq!(second.poll_interval, Duration::from_secs(300), "flags set the defaults");
+    assert_eq!(second.base_url, "https://wv0099.wolkvox.com");
+    assert_eq!(wolkvox_exporter::config::group_by_token(&config.targets), vec![vec![0, 1]], "a shared token is one lane");
+}
+
+#[test]
+fn file_errors_name_the_field() {
+    let cases = [
+        ("targets:\n  - server: '1'\n    token_env: T\n    pol_interval: 5m\n", "unknown field `pol_interval`"),
+        ("targets:\n  - server: '1'\n    token_env: T\n    poll_interval: soon\n", "targets[0].poll_interval"),
+        ("targets:\n  - server: '1'\n    token_env: T\n    poll_interval: 1m\n", "targets[0].poll_interval: 1m is under"),
+        ("targets:\n  - server: '1'\n    token_env: T\n    timezone: Mars/Olympus\n", "targets[0].timezone"),
+        ("targets:\n  - server: '1'\n    token_env: T\n    timeout: 0s\n", "targets[0].timeout"),
+        ("targets:\n  - server: '1'\n", "targets[0].token_file: no token"),
+        ("targets:\n  - server: '1'\n    token_env: MISSING\n", "targets[0].token_env: the environment variable MISSING is not set"),
+        ("targets:\n  - server: '1'\n    token_file: /nonexistent\n", "targets[0].token_file: cannot read"),
+        ("targets:\n  - server: '1'\n    token_env: T\n  - server: '1'\n    token_env: T\n", "targets[1].server: duplicate of targets[0]"),
+        ("targets: []\n", "targets: lists no target"),
+        ("targets:\n  - token_env: T\n", "missing field `server`"),
+        ("scrape: {}\n", "unknown field `scrape`"),
+        ("targets: [\n", "--config.file"),
+    ];
+    for (yaml, expected) in cases {
+        let error = file_error(yaml, &[("T", FAKE_TOKEN)]);
+        assert!(error.contains(expected), "{yaml:?}: {error:?} does not name {expected:?}");
+    }
+}
+
+#[test]
+fn the_config_file_excludes_single_target_flags() {
+    let path = write_temp("targets.yml", "targets:\n  - server: '1'\n    token_env: T\n");
+    let error = error(&["--config.file", path.to_str().unwrap(), "--wolkvox.server", "0042"], &[("T", FAKE_TOKEN)]);
+    assert!(error.contains("--config.file"), "{error}");
+}

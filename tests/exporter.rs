@@ -1,0 +1,299 @@
+//! The whole exporter, in-process, against the simulator over real HTTP on 127.0.0.1.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{FAKE_TOKEN, failures, get, sample, samples, scrape, start_exporter, up, wait_for, wait_ready};
+use serde_json::json;
+use wolkvox_exporter::simulator::{DocumentedError, Fault, Simulator};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn licenses(operation: &str, description: &str) -> String {
+    format!("wolkvox_gamification_licenses{{server=\"0042\",operation=\"{operation}\",description=\"{description}\"}}")
+}
+
+fn known_rows() -> Vec<serde_json::Value> {
+    vec![
+        json!({"operation": "ventas", "description": "Gamification", "items": "12", "date": "2026-11-01 10:00:00"}),
+        json!({"operation": "ventas", "description": "Gamification", "items": "15", "date": "2026-11-02 10:00:00"}),
+        json!({"operation": "soporte", "description": "Gamification", "items": " 7 ", "date": "2026-11-02 10:00:00"}),
+        json!({"operation": "soporte", "description": "Premium", "items": "", "date": "2026-11-02 10:00:00"}),
+    ]
+}
+
+#[tokio::test]
+async fn serves_the_values_the_simulator_served() {
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    simulator.set_rows(known_rows());
+    let exporter = start_exporter(&simulator, "1h", &[]).await;
+    wait_ready(&exporter).await;
+
+    let text = scrape(&exporter).await;
+    assert_eq!(
+        samples(&text, "wolkvox_gamification_licenses"),
+        vec![(licenses("soporte", "Gamification"), 7.0), (licenses("ventas", "Gamification"), 15.0)]
+    );
+    let max = "wolkvox_gamification_licenses_max{server=\"0042\",operation=\"ventas\",description=\"Gamification\"}";
+    assert_eq!(sample(&text, max), Some(15.0));
+    assert_eq!(up(&text), Some(1.0));
+    assert_eq!(sample(&text, "wolkvox_rows{server=\"0042\",api=\"gamification\"}"), Some(4.0));
+    let skipped = "wolkvox_rows_skipped_total{server=\"0042\",api=\"gamification\",reason=\"blank_items\"}";
+    assert_eq!(sample(&text, skipped), Some(1.0));
+    assert_eq!(sample(&text, "wolkvox_api_requests_total{server=\"0042\",api=\"gamification\"}"), Some(1.0));
+    assert!(text.contains("wolkvox_exporter_build_info{version=\""));
+    assert!(text.contains("process_resident_memory_bytes"));
+
+    // The request the API saw: the documented shape and this month's window.
+    let requests = simulator.requests();
+    assert_eq!(requests.len(), 1, "scrapes must not call the API");
+    let request = &requests[0];
+    assert_eq!(request.api.as_deref(), Some("gamification"));
+    assert_eq!(request.server_header.as_deref(), Some("0042"));
+    let now = jiff::Zoned::now().with_time_zone(jiff::tz::TimeZone::get("America/Bogota").unwrap());
+    assert_eq!(request.date_ini.clone().unwrap(), now.strftime("%Y%m01000000").to_string());
+    assert_eq!(request.date_end.clone().unwrap()[..8], now.strftime("%Y%m%d").to_string());
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn scrapes_never_reach_the_api_and_repeat_identically() {
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    let exporter = start_exporter(&simulator, "1h", &[]).await;
+    wait_ready(&exporter).await;
+    let business = |text: String| {
+        text.lines()
+            .filter(|l| !l.starts_with("process_") && !l.starts_with("# HELP process_") && !l.starts_with("# TYPE process_"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let first = business(scrape(&exporter).await);
+    for _ in 0..20 {
+        assert_eq!(business(scrape(&exporter).await), first);
+    }
+    assert_eq!(simulator.requests().len(), 1);
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn gzip_is_served_when_asked_and_decodes_to_the_same_text() {
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    let exporter = start_exporter(&simulator, "1h", &[]).await;
+    wait_ready(&exporter).await;
+    let client = reqwest::Client::new();
+    let response = client.get(format!("http://{}/metrics", exporter.addr())).header("accept-encoding", "gzip").send().await.unwrap();
+    assert_eq!(response.headers()["content-encoding"], "gzip");
+    let compressed = response.bytes().await.unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&compressed[..]), &mut text).expect("one valid gzip member");
+    let plain = scrape(&exporter).await;
+    let cached = |t: &str| t.split("# HELP process_").next().unwrap().to_owned();
+    assert_eq!(cached(&text), cached(&plain));
+    assert!(text.contains("process_start_time_seconds"), "the per-scrape part is inside the same gzip member");
+    exporter.stop().await;
+}
+
+/// Every fault: `up` drops to 0, the right reason is counted, the last good values stay.
+#[tokio::test]
+async fn every_fault_is_classified_and_keeps_the_last_good_values() {
+    let documented = |error, http_status| Fault::Documented { error, http_status };
+    let cases: Vec<(Fault, &str)> = vec![
+        (documented(DocumentedError::TokenLimitExceeded, 403), "quota"),
+        (documented(DocumentedError::TokenLimitExceeded, 200), "quota"),
+        (documented(DocumentedError::ValidateToken, 403), "auth"),
+        (documented(DocumentedError::EnterToken, 401), "auth"),
+        (documented(DocumentedError::SimultaneousRequests, 403), "concurrency"),
+        (documented(DocumentedError::ApiDoesNotExist, 400), "bad_request"),
+        (documented(DocumentedError::ParametersRequired, 200), "bad_request"),
+        (Fault::Raw { status: 403, body: String::new() }, "forbidden"),
+        (Fault::RetryAfter { status: 429, seconds: 1 }, "rate_limited"),
+        (Fault::Raw { status: 502, body: "<html>Bad Gateway</html>".into() }, "http"),
+        (Fault::Raw { status: 404, body: String::new() }, "http"),
+        (Fault::MalformedJson, "decode"),
+        (Fault::TruncatedJson, "decode"),
+        (Fault::Raw { status: 200, body: "[]".into() }, "decode"),
+        (Fault::Oversized(64 * 1024), "too_large"),
+        (Fault::OversizedStreamed(64 * 1024), "too_large"),
+        (Fault::Delay(Duration::from_secs(3)), "timeout"),
+    ];
+    let mut running = tokio::task::JoinSet::new();
+    for (fault, reason) in cases {
+        running.spawn(async move {
+            let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+            simulator.set_rows(known_rows());
+            let extra = ["--wolkvox.timeout", "500ms", "--wolkvox.max-response-bytes", "32KiB"];
+            let exporter = start_exporter(&simulator, "200ms", &extra).await;
+            wait_ready(&exporter).await;
+            let good = samples(&scrape(&exporter).await, "wolkvox_gamification_licenses");
+
+            simulator.set_fault(Some(fault.clone()));
+            let text = wait_for(WAIT, reason, || async {
+                let text = scrape(&exporter).await;
+                (failures(&text, reason) >= 1.0).then_some(text)
+            })
+            .await;
+            assert_eq!(up(&text), Some(0.0), "{fault:?}");
+            assert_eq!(samples(&text, "wolkvox_gamification_licenses"), good, "{fault:?} lost the last good values");
+            let other: f64 = [
+                "auth",
+                "quota",
+                "concurrency",
+                "forbidden",
+                "bad_request",
+                "rate_limited",
+                "http",
+                "timeout",
+                "transport",
+                "decode",
+                "too_large",
+            ]
+            .iter()
+            .filter(|r| **r != reason)
+            .map(|r| failures(&text, r))
+            .sum();
+            assert_eq!(other, 0.0, "{fault:?} was counted under another reason too");
+            exporter.stop().await;
+        });
+    }
+    while let Some(result) = running.join_next().await {
+        result.expect("fault case passed");
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_api_is_a_transport_failure() {
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let base_url = format!("http://{closed}");
+    let exporter = start_exporter(&simulator, "200ms", &["--wolkvox.base-url", &base_url]).await;
+    let text = wait_for(WAIT, "a transport failure", || async {
+        let text = scrape(&exporter).await;
+        (failures(&text, "transport") >= 1.0).then_some(text)
+    })
+    .await;
+    assert_eq!(up(&text), Some(0.0));
+    assert!(samples(&text, "wolkvox_gamification_licenses").is_empty());
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn readiness_waits_for_the_first_success() {
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    simulator.set_fault(Some(Fault::Raw { status: 500, body: String::new() }));
+    let exporter = start_exporter(&simulator, "200ms", &[]).await;
+    wait_for(WAIT, "a failed poll", || async { (failures(&scrape(&exporter).await, "http") >= 1.0).then_some(()) }).await;
+    assert_eq!(get(&exporter, "/-/ready").await.0, 503);
+    assert_eq!(get(&exporter, "/-/healthy").await.0, 200);
+
+    simulator.set_fault(None);
+    wait_ready(&exporter).await;
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn usage_series_disappear_after_stale_after_but_health_stays() {
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    let exporter = start_exporter(&simulator, "200ms", &["--wolkvox.stale-after", "1s"]).await;
+    wait_ready(&exporter).await;
+    assert!(!samples(&scrape(&exporter).await, "wolkvox_gamification_licenses").is_empty());
+
+    simulator.set_fault(Some(Fault::Documented { error: DocumentedError::ValidateToken, http_status: 403 }));
+    let text = wait_for(WAIT, "stale series to go", || async {
+        let text = scrape(&exporter).await;
+        samples(&text, "wolkvox_gamification_licenses").is_empty().then_some(text)
+    })
+    .await;
+    assert_eq!(up(&text), Some(0.0));
+    assert!(samples(&text, "wolkvox_gamification_licenses_max").is_empty());
+    assert!(sample(&text, "wolkvox_last_success_timestamp_seconds{server=\"0042\",api=\"gamification\"}").is_some());
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn a_slow_api_never_sees_two_calls_from_targets_sharing_a_token() {
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    simulator.set_fault(Some(Fault::Delay(Duration::from_millis(150))));
+    let dir = tempdir();
+    let file = dir.join("targets.yml");
+    let base_url = simulator.base_url();
+    std::fs::write(
+        &file,
+        format!(
+            "targets:\n  - {{server: '0001', token_env: SHARED_TOKEN, base_url: '{base_url}'}}\n  - {{server: '0002', token_env: SHARED_TOKEN, base_url: '{base_url}'}}\n  - {{server: '0003', token_env: SHARED_TOKEN, base_url: '{base_url}'}}\n"
+        ),
+    )
+    .unwrap();
+    let args = [
+        "--config.file",
+        file.to_str().unwrap(),
+        "--wolkvox.poll-interval",
+        "100ms",
+        "--wolkvox.allow-fast-poll",
+        "--web.listen-address",
+        "127.0.0.1:0",
+    ];
+    let config = common::config(&args, &[("SHARED_TOKEN", FAKE_TOKEN)]).unwrap();
+    let exporter = wolkvox_exporter::Exporter::start(config).await.unwrap();
+    wait_ready(&exporter).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    exporter.stop().await;
+
+    let requests = simulator.requests();
+    assert!(requests.len() >= 8, "only {} requests", requests.len());
+    for server in ["0001", "0002", "0003"] {
+        assert!(requests.iter().any(|r| r.server_header.as_deref() == Some(server)), "{server} never polled");
+    }
+    assert_eq!(simulator.max_in_flight(FAKE_TOKEN), 1);
+}
+
+#[tokio::test]
+async fn the_interval_is_respected_end_to_end() {
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    let exporter = start_exporter(&simulator, "1s", &[]).await;
+    wait_ready(&exporter).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    exporter.stop().await;
+    // The first poll within 0.1 s of start, then one per second (plus jitter): 3, never more.
+    let polls = simulator.requests().len();
+    assert!((2..=3).contains(&polls), "{polls} polls in about 2.6 s at a 1 s interval");
+}
+
+#[tokio::test]
+async fn http_surface() {
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    let exporter = start_exporter(&simulator, "1h", &[]).await;
+    wait_ready(&exporter).await;
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("http://{}{path}", exporter.addr());
+
+    assert_eq!(get(&exporter, "/nope").await.0, 404);
+    assert_eq!(client.post(url("/metrics")).send().await.unwrap().status().as_u16(), 405);
+    assert_eq!(client.delete(url("/-/ready")).send().await.unwrap().status().as_u16(), 405);
+    let head = client.head(url("/metrics")).send().await.unwrap();
+    assert_eq!(head.status().as_u16(), 200);
+    assert!(head.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+
+    let (status, landing) = get(&exporter, "/").await;
+    assert_eq!(status, 200);
+    assert!(landing.contains("0042") && landing.contains("href=\"/metrics\"") && landing.contains("ok ("), "{landing}");
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn custom_telemetry_path() {
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    let exporter = start_exporter(&simulator, "1h", &["--web.telemetry-path", "/wolkvox/metrics"]).await;
+    wait_ready(&exporter).await;
+    let (status, text) = get(&exporter, "/wolkvox/metrics").await;
+    assert_eq!(status, 200);
+    assert!(text.contains("wolkvox_up"));
+    assert_eq!(get(&exporter, "/metrics").await.0, 404);
+    exporter.stop().await;
+}
+
+fn tempdir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("wolkvox-test-{}-{}", std::process::id(), fastrand::u64(..)));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

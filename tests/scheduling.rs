@@ -1,0 +1,214 @@
+//! The polling policy under tokio's paused clock: hours of schedule in milliseconds, with a
+//! scripted usage source instead of the network.
+
+mod common;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use wolkvox_exporter::config::Target;
+use wolkvox_exporter::poller::{UsageSource, run_lane, until_next_day};
+use wolkvox_exporter::snapshot::Store;
+use wolkvox_exporter::wolkvox::{Failure, GAMIFICATION, Reason, Report};
+
+/// Answers from a script (then successes), taking `took` of virtual time per call, and records
+/// when each call started and how many overlapped.
+struct Script {
+    outcomes: Mutex<VecDeque<Result<Report, Failure>>>,
+    took: Duration,
+    calls: Mutex<Vec<(String, Instant)>>,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+}
+
+impl Script {
+    fn new(outcomes: Vec<Result<Report, Failure>>, took: Duration) -> Arc<Script> {
+        Arc::new(Script {
+            outcomes: Mutex::new(outcomes.into()),
+            took,
+            calls: Mutex::new(Vec::new()),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
+        })
+    }
+
+    fn starts(&self, server: &str) -> Vec<Instant> {
+        self.calls.lock().unwrap().iter().filter(|(s, _)| s == server).map(|(_, at)| *at).collect()
+    }
+
+    fn gaps(&self, server: &str) -> Vec<Duration> {
+        self.starts(server).windows(2).map(|w| w[1] - w[0]).collect()
+    }
+}
+
+impl UsageSource for Script {
+    async fn poll(&self, target: &Target) -> Result<Report, Failure> {
+        self.calls.lock().unwrap().push((target.server.clone(), Instant::now()));
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(self.took).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.outcomes.lock().unwrap().pop_front().unwrap_or_else(|| Ok(Report::default()))
+    }
+}
+
+fn failure(reason: Reason, status: Option<u16>) -> Result<Report, Failure> {
+    Err(Failure { status, ..Failure::new(reason, "scripted") })
+}
+
+/// Runs one lane over `targets` for `virtual_time`.
+async fn run(script: &Arc<Script>, targets: Vec<Target>, virtual_time: Duration) -> Arc<Store> {
+    let store = Store::new(&targets, GAMIFICATION);
+    let lane = tokio::spawn(run_lane(script.clone(), targets.into_iter().enumerate().collect(), store.clone()));
+    tokio::time::sleep(virtual_time).await;
+    lane.abort();
+    store
+}
+
+const SECOND: Duration = Duration::from_secs(1);
+const FIVE_MINUTES: Duration = Duration::from_secs(300);
+/// The most jitter a wait gets: 5% of it, at most 30 s.
+fn max_jitter(wait: Duration) -> Duration {
+    (wait / 20).min(Duration::from_secs(30))
+}
+
+#[tokio::test(start_paused = true)]
+async fn first_poll_at_start_then_every_interval_never_sooner() {
+    let script = Script::new(vec![], 2 * SECOND);
+    let start = Instant::now();
+    run(&script, vec![common::target("0042", "5m")], Duration::from_secs(3600)).await;
+
+    let starts = script.starts("0042");
+    assert!(starts[0] - start <= 5 * SECOND, "first poll {:?} after start", starts[0] - start);
+    assert!((11..=12).contains(&starts.len()), "{} polls in an hour", starts.len());
+    for gap in script.gaps("0042") {
+        // The wait is counted from the end of a 2 s call.
+        assert!(gap >= FIVE_MINUTES + 2 * SECOND, "gap {gap:?} is under the interval");
+        assert!(gap <= FIVE_MINUTES + 2 * SECOND + max_jitter(FIVE_MINUTES), "gap {gap:?} is more than a little jitter");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn targets_sharing_a_token_never_overlap_even_when_calls_are_slow() {
+    // Each call takes 50 s: polls of the three targets queue behind each other.
+    let script = Script::new(vec![], 50 * SECOND);
+    let targets = vec![common::target("0001", "5m"), common::target("0002", "5m"), common::target("0003", "5m")];
+    run(&script, targets, Duration::from_secs(3600)).await;
+
+    assert_eq!(script.max_in_flight.load(Ordering::SeqCst), 1);
+    let calls = script.calls.lock().unwrap().clone();
+    for pair in calls.windows(2) {
+        assert!(pair[1].1 - pair[0].1 >= 50 * SECOND, "a call started before the previous one ended");
+    }
+    for server in ["0001", "0002", "0003"] {
+        assert!(script.starts(server).len() >= 8, "{server} polled {} times", script.starts(server).len());
+        assert!(script.gaps(server).iter().all(|gap| *gap >= FIVE_MINUTES), "{server} polled sooner than its interval");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn transient_failures_back_off_from_30s_then_success_restores_the_interval() {
+    let outcomes = vec![
+        failure(Reason::Transport, None),
+        failure(Reason::Timeout, None),
+        failure(Reason::Http, Some(502)),
+        failure(Reason::RateLimited, Some(429)),
+        failure(Reason::Transport, None),
+        Ok(Report::default()),
+    ];
+    let script = Script::new(outcomes, Duration::ZERO);
+    run(&script, vec![common::target("0042", "5m")], Duration::from_secs(1800)).await;
+
+    let gaps = script.gaps("0042");
+    let expected = [30, 60, 120, 240, 300, 300].map(Duration::from_secs);
+    for (gap, want) in gaps.iter().zip(expected) {
+        assert!(*gap >= want && *gap <= want + max_jitter(want), "gaps {gaps:?}, expected about {expected:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_is_honoured() {
+    let asked =
+        Err(Failure { status: Some(429), retry_after: Some(Duration::from_secs(200)), ..Failure::new(Reason::RateLimited, "slow down") });
+    let script = Script::new(vec![asked], Duration::ZERO);
+    run(&script, vec![common::target("0042", "5m")], Duration::from_secs(600)).await;
+
+    let gap = script.gaps("0042")[0];
+    assert!(gap >= Duration::from_secs(200) && gap <= Duration::from_secs(210), "{gap:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn quota_errors_wait_until_the_next_day_in_the_targets_zone() {
+    let script = Script::new(vec![failure(Reason::Quota, Some(403))], Duration::ZERO);
+    let target = common::target("0042", "5m");
+    let expected = until_next_day(&jiff::Zoned::now().with_time_zone(target.timezone.clone()));
+    run(&script, vec![target], Duration::from_secs(2 * 24 * 3600)).await;
+
+    let gap = script.gaps("0042")[0];
+    assert!(gap + SECOND >= expected && gap <= expected + 30 * SECOND, "waited {gap:?}, midnight was {expected:?} away");
+}
+
+#[tokio::test(start_paused = true)]
+async fn other_failures_wait_the_normal_interval() {
+    let outcomes = vec![failure(Reason::Auth, Some(403)), failure(Reason::Decode, Some(200)), failure(Reason::Http, Some(404))];
+    let script = Script::new(outcomes, Duration::ZERO);
+    run(&script, vec![common::target("0042", "5m")], Duration::from_secs(1000)).await;
+
+    for gap in script.gaps("0042") {
+        assert!(gap >= FIVE_MINUTES && gap <= FIVE_MINUTES + max_jitter(FIVE_MINUTES), "{gap:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn counters_add_up_and_failures_keep_the_last_good_report() {
+    let good = Report { rows: 1, series: vec![], skipped: vec![] };
+    let outcomes = vec![Ok(good.clone()), failure(Reason::Auth, Some(403)), failure(Reason::Forbidden, Some(403))];
+    let script = Script::new(outcomes, Duration::ZERO);
+    let store = run(&script, vec![common::target("0042", "5m")], Duration::from_secs(700)).await;
+
+    let state = &store.states()[0];
+    assert_eq!(state.requests, 3);
+    assert_eq!(state.failures[Reason::Auth as usize] + state.failures[Reason::Forbidden as usize], 2);
+    assert_eq!(*state.last_success.as_ref().expect("kept").report, good);
+    assert!(state.last_poll.as_ref().unwrap().failure.is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_quota_error_pauses_every_target_of_the_token() {
+    let script = Script::new(vec![failure(Reason::Quota, Some(403))], Duration::ZERO);
+    let targets = vec![common::target("0001", "5m"), common::target("0002", "5m")];
+    // Watch up to an hour, but stop short of midnight, when calls may resume.
+    let midnight = until_next_day(&jiff::Zoned::now().with_time_zone(targets[0].timezone.clone()));
+    let window = midnight.saturating_sub(Duration::from_secs(120)).clamp(Duration::from_secs(10), Duration::from_secs(3600));
+    run(&script, targets, window).await;
+
+    // Whichever target polled first hit the quota; the other must not spend the token again.
+    let calls = script.calls.lock().unwrap().len();
+    assert_eq!(calls, 1, "the lane kept spending an exhausted quota: {calls} calls in {window:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_a_timeout_the_token_rests_until_the_api_would_have_given_up() {
+    // Timeout 10 s: the dropped call may run on Wolkvox for up to 60 s, so no call for 50 s more.
+    let mut target = common::target("0042", "5m");
+    target.timeout = Duration::from_secs(10);
+    let script = Script::new(vec![failure(Reason::Timeout, None)], Duration::ZERO);
+    run(&script, vec![target], Duration::from_secs(600)).await;
+
+    let gap = script.gaps("0042")[0];
+    assert!(gap >= Duration::from_secs(50), "called again after {gap:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_is_obeyed_on_any_failure() {
+    let maintenance =
+        Err(Failure { status: Some(403), retry_after: Some(Duration::from_secs(900)), ..Failure::new(Reason::Forbidden, "maintenance") });
+    let script = Script::new(vec![maintenance], Duration::ZERO);
+    run(&script, vec![common::target("0042", "5m")], Duration::from_secs(1200)).await;
+
+    let gap = script.gaps("0042")[0];
+    assert!(gap >= Duration::from_secs(900), "{gap:?}");
+}

@@ -1,0 +1,62 @@
+//! The token appears nowhere: not in logs at any level (ours and the libraries'), not in any HTTP
+//! response, not even when the upstream echoes it back.
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{FAKE_TOKEN, get, scrape, start_exporter, wait_for, wait_ready};
+use wolkvox_exporter::simulator::{DocumentedError, Fault, Simulator};
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_token_never_appears_in_logs_or_responses() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE).with_writer(move || writer.clone()).init();
+
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    let exporter = start_exporter(&simulator, "100ms", &["--wolkvox.timeout", "300ms"]).await;
+    wait_ready(&exporter).await;
+    let echo = format!(r#"{{"code": 403, "error": "FORBIDDEN", "msg": "PLEASE VALIDATE TOKEN {FAKE_TOKEN}"}}"#);
+    let faults = [
+        Fault::Raw { status: 403, body: echo.clone() },
+        Fault::Raw { status: 200, body: echo },
+        Fault::Documented { error: DocumentedError::ValidateToken, http_status: 403 },
+        Fault::Delay(Duration::from_secs(1)),
+        Fault::MalformedJson,
+        Fault::Raw { status: 500, body: String::new() },
+    ];
+    for fault in faults {
+        simulator.push_fault(fault);
+    }
+    wait_for(Duration::from_secs(20), "every fault to be served", || async { (simulator.requests().len() >= 8).then_some(()) }).await;
+
+    let mut responses = vec![scrape(&exporter).await];
+    for path in ["/", "/-/ready", "/-/healthy", "/nope"] {
+        responses.push(get(&exporter, path).await.1);
+    }
+    exporter.stop().await;
+
+    let logs = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    assert!(logs.contains("poll failed"), "the failures were logged");
+    assert!(logs.contains("<redacted>"), "the echoed token was replaced");
+    assert!(!logs.contains(FAKE_TOKEN), "the token leaked into the logs");
+    for body in responses {
+        assert!(!body.contains(FAKE_TOKEN), "the token leaked into a response: {body}");
+    }
+}
