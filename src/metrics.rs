@@ -26,6 +26,10 @@ pub fn render(targets: &[TargetState], now: Instant) -> String {
         Family::gauge("wolkvox_up", "1 if the last background poll of this target succeeded, 0 if it failed or none finished yet.");
     let mut last_success = Family::gauge("wolkvox_last_success_timestamp_seconds", "Unix time of the last successful background poll.");
     let mut duration = Family::gauge("wolkvox_last_poll_duration_seconds", "How long the last background poll took, successful or not.");
+    let mut interval = Family::gauge(
+        "wolkvox_poll_interval_seconds",
+        "Configured time between polls of this target (retries after failures may come sooner).",
+    );
     let mut requests =
         Family::counter("wolkvox_api_requests_total", "Calls made to the Wolkvox API (each one costs a call of the daily quota).");
     let mut failures = Family::counter("wolkvox_api_request_failures_total", "Failed calls to the Wolkvox API, by reason.");
@@ -51,6 +55,7 @@ pub fn render(targets: &[TargetState], now: Instant) -> String {
         if let Some(poll) = &target.last_poll {
             duration.push(&target_labels, poll.duration.as_secs_f64());
         }
+        interval.push(&target_labels, target.poll_interval.as_secs_f64());
         requests.push(&target_labels, target.requests as f64);
         for reason in Reason::ALL {
             failures.push(&[("server", server), ("api", target.api), ("reason", reason.as_str())], target.failures[reason as usize] as f64);
@@ -66,10 +71,11 @@ pub fn render(targets: &[TargetState], now: Instant) -> String {
         1.0,
     );
 
-    let families: Vec<MetricFamily> = [licenses, licenses_max, up, last_success, duration, requests, failures, rows, skipped, build_info]
-        .into_iter()
-        .filter_map(Family::finish)
-        .collect();
+    let families: Vec<MetricFamily> =
+        [licenses, licenses_max, up, last_success, duration, interval, requests, failures, rows, skipped, build_info]
+            .into_iter()
+            .filter_map(Family::finish)
+            .collect();
     TextEncoder::new().encode_to_string(&families).expect("families are named and non-empty")
 }
 
@@ -171,6 +177,7 @@ mod tests {
             server: "0042".to_owned(),
             api: "gamification",
             stale_after,
+            poll_interval: Duration::from_secs(300),
             requests: 1,
             failures: [0; Reason::ALL.len()],
             skipped: [0; SkipReason::ALL.len()],

@@ -1,0 +1,123 @@
+//! External tools the monitoring tests drive: Prometheus, promtool, amtool. In CI a missing tool
+//! fails the test; on a developer machine without them the test says so on stderr and passes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The tool's path, or None (outside CI only) when it is not installed.
+pub fn tool(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|path| std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file()));
+    if found.is_none() {
+        let hint = "apt-get install --no-install-recommends prometheus prometheus-alertmanager";
+        assert!(std::env::var_os("CI").is_none(), "{name} is not installed, and CI must run this test ({hint})");
+        eprintln!("SKIPPED: {name} is not installed ({hint})");
+    }
+    found
+}
+
+pub fn repo_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+/// Runs a tool to completion with `stdin`, returning (success, stdout + stderr).
+pub fn run_tool(program: &Path, args: &[&str], stdin: Option<&[u8]>) -> (bool, String) {
+    use std::io::Write;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input).unwrap();
+    }
+    let output = child.wait_with_output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), text)
+}
+
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wolkvox-{tag}-{}-{}", std::process::id(), fastrand::u64(..)));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A real Prometheus on 127.0.0.1 scraping `target` every second with the bundled rules loaded.
+pub struct Prometheus {
+    child: Child,
+    pub url: String,
+    dir: PathBuf,
+}
+
+impl Prometheus {
+    pub async fn start(binary: &Path, target: std::net::SocketAddr) -> Prometheus {
+        let dir = temp_dir("prometheus");
+        let rules = repo_path("deploy/prometheus/rules/wolkvox.rules.yml");
+        let config = format!(
+            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nrule_files: ['{}']\nscrape_configs:\n  - job_name: wolkvox\n    static_configs: [{{targets: ['{target}']}}]\n",
+            rules.display()
+        );
+        std::fs::write(dir.join("prometheus.yml"), config).unwrap();
+        let port = free_port();
+        let child = Command::new(binary)
+            .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("prometheus.log")).unwrap())
+            .spawn()
+            .expect("prometheus starts");
+        let prometheus = Prometheus { child, url: format!("http://127.0.0.1:{port}"), dir };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(response) = reqwest::get(format!("{}/-/ready", prometheus.url)).await
+                && response.status().is_success()
+            {
+                return prometheus;
+            }
+            assert!(Instant::now() < deadline, "Prometheus never became ready: {}", prometheus.log());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default()
+    }
+
+    /// An instant query; panics on an API error, returns the result vector.
+    pub async fn query(&self, promql: &str) -> Vec<Value> {
+        let response = reqwest::Client::new().get(format!("{}/api/v1/query", self.url)).query(&[("query", promql)]).send().await.unwrap();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["status"], "success", "{promql}: {body}");
+        body["data"]["result"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Repeats `query` until `accept` takes its result, for at most a minute.
+    pub async fn wait_for(&self, promql: &str, mut accept: impl FnMut(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let result = self.query(promql).await;
+            if accept(&result) {
+                return result;
+            }
+            assert!(Instant::now() < deadline, "{promql} never gave the expected result; last: {result:?}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,192 @@
+//! The monitoring stack against the real servers: promtool, amtool and a real Prometheus scraping
+//! the exporter. See tests/common/tools.rs for how a missing tool is treated.
+
+mod common;
+#[path = "common/tools.rs"]
+mod tools;
+
+use std::collections::BTreeMap;
+
+use common::{FAKE_TOKEN, scrape, start_exporter, wait_ready};
+use serde_json::{Value, json};
+use tools::{Prometheus, repo_path, run_tool, tool};
+use wolkvox_exporter::simulator::Simulator;
+
+async fn check_metrics(rows: Option<Vec<Value>>) {
+    let Some(promtool) = tool("promtool") else { return };
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    if let Some(rows) = rows {
+        simulator.set_rows(rows);
+    }
+    let exporter = start_exporter(&simulator, "1h", &[]).await;
+    wait_ready(&exporter).await;
+    let body = scrape(&exporter).await;
+    exporter.stop().await;
+    let (ok, findings) = run_tool(&promtool, &["check", "metrics"], Some(body.as_bytes()));
+    assert!(ok && findings.trim().is_empty(), "promtool check metrics: {findings}");
+}
+
+#[tokio::test]
+async fn promtool_finds_nothing_in_the_demo_metrics() {
+    check_metrics(None).await;
+}
+
+/// Hundreds of series whose label values hold quotes, backslashes, newlines and any Unicode.
+fn awkward_rows() -> Vec<Value> {
+    let pieces = ["\"quoted\"", "back\\slash", "new\nline", "tab\there", "ñandú", "日本語", "😀", "{brace}", "a=b,c", " ", "", "#hash"];
+    (0..300)
+        .map(|i| {
+            let operation = format!("op {} {}", pieces[i % pieces.len()], i / 25);
+            let description = format!("product {}", pieces[(i / 12) % pieces.len()]);
+            json!({"operation": operation, "description": description, "items": (i % 97).to_string(), "date": "2026-11-02 10:00:00"})
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn promtool_finds_nothing_in_hundreds_of_awkward_series() {
+    check_metrics(Some(awkward_rows())).await;
+}
+
+#[test]
+fn the_alert_rules_pass_promtool_check_and_their_unit_tests() {
+    let Some(promtool) = tool("promtool") else { return };
+    let rules = repo_path("deploy/prometheus/rules/wolkvox.rules.yml");
+    let (ok, output) = run_tool(&promtool, &["check", "rules", rules.to_str().unwrap()], None);
+    assert!(ok, "{output}");
+    let tests = repo_path("deploy/prometheus/rules/wolkvox.rules.test.yml");
+    let (ok, output) = run_tool(&promtool, &["test", "rules", tests.to_str().unwrap()], None);
+    assert!(ok, "{output}");
+
+    // Every alert has a unit test that expects it to fire.
+    let tests_text = std::fs::read_to_string(&tests).unwrap();
+    let rules_text = std::fs::read_to_string(&rules).unwrap();
+    let alerts: Vec<&str> = rules_text.lines().filter_map(|l| l.trim().strip_prefix("- alert: ")).collect();
+    assert!(alerts.len() >= 6, "{alerts:?}");
+    for alert in alerts {
+        assert!(tests_text.contains(&format!("alertname: {alert}")), "{alert} has no promtool test");
+    }
+}
+
+#[test]
+fn the_example_prometheus_and_alertmanager_configs_are_valid() {
+    let Some(promtool) = tool("promtool") else { return };
+    let Some(amtool) = tool("amtool") else { return };
+    let prometheus = repo_path("deploy/prometheus/prometheus.yml");
+    let (ok, output) = run_tool(&promtool, &["check", "config", prometheus.to_str().unwrap()], None);
+    assert!(ok, "{output}");
+    let alertmanager = repo_path("deploy/alertmanager/alertmanager.yml");
+    let (ok, output) = run_tool(&amtool, &["check-config", alertmanager.to_str().unwrap()], None);
+    assert!(ok, "{output}");
+}
+
+/// The values as Prometheus stored them: (server, operation, description) -> value.
+fn by_labels(result: &[Value]) -> BTreeMap<(String, String, String), f64> {
+    result
+        .iter()
+        .map(|sample| {
+            let label = |name: &str| sample["metric"][name].as_str().unwrap_or_default().to_owned();
+            let value = sample["value"][1].as_str().unwrap().parse().unwrap();
+            ((label("server"), label("operation"), label("description")), value)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn prometheus_stores_exactly_the_values_the_simulator_served() {
+    let Some(binary) = tool("prometheus") else { return };
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    simulator.set_rows(vec![
+        json!({"operation": "ventas \"norte\"", "description": "Gamification", "items": "12", "date": "2026-11-01 09:00:00"}),
+        json!({"operation": "ventas \"norte\"", "description": "Gamification", "items": "15", "date": "2026-11-02 09:00:00"}),
+        json!({"operation": "cobranza medellín", "description": "Premium\\Gold", "items": " 7 ", "date": "2026-11-02 09:00:00"}),
+        json!({"operation": "soporte", "description": "Gamification", "items": "", "date": "2026-11-02 09:00:00"}),
+    ]);
+    let exporter = start_exporter(&simulator, "1h", &[]).await;
+    let prometheus = Prometheus::start(&binary, exporter.addr()).await;
+
+    let mut expected = BTreeMap::new();
+    expected.insert(("0042".to_owned(), "cobranza medellín".to_owned(), "Premium\\Gold".to_owned()), 7.0);
+    expected.insert(("0042".to_owned(), "ventas \"norte\"".to_owned(), "Gamification".to_owned()), 15.0);
+    let result = prometheus.wait_for("wolkvox_gamification_licenses", |result| by_labels(result) == expected).await;
+    assert_eq!(result.len(), 2);
+    assert!(result.iter().all(|s| s["metric"]["job"] == "wolkvox"));
+    let up = prometheus.query("wolkvox_up").await;
+    assert_eq!(up[0]["value"][1], "1");
+    exporter.stop().await;
+}
+
+/// Each PromQL query of each dashboard panel and variable, with the variables set to real values.
+#[tokio::test]
+async fn every_dashboard_query_returns_series_from_a_real_prometheus() {
+    let Some(binary) = tool("prometheus") else { return };
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    let exporter = start_exporter(&simulator, "1h", &[]).await;
+    let prometheus = Prometheus::start(&binary, exporter.addr()).await;
+    // Enough scrapes for increase() over the shortest range used below.
+    prometheus
+        .wait_for("count_over_time(wolkvox_up[1m])", |r| {
+            r.first().is_some_and(|s| s["value"][1].as_str().unwrap_or("0").parse::<f64>().unwrap() >= 4.0)
+        })
+        .await;
+    let licenses = prometheus.query("wolkvox_gamification_licenses").await;
+    let operation = licenses[0]["metric"]["operation"].as_str().unwrap().to_owned();
+    let description = licenses[0]["metric"]["description"].as_str().unwrap().to_owned();
+    let substitute = |query: &str| {
+        query
+            .replace("$__rate_interval", "1m")
+            .replace("$job", "wolkvox")
+            .replace("$server", "0042")
+            .replace("$operation", &regex_escape(&operation))
+            .replace("$description", &regex_escape(&description))
+    };
+
+    let dashboards: Vec<_> = std::fs::read_dir(repo_path("dashboards")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(!dashboards.is_empty());
+    let mut checked = 0;
+    for path in dashboards {
+        let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for query in dashboard_queries(&dashboard) {
+            let promql = substitute(&query);
+            assert!(!promql.contains('$'), "{}: unreplaced variable in {promql}", path.display());
+            let result = prometheus.query(&promql).await;
+            assert!(!result.is_empty(), "{}: no series for {promql}", path.display());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 15, "only {checked} queries found");
+    exporter.stop().await;
+}
+
+/// Panel target expressions, and variable queries turned into PromQL: `label_values(m{…}, l)`
+/// must find series, so it runs as `group by (l) (m{…})`.
+fn dashboard_queries(dashboard: &Value) -> Vec<String> {
+    let mut queries = Vec::new();
+    let mut panels: Vec<&Value> = dashboard["panels"].as_array().unwrap().iter().collect();
+    while let Some(panel) = panels.pop() {
+        panels.extend(panel["panels"].as_array().into_iter().flatten());
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            queries.push(target["expr"].as_str().expect("every target has an expr").to_owned());
+        }
+    }
+    for variable in dashboard["templating"]["list"].as_array().unwrap() {
+        if variable["type"] != "query" {
+            continue;
+        }
+        let definition = variable["query"]["query"].as_str().or(variable["query"].as_str()).unwrap();
+        let inner = definition.strip_prefix("label_values(").and_then(|q| q.strip_suffix(')')).expect("label_values(selector, label)");
+        let (selector, label) = inner.rsplit_once(',').unwrap();
+        queries.push(format!("group by ({}) ({})", label.trim(), selector.trim()));
+    }
+    queries
+}
+
+fn regex_escape(text: &str) -> String {
+    text.chars().fold(String::new(), |mut out, c| {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push_str("\\\\");
+        }
+        out.push(c);
+        out
+    })
+}
