@@ -1,0 +1,80 @@
+//! What one poll costs the exporter: decoding a billing response, rendering the exposition text
+//! and compressing it, for responses of 100, 10,000 and 60,000 rows (the API's maximum).
+//!
+//! cargo bench --bench render
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use tokio::time::Instant;
+use wolkvox_exporter::gzip::GzipPrefix;
+use wolkvox_exporter::metrics;
+use wolkvox_exporter::snapshot::{LastPoll, Success, TargetState};
+use wolkvox_exporter::wolkvox::model::{Decoded, decode};
+use wolkvox_exporter::wolkvox::{Reason, Report, SkipReason};
+
+/// A response as the API would send it: one row per operation and product for each of 30 days.
+fn response(rows: usize) -> Vec<u8> {
+    let products = ["Gamification", "Gamification Premium"];
+    let series = rows.div_ceil(30);
+    let data: Vec<serde_json::Value> = (0..rows)
+        .map(|i| {
+            let s = i % series;
+            serde_json::json!({
+                "operation": format!("operación_{:05}", s / products.len()),
+                "description": products[s % products.len()],
+                "items": format!("{}", (s * 7 + i / series) % 120),
+                "date": format!("2026-11-{:02} 23:59:59", 1 + i / series),
+            })
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({"code": 200, "error": null, "msg": "Information found for the current month", "data": data}))
+        .unwrap()
+}
+
+fn decoded(body: &[u8]) -> Report {
+    match decode(body) {
+        Ok(Decoded::Report(report)) => report,
+        other => panic!("not a report: {other:?}"),
+    }
+}
+
+fn state(report: Report) -> TargetState {
+    TargetState {
+        server: "0042".to_owned(),
+        api: "gamification",
+        stale_after: Duration::from_secs(3600),
+        poll_interval: Duration::from_secs(300),
+        requests: 1,
+        failures: [0; Reason::ALL.len()],
+        skipped: [0; SkipReason::ALL.len()],
+        last_poll: Some(LastPoll { finished_unix: 1.8e9, duration: Duration::from_millis(800), failure: None }),
+        last_success: Some(Success { report: Arc::new(report), at: Instant::now(), unix: 1.8e9 }),
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    let mut group = c.benchmark_group("poll");
+    group.sample_size(10).measurement_time(Duration::from_secs(5));
+    for rows in [100, 10_000, 60_000] {
+        let body = response(rows);
+        group.throughput(Throughput::Elements(rows as u64));
+        group.bench_with_input(BenchmarkId::new("decode", rows), &body, |b, body| b.iter(|| decoded(black_box(body))));
+        let states = [state(decoded(&body))];
+        group.bench_with_input(BenchmarkId::new("render", rows), &states, |b, states| {
+            b.iter(|| metrics::render(black_box(states), Instant::now()))
+        });
+        group.bench_with_input(BenchmarkId::new("decode_render_gzip", rows), &body, |b, body| {
+            b.iter(|| {
+                let text = metrics::render(&[state(decoded(black_box(body)))], Instant::now());
+                GzipPrefix::new(text.as_bytes())
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(poll, benches);
+criterion_main!(poll);
