@@ -1,5 +1,7 @@
-//! External tools the monitoring tests drive: Prometheus, promtool, amtool. In CI a missing tool
-//! fails the test; on a developer machine without them the test says so on stderr and passes.
+//! External tools the tests drive: Prometheus, promtool, amtool, and the deployment validators.
+//! In CI a missing tool fails the test; on a developer machine without it the test says so on
+//! stderr and passes.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

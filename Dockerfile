@@ -1,0 +1,31 @@
+# wolkvox_exporter container image.
+#   docker build -t wolkvox_exporter --build-arg REVISION=$(git rev-parse --short=12 HEAD) .
+#   docker run -p 10042:10042 wolkvox_exporter --demo
+# A real token comes from a mounted file (--wolkvox.token-file) or the environment (WOLKVOX_TOKEN);
+# nothing secret is ever part of the image (.dockerignore admits only the sources).
+
+# Builder: the Rust toolchain this project is tested with, on the Debian release the runtime uses.
+FROM docker.io/library/rust:1.95.0-slim-bookworm AS builder
+ARG REVISION=unknown
+ENV WOLKVOX_REVISION=${REVISION}
+WORKDIR /src
+COPY Cargo.toml Cargo.lock build.rs ./
+COPY src ./src
+COPY benches ./benches
+RUN cargo build --release --locked \
+    && cp target/release/wolkvox_exporter /wolkvox_exporter
+
+# Runtime: distroless "cc" carries exactly the glibc libraries the binary links (libc, libm,
+# libgcc_s) and CA certificates, and no shell or package manager. "nonroot" runs as uid 65532.
+FROM gcr.io/distroless/cc-debian12:nonroot
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="wolkvox_exporter" \
+      org.opencontainers.image.description="Prometheus exporter for Wolkvox billing usage (gamification licenses)" \
+      org.opencontainers.image.version="0.1.0" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.source="https://github.com/wolkvox-exporter/wolkvox_exporter"
+COPY --from=builder /wolkvox_exporter /usr/local/bin/wolkvox_exporter
+USER 65532:65532
+EXPOSE 10042
+ENTRYPOINT ["/usr/local/bin/wolkvox_exporter"]
