@@ -10,15 +10,16 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::config::{self, Config};
 use crate::simulator::Simulator;
 use crate::snapshot::Store;
+use crate::web::{Limits, Web};
 use crate::wolkvox::{Client, GAMIFICATION};
-use crate::{http, poller};
+use crate::{http, poller, web};
 
 /// A running exporter. Dropping it without [`Exporter::stop`] aborts everything.
 pub struct Exporter {
     addr: SocketAddr,
     store: Arc<Store>,
     background: JoinSet<()>,
-    server: JoinHandle<std::io::Result<()>>,
+    server: JoinHandle<()>,
     shutdown: Option<oneshot::Sender<()>>,
     simulator: Option<Simulator>,
 }
@@ -41,7 +42,7 @@ impl Exporter {
         let addr = listener.local_addr().map_err(|e| format!("cannot read the listen address: {e}"))?;
 
         let store = Store::new(&config.targets, GAMIFICATION);
-        let client = Arc::new(Client::new()?);
+        let client = Arc::new(Client::new(config.ca_file.as_deref())?);
         let mut background = JoinSet::new();
         background.spawn(store.clone().render_forever());
         for lane in config::group_by_token(&config.targets) {
@@ -49,16 +50,21 @@ impl Exporter {
             background.spawn(poller::run_lane(client.clone(), targets, store.clone()));
         }
 
-        let router = http::router(store.clone(), &config.telemetry_path);
+        for warning in &config.warnings {
+            tracing::warn!("{warning}");
+        }
+        let web = Web::new(config.web_config_file.clone(), config.web.clone());
+        if web.has_file() {
+            background.spawn(web.clone().watch_forever());
+        }
+        let limits = Limits { max_requests: config.max_requests, ..Limits::default() };
+        let router = web::server::protect(http::router(store.clone(), &config.telemetry_path), web.clone(), &limits);
         let (shutdown, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
-        });
-        tracing::info!(address = %addr, targets = config.targets.len(), telemetry_path = %config.telemetry_path, "listening");
+        let tls = web.current().tls.is_some();
+        let server = tokio::spawn(web::server::serve(listener, router, web, limits, async {
+            let _ = stopped.await;
+        }));
+        tracing::info!(address = %addr, tls, targets = config.targets.len(), telemetry_path = %config.telemetry_path, "listening");
         if let Some(simulator) = &simulator {
             tracing::info!(simulator = %simulator.base_url(), metrics = %format!("http://{}{}", local_url(addr), config.telemetry_path), "demo mode: polling the embedded simulator");
         }

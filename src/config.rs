@@ -6,6 +6,7 @@ use std::fmt;
 use std::io::Read;
 use std::net::ToSocketAddrs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
@@ -13,6 +14,7 @@ use jiff::tz::TimeZone;
 use serde::Deserialize;
 
 use crate::token::Token;
+use crate::web::WebSettings;
 
 /// The API allows one call every 5 minutes; faster needs `--wolkvox.allow-fast-poll`.
 pub const MIN_POLL_INTERVAL: Duration = Duration::from_secs(300);
@@ -65,6 +67,9 @@ pub struct Flags {
     /// IANA time zone of the month window sent to the API.
     #[arg(long = "wolkvox.timezone", env = "WOLKVOX_TIMEZONE", default_value = "America/Bogota")]
     pub timezone: String,
+    /// PEM file of a CA to trust for the API's certificate, besides the system's (a TLS-inspecting proxy, a simulator).
+    #[arg(long = "wolkvox.ca-file", env = "WOLKVOX_CA_FILE", value_name = "PATH")]
+    pub ca_file: Option<PathBuf>,
     /// Larger answers are refused without being buffered.
     #[arg(long = "wolkvox.max-response-bytes", env = "WOLKVOX_MAX_RESPONSE_BYTES", default_value = "32MiB", value_parser = parse_bytes)]
     pub max_response_bytes: u64,
@@ -77,6 +82,12 @@ pub struct Flags {
     /// Address to listen on (":PORT" means every interface).
     #[arg(long = "web.listen-address", env = "WOLKVOX_WEB_LISTEN_ADDRESS", default_value = DEFAULT_LISTEN_ADDRESS)]
     pub listen_address: String,
+    /// exporter-toolkit web configuration: TLS, client certificates, basic auth, security headers.
+    #[arg(long = "web.config.file", env = "WOLKVOX_WEB_CONFIG_FILE", value_name = "PATH")]
+    pub web_config_file: Option<PathBuf>,
+    /// Requests served at once; more are answered 503 at once (0: no limit).
+    #[arg(long = "web.max-requests", env = "WOLKVOX_WEB_MAX_REQUESTS", default_value_t = 40)]
+    pub max_requests: usize,
     /// Path under which the metrics are served.
     #[arg(long = "web.telemetry-path", env = "WOLKVOX_WEB_TELEMETRY_PATH", default_value = "/metrics")]
     pub telemetry_path: String,
@@ -117,6 +128,12 @@ pub struct Config {
     pub log_format: LogFormat,
     /// The single target points at the embedded simulator, whose address is known only once it runs.
     pub demo: bool,
+    pub ca_file: Option<PathBuf>,
+    pub web_config_file: Option<PathBuf>,
+    pub web: Arc<WebSettings>,
+    pub max_requests: usize,
+    /// Things worth a warning once logging runs (a token file others can read).
+    pub warnings: Vec<String>,
 }
 
 /// One Wolkvox server to poll, with the token that pays for it.
@@ -125,6 +142,8 @@ pub struct Target {
     pub server: String,
     pub base_url: String,
     pub token: Token,
+    /// Read again before every poll, so that a rotated token is used without a restart.
+    pub token_file: Option<PathBuf>,
     /// Where the token came from ("file /etc/...", "env NAME"), for `--config.check`.
     pub token_source: String,
     pub poll_interval: Duration,
@@ -199,7 +218,27 @@ impl Config {
         } else {
             vec![target_from_flags(flags, env)?]
         };
-        Ok(Config { targets, listen_address, telemetry_path, log_level: flags.log_level, log_format: flags.log_format, demo: flags.demo })
+        if let Some(path) = &flags.ca_file {
+            ca_certificates(path).map_err(|why| ConfigError::new("--wolkvox.ca-file", why))?;
+        }
+        let web = match &flags.web_config_file {
+            Some(path) => WebSettings::load(path).map_err(|why| ConfigError::new(format!("--web.config.file {}", path.display()), why))?,
+            None => WebSettings::plain(),
+        };
+        let warnings = targets.iter().filter_map(|t| t.token_file.as_deref()).filter_map(readable_by_others).collect();
+        Ok(Config {
+            targets,
+            listen_address,
+            telemetry_path,
+            log_level: flags.log_level,
+            log_format: flags.log_format,
+            demo: flags.demo,
+            ca_file: flags.ca_file.clone(),
+            web_config_file: flags.web_config_file.clone(),
+            web: Arc::new(web),
+            max_requests: flags.max_requests,
+            warnings,
+        })
     }
 }
 
@@ -208,6 +247,7 @@ fn target_from_flags(flags: &Flags, env: &dyn Fn(&str) -> Option<String>) -> Res
         ConfigError::new("--wolkvox.server", "required (or use --config.file, or --demo to try the exporter without an account)")
     })?;
     let server = check_server("--wolkvox.server", &server)?;
+    let token_file = flags.token_file.clone();
     let (token, token_source) = match (&flags.token_file, env("WOLKVOX_TOKEN")) {
         (Some(_), Some(_)) => return Err(ConfigError::new("--wolkvox.token-file", "set either the token file or WOLKVOX_TOKEN, not both")),
         (Some(path), None) => token_from_file("--wolkvox.token-file", path)?,
@@ -220,7 +260,7 @@ fn target_from_flags(flags: &Flags, env: &dyn Fn(&str) -> Option<String>) -> Res
         }
     };
     let overrides = Overrides { field: String::new(), base_url: None, poll_interval: None, timeout: None, timezone: None };
-    build_target(flags, &overrides, server, token, token_source)
+    Ok(Target { token_file, ..build_target(flags, &overrides, server, token, token_source)? })
 }
 
 fn targets_from_file(path: &Path, flags: &Flags, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<Target>, ConfigError> {
@@ -264,7 +304,7 @@ fn targets_from_file(path: &Path, flags: &Flags, env: &dyn Fn(&str) -> Option<St
             timezone: entry.timezone,
             field: format!("{field}."),
         };
-        let target = build_target(flags, &overrides, server, token, token_source)?;
+        let target = Target { token_file: entry.token_file.clone(), ..build_target(flags, &overrides, server, token, token_source)? };
         // The server number is the identity of a target's series: two entries for it would clash.
         if let Some(first) = targets.iter().position(|t| t.server == target.server) {
             return Err(ConfigError::new(format!("{field}.server"), format!("duplicate of targets[{first}] (server {})", target.server)));
@@ -355,6 +395,7 @@ fn build_target(flags: &Flags, overrides: &Overrides, server: String, token: Tok
         server,
         base_url,
         token,
+        token_file: None,
         token_source,
         poll_interval,
         allow_fast_poll: flags.allow_fast_poll,
@@ -376,11 +417,36 @@ fn check_server(field: &str, server: &str) -> Result<String, ConfigError> {
 }
 
 fn token_from_file(field: &str, path: &Path) -> Result<(Token, String), ConfigError> {
-    let cannot_read = |e: std::io::Error| ConfigError::new(field, format!("cannot read {}: {e}", path.display()));
-    let mut text = String::new();
-    std::fs::File::open(path).and_then(|file| file.take(MAX_TOKEN_FILE_BYTES).read_to_string(&mut text)).map_err(cannot_read)?;
-    let token = Token::new(&text).map_err(|why| ConfigError::new(field, format!("{}: {why}", path.display())))?;
+    let token = read_token_file(path).map_err(|why| ConfigError::new(field, why))?;
     Ok((token, format!("file {}", path.display())))
+}
+
+/// Reads and checks a token file; the error names the file, never its content.
+pub fn read_token_file(path: &Path) -> Result<Token, String> {
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_TOKEN_FILE_BYTES).read_to_string(&mut text))
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Token::new(&text).map_err(|why| format!("{}: {why}", path.display()))
+}
+
+/// A warning when a token file can be read by every user of the machine.
+pub fn readable_by_others(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    (mode & 0o004 != 0).then(|| {
+        format!("the token file {} is readable by every user of this machine (mode {:o}): chmod 0400 it", path.display(), mode & 0o777)
+    })
+}
+
+/// The certificates of a PEM file, for `--wolkvox.ca-file`.
+pub fn ca_certificates(path: &Path) -> Result<Vec<reqwest::Certificate>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| format!("{}: {e}", path.display()))?;
+    if certificates.is_empty() {
+        return Err(format!("{} holds no PEM certificate", path.display()));
+    }
+    Ok(certificates)
 }
 
 fn token_from_env(field: &str, name: &str, value: &str) -> Result<(Token, String), ConfigError> {

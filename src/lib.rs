@@ -16,6 +16,7 @@ pub mod poller;
 pub mod simulator;
 pub mod snapshot;
 pub mod token;
+pub mod web;
 pub mod wolkvox;
 
 pub use app::Exporter;

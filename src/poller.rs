@@ -9,7 +9,7 @@ use std::time::Duration;
 use jiff::Zoned;
 use tokio::time::Instant;
 
-use crate::config::Target;
+use crate::config::{self, Target};
 use crate::snapshot::Store;
 use crate::wolkvox::{Client, Failure, GAMIFICATION, Reason, Report};
 
@@ -33,7 +33,7 @@ impl UsageSource for Client {
 
 /// Polls the given targets (all sharing one token) one call at a time, forever. `targets` holds
 /// each target's index in the store.
-pub async fn run_lane<S: UsageSource>(source: Arc<S>, targets: Vec<(usize, Target)>, store: Arc<Store>) {
+pub async fn run_lane<S: UsageSource>(source: Arc<S>, mut targets: Vec<(usize, Target)>, store: Arc<Store>) {
     let start = Instant::now();
     let mut plans: Vec<Plan> =
         targets.iter().map(|(_, t)| Plan { due: start + first_poll_jitter(t.poll_interval), failures_in_a_row: 0 }).collect();
@@ -42,7 +42,8 @@ pub async fn run_lane<S: UsageSource>(source: Arc<S>, targets: Vec<(usize, Targe
             return;
         };
         tokio::time::sleep_until(due).await;
-        let (index, target) = &targets[next];
+        let (index, target) = &mut targets[next];
+        refresh_token(target);
         let started = Instant::now();
         let outcome = source.poll(target).await;
         let took = started.elapsed();
@@ -75,6 +76,23 @@ pub async fn run_lane<S: UsageSource>(source: Arc<S>, targets: Vec<(usize, Targe
         }
         log_outcome(target, &outcome, took, wait);
         store.record(*index, outcome, took);
+    }
+}
+
+/// Reads the token file again before each poll: a rotated token is used without a restart, and a
+/// file that cannot be read (mid-rotation, say) leaves the previous token in use.
+fn refresh_token(target: &mut Target) {
+    let Some(path) = &target.token_file else { return };
+    match config::read_token_file(path) {
+        Ok(token) if token != target.token => {
+            tracing::info!(server = %target.server, file = %path.display(), "the token file changed: polling with the new token");
+            if let Some(warning) = config::readable_by_others(path) {
+                tracing::warn!("{warning}");
+            }
+            target.token = token;
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(server = %target.server, %error, "cannot read the token file; polling with the previous token"),
     }
 }
 

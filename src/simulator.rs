@@ -14,8 +14,11 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
+
+use crate::web::{Limits, Web, WebSettings};
 
 /// The error answers the API documents, with their `code`, `error` and `msg`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,6 +69,18 @@ pub enum Fault {
     Oversized(usize),
     /// The same, streamed in chunks without a Content-Length.
     OversizedStreamed(usize),
+    /// Any status with any bytes (invalid UTF-8 included).
+    RawBytes { status: u16, body: Vec<u8> },
+    /// A normal answer sent one byte per this much time.
+    Trickle(Duration),
+    /// HTTP 200 whose body never ends.
+    Endless,
+    /// `Content-Encoding: gzip` over this many bytes of blanks (a tiny body that inflates hugely).
+    GzipBomb(usize),
+    /// Half a normal answer, then the connection is reset.
+    ResetMidBody,
+    /// 302 back to the same address, for ever.
+    RedirectLoop,
 }
 
 /// What the simulator saw of one request (never the token itself).
@@ -102,12 +117,24 @@ fn lock(shared: &Shared) -> MutexGuard<'_, Inner> {
 pub struct Simulator {
     shared: Shared,
     addr: SocketAddr,
+    tls: bool,
     server: JoinHandle<()>,
 }
 
 impl Simulator {
     /// Starts on 127.0.0.1 on a free port; only the given tokens are accepted.
     pub async fn start(accepted_tokens: &[&str]) -> std::io::Result<Simulator> {
+        Simulator::launch(accepted_tokens, None).await
+    }
+
+    /// The same over HTTPS, with the certificate of a web configuration file (reachable as
+    /// `https://localhost:PORT`).
+    pub async fn start_tls(accepted_tokens: &[&str], web_config: &std::path::Path) -> Result<Simulator, String> {
+        let settings = WebSettings::load(web_config)?;
+        Simulator::launch(accepted_tokens, Some(settings)).await.map_err(|e| e.to_string())
+    }
+
+    async fn launch(accepted_tokens: &[&str], tls: Option<WebSettings>) -> std::io::Result<Simulator> {
         let shared = Arc::new(Mutex::new(Inner {
             accepted_tokens: accepted_tokens.iter().map(|t| (*t).to_owned()).collect(),
             fixed_rows: None,
@@ -122,15 +149,21 @@ impl Simulator {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let app = Router::new().route("/api/v2/billing.php", get(billing)).with_state(shared.clone());
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok(Simulator { shared, addr, server })
+        let tls_enabled = tls.is_some();
+        let web = Web::new(None, Arc::new(tls.unwrap_or_else(WebSettings::plain)));
+        let limits = Limits { max_requests: 0, ..Limits::default() };
+        let server = tokio::spawn(crate::web::server::serve(listener, app, web, limits, std::future::pending()));
+        Ok(Simulator { shared, addr, tls: tls_enabled, server })
     }
 
     /// The value for `--wolkvox.base-url`.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        if self.tls { format!("https://localhost:{}", self.addr.port()) } else { format!("http://{}", self.addr) }
+    }
+
+    /// From now on, only these tokens are accepted (a token rotated on the Wolkvox side).
+    pub fn set_accepted_tokens(&self, tokens: &[&str]) {
+        lock(&self.shared).accepted_tokens = tokens.iter().map(|t| (*t).to_owned()).collect();
     }
 
     /// Serve exactly these `data` rows (raw JSON, so any quirk can be sent) instead of drifting ones.
@@ -230,17 +263,51 @@ async fn billing(State(shared): State<Shared>, Query(query): Query<HashMap<Strin
         Some(Fault::MalformedJson) => (StatusCode::OK, "{\"code\": 200, \"data\": [{,}").into_response(),
         Some(Fault::TruncatedJson) => {
             let body = envelope(rows_now(&shared)).to_string().into_bytes();
-            (StatusCode::OK, bytes::Bytes::copy_from_slice(&body[..body.len() / 2])).into_response()
+            (StatusCode::OK, Bytes::copy_from_slice(&body[..body.len() / 2])).into_response()
         }
         Some(Fault::Oversized(size)) => (StatusCode::OK, padded_body(size)).into_response(),
         Some(Fault::OversizedStreamed(size)) => {
             let chunks = padded_body(size)
                 .into_bytes()
                 .chunks(16 * 1024)
-                .map(|c| Ok::<_, Infallible>(bytes::Bytes::copy_from_slice(c)))
+                .map(|c| Ok::<_, Infallible>(Bytes::copy_from_slice(c)))
                 .collect::<Vec<_>>();
             Response::new(Body::from_stream(futures_util::stream::iter(chunks)))
         }
+        Some(Fault::RawBytes { status, body }) => (status_code(status), body).into_response(),
+        Some(Fault::Trickle(every)) => {
+            let body = Bytes::from(envelope(rows_now(&shared)).to_string());
+            let bytes = futures_util::stream::unfold(0, move |at| {
+                let body = body.clone();
+                async move {
+                    tokio::time::sleep(every).await;
+                    (at < body.len()).then(|| (Ok::<_, Infallible>(body.slice(at..at + 1)), at + 1))
+                }
+            });
+            Response::new(Body::from_stream(bytes))
+        }
+        Some(Fault::Endless) => {
+            let chunk = Bytes::from(vec![b' '; 64 * 1024]);
+            let bytes = futures_util::stream::unfold(chunk, |chunk| async move {
+                tokio::task::yield_now().await;
+                Some((Ok::<_, Infallible>(chunk.clone()), chunk))
+            });
+            Response::new(Body::from_stream(bytes))
+        }
+        Some(Fault::GzipBomb(size)) => {
+            let body = tokio::task::spawn_blocking(move || gzip_of_blanks(size)).await.unwrap_or_default();
+            (StatusCode::OK, [(header::CONTENT_ENCODING, "gzip"), (header::CONTENT_TYPE, "application/json")], body).into_response()
+        }
+        Some(Fault::ResetMidBody) => {
+            let body = Bytes::from(envelope(rows_now(&shared)).to_string());
+            let half = body.slice(..body.len() / 2);
+            let parts = futures_util::stream::iter([
+                Ok(half),
+                Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by the simulator")),
+            ]);
+            Response::new(Body::from_stream(parts))
+        }
+        Some(Fault::RedirectLoop) => (StatusCode::FOUND, [(header::LOCATION, "/api/v2/billing.php?api=gamification")]).into_response(),
     }
 }
 
@@ -265,6 +332,15 @@ fn rows_now(shared: &Shared) -> Vec<Value> {
 
 fn envelope(rows: Vec<Value>) -> Value {
     json!({"code": 200, "error": null, "msg": "Information found for the current month", "data": rows})
+}
+
+fn gzip_of_blanks(size: usize) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    for _ in 0..size / 65536 {
+        encoder.write_all(&[b' '; 65536]).expect("writing to a Vec cannot fail");
+    }
+    encoder.finish().expect("writing to a Vec cannot fail")
 }
 
 fn padded_body(size: usize) -> String {

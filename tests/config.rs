@@ -145,3 +145,25 @@ fn the_config_file_excludes_single_target_flags() {
     let error = error(&["--config.file", path.to_str().unwrap(), "--wolkvox.server", "0042"], &[("T", FAKE_TOKEN)]);
     assert!(error.contains("--config.file"), "{error}");
 }
+
+#[test]
+fn a_token_file_every_user_can_read_draws_a_warning() {
+    use std::os::unix::fs::PermissionsExt;
+    let file = write_temp("token", FAKE_TOKEN);
+    let args = ["--wolkvox.server", "0042", "--wolkvox.token-file", file.to_str().unwrap()];
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let warnings = config(&args, &[]).unwrap().warnings;
+    assert!(warnings.len() == 1 && warnings[0].contains("readable by every user") && warnings[0].contains("chmod 0400"), "{warnings:?}");
+    assert!(!warnings[0].contains(FAKE_TOKEN));
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o400)).unwrap();
+    assert!(config(&args, &[]).unwrap().warnings.is_empty());
+}
+
+#[test]
+fn the_upstream_ca_file_must_hold_a_certificate() {
+    let not_pem = write_temp("ca.pem", "not a certificate");
+    let message = error(&["--wolkvox.server", "0042", "--wolkvox.ca-file", not_pem.to_str().unwrap()], &[TOKEN_ENV]);
+    assert!(message.contains("--wolkvox.ca-file"), "{message}");
+    let message = error(&["--wolkvox.server", "0042", "--wolkvox.ca-file", "/nonexistent/ca.pem"], &[TOKEN_ENV]);
+    assert!(message.contains("--wolkvox.ca-file: cannot read"), "{message}");
+}

@@ -4,23 +4,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{FAKE_TOKEN, failures, get, sample, samples, scrape, start_exporter, up, wait_for, wait_ready};
-use serde_json::json;
+use common::{FAKE_TOKEN, check_faults, failures, get, known_rows, sample, samples, scrape, start_exporter, up, wait_for, wait_ready};
 use wolkvox_exporter::simulator::{DocumentedError, Fault, Simulator};
 
 const WAIT: Duration = Duration::from_secs(10);
 
 fn licenses(operation: &str, description: &str) -> String {
     format!("wolkvox_gamification_licenses{{server=\"0042\",operation=\"{operation}\",description=\"{description}\"}}")
-}
-
-fn known_rows() -> Vec<serde_json::Value> {
-    vec![
-        json!({"operation": "ventas", "description": "Gamification", "items": "12", "date": "2026-11-01 10:00:00"}),
-        json!({"operation": "ventas", "description": "Gamification", "items": "15", "date": "2026-11-02 10:00:00"}),
-        json!({"operation": "soporte", "description": "Gamification", "items": " 7 ", "date": "2026-11-02 10:00:00"}),
-        json!({"operation": "soporte", "description": "Premium", "items": "", "date": "2026-11-02 10:00:00"}),
-    ]
 }
 
 #[tokio::test]
@@ -98,7 +88,7 @@ async fn gzip_is_served_when_asked_and_decodes_to_the_same_text() {
 #[tokio::test]
 async fn every_fault_is_classified_and_keeps_the_last_good_values() {
     let documented = |error, http_status| Fault::Documented { error, http_status };
-    let cases: Vec<(Fault, &str)> = vec![
+    check_faults(vec![
         (documented(DocumentedError::TokenLimitExceeded, 403), "quota"),
         (documented(DocumentedError::TokenLimitExceeded, 200), "quota"),
         (documented(DocumentedError::ValidateToken, 403), "auth"),
@@ -115,50 +105,9 @@ async fn every_fault_is_classified_and_keeps_the_last_good_values() {
         (Fault::Raw { status: 200, body: "[]".into() }, "decode"),
         (Fault::Oversized(64 * 1024), "too_large"),
         (Fault::OversizedStreamed(64 * 1024), "too_large"),
-        (Fault::Delay(Duration::from_secs(3)), "timeout"),
-    ];
-    let mut running = tokio::task::JoinSet::new();
-    for (fault, reason) in cases {
-        running.spawn(async move {
-            let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
-            simulator.set_rows(known_rows());
-            let extra = ["--wolkvox.timeout", "500ms", "--wolkvox.max-response-bytes", "32KiB"];
-            let exporter = start_exporter(&simulator, "200ms", &extra).await;
-            wait_ready(&exporter).await;
-            let good = samples(&scrape(&exporter).await, "wolkvox_gamification_licenses");
-
-            simulator.set_fault(Some(fault.clone()));
-            let text = wait_for(WAIT, reason, || async {
-                let text = scrape(&exporter).await;
-                (failures(&text, reason) >= 1.0).then_some(text)
-            })
-            .await;
-            assert_eq!(up(&text), Some(0.0), "{fault:?}");
-            assert_eq!(samples(&text, "wolkvox_gamification_licenses"), good, "{fault:?} lost the last good values");
-            let other: f64 = [
-                "auth",
-                "quota",
-                "concurrency",
-                "forbidden",
-                "bad_request",
-                "rate_limited",
-                "http",
-                "timeout",
-                "transport",
-                "decode",
-                "too_large",
-            ]
-            .iter()
-            .filter(|r| **r != reason)
-            .map(|r| failures(&text, r))
-            .sum();
-            assert_eq!(other, 0.0, "{fault:?} was counted under another reason too");
-            exporter.stop().await;
-        });
-    }
-    while let Some(result) = running.join_next().await {
-        result.expect("fault case passed");
-    }
+        (Fault::Delay(Duration::from_secs(4)), "timeout"),
+    ])
+    .await;
 }
 
 #[tokio::test]
@@ -296,4 +245,42 @@ fn tempdir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("wolkvox-test-{}-{}", std::process::id(), fastrand::u64(..)));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+#[tokio::test]
+async fn a_rotated_token_file_is_used_at_the_next_poll_without_a_restart() {
+    const NEXT_TOKEN: &str = "fake-token-for-tests-0002";
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    let dir = std::env::temp_dir().join(format!("wolkvox-rotation-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, FAKE_TOKEN).unwrap();
+    let base_url = simulator.base_url();
+    let args = [
+        "--wolkvox.server",
+        "0042",
+        "--wolkvox.token-file",
+        token_file.to_str().unwrap(),
+        "--wolkvox.base-url",
+        &base_url,
+        "--wolkvox.poll-interval",
+        "200ms",
+        "--wolkvox.allow-fast-poll",
+        "--web.listen-address",
+        "127.0.0.1:0",
+    ];
+    let exporter = wolkvox_exporter::Exporter::start(common::config(&args, &[]).unwrap()).await.unwrap();
+    wait_ready(&exporter).await;
+
+    // The new token is valid on both sides before the file changes, as in a careful rotation.
+    simulator.set_accepted_tokens(&[FAKE_TOKEN, NEXT_TOKEN]);
+    std::fs::write(&token_file, format!("{NEXT_TOKEN}\n")).unwrap();
+    wait_for(WAIT, "a poll with the new token", || async { (simulator.max_in_flight(NEXT_TOKEN) > 0).then_some(()) }).await;
+    simulator.set_accepted_tokens(&[NEXT_TOKEN]);
+    let before = simulator.requests().len();
+    wait_for(WAIT, "more polls", || async { (simulator.requests().len() > before + 2).then_some(()) }).await;
+    let text = scrape(&exporter).await;
+    assert_eq!(up(&text), Some(1.0));
+    assert_eq!(failures(&text, "auth"), 0.0);
+    exporter.stop().await;
 }

@@ -18,13 +18,16 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new() -> Result<Client, String> {
-        let http = reqwest::Client::builder()
+    /// `ca_file`: a CA to trust besides the system's.
+    pub fn new(ca_file: Option<&std::path::Path>) -> Result<Client, String> {
+        let mut builder = reqwest::Client::builder()
             .user_agent(concat!("wolkvox_exporter/", env!("CARGO_PKG_VERSION")))
             // A redirect would carry the token header to wherever it points: answer 3xx as an error.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(path) = ca_file {
+            builder = builder.tls_certs_merge(crate::config::ca_certificates(path)?);
+        }
+        let http = builder.build().map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(Client { http })
     }
 

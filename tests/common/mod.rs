@@ -6,9 +6,11 @@ use std::future::Future;
 use std::time::Duration;
 
 use clap::Parser;
+use serde_json::json;
 use wolkvox_exporter::Exporter;
 use wolkvox_exporter::config::{Config, ConfigError, Flags, Target};
-use wolkvox_exporter::simulator::Simulator;
+use wolkvox_exporter::simulator::{Fault, Simulator};
+use wolkvox_exporter::wolkvox::Reason;
 
 /// Obviously fake; tests check that it never shows up anywhere.
 pub const FAKE_TOKEN: &str = "fake-token-for-tests-0001";
@@ -101,4 +103,46 @@ where
 
 pub async fn wait_ready(exporter: &Exporter) {
     wait_for(Duration::from_secs(10), "readiness", || async { (get(exporter, "/-/ready").await.0 == 200).then_some(()) }).await;
+}
+
+/// Rows with a known outcome: ventas 15 (latest of two), soporte 7, one blank row skipped.
+pub fn known_rows() -> Vec<serde_json::Value> {
+    vec![
+        json!({"operation": "ventas", "description": "Gamification", "items": "12", "date": "2026-11-01 10:00:00"}),
+        json!({"operation": "ventas", "description": "Gamification", "items": "15", "date": "2026-11-02 10:00:00"}),
+        json!({"operation": "soporte", "description": "Gamification", "items": " 7 ", "date": "2026-11-02 10:00:00"}),
+        json!({"operation": "soporte", "description": "Premium", "items": "", "date": "2026-11-02 10:00:00"}),
+    ]
+}
+
+/// Each fault against an exporter and simulator of its own, all at once: after a good poll, the
+/// fault makes `up` 0, is counted under `reason` and no other, and the last good values stay.
+pub async fn check_faults(cases: Vec<(Fault, &'static str)>) {
+    let mut running = tokio::task::JoinSet::new();
+    for (fault, reason) in cases {
+        running.spawn(async move {
+            let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+            simulator.set_rows(known_rows());
+            // The timeout leaves room for a loaded CI machine; only the slow cases exceed it.
+            let extra = ["--wolkvox.timeout", "1500ms", "--wolkvox.max-response-bytes", "32KiB"];
+            let exporter = start_exporter(&simulator, "200ms", &extra).await;
+            wait_ready(&exporter).await;
+            let good = samples(&scrape(&exporter).await, "wolkvox_gamification_licenses");
+
+            simulator.set_fault(Some(fault.clone()));
+            let text = wait_for(Duration::from_secs(15), reason, || async {
+                let text = scrape(&exporter).await;
+                (failures(&text, reason) >= 1.0).then_some(text)
+            })
+            .await;
+            assert_eq!(up(&text), Some(0.0), "{fault:?}");
+            assert_eq!(samples(&text, "wolkvox_gamification_licenses"), good, "{fault:?} lost the last good values");
+            let others: Vec<&str> = Reason::ALL.iter().map(|r| r.as_str()).filter(|r| *r != reason && failures(&text, r) > 0.0).collect();
+            assert!(others.is_empty(), "{fault:?} was counted under {others:?} too");
+            exporter.stop().await;
+        });
+    }
+    while let Some(result) = running.join_next().await {
+        result.expect("fault case passed");
+    }
 }

@@ -1,0 +1,191 @@
+//! The accept loop: plain HTTP or TLS (the certificate and client CA of the moment, so that a
+//! renewed certificate is served without a restart), a time limit on TLS handshakes and on reading
+//! request headers, a cap on concurrent requests, and graceful shutdown.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+
+use super::WebSettings;
+
+/// How often the web configuration and the files it names are checked for changes.
+const RELOAD_CHECK: Duration = Duration::from_secs(1);
+
+/// Protections against clients that are slow, idle or too many.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Requests served at once; more get 503 at once, as exporter-toolkit's `--web.max-requests`. 0: no cap.
+    pub max_requests: usize,
+    pub header_read_timeout: Duration,
+    pub tls_handshake_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits { max_requests: 40, header_read_timeout: Duration::from_secs(10), tls_handshake_timeout: Duration::from_secs(10) }
+    }
+}
+
+/// The web settings in force, swapped whole when the file changes.
+pub struct Web {
+    settings: ArcSwap<WebSettings>,
+    path: Option<PathBuf>,
+}
+
+impl Web {
+    pub fn new(path: Option<PathBuf>, settings: Arc<WebSettings>) -> Arc<Web> {
+        Arc::new(Web { settings: ArcSwap::new(settings), path })
+    }
+
+    pub fn current(&self) -> Arc<WebSettings> {
+        self.settings.load_full()
+    }
+
+    pub fn has_file(&self) -> bool {
+        self.path.is_some()
+    }
+
+    /// Reloads when the file or a file it names changes; an invalid change is logged and the last
+    /// good settings stay. Returns only without a file.
+    pub async fn watch_forever(self: Arc<Self>) {
+        let Some(path) = self.path.clone() else { return };
+        let mut seen = fingerprint(&self.current().watched);
+        loop {
+            tokio::time::sleep(RELOAD_CHECK).await;
+            let now = fingerprint(&self.current().watched);
+            if now == seen {
+                continue;
+            }
+            seen = now;
+            let file = path.clone();
+            match tokio::task::spawn_blocking(move || WebSettings::load(&file)).await {
+                Ok(Ok(settings)) => {
+                    tracing::info!(file = %path.display(), "web configuration reloaded");
+                    self.settings.store(Arc::new(settings));
+                }
+                Ok(Err(error)) => {
+                    tracing::error!(file = %path.display(), %error, "web configuration is invalid; keeping the last good one")
+                }
+                Err(error) => tracing::error!(%error, "reloading the web configuration failed"),
+            }
+        }
+    }
+}
+
+/// Modification time and length of each file: a change in any means a reload.
+fn fingerprint(paths: &[PathBuf]) -> Vec<Option<(SystemTime, u64)>> {
+    paths.iter().map(|p| std::fs::metadata(p).ok().and_then(|m| Some((m.modified().ok()?, m.len())))).collect()
+}
+
+/// Wraps the router in basic auth, security headers and the request cap.
+pub fn protect(router: Router, web: Arc<Web>, limits: &Limits) -> Router {
+    let cap = (limits.max_requests > 0).then(|| Arc::new(Semaphore::new(limits.max_requests)));
+    // Outermost first: the cap counts requests still checking their password (bcrypt is the costly part).
+    router.layer(
+        tower::ServiceBuilder::new()
+            .layer(middleware::from_fn_with_state(cap, cap_requests))
+            .layer(middleware::from_fn_with_state(web, authenticate)),
+    )
+}
+
+async fn authenticate(State(web): State<Arc<Web>>, request: Request, next: Next) -> Response {
+    let settings = web.current();
+    let mut response = if settings.users.enabled() && !settings.users.allows(request.headers()).await {
+        let mut refused = (StatusCode::UNAUTHORIZED, "Unauthorized\n").into_response();
+        refused.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"wolkvox_exporter\""));
+        refused
+    } else {
+        next.run(request).await
+    };
+    for (name, value) in &settings.headers {
+        response.headers_mut().insert(name.clone(), value.clone());
+    }
+    response
+}
+
+async fn cap_requests(State(cap): State<Option<Arc<Semaphore>>>, request: Request, next: Next) -> Response {
+    let Some(cap) = cap else { return next.run(request).await };
+    match cap.try_acquire() {
+        Ok(_permit) => next.run(request).await,
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "Too many concurrent requests\n").into_response(),
+    }
+}
+
+/// Serves until `shutdown` resolves, then lets open requests finish (10 s at most).
+pub async fn serve(listener: TcpListener, router: Router, web: Arc<Web>, limits: Limits, shutdown: impl Future<Output = ()>) {
+    let service = TowerToHyperService::new(router);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of file descriptors, usually: wait instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let tls = web.current().tls.clone();
+        let (service, http, watcher, handshake) = (service.clone(), http.clone(), graceful.watcher(), limits.tls_handshake_timeout);
+        tokio::spawn(async move {
+            match tls {
+                None => {
+                    let _ = watcher.watch(http.serve_connection(TokioIo::new(stream), service)).await;
+                }
+                Some(config) => {
+                    if sends_plain_http(&stream).await {
+                        refuse_plain_http(stream).await;
+                        return;
+                    }
+                    let accepted = tokio::time::timeout(handshake, tokio_rustls::TlsAcceptor::from(config).accept(stream)).await;
+                    match accepted {
+                        Ok(Ok(tls_stream)) => {
+                            let _ = watcher.watch(http.serve_connection(TokioIo::new(tls_stream), service)).await;
+                        }
+                        Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
+                }
+            }
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+}
+
+/// A TLS connection opens with a handshake record (0x16); an HTTP request with a method name.
+async fn sends_plain_http(stream: &TcpStream) -> bool {
+    let mut first = [0u8; 1];
+    matches!(tokio::time::timeout(Duration::from_secs(10), stream.peek(&mut first)).await, Ok(Ok(1)) if first[0].is_ascii_uppercase())
+}
+
+/// What Go's servers answer, so a misconfigured scrape says what is wrong.
+async fn refuse_plain_http(mut stream: TcpStream) {
+    let body = "Client sent an HTTP request to an HTTPS server.\n";
+    let response = format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}

@@ -1,0 +1,304 @@
+//! TLS, client certificates, basic auth, security headers, reloading, and the limits that keep
+//! slow clients from stopping scrapes: the exporter's server with real clients (reqwest over
+//! rustls, and raw TCP where a client must misbehave).
+
+#[path = "common/certs.rs"]
+mod certs;
+mod common;
+#[path = "common/tools.rs"]
+mod tools;
+
+use std::path::Path;
+use std::time::Duration;
+
+use certs::{Authority, Issued};
+use common::{FAKE_TOKEN, config, wait_for};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use wolkvox_exporter::Exporter;
+use wolkvox_exporter::simulator::Simulator;
+
+/// The exporter against a simulator, serving with the given web configuration file.
+async fn start(simulator: &Simulator, web_config: &Path, extra: &[&str]) -> Exporter {
+    let base_url = simulator.base_url();
+    let mut args = vec![
+        "--wolkvox.server",
+        "0042",
+        "--wolkvox.base-url",
+        &base_url,
+        "--wolkvox.poll-interval",
+        "1h",
+        "--web.listen-address",
+        "127.0.0.1:0",
+        "--web.config.file",
+        web_config.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    Exporter::start(config(&args, &[("WOLKVOX_TOKEN", FAKE_TOKEN)]).expect("valid config")).await.expect("starts")
+}
+
+fn https_client(ca: &Path, identity: Option<&Issued>) -> reqwest::Client {
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap();
+    let mut builder = reqwest::Client::builder().tls_certs_only([ca]).timeout(Duration::from_secs(10));
+    if let Some(issued) = identity {
+        let pem = [std::fs::read(&issued.cert).unwrap(), std::fs::read(&issued.key).unwrap()].concat();
+        builder = builder.identity(reqwest::Identity::from_pem(&pem).unwrap());
+    }
+    builder.build().unwrap()
+}
+
+fn write(path: &Path, text: &str) {
+    // Write then rename, as a careful operator (or a config manager) replaces a file.
+    let temporary = path.with_extension("tmp");
+    std::fs::write(&temporary, text).unwrap();
+    std::fs::rename(&temporary, path).unwrap();
+}
+
+#[tokio::test]
+async fn tls_serves_verifying_clients_and_tells_plain_http_what_is_wrong() {
+    let dir = tools::temp_dir("tls");
+    let server = Authority::new("test CA").issue(&dir, "server", &["localhost", "127.0.0.1"]);
+    let web = dir.join("web.yml");
+    write(
+        &web,
+        &format!(
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n  min_version: TLS12\n",
+            server.cert.display(),
+            server.key.display()
+        ),
+    );
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    let exporter = start(&simulator, &web, &[]).await;
+    let port = exporter.addr().port();
+
+    let client = https_client(&server.ca, None);
+    let body = client.get(format!("https://localhost:{port}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(body.contains("wolkvox_up"), "{body}");
+
+    let plain = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap();
+    assert_eq!(plain.status().as_u16(), 400);
+    assert!(plain.text().await.unwrap().contains("HTTP request to an HTTPS server"));
+
+    // A client that does not trust the CA refuses the connection.
+    let stranger = https_client(&Authority::new("other CA").issue(&dir, "other", &["localhost"]).ca, None);
+    assert!(stranger.get(format!("https://localhost:{port}/metrics")).send().await.is_err());
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn client_certificates_are_required_and_verified() {
+    let dir = tools::temp_dir("mtls");
+    let authority = Authority::new("test CA");
+    let server = authority.issue(&dir, "server", &["localhost"]);
+    let client_cert = authority.issue(&dir, "prometheus", &["prometheus"]);
+    let rogue = Authority::new("rogue CA").issue(&dir, "rogue", &["prometheus"]);
+    let web = dir.join("web.yml");
+    write(
+        &web,
+        &format!(
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {}\n",
+            server.cert.display(),
+            server.key.display(),
+            server.ca.display()
+        ),
+    );
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    let exporter = start(&simulator, &web, &[]).await;
+    let url = format!("https://localhost:{}/metrics", exporter.addr().port());
+
+    let with_cert = https_client(&server.ca, Some(&client_cert)).get(&url).send().await.unwrap();
+    assert_eq!(with_cert.status().as_u16(), 200);
+    assert!(https_client(&server.ca, None).get(&url).send().await.is_err(), "no client certificate must be refused");
+    assert!(https_client(&server.ca, Some(&rogue)).get(&url).send().await.is_err(), "a certificate from another CA must be refused");
+    exporter.stop().await;
+}
+
+fn users_file(users: &[(&str, &str)]) -> String {
+    let mut text = String::from(
+        "http_server_config:\n  headers:\n    X-Frame-Options: deny\n    X-Content-Type-Options: nosniff\nbasic_auth_users:\n",
+    );
+    for (user, password) in users {
+        text.push_str(&format!("  {user}: '{}'\n", bcrypt::hash(password, 4).unwrap()));
+    }
+    text
+}
+
+async fn status(client: &reqwest::Client, url: &str, credentials: Option<(&str, &str)>) -> reqwest::Response {
+    let request = client.get(url);
+    let request = match credentials {
+        Some((user, password)) => request.basic_auth(user, Some(password)),
+        None => request,
+    };
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn basic_auth_refuses_every_wrong_credential_and_sends_security_headers() {
+    let dir = tools::temp_dir("auth");
+    let web = dir.join("web.yml");
+    write(&web, &users_file(&[("prometheus", "s3cret")]));
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    let exporter = start(&simulator, &web, &[]).await;
+    let url = format!("http://{}/metrics", exporter.addr());
+    let client = reqwest::Client::new();
+
+    let ok = status(&client, &url, Some(("prometheus", "s3cret"))).await;
+    assert_eq!(ok.status().as_u16(), 200);
+    assert_eq!(ok.headers()["x-frame-options"], "deny");
+    assert_eq!(ok.headers()["x-content-type-options"], "nosniff");
+    for credentials in [None, Some(("prometheus", "wrong")), Some(("stranger", "s3cret")), Some(("", ""))] {
+        let refused = status(&client, &url, credentials).await;
+        assert_eq!(refused.status().as_u16(), 401, "{credentials:?}");
+        assert_eq!(refused.headers()["www-authenticate"], "Basic realm=\"wolkvox_exporter\"");
+        assert_eq!(refused.headers()["x-frame-options"], "deny");
+    }
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn users_and_certificates_are_reloaded_and_a_broken_file_keeps_the_last_good_one() {
+    let dir = tools::temp_dir("reload");
+    let web = dir.join("web.yml");
+    let first = Authority::new("first CA").issue(&dir, "first", &["localhost"]);
+    let tls =
+        |issued: &Issued| format!("tls_server_config:\n  cert_file: {}\n  key_file: {}\n", issued.cert.display(), issued.key.display());
+    write(&web, &format!("{}{}", tls(&first), users_file(&[("alice", "one")])));
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    let exporter = start(&simulator, &web, &[]).await;
+    let url = format!("https://localhost:{}/metrics", exporter.addr().port());
+    let trusts_first = https_client(&first.ca, None);
+    assert_eq!(status(&trusts_first, &url, Some(("alice", "one"))).await.status().as_u16(), 200);
+
+    // New users: bob gets in, alice no longer does, without a restart.
+    write(&web, &format!("{}{}", tls(&first), users_file(&[("bob", "two")])));
+    wait_for(Duration::from_secs(10), "bob to be accepted", || async {
+        (status(&trusts_first, &url, Some(("bob", "two"))).await.status().as_u16() == 200).then_some(())
+    })
+    .await;
+    assert_eq!(status(&trusts_first, &url, Some(("alice", "one"))).await.status().as_u16(), 401);
+
+    // A renewed certificate from another CA is served to new connections.
+    let second = Authority::new("second CA").issue(&dir, "second", &["localhost"]);
+    write(&web, &format!("{}{}", tls(&second), users_file(&[("bob", "two")])));
+    wait_for(Duration::from_secs(10), "the new certificate", || async {
+        https_client(&second.ca, None)
+            .get(&url)
+            .basic_auth("bob", Some("two"))
+            .send()
+            .await
+            .ok()
+            .filter(|r| r.status().is_success())
+            .map(|_| ())
+    })
+    .await;
+
+    // A broken file is refused; the last good configuration stays in force.
+    write(&web, "basic_auth_users: [this is not a map\n");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let client = https_client(&second.ca, None);
+    assert_eq!(status(&client, &url, Some(("bob", "two"))).await.status().as_u16(), 200);
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn requests_past_the_cap_are_refused_at_once() {
+    let dir = tools::temp_dir("cap");
+    let web = dir.join("web.yml");
+    // Cost 12: each refused password takes a noticeable while to check, holding its slot.
+    write(&web, &format!("basic_auth_users:\n  prometheus: '{}'\n", bcrypt::hash("s3cret", 12).unwrap()));
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    let exporter = start(&simulator, &web, &["--web.max-requests", "1"]).await;
+    let url = format!("http://{}/metrics", exporter.addr());
+    // All at once (collected, not a lazy iterator), each on a connection of its own.
+    let attempts: Vec<_> = (0..6)
+        .map(|i| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                client.get(url).basic_auth("prometheus", Some(format!("guess-{i}"))).send().await.unwrap().status().as_u16()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for attempt in attempts {
+        statuses.push(attempt.await.unwrap());
+    }
+    assert!(statuses.contains(&503), "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 503 || *s == 401), "{statuses:?}");
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn idle_and_slow_clients_do_not_stop_other_scrapes() {
+    let dir = tools::temp_dir("slow");
+    let web = dir.join("web.yml");
+    write(&web, "http_server_config:\n  headers:\n    X-Content-Type-Options: nosniff\n");
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    let exporter = start(&simulator, &web, &[]).await;
+    let addr = exporter.addr();
+
+    // 300 connections that say nothing, and 50 that send half a request and stall.
+    let mut hogs = Vec::new();
+    for i in 0..350 {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        if i >= 300 {
+            stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.unwrap();
+        }
+        hogs.push(stream);
+    }
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    for _ in 0..10 {
+        let response = client.get(format!("http://{addr}/metrics")).send().await.expect("a scrape gets through");
+        assert_eq!(response.status().as_u16(), 200);
+    }
+    // Slow clients do not hold their connection for ever: the header read times out.
+    let mut slow = hogs.pop().unwrap();
+    let mut buffer = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(20), slow.read_to_end(&mut buffer)).await;
+    assert!(closed.is_ok(), "a stalled request was never closed");
+    exporter.stop().await;
+}
+
+#[test]
+fn invalid_web_configurations_stop_start_up_naming_the_field() {
+    let dir = tools::temp_dir("web-invalid");
+    let server = Authority::new("test CA").issue(&dir, "server", &["localhost"]);
+    let cases = [
+        ("tls_server_config:\n  key_file: x\n".to_owned(), "tls_server_config.cert_file"),
+        (format!("tls_server_config:\n  cert_file: {}\n  key_file: /nonexistent\n", server.cert.display()), "tls_server_config.key_file"),
+        (
+            format!(
+                "tls_server_config:\n  cert_file: {}\n  key_file: {}\n  min_version: SSL3\n",
+                server.cert.display(),
+                server.key.display()
+            ),
+            "tls_server_config.min_version",
+        ),
+        (
+            format!(
+                "tls_server_config:\n  cert_file: {}\n  key_file: {}\n  client_auth_type: RequireAndVerifyClientCert\n",
+                server.cert.display(),
+                server.key.display()
+            ),
+            "tls_server_config.client_ca_file",
+        ),
+        (
+            format!(
+                "tls_server_config:\n  cert_file: {}\n  key_file: {}\n  client_auth_type: Sometimes\n",
+                server.cert.display(),
+                server.key.display()
+            ),
+            "client_auth_type",
+        ),
+        ("basic_auth_users:\n  alice: plaintext-password\n".to_owned(), "basic_auth_users.alice"),
+        ("http_server_config:\n  headers:\n    X-Powered-By: me\n".to_owned(), "http_server_config.headers.X-Powered-By"),
+        ("http_server_config:\n  headers:\n    X-Frame-Options: allow-all\n".to_owned(), "http_server_config.headers.X-Frame-Options"),
+        ("tls_config: {}\n".to_owned(), "unknown field `tls_config`"),
+    ];
+    for (text, expected) in cases {
+        let web = dir.join("web.yml");
+        std::fs::write(&web, &text).unwrap();
+        let args = ["--wolkvox.server", "0042", "--web.config.file", web.to_str().unwrap()];
+        let error = config(&args, &[("WOLKVOX_TOKEN", FAKE_TOKEN)]).expect_err("must be refused").to_string();
+        assert!(error.contains("--web.config.file") && error.contains(expected), "{text:?}: {error}");
+    }
+}
