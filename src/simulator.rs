@@ -91,6 +91,8 @@ pub struct RecordedRequest {
     pub date_end: Option<String>,
     pub server_header: Option<String>,
     pub had_token: bool,
+    /// Answered with an error or an injected fault rather than the normal answer.
+    pub faulted: bool,
 }
 
 /// The real API refuses more than this many simultaneous requests per token.
@@ -103,6 +105,10 @@ struct Inner {
     next_faults: VecDeque<Fault>,
     every_fault: Option<Fault>,
     requests: Vec<RecordedRequest>,
+    /// Off for long soaks, where a record of every request would be most of the memory.
+    recording: bool,
+    counted: u64,
+    counted_faulted: u64,
     in_flight: HashMap<String, usize>,
     max_in_flight: HashMap<String, usize>,
     last_served: Option<Vec<Value>>,
@@ -142,6 +148,9 @@ impl Simulator {
             next_faults: VecDeque::new(),
             every_fault: None,
             requests: Vec::new(),
+            recording: true,
+            counted: 0,
+            counted_faulted: 0,
             in_flight: HashMap::new(),
             max_in_flight: HashMap::new(),
             last_served: None,
@@ -185,6 +194,18 @@ impl Simulator {
         lock(&self.shared).requests.clone()
     }
 
+    /// Stop (or resume) keeping a record of each request; the counts go on.
+    pub fn set_recording(&self, on: bool) {
+        lock(&self.shared).recording = on;
+    }
+
+    /// How many requests arrived, and how many of them got an error or a fault instead of the
+    /// normal answer (a delayed answer is normal), recorded or not.
+    pub fn counts(&self) -> (u64, u64) {
+        let inner = lock(&self.shared);
+        (inner.counted, inner.counted_faulted)
+    }
+
     /// The most requests ever in flight at once with this token.
     pub fn max_in_flight(&self, token: &str) -> usize {
         lock(&self.shared).max_in_flight.get(token).copied().unwrap_or(0)
@@ -220,13 +241,6 @@ async fn billing(State(shared): State<Shared>, Query(query): Query<HashMap<Strin
     let token = headers.get("wolkvox-token").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let (fault, refusal, _guard) = {
         let mut inner = lock(&shared);
-        inner.requests.push(RecordedRequest {
-            api: query.get("api").cloned(),
-            date_ini: query.get("date_ini").cloned(),
-            date_end: query.get("date_end").cloned(),
-            server_header: headers.get("wolkvox_server").and_then(|v| v.to_str().ok()).map(str::to_owned),
-            had_token: token.is_some(),
-        });
         let guard = token.clone().map(|token| {
             let count = inner.in_flight.entry(token.clone()).or_default();
             *count += 1;
@@ -246,6 +260,19 @@ async fn billing(State(shared): State<Shared>, Query(query): Query<HashMap<Strin
             Some(_) => None,
         };
         let fault = inner.next_faults.pop_front().or_else(|| inner.every_fault.clone());
+        let faulted = refusal.is_some() || fault.as_ref().is_some_and(|f| !matches!(f, Fault::Delay(_) | Fault::Trickle(_)));
+        inner.counted += 1;
+        inner.counted_faulted += u64::from(faulted);
+        if inner.recording {
+            inner.requests.push(RecordedRequest {
+                api: query.get("api").cloned(),
+                date_ini: query.get("date_ini").cloned(),
+                date_end: query.get("date_end").cloned(),
+                server_header: headers.get("wolkvox_server").and_then(|v| v.to_str().ok()).map(str::to_owned),
+                had_token: token.is_some(),
+                faulted,
+            });
+        }
         (fault, refusal, guard)
     };
     if let Some(error) = refusal {
