@@ -3,6 +3,9 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
 
 use axum::Router;
 use axum::body::Body;
@@ -13,17 +16,46 @@ use axum::routing::get;
 use bytes::Bytes;
 
 use crate::metrics::{CONTENT_TYPE, ProcessMetrics};
-use crate::snapshot::{Store, TargetState};
+use crate::snapshot::{Published, Store, TargetState};
 
 #[derive(Clone)]
 struct AppState {
     store: Arc<Store>,
     process: Arc<ProcessMetrics>,
+    tail: Arc<ArcSwapOption<Tail>>,
     telemetry_path: Arc<str>,
 }
 
+/// The process metrics that end every body, plain and as the end of the snapshot's gzip stream.
+/// Rebuilt at most once a second (and for each new snapshot): reading /proc and compressing on
+/// every scrape would cost more than all the rest of a scrape.
+struct Tail {
+    built: Instant,
+    snapshot: Arc<Published>,
+    plain: Bytes,
+    gzip: Bytes,
+}
+
+const TAIL_LIFETIME: Duration = Duration::from_secs(1);
+
+impl AppState {
+    fn tail(&self, snapshot: &Arc<Published>) -> Arc<Tail> {
+        if let Some(tail) = self.tail.load_full()
+            && tail.built.elapsed() < TAIL_LIFETIME
+            && Arc::ptr_eq(&tail.snapshot, snapshot)
+        {
+            return tail;
+        }
+        let plain = Bytes::from(self.process.render());
+        let gzip = snapshot.gzip.finish(&plain);
+        let tail = Arc::new(Tail { built: Instant::now(), snapshot: snapshot.clone(), plain, gzip });
+        self.tail.store(Some(tail.clone()));
+        tail
+    }
+}
+
 pub fn router(store: Arc<Store>, telemetry_path: &str) -> Router {
-    let state = AppState { store, process: Arc::new(ProcessMetrics::new()), telemetry_path: telemetry_path.into() };
+    let state = AppState { store, process: Arc::new(ProcessMetrics::new()), tail: Arc::default(), telemetry_path: telemetry_path.into() };
     Router::new()
         .route(telemetry_path, get(metrics))
         .route("/", get(landing))
@@ -33,14 +65,13 @@ pub fn router(store: Arc<Store>, telemetry_path: &str) -> Router {
         .with_state(state)
 }
 
-/// The cached text plus the process metrics of this moment. With gzip, the cached part was
-/// compressed once per poll; only the small process part is compressed here.
+/// The snapshot's text (compressed once per poll for gzip) and the process-metrics tail: two
+/// shared buffers, no rendering, no compression, no copy.
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let published = state.store.published();
-    let process = state.process.render();
+    let tail = state.tail(&published);
     let gzip = accepts_gzip(&headers);
-    let (cached, tail) =
-        if gzip { (published.gzip.bytes(), published.gzip.finish(&process)) } else { (published.text.clone(), Bytes::from(process)) };
+    let (cached, tail) = if gzip { (published.gzip.bytes(), tail.gzip.clone()) } else { (published.text.clone(), tail.plain.clone()) };
     let length = cached.len() + tail.len();
     let body = Body::from_stream(futures_util::stream::iter([Ok::<_, Infallible>(cached), Ok(tail)]));
     let mut response = Response::new(body);

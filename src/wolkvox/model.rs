@@ -3,10 +3,14 @@
 //! `items` as a (padded) string or a number. Rows that carry no usable number are skipped and
 //! counted, never turned into 0.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::fmt;
 
 use jiff::civil::DateTime;
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
 
 /// One usage series after de-duplication: the latest row and the month's highest value.
 #[derive(Clone, Debug, PartialEq)]
@@ -58,59 +62,72 @@ pub enum Decoded {
     },
 }
 
-/// Decodes a body; `Err` says in one line why it is not a billing response.
+/// Decodes a body; `Err` says in one line why it is not a billing response. Rows are read
+/// straight from the bytes (labels borrowed where JSON needs no unescaping) and folded into their
+/// series as they come, so a 60,000-row answer never exists as a tree of JSON values.
 pub fn decode(body: &[u8]) -> Result<Decoded, String> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
-    let Value::Object(envelope) = value else {
-        return Err(format!("expected a JSON object, got {}", kind(&value)));
-    };
-    let code = envelope.get("code").and_then(code_of);
-    let error = envelope.get("error").and_then(text_of).filter(|e| !e.eq_ignore_ascii_case("null"));
+    let mut reader = serde_json::Deserializer::from_slice(body);
+    let envelope = Envelope::deserialize(&mut reader).and_then(|envelope| reader.end().map(|()| envelope));
+    let envelope = envelope.map_err(|e| format!("not a billing response: {e}"))?;
+    let code = envelope.code.as_ref().and_then(code_of);
+    let error = envelope.error.as_ref().and_then(text_of).filter(|e| !e.eq_ignore_ascii_case("null"));
     if error.is_some() || code.is_some_and(|c| !(200..300).contains(&c)) {
-        let msg = envelope.get("msg").and_then(text_of).unwrap_or_default();
+        let msg = envelope.msg.as_ref().and_then(text_of).unwrap_or_default();
         let text = [error.unwrap_or_default(), msg].join(" ").trim().to_owned();
         return Ok(Decoded::ApiError { code, text });
     }
-    let rows = match envelope.get("data") {
-        Some(Value::Array(rows)) => rows.as_slice(),
-        Some(row @ Value::Object(_)) => std::slice::from_ref(row),
-        Some(Value::Null) => &[],
-        Some(Value::String(s)) if s.trim().is_empty() => &[],
-        Some(other) => return Err(format!("`data` is {}, expected an array of rows", kind(other))),
-        None if code.is_some() => &[],
-        None => return Err("the object has neither `code` nor `data`".to_owned()),
-    };
-    Ok(Decoded::Report(summarize(rows)))
+    match envelope.data {
+        Data::Rows(rows) => Ok(Decoded::Report(rows.finish())),
+        Data::Missing if code.is_some() => Ok(Decoded::Report(Report::default())),
+        Data::Missing => Err("the object has neither `code` nor `data`".to_owned()),
+        Data::Invalid(kind) => Err(format!("`data` is {kind}, expected an array of rows")),
+    }
 }
 
-/// De-duplicates rows per (operation, description): the gauge takes the row with the latest
-/// `date` (response order breaks ties and stands in when dates do not parse); `max` is the
-/// highest value of all the key's rows.
-fn summarize(rows: &[Value]) -> Report {
-    struct Acc {
-        latest: f64,
-        date: Option<DateTime>,
-        max: f64,
-    }
-    let mut index: HashMap<(String, String), Acc> = HashMap::new();
-    let mut skipped: HashMap<SkipReason, u64> = HashMap::new();
-    for row in rows {
-        let Value::Object(fields) = row else {
-            *skipped.entry(SkipReason::MalformedRow).or_default() += 1;
-            continue;
+/// The top-level object. Later duplicates of a key win, as in most JSON readers.
+struct Envelope<'de> {
+    code: Option<Value>,
+    error: Option<Value>,
+    msg: Option<Value>,
+    data: Data<'de>,
+}
+
+enum Data<'de> {
+    Missing,
+    Rows(Rows<'de>),
+    Invalid(&'static str),
+}
+
+/// Rows folded per (operation, description): the gauge takes the row with the latest `date`
+/// (response order breaks ties and stands in when dates do not parse); `max` is the highest value
+/// of all the key's rows.
+#[derive(Default)]
+struct Rows<'de> {
+    count: usize,
+    index: HashMap<(Cow<'de, str>, Cow<'de, str>), Acc>,
+    skipped: [u64; SkipReason::ALL.len()],
+}
+
+struct Acc {
+    latest: f64,
+    date: Option<DateTime>,
+    max: f64,
+}
+
+impl<'de> Rows<'de> {
+    fn add(&mut self, row: Row<'de>) {
+        self.count += 1;
+        let (key, items, date) = match row {
+            Row::Malformed => return self.skipped[SkipReason::MalformedRow as usize] += 1,
+            Row::Usage { operation, description, items, date } => ((operation, description), items, date),
         };
-        let items = match items_of(fields.get("items")) {
+        let items = match items {
             Ok(items) => items,
-            Err(reason) => {
-                *skipped.entry(reason).or_default() += 1;
-                continue;
-            }
+            Err(reason) => return self.skipped[reason as usize] += 1,
         };
-        let key = (label_of(fields, "operation"), label_of(fields, "description"));
-        let date = fields.get("date").and_then(Value::as_str).and_then(parse_date);
-        match index.get_mut(&key) {
+        match self.index.get_mut(&key) {
             None => {
-                index.insert(key, Acc { latest: items, date, max: items });
+                self.index.insert(key, Acc { latest: items, date, max: items });
             }
             Some(acc) => {
                 acc.max = acc.max.max(items);
@@ -122,33 +139,286 @@ fn summarize(rows: &[Value]) -> Report {
             }
         }
     }
-    let mut series: Vec<Series> = index
-        .into_iter()
-        .map(|((operation, description), acc)| Series { operation, description, latest: acc.latest, max: acc.max })
-        .collect();
-    series.sort_by(|a, b| (&a.operation, &a.description).cmp(&(&b.operation, &b.description)));
-    let mut skipped: Vec<(SkipReason, u64)> = skipped.into_iter().collect();
-    skipped.sort();
-    Report { rows: rows.len(), series, skipped }
+
+    fn finish(self) -> Report {
+        let mut series: Vec<Series> = self
+            .index
+            .into_iter()
+            .map(|((operation, description), acc)| Series {
+                operation: operation.into_owned(),
+                description: description.into_owned(),
+                latest: acc.latest,
+                max: acc.max,
+            })
+            .collect();
+        series.sort_unstable_by(|a, b| (&a.operation, &a.description).cmp(&(&b.operation, &b.description)));
+        let skipped = SkipReason::ALL.into_iter().map(|r| (r, self.skipped[r as usize])).filter(|(_, n)| *n > 0).collect();
+        Report { rows: self.count, series, skipped }
+    }
 }
 
-fn items_of(value: Option<&Value>) -> Result<f64, SkipReason> {
-    let number = match value {
-        None | Some(Value::Null) => return Err(SkipReason::BlankItems),
-        Some(Value::String(s)) if s.trim().is_empty() => return Err(SkipReason::BlankItems),
-        Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
-        Some(Value::Number(n)) => n.as_f64(),
-        Some(_) => None,
-    };
-    number.filter(|n| n.is_finite()).ok_or(SkipReason::InvalidItems)
+enum Row<'de> {
+    Usage { operation: Cow<'de, str>, description: Cow<'de, str>, items: Result<f64, SkipReason>, date: Option<DateTime> },
+    Malformed,
 }
 
-/// A label value: strings as they are, numbers and booleans spelled out, anything else empty.
-fn label_of(fields: &Map<String, Value>, name: &str) -> String {
-    match fields.get(name) {
-        Some(Value::String(s)) => s.clone(),
-        Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string(),
-        _ => String::new(),
+/// The keys this decoder cares about; the rest are skipped unread.
+enum Key {
+    Code,
+    Error,
+    Msg,
+    Data,
+    Operation,
+    Description,
+    Items,
+    Date,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Key, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = Key;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<Key, E> {
+                Ok(match key {
+                    "code" => Key::Code,
+                    "error" => Key::Error,
+                    "msg" => Key::Msg,
+                    "data" => Key::Data,
+                    "operation" => Key::Operation,
+                    "description" => Key::Description,
+                    "items" => Key::Items,
+                    "date" => Key::Date,
+                    _ => Key::Other,
+                })
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for Envelope<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Envelope<'de>, D::Error> {
+        struct EnvelopeVisitor;
+        impl<'de> Visitor<'de> for EnvelopeVisitor {
+            type Value = Envelope<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object with code, error, msg and data")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Envelope<'de>, A::Error> {
+                let mut envelope = Envelope { code: None, error: None, msg: None, data: Data::Missing };
+                while let Some(key) = map.next_key::<Key>()? {
+                    match key {
+                        Key::Code => envelope.code = Some(map.next_value()?),
+                        Key::Error => envelope.error = Some(map.next_value()?),
+                        Key::Msg => envelope.msg = Some(map.next_value()?),
+                        Key::Data => envelope.data = map.next_value()?,
+                        _ => {
+                            map.next_value::<Value>()?;
+                        }
+                    }
+                }
+                Ok(envelope)
+            }
+        }
+        deserializer.deserialize_map(EnvelopeVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for Data<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Data<'de>, D::Error> {
+        struct DataVisitor;
+        impl<'de> Visitor<'de> for DataVisitor {
+            type Value = Data<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("rows")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Data<'de>, A::Error> {
+                let mut rows = Rows::default();
+                while let Some(row) = seq.next_element::<Row<'de>>()? {
+                    rows.add(row);
+                }
+                Ok(Data::Rows(rows))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Data<'de>, A::Error> {
+                let mut rows = Rows::default();
+                rows.add(row_from_map(map)?);
+                Ok(Data::Rows(rows))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Data<'de>, E> {
+                Ok(Data::Rows(Rows::default()))
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Data<'de>, E> {
+                Ok(if text.trim().is_empty() { Data::Rows(Rows::default()) } else { Data::Invalid("a string") })
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Data<'de>, E> {
+                Ok(Data::Invalid("a boolean"))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Data<'de>, E> {
+                Ok(Data::Invalid("a number"))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Data<'de>, E> {
+                Ok(Data::Invalid("a number"))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Data<'de>, E> {
+                Ok(Data::Invalid("a number"))
+            }
+        }
+        deserializer.deserialize_any(DataVisitor)
+    }
+}
+
+fn row_from_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<Row<'de>, A::Error> {
+    let (mut operation, mut description) = (Cow::Borrowed(""), Cow::Borrowed(""));
+    let (mut items, mut date) = (Err(SkipReason::BlankItems), None);
+    while let Some(key) = map.next_key::<Key>()? {
+        match key {
+            Key::Operation => operation = map.next_value::<Label<'de>>()?.0,
+            Key::Description => description = map.next_value::<Label<'de>>()?.0,
+            Key::Items => items = map.next_value::<Items>()?.0,
+            Key::Date => date = parse_date(&map.next_value::<Label<'de>>()?.0),
+            _ => {
+                map.next_value::<Value>()?;
+            }
+        }
+    }
+    Ok(Row::Usage { operation, description, items, date })
+}
+
+impl<'de> Deserialize<'de> for Row<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Row<'de>, D::Error> {
+        struct RowVisitor;
+        impl<'de> Visitor<'de> for RowVisitor {
+            type Value = Row<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a row")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Row<'de>, A::Error> {
+                row_from_map(map)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Row<'de>, A::Error> {
+                while seq.next_element::<Value>()?.is_some() {}
+                Ok(Row::Malformed)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Row<'de>, E> {
+                Ok(Row::Malformed)
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Row<'de>, E> {
+                Ok(Row::Malformed)
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Row<'de>, E> {
+                Ok(Row::Malformed)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Row<'de>, E> {
+                Ok(Row::Malformed)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Row<'de>, E> {
+                Ok(Row::Malformed)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Row<'de>, E> {
+                Ok(Row::Malformed)
+            }
+        }
+        deserializer.deserialize_any(RowVisitor)
+    }
+}
+
+/// A label value: strings as they are (borrowed when no unescaping was needed), numbers and
+/// booleans spelled out, anything else empty.
+struct Label<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Label<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Label<'de>, D::Error> {
+        struct LabelVisitor;
+        impl<'de> Visitor<'de> for LabelVisitor {
+            type Value = Label<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a label value")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Label<'de>, E> {
+                Ok(Label(Cow::Borrowed(text)))
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Label<'de>, E> {
+                Ok(Label(Cow::Owned(text.to_owned())))
+            }
+            fn visit_bool<E: de::Error>(self, value: bool) -> Result<Label<'de>, E> {
+                Ok(Label(Cow::Owned(value.to_string())))
+            }
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<Label<'de>, E> {
+                Ok(Label(Cow::Owned(value.to_string())))
+            }
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<Label<'de>, E> {
+                Ok(Label(Cow::Owned(value.to_string())))
+            }
+            fn visit_f64<E: de::Error>(self, value: f64) -> Result<Label<'de>, E> {
+                Ok(Label(Cow::Owned(value.to_string())))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Label<'de>, E> {
+                Ok(Label(Cow::Borrowed("")))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Label<'de>, A::Error> {
+                while seq.next_element::<Value>()?.is_some() {}
+                Ok(Label(Cow::Borrowed("")))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Label<'de>, A::Error> {
+                while map.next_entry::<Value, Value>()?.is_some() {}
+                Ok(Label(Cow::Borrowed("")))
+            }
+        }
+        deserializer.deserialize_any(LabelVisitor)
+    }
+}
+
+/// `items`: a finite number, as a number or a (padded) string; blank or unusable otherwise.
+struct Items(Result<f64, SkipReason>);
+
+impl<'de> Deserialize<'de> for Items {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Items, D::Error> {
+        struct ItemsVisitor;
+        fn finite(value: f64) -> Items {
+            Items(if value.is_finite() { Ok(value) } else { Err(SkipReason::InvalidItems) })
+        }
+        impl<'de> Visitor<'de> for ItemsVisitor {
+            type Value = Items;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a count")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Items, E> {
+                let text = text.trim();
+                if text.is_empty() {
+                    return Ok(Items(Err(SkipReason::BlankItems)));
+                }
+                Ok(text.parse::<f64>().map_or(Items(Err(SkipReason::InvalidItems)), finite))
+            }
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<Items, E> {
+                Ok(finite(value as f64))
+            }
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<Items, E> {
+                Ok(finite(value as f64))
+            }
+            fn visit_f64<E: de::Error>(self, value: f64) -> Result<Items, E> {
+                Ok(finite(value))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Items, E> {
+                Ok(Items(Err(SkipReason::BlankItems)))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Items, E> {
+                Ok(Items(Err(SkipReason::InvalidItems)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Items, A::Error> {
+                while seq.next_element::<Value>()?.is_some() {}
+                Ok(Items(Err(SkipReason::InvalidItems)))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Items, A::Error> {
+                while map.next_entry::<Value, Value>()?.is_some() {}
+                Ok(Items(Err(SkipReason::InvalidItems)))
+            }
+        }
+        deserializer.deserialize_any(ItemsVisitor)
     }
 }
 
@@ -180,17 +450,6 @@ fn parse_date(text: &str) -> Option<DateTime> {
             .ok()
             .or_else(|| jiff::civil::Date::strptime(format, text).ok().map(|d| d.to_datetime(jiff::civil::Time::midnight())))
     })
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 #[cfg(test)]

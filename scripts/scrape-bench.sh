@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Scrape benchmark: /metrics of the exporter against the same bytes served as a static file by
+# nginx and by a minimal Python prometheus_client exporter, for billing answers of 100, 10,000
+# and 60,000 rows (one series each), gzip off and on; plus the exporter's memory.
+#   scripts/scrape-bench.sh              (DURATION=10s CONNECTIONS=64 ROWS="100 10000 60000")
+# Needs wrk, nginx and curl (Debian packages) and Python's prometheus_client (pip).
+# The exporter polls nginx, which serves a generated billing answer, so that the process measured
+# is the exporter alone (the demo would put the simulator in the same process).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration=${DURATION:-10s}
+connections=${CONNECTIONS:-64}
+rows_list=${ROWS:-100 10000 60000}
+for tool in wrk nginx curl python3; do
+  command -v "$tool" > /dev/null || { echo "$tool is missing (apt-get install wrk nginx curl)" >&2; exit 1; }
+done
+python3 -c 'import prometheus_client' 2> /dev/null || python3 -m pip install --quiet --disable-pip-version-check prometheus_client
+
+cargo build --release --locked --quiet
+work=$(mktemp -d)
+chmod 755 "$work"   # nginx's workers run unprivileged
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2> /dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_for() { until curl -sf -o /dev/null "$1"; do sleep 0.1; done; }
+kib() { awk -v key="$2:" '$1 == key { print $2 }' "/proc/$1/status"; }
+
+nginx_port=$(free_port)
+mkdir -p "$work/www/api/v2" "$work/nginx"
+cat > "$work/nginx/nginx.conf" << CONF
+daemon off;
+worker_processes 1;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 1000000;
+  client_body_temp_path $work/nginx;
+  proxy_temp_path $work/nginx;
+  fastcgi_temp_path $work/nginx;
+  uwsgi_temp_path $work/nginx;
+  scgi_temp_path $work/nginx;
+  server {
+    listen 127.0.0.1:$nginx_port;
+    root $work/www;
+    location = /metrics { default_type "text/plain; version=0.0.4"; gzip_static on; }
+    location = /api/v2/billing.php { default_type application/json; }
+  }
+}
+CONF
+nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" &
+pids+=($!)
+until curl -s -o /dev/null "http://127.0.0.1:$nginx_port/"; do sleep 0.1; done
+
+cat > "$work/peer.py" << 'PY'
+# The usual hand-written exporter: prometheus_client's registry and HTTP server, a collector
+# that yields cached families on each scrape.
+import sys, time
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
+families = list(text_string_to_metric_families(open(sys.argv[2]).read()))
+class Cached(Collector):
+    def collect(self):
+        return families
+registry = CollectorRegistry()
+registry.register(Cached())
+start_http_server(int(sys.argv[1]), addr="127.0.0.1", registry=registry)
+while True:
+    time.sleep(3600)
+PY
+
+# bench NAME URL [gzip] -> "req/s p50 p99 non2xx errors"
+bench() {
+  local args=(-t2 "-c$connections" "-d$duration" --latency)
+  [[ ${3:-} == gzip ]] && args+=(-H "Accept-Encoding: gzip")
+  wrk "${args[@]}" "$2" > "$work/wrk.txt"
+  awk '/Requests\/sec/ { rps = $2 } /^ +50%/ { p50 = $2 } /^ +99%/ { p99 = $2 } /Non-2xx/ { bad = $NF } /Socket errors/ { err = 1 }
+       END { printf "%s %s %s %s %s\n", rps, p50, p99, (bad == "" ? 0 : bad), (err ? "errors" : "ok") }' "$work/wrk.txt"
+}
+
+echo "wrk -t2 -c$connections -d$duration on $(nproc) cores shared by wrk and the server"
+printf '%-7s %-8s %-5s %12s %10s %10s %8s\n' rows server gzip req/s p50 p99 non-2xx
+for rows in $rows_list; do
+  python3 - "$rows" > "$work/www/api/v2/billing.php" << 'PY'
+import json, sys
+n = int(sys.argv[1])
+data = [{"operation": f"operación_{i // 2:05d}", "description": ["Gamification", "Gamification Premium"][i % 2],
+         "items": str(i % 97), "date": "2026-11-27 09:00:00"} for i in range(n)]
+print(json.dumps({"code": 200, "error": None, "msg": "Information found for the current month", "data": data}))
+PY
+  chmod -R a+rX "$work/www"
+  port=$(free_port)
+  WOLKVOX_TOKEN=fake-token-for-benchmarks target/release/wolkvox_exporter --wolkvox.server 0042 \
+    --wolkvox.base-url "http://127.0.0.1:$nginx_port" --wolkvox.poll-interval 1h \
+    --web.listen-address "127.0.0.1:$port" --web.max-requests 0 --log.level warn &
+  exporter=$!
+  pids+=("$exporter")
+  wait_for "http://127.0.0.1:$port/-/ready"
+  idle=$(kib "$exporter" VmRSS); peak=$(kib "$exporter" VmHWM)
+  curl -s "http://127.0.0.1:$port/metrics" > "$work/www/metrics"
+  gzip -kf "$work/www/metrics"
+  chmod a+r "$work/www/metrics" "$work/www/metrics.gz"
+  peer_port=$(free_port)
+  python3 "$work/peer.py" "$peer_port" "$work/www/metrics" &
+  pids+=($!)
+  wait_for "http://127.0.0.1:$peer_port/metrics"
+
+  for gzip in plain gzip; do
+    read -r e_rps e_p50 e_p99 e_bad e_err <<< "$(bench exporter "http://127.0.0.1:$port/metrics" "$gzip")"
+    loaded=$(kib "$exporter" VmRSS)
+    read -r n_rps n_p50 n_p99 n_bad n_err <<< "$(bench nginx "http://127.0.0.1:$nginx_port/metrics" "$gzip")"
+    read -r p_rps p_p50 p_p99 p_bad p_err <<< "$(bench python "http://127.0.0.1:$peer_port/metrics" "$gzip")"
+    printf '%-7s %-8s %-5s %12s %10s %10s %8s\n' "$rows" exporter "$gzip" "$e_rps" "$e_p50" "$e_p99" "$e_bad"
+    printf '%-7s %-8s %-5s %12s %10s %10s %8s\n' "$rows" nginx "$gzip" "$n_rps" "$n_p50" "$n_p99" "$n_bad"
+    printf '%-7s %-8s %-5s %12s %10s %10s %8s\n' "$rows" python "$gzip" "$p_rps" "$p_p50" "$p_p99" "$p_bad"
+    python3 -c "print(f'{\"\":7} ratios {\"$gzip\":5}  exporter/nginx {$e_rps / $n_rps:.2f} x   exporter/python {$e_rps / max($p_rps, 0.01):.1f} x')"
+  done
+  echo "$rows rows: /metrics $(wc -c < "$work/www/metrics") bytes ($(wc -c < "$work/www/metrics.gz") gzipped); exporter memory: idle ${idle} KiB, peak ${peak} KiB, under load ${loaded} KiB"
+  kill "$exporter" "${pids[-1]}"; wait "$exporter" 2> /dev/null || true
+done
