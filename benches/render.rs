@@ -15,10 +15,11 @@ use wolkvox_exporter::snapshot::{LastPoll, Success, TargetState};
 use wolkvox_exporter::wolkvox::model::{Decoded, decode};
 use wolkvox_exporter::wolkvox::{Reason, Report, SkipReason};
 
-/// A response as the API would send it: one row per operation and product for each of 30 days.
-fn response(rows: usize) -> Vec<u8> {
+/// A response as the API would send it: one row per operation and product for each of `days`
+/// days (1: every row its own series, the most the exporter can be asked to render).
+fn response(rows: usize, days: usize) -> Vec<u8> {
     let products = ["Gamification", "Gamification Premium"];
-    let series = rows.div_ceil(30);
+    let series = rows.div_ceil(days);
     let data: Vec<serde_json::Value> = (0..rows)
         .map(|i| {
             let s = i % series;
@@ -58,15 +59,15 @@ fn state(report: Report) -> TargetState {
 fn benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("poll");
     group.sample_size(10).measurement_time(Duration::from_secs(5));
-    for rows in [100, 10_000, 60_000] {
-        let body = response(rows);
+    for (name, rows, days) in [("100", 100, 30), ("10000", 10_000, 30), ("60000", 60_000, 30), ("60000-distinct", 60_000, 1)] {
+        let body = response(rows, days);
         group.throughput(Throughput::Elements(rows as u64));
-        group.bench_with_input(BenchmarkId::new("decode", rows), &body, |b, body| b.iter(|| decoded(black_box(body))));
+        group.bench_with_input(BenchmarkId::new("decode", name), &body, |b, body| b.iter(|| decoded(black_box(body))));
         let states = [state(decoded(&body))];
-        group.bench_with_input(BenchmarkId::new("render", rows), &states, |b, states| {
+        group.bench_with_input(BenchmarkId::new("render", name), &states, |b, states| {
             b.iter(|| metrics::render(black_box(states), Instant::now()))
         });
-        group.bench_with_input(BenchmarkId::new("decode_render_gzip", rows), &body, |b, body| {
+        group.bench_with_input(BenchmarkId::new("decode_render_gzip", name), &body, |b, body| {
             b.iter(|| {
                 let text = metrics::render(&[state(decoded(black_box(body)))], Instant::now());
                 GzipPrefix::new(text.as_bytes())

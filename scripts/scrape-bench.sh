@@ -102,8 +102,9 @@ PY
   pids+=("$exporter")
   wait_for "http://127.0.0.1:$port/-/ready"
   idle=$(kib "$exporter" VmRSS); peak=$(kib "$exporter" VmHWM)
+  # nginx serves exactly the exporter's bytes, plain and compressed.
   curl -s "http://127.0.0.1:$port/metrics" > "$work/www/metrics"
-  gzip -kf "$work/www/metrics"
+  curl -s -H "Accept-Encoding: gzip" "http://127.0.0.1:$port/metrics" > "$work/www/metrics.gz"
   chmod a+r "$work/www/metrics" "$work/www/metrics.gz"
   peer_port=$(free_port)
   python3 "$work/peer.py" "$peer_port" "$work/www/metrics" &
@@ -118,7 +119,7 @@ PY
     printf '%-7s %-8s %-5s %12s %10s %10s %8s\n' "$rows" exporter "$gzip" "$e_rps" "$e_p50" "$e_p99" "$e_bad"
     printf '%-7s %-8s %-5s %12s %10s %10s %8s\n' "$rows" nginx "$gzip" "$n_rps" "$n_p50" "$n_p99" "$n_bad"
     printf '%-7s %-8s %-5s %12s %10s %10s %8s\n' "$rows" python "$gzip" "$p_rps" "$p_p50" "$p_p99" "$p_bad"
-    python3 -c "print(f'{\"\":7} ratios {\"$gzip\":5}  exporter/nginx {$e_rps / $n_rps:.2f} x   exporter/python {$e_rps / max($p_rps, 0.01):.1f} x')"
+    python3 -c "p = $p_rps; print(f'{\"\":7} ratios {\"$gzip\":5}  exporter/nginx {$e_rps / $n_rps:.2f} x   exporter/python ' + (f'{$e_rps / p:.0f} x' if p >= 1 else 'n/a: python under 1 request/s'))"
   done
   echo "$rows rows: /metrics $(wc -c < "$work/www/metrics") bytes ($(wc -c < "$work/www/metrics.gz") gzipped); exporter memory: idle ${idle} KiB, peak ${peak} KiB, under load ${loaded} KiB"
   kill "$exporter" "${pids[-1]}"; wait "$exporter" 2> /dev/null || true

@@ -24,7 +24,8 @@ impl GzipPrefix {
     pub fn new(data: &[u8]) -> GzipPrefix {
         let mut out = Vec::with_capacity(HEADER.len() + data.len() / 6);
         out.extend_from_slice(&HEADER);
-        let mut encoder = DeflateEncoder::new(out, Compression::fast());
+        // Compressed once per poll and served many times: worth the default level's extra effort.
+        let mut encoder = DeflateEncoder::new(out, Compression::default());
         encoder.write_all(data).expect("writing to a Vec cannot fail");
         // flush() is a sync flush: it empties the compressor without ending the stream.
         encoder.flush().expect("writing to a Vec cannot fail");
