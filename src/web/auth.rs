@@ -1,6 +1,7 @@
 //! Basic authentication against bcrypt hashes, as exporter-toolkit does it: a verified pair is
 //! cached so that a scrape does not pay a full bcrypt every time, and an unknown user is checked
-//! against a dummy hash of the same cost, so that refusing it takes as long as refusing a known one.
+//! against a dummy hash at the highest cost among the users, so that refusing it takes as long as
+//! refusing a known one (give every user the same cost for that to hold exactly).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -27,9 +28,10 @@ impl Users {
     pub fn new(hashes: BTreeMap<String, String>) -> Result<Users, String> {
         let mut highest_cost = 0;
         for (user, hash) in &hashes {
-            let parts: bcrypt::HashParts = hash
-                .parse()
-                .map_err(|_| format!("basic_auth_users.{user}: not a bcrypt hash (make one with htpasswd -nBC 10 \"\" | tr -d ':\\n')"))?;
+            let not_a_hash = || format!("basic_auth_users.{user}: not a bcrypt hash (make one with htpasswd -nBC 10 \"\" | tr -d ':\\n')");
+            let parts: bcrypt::HashParts = hash.parse().map_err(|_| not_a_hash())?;
+            // A hash that parses but cannot be checked (a bad salt) would refuse that user for ever.
+            bcrypt::verify("", hash).map_err(|_| not_a_hash())?;
             highest_cost = highest_cost.max(parts.get_cost());
         }
         let dummy = if hashes.is_empty() {

@@ -153,16 +153,21 @@ pub async fn serve(listener: TcpListener, router: Router, web: Arc<Web>, limits:
                     let _ = watcher.watch(http.serve_connection(TokioIo::new(stream), service)).await;
                 }
                 Some(config) => {
-                    if sends_plain_http(&stream).await {
-                        refuse_plain_http(stream).await;
-                        return;
-                    }
-                    let accepted = tokio::time::timeout(handshake, tokio_rustls::TlsAcceptor::from(config).accept(stream)).await;
+                    // One time limit for the first byte and the whole handshake.
+                    let accepted = tokio::time::timeout(handshake, async {
+                        if sends_plain_http(&stream).await {
+                            refuse_plain_http(stream).await;
+                            return None;
+                        }
+                        Some(tokio_rustls::TlsAcceptor::from(config).accept(stream).await)
+                    })
+                    .await;
                     match accepted {
-                        Ok(Ok(tls_stream)) => {
+                        Ok(Some(Ok(tls_stream))) => {
                             let _ = watcher.watch(http.serve_connection(TokioIo::new(tls_stream), service)).await;
                         }
-                        Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+                        Ok(Some(Err(error))) => tracing::debug!(%error, "TLS handshake failed"),
+                        Ok(None) => {}
                         Err(_) => tracing::debug!("TLS handshake timed out"),
                     }
                 }
@@ -176,7 +181,7 @@ pub async fn serve(listener: TcpListener, router: Router, web: Arc<Web>, limits:
 /// A TLS connection opens with a handshake record (0x16); an HTTP request with a method name.
 async fn sends_plain_http(stream: &TcpStream) -> bool {
     let mut first = [0u8; 1];
-    matches!(tokio::time::timeout(Duration::from_secs(10), stream.peek(&mut first)).await, Ok(Ok(1)) if first[0].is_ascii_uppercase())
+    matches!(stream.peek(&mut first).await, Ok(1) if first[0].is_ascii_uppercase())
 }
 
 /// What Go's servers answer, so a misconfigured scrape says what is wrong.

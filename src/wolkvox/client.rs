@@ -37,8 +37,9 @@ impl Client {
         let timeout = target.timeout;
         match tokio::time::timeout(timeout, self.fetch_unbounded(target, api, token)).await {
             Ok(Ok(report)) => Ok(report),
-            // An upstream that echoes the token in its message must not get it into our logs.
-            Ok(Err(failure)) => Err(Failure { detail: failure.detail.replace(token.expose(), "<redacted>"), ..failure }),
+            // An upstream that echoes the token in its message must not get it into our logs; and
+            // its message, however long or many-lined, becomes one short line.
+            Ok(Err(failure)) => Err(Failure { detail: one_line(&failure.detail.replace(token.expose(), "<redacted>")), ..failure }),
             Err(_) => Err(Failure::new(Reason::Timeout, format!("no complete answer within {}", humantime::format_duration(timeout)))),
         }
     }
@@ -98,6 +99,16 @@ impl Client {
     }
 }
 
+/// At most 300 characters, control characters (newlines included) turned into spaces.
+fn one_line(text: &str) -> String {
+    const MOST: usize = 300;
+    let mut line: String = text.chars().take(MOST).map(|c| if c.is_control() { ' ' } else { c }).collect();
+    if text.chars().nth(MOST).is_some() {
+        line.push('…');
+    }
+    line
+}
+
 /// `Retry-After` in seconds or as an HTTP date.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let text = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
@@ -125,6 +136,14 @@ fn describe(error: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn details_are_one_short_line() {
+        assert_eq!(one_line("FORBIDDEN\nPLEASE\tVALIDATE"), "FORBIDDEN PLEASE VALIDATE");
+        let long = one_line(&"é".repeat(1000));
+        assert_eq!(long.chars().count(), 301);
+        assert!(long.ends_with('…'));
+    }
 
     #[test]
     fn retry_after_accepts_seconds_and_dates() {

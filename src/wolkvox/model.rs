@@ -9,7 +9,7 @@ use std::fmt;
 
 use jiff::civil::DateTime;
 use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 /// One usage series after de-duplication: the latest row and the month's highest value.
@@ -77,6 +77,9 @@ pub fn decode(body: &[u8]) -> Result<Decoded, String> {
         return Ok(Decoded::ApiError { code, text });
     }
     match envelope.data {
+        Data::Rows(rows) if rows.count > 0 && rows.skipped[SkipReason::MalformedRow as usize] == rows.count as u64 => {
+            Err(format!("none of the {} rows of `data` is an object", rows.count))
+        }
         Data::Rows(rows) => Ok(Decoded::Report(rows.finish())),
         Data::Missing if code.is_some() => Ok(Decoded::Report(Report::default())),
         Data::Missing => Err("the object has neither `code` nor `data`".to_owned()),
@@ -134,7 +137,9 @@ impl<'de> Rows<'de> {
                 let older = matches!((date, acc.date), (Some(new), Some(old)) if new < old);
                 if !older {
                     acc.latest = items;
-                    acc.date = date;
+                    // An undated row takes over by response order, but the latest known date stays
+                    // the bar that older dated rows must pass.
+                    acc.date = date.or(acc.date);
                 }
             }
         }
@@ -213,12 +218,12 @@ impl<'de> Deserialize<'de> for Envelope<'de> {
                 let mut envelope = Envelope { code: None, error: None, msg: None, data: Data::Missing };
                 while let Some(key) = map.next_key::<Key>()? {
                     match key {
-                        Key::Code => envelope.code = Some(map.next_value()?),
-                        Key::Error => envelope.error = Some(map.next_value()?),
-                        Key::Msg => envelope.msg = Some(map.next_value()?),
+                        Key::Code => envelope.code = map.next_value::<Scalar>()?.0,
+                        Key::Error => envelope.error = map.next_value::<Scalar>()?.0,
+                        Key::Msg => envelope.msg = map.next_value::<Scalar>()?.0,
                         Key::Data => envelope.data = map.next_value()?,
                         _ => {
-                            map.next_value::<Value>()?;
+                            map.next_value::<IgnoredAny>()?;
                         }
                     }
                 }
@@ -282,7 +287,7 @@ fn row_from_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<Row<'de>, A::Error
             Key::Items => items = map.next_value::<Items>()?.0,
             Key::Date => date = parse_date(&map.next_value::<Label<'de>>()?.0),
             _ => {
-                map.next_value::<Value>()?;
+                map.next_value::<IgnoredAny>()?;
             }
         }
     }
@@ -301,7 +306,7 @@ impl<'de> Deserialize<'de> for Row<'de> {
                 row_from_map(map)
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Row<'de>, A::Error> {
-                while seq.next_element::<Value>()?.is_some() {}
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
                 Ok(Row::Malformed)
             }
             fn visit_unit<E: de::Error>(self) -> Result<Row<'de>, E> {
@@ -361,15 +366,57 @@ impl<'de> Deserialize<'de> for Label<'de> {
                 Ok(Label(Cow::Borrowed("")))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Label<'de>, A::Error> {
-                while seq.next_element::<Value>()?.is_some() {}
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
                 Ok(Label(Cow::Borrowed("")))
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Label<'de>, A::Error> {
-                while map.next_entry::<Value, Value>()?.is_some() {}
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
                 Ok(Label(Cow::Borrowed("")))
             }
         }
         deserializer.deserialize_any(LabelVisitor)
+    }
+}
+
+/// `code`, `error`, `msg`: a string, number or boolean; arrays and objects are skipped unbuilt.
+struct Scalar(Option<Value>);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Scalar, D::Error> {
+        struct ScalarVisitor;
+        impl<'de> Visitor<'de> for ScalarVisitor {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a scalar")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Scalar, E> {
+                Ok(Scalar(Some(Value::String(text.to_owned()))))
+            }
+            fn visit_bool<E: de::Error>(self, value: bool) -> Result<Scalar, E> {
+                Ok(Scalar(Some(Value::Bool(value))))
+            }
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<Scalar, E> {
+                Ok(Scalar(Some(Value::from(value))))
+            }
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<Scalar, E> {
+                Ok(Scalar(Some(Value::from(value))))
+            }
+            fn visit_f64<E: de::Error>(self, value: f64) -> Result<Scalar, E> {
+                Ok(Scalar(Some(Value::from(value))))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Scalar, E> {
+                Ok(Scalar(None))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Scalar(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Scalar(None))
+            }
+        }
+        deserializer.deserialize_any(ScalarVisitor)
     }
 }
 
@@ -410,11 +457,11 @@ impl<'de> Deserialize<'de> for Items {
                 Ok(Items(Err(SkipReason::InvalidItems)))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Items, A::Error> {
-                while seq.next_element::<Value>()?.is_some() {}
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
                 Ok(Items(Err(SkipReason::InvalidItems)))
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Items, A::Error> {
-                while map.next_entry::<Value, Value>()?.is_some() {}
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
                 Ok(Items(Err(SkipReason::InvalidItems)))
             }
         }
@@ -521,6 +568,17 @@ mod tests {
                 {"operation": "a", "description": "b", "items": "5", "date": "2026-11-02 10:00:00"}]}"#,
         );
         assert_eq!(r.series, vec![series("a", "b", 9.0, 20.0)]);
+    }
+
+    #[test]
+    fn an_undated_row_does_not_let_an_older_dated_row_win() {
+        let r = report(
+            r#"{"code": 200, "data": [
+                {"operation": "a", "description": "b", "items": "9", "date": "2026-11-03"},
+                {"operation": "a", "description": "b", "items": "4"},
+                {"operation": "a", "description": "b", "items": "5", "date": "2026-11-01"}]}"#,
+        );
+        assert_eq!(r.series, vec![series("a", "b", 4.0, 9.0)]);
     }
 
     #[test]
