@@ -4,16 +4,15 @@
 //! cargo bench --bench render
 
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use tokio::time::Instant;
 use wolkvox_exporter::gzip::GzipPrefix;
 use wolkvox_exporter::metrics;
-use wolkvox_exporter::snapshot::{LastPoll, Success, TargetState};
+use wolkvox_exporter::snapshot::TargetState;
+use wolkvox_exporter::wolkvox::Report;
 use wolkvox_exporter::wolkvox::model::{Decoded, decode};
-use wolkvox_exporter::wolkvox::{Reason, Report, SkipReason};
 
 /// A response as the API would send it: one row per operation and product for each of `days`
 /// days (1: every row its own series, the most the exporter can be asked to render).
@@ -43,17 +42,7 @@ fn decoded(body: &[u8]) -> Report {
 }
 
 fn state(report: Report) -> TargetState {
-    TargetState {
-        server: "0042".to_owned(),
-        api: "gamification",
-        stale_after: Duration::from_secs(3600),
-        poll_interval: Duration::from_secs(300),
-        requests: 1,
-        failures: [0; Reason::ALL.len()],
-        skipped: [0; SkipReason::ALL.len()],
-        last_poll: Some(LastPoll { finished_unix: 1.8e9, duration: Duration::from_millis(800), failure: None }),
-        last_success: Some(Success { report: Arc::new(report), at: Instant::now(), unix: 1.8e9 }),
-    }
+    TargetState::after_one_success(report)
 }
 
 fn benches(c: &mut Criterion) {

@@ -129,7 +129,7 @@ impl Family {
     }
 }
 
-/// The standard `process_*` metrics, read from /proc on every scrape (they change between polls).
+/// The standard `process_*` metrics, read from /proc when `/metrics` asks (at most once a second).
 pub struct ProcessMetrics {
     registry: Registry,
 }

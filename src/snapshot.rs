@@ -61,6 +61,23 @@ impl TargetState {
         }
     }
 
+    /// Server 0042 just after one successful poll that returned `report` (for benchmarks and
+    /// tests of the rendering).
+    pub fn after_one_success(report: Report) -> TargetState {
+        let now = unix_now();
+        TargetState {
+            server: "0042".to_owned(),
+            api: crate::wolkvox::GAMIFICATION,
+            stale_after: Duration::from_secs(3600),
+            poll_interval: Duration::from_secs(300),
+            requests: 1,
+            failures: [0; Reason::ALL.len()],
+            skipped: [0; SkipReason::ALL.len()],
+            last_poll: Some(LastPoll { finished_unix: now, duration: Duration::from_millis(800), failure: None }),
+            last_success: Some(Success { report: Arc::new(report), at: Instant::now(), unix: now }),
+        }
+    }
+
     /// The usage series to serve: none once the last success is older than `stale_after`.
     pub fn fresh_report(&self, now: Instant) -> Option<&Report> {
         let success = self.last_success.as_ref()?;

@@ -4,18 +4,15 @@
 #[path = "common/tools.rs"]
 mod tools;
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use wolkvox_exporter::metrics;
-use wolkvox_exporter::snapshot::{LastPoll, Success, TargetState};
+use wolkvox_exporter::snapshot::TargetState;
+use wolkvox_exporter::wolkvox::Report;
 use wolkvox_exporter::wolkvox::model::{Series, decode};
-use wolkvox_exporter::wolkvox::{Reason, Report, SkipReason};
 
 fn json_value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
@@ -73,21 +70,7 @@ proptest! {
 }
 
 fn state(series: Vec<Series>) -> TargetState {
-    TargetState {
-        server: "0042".to_owned(),
-        api: "gamification",
-        stale_after: Duration::from_secs(3600),
-        poll_interval: Duration::from_secs(300),
-        requests: 1,
-        failures: [0; Reason::ALL.len()],
-        skipped: [0; SkipReason::ALL.len()],
-        last_poll: Some(LastPoll { finished_unix: 1.8e9, duration: Duration::from_secs(1), failure: None }),
-        last_success: Some(Success {
-            report: Arc::new(Report { rows: series.len(), series, skipped: vec![] }),
-            at: Instant::now(),
-            unix: 1.8e9,
-        }),
-    }
+    TargetState::after_one_success(Report { rows: series.len(), series, skipped: vec![] })
 }
 
 const PARSE: &str = r#"

@@ -19,21 +19,9 @@ use wolkvox_exporter::simulator::Simulator;
 
 /// The exporter against a simulator, serving with the given web configuration file.
 async fn start(simulator: &Simulator, web_config: &Path, extra: &[&str]) -> Exporter {
-    let base_url = simulator.base_url();
-    let mut args = vec![
-        "--wolkvox.server",
-        "0042",
-        "--wolkvox.base-url",
-        &base_url,
-        "--wolkvox.poll-interval",
-        "1h",
-        "--web.listen-address",
-        "127.0.0.1:0",
-        "--web.config.file",
-        web_config.to_str().unwrap(),
-    ];
+    let mut args = vec!["--web.config.file", web_config.to_str().unwrap()];
     args.extend_from_slice(extra);
-    Exporter::start(config(&args, &[("WOLKVOX_TOKEN", FAKE_TOKEN)]).expect("valid config")).await.expect("starts")
+    common::start_exporter(simulator, "1h", &args).await
 }
 
 fn https_client(ca: &Path, identity: Option<&Issued>) -> reqwest::Client {
