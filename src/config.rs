@@ -259,7 +259,7 @@ fn target_from_flags(flags: &Flags, env: &dyn Fn(&str) -> Option<String>) -> Res
             ));
         }
     };
-    let overrides = Overrides { field: String::new(), base_url: None, poll_interval: None, timeout: None, timezone: None };
+    let overrides = Overrides::none();
     Ok(Target { token_file, ..build_target(flags, &overrides, server, token, token_source)? })
 }
 
@@ -316,7 +316,7 @@ fn targets_from_file(path: &Path, flags: &Flags, env: &dyn Fn(&str) -> Option<St
 
 fn demo_target(flags: &Flags) -> Result<Target, ConfigError> {
     let demo_flags = Flags { poll_interval: DEMO_POLL_INTERVAL, allow_fast_poll: true, ..flags.clone() };
-    let overrides = Overrides { field: String::new(), base_url: None, poll_interval: None, timeout: None, timezone: None };
+    let overrides = Overrides::none();
     let token = Token::new(DEMO_TOKEN).expect("the demo token is valid");
     build_target(&demo_flags, &overrides, DEMO_SERVER.to_owned(), token, "demo".to_owned())
 }
@@ -332,6 +332,11 @@ struct Overrides {
 }
 
 impl Overrides {
+    /// No file target: the flags alone.
+    fn none() -> Overrides {
+        Overrides { field: String::new(), base_url: None, poll_interval: None, timeout: None, timezone: None }
+    }
+
     /// The name of a setting in an error message: the file's key, or else the flag.
     fn name(&self, key: &str, flag: &str) -> String {
         if self.field.is_empty() { flag.to_owned() } else { format!("{}{key}", self.field) }

@@ -163,7 +163,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::snapshot::{LastPoll, Success};
+    use crate::snapshot::Success;
     use crate::wolkvox::Report;
     use crate::wolkvox::model::Series;
 
@@ -174,15 +174,9 @@ mod tests {
             skipped: vec![],
         };
         TargetState {
-            server: "0042".to_owned(),
-            api: "gamification",
             stale_after,
-            poll_interval: Duration::from_secs(300),
-            requests: 1,
-            failures: [0; Reason::ALL.len()],
-            skipped: [0; SkipReason::ALL.len()],
-            last_poll: Some(LastPoll { finished_unix: 1.5e9, duration: Duration::from_millis(250), failure: None }),
             last_success: Some(Success { report: Arc::new(report), at, unix: 1.5e9 }),
+            ..TargetState::after_one_success(Report::default())
         }
     }
 

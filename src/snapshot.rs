@@ -159,14 +159,11 @@ impl Store {
     }
 
     /// Renders whenever a poll is recorded, and when a target's series go stale. Runs forever.
+    /// `Store::new` published the first render; this one waits for the first change.
     pub async fn render_forever(self: Arc<Self>) {
+        // Nothing can go stale before a first success.
+        let mut next_stale: Option<Instant> = None;
         loop {
-            let now = Instant::now();
-            let states = self.states();
-            let next_stale = states.iter().filter_map(|s| s.stale_deadline(now)).min();
-            // Rendering a large response takes milliseconds of CPU: keep it off the async workers.
-            let published = tokio::task::spawn_blocking(move || Published::build(states, now)).await.expect("rendering does not panic");
-            self.published.store(Arc::new(published));
             match next_stale {
                 Some(deadline) => {
                     tokio::select! {
@@ -176,6 +173,12 @@ impl Store {
                 }
                 None => self.changed.notified().await,
             }
+            let now = Instant::now();
+            let states = self.states();
+            next_stale = states.iter().filter_map(|s| s.stale_deadline(now)).min();
+            // Rendering a large response takes milliseconds of CPU: keep it off the async workers.
+            let published = tokio::task::spawn_blocking(move || Published::build(states, now)).await.expect("rendering does not panic");
+            self.published.store(Arc::new(published));
         }
     }
 }
