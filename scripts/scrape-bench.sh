@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Scrape benchmark: /metrics of the exporter against the same bytes served as a static file by
 # nginx and by a minimal Python prometheus_client exporter, for billing answers of 100, 10,000
-# and 60,000 rows (one series each), gzip off and on; plus the exporter's memory.
-#   scripts/scrape-bench.sh              (DURATION=10s CONNECTIONS=64 ROWS="100 10000 60000")
+# and 60,000 rows, gzip off and on; plus the exporter's memory, and the same scrapes while a
+# second exporter re-polls (decode, render, gzip) the same answer every POLL_EVERY.
+#   scripts/scrape-bench.sh    (DURATION=10s CONNECTIONS=64 ROWS="100 10000 60000" DAYS=1 POLL_EVERY=1s)
+# DAYS=1 makes every row its own series (the worst case); DAYS=30 is a month of daily rows.
 # Needs wrk, nginx and curl (Debian packages) and Python's prometheus_client (pip).
 # The exporter polls nginx, which serves a generated billing answer, so that the process measured
 # is the exporter alone (the demo would put the simulator in the same process).
@@ -11,6 +13,8 @@ cd "$(dirname "$0")/.."
 duration=${DURATION:-10s}
 connections=${CONNECTIONS:-64}
 rows_list=${ROWS:-100 10000 60000}
+days=${DAYS:-1}
+poll_every=${POLL_EVERY:-1s}
 for tool in wrk nginx curl python3; do
   command -v "$tool" > /dev/null || { echo "$tool is missing (apt-get install wrk nginx curl)" >&2; exit 1; }
 done
@@ -74,6 +78,14 @@ while True:
     time.sleep(3600)
 PY
 
+# start_exporter PORT INTERVAL: an exporter polling nginx's billing answer every INTERVAL.
+start_exporter() {
+  WOLKVOX_TOKEN=fake-token-for-benchmarks target/release/wolkvox_exporter --wolkvox.server 0042 \
+    --wolkvox.base-url "http://127.0.0.1:$nginx_port" --wolkvox.poll-interval "$2" --wolkvox.allow-fast-poll \
+    --web.listen-address "127.0.0.1:$1" --web.max-requests 0 --log.level warn &
+  pids+=($!)
+}
+
 # bench NAME URL [gzip] -> "req/s p50 p99 non2xx errors"
 bench() {
   local args=(-t2 "-c$connections" "-d$duration" --latency)
@@ -86,20 +98,18 @@ bench() {
 echo "wrk -t2 -c$connections -d$duration on $(nproc) cores shared by wrk and the server"
 printf '%-7s %-8s %-5s %12s %10s %10s %8s\n' rows server gzip req/s p50 p99 non-2xx
 for rows in $rows_list; do
-  python3 - "$rows" > "$work/www/api/v2/billing.php" << 'PY'
+  python3 - "$rows" "$days" > "$work/www/api/v2/billing.php" << 'PY'
 import json, sys
-n = int(sys.argv[1])
-data = [{"operation": f"operación_{i // 2:05d}", "description": ["Gamification", "Gamification Premium"][i % 2],
-         "items": str(i % 97), "date": "2026-11-27 09:00:00"} for i in range(n)]
+n, days = int(sys.argv[1]), int(sys.argv[2])
+series = -(-n // days)
+data = [{"operation": f"operación_{i % series // 2:05d}", "description": ["Gamification", "Gamification Premium"][i % series % 2],
+         "items": str(i % 97), "date": f"2026-11-{1 + i // series:02d} 09:00:00"} for i in range(n)]
 print(json.dumps({"code": 200, "error": None, "msg": "Information found for the current month", "data": data}))
 PY
   chmod -R a+rX "$work/www"
   port=$(free_port)
-  WOLKVOX_TOKEN=fake-token-for-benchmarks target/release/wolkvox_exporter --wolkvox.server 0042 \
-    --wolkvox.base-url "http://127.0.0.1:$nginx_port" --wolkvox.poll-interval 1h \
-    --web.listen-address "127.0.0.1:$port" --web.max-requests 0 --log.level warn &
+  start_exporter "$port" 1h
   exporter=$!
-  pids+=("$exporter")
   wait_for "http://127.0.0.1:$port/-/ready"
   idle=$(kib "$exporter" VmRSS); peak=$(kib "$exporter" VmHWM)
   # nginx serves exactly the exporter's bytes, plain and compressed.
@@ -123,4 +133,16 @@ PY
   done
   echo "$rows rows: /metrics $(wc -c < "$work/www/metrics") bytes ($(wc -c < "$work/www/metrics.gz") gzipped); exporter memory: idle ${idle} KiB, peak ${peak} KiB, under load ${loaded} KiB"
   kill "$exporter" "${pids[-1]}"; wait "$exporter" 2> /dev/null || true
+
+  # The same scrapes while every poll decodes, renders and compresses the answer again.
+  start_exporter "$port" "$poll_every"
+  exporter=$!
+  wait_for "http://127.0.0.1:$port/-/ready"
+  for gzip in plain gzip; do
+    read -r b_rps b_p50 b_p99 b_bad b_err <<< "$(bench exporter "http://127.0.0.1:$port/metrics" "$gzip")"
+    polls=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^wolkvox_api_requests_total/ { print $2 }')
+    printf '%-7s %-8s %-5s %12s %10s %10s %8s   (polling every %s, %s polls so far)\n' "$rows" polling "$gzip" "$b_rps" "$b_p50" "$b_p99" "$b_bad" "$poll_every" "$polls"
+  done
+  echo "$rows rows: peak memory while polling every $poll_every: $(kib "$exporter" VmHWM) KiB"
+  kill "$exporter"; wait "$exporter" 2> /dev/null || true
 done

@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod config;
+pub mod exposition;
 pub mod gzip;
 pub mod http;
 pub mod logging;

@@ -1,12 +1,11 @@
-//! Target state -> Prometheus exposition text. The prometheus crate's encoder does the escaping
-//! of label values (quotes, backslashes, newlines; any Unicode passes through).
+//! Target state -> Prometheus exposition text, written by [`Exposition`] straight into one buffer.
 
-use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{Encoder, Registry, TextEncoder};
 use tokio::time::Instant;
 
+use crate::exposition::{Exposition, Kind, Samples};
 use crate::snapshot::TargetState;
-use crate::wolkvox::{Reason, SkipReason};
+use crate::wolkvox::{Reason, Report, SkipReason};
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -14,119 +13,111 @@ const CACHED: &str = "Cached from the last successful background poll of the Wol
 
 /// Renders every target; usage series of a target whose last success is too old are left out.
 pub fn render(targets: &[TargetState], now: Instant) -> String {
-    let mut licenses = Family::gauge(
-        "wolkvox_gamification_licenses",
-        &format!("Active gamification licenses (latest row per operation and product). {CACHED}"),
-    );
-    let mut licenses_max = Family::gauge(
-        "wolkvox_gamification_licenses_max",
-        &format!("Highest gamification license count in the current month's window. {CACHED}"),
-    );
-    let mut up =
-        Family::gauge("wolkvox_up", "1 if the last background poll of this target succeeded, 0 if it failed or none finished yet.");
-    let mut last_success = Family::gauge("wolkvox_last_success_timestamp_seconds", "Unix time of the last successful background poll.");
-    let mut duration = Family::gauge("wolkvox_last_poll_duration_seconds", "How long the last background poll took, successful or not.");
-    let mut interval = Family::gauge(
-        "wolkvox_poll_interval_seconds",
-        "Configured time between polls of this target (retries after failures may come sooner).",
-    );
-    let mut requests =
-        Family::counter("wolkvox_api_requests_total", "Calls made to the Wolkvox API (each one costs a call of the daily quota).");
-    let mut failures = Family::counter("wolkvox_api_request_failures_total", "Failed calls to the Wolkvox API, by reason.");
-    let mut rows = Family::gauge("wolkvox_rows", "Rows in the last successful response.");
-    let mut skipped = Family::counter("wolkvox_rows_skipped_total", "Rows skipped because they carried no usable number, by reason.");
+    let fresh: Vec<(&TargetState, &Report)> = targets.iter().filter_map(|t| Some((t, t.fresh_report(now)?))).collect();
+    let mut text = Exposition::with_capacity(8192 + fresh.iter().map(|(t, report)| usage_bytes(t, report)).sum::<usize>());
 
-    for target in targets {
-        let server = target.server.as_str();
-        let target_labels = [("server", server), ("api", target.api)];
-        if let Some(report) = target.fresh_report(now) {
+    let usage = |samples: &mut Samples<'_>, value: fn(&crate::wolkvox::model::Series) -> f64| {
+        for (target, report) in &fresh {
             for series in &report.series {
-                let labels = [("server", server), ("operation", series.operation.as_str()), ("description", series.description.as_str())];
-                licenses.push(&labels, series.latest);
-                licenses_max.push(&labels, series.max);
+                let labels = [("server", target.server.as_str()), ("operation", &series.operation), ("description", &series.description)];
+                samples.add(&labels, value(series));
             }
         }
-        let succeeded = target.last_poll.as_ref().is_some_and(|poll| poll.failure.is_none());
-        up.push(&target_labels, if succeeded { 1.0 } else { 0.0 });
-        if let Some(success) = &target.last_success {
-            last_success.push(&target_labels, success.unix);
-            rows.push(&target_labels, success.report.rows as f64);
-        }
-        if let Some(poll) = &target.last_poll {
-            duration.push(&target_labels, poll.duration.as_secs_f64());
-        }
-        interval.push(&target_labels, target.poll_interval.as_secs_f64());
-        requests.push(&target_labels, target.requests as f64);
-        for reason in Reason::ALL {
-            failures.push(&[("server", server), ("api", target.api), ("reason", reason.as_str())], target.failures[reason as usize] as f64);
-        }
-        for reason in SkipReason::ALL {
-            skipped.push(&[("server", server), ("api", target.api), ("reason", reason.as_str())], target.skipped[reason as usize] as f64);
-        }
-    }
-
-    let mut build_info = Family::gauge("wolkvox_exporter_build_info", "Version of the exporter; the value is always 1.");
-    build_info.push(
-        &[("version", env!("CARGO_PKG_VERSION")), ("revision", env!("WOLKVOX_REVISION")), ("rustc_version", env!("WOLKVOX_RUSTC_VERSION"))],
-        1.0,
+    };
+    text.family(
+        "wolkvox_gamification_licenses",
+        &format!("Active gamification licenses (latest row per operation and product). {CACHED}"),
+        Kind::Gauge,
+        |samples| usage(samples, |series| series.latest),
+    );
+    text.family(
+        "wolkvox_gamification_licenses_max",
+        &format!("Highest gamification license count in the current month's window. {CACHED}"),
+        Kind::Gauge,
+        |samples| usage(samples, |series| series.max),
     );
 
-    let families: Vec<MetricFamily> =
-        [licenses, licenses_max, up, last_success, duration, interval, requests, failures, rows, skipped, build_info]
-            .into_iter()
-            .filter_map(Family::finish)
-            .collect();
-    TextEncoder::new().encode_to_string(&families).expect("families are named and non-empty")
-}
-
-/// A metric family being filled; families without samples are left out of the output.
-struct Family {
-    family: MetricFamily,
-}
-
-impl Family {
-    fn gauge(name: &str, help: &str) -> Family {
-        Family::new(name, help, MetricType::GAUGE)
-    }
-
-    fn counter(name: &str, help: &str) -> Family {
-        Family::new(name, help, MetricType::COUNTER)
-    }
-
-    fn new(name: &str, help: &str, kind: MetricType) -> Family {
-        let mut family = MetricFamily::default();
-        family.set_name(name.to_owned());
-        family.set_help(help.to_owned());
-        family.set_field_type(kind);
-        Family { family }
-    }
-
-    fn push(&mut self, labels: &[(&str, &str)], value: f64) {
-        let labels = labels
-            .iter()
-            .map(|(name, value)| {
-                let mut pair = LabelPair::default();
-                pair.set_name((*name).to_owned());
-                pair.set_value((*value).to_owned());
-                pair
-            })
-            .collect();
-        let mut metric = Metric::from_label(labels);
-        if self.family.get_field_type() == MetricType::COUNTER {
-            let mut counter = Counter::default();
-            counter.set_value(value);
-            metric.set_counter(counter);
-        } else {
-            let mut gauge = Gauge::default();
-            gauge.set_value(value);
-            metric.set_gauge(gauge);
+    let health = |text: &mut Exposition, name: &str, help: &str, kind: Kind, value: fn(&TargetState) -> Option<f64>| {
+        text.family(name, help, kind, |samples| {
+            for target in targets {
+                if let Some(value) = value(target) {
+                    samples.add(&[("server", &target.server), ("api", target.api)], value);
+                }
+            }
+        });
+    };
+    health(
+        &mut text,
+        "wolkvox_up",
+        "1 if the last background poll of this target succeeded, 0 if it failed or none finished yet.",
+        Kind::Gauge,
+        |t| Some(if t.last_poll.as_ref().is_some_and(|poll| poll.failure.is_none()) { 1.0 } else { 0.0 }),
+    );
+    health(&mut text, "wolkvox_last_success_timestamp_seconds", "Unix time of the last successful background poll.", Kind::Gauge, |t| {
+        t.last_success.as_ref().map(|success| success.unix)
+    });
+    health(
+        &mut text,
+        "wolkvox_last_poll_duration_seconds",
+        "How long the last background poll took, successful or not.",
+        Kind::Gauge,
+        |t| t.last_poll.as_ref().map(|poll| poll.duration.as_secs_f64()),
+    );
+    health(
+        &mut text,
+        "wolkvox_poll_interval_seconds",
+        "Configured time between polls of this target (retries after failures may come sooner).",
+        Kind::Gauge,
+        |t| Some(t.poll_interval.as_secs_f64()),
+    );
+    health(
+        &mut text,
+        "wolkvox_api_requests_total",
+        "Calls made to the Wolkvox API (each one costs a call of the daily quota).",
+        Kind::Counter,
+        |t| Some(t.requests as f64),
+    );
+    text.family("wolkvox_api_request_failures_total", "Failed calls to the Wolkvox API, by reason.", Kind::Counter, |samples| {
+        for target in targets {
+            for reason in Reason::ALL {
+                samples.add(
+                    &[("server", &target.server), ("api", target.api), ("reason", reason.as_str())],
+                    target.failures[reason as usize] as f64,
+                );
+            }
         }
-        self.family.mut_metric().push(metric);
-    }
+    });
+    health(&mut text, "wolkvox_rows", "Rows in the last successful response.", Kind::Gauge, |t| {
+        t.last_success.as_ref().map(|success| success.report.rows as f64)
+    });
+    text.family("wolkvox_rows_skipped_total", "Rows skipped because they carried no usable number, by reason.", Kind::Counter, |samples| {
+        for target in targets {
+            for reason in SkipReason::ALL {
+                samples.add(
+                    &[("server", &target.server), ("api", target.api), ("reason", reason.as_str())],
+                    target.skipped[reason as usize] as f64,
+                );
+            }
+        }
+    });
 
-    fn finish(self) -> Option<MetricFamily> {
-        (!self.family.get_metric().is_empty()).then_some(self.family)
-    }
+    text.family("wolkvox_exporter_build_info", "Version of the exporter; the value is always 1.", Kind::Gauge, |samples| {
+        samples.add(
+            &[
+                ("version", env!("CARGO_PKG_VERSION")),
+                ("revision", env!("WOLKVOX_REVISION")),
+                ("rustc_version", env!("WOLKVOX_RUSTC_VERSION")),
+            ],
+            1.0,
+        );
+    });
+    text.finish()
+}
+
+/// About what a target's usage series take in the text (two families), so the buffer is sized once.
+fn usage_bytes(target: &TargetState, report: &Report) -> usize {
+    let labels: usize = report.series.iter().map(|s| s.operation.len() + s.description.len()).sum();
+    2 * (labels + report.series.len() * (80 + target.server.len()))
 }
 
 /// The standard `process_*` metrics, read from /proc when `/metrics` asks (at most once a second).
