@@ -1,18 +1,23 @@
-//! What one poll costs the exporter: decoding a billing response, rendering the exposition text
-//! and compressing it, for responses of 100, 10,000 and 60,000 rows (the API's maximum).
+//! What one poll costs the exporter (decoding a billing response, rendering the exposition text,
+//! compressing it) and what one scrape costs (the `/metrics` handler called in-process), for
+//! responses of 100, 10,000 and 60,000 rows (the API's maximum).
 //!
 //! cargo bench --bench render
 
 use std::hint::black_box;
 use std::time::Duration;
 
+use axum::body::Body;
+use axum::http::{Request, header};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use http_body_util::BodyExt;
 use tokio::time::Instant;
+use tower::ServiceExt;
 use wolkvox_exporter::gzip::GzipPrefix;
-use wolkvox_exporter::metrics;
-use wolkvox_exporter::snapshot::TargetState;
+use wolkvox_exporter::snapshot::{Store, TargetState};
 use wolkvox_exporter::wolkvox::Report;
 use wolkvox_exporter::wolkvox::model::{Decoded, decode};
+use wolkvox_exporter::{http, metrics};
 
 /// A response as the API would send it: one row per operation and product for each of `days`
 /// days (1: every row its own series, the most the exporter can be asked to render).
@@ -56,6 +61,9 @@ fn benches(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("render", name), &states, |b, states| {
             b.iter(|| metrics::render(black_box(states), Instant::now()))
         });
+        group.bench_with_input(BenchmarkId::new("decode_render", name), &body, |b, body| {
+            b.iter(|| metrics::render(&[state(decoded(black_box(body)))], Instant::now()))
+        });
         group.bench_with_input(BenchmarkId::new("decode_render_gzip", name), &body, |b, body| {
             b.iter(|| {
                 let text = metrics::render(&[state(decoded(black_box(body)))], Instant::now());
@@ -66,5 +74,38 @@ fn benches(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(poll, benches);
+/// One scrape through the router, its body read to the end.
+async fn scrape(router: axum::Router, gzip: bool) -> usize {
+    let mut request = Request::get("/metrics");
+    if gzip {
+        request = request.header(header::ACCEPT_ENCODING, "gzip");
+    }
+    let response = router.oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
+    assert!(response.status().is_success());
+    // Frame by frame, as a socket would take them: gathering them into one buffer would add a copy
+    // that no real scrape makes.
+    let mut body = response.into_body();
+    let mut bytes = 0;
+    while let Some(frame) = body.frame().await {
+        bytes += frame.unwrap().data_ref().map_or(0, |data| data.len());
+    }
+    bytes
+}
+
+fn scrapes(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let mut group = c.benchmark_group("scrape");
+    group.sample_size(20).measurement_time(Duration::from_secs(5));
+    for (name, rows, days) in [("100", 100, 30), ("10000", 10_000, 1), ("60000", 60_000, 1)] {
+        let store = Store::from_states(vec![state(decoded(&response(rows, days)))]);
+        let router = http::router(store, "/metrics");
+        for (kind, gzip) in [("plain", false), ("gzip", true)] {
+            assert!(runtime.block_on(scrape(router.clone(), gzip)) > 0);
+            group.bench_function(BenchmarkId::new(kind, name), |b| b.iter(|| runtime.block_on(scrape(router.clone(), gzip))));
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(poll, benches, scrapes);
 criterion_main!(poll);

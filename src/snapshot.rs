@@ -119,7 +119,11 @@ pub struct Store {
 
 impl Store {
     pub fn new(targets: &[Target], api: &'static str) -> Arc<Store> {
-        let states: Vec<TargetState> = targets.iter().map(|t| TargetState::new(t, api)).collect();
+        Store::from_states(targets.iter().map(|t| TargetState::new(t, api)).collect())
+    }
+
+    /// A store that already holds these states, rendered and published (for benchmarks).
+    pub fn from_states(states: Vec<TargetState>) -> Arc<Store> {
         let published = Published::build(states.clone(), Instant::now());
         Arc::new(Store { states: Mutex::new(states), published: ArcSwap::from_pointee(published), changed: Notify::new() })
     }

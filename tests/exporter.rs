@@ -21,9 +21,10 @@ async fn serves_the_values_the_simulator_served() {
     wait_ready(&exporter).await;
 
     let text = scrape(&exporter).await;
+    // In the order the answer first named each series.
     assert_eq!(
         samples(&text, "wolkvox_gamification_licenses"),
-        vec![(licenses("soporte", "Gamification"), 7.0), (licenses("ventas", "Gamification"), 15.0)]
+        vec![(licenses("ventas", "Gamification"), 15.0), (licenses("soporte", "Gamification"), 7.0)]
     );
     let max = "wolkvox_gamification_licenses_max{server=\"0042\",operation=\"ventas\",description=\"Gamification\"}";
     assert_eq!(sample(&text, max), Some(15.0));

@@ -4,9 +4,9 @@
 //! counted, never turned into 0.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
 
+use indexmap::IndexMap;
 use jiff::civil::DateTime;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -43,7 +43,7 @@ impl SkipReason {
     }
 }
 
-/// A good answer: its series sorted by (operation, description), and what was skipped.
+/// A good answer: its series in the order the response first named them, and what was skipped.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Report {
     pub rows: usize,
@@ -104,12 +104,13 @@ enum Data<'de> {
 /// Rows folded per (operation, description): the gauge takes the row with the latest `date`
 /// (response order breaks ties and stands in when dates do not parse); `max` is the highest value
 /// of all the key's rows.
-/// The map's keys come from the upstream's answer; foldhash's per-process random seed is enough
-/// against crafted collisions, at a fraction of SipHash's cost on 60,000 rows.
+/// The map keeps the response's order, so the output is as stable as the answer without a sort.
+/// Its keys come from the upstream; foldhash's per-process random seed is enough against crafted
+/// collisions, at a fraction of SipHash's cost on 60,000 rows.
 #[derive(Default)]
 struct Rows<'de> {
     count: usize,
-    index: HashMap<(Cow<'de, str>, Cow<'de, str>), Acc, foldhash::fast::RandomState>,
+    index: IndexMap<(Cow<'de, str>, Cow<'de, str>), Acc, foldhash::fast::RandomState>,
     skipped: [u64; SkipReason::ALL.len()],
 }
 
@@ -148,10 +149,9 @@ impl<'de> Rows<'de> {
     }
 
     fn finish(self) -> Report {
-        let mut entries: Vec<_> = self.index.into_iter().collect();
-        entries.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
         // Owned in output order, so the labels lie in memory in the order the renderer reads them.
-        let series = entries
+        let series = self
+            .index
             .into_iter()
             .map(|((operation, description), acc)| Series {
                 operation: operation.into_owned(),
