@@ -11,7 +11,7 @@ use crate::config::{self, Config};
 use crate::simulator::Simulator;
 use crate::snapshot::Store;
 use crate::web::{Limits, Web};
-use crate::wolkvox::{Client, GAMIFICATION};
+use crate::wolkvox::Client;
 use crate::{http, poller, web};
 
 /// A running exporter. Dropping it without [`Exporter::stop`] aborts everything.
@@ -41,13 +41,12 @@ impl Exporter {
             TcpListener::bind(&config.listen_address).await.map_err(|e| format!("cannot listen on {}: {e}", config.listen_address))?;
         let addr = listener.local_addr().map_err(|e| format!("cannot read the listen address: {e}"))?;
 
-        let store = Store::new(&config.targets, GAMIFICATION);
+        let store = Store::new(&config.targets);
         let client = Arc::new(Client::new(config.ca_file.as_deref())?);
         let mut background = JoinSet::new();
         background.spawn(store.clone().render_forever());
-        for lane in config::group_by_token(&config.targets) {
-            let targets = lane.into_iter().map(|i| (i, config.targets[i].clone())).collect();
-            background.spawn(poller::run_lane(client.clone(), targets, store.clone()));
+        for lane in poller::lanes(&config.targets) {
+            background.spawn(poller::run_lane(client.clone(), lane, store.clone()));
         }
 
         for warning in &config.warnings {

@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use crate::token::Token;
 use crate::web::WebSettings;
+use crate::wolkvox::{Api, catalogue};
 
 /// The API allows one call every 5 minutes; faster needs `--wolkvox.allow-fast-poll`.
 pub const MIN_POLL_INTERVAL: Duration = Duration::from_secs(300);
@@ -73,6 +74,9 @@ pub struct Flags {
     /// Larger answers are refused without being buffered.
     #[arg(long = "wolkvox.max-response-bytes", env = "WOLKVOX_MAX_RESPONSE_BYTES", default_value = "32MiB", value_parser = parse_bytes)]
     pub max_response_bytes: u64,
+    /// Billing APIs to poll, comma-separated (see the README's catalogue); each costs one call per poll.
+    #[arg(long = "wolkvox.apis", env = "WOLKVOX_APIS", default_value = "gamification", value_name = "API,...")]
+    pub apis: String,
     /// A target's usage series disappear when its last successful poll is older than this.
     #[arg(long = "wolkvox.stale-after", env = "WOLKVOX_STALE_AFTER", default_value = "1h", value_parser = parse_duration)]
     pub stale_after: Duration,
@@ -153,6 +157,8 @@ pub struct Target {
     pub timezone_name: String,
     pub max_response_bytes: u64,
     pub stale_after: Duration,
+    /// The billing APIs polled for this server, each on its own schedule.
+    pub apis: Vec<&'static Api>,
 }
 
 /// A configuration problem: the flag or field, and what is wrong with it.
@@ -194,6 +200,7 @@ struct FileTarget {
     poll_interval: Option<String>,
     timeout: Option<String>,
     timezone: Option<String>,
+    apis: Option<Vec<String>>,
 }
 
 impl Config {
@@ -302,6 +309,7 @@ fn targets_from_file(path: &Path, flags: &Flags, env: &dyn Fn(&str) -> Option<St
             poll_interval: entry.poll_interval,
             timeout: entry.timeout,
             timezone: entry.timezone,
+            apis: entry.apis,
             field: format!("{field}."),
         };
         let target = Target { token_file: entry.token_file.clone(), ..build_target(flags, &overrides, server, token, token_source)? };
@@ -329,12 +337,13 @@ struct Overrides {
     poll_interval: Option<String>,
     timeout: Option<String>,
     timezone: Option<String>,
+    apis: Option<Vec<String>>,
 }
 
 impl Overrides {
     /// No file target: the flags alone.
     fn none() -> Overrides {
-        Overrides { field: String::new(), base_url: None, poll_interval: None, timeout: None, timezone: None }
+        Overrides { field: String::new(), base_url: None, poll_interval: None, timeout: None, timezone: None, apis: None }
     }
 
     /// The name of a setting in an error message: the file's key, or else the flag.
@@ -396,7 +405,12 @@ fn build_target(flags: &Flags, overrides: &Overrides, server: String, token: Tok
     if flags.max_response_bytes == 0 || flags.max_response_bytes > MAX_RESPONSE_BYTES {
         return Err(ConfigError::new("--wolkvox.max-response-bytes", "must be larger than zero and at most 1GiB"));
     }
+    let apis = match &overrides.apis {
+        Some(names) => apis(&overrides.name("apis", "--wolkvox.apis"), names)?,
+        None => apis("--wolkvox.apis", &flags.apis.split(',').map(str::to_owned).collect::<Vec<_>>())?,
+    };
     Ok(Target {
+        apis,
         server,
         base_url,
         token,
@@ -410,6 +424,22 @@ fn build_target(flags: &Flags, overrides: &Overrides, server: String, token: Tok
         max_response_bytes: flags.max_response_bytes,
         stale_after: flags.stale_after,
     })
+}
+
+/// Billing API names, checked against the catalogue: none unknown, none twice, at least one.
+fn apis(field: &str, names: &[String]) -> Result<Vec<&'static Api>, ConfigError> {
+    let mut apis: Vec<&'static Api> = Vec::with_capacity(names.len());
+    for name in names {
+        let api = catalogue::find(name).map_err(|why| ConfigError::new(field, why))?;
+        if apis.contains(&api) {
+            return Err(ConfigError::new(field, format!("{api} is listed twice")));
+        }
+        apis.push(api);
+    }
+    if apis.is_empty() {
+        return Err(ConfigError::new(field, format!("lists no API; the billing APIs are: {}", catalogue::names())));
+    }
+    Ok(apis)
 }
 
 /// A server number goes into a host name and a header: letters and digits only.

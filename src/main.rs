@@ -38,8 +38,9 @@ fn print_targets(config: &Config) {
     println!("configuration is valid: {} target(s)", config.targets.len());
     for target in &config.targets {
         println!(
-            "server={} base_url={} token={} poll_interval={} timeout={} timezone={}",
+            "server={} apis={} base_url={} token={} poll_interval={} timeout={} timezone={}",
             target.server,
+            target.apis.iter().map(|api| api.name).collect::<Vec<_>>().join(","),
             target.base_url,
             target.token_source,
             humantime::format_duration(target.poll_interval),

@@ -5,7 +5,8 @@ use tokio::time::Instant;
 
 use crate::exposition::{Exposition, Kind, Samples};
 use crate::snapshot::TargetState;
-use crate::wolkvox::{Reason, Report, SkipReason};
+use crate::wolkvox::model::Series;
+use crate::wolkvox::{Reason, Report, SkipReason, catalogue};
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -16,32 +17,28 @@ pub fn render(targets: &[TargetState], now: Instant) -> String {
     let fresh: Vec<(&TargetState, &Report)> = targets.iter().filter_map(|t| Some((t, t.fresh_report(now)?))).collect();
     let mut text = Exposition::with_capacity(8192 + fresh.iter().map(|(t, report)| usage_bytes(t, report)).sum::<usize>());
 
-    let usage = |samples: &mut Samples<'_>, value: fn(&crate::wolkvox::model::Series) -> f64| {
-        for (target, report) in &fresh {
-            for series in &report.series {
-                let labels = [("server", target.server.as_str()), ("operation", &series.operation), ("description", &series.description)];
-                samples.add(&labels, value(series));
+    // One pair of families per billing API, in the catalogue's order.
+    for api in catalogue::APIS.iter().filter(|api| targets.iter().any(|t| t.api == *api)) {
+        let usage = |samples: &mut Samples<'_>, value: fn(&Series) -> f64| {
+            for (target, report) in fresh.iter().filter(|(t, _)| t.api == api) {
+                for series in &report.series {
+                    let labels =
+                        [("server", target.server.as_str()), ("operation", &series.operation), ("description", &series.description)];
+                    samples.add(&labels, value(series));
+                }
             }
-        }
-    };
-    text.family(
-        "wolkvox_gamification_licenses",
-        &format!("Active gamification licenses (latest row per operation and product). {CACHED}"),
-        Kind::Gauge,
-        |samples| usage(samples, |series| series.latest),
-    );
-    text.family(
-        "wolkvox_gamification_licenses_max",
-        &format!("Highest gamification license count in the current month's window. {CACHED}"),
-        Kind::Gauge,
-        |samples| usage(samples, |series| series.max),
-    );
+        };
+        let help = format!("{} (latest row per operation and product). {CACHED}", api.counts);
+        text.family(api.metric, &help, Kind::Gauge, |samples| usage(samples, |series| series.latest));
+        let help = format!("{}: the highest value in the current month's window. {CACHED}", api.counts);
+        text.family(&format!("{}_max", api.metric), &help, Kind::Gauge, |samples| usage(samples, |series| series.max));
+    }
 
     let health = |text: &mut Exposition, name: &str, help: &str, kind: Kind, value: fn(&TargetState) -> Option<f64>| {
         text.family(name, help, kind, |samples| {
             for target in targets {
                 if let Some(value) = value(target) {
-                    samples.add(&[("server", &target.server), ("api", target.api)], value);
+                    samples.add(&[("server", &target.server), ("api", target.api.name)], value);
                 }
             }
         });
@@ -81,7 +78,7 @@ pub fn render(targets: &[TargetState], now: Instant) -> String {
         for target in targets {
             for reason in Reason::ALL {
                 samples.add(
-                    &[("server", &target.server), ("api", target.api), ("reason", reason.as_str())],
+                    &[("server", &target.server), ("api", target.api.name), ("reason", reason.as_str())],
                     target.failures[reason as usize] as f64,
                 );
             }
@@ -94,7 +91,7 @@ pub fn render(targets: &[TargetState], now: Instant) -> String {
         for target in targets {
             for reason in SkipReason::ALL {
                 samples.add(
-                    &[("server", &target.server), ("api", target.api), ("reason", reason.as_str())],
+                    &[("server", &target.server), ("api", target.api.name), ("reason", reason.as_str())],
                     target.skipped[reason as usize] as f64,
                 );
             }

@@ -1,6 +1,7 @@
 //! The whole polling policy: one lane per token, so a token never has two calls in flight; a
-//! schedule per target (first poll at start, then every interval plus a little jitter); sooner
-//! retries with backoff for transient failures; a pause until the next day on quota errors.
+//! schedule per target and billing API (first poll at start, then every interval plus a little
+//! jitter); sooner retries with backoff for transient failures; a pause of the whole token until
+//! the next day on quota errors.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -10,8 +11,8 @@ use jiff::Zoned;
 use tokio::time::Instant;
 
 use crate::config::{self, Target};
-use crate::snapshot::Store;
-use crate::wolkvox::{Client, Failure, GAMIFICATION, Reason, Report};
+use crate::snapshot::{self, Job, Store};
+use crate::wolkvox::{Api, Client, Failure, Reason, Report};
 
 /// Transient failures are retried no sooner than this, unless fast polling is allowed.
 const MIN_RETRY: Duration = Duration::from_secs(30);
@@ -22,30 +23,50 @@ const API_MAX_CALL: Duration = Duration::from_secs(60);
 
 /// Where usage comes from: the Wolkvox client in production, a script in scheduling tests.
 pub trait UsageSource: Send + Sync + 'static {
-    fn poll(&self, target: &Target) -> impl Future<Output = Result<Report, Failure>> + Send;
+    fn poll(&self, target: &Target, api: &'static Api) -> impl Future<Output = Result<Report, Failure>> + Send;
 }
 
 impl UsageSource for Client {
-    fn poll(&self, target: &Target) -> impl Future<Output = Result<Report, Failure>> + Send {
-        self.fetch(target, GAMIFICATION, &target.token)
+    fn poll(&self, target: &Target, api: &'static Api) -> impl Future<Output = Result<Report, Failure>> + Send {
+        self.fetch(target, api.name, &target.token)
     }
 }
 
-/// Polls the given targets (all sharing one token) one call at a time, forever. `targets` holds
-/// each target's index in the store.
-pub async fn run_lane<S: UsageSource>(source: Arc<S>, mut targets: Vec<(usize, Target)>, store: Arc<Store>) {
+/// The targets that share one token, and their jobs (`Job::target` indexes `targets`).
+pub struct Lane {
+    pub targets: Vec<Target>,
+    pub jobs: Vec<Job>,
+}
+
+/// One lane per token, in configuration order.
+pub fn lanes(targets: &[Target]) -> Vec<Lane> {
+    config::group_by_token(targets)
+        .into_iter()
+        .map(|members| Lane {
+            targets: members.iter().map(|&i| targets[i].clone()).collect(),
+            jobs: snapshot::jobs(targets)
+                .filter_map(|job| Some(Job { target: members.iter().position(|&i| i == job.target)?, ..job }))
+                .collect(),
+        })
+        .collect()
+}
+
+/// Polls a lane's jobs one call at a time, forever.
+pub async fn run_lane<S: UsageSource>(source: Arc<S>, lane: Lane, store: Arc<Store>) {
+    let Lane { mut targets, jobs } = lane;
     let start = Instant::now();
     let mut plans: Vec<Plan> =
-        targets.iter().map(|(_, t)| Plan { due: start + first_poll_jitter(t.poll_interval), failures_in_a_row: 0 }).collect();
+        jobs.iter().map(|job| Plan { due: start + first_poll_jitter(targets[job.target].poll_interval), failures_in_a_row: 0 }).collect();
     loop {
         let Some((next, due)) = plans.iter().enumerate().min_by_key(|(_, plan)| plan.due).map(|(k, plan)| (k, plan.due)) else {
             return;
         };
         tokio::time::sleep_until(due).await;
-        let (index, target) = &mut targets[next];
+        let job = jobs[next];
+        let target = &mut targets[job.target];
         refresh_token(target);
         let started = Instant::now();
-        let outcome = source.poll(target).await;
+        let outcome = source.poll(target, job.api).await;
         let took = started.elapsed();
 
         let now = jiff::Timestamp::now().to_zoned(target.timezone.clone());
@@ -74,8 +95,8 @@ pub async fn run_lane<S: UsageSource>(source: Arc<S>, mut targets: Vec<(usize, T
             }
             _ => {}
         }
-        log_outcome(target, &outcome, took, wait);
-        store.record(*index, outcome, took);
+        log_outcome(target, job.api, &outcome, took, wait);
+        store.record(job.state, outcome, took);
     }
 }
 
@@ -140,16 +161,16 @@ fn first_poll_jitter(interval: Duration) -> Duration {
     (interval / 10).min(Duration::from_secs(5)).mul_f64(fastrand::f64())
 }
 
-fn log_outcome(target: &Target, outcome: &Result<Report, Failure>, took: Duration, wait: Duration) {
+fn log_outcome(target: &Target, api: &Api, outcome: &Result<Report, Failure>, took: Duration, wait: Duration) {
     let took_ms = took.as_millis() as u64;
     let next_poll_in = humantime::format_duration(Duration::from_secs(wait.as_secs())).to_string();
     match outcome {
         Ok(report) => tracing::info!(
-            server = %target.server, api = GAMIFICATION, series = report.series.len(), rows = report.rows, took_ms, next_poll_in,
+            server = %target.server, api = api.name, series = report.series.len(), rows = report.rows, took_ms, next_poll_in,
             "poll succeeded"
         ),
         Err(failure) => tracing::warn!(
-            server = %target.server, api = GAMIFICATION, reason = failure.reason.as_str(), msg = %failure.detail, took_ms, next_poll_in,
+            server = %target.server, api = api.name, reason = failure.reason.as_str(), msg = %failure.detail, took_ms, next_poll_in,
             "poll failed; serving the last good values"
         ),
     }

@@ -1,6 +1,7 @@
-//! A simulated Wolkvox billing API: realistic operations whose license counts drift, fault
-//! injection, and a record of every request and of the concurrency seen per token. It powers
-//! `--demo` and the tests; it listens on 127.0.0.1 only.
+//! A simulated Wolkvox billing API: all 27 billing APIs, with realistic operations whose usage
+//! drifts, fault injection, an optional daily call quota per token, and a record of every request
+//! and of the concurrency seen per token. It powers `--demo` and the tests; it listens on
+//! 127.0.0.1 only.
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
@@ -19,6 +20,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
 use crate::web::{Limits, Web, WebSettings};
+use crate::wolkvox::catalogue;
 
 /// The error answers the API documents, with their `code`, `error` and `msg`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,8 +102,13 @@ const SIMULTANEOUS_LIMIT: usize = 2;
 
 struct Inner {
     accepted_tokens: Vec<String>,
+    /// Rows served by every API, unless `fixed_rows_by_api` has rows for it.
     fixed_rows: Option<Vec<Value>>,
-    drift: Drift,
+    fixed_rows_by_api: HashMap<String, Vec<Value>>,
+    drift: HashMap<&'static str, Drift>,
+    /// Calls a token may make before it is refused with TOKEN LIMIT EXCEEDED.
+    daily_quota: Option<u64>,
+    calls_today: HashMap<String, u64>,
     next_faults: VecDeque<Fault>,
     every_fault: Option<Fault>,
     requests: Vec<RecordedRequest>,
@@ -111,7 +118,6 @@ struct Inner {
     counted_faulted: u64,
     in_flight: HashMap<String, usize>,
     max_in_flight: HashMap<String, usize>,
-    last_served: Option<Vec<Value>>,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -144,7 +150,10 @@ impl Simulator {
         let shared = Arc::new(Mutex::new(Inner {
             accepted_tokens: accepted_tokens.iter().map(|t| (*t).to_owned()).collect(),
             fixed_rows: None,
-            drift: Drift::new(),
+            fixed_rows_by_api: HashMap::new(),
+            drift: catalogue::APIS.iter().enumerate().map(|(k, api)| (api.name, Drift::new(api.name, k))).collect(),
+            daily_quota: None,
+            calls_today: HashMap::new(),
             next_faults: VecDeque::new(),
             every_fault: None,
             requests: Vec::new(),
@@ -153,7 +162,6 @@ impl Simulator {
             counted_faulted: 0,
             in_flight: HashMap::new(),
             max_in_flight: HashMap::new(),
-            last_served: None,
         }));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -175,9 +183,31 @@ impl Simulator {
         lock(&self.shared).accepted_tokens = tokens.iter().map(|t| (*t).to_owned()).collect();
     }
 
-    /// Serve exactly these `data` rows (raw JSON, so any quirk can be sent) instead of drifting ones.
+    /// Serve exactly these `data` rows (raw JSON, so any quirk can be sent) instead of drifting
+    /// ones, from every API.
     pub fn set_rows(&self, rows: Vec<Value>) {
         lock(&self.shared).fixed_rows = Some(rows);
+    }
+
+    /// The same for one API only.
+    pub fn set_rows_for(&self, api: &str, rows: Vec<Value>) {
+        lock(&self.shared).fixed_rows_by_api.insert(api.to_owned(), rows);
+    }
+
+    /// Each token may make this many calls (every call counts, refused ones too) until
+    /// [`Simulator::new_day`]; then TOKEN LIMIT EXCEEDED. `None`: no quota.
+    pub fn set_daily_quota(&self, quota: Option<u64>) {
+        lock(&self.shared).daily_quota = quota;
+    }
+
+    /// Midnight for the quota: every token's count starts again.
+    pub fn new_day(&self) {
+        lock(&self.shared).calls_today.clear();
+    }
+
+    /// Calls this token made since the last [`Simulator::new_day`].
+    pub fn calls_today(&self, token: &str) -> u64 {
+        lock(&self.shared).calls_today.get(token).copied().unwrap_or(0)
     }
 
     /// The next request gets this fault; queued faults are used in order.
@@ -210,11 +240,6 @@ impl Simulator {
     pub fn max_in_flight(&self, token: &str) -> usize {
         lock(&self.shared).max_in_flight.get(token).copied().unwrap_or(0)
     }
-
-    /// The `data` rows of the last successful answer.
-    pub fn last_served(&self) -> Option<Vec<Value>> {
-        lock(&self.shared).last_served.clone()
-    }
 }
 
 impl Drop for Simulator {
@@ -239,7 +264,7 @@ impl Drop for InFlight {
 
 async fn billing(State(shared): State<Shared>, Query(query): Query<HashMap<String, String>>, headers: HeaderMap) -> Response {
     let token = headers.get("wolkvox-token").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let (fault, refusal, _guard) = {
+    let (fault, refusal, api, _guard) = {
         let mut inner = lock(&shared);
         let guard = token.clone().map(|token| {
             let count = inner.in_flight.entry(token.clone()).or_default();
@@ -249,11 +274,18 @@ async fn billing(State(shared): State<Shared>, Query(query): Query<HashMap<Strin
             *max = (*max).max(now);
             InFlight { shared: shared.clone(), token }
         });
+        let calls_today = token.as_ref().map_or(0, |token| {
+            let count = inner.calls_today.entry(token.clone()).or_default();
+            *count += 1;
+            *count
+        });
+        let api = query.get("api").and_then(|name| catalogue::find(name).ok());
         let refusal = match &token {
             None => Some(DocumentedError::EnterToken),
             Some(token) if !inner.accepted_tokens.contains(token) => Some(DocumentedError::ValidateToken),
+            Some(_) if inner.daily_quota.is_some_and(|quota| calls_today > quota) => Some(DocumentedError::TokenLimitExceeded),
             Some(token) if inner.in_flight[token] > SIMULTANEOUS_LIMIT => Some(DocumentedError::SimultaneousRequests),
-            Some(_) if query.get("api").map(String::as_str) != Some("gamification") => Some(DocumentedError::ApiDoesNotExist),
+            Some(_) if api.is_none() => Some(DocumentedError::ApiDoesNotExist),
             Some(_) if !valid_date(query.get("date_ini")) || !valid_date(query.get("date_end")) => {
                 Some(DocumentedError::ParametersRequired)
             }
@@ -273,23 +305,25 @@ async fn billing(State(shared): State<Shared>, Query(query): Query<HashMap<Strin
                 faulted,
             });
         }
-        (fault, refusal, guard)
+        (fault, refusal, api, guard)
     };
     if let Some(error) = refusal {
         return json_response(error.status(), &error.body());
     }
+    let api = api.map_or("", |api| api.name);
+    let rows_now = || rows_now(&shared, api);
     match fault {
-        None => ok_answer(&shared),
+        None => json_response(200, &envelope(rows_now())),
         Some(Fault::Delay(delay)) => {
             tokio::time::sleep(delay).await;
-            ok_answer(&shared)
+            json_response(200, &envelope(rows_now()))
         }
         Some(Fault::Documented { error, http_status }) => json_response(http_status, &error.body()),
         Some(Fault::Raw { status, body }) => (status_code(status), body).into_response(),
         Some(Fault::RetryAfter { status, seconds }) => (status_code(status), [(header::RETRY_AFTER, seconds.to_string())]).into_response(),
         Some(Fault::MalformedJson) => (StatusCode::OK, "{\"code\": 200, \"data\": [{,}").into_response(),
         Some(Fault::TruncatedJson) => {
-            let body = envelope(rows_now(&shared)).to_string().into_bytes();
+            let body = envelope(rows_now()).to_string().into_bytes();
             (StatusCode::OK, Bytes::copy_from_slice(&body[..body.len() / 2])).into_response()
         }
         Some(Fault::Oversized(size)) => (StatusCode::OK, padded_body(size)).into_response(),
@@ -303,7 +337,7 @@ async fn billing(State(shared): State<Shared>, Query(query): Query<HashMap<Strin
         }
         Some(Fault::RawBytes { status, body }) => (status_code(status), body).into_response(),
         Some(Fault::Trickle(every)) => {
-            let body = Bytes::from(envelope(rows_now(&shared)).to_string());
+            let body = Bytes::from(envelope(rows_now()).to_string());
             let bytes = futures_util::stream::unfold(0, move |at| {
                 let body = body.clone();
                 async move {
@@ -326,7 +360,7 @@ async fn billing(State(shared): State<Shared>, Query(query): Query<HashMap<Strin
             (StatusCode::OK, [(header::CONTENT_ENCODING, "gzip"), (header::CONTENT_TYPE, "application/json")], body).into_response()
         }
         Some(Fault::ResetMidBody) => {
-            let body = Bytes::from(envelope(rows_now(&shared)).to_string());
+            let body = Bytes::from(envelope(rows_now()).to_string());
             let half = body.slice(..body.len() / 2);
             let parts = futures_util::stream::iter([
                 Ok(half),
@@ -343,18 +377,12 @@ fn valid_date(value: Option<&String>) -> bool {
     value.is_none_or(|v| jiff::civil::DateTime::strptime("%Y%m%d%H%M%S", v).is_ok())
 }
 
-fn ok_answer(shared: &Shared) -> Response {
-    let rows = rows_now(shared);
-    lock(shared).last_served = Some(rows.clone());
-    json_response(200, &envelope(rows))
-}
-
-fn rows_now(shared: &Shared) -> Vec<Value> {
+fn rows_now(shared: &Shared, api: &str) -> Vec<Value> {
     let mut inner = lock(shared);
-    match &inner.fixed_rows {
-        Some(rows) => rows.clone(),
-        None => inner.drift.rows(),
+    if let Some(rows) = inner.fixed_rows_by_api.get(api).or(inner.fixed_rows.as_ref()) {
+        return rows.clone();
     }
+    inner.drift.get_mut(api).map(Drift::rows).unwrap_or_default()
 }
 
 fn envelope(rows: Vec<Value>) -> Value {
@@ -382,23 +410,33 @@ fn status_code(status: u16) -> StatusCode {
     StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
-/// Operations and products of a plausible contact center, with license counts that wander.
+/// Operations and products of a plausible contact center, with usage that wanders.
 struct Drift {
-    series: Vec<(&'static str, &'static str, f64)>,
+    series: Vec<(&'static str, String, f64)>,
 }
 
 impl Drift {
-    fn new() -> Drift {
-        Drift {
-            series: vec![
+    /// Gamification keeps the demo's familiar products; the other APIs get one product named after
+    /// the API, with a scale of its own (`k` is the API's place in the catalogue).
+    fn new(api: &str, k: usize) -> Drift {
+        let series = if api == "gamification" {
+            vec![
                 ("ventas_bogota", "Gamification", 48.0),
                 ("ventas_bogota", "Gamification Premium", 12.0),
                 ("soporte_cdmx", "Gamification", 31.0),
                 ("cobranza_medellín", "Gamification", 22.0),
                 ("cobranza_medellín", "Gamification Premium", 5.0),
                 ("retención_lima", "Gamification", 17.0),
-            ],
-        }
+            ]
+        } else {
+            let scale = [10.0, 40.0, 300.0, 2500.0][k % 4];
+            ["ventas_bogota", "soporte_cdmx", "cobranza_medellín"]
+                .into_iter()
+                .enumerate()
+                .map(|(i, operation)| (operation, api, scale * (1.0 + i as f64) / 2.0))
+                .collect()
+        };
+        Drift { series: series.into_iter().map(|(operation, description, value)| (operation, description.to_owned(), value)).collect() }
     }
 
     /// One row per series for each day of the month so far (past days settled, today drifting).

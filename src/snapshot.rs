@@ -15,13 +15,13 @@ use tokio::time::Instant;
 use crate::config::Target;
 use crate::gzip::GzipPrefix;
 use crate::metrics;
-use crate::wolkvox::{Failure, Reason, Report, SkipReason};
+use crate::wolkvox::{Api, Failure, Reason, Report, SkipReason, catalogue};
 
-/// One target's history as far as the metrics need it.
+/// The history of one billing API of one target, as far as the metrics need it.
 #[derive(Clone, Debug)]
 pub struct TargetState {
     pub server: String,
-    pub api: &'static str,
+    pub api: &'static Api,
     pub stale_after: Duration,
     pub poll_interval: Duration,
     pub requests: u64,
@@ -47,7 +47,7 @@ pub struct Success {
 }
 
 impl TargetState {
-    fn new(target: &Target, api: &'static str) -> TargetState {
+    fn new(target: &Target, api: &'static Api) -> TargetState {
         TargetState {
             server: target.server.clone(),
             api,
@@ -67,7 +67,7 @@ impl TargetState {
         let now = unix_now();
         TargetState {
             server: "0042".to_owned(),
-            api: crate::wolkvox::GAMIFICATION,
+            api: catalogue::gamification(),
             stale_after: Duration::from_secs(3600),
             poll_interval: Duration::from_secs(300),
             requests: 1,
@@ -118,8 +118,9 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn new(targets: &[Target], api: &'static str) -> Arc<Store> {
-        Store::from_states(targets.iter().map(|t| TargetState::new(t, api)).collect())
+    /// One state per target and billing API, in the order of [`jobs`].
+    pub fn new(targets: &[Target]) -> Arc<Store> {
+        Store::from_states(jobs(targets).map(|job| TargetState::new(&targets[job.target], job.api)).collect())
     }
 
     /// A store that already holds these states, rendered and published (for benchmarks).
@@ -185,6 +186,26 @@ impl Store {
             self.published.store(Arc::new(published));
         }
     }
+}
+
+/// One billing API of one target: what a lane polls, and where the outcome is recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Job {
+    /// Index of the state in the store.
+    pub state: usize,
+    /// Index of the target in the configuration.
+    pub target: usize,
+    pub api: &'static Api,
+}
+
+/// Every target's APIs in configuration order; the store holds their states in the same order.
+pub fn jobs(targets: &[Target]) -> impl Iterator<Item = Job> + '_ {
+    targets
+        .iter()
+        .enumerate()
+        .flat_map(|(target, t)| t.apis.iter().map(move |&api| (target, api)))
+        .enumerate()
+        .map(|(state, (target, api))| Job { state, target, api })
 }
 
 pub fn unix_now() -> f64 {

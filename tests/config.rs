@@ -167,3 +167,34 @@ fn the_upstream_ca_file_must_hold_a_certificate() {
     let message = error(&["--wolkvox.server", "0042", "--wolkvox.ca-file", "/nonexistent/ca.pem"], &[TOKEN_ENV]);
     assert!(message.contains("--wolkvox.ca-file: cannot read"), "{message}");
 }
+
+#[test]
+fn apis_come_from_the_flag_or_the_file_and_default_to_gamification() {
+    let names = |config: &wolkvox_exporter::config::Config, k: usize| config.targets[k].apis.iter().map(|api| api.name).collect::<Vec<_>>();
+    let plain = config(&["--wolkvox.server", "0042"], &[TOKEN_ENV]).unwrap();
+    assert_eq!(names(&plain, 0), ["gamification"]);
+    let flagged = config(&["--wolkvox.server", "0042", "--wolkvox.apis", "chat_licenses, ivr_minutes"], &[TOKEN_ENV]).unwrap();
+    assert_eq!(names(&flagged, 0), ["chat_licenses", "ivr_minutes"]);
+    let path = write_temp(
+        "targets.yml",
+        "targets:\n  - {server: '0001', token_env: WOLKVOX_TOKEN, apis: [tts_chars, gamification]}\n  - {server: '0002', token_env: WOLKVOX_TOKEN}\n",
+    );
+    let filed = config(&["--config.file", path.to_str().unwrap(), "--wolkvox.apis", "pbx_licenses"], &[TOKEN_ENV]).unwrap();
+    assert_eq!(names(&filed, 0), ["tts_chars", "gamification"]);
+    assert_eq!(names(&filed, 1), ["pbx_licenses"], "the flag is the default of targets without `apis`");
+}
+
+#[test]
+fn unknown_duplicate_and_missing_apis_are_refused() {
+    let unknown = error(&["--wolkvox.server", "0042", "--wolkvox.apis", "gamification,chat"], &[TOKEN_ENV]);
+    assert!(
+        unknown.contains("--wolkvox.apis: unknown API \"chat\"") && unknown.contains("chat_licenses, interaction_licenses"),
+        "{unknown}"
+    );
+    let twice = error(&["--wolkvox.server", "0042", "--wolkvox.apis", "ivr_calls,ivr_calls"], &[TOKEN_ENV]);
+    assert!(twice.contains("--wolkvox.apis: ivr_calls is listed twice"), "{twice}");
+    let in_file = file_error("targets:\n  - {server: '0001', token_env: WOLKVOX_TOKEN, apis: [vision, visión]}\n", &[TOKEN_ENV]);
+    assert!(in_file.contains("targets[0].apis: unknown API \"visión\"") && in_file.contains("agent_script"), "{in_file}");
+    let empty = file_error("targets:\n  - {server: '0001', token_env: WOLKVOX_TOKEN, apis: []}\n", &[TOKEN_ENV]);
+    assert!(empty.contains("targets[0].apis: lists no API"), "{empty}");
+}

@@ -10,16 +10,17 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use wolkvox_exporter::config::Target;
-use wolkvox_exporter::poller::{UsageSource, run_lane, until_next_day};
-use wolkvox_exporter::snapshot::Store;
-use wolkvox_exporter::wolkvox::{Failure, GAMIFICATION, Reason, Report};
+use wolkvox_exporter::poller::{Lane, UsageSource, run_lane, until_next_day};
+use wolkvox_exporter::snapshot::{self, Store};
+use wolkvox_exporter::wolkvox::{Api, Failure, Reason, Report, catalogue};
 
 /// Answers from a script (then successes), taking `took` of virtual time per call, and records
 /// when each call started and how many overlapped.
 struct Script {
     outcomes: Mutex<VecDeque<Result<Report, Failure>>>,
     took: Duration,
-    calls: Mutex<Vec<(String, Instant)>>,
+    /// Server, API and start of each call.
+    calls: Mutex<Vec<(String, &'static str, Instant)>>,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
 }
@@ -36,7 +37,7 @@ impl Script {
     }
 
     fn starts(&self, server: &str) -> Vec<Instant> {
-        self.calls.lock().unwrap().iter().filter(|(s, _)| s == server).map(|(_, at)| *at).collect()
+        self.calls.lock().unwrap().iter().filter(|(s, _, _)| s == server).map(|(_, _, at)| *at).collect()
     }
 
     fn gaps(&self, server: &str) -> Vec<Duration> {
@@ -45,8 +46,8 @@ impl Script {
 }
 
 impl UsageSource for Script {
-    async fn poll(&self, target: &Target) -> Result<Report, Failure> {
-        self.calls.lock().unwrap().push((target.server.clone(), Instant::now()));
+    async fn poll(&self, target: &Target, api: &'static Api) -> Result<Report, Failure> {
+        self.calls.lock().unwrap().push((target.server.clone(), api.name, Instant::now()));
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(now, Ordering::SeqCst);
         tokio::time::sleep(self.took).await;
@@ -61,8 +62,9 @@ fn failure(reason: Reason, status: Option<u16>) -> Result<Report, Failure> {
 
 /// Runs one lane over `targets` for `virtual_time`.
 async fn run(script: &Arc<Script>, targets: Vec<Target>, virtual_time: Duration) -> Arc<Store> {
-    let store = Store::new(&targets, GAMIFICATION);
-    let lane = tokio::spawn(run_lane(script.clone(), targets.into_iter().enumerate().collect(), store.clone()));
+    let store = Store::new(&targets);
+    let jobs = snapshot::jobs(&targets).collect();
+    let lane = tokio::spawn(run_lane(script.clone(), Lane { targets, jobs }, store.clone()));
     tokio::time::sleep(virtual_time).await;
     lane.abort();
     store
@@ -101,7 +103,7 @@ async fn targets_sharing_a_token_never_overlap_even_when_calls_are_slow() {
     assert_eq!(script.max_in_flight.load(Ordering::SeqCst), 1);
     let calls = script.calls.lock().unwrap().clone();
     for pair in calls.windows(2) {
-        assert!(pair[1].1 - pair[0].1 >= 50 * SECOND, "a call started before the previous one ended");
+        assert!(pair[1].2 - pair[0].2 >= 50 * SECOND, "a call started before the previous one ended");
     }
     for server in ["0001", "0002", "0003"] {
         assert!(script.starts(server).len() >= 8, "{server} polled {} times", script.starts(server).len());
@@ -211,4 +213,20 @@ async fn retry_after_is_obeyed_on_any_failure() {
 
     let gap = script.gaps("0042")[0];
     assert!(gap >= Duration::from_secs(900), "{gap:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_api_of_a_target_gets_its_own_schedule_on_the_one_lane() {
+    let script = Script::new(vec![], 20 * SECOND);
+    let mut target = common::target("0042", "5m");
+    target.apis = ["gamification", "chat_licenses", "ivr_minutes"].map(|name| catalogue::find(name).unwrap()).to_vec();
+    run(&script, vec![target], Duration::from_secs(3600)).await;
+
+    assert_eq!(script.max_in_flight.load(Ordering::SeqCst), 1);
+    let calls = script.calls.lock().unwrap().clone();
+    for api in ["gamification", "chat_licenses", "ivr_minutes"] {
+        let starts: Vec<Instant> = calls.iter().filter(|(_, a, _)| *a == api).map(|(_, _, at)| *at).collect();
+        assert!((10..=12).contains(&starts.len()), "{api} polled {} times in an hour", starts.len());
+        assert!(starts.windows(2).all(|w| w[1] - w[0] >= FIVE_MINUTES), "{api} polled sooner than every 5m");
+    }
 }

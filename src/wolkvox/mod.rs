@@ -1,14 +1,13 @@
 //! Everything that speaks the Wolkvox billing API: one request, its date window, its tolerant
 //! decoding and the classification of its failures.
 
+pub mod catalogue;
 pub mod client;
 pub mod failure;
 pub mod model;
 pub mod window;
 
+pub use catalogue::Api;
 pub use client::Client;
 pub use failure::{Failure, Reason};
 pub use model::{Report, SkipReason};
-
-/// The billing API this exporter polls (the `api=` value).
-pub const GAMIFICATION: &str = "gamification";

@@ -1,0 +1,114 @@
+//! The 27 billing APIs (`billing.php?api=…`), all with the same request and response shape, and
+//! the metric family each one becomes. Values are gauges: month-to-date figures that fall back at
+//! the start of a month, never `_total` counters. Units are what Wolkvox bills in; where its
+//! documentation names no unit, the metric ends in `_usage` and its HELP text says so.
+
+use std::fmt;
+
+/// One billing API and its metric family (`{metric}` and `{metric}_max`).
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Api {
+    /// The `api=` value.
+    pub name: &'static str,
+    pub metric: &'static str,
+    /// What the value counts: the start of the HELP text.
+    pub counts: &'static str,
+}
+
+impl fmt::Display for Api {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+const fn api(name: &'static str, metric: &'static str, counts: &'static str) -> Api {
+    Api { name, metric, counts }
+}
+
+/// In the order of Wolkvox's documentation.
+pub static APIS: [Api; 27] = [
+    api("agent_script", "wolkvox_agent_script_licenses", "Agent Script licenses"),
+    api("intelligent_dial", "wolkvox_intelligent_dial_licenses", "Smart-dialing licenses"),
+    api("gamification", "wolkvox_gamification_licenses", "Active gamification licenses"),
+    api("ivr_minutes", "wolkvox_ivr_minutes", "IVR minutes (minutes, the unit Wolkvox bills in)"),
+    api("rec_minutes", "wolkvox_rec_minutes", "IVR recording minutes (minutes, the unit Wolkvox bills in)"),
+    api("amazon_s3", "wolkvox_amazon_s3_licenses", "Licenses with Amazon S3 storage"),
+    api("rsync", "wolkvox_rsync_licenses", "Licenses with external (rsync) storage"),
+    api("rsync_s3_mp3", "wolkvox_rsync_s3_mp3_audios", "Audios copied to S3"),
+    api("rec_screen", "wolkvox_rec_screen_usage", "Screen-recording time (in the API's own unit, which Wolkvox does not document)"),
+    api("interactions", "wolkvox_interactions", "Omnichannel interactions"),
+    api(
+        "rec_screen_on_demand",
+        "wolkvox_rec_screen_on_demand_usage",
+        "On-demand screen recording (in the API's own unit, which Wolkvox does not document)",
+    ),
+    api(
+        "speech_analytics",
+        "wolkvox_speech_analytics_usage",
+        "Speech-analytics time (in the API's own unit, which Wolkvox does not document)",
+    ),
+    api("wp_connectors", "wolkvox_wp_connectors", "WhatsApp Mobile connectors"),
+    api("sentiment_analysis", "wolkvox_sentiment_analyses", "Sentiment analyses"),
+    api("chat_licenses", "wolkvox_chat_licenses", "Chat licenses"),
+    api("interaction_licenses", "wolkvox_interaction_licenses", "Interaction licenses"),
+    api("video_call", "wolkvox_video_call_licenses", "Video-call licenses"),
+    api("pbx_licenses", "wolkvox_pbx_licenses", "PBX licenses"),
+    api("ivr_calls", "wolkvox_ivr_calls", "IVR calls"),
+    api("asr_calls", "wolkvox_asr_playbacks", "ASR (speech recognition) playbacks"),
+    api("vision", "wolkvox_vision_uses", "Uses of the Vision component"),
+    api("tts_chars", "wolkvox_tts_characters", "Text-to-speech characters"),
+    api("wp_connectors_official", "wolkvox_wp_connectors_official", "Official WhatsApp Business connectors"),
+    api("contact_center_licenses", "wolkvox_contact_center_licenses", "Contact-center licenses"),
+    api("amd_ai", "wolkvox_amd_ai_detections", "AI answering-machine detections"),
+    api("stereo_rec", "wolkvox_stereo_rec_minutes", "Stereo-recording minutes (minutes, the unit Wolkvox bills in)"),
+    api("nlp_ai", "wolkvox_nlp_ai_usage", "NLP consumption (in the API's own unit, which Wolkvox does not document)"),
+];
+
+pub fn gamification() -> &'static Api {
+    &APIS[2]
+}
+
+/// The API called `name`, or an error that lists the valid names.
+pub fn find(name: &str) -> Result<&'static Api, String> {
+    let name = name.trim();
+    APIS.iter().find(|api| api.name == name).ok_or_else(|| format!("unknown API {name:?}; the billing APIs are: {}", names()))
+}
+
+/// Every `api=` value, comma-separated, for error messages and `--help`.
+pub fn names() -> String {
+    APIS.iter().map(|api| api.name).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn gamification_keeps_its_metric() {
+        assert_eq!(gamification().name, "gamification");
+        assert_eq!(gamification().metric, "wolkvox_gamification_licenses");
+    }
+
+    #[test]
+    fn names_and_metrics_are_unique_and_follow_the_conventions() {
+        let names: HashSet<_> = APIS.iter().map(|api| api.name).collect();
+        let metrics: HashSet<_> = APIS.iter().map(|api| api.metric).collect();
+        assert_eq!((names.len(), metrics.len()), (27, 27));
+        for api in &APIS {
+            assert!(api.metric.starts_with("wolkvox_") && !api.metric.ends_with("_total"), "{}", api.metric);
+            assert!(api.metric.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'), "{}", api.metric);
+            // The `_max` family of one API must not be the plain family of another.
+            assert!(!metrics.contains(format!("{}_max", api.metric).as_str()));
+            assert!(!api.counts.is_empty());
+        }
+    }
+
+    #[test]
+    fn unknown_names_are_refused_with_the_list() {
+        assert_eq!(find(" chat_licenses ").unwrap().metric, "wolkvox_chat_licenses");
+        let error = find("chat").unwrap_err();
+        assert!(error.contains("unknown API \"chat\"") && error.contains("agent_script, intelligent_dial, gamification"), "{error}");
+    }
+}

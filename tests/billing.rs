@@ -1,0 +1,76 @@
+//! The billing family: several APIs of one server on one token, polled through its single lane.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{FAKE_TOKEN, sample, scrape, start_exporter, wait_ready};
+use serde_json::json;
+use wolkvox_exporter::simulator::Simulator;
+
+fn row(operation: &str, description: &str, items: &str) -> serde_json::Value {
+    json!({"operation": operation, "description": description, "items": items, "date": "2026-11-02 10:00:00"})
+}
+
+#[tokio::test]
+async fn each_api_becomes_its_own_family_and_the_token_never_has_two_calls_in_flight() {
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    simulator.set_rows_for("gamification", vec![row("ventas", "Gamification", "12")]);
+    simulator.set_rows_for("chat_licenses", vec![row("ventas", "Chat", "40"), row("soporte", "Chat", "9")]);
+    simulator.set_rows_for("ivr_minutes", vec![row("ventas", "IVR", "1234.5")]);
+    // Every call takes a while, so that polls of the three APIs would overlap if the lane let them.
+    simulator.set_fault(Some(wolkvox_exporter::simulator::Fault::Delay(Duration::from_millis(50))));
+    let exporter = start_exporter(&simulator, "300ms", &["--wolkvox.apis", "gamification,chat_licenses,ivr_minutes"]).await;
+    wait_ready(&exporter).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let text = scrape(&exporter).await;
+    let usage = |metric: &str, operation: &str, description: &str| {
+        sample(&text, &format!("{metric}{{server=\"0042\",operation=\"{operation}\",description=\"{description}\"}}"))
+    };
+    assert_eq!(usage("wolkvox_gamification_licenses", "ventas", "Gamification"), Some(12.0));
+    assert_eq!(usage("wolkvox_chat_licenses", "ventas", "Chat"), Some(40.0));
+    assert_eq!(usage("wolkvox_chat_licenses", "soporte", "Chat"), Some(9.0));
+    assert_eq!(usage("wolkvox_ivr_minutes", "ventas", "IVR"), Some(1234.5));
+    assert_eq!(usage("wolkvox_ivr_minutes_max", "ventas", "IVR"), Some(1234.5));
+    assert!(text.contains("# HELP wolkvox_ivr_minutes IVR minutes (minutes, the unit Wolkvox bills in)"), "{text}");
+    // Nothing of an API that is not polled.
+    assert!(!text.contains("wolkvox_tts_characters"), "{text}");
+    for api in ["gamification", "chat_licenses", "ivr_minutes"] {
+        assert_eq!(sample(&text, &format!("wolkvox_up{{server=\"0042\",api=\"{api}\"}}")), Some(1.0), "{api}");
+        let requests = sample(&text, &format!("wolkvox_api_requests_total{{server=\"0042\",api=\"{api}\"}}")).unwrap();
+        assert!(requests >= 2.0, "{api} polled {requests} times in 2 s at 300ms");
+    }
+
+    let requests = simulator.requests();
+    for api in ["gamification", "chat_licenses", "ivr_minutes"] {
+        assert!(requests.iter().any(|r| r.api.as_deref() == Some(api)), "{api} never requested");
+    }
+    assert!(requests.iter().all(|r| !r.faulted), "the simulator refused a call: {requests:?}");
+    assert_eq!(simulator.max_in_flight(FAKE_TOKEN), 1);
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn the_simulator_serves_every_billing_api_and_refuses_unknown_ones() {
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    let client = reqwest::Client::new();
+    let get =
+        |api: &str| client.get(format!("{}/api/v2/billing.php?api={api}", simulator.base_url())).header("wolkvox-token", FAKE_TOKEN).send();
+    for api in &wolkvox_exporter::wolkvox::catalogue::APIS {
+        let body: serde_json::Value = get(api.name).await.unwrap().json().await.unwrap();
+        assert_eq!(body["code"], 200, "{}", api.name);
+        assert!(!body["data"].as_array().unwrap().is_empty(), "{}", api.name);
+    }
+    let unknown: serde_json::Value = get("chat").await.unwrap().json().await.unwrap();
+    assert_eq!(unknown["msg"], "THE API YOU WANT TO CONSULT DOES NOT EXIST");
+}
+
+#[test]
+fn the_readme_catalogue_matches_the_code() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for (k, api) in wolkvox_exporter::wolkvox::catalogue::APIS.iter().enumerate() {
+        let row = format!("| {} | `{}` | `{}` | {} |", k + 1, api.name, api.metric, api.counts);
+        assert!(readme.contains(&row), "README lacks the catalogue row {row}");
+    }
+}
