@@ -77,6 +77,14 @@ pub struct Flags {
     /// Billing APIs to poll, comma-separated (see the README's catalogue); each costs one call per poll.
     #[arg(long = "wolkvox.apis", env = "WOLKVOX_APIS", default_value = "gamification", value_name = "API,...")]
     pub apis: String,
+    /// A name for the token in metrics and logs (default: the token file's name, or the
+    /// environment variable's); never the token itself.
+    #[arg(long = "wolkvox.token-name", env = "WOLKVOX_TOKEN_NAME", value_name = "NAME")]
+    pub token_name: Option<String>,
+    /// Calls the token may spend per day (midnight to midnight in the time zone); the schedule is
+    /// stretched to stay within it. Default: no budget.
+    #[arg(long = "wolkvox.daily-call-budget", env = "WOLKVOX_DAILY_CALL_BUDGET", value_name = "CALLS")]
+    pub daily_call_budget: Option<u32>,
     /// A target's usage series disappear when its last successful poll is older than this.
     #[arg(long = "wolkvox.stale-after", env = "WOLKVOX_STALE_AFTER", default_value = "1h", value_parser = parse_duration)]
     pub stale_after: Duration,
@@ -159,6 +167,12 @@ pub struct Target {
     pub stale_after: Duration,
     /// The billing APIs polled for this server, each on its own schedule.
     pub apis: Vec<&'static Api>,
+    /// How metrics and logs call the token; targets that share a token share the name.
+    pub token_name: String,
+    /// `token_name` was derived from the token's source rather than given.
+    pub token_name_is_default: bool,
+    /// Calls the token may make per day, shared by every target using it.
+    pub daily_call_budget: Option<u32>,
 }
 
 /// A configuration problem: the flag or field, and what is wrong with it.
@@ -201,6 +215,8 @@ struct FileTarget {
     timeout: Option<String>,
     timezone: Option<String>,
     apis: Option<Vec<String>>,
+    token_name: Option<String>,
+    daily_call_budget: Option<u32>,
 }
 
 impl Config {
@@ -209,7 +225,7 @@ impl Config {
     pub fn from_flags(flags: &Flags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let listen_address = listen_address(&flags.listen_address)?;
         let telemetry_path = telemetry_path(&flags.telemetry_path)?;
-        let targets = if flags.demo {
+        let mut targets = if flags.demo {
             if flags.config_file.is_some() || flags.server.is_some() {
                 return Err(ConfigError::new("--demo", "polls only the embedded simulator: drop --config.file and --wolkvox.server"));
             }
@@ -225,6 +241,12 @@ impl Config {
         } else {
             vec![target_from_flags(flags, env)?]
         };
+        let field_of = |i: usize, key: &str| match (&flags.config_file, key) {
+            (Some(_), key) => format!("targets[{i}].{key}"),
+            (None, "token_name") => "--wolkvox.token-name".to_owned(),
+            (None, _) => "--wolkvox.daily-call-budget".to_owned(),
+        };
+        check_tokens(&mut targets, &field_of)?;
         if let Some(path) = &flags.ca_file {
             ca_certificates(path).map_err(|why| ConfigError::new("--wolkvox.ca-file", why))?;
         }
@@ -310,6 +332,8 @@ fn targets_from_file(path: &Path, flags: &Flags, env: &dyn Fn(&str) -> Option<St
             timeout: entry.timeout,
             timezone: entry.timezone,
             apis: entry.apis,
+            token_name: entry.token_name,
+            daily_call_budget: entry.daily_call_budget,
             field: format!("{field}."),
         };
         let target = Target { token_file: entry.token_file.clone(), ..build_target(flags, &overrides, server, token, token_source)? };
@@ -338,12 +362,23 @@ struct Overrides {
     timeout: Option<String>,
     timezone: Option<String>,
     apis: Option<Vec<String>>,
+    token_name: Option<String>,
+    daily_call_budget: Option<u32>,
 }
 
 impl Overrides {
     /// No file target: the flags alone.
     fn none() -> Overrides {
-        Overrides { field: String::new(), base_url: None, poll_interval: None, timeout: None, timezone: None, apis: None }
+        Overrides {
+            field: String::new(),
+            base_url: None,
+            poll_interval: None,
+            timeout: None,
+            timezone: None,
+            apis: None,
+            token_name: None,
+            daily_call_budget: None,
+        }
     }
 
     /// The name of a setting in an error message: the file's key, or else the flag.
@@ -409,8 +444,20 @@ fn build_target(flags: &Flags, overrides: &Overrides, server: String, token: Tok
         Some(names) => apis(&overrides.name("apis", "--wolkvox.apis"), names)?,
         None => apis("--wolkvox.apis", &flags.apis.split(',').map(str::to_owned).collect::<Vec<_>>())?,
     };
+    let token_name_field = overrides.name("token_name", "--wolkvox.token-name");
+    let given = overrides.token_name.as_ref().or(flags.token_name.as_ref());
+    let token_name = given.map_or_else(|| default_token_name(&token_source), |name| name.trim().to_owned());
+    if token_name.is_empty() || !token_name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        return Err(ConfigError::new(token_name_field, "must be letters, digits, - _ . (it is a metric label)"));
+    }
+    if token_name == token.expose() {
+        return Err(ConfigError::new(token_name_field, "is the token itself: choose a name that is not a secret"));
+    }
     Ok(Target {
         apis,
+        token_name,
+        token_name_is_default: given.is_none(),
+        daily_call_budget: overrides.daily_call_budget.or(flags.daily_call_budget),
         server,
         base_url,
         token,
@@ -424,6 +471,59 @@ fn build_target(flags: &Flags, overrides: &Overrides, server: String, token: Tok
         max_response_bytes: flags.max_response_bytes,
         stale_after: flags.stale_after,
     })
+}
+
+/// "file /etc/wolkvox/token-0042" -> "token-0042", "env WOLKVOX_TOKEN" -> "WOLKVOX_TOKEN".
+fn default_token_name(token_source: &str) -> String {
+    let name = token_source.split_once(' ').map_or(token_source, |(_, rest)| rest);
+    Path::new(name).file_name().map_or(name.into(), |file| file.to_string_lossy()).into_owned()
+}
+
+/// What must hold across targets: one name per token, one token per name, one budget per token,
+/// and a budget that lets every API of the token be polled at least once a day. A name or budget
+/// given on any of a token's targets then becomes that of all of them.
+fn check_tokens(targets: &mut [Target], field_of: &dyn Fn(usize, &str) -> String) -> Result<(), ConfigError> {
+    let lanes = group_by_token(targets);
+    for lane in &lanes {
+        let named = lane.iter().copied().find(|&i| !targets[i].token_name_is_default).unwrap_or(lane[0]);
+        let budgeted = lane.iter().copied().find(|&i| targets[i].daily_call_budget.is_some());
+        let (name, budget) = (targets[named].token_name.clone(), budgeted.and_then(|i| targets[i].daily_call_budget));
+        for &i in lane {
+            if !targets[i].token_name_is_default && targets[i].token_name != name {
+                return Err(ConfigError::new(
+                    field_of(i, "token_name"),
+                    format!("{:?} differs from {name:?}, given to the same token: give both the same token_name", targets[i].token_name),
+                ));
+            }
+            if targets[i].daily_call_budget.is_some_and(|b| Some(b) != budget) {
+                return Err(ConfigError::new(
+                    field_of(i, "daily_call_budget"),
+                    "differs from the budget another target gives the same token",
+                ));
+            }
+        }
+        let calls: usize = lane.iter().map(|&i| targets[i].apis.len()).sum();
+        if let Some(budget) = budget.filter(|&b| (b as usize) < calls) {
+            return Err(ConfigError::new(
+                field_of(budgeted.unwrap_or(lane[0]), "daily_call_budget"),
+                format!("{budget} calls a day cannot poll the {calls} APIs that use token {name:?} even once a day"),
+            ));
+        }
+        for &i in lane {
+            targets[i].token_name.clone_from(&name);
+            targets[i].daily_call_budget = budget;
+        }
+    }
+    for lane in &lanes {
+        let name = &targets[lane[0]].token_name;
+        if let Some(other) = lanes.iter().find(|other| other[0] != lane[0] && targets[other[0]].token_name == *name) {
+            return Err(ConfigError::new(
+                field_of(other[0].max(lane[0]), "token_name"),
+                format!("{name:?} already names another token: give each token its own token_name"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Billing API names, checked against the catalogue: none unknown, none twice, at least one.

@@ -4,7 +4,7 @@ use prometheus::{Encoder, Registry, TextEncoder};
 use tokio::time::Instant;
 
 use crate::exposition::{Exposition, Kind, Samples};
-use crate::snapshot::TargetState;
+use crate::snapshot::{TargetState, TokenState};
 use crate::wolkvox::model::Series;
 use crate::wolkvox::{Reason, Report, SkipReason, catalogue};
 
@@ -13,7 +13,7 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 const CACHED: &str = "Cached from the last successful background poll of the Wolkvox billing API; scrapes never call the API.";
 
 /// Renders every target; usage series of a target whose last success is too old are left out.
-pub fn render(targets: &[TargetState], now: Instant) -> String {
+pub fn render(targets: &[TargetState], tokens: &[TokenState], now: Instant) -> String {
     let fresh: Vec<(&TargetState, &Report)> = targets.iter().filter_map(|t| Some((t, t.fresh_report(now)?))).collect();
     let mut text = Exposition::with_capacity(8192 + fresh.iter().map(|(t, report)| usage_bytes(t, report)).sum::<usize>());
 
@@ -98,6 +98,37 @@ pub fn render(targets: &[TargetState], now: Instant) -> String {
         }
     });
 
+    let token = |text: &mut Exposition, name: &str, help: &str, value: fn(&TokenState) -> Option<f64>| {
+        text.family(name, help, Kind::Gauge, |samples| {
+            for token in tokens {
+                if let Some(value) = value(token) {
+                    samples.add(&[("token_name", &token.name)], value);
+                }
+            }
+        });
+    };
+    token(
+        &mut text,
+        "wolkvox_token_calls_today",
+        "Calls this exporter made with the token since midnight in the target's time zone (each one costs a call of the daily quota).",
+        |t| Some(f64::from(t.calls_today)),
+    );
+    token(&mut text, "wolkvox_token_daily_call_budget", "The configured daily call budget of the token.", |t| {
+        t.daily_call_budget.map(f64::from)
+    });
+    token(
+        &mut text,
+        "wolkvox_token_call_spacing_seconds",
+        "Least time between two calls of the token that its daily budget imposes now, so the calls last the day (0 without a budget).",
+        |t| Some(t.call_spacing.as_secs_f64()),
+    );
+    token(
+        &mut text,
+        "wolkvox_token_budget_stretched",
+        "1 if the daily call budget delayed the token's last call past its schedule, else 0.",
+        |t| Some(if t.stretched { 1.0 } else { 0.0 }),
+    );
+
     text.family("wolkvox_exporter_build_info", "Version of the exporter; the value is always 1.", Kind::Gauge, |samples| {
         samples.add(
             &[
@@ -171,7 +202,7 @@ mod tests {
     #[test]
     fn label_values_are_escaped_whatever_they_hold() {
         let now = Instant::now();
-        let text = render(&[state("a \"quoted\" back\\slash\nnew line ñ 😀 \t tab", now, Duration::from_secs(60))], now);
+        let text = render(&[state("a \"quoted\" back\\slash\nnew line ñ 😀 \t tab", now, Duration::from_secs(60))], &[], now);
         assert!(
             text.contains(
                 "wolkvox_gamification_licenses{server=\"0042\",operation=\"a \\\"quoted\\\" back\\\\slash\\nnew line ñ 😀 \t tab\",description=\"Gamification\"} 3\n"
@@ -186,7 +217,7 @@ mod tests {
     fn stale_usage_is_left_out_but_health_stays() {
         let now = Instant::now();
         let old = state("ventas", now, Duration::from_secs(60));
-        let text = render(&[old], now + Duration::from_secs(61));
+        let text = render(&[old], &[], now + Duration::from_secs(61));
         assert!(!text.contains("wolkvox_gamification_licenses"), "{text}");
         assert!(text.contains("wolkvox_up{server=\"0042\",api=\"gamification\"} 1\n"));
         assert!(text.contains("wolkvox_last_success_timestamp_seconds{server=\"0042\",api=\"gamification\"} 1500000000\n"));
@@ -195,7 +226,7 @@ mod tests {
     #[test]
     fn help_says_the_values_are_cached_and_no_sample_has_a_timestamp() {
         let now = Instant::now();
-        let text = render(&[state("ventas", now, Duration::from_secs(60))], now);
+        let text = render(&[state("ventas", now, Duration::from_secs(60))], &[], now);
         assert!(text.contains("# HELP wolkvox_gamification_licenses Active gamification licenses"));
         assert!(
             text.lines()

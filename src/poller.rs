@@ -1,7 +1,8 @@
 //! The whole polling policy: one lane per token, so a token never has two calls in flight; a
 //! schedule per target and billing API (first poll at start, then every interval plus a little
 //! jitter); sooner retries with backoff for transient failures; a pause of the whole token until
-//! the next day on quota errors.
+//! the next day on quota errors; and, with a daily call budget, calls spaced so that the budget
+//! lasts until midnight and is never exceeded.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -32,8 +33,11 @@ impl UsageSource for Client {
     }
 }
 
-/// The targets that share one token, and their jobs (`Job::target` indexes `targets`).
+/// The targets that share one token, and their jobs (`Job::target` indexes `targets`). The
+/// token's name and budget are those of its first target (the configuration checked they agree).
 pub struct Lane {
+    /// The token's place in the store.
+    pub index: usize,
     pub targets: Vec<Target>,
     pub jobs: Vec<Job>,
 }
@@ -42,7 +46,9 @@ pub struct Lane {
 pub fn lanes(targets: &[Target]) -> Vec<Lane> {
     config::group_by_token(targets)
         .into_iter()
-        .map(|members| Lane {
+        .enumerate()
+        .map(|(index, members)| Lane {
+            index,
             targets: members.iter().map(|&i| targets[i].clone()).collect(),
             jobs: snapshot::jobs(targets)
                 .filter_map(|job| Some(Job { target: members.iter().position(|&i| i == job.target)?, ..job }))
@@ -53,7 +59,11 @@ pub fn lanes(targets: &[Target]) -> Vec<Lane> {
 
 /// Polls a lane's jobs one call at a time, forever.
 pub async fn run_lane<S: UsageSource>(source: Arc<S>, lane: Lane, store: Arc<Store>) {
-    let Lane { mut targets, jobs } = lane;
+    let Lane { index: lane, mut targets, jobs } = lane;
+    let clock = Clock::start();
+    let zone = targets[0].timezone.clone();
+    let mut calls = CallsToday { limit: targets[0].daily_call_budget, day: clock.now(&zone).date(), calls: 0 };
+    let mut last_call_end: Option<Instant> = None;
     let start = Instant::now();
     let mut plans: Vec<Plan> =
         jobs.iter().map(|job| Plan { due: start + first_poll_jitter(targets[job.target].poll_interval), failures_in_a_row: 0 }).collect();
@@ -61,15 +71,33 @@ pub async fn run_lane<S: UsageSource>(source: Arc<S>, lane: Lane, store: Arc<Sto
         let Some((next, due)) = plans.iter().enumerate().min_by_key(|(_, plan)| plan.due).map(|(k, plan)| (k, plan.due)) else {
             return;
         };
-        tokio::time::sleep_until(due).await;
+        let now = clock.now(&zone);
+        calls.roll_over(&now);
+        let spacing = calls.spacing(&now);
+        let at = match last_call_end {
+            // Spent: nothing until the day (and the count) starts again.
+            _ if calls.spent() => Instant::now() + until_next_day(&now) + Duration::from_millis(1),
+            Some(end) => due.max(end + spacing),
+            None => due,
+        };
+        report_calls(&store, lane, &targets[0].token_name, &calls, spacing, at > due);
+        tokio::time::sleep_until(at).await;
+        calls.roll_over(&clock.now(&zone));
+        if calls.spent() {
+            // A wake-up just short of midnight: wait again rather than overspend.
+            continue;
+        }
+        calls.calls += 1;
         let job = jobs[next];
         let target = &mut targets[job.target];
         refresh_token(target);
         let started = Instant::now();
         let outcome = source.poll(target, job.api).await;
         let took = started.elapsed();
+        last_call_end = Some(Instant::now());
+        store.update_token(lane, |token| token.calls_today = calls.calls);
 
-        let now = jiff::Timestamp::now().to_zoned(target.timezone.clone());
+        let now = clock.now(&target.timezone);
         let plan = &mut plans[next];
         let wait = next_wait(&outcome, plan.failures_in_a_row, target, &now);
         plan.failures_in_a_row = match &outcome {
@@ -98,6 +126,69 @@ pub async fn run_lane<S: UsageSource>(source: Arc<S>, lane: Lane, store: Arc<Sto
         log_outcome(target, job.api, &outcome, took, wait);
         store.record(job.state, outcome, took);
     }
+}
+
+/// Wall-clock time that advances with tokio's clock: the real time in production, and virtual
+/// days in tests under a paused clock. The day boundaries of quotas and budgets come from it.
+struct Clock {
+    wall: jiff::Timestamp,
+    at: Instant,
+}
+
+impl Clock {
+    fn start() -> Clock {
+        Clock { wall: jiff::Timestamp::now(), at: Instant::now() }
+    }
+
+    fn now(&self, zone: &jiff::tz::TimeZone) -> Zoned {
+        let elapsed = jiff::SignedDuration::try_from(self.at.elapsed()).unwrap_or(jiff::SignedDuration::MAX);
+        self.wall.saturating_add(elapsed).unwrap_or(jiff::Timestamp::MAX).to_zoned(zone.clone())
+    }
+}
+
+/// The token's calls since midnight, against its daily budget if it has one.
+struct CallsToday {
+    limit: Option<u32>,
+    day: jiff::civil::Date,
+    calls: u32,
+}
+
+impl CallsToday {
+    /// A new day starts the count again.
+    fn roll_over(&mut self, now: &Zoned) {
+        if now.date() != self.day {
+            self.day = now.date();
+            self.calls = 0;
+        }
+    }
+
+    fn spent(&self) -> bool {
+        self.limit.is_some_and(|limit| self.calls >= limit)
+    }
+
+    /// The calls left, spread evenly over the rest of the day; zero without a budget.
+    fn spacing(&self, now: &Zoned) -> Duration {
+        let Some(limit) = self.limit else { return Duration::ZERO };
+        let rest_of_day = until_next_day(now);
+        rest_of_day / limit.saturating_sub(self.calls).max(1)
+    }
+}
+
+/// Publishes the token's counts, and logs when the budget starts or stops holding the schedule back.
+fn report_calls(store: &Store, lane: usize, name: &str, calls: &CallsToday, spacing: Duration, stretched: bool) {
+    let was_stretched = store.tokens().get(lane).is_some_and(|token| token.stretched);
+    let budget = calls.limit.unwrap_or(0);
+    if stretched && !was_stretched {
+        let every = humantime::format_duration(Duration::from_secs(spacing.as_secs())).to_string();
+        tracing::info!(token_name = name, budget, calls_today = calls.calls, every, "the daily call budget stretches the schedule");
+    } else if !stretched && was_stretched {
+        tracing::info!(token_name = name, budget, calls_today = calls.calls, "the schedule fits the daily call budget again");
+    }
+    store.update_token(lane, |token| {
+        token.calls_today = calls.calls;
+        token.call_spacing = spacing;
+        token.stretched = stretched;
+    });
 }
 
 /// Reads the token file again before each poll: a rotated token is used without a restart, and a

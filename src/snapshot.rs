@@ -12,7 +12,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::config::Target;
+use crate::config::{self, Target};
 use crate::gzip::GzipPrefix;
 use crate::metrics;
 use crate::wolkvox::{Api, Failure, Reason, Report, SkipReason, catalogue};
@@ -91,6 +91,31 @@ impl TargetState {
     }
 }
 
+/// What the metrics say about one token, that is one lane.
+#[derive(Clone, Debug)]
+pub struct TokenState {
+    pub name: String,
+    pub daily_call_budget: Option<u32>,
+    /// Calls made since midnight in the lane's time zone.
+    pub calls_today: u32,
+    /// The least time between two calls that the daily budget imposes now (zero without one).
+    pub call_spacing: Duration,
+    /// The last call came later than its schedule because of the budget.
+    pub stretched: bool,
+}
+
+impl TokenState {
+    fn new(target: &Target) -> TokenState {
+        TokenState {
+            name: target.token_name.clone(),
+            daily_call_budget: target.daily_call_budget,
+            calls_today: 0,
+            call_spacing: Duration::ZERO,
+            stretched: false,
+        }
+    }
+}
+
 /// What `/metrics`, `/` and `/-/ready` serve until the next change.
 pub struct Published {
     /// Exposition text of everything but the per-scrape process metrics.
@@ -103,8 +128,8 @@ pub struct Published {
 }
 
 impl Published {
-    fn build(targets: Vec<TargetState>, now: Instant) -> Published {
-        let text = metrics::render(&targets, now);
+    fn build(targets: Vec<TargetState>, tokens: &[TokenState], now: Instant) -> Published {
+        let text = metrics::render(&targets, tokens, now);
         let gzip = GzipPrefix::new(text.as_bytes());
         let ready = targets.iter().all(|t| t.last_success.is_some());
         Published { text: Bytes::from(text), gzip, targets, ready }
@@ -113,6 +138,8 @@ impl Published {
 
 pub struct Store {
     states: Mutex<Vec<TargetState>>,
+    /// One per lane, in the order of [`config::group_by_token`].
+    tokens: Mutex<Vec<TokenState>>,
     published: ArcSwap<Published>,
     changed: Notify,
 }
@@ -120,13 +147,19 @@ pub struct Store {
 impl Store {
     /// One state per target and billing API, in the order of [`jobs`].
     pub fn new(targets: &[Target]) -> Arc<Store> {
-        Store::from_states(jobs(targets).map(|job| TargetState::new(&targets[job.target], job.api)).collect())
+        let tokens = config::group_by_token(targets).into_iter().map(|lane| TokenState::new(&targets[lane[0]])).collect();
+        Store::from_states(jobs(targets).map(|job| TargetState::new(&targets[job.target], job.api)).collect(), tokens)
     }
 
     /// A store that already holds these states, rendered and published (for benchmarks).
-    pub fn from_states(states: Vec<TargetState>) -> Arc<Store> {
-        let published = Published::build(states.clone(), Instant::now());
-        Arc::new(Store { states: Mutex::new(states), published: ArcSwap::from_pointee(published), changed: Notify::new() })
+    pub fn from_states(states: Vec<TargetState>, tokens: Vec<TokenState>) -> Arc<Store> {
+        let published = Published::build(states.clone(), &tokens, Instant::now());
+        Arc::new(Store {
+            states: Mutex::new(states),
+            tokens: Mutex::new(tokens),
+            published: ArcSwap::from_pointee(published),
+            changed: Notify::new(),
+        })
     }
 
     pub fn published(&self) -> Arc<Published> {
@@ -136,6 +169,16 @@ impl Store {
     /// A copy of the current state (cheap: reports are shared), for tests and the renderer.
     pub fn states(&self) -> Vec<TargetState> {
         self.states.lock().expect("no panic while holding the lock").clone()
+    }
+
+    pub fn tokens(&self) -> Vec<TokenState> {
+        self.tokens.lock().expect("no panic while holding the lock").clone()
+    }
+
+    /// Updates what lane `lane` reports about its token.
+    pub fn update_token(&self, lane: usize, update: impl FnOnce(&mut TokenState)) {
+        update(&mut self.tokens.lock().expect("no panic while holding the lock")[lane]);
+        self.changed.notify_one();
     }
 
     /// Records one finished poll of target `index`. A failure keeps the last good report.
@@ -182,7 +225,9 @@ impl Store {
             let states = self.states();
             next_stale = states.iter().filter_map(|s| s.stale_deadline(now)).min();
             // Rendering a large response takes milliseconds of CPU: keep it off the async workers.
-            let published = tokio::task::spawn_blocking(move || Published::build(states, now)).await.expect("rendering does not panic");
+            let tokens = self.tokens();
+            let published =
+                tokio::task::spawn_blocking(move || Published::build(states, &tokens, now)).await.expect("rendering does not panic");
             self.published.store(Arc::new(published));
         }
     }

@@ -74,3 +74,45 @@ fn the_readme_catalogue_matches_the_code() {
         assert!(readme.contains(&row), "README lacks the catalogue row {row}");
     }
 }
+
+const THREE_APIS: [&str; 2] = ["--wolkvox.apis", "gamification,chat_licenses,ivr_minutes"];
+
+#[tokio::test]
+async fn calls_of_the_day_are_counted_per_token_name_against_the_budget() {
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    let extra = [&THREE_APIS[..], &["--wolkvox.daily-call-budget", "10000000", "--wolkvox.token-name", "main"]].concat();
+    let exporter = start_exporter(&simulator, "200ms", &extra).await;
+    wait_ready(&exporter).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let text = scrape(&exporter).await;
+    let counted = sample(&text, "wolkvox_token_calls_today{token_name=\"main\"}").unwrap();
+    let made = simulator.calls_today(FAKE_TOKEN) as f64;
+    // A call may be on its way while the scrape runs.
+    assert!(counted >= 6.0 && (made - 1.0..=made).contains(&counted), "counted {counted}, the simulator saw {made}");
+    assert_eq!(sample(&text, "wolkvox_token_daily_call_budget{token_name=\"main\"}"), Some(10000000.0));
+    assert_eq!(sample(&text, "wolkvox_token_budget_stretched{token_name=\"main\"}"), Some(0.0));
+    assert!(sample(&text, "wolkvox_token_call_spacing_seconds{token_name=\"main\"}").is_some_and(|s| s > 0.0 && s < 1.0), "{text}");
+    assert!(!text.contains(FAKE_TOKEN));
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn token_limit_exceeded_pauses_every_api_of_the_token() {
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    simulator.set_daily_quota(Some(4));
+    let exporter = start_exporter(&simulator, "200ms", &THREE_APIS).await;
+    wait_ready(&exporter).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // Three first polls and one more succeed; the fifth call is refused and the token rests.
+    assert_eq!(simulator.counts(), (5, 1));
+    let text = scrape(&exporter).await;
+    let quota: f64 = ["gamification", "chat_licenses", "ivr_minutes"]
+        .iter()
+        .filter_map(|api| sample(&text, &format!("wolkvox_api_request_failures_total{{server=\"0042\",api=\"{api}\",reason=\"quota\"}}")))
+        .sum();
+    assert_eq!(quota, 1.0);
+    assert_eq!(sample(&text, "wolkvox_token_calls_today{token_name=\"WOLKVOX_TOKEN\"}"), Some(5.0));
+    exporter.stop().await;
+}

@@ -198,3 +198,36 @@ fn unknown_duplicate_and_missing_apis_are_refused() {
     let empty = file_error("targets:\n  - {server: '0001', token_env: WOLKVOX_TOKEN, apis: []}\n", &[TOKEN_ENV]);
     assert!(empty.contains("targets[0].apis: lists no API"), "{empty}");
 }
+
+#[test]
+fn token_names_and_daily_call_budgets_must_agree_and_suffice() {
+    let plain = config(&["--wolkvox.server", "0042", "--wolkvox.daily-call-budget", "500"], &[TOKEN_ENV]).unwrap();
+    assert_eq!((plain.targets[0].token_name.as_str(), plain.targets[0].daily_call_budget), ("WOLKVOX_TOKEN", Some(500)));
+    let too_small =
+        error(&["--wolkvox.server", "0042", "--wolkvox.apis", "gamification,ivr_calls", "--wolkvox.daily-call-budget", "1"], &[TOKEN_ENV]);
+    assert!(too_small.contains("--wolkvox.daily-call-budget: 1 calls a day cannot poll the 2 APIs"), "{too_small}");
+    let is_the_token = error(&["--wolkvox.server", "0042", "--wolkvox.token-name", FAKE_TOKEN], &[TOKEN_ENV]);
+    assert!(is_the_token.contains("--wolkvox.token-name: is the token itself"), "{is_the_token}");
+
+    let shared =
+        "targets:\n  - {server: '0001', token_env: A, token_name: main, daily_call_budget: 100}\n  - {server: '0002', token_env: B, ";
+    let env = [("A", FAKE_TOKEN), ("B", FAKE_TOKEN), ("C", "fake-token-for-tests-0002")];
+    let renamed = file_error(&format!("{shared}token_name: other}}\n"), &env);
+    assert!(renamed.contains("targets[1].token_name: \"other\" differs from \"main\""), "{renamed}");
+    let defaults = "targets:\n  - {server: '0001', token_env: A}\n  - {server: '0002', token_env: B, token_name: main}\n";
+    let path = write_temp("targets.yml", defaults);
+    let named = config(&["--config.file", path.to_str().unwrap()], &env).unwrap();
+    assert_eq!([&named.targets[0].token_name, &named.targets[1].token_name], ["main", "main"], "a given name wins over defaults");
+    let budgets = file_error(&format!("{shared}token_name: main, daily_call_budget: 200}}\n"), &env);
+    assert!(budgets.contains("targets[1].daily_call_budget: differs"), "{budgets}");
+    let clash = file_error(
+        "targets:\n  - {server: '0001', token_env: A, token_name: main}\n  - {server: '0002', token_env: C, token_name: main}\n",
+        &env,
+    );
+    assert!(clash.contains("token_name: \"main\" already names another token"), "{clash}");
+    let negative = file_error("targets:\n  - {server: '0001', token_env: A, daily_call_budget: -5}\n", &env);
+    assert!(negative.contains("daily_call_budget"), "{negative}");
+    let path = write_temp("targets.yml", &format!("{shared}token_name: main}}\n"));
+    let agreed = config(&["--config.file", path.to_str().unwrap()], &env).unwrap();
+    assert_eq!(agreed.targets[1].daily_call_budget, Some(100), "the budget is the token's, set on any of its targets");
+}

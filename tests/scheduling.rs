@@ -64,7 +64,7 @@ fn failure(reason: Reason, status: Option<u16>) -> Result<Report, Failure> {
 async fn run(script: &Arc<Script>, targets: Vec<Target>, virtual_time: Duration) -> Arc<Store> {
     let store = Store::new(&targets);
     let jobs = snapshot::jobs(&targets).collect();
-    let lane = tokio::spawn(run_lane(script.clone(), Lane { targets, jobs }, store.clone()));
+    let lane = tokio::spawn(run_lane(script.clone(), Lane { index: 0, targets, jobs }, store.clone()));
     tokio::time::sleep(virtual_time).await;
     lane.abort();
     store
@@ -229,4 +229,36 @@ async fn every_api_of_a_target_gets_its_own_schedule_on_the_one_lane() {
         assert!((10..=12).contains(&starts.len()), "{api} polled {} times in an hour", starts.len());
         assert!(starts.windows(2).all(|w| w[1] - w[0] >= FIVE_MINUTES), "{api} polled sooner than every 5m");
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_daily_call_budget_is_never_exceeded_and_lasts_the_whole_day() {
+    let script = Script::new(vec![], 2 * SECOND);
+    let mut target = common::target("0042", "5m");
+    target.apis = ["gamification", "chat_licenses", "ivr_minutes"].map(|name| catalogue::find(name).unwrap()).to_vec();
+    // Three APIs every 5 minutes would take 864 calls a day.
+    target.daily_call_budget = Some(60);
+    let zone = target.timezone.clone();
+    let (wall, start) = (jiff::Timestamp::now(), Instant::now());
+    let store = run(&script, vec![target], Duration::from_secs(50 * 3600)).await;
+
+    assert_eq!(script.max_in_flight.load(Ordering::SeqCst), 1);
+    let day_of = |at: Instant| (wall + (at - start)).to_zoned(zone.clone()).date();
+    let calls = script.calls.lock().unwrap().clone();
+    let mut per_day: std::collections::BTreeMap<jiff::civil::Date, Vec<Instant>> = Default::default();
+    for (_, _, at) in &calls {
+        per_day.entry(day_of(*at)).or_default().push(*at);
+    }
+    for (day, starts) in &per_day {
+        assert!(starts.len() <= 60, "{} calls on {day}, over the budget of 60", starts.len());
+    }
+    // The first whole day: most of the budget is used, spread over the day rather than spent early.
+    let (day, starts) = per_day.iter().nth(1).unwrap();
+    assert!(starts.len() >= 55, "only {} calls on {day}", starts.len());
+    let longest_gap = starts.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+    assert!(longest_gap <= Duration::from_secs(3600), "{longest_gap:?} without a call on {day}");
+
+    let token = &store.tokens()[0];
+    assert!(token.stretched && token.calls_today <= 60, "{token:?}");
+    assert!(token.call_spacing > FIVE_MINUTES, "{token:?}");
 }
