@@ -41,7 +41,7 @@ impl Exporter {
             TcpListener::bind(&config.listen_address).await.map_err(|e| format!("cannot listen on {}: {e}", config.listen_address))?;
         let addr = listener.local_addr().map_err(|e| format!("cannot read the listen address: {e}"))?;
 
-        let store = Store::new(&config.targets);
+        let store = Store::new(&config.targets, &config.budgets);
         let client = Arc::new(Client::new(config.ca_file.as_deref())?);
         let mut background = JoinSet::new();
         background.spawn(store.clone().render_forever());

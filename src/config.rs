@@ -13,6 +13,7 @@ use clap::{Parser, ValueEnum};
 use jiff::tz::TimeZone;
 use serde::Deserialize;
 
+use crate::budget::{self, Budget, FileBudget};
 use crate::token::Token;
 use crate::web::WebSettings;
 use crate::wolkvox::{Api, catalogue};
@@ -146,6 +147,8 @@ pub struct Config {
     pub max_requests: usize,
     /// Things worth a warning once logging runs (a token file others can read).
     pub warnings: Vec<String>,
+    /// Contracted quantities, from the config file.
+    pub budgets: Vec<Budget>,
 }
 
 /// One Wolkvox server to poll, with the token that pays for it.
@@ -183,7 +186,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(field: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    pub fn new(field: impl Into<String>, problem: impl Into<String>) -> ConfigError {
         ConfigError { field: field.into(), problem: problem.into() }
     }
 }
@@ -196,11 +199,13 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// The targets file: `targets:` and nothing else.
+/// The config file: `targets:`, and the optional `budgets:`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TargetsFile {
     targets: Vec<FileTarget>,
+    #[serde(default)]
+    budgets: Vec<FileBudget>,
 }
 
 /// Values stay text until validation so that errors can name `targets[N].field`.
@@ -225,6 +230,7 @@ impl Config {
     pub fn from_flags(flags: &Flags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let listen_address = listen_address(&flags.listen_address)?;
         let telemetry_path = telemetry_path(&flags.telemetry_path)?;
+        let mut file_budgets = Vec::new();
         let mut targets = if flags.demo {
             if flags.config_file.is_some() || flags.server.is_some() {
                 return Err(ConfigError::new("--demo", "polls only the embedded simulator: drop --config.file and --wolkvox.server"));
@@ -237,7 +243,9 @@ impl Config {
                     "the file lists the targets: drop --wolkvox.server and --wolkvox.token-file (WOLKVOX_SERVER, WOLKVOX_TOKEN_FILE)",
                 ));
             }
-            targets_from_file(path, flags, env)?
+            let (targets, budgets) = targets_from_file(path, flags, env)?;
+            file_budgets = budgets;
+            targets
         } else {
             vec![target_from_flags(flags, env)?]
         };
@@ -247,6 +255,7 @@ impl Config {
             (None, _) => "--wolkvox.daily-call-budget".to_owned(),
         };
         check_tokens(&mut targets, &field_of)?;
+        let budgets = budget::check(file_budgets, &targets)?;
         if let Some(path) = &flags.ca_file {
             ca_certificates(path).map_err(|why| ConfigError::new("--wolkvox.ca-file", why))?;
         }
@@ -267,6 +276,7 @@ impl Config {
             web: Arc::new(web),
             max_requests: flags.max_requests,
             warnings,
+            budgets,
         })
     }
 }
@@ -292,7 +302,11 @@ fn target_from_flags(flags: &Flags, env: &dyn Fn(&str) -> Option<String>) -> Res
     Ok(Target { token_file, ..build_target(flags, &overrides, server, token, token_source)? })
 }
 
-fn targets_from_file(path: &Path, flags: &Flags, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<Target>, ConfigError> {
+fn targets_from_file(
+    path: &Path,
+    flags: &Flags,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Vec<Target>, Vec<FileBudget>), ConfigError> {
     let text =
         std::fs::read_to_string(path).map_err(|e| ConfigError::new("--config.file", format!("cannot read {}: {e}", path.display())))?;
     let file: TargetsFile =
@@ -343,7 +357,7 @@ fn targets_from_file(path: &Path, flags: &Flags, env: &dyn Fn(&str) -> Option<St
         }
         targets.push(target);
     }
-    Ok(targets)
+    Ok((targets, file.budgets))
 }
 
 fn demo_target(flags: &Flags) -> Result<Target, ConfigError> {

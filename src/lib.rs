@@ -7,6 +7,7 @@
 //! ```
 
 pub mod app;
+pub mod budget;
 pub mod config;
 pub mod exposition;
 pub mod gzip;

@@ -3,6 +3,7 @@
 use prometheus::{Encoder, Registry, TextEncoder};
 use tokio::time::Instant;
 
+use crate::budget::Budget;
 use crate::exposition::{Exposition, Kind, Samples};
 use crate::snapshot::{TargetState, TokenState};
 use crate::wolkvox::model::Series;
@@ -13,7 +14,7 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 const CACHED: &str = "Cached from the last successful background poll of the Wolkvox billing API; scrapes never call the API.";
 
 /// Renders every target; usage series of a target whose last success is too old are left out.
-pub fn render(targets: &[TargetState], tokens: &[TokenState], now: Instant) -> String {
+pub fn render(targets: &[TargetState], tokens: &[TokenState], budgets: &[Budget], now: Instant) -> String {
     let fresh: Vec<(&TargetState, &Report)> = targets.iter().filter_map(|t| Some((t, t.fresh_report(now)?))).collect();
     let mut text = Exposition::with_capacity(8192 + fresh.iter().map(|(t, report)| usage_bytes(t, report)).sum::<usize>());
 
@@ -98,6 +99,31 @@ pub fn render(targets: &[TargetState], tokens: &[TokenState], now: Instant) -> S
         }
     });
 
+    text.family(
+        "wolkvox_billing_budget",
+        "Contracted quantity of a billing API for an operation and product, from the config file's budgets.",
+        Kind::Gauge,
+        |samples| {
+            for budget in budgets {
+                samples.add(&budget_labels(budget), budget.quantity);
+            }
+        },
+    );
+    text.family(
+        "wolkvox_billing_budget_used",
+        "This month's highest value of a budgeted series (the API's own _max metric), labelled like wolkvox_billing_budget so the two compare directly.",
+        Kind::Gauge,
+        |samples| {
+            for budget in budgets {
+                let report = fresh.iter().find(|(t, _)| t.api == budget.api && t.server == budget.server).map(|(_, report)| report);
+                let series = report.and_then(|r| r.series.iter().find(|s| s.operation == budget.operation && s.description == budget.description));
+                if let Some(series) = series {
+                    samples.add(&budget_labels(budget), series.max);
+                }
+            }
+        },
+    );
+
     let token = |text: &mut Exposition, name: &str, help: &str, value: fn(&TokenState) -> Option<f64>| {
         text.family(name, help, Kind::Gauge, |samples| {
             for token in tokens {
@@ -140,6 +166,10 @@ pub fn render(targets: &[TargetState], tokens: &[TokenState], now: Instant) -> S
         );
     });
     text.finish()
+}
+
+fn budget_labels(b: &Budget) -> [(&str, &str); 4] {
+    [("api", b.api.name), ("server", &b.server), ("operation", &b.operation), ("description", &b.description)]
 }
 
 /// About what a target's usage series take in the text (two families), so the buffer is sized once.
@@ -202,7 +232,7 @@ mod tests {
     #[test]
     fn label_values_are_escaped_whatever_they_hold() {
         let now = Instant::now();
-        let text = render(&[state("a \"quoted\" back\\slash\nnew line ñ 😀 \t tab", now, Duration::from_secs(60))], &[], now);
+        let text = render(&[state("a \"quoted\" back\\slash\nnew line ñ 😀 \t tab", now, Duration::from_secs(60))], &[], &[], now);
         assert!(
             text.contains(
                 "wolkvox_gamification_licenses{server=\"0042\",operation=\"a \\\"quoted\\\" back\\\\slash\\nnew line ñ 😀 \t tab\",description=\"Gamification\"} 3\n"
@@ -217,7 +247,7 @@ mod tests {
     fn stale_usage_is_left_out_but_health_stays() {
         let now = Instant::now();
         let old = state("ventas", now, Duration::from_secs(60));
-        let text = render(&[old], &[], now + Duration::from_secs(61));
+        let text = render(&[old], &[], &[], now + Duration::from_secs(61));
         assert!(!text.contains("wolkvox_gamification_licenses"), "{text}");
         assert!(text.contains("wolkvox_up{server=\"0042\",api=\"gamification\"} 1\n"));
         assert!(text.contains("wolkvox_last_success_timestamp_seconds{server=\"0042\",api=\"gamification\"} 1500000000\n"));
@@ -226,7 +256,7 @@ mod tests {
     #[test]
     fn help_says_the_values_are_cached_and_no_sample_has_a_timestamp() {
         let now = Instant::now();
-        let text = render(&[state("ventas", now, Duration::from_secs(60))], &[], now);
+        let text = render(&[state("ventas", now, Duration::from_secs(60))], &[], &[], now);
         assert!(text.contains("# HELP wolkvox_gamification_licenses Active gamification licenses"));
         assert!(
             text.lines()

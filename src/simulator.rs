@@ -151,7 +151,7 @@ impl Simulator {
             accepted_tokens: accepted_tokens.iter().map(|t| (*t).to_owned()).collect(),
             fixed_rows: None,
             fixed_rows_by_api: HashMap::new(),
-            drift: catalogue::APIS.iter().enumerate().map(|(k, api)| (api.name, Drift::new(api.name, k))).collect(),
+            drift: catalogue::APIS.iter().enumerate().map(|(k, api)| (api.name, Drift::new(api, k))).collect(),
             daily_quota: None,
             calls_today: HashMap::new(),
             next_faults: VecDeque::new(),
@@ -417,9 +417,10 @@ struct Drift {
 
 impl Drift {
     /// Gamification keeps the demo's familiar products; the other APIs get one product named after
-    /// the API, with a scale of its own (`k` is the API's place in the catalogue).
-    fn new(api: &str, k: usize) -> Drift {
-        let series = if api == "gamification" {
+    /// what they count ("Chat licenses"), with a scale of its own (`k` is the API's place in the
+    /// catalogue).
+    fn new(api: &catalogue::Api, k: usize) -> Drift {
+        let series = if api.name == "gamification" {
             vec![
                 ("ventas_bogota", "Gamification", 48.0),
                 ("ventas_bogota", "Gamification Premium", 12.0),
@@ -433,7 +434,7 @@ impl Drift {
             ["ventas_bogota", "soporte_cdmx", "cobranza_medellín"]
                 .into_iter()
                 .enumerate()
-                .map(|(i, operation)| (operation, api, scale * (1.0 + i as f64) / 2.0))
+                .map(|(i, operation)| (operation, api.counts.split(" (").next().unwrap_or(api.name), scale * (1.0 + i as f64) / 2.0))
                 .collect()
         };
         Drift { series: series.into_iter().map(|(operation, description, value)| (operation, description.to_owned(), value)).collect() }

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::budget::Budget;
 use crate::config::{self, Target};
 use crate::gzip::GzipPrefix;
 use crate::metrics;
@@ -128,8 +129,8 @@ pub struct Published {
 }
 
 impl Published {
-    fn build(targets: Vec<TargetState>, tokens: &[TokenState], now: Instant) -> Published {
-        let text = metrics::render(&targets, tokens, now);
+    fn build(targets: Vec<TargetState>, tokens: &[TokenState], budgets: &[Budget], now: Instant) -> Published {
+        let text = metrics::render(&targets, tokens, budgets, now);
         let gzip = GzipPrefix::new(text.as_bytes());
         let ready = targets.iter().all(|t| t.last_success.is_some());
         Published { text: Bytes::from(text), gzip, targets, ready }
@@ -140,23 +141,25 @@ pub struct Store {
     states: Mutex<Vec<TargetState>>,
     /// One per lane, in the order of [`config::group_by_token`].
     tokens: Mutex<Vec<TokenState>>,
+    budgets: Arc<[Budget]>,
     published: ArcSwap<Published>,
     changed: Notify,
 }
 
 impl Store {
     /// One state per target and billing API, in the order of [`jobs`].
-    pub fn new(targets: &[Target]) -> Arc<Store> {
+    pub fn new(targets: &[Target], budgets: &[Budget]) -> Arc<Store> {
         let tokens = config::group_by_token(targets).into_iter().map(|lane| TokenState::new(&targets[lane[0]])).collect();
-        Store::from_states(jobs(targets).map(|job| TargetState::new(&targets[job.target], job.api)).collect(), tokens)
+        Store::from_states(jobs(targets).map(|job| TargetState::new(&targets[job.target], job.api)).collect(), tokens, budgets)
     }
 
     /// A store that already holds these states, rendered and published (for benchmarks).
-    pub fn from_states(states: Vec<TargetState>, tokens: Vec<TokenState>) -> Arc<Store> {
-        let published = Published::build(states.clone(), &tokens, Instant::now());
+    pub fn from_states(states: Vec<TargetState>, tokens: Vec<TokenState>, budgets: &[Budget]) -> Arc<Store> {
+        let published = Published::build(states.clone(), &tokens, budgets, Instant::now());
         Arc::new(Store {
             states: Mutex::new(states),
             tokens: Mutex::new(tokens),
+            budgets: budgets.into(),
             published: ArcSwap::from_pointee(published),
             changed: Notify::new(),
         })
@@ -225,9 +228,10 @@ impl Store {
             let states = self.states();
             next_stale = states.iter().filter_map(|s| s.stale_deadline(now)).min();
             // Rendering a large response takes milliseconds of CPU: keep it off the async workers.
-            let tokens = self.tokens();
-            let published =
-                tokio::task::spawn_blocking(move || Published::build(states, &tokens, now)).await.expect("rendering does not panic");
+            let (tokens, budgets) = (self.tokens(), self.budgets.clone());
+            let published = tokio::task::spawn_blocking(move || Published::build(states, &tokens, &budgets, now))
+                .await
+                .expect("rendering does not panic");
             self.published.store(Arc::new(published));
         }
     }

@@ -116,3 +116,22 @@ async fn token_limit_exceeded_pauses_every_api_of_the_token() {
     assert_eq!(sample(&text, "wolkvox_token_calls_today{token_name=\"WOLKVOX_TOKEN\"}"), Some(5.0));
     exporter.stop().await;
 }
+
+#[tokio::test]
+async fn budgets_are_served_beside_the_usage_they_bound() {
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    simulator.set_rows_for("chat_licenses", vec![row("ventas", "Chat", "31"), row("soporte", "Chat", "9")]);
+    let yaml = "targets:\n  - {server: '0042', token_env: WOLKVOX_TOKEN, apis: [gamification, chat_licenses]}\nbudgets:\n  \
+                - {api: chat_licenses, operation: ventas, description: Chat, quantity: 30}\n  \
+                - {api: chat_licenses, operation: nadie, description: Chat, quantity: 5}\n";
+    let exporter = common::start_exporter_from_file(&simulator, yaml, "1h").await;
+    wait_ready(&exporter).await;
+    let text = scrape(&exporter).await;
+    let labels = |operation: &str| format!("{{api=\"chat_licenses\",server=\"0042\",operation=\"{operation}\",description=\"Chat\"}}");
+    assert_eq!(sample(&text, &format!("wolkvox_billing_budget{}", labels("ventas"))), Some(30.0));
+    assert_eq!(sample(&text, &format!("wolkvox_billing_budget_used{}", labels("ventas"))), Some(31.0));
+    // A budget whose series the API does not report has nothing used to show.
+    assert_eq!(sample(&text, &format!("wolkvox_billing_budget{}", labels("nadie"))), Some(5.0));
+    assert_eq!(sample(&text, &format!("wolkvox_billing_budget_used{}", labels("nadie"))), None);
+    exporter.stop().await;
+}

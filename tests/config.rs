@@ -231,3 +231,39 @@ fn token_names_and_daily_call_budgets_must_agree_and_suffice() {
     let agreed = config(&["--config.file", path.to_str().unwrap()], &env).unwrap();
     assert_eq!(agreed.targets[1].daily_call_budget, Some(100), "the budget is the token's, set on any of its targets");
 }
+
+#[test]
+fn budgets_must_name_a_polled_api_of_a_configured_server_once() {
+    let targets = "targets:\n  - {server: '0001', token_env: WOLKVOX_TOKEN, apis: [gamification, chat_licenses]}\n";
+    let with = |budgets: &str| format!("{targets}budgets:\n{budgets}");
+    let ok = write_temp("targets.yml", &with("  - {api: chat_licenses, operation: ventas, description: Chat, quantity: 40}\n"));
+    let config = config(&["--config.file", ok.to_str().unwrap()], &[TOKEN_ENV]).unwrap();
+    assert_eq!((config.budgets[0].server.as_str(), config.budgets[0].quantity), ("0001", 40.0));
+
+    let cases = [
+        ("  - {api: chat, operation: a, description: b, quantity: 1}\n", "budgets[0].api: unknown API \"chat\""),
+        (
+            "  - {api: ivr_minutes, operation: a, description: b, quantity: 1}\n",
+            "budgets[0].api: ivr_minutes is not polled for server 0001",
+        ),
+        ("  - {api: chat_licenses, server: '0009', operation: a, description: b, quantity: 1}\n", "budgets[0].server: \"0009\" is not"),
+        (
+            "  - {api: chat_licenses, operation: a, description: b, quantity: -1}\n",
+            "budgets[0].quantity: -1 is not a quantity of 0 or more",
+        ),
+        ("  - {api: chat_licenses, operation: a, description: b, quantity: .nan}\n", "budgets[0].quantity"),
+        (
+            "  - {api: chat_licenses, operation: a, description: b, quantity: 1}\n  - {api: chat_licenses, operation: a, description: b, quantity: 2}\n",
+            "budgets[1]: duplicate of budgets[0]",
+        ),
+        ("  - {api: chat_licenses, operation: a, description: b, quantity: 1, extra: 2}\n", "unknown field `extra`"),
+    ];
+    for (budgets, expected) in cases {
+        let error = file_error(&with(budgets), &[TOKEN_ENV]);
+        assert!(error.contains(expected), "{budgets}: {error}");
+    }
+    let two = "targets:\n  - {server: '0001', token_env: WOLKVOX_TOKEN}\n  - {server: '0002', token_env: WOLKVOX_TOKEN}\n";
+    let unnamed =
+        file_error(&format!("{two}budgets:\n  - {{api: gamification, operation: a, description: b, quantity: 1}}\n"), &[TOKEN_ENV]);
+    assert!(unnamed.contains("budgets[0].server: required when the file lists several targets"), "{unnamed}");
+}

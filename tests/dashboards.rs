@@ -95,7 +95,9 @@ fn queries_aggregate_honour_the_variables_and_use_rate_interval() {
                 let expr = target["expr"].as_str().unwrap();
                 let at = format!("{}: {expr}", path.display());
                 assert!(expr.contains("sum") || expr.contains("min by") || expr.contains("max by"), "{at}: aggregate");
-                for variable in ["$job", "$server"] {
+                // Token series have no server: the token is their selection.
+                let selection = if expr.contains("wolkvox_token_") { "$token_name" } else { "$server" };
+                for variable in ["$job", selection] {
                     assert!(expr.contains(variable), "{at}: ignores {variable}");
                 }
                 if expr.contains("wolkvox_gamification_licenses") {
@@ -110,5 +112,17 @@ fn queries_aggregate_honour_the_variables_and_use_rate_interval() {
                 }
             }
         }
+    }
+}
+
+#[test]
+fn every_alert_has_a_runbook_section_in_the_readme() {
+    let rules = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/prometheus/rules/wolkvox.rules.yml")).unwrap();
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let alerts: Vec<&str> = rules.lines().filter_map(|line| line.trim().strip_prefix("- alert: ")).collect();
+    assert!(alerts.len() >= 8, "{alerts:?}");
+    for alert in alerts {
+        assert!(readme.contains(&format!("\n#### {alert}\n")), "README has no runbook section for {alert}");
+        assert!(rules.contains(&format!("README.md#{}\"", alert.to_lowercase())), "{alert}'s runbook_url does not point at its section");
     }
 }

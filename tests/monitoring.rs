@@ -7,7 +7,7 @@ mod tools;
 
 use std::collections::BTreeMap;
 
-use common::{FAKE_TOKEN, scrape, start_exporter, wait_ready};
+use common::{FAKE_TOKEN, scrape, start_exporter, start_exporter_from_file, wait_ready};
 use serde_json::{Value, json};
 use tools::{Prometheus, repo_path, run_tool, tool};
 use wolkvox_exporter::simulator::Simulator;
@@ -116,12 +116,26 @@ async fn prometheus_stores_exactly_the_values_the_simulator_served() {
     exporter.stop().await;
 }
 
+const BILLING_CONFIG: &str = "\
+targets:
+  - server: '0042'
+    token_env: WOLKVOX_TOKEN
+    token_name: main
+    daily_call_budget: 100000
+    apis: [gamification, chat_licenses, ivr_minutes]
+budgets:
+  - {api: chat_licenses, operation: ventas_bogota, description: Chat licenses, quantity: 25}
+  - {api: chat_licenses, operation: soporte_cdmx, description: Chat licenses, quantity: 1000}
+";
+
 /// Each PromQL query of each dashboard panel and variable, with the variables set to real values.
 #[tokio::test]
 async fn every_dashboard_query_returns_series_from_a_real_prometheus() {
     let Some(binary) = tool("prometheus") else { return };
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
-    let exporter = start_exporter(&simulator, "1h", &[]).await;
+    // Three billing APIs on one token with a daily budget, and a contract for one of them: what
+    // the billing overview shows.
+    let exporter = start_exporter_from_file(&simulator, BILLING_CONFIG, "1h").await;
     let prometheus = Prometheus::start(&binary, exporter.addr()).await;
     // Enough scrapes for increase() over the shortest range used below.
     prometheus
@@ -129,6 +143,13 @@ async fn every_dashboard_query_returns_series_from_a_real_prometheus() {
             r.first().is_some_and(|s| s["value"][1].as_str().unwrap_or("0").parse::<f64>().unwrap() >= 4.0)
         })
         .await;
+    let families =
+        prometheus.query(r#"count by (__name__) ({__name__=~"wolkvox_(gamification_licenses|chat_licenses|ivr_minutes)"})"#).await;
+    assert_eq!(families.len(), 3, "{families:?}");
+    // The over-contract alert's condition holds for the one budget the simulator's usage passes.
+    let over = prometheus.query("wolkvox_billing_budget_used > wolkvox_billing_budget").await;
+    assert_eq!(over.len(), 1, "{over:?}");
+    assert_eq!(over[0]["metric"]["operation"], "ventas_bogota");
     let licenses = prometheus.query("wolkvox_gamification_licenses").await;
     let operation = licenses[0]["metric"]["operation"].as_str().unwrap().to_owned();
     let description = licenses[0]["metric"]["description"].as_str().unwrap().to_owned();
@@ -137,6 +158,8 @@ async fn every_dashboard_query_returns_series_from_a_real_prometheus() {
             .replace("$__rate_interval", "1m")
             .replace("$job", "wolkvox")
             .replace("$server", "0042")
+            .replace("$api", "chat_licenses")
+            .replace("$token_name", "main")
             .replace("$operation", &regex_escape(&operation))
             .replace("$description", &regex_escape(&description))
     };

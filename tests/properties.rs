@@ -102,7 +102,7 @@ fn arbitrary_label_values_round_trip_through_the_exposition_text() {
             Series { operation: format!("{i} {operation}"), description, latest: i as f64, max: i as f64 }
         })
         .collect();
-    let text = metrics::render(&[state(series.clone())], &[], Instant::now());
+    let text = metrics::render(&[state(series.clone())], &[], &[], Instant::now());
     let (ok, output) = tools::run_tool(&python, &["-c", PARSE], Some(text.as_bytes()));
     assert!(ok, "{output}");
     let parsed: Vec<(String, String, f64)> = serde_json::from_str(output.trim()).unwrap();

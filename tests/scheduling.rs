@@ -62,7 +62,7 @@ fn failure(reason: Reason, status: Option<u16>) -> Result<Report, Failure> {
 
 /// Runs one lane over `targets` for `virtual_time`.
 async fn run(script: &Arc<Script>, targets: Vec<Target>, virtual_time: Duration) -> Arc<Store> {
-    let store = Store::new(&targets);
+    let store = Store::new(&targets, &[]);
     let jobs = snapshot::jobs(&targets).collect();
     let lane = tokio::spawn(run_lane(script.clone(), Lane { index: 0, targets, jobs }, store.clone()));
     tokio::time::sleep(virtual_time).await;

@@ -45,6 +45,29 @@ pub async fn start_exporter(simulator: &Simulator, interval: &str, extra: &[&str
     Exporter::start(config).await.expect("exporter starts")
 }
 
+/// Starts an exporter on 127.0.0.1 from a config file holding `yaml`, polling the simulator every
+/// `interval`; targets take their token from `token_env: WOLKVOX_TOKEN`.
+pub async fn start_exporter_from_file(simulator: &Simulator, yaml: &str, interval: &str) -> Exporter {
+    let dir = std::env::temp_dir().join(format!("wolkvox-file-{}-{}", std::process::id(), fastrand::u64(..)));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("wolkvox.yml");
+    std::fs::write(&path, yaml).unwrap();
+    let base_url = simulator.base_url();
+    let args = [
+        "--config.file",
+        path.to_str().unwrap(),
+        "--wolkvox.base-url",
+        &base_url,
+        "--wolkvox.poll-interval",
+        interval,
+        "--wolkvox.allow-fast-poll",
+        "--web.listen-address",
+        "127.0.0.1:0",
+    ];
+    let config = config(&args, &[("WOLKVOX_TOKEN", FAKE_TOKEN)]).expect("valid config");
+    Exporter::start(config).await.expect("exporter starts")
+}
+
 pub async fn get(exporter: &Exporter, path: &str) -> (u16, String) {
     let response = reqwest::get(format!("http://{}{path}", exporter.addr())).await.expect("exporter answers");
     let status = response.status().as_u16();

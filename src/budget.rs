@@ -1,0 +1,74 @@
+//! Contract budgets: the quantity of a billing API that an operation contracted, from the config
+//! file's `budgets:`, checked against the targets that poll it.
+
+use serde::Deserialize;
+
+use crate::config::{ConfigError, Target};
+use crate::wolkvox::{Api, catalogue};
+
+/// One contracted quantity, exported as `wolkvox_billing_budget`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Budget {
+    pub api: &'static Api,
+    pub server: String,
+    pub operation: String,
+    pub description: String,
+    pub quantity: f64,
+}
+
+/// A `budgets:` entry as written; checked by [`check`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileBudget {
+    api: String,
+    server: Option<String>,
+    operation: String,
+    description: String,
+    quantity: f64,
+}
+
+/// Every entry must name a polled API of a configured server, once, with a quantity of 0 or more.
+pub fn check(entries: Vec<FileBudget>, targets: &[Target]) -> Result<Vec<Budget>, ConfigError> {
+    let mut budgets: Vec<Budget> = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.into_iter().enumerate() {
+        let field = |key: &str| format!("budgets[{i}].{key}");
+        let api = catalogue::find(&entry.api).map_err(|why| ConfigError::new(field("api"), why))?;
+        let target = match &entry.server {
+            Some(server) => targets
+                .iter()
+                .find(|t| t.server == server.trim())
+                .ok_or_else(|| ConfigError::new(field("server"), format!("{server:?} is not the server of any target")))?,
+            None if targets.len() == 1 => &targets[0],
+            None => return Err(ConfigError::new(field("server"), "required when the file lists several targets")),
+        };
+        if !target.apis.contains(&api) {
+            let polled: Vec<&str> = target.apis.iter().map(|api| api.name).collect();
+            return Err(ConfigError::new(
+                field("api"),
+                format!(
+                    "{api} is not polled for server {} (its apis: {}): add it there or drop the budget",
+                    target.server,
+                    polled.join(", ")
+                ),
+            ));
+        }
+        if !(entry.quantity.is_finite() && entry.quantity >= 0.0) {
+            return Err(ConfigError::new(field("quantity"), format!("{} is not a quantity of 0 or more", entry.quantity)));
+        }
+        let budget = Budget {
+            api,
+            server: target.server.clone(),
+            operation: entry.operation,
+            description: entry.description,
+            quantity: entry.quantity,
+        };
+        if let Some(first) = budgets
+            .iter()
+            .position(|b| (b.api, &b.server, &b.operation, &b.description) == (api, &budget.server, &budget.operation, &budget.description))
+        {
+            return Err(ConfigError::new(format!("budgets[{i}]"), format!("duplicate of budgets[{first}]")));
+        }
+        budgets.push(budget);
+    }
+    Ok(budgets)
+}
