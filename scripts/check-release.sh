@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo build --release --locked
-binary=target/release/wolkvox_exporter
+binary=${CARGO_TARGET_DIR:-target}/release/wolkvox_exporter
 echo "release binary: $(stat -c %s "$binary") bytes ($(du -h "$binary" | cut -f1))"
 
 unexpected=$(ldd "$binary" | awk '{print $1}' | grep -vE '^(linux-vdso\.so\.1|libc\.so\.6|libm\.so\.6|libgcc_s\.so\.1|/lib64/ld-linux-x86-64\.so\.2)$' || true)

@@ -34,7 +34,7 @@ run() {
   local name=$1 scheme=$2 web=$3 header=${4:-}
   local args=(--demo --web.listen-address "127.0.0.1:$port" --log.level warn)
   [[ -n $web ]] && args+=(--web.config.file "$web")
-  target/release/wolkvox_exporter "${args[@]}" &
+  "${CARGO_TARGET_DIR:-target}/release/wolkvox_exporter" "${args[@]}" &
   pid=$!
   local curl_args=(-ksf -o /dev/null)
   [[ -n $header ]] && curl_args+=(-H "$header")

@@ -80,7 +80,7 @@ PY
 
 # start_exporter PORT INTERVAL: an exporter polling nginx's billing answer every INTERVAL.
 start_exporter() {
-  WOLKVOX_TOKEN=fake-token-for-benchmarks target/release/wolkvox_exporter --wolkvox.server 0042 \
+  WOLKVOX_TOKEN=fake-token-for-benchmarks "${CARGO_TARGET_DIR:-target}/release/wolkvox_exporter" --wolkvox.server 0042 \
     --wolkvox.base-url "http://127.0.0.1:$nginx_port" --wolkvox.poll-interval "$2" --wolkvox.allow-fast-poll \
     --web.listen-address "127.0.0.1:$1" --web.max-requests 0 --log.level warn &
   pids+=($!)
