@@ -41,7 +41,7 @@ fn response(rows: usize, days: usize) -> Vec<u8> {
 
 fn decoded(body: &[u8]) -> Report {
     match decode(body) {
-        Ok(Decoded::Report(report)) => report,
+        Ok(Decoded::Answer(report)) => report,
         other => panic!("not a report: {other:?}"),
     }
 }

@@ -86,6 +86,10 @@ pub struct Flags {
     /// stretched to stay within it. Default: no budget.
     #[arg(long = "wolkvox.daily-call-budget", env = "WOLKVOX_DAILY_CALL_BUDGET", value_name = "CALLS")]
     pub daily_call_budget: Option<u32>,
+    /// Also poll information.php?api=token_info with each token (Wolkvox's own count of its calls
+    /// today; each poll costs a call).
+    #[arg(long = "wolkvox.token-info", env = "WOLKVOX_TOKEN_INFO")]
+    pub token_info: bool,
     /// A target's usage series disappear when its last successful poll is older than this.
     #[arg(long = "wolkvox.stale-after", env = "WOLKVOX_STALE_AFTER", default_value = "1h", value_parser = parse_duration)]
     pub stale_after: Duration,
@@ -176,6 +180,8 @@ pub struct Target {
     pub token_name_is_default: bool,
     /// Calls the token may make per day, shared by every target using it.
     pub daily_call_budget: Option<u32>,
+    /// Poll `token_info` with this token (on its first target).
+    pub token_info: bool,
 }
 
 /// A configuration problem: the flag or field, and what is wrong with it.
@@ -222,6 +228,7 @@ struct FileTarget {
     apis: Option<Vec<String>>,
     token_name: Option<String>,
     daily_call_budget: Option<u32>,
+    token_info: Option<bool>,
 }
 
 impl Config {
@@ -348,6 +355,7 @@ fn targets_from_file(
             apis: entry.apis,
             token_name: entry.token_name,
             daily_call_budget: entry.daily_call_budget,
+            token_info: entry.token_info,
             field: format!("{field}."),
         };
         let target = Target { token_file: entry.token_file.clone(), ..build_target(flags, &overrides, server, token, token_source)? };
@@ -378,6 +386,7 @@ struct Overrides {
     apis: Option<Vec<String>>,
     token_name: Option<String>,
     daily_call_budget: Option<u32>,
+    token_info: Option<bool>,
 }
 
 impl Overrides {
@@ -392,6 +401,7 @@ impl Overrides {
             apis: None,
             token_name: None,
             daily_call_budget: None,
+            token_info: None,
         }
     }
 
@@ -472,6 +482,7 @@ fn build_target(flags: &Flags, overrides: &Overrides, server: String, token: Tok
         token_name,
         token_name_is_default: given.is_none(),
         daily_call_budget: overrides.daily_call_budget.or(flags.daily_call_budget),
+        token_info: overrides.token_info.unwrap_or(flags.token_info),
         server,
         base_url,
         token,
@@ -494,8 +505,8 @@ fn default_token_name(token_source: &str) -> String {
 }
 
 /// What must hold across targets: one name per token, one token per name, one budget per token,
-/// and a budget that lets every API of the token be polled at least once a day. A name or budget
-/// given on any of a token's targets then becomes that of all of them.
+/// and a budget that lets every API of the token be polled at least once a day. A name, budget or
+/// `token_info` given on any of a token's targets then becomes that of all of them.
 fn check_tokens(targets: &mut [Target], field_of: &dyn Fn(usize, &str) -> String) -> Result<(), ConfigError> {
     let lanes = group_by_token(targets);
     for lane in &lanes {
@@ -516,16 +527,18 @@ fn check_tokens(targets: &mut [Target], field_of: &dyn Fn(usize, &str) -> String
                 ));
             }
         }
-        let calls: usize = lane.iter().map(|&i| targets[i].apis.len()).sum();
+        let token_info = lane.iter().any(|&i| targets[i].token_info);
+        let calls: usize = lane.iter().map(|&i| targets[i].apis.len()).sum::<usize>() + usize::from(token_info);
         if let Some(budget) = budget.filter(|&b| (b as usize) < calls) {
             return Err(ConfigError::new(
                 field_of(budgeted.unwrap_or(lane[0]), "daily_call_budget"),
-                format!("{budget} calls a day cannot poll the {calls} APIs that use token {name:?} even once a day"),
+                format!("{budget} calls a day cannot poll the {calls} APIs (token_info included) that use token {name:?} even once a day"),
             ));
         }
         for &i in lane {
             targets[i].token_name.clone_from(&name);
             targets[i].daily_call_budget = budget;
+            targets[i].token_info = token_info;
         }
     }
     for lane in &lanes {

@@ -155,6 +155,22 @@ pub fn render(targets: &[TargetState], tokens: &[TokenState], budgets: &[Budget]
         |t| Some(if t.stretched { 1.0 } else { 0.0 }),
     );
 
+    token(&mut text, "wolkvox_token_info_limit", "Daily call limit of the token, as Wolkvox's token_info reports it.", |t| {
+        t.info.as_ref()?.limit
+    });
+    token(
+        &mut text,
+        "wolkvox_token_info_used_today",
+        "Calls of the token today, as Wolkvox's token_info reports it (other users of the token included).",
+        |t| t.info.as_ref()?.used_today,
+    );
+    token(
+        &mut text,
+        "wolkvox_token_info_all_tokens_used_today",
+        "Calls of all the operation's tokens today, as Wolkvox's token_info reports it.",
+        |t| t.info.as_ref()?.all_tokens_used_today,
+    );
+
     text.family("wolkvox_exporter_build_info", "Version of the exporter; the value is always 1.", Kind::Gauge, |samples| {
         samples.add(
             &[

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use crate::config::{self, Target};
 use crate::snapshot::{self, Job, Store};
-use crate::wolkvox::{Api, Client, Failure, Reason, Report};
+use crate::wolkvox::{Api, Client, Failure, Reason, Report, TokenInfo, catalogue};
 
 /// Transient failures are retried no sooner than this, unless fast polling is allowed.
 const MIN_RETRY: Duration = Duration::from_secs(30);
@@ -25,11 +25,16 @@ const API_MAX_CALL: Duration = Duration::from_secs(60);
 /// Where usage comes from: the Wolkvox client in production, a script in scheduling tests.
 pub trait UsageSource: Send + Sync + 'static {
     fn poll(&self, target: &Target, api: &'static Api) -> impl Future<Output = Result<Report, Failure>> + Send;
+    fn token_info(&self, target: &Target) -> impl Future<Output = Result<TokenInfo, Failure>> + Send;
 }
 
 impl UsageSource for Client {
     fn poll(&self, target: &Target, api: &'static Api) -> impl Future<Output = Result<Report, Failure>> + Send {
         self.fetch(target, api.name, &target.token)
+    }
+
+    fn token_info(&self, target: &Target) -> impl Future<Output = Result<TokenInfo, Failure>> + Send {
+        self.fetch_token_info(target, &target.token)
     }
 }
 
@@ -92,7 +97,15 @@ pub async fn run_lane<S: UsageSource>(source: Arc<S>, lane: Lane, store: Arc<Sto
         let target = &mut targets[job.target];
         refresh_token(target);
         let started = Instant::now();
-        let outcome = source.poll(target, job.api).await;
+        let outcome = if std::ptr::eq(job.api, &catalogue::TOKEN_INFO) {
+            // Its health is recorded like any API's; its numbers belong to the token.
+            source.token_info(target).await.map(|info| {
+                store.update_token(lane, |token| token.info = Some(info));
+                Report::default()
+            })
+        } else {
+            source.poll(target, job.api).await
+        };
         let took = started.elapsed();
         last_call_end = Some(Instant::now());
         store.update_token(lane, |token| token.calls_today = calls.calls);

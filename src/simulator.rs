@@ -12,7 +12,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
@@ -165,7 +165,10 @@ impl Simulator {
         }));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let app = Router::new().route("/api/v2/billing.php", get(billing)).with_state(shared.clone());
+        let app = Router::new()
+            .route("/api/v2/billing.php", get(billing))
+            .route("/api/v2/information.php", get(billing))
+            .with_state(shared.clone());
         let tls_enabled = tls.is_some();
         let web = Web::new(None, Arc::new(tls.unwrap_or_else(WebSettings::plain)));
         let limits = Limits { max_requests: 0, ..Limits::default() };
@@ -262,9 +265,11 @@ impl Drop for InFlight {
     }
 }
 
-async fn billing(State(shared): State<Shared>, Query(query): Query<HashMap<String, String>>, headers: HeaderMap) -> Response {
+/// Both endpoints: every billing API, and `information.php?api=token_info`.
+async fn billing(State(shared): State<Shared>, uri: Uri, Query(query): Query<HashMap<String, String>>, headers: HeaderMap) -> Response {
+    let information = uri.path().ends_with("/information.php");
     let token = headers.get("wolkvox-token").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let (fault, refusal, api, _guard) = {
+    let (fault, refusal, api, token_info, _guard) = {
         let mut inner = lock(&shared);
         let guard = token.clone().map(|token| {
             let count = inner.in_flight.entry(token.clone()).or_default();
@@ -279,7 +284,11 @@ async fn billing(State(shared): State<Shared>, Query(query): Query<HashMap<Strin
             *count += 1;
             *count
         });
-        let api = query.get("api").and_then(|name| catalogue::find(name).ok());
+        let api = match query.get("api") {
+            Some(name) if information => (name == catalogue::TOKEN_INFO.name).then_some(&catalogue::TOKEN_INFO),
+            Some(name) => catalogue::find(name).ok(),
+            None => None,
+        };
         let refusal = match &token {
             None => Some(DocumentedError::EnterToken),
             Some(token) if !inner.accepted_tokens.contains(token) => Some(DocumentedError::ValidateToken),
@@ -291,6 +300,12 @@ async fn billing(State(shared): State<Shared>, Query(query): Query<HashMap<Strin
             }
             Some(_) => None,
         };
+        let token_info = json!({
+            "token_limit": inner.daily_quota.unwrap_or(1000).to_string(),
+            "token_use_today": calls_today.to_string(),
+            "all_token_today": inner.calls_today.values().sum::<u64>().to_string(),
+            "available_consumption_options": "billing, information",
+        });
         let fault = inner.next_faults.pop_front().or_else(|| inner.every_fault.clone());
         let faulted = refusal.is_some() || fault.as_ref().is_some_and(|f| !matches!(f, Fault::Delay(_) | Fault::Trickle(_)));
         inner.counted += 1;
@@ -305,10 +320,13 @@ async fn billing(State(shared): State<Shared>, Query(query): Query<HashMap<Strin
                 faulted,
             });
         }
-        (fault, refusal, api, guard)
+        (fault, refusal, api, token_info, guard)
     };
     if let Some(error) = refusal {
         return json_response(error.status(), &error.body());
+    }
+    if information && fault.is_none() {
+        return json_response(200, &json!({"code": 200, "error": null, "msg": "Token information", "data": token_info}));
     }
     let api = api.map_or("", |api| api.name);
     let rows_now = || rows_now(&shared, api);

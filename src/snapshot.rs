@@ -16,7 +16,7 @@ use crate::budget::Budget;
 use crate::config::{self, Target};
 use crate::gzip::GzipPrefix;
 use crate::metrics;
-use crate::wolkvox::{Api, Failure, Reason, Report, SkipReason, catalogue};
+use crate::wolkvox::{Api, Failure, Reason, Report, SkipReason, TokenInfo, catalogue};
 
 /// The history of one billing API of one target, as far as the metrics need it.
 #[derive(Clone, Debug)]
@@ -103,6 +103,8 @@ pub struct TokenState {
     pub call_spacing: Duration,
     /// The last call came later than its schedule because of the budget.
     pub stretched: bool,
+    /// Wolkvox's own count, from the last successful `token_info` poll.
+    pub info: Option<TokenInfo>,
 }
 
 impl TokenState {
@@ -113,6 +115,7 @@ impl TokenState {
             calls_today: 0,
             call_spacing: Duration::ZERO,
             stretched: false,
+            info: None,
         }
     }
 }
@@ -247,12 +250,17 @@ pub struct Job {
     pub api: &'static Api,
 }
 
-/// Every target's APIs in configuration order; the store holds their states in the same order.
+/// Every target's APIs in configuration order, and `token_info` after the APIs of the first target
+/// of each token that asks for it; the store holds their states in the same order.
 pub fn jobs(targets: &[Target]) -> impl Iterator<Item = Job> + '_ {
     targets
         .iter()
         .enumerate()
-        .flat_map(|(target, t)| t.apis.iter().map(move |&api| (target, api)))
+        .flat_map(move |(target, t)| {
+            let first_of_token = targets[..target].iter().all(|other| other.token != t.token);
+            let token_info = (t.token_info && first_of_token).then_some(&catalogue::TOKEN_INFO);
+            t.apis.iter().copied().chain(token_info).map(move |api| (target, api))
+        })
         .enumerate()
         .map(|(state, (target, api))| Job { state, target, api })
 }

@@ -135,3 +135,28 @@ async fn budgets_are_served_beside_the_usage_they_bound() {
     assert_eq!(sample(&text, &format!("wolkvox_billing_budget_used{}", labels("nadie"))), None);
     exporter.stop().await;
 }
+
+#[tokio::test]
+async fn token_info_reports_the_servers_own_count_when_asked_for() {
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    simulator.set_daily_quota(Some(5000));
+    let exporter = start_exporter(&simulator, "1h", &["--wolkvox.token-info", "--wolkvox.token-name", "main"]).await;
+    wait_ready(&exporter).await;
+    let text = scrape(&exporter).await;
+    assert_eq!(sample(&text, "wolkvox_token_info_limit{token_name=\"main\"}"), Some(5000.0));
+    // Gamification and token_info in either order: the server counted one or both calls.
+    let used = sample(&text, "wolkvox_token_info_used_today{token_name=\"main\"}").unwrap();
+    assert!(used == 1.0 || used == 2.0, "{used}");
+    assert_eq!(sample(&text, "wolkvox_up{server=\"0042\",api=\"token_info\"}"), Some(1.0));
+    let requests = simulator.requests();
+    assert_eq!(requests.iter().filter(|r| r.api.as_deref() == Some("token_info")).count(), 1, "{requests:?}");
+    exporter.stop().await;
+
+    // Off by default: it costs a call.
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    let exporter = start_exporter(&simulator, "1h", &[]).await;
+    wait_ready(&exporter).await;
+    assert!(!scrape(&exporter).await.contains("wolkvox_token_info_"));
+    assert!(simulator.requests().iter().all(|r| r.api.as_deref() == Some("gamification")));
+    exporter.stop().await;
+}

@@ -122,6 +122,7 @@ targets:
     token_env: WOLKVOX_TOKEN
     token_name: main
     daily_call_budget: 100000
+    token_info: true
     apis: [gamification, chat_licenses, ivr_minutes]
 budgets:
   - {api: chat_licenses, operation: ventas_bogota, description: Chat licenses, quantity: 25}

@@ -61,7 +61,7 @@ proptest! {
     #[test]
     fn arbitrary_rows_in_a_valid_envelope_never_panic_and_never_invent_zeros(code in json_value(), rows in prop::collection::vec(json_value(), 0..20)) {
         let body = json!({"code": code, "error": null, "data": rows});
-        if let Ok(wolkvox_exporter::wolkvox::model::Decoded::Report(report)) = decode(body.to_string().as_bytes()) {
+        if let Ok(wolkvox_exporter::wolkvox::model::Decoded::Answer(report)) = decode(body.to_string().as_bytes()) {
             let skipped: u64 = report.skipped.iter().map(|(_, n)| n).sum();
             prop_assert!(report.series.len() as u64 + skipped <= report.rows as u64);
             prop_assert!(report.series.iter().all(|s| s.latest.is_finite() && s.max >= s.latest));

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use wolkvox_exporter::config::Target;
 use wolkvox_exporter::poller::{Lane, UsageSource, run_lane, until_next_day};
 use wolkvox_exporter::snapshot::{self, Store};
-use wolkvox_exporter::wolkvox::{Api, Failure, Reason, Report, catalogue};
+use wolkvox_exporter::wolkvox::{Api, Failure, Reason, Report, TokenInfo, catalogue};
 
 /// Answers from a script (then successes), taking `took` of virtual time per call, and records
 /// when each call started and how many overlapped.
@@ -53,6 +53,12 @@ impl UsageSource for Script {
         tokio::time::sleep(self.took).await;
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
         self.outcomes.lock().unwrap().pop_front().unwrap_or_else(|| Ok(Report::default()))
+    }
+
+    /// A call like the others (same timing, same script), whose success says 7 calls of 1000.
+    async fn token_info(&self, target: &Target) -> Result<TokenInfo, Failure> {
+        let outcome = self.poll(target, &catalogue::TOKEN_INFO).await;
+        outcome.map(|_| TokenInfo { limit: Some(1000.0), used_today: Some(7.0), all_tokens_used_today: None })
     }
 }
 
@@ -261,4 +267,24 @@ async fn a_daily_call_budget_is_never_exceeded_and_lasts_the_whole_day() {
     let token = &store.tokens()[0];
     assert!(token.stretched && token.calls_today <= 60, "{token:?}");
     assert!(token.call_spacing > FIVE_MINUTES, "{token:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn token_info_takes_a_place_on_the_lane_and_in_the_budget() {
+    let script = Script::new(vec![], SECOND);
+    let mut first = common::target("0001", "5m");
+    first.apis = ["gamification", "chat_licenses"].map(|name| catalogue::find(name).unwrap()).to_vec();
+    first.token_info = true;
+    first.daily_call_budget = Some(30);
+    // A second target of the same token: token_info is still polled once, for the token.
+    let second = common::target("0002", "5m");
+    let store = run(&script, vec![first, second], Duration::from_secs(3600)).await;
+
+    let calls = script.calls.lock().unwrap().clone();
+    let token_info: Vec<&str> = calls.iter().filter(|(_, api, _)| *api == "token_info").map(|(server, _, _)| server.as_str()).collect();
+    assert!(!token_info.is_empty() && token_info.iter().all(|server| *server == "0001"), "{token_info:?}");
+    assert_eq!(script.max_in_flight.load(Ordering::SeqCst), 1);
+    let token = &store.tokens()[0];
+    assert_eq!(token.info.as_ref().and_then(|info| info.used_today), Some(7.0));
+    assert!(calls.len() as u32 <= 30 && token.calls_today == calls.len() as u32, "{} calls, {token:?}", calls.len());
 }

@@ -64,6 +64,10 @@ pub static APIS: [Api; 27] = [
     api("nlp_ai", "wolkvox_nlp_ai_usage", "NLP consumption (in the API's own unit, which Wolkvox does not document)"),
 ];
 
+/// `information.php?api=token_info`: not billing, but polled on a token's lane like the billing
+/// APIs when asked for, so that it gets the same schedule and health metrics (`api="token_info"`).
+pub static TOKEN_INFO: Api = api("token_info", "", "The token's calls as Wolkvox counts them");
+
 pub fn gamification() -> &'static Api {
     &APIS[2]
 }

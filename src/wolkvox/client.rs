@@ -1,13 +1,12 @@
-//! One billing request: URL, headers, date window, total timeout and body cap, turned into a
-//! [`Report`] or a classified [`Failure`].
+//! One request: URL, headers, date window, total timeout and body cap, turned into a [`Report`]
+//! (or, for `token_info`, a [`TokenInfo`]) or a classified [`Failure`].
 
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
 use super::model::{self, Decoded};
-use super::window;
-use super::{Failure, Reason, Report};
+use super::{Failure, Reason, Report, TokenInfo, token_info, window};
 use crate::config::Target;
 use crate::token::Token;
 
@@ -31,12 +30,25 @@ impl Client {
         Ok(Client { http })
     }
 
-    /// Calls `billing.php?api={api}` for the target's current month. The whole call, from connect
-    /// to the last byte of the body, is bounded by the target's timeout.
+    /// Calls `billing.php?api={api}` for the target's current month.
     pub async fn fetch(&self, target: &Target, api: &str, token: &Token) -> Result<Report, Failure> {
+        let now = jiff::Timestamp::now().to_zoned(target.timezone.clone());
+        let window = window::current_month(&now);
+        let query = format!("billing.php?api={api}&date_ini={}&date_end={}", window.date_ini, window.date_end);
+        self.call(target, &query, token, model::decode).await
+    }
+
+    /// Calls `information.php?api=token_info`: the server's count of the token's calls today.
+    pub async fn fetch_token_info(&self, target: &Target, token: &Token) -> Result<TokenInfo, Failure> {
+        self.call(target, "information.php?api=token_info", token, token_info::decode).await
+    }
+
+    /// One call of `/api/v2/{query}`. The whole call, from connect to the last byte of the body,
+    /// is bounded by the target's timeout.
+    async fn call<T>(&self, target: &Target, query: &str, token: &Token, decode: Decoder<T>) -> Result<T, Failure> {
         let timeout = target.timeout;
-        match tokio::time::timeout(timeout, self.fetch_unbounded(target, api, token)).await {
-            Ok(Ok(report)) => Ok(report),
+        match tokio::time::timeout(timeout, self.call_unbounded(target, query, token, decode)).await {
+            Ok(Ok(answer)) => Ok(answer),
             // An upstream that echoes the token in its message must not get it into our logs; and
             // its message, however long or many-lined, becomes one short line.
             Ok(Err(failure)) => Err(Failure { detail: one_line(&failure.detail.replace(token.expose(), "<redacted>")), ..failure }),
@@ -44,15 +56,8 @@ impl Client {
         }
     }
 
-    async fn fetch_unbounded(&self, target: &Target, api: &str, token: &Token) -> Result<Report, Failure> {
-        let now = jiff::Timestamp::now().to_zoned(target.timezone.clone());
-        let window = window::current_month(&now);
-        let url = format!(
-            "{}/api/v2/billing.php?api={api}&date_ini={}&date_end={}",
-            target.base_url.trim_end_matches('/'),
-            window.date_ini,
-            window.date_end
-        );
+    async fn call_unbounded<T>(&self, target: &Target, query: &str, token: &Token, decode: Decoder<T>) -> Result<T, Failure> {
+        let url = format!("{}/api/v2/{query}", target.base_url.trim_end_matches('/'));
         let mut response = self
             .http
             .get(url)
@@ -77,7 +82,7 @@ impl Client {
             body.extend_from_slice(&chunk);
         }
 
-        let decoded = model::decode(&body);
+        let decoded = decode(&body);
         if !(200..300).contains(&status) {
             let text = match &decoded {
                 Ok(Decoded::ApiError { text, .. }) => text.clone(),
@@ -88,7 +93,7 @@ impl Client {
             return Err(Failure { reason, detail, status: Some(status), retry_after });
         }
         match decoded {
-            Ok(Decoded::Report(report)) => Ok(report),
+            Ok(Decoded::Answer(answer)) => Ok(answer),
             Ok(Decoded::ApiError { code, text }) => {
                 let code = code.unwrap_or(status);
                 let reason = Reason::classify(code, &text);
@@ -98,6 +103,9 @@ impl Client {
         }
     }
 }
+
+/// Turns a body into an answer or the error it reports; `Err` says why it is neither.
+type Decoder<T> = fn(&[u8]) -> Result<Decoded<T>, String>;
 
 /// At most 300 characters, control characters (newlines included) turned into spaces.
 fn one_line(text: &str) -> String {

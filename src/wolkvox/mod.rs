@@ -5,9 +5,11 @@ pub mod catalogue;
 pub mod client;
 pub mod failure;
 pub mod model;
+pub mod token_info;
 pub mod window;
 
 pub use catalogue::Api;
 pub use client::Client;
 pub use failure::{Failure, Reason};
 pub use model::{Report, SkipReason};
+pub use token_info::TokenInfo;

@@ -53,8 +53,8 @@ pub struct Report {
 
 /// What a body said, before the HTTP status is taken into account.
 #[derive(Debug, PartialEq)]
-pub enum Decoded {
-    Report(Report),
+pub enum Decoded<T = Report> {
+    Answer(T),
     /// The body reports an error (`error` set, or a `code` outside 2xx), whatever the HTTP status.
     ApiError {
         code: Option<u16>,
@@ -70,18 +70,15 @@ pub fn decode(body: &[u8]) -> Result<Decoded, String> {
     let envelope = Envelope::deserialize(&mut reader).and_then(|envelope| reader.end().map(|()| envelope));
     let envelope = envelope.map_err(|e| format!("not a billing response: {e}"))?;
     let code = envelope.code.as_ref().and_then(code_of);
-    let error = envelope.error.as_ref().and_then(text_of).filter(|e| !e.eq_ignore_ascii_case("null"));
-    if error.is_some() || code.is_some_and(|c| !(200..300).contains(&c)) {
-        let msg = envelope.msg.as_ref().and_then(text_of).unwrap_or_default();
-        let text = [error.unwrap_or_default(), msg].join(" ").trim().to_owned();
-        return Ok(Decoded::ApiError { code, text });
+    if let Some(refusal) = api_error(envelope.code.as_ref(), envelope.error.as_ref(), envelope.msg.as_ref()) {
+        return Ok(refusal);
     }
     match envelope.data {
         Data::Rows(rows) if rows.count > 0 && rows.skipped[SkipReason::MalformedRow as usize] == rows.count as u64 => {
             Err(format!("none of the {} rows of `data` is an object", rows.count))
         }
-        Data::Rows(rows) => Ok(Decoded::Report(rows.finish())),
-        Data::Missing if code.is_some() => Ok(Decoded::Report(Report::default())),
+        Data::Rows(rows) => Ok(Decoded::Answer(rows.finish())),
+        Data::Missing if code.is_some() => Ok(Decoded::Answer(Report::default())),
         Data::Missing => Err("the object has neither `code` nor `data`".to_owned()),
         Data::Invalid(kind) => Err(format!("`data` is {kind}, expected an array of rows")),
     }
@@ -473,6 +470,18 @@ impl<'de> Deserialize<'de> for Items {
 }
 
 /// `code` as 200 or "200"; anything else is treated as absent.
+/// The error an envelope reports (`error` set, or a `code` outside 2xx), if any.
+pub(super) fn api_error<T>(code: Option<&Value>, error: Option<&Value>, msg: Option<&Value>) -> Option<Decoded<T>> {
+    let code = code.and_then(code_of);
+    let error = error.and_then(text_of).filter(|e| !e.eq_ignore_ascii_case("null"));
+    if error.is_none() && code.is_none_or(|c| (200..300).contains(&c)) {
+        return None;
+    }
+    let msg = msg.and_then(text_of).unwrap_or_default();
+    let text = [error.unwrap_or_default(), msg].join(" ").trim().to_owned();
+    Some(Decoded::ApiError { code, text })
+}
+
 fn code_of(value: &Value) -> Option<u16> {
     match value {
         Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
@@ -534,7 +543,7 @@ mod tests {
 
     fn report(body: &str) -> Report {
         match decode(body.as_bytes()) {
-            Ok(Decoded::Report(report)) => report,
+            Ok(Decoded::Answer(report)) => report,
             other => panic!("expected a report from {body}, got {other:?}"),
         }
     }
