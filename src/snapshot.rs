@@ -181,10 +181,10 @@ impl Store {
         self.tokens.lock().expect("no panic while holding the lock").clone()
     }
 
-    /// Updates what lane `lane` reports about its token.
+    /// Updates what lane `lane` reports about its token. Published with the lane's next recorded
+    /// poll, so that a poll costs one render, not one per update.
     pub fn update_token(&self, lane: usize, update: impl FnOnce(&mut TokenState)) {
         update(&mut self.tokens.lock().expect("no panic while holding the lock")[lane]);
-        self.changed.notify_one();
     }
 
     /// Records one finished poll of target `index`. A failure keeps the last good report.

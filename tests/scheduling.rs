@@ -278,7 +278,8 @@ async fn token_info_takes_a_place_on_the_lane_and_in_the_budget() {
     first.daily_call_budget = Some(30);
     // A second target of the same token: token_info is still polled once, for the token.
     let second = common::target("0002", "5m");
-    let store = run(&script, vec![first, second], Duration::from_secs(3600)).await;
+    // The budget spaces the calls by half an hour to an hour: six hours give each of the four jobs a turn.
+    let store = run(&script, vec![first, second], Duration::from_secs(6 * 3600)).await;
 
     let calls = script.calls.lock().unwrap().clone();
     let token_info: Vec<&str> = calls.iter().filter(|(_, api, _)| *api == "token_info").map(|(server, _, _)| server.as_str()).collect();
@@ -286,5 +287,6 @@ async fn token_info_takes_a_place_on_the_lane_and_in_the_budget() {
     assert_eq!(script.max_in_flight.load(Ordering::SeqCst), 1);
     let token = &store.tokens()[0];
     assert_eq!(token.info.as_ref().and_then(|info| info.used_today), Some(7.0));
-    assert!(calls.len() as u32 <= 30 && token.calls_today == calls.len() as u32, "{} calls, {token:?}", calls.len());
+    // The day may have turned during the run; today's count is within the budget either way.
+    assert!(token.calls_today >= 1 && token.calls_today <= 30 && calls.len() <= 60, "{} calls, {token:?}", calls.len());
 }
