@@ -35,14 +35,17 @@ fn main() -> ExitCode {
 }
 
 fn print_targets(config: &Config) {
-    println!("configuration is valid: {} target(s)", config.targets.len());
+    println!("configuration is valid: {} target(s), {} budget(s)", config.targets.len(), config.budgets.len());
     for target in &config.targets {
         println!(
-            "server={} apis={} base_url={} token={} poll_interval={} timeout={} timezone={}",
+            "server={} apis={} base_url={} token={} token_name={} daily_call_budget={} token_info={} poll_interval={} timeout={} timezone={}",
             target.server,
             target.apis.iter().map(|api| api.name).collect::<Vec<_>>().join(","),
             target.base_url,
             target.token_source,
+            target.token_name,
+            target.daily_call_budget.map_or("none".to_owned(), |budget| budget.to_string()),
+            target.token_info,
             humantime::format_duration(target.poll_interval),
             humantime::format_duration(target.timeout),
             target.timezone_name,

@@ -76,27 +76,13 @@ pub fn render(targets: &[TargetState], tokens: &[TokenState], budgets: &[Budget]
         |t| Some(t.requests as f64),
     );
     text.family("wolkvox_api_request_failures_total", "Failed calls to the Wolkvox API, by reason.", Kind::Counter, |samples| {
-        for target in targets {
-            for reason in Reason::ALL {
-                samples.add(
-                    &[("server", &target.server), ("api", target.api.name), ("reason", reason.as_str())],
-                    target.failures[reason as usize] as f64,
-                );
-            }
-        }
+        by_reason(samples, targets, &Reason::ALL.map(Reason::as_str), |t| &t.failures);
     });
     health(&mut text, "wolkvox_rows", "Rows in the last successful response.", Kind::Gauge, |t| {
         t.last_success.as_ref().map(|success| success.report.rows as f64)
     });
     text.family("wolkvox_rows_skipped_total", "Rows skipped because they carried no usable number, by reason.", Kind::Counter, |samples| {
-        for target in targets {
-            for reason in SkipReason::ALL {
-                samples.add(
-                    &[("server", &target.server), ("api", target.api.name), ("reason", reason.as_str())],
-                    target.skipped[reason as usize] as f64,
-                );
-            }
-        }
+        by_reason(samples, targets, &SkipReason::ALL.map(SkipReason::as_str), |t| &t.skipped);
     });
 
     text.family(
@@ -182,6 +168,15 @@ pub fn render(targets: &[TargetState], tokens: &[TokenState], budgets: &[Budget]
         );
     });
     text.finish()
+}
+
+/// One sample per target and reason, every reason included (at 0 too), in `reasons`' order.
+fn by_reason(samples: &mut Samples<'_>, targets: &[TargetState], reasons: &[&str], counts: fn(&TargetState) -> &[u64]) {
+    for target in targets {
+        for (reason, count) in reasons.iter().zip(counts(target)) {
+            samples.add(&[("server", &target.server), ("api", target.api.name), ("reason", reason)], *count as f64);
+        }
+    }
 }
 
 fn budget_labels(b: &Budget) -> [(&str, &str); 4] {

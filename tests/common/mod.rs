@@ -28,21 +28,7 @@ pub fn target(server: &str, interval: &str) -> Target {
 
 /// Starts an exporter on 127.0.0.1 polling the simulator as server 0042 every `interval`.
 pub async fn start_exporter(simulator: &Simulator, interval: &str, extra: &[&str]) -> Exporter {
-    let base_url = simulator.base_url();
-    let mut args = vec![
-        "--wolkvox.server",
-        "0042",
-        "--wolkvox.base-url",
-        &base_url,
-        "--wolkvox.poll-interval",
-        interval,
-        "--wolkvox.allow-fast-poll",
-        "--web.listen-address",
-        "127.0.0.1:0",
-    ];
-    args.extend_from_slice(extra);
-    let config = config(&args, &[("WOLKVOX_TOKEN", FAKE_TOKEN)]).expect("valid config");
-    Exporter::start(config).await.expect("exporter starts")
+    start_with(simulator, interval, &[&["--wolkvox.server", "0042"], extra].concat()).await
 }
 
 /// Starts an exporter on 127.0.0.1 from a config file holding `yaml`, polling the simulator every
@@ -52,10 +38,14 @@ pub async fn start_exporter_from_file(simulator: &Simulator, yaml: &str, interva
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("wolkvox.yml");
     std::fs::write(&path, yaml).unwrap();
+    start_with(simulator, interval, &["--config.file", path.to_str().unwrap()]).await
+}
+
+/// The flags every test exporter shares (fast polls of the simulator, a port picked at run time)
+/// and `args`, with the fake token in `WOLKVOX_TOKEN`.
+async fn start_with(simulator: &Simulator, interval: &str, args: &[&str]) -> Exporter {
     let base_url = simulator.base_url();
-    let args = [
-        "--config.file",
-        path.to_str().unwrap(),
+    let common = [
         "--wolkvox.base-url",
         &base_url,
         "--wolkvox.poll-interval",
@@ -64,7 +54,7 @@ pub async fn start_exporter_from_file(simulator: &Simulator, yaml: &str, interva
         "--web.listen-address",
         "127.0.0.1:0",
     ];
-    let config = config(&args, &[("WOLKVOX_TOKEN", FAKE_TOKEN)]).expect("valid config");
+    let config = config(&[&common[..], args].concat(), &[("WOLKVOX_TOKEN", FAKE_TOKEN)]).expect("valid config");
     Exporter::start(config).await.expect("exporter starts")
 }
 
