@@ -498,10 +498,12 @@ fn build_target(flags: &Flags, overrides: &Overrides, server: String, token: Tok
     })
 }
 
-/// "file /etc/wolkvox/token-0042" -> "token-0042", "env WOLKVOX_TOKEN" -> "WOLKVOX_TOKEN".
+/// "file /etc/wolkvox/token-0042" -> "token-0042", "env WOLKVOX_TOKEN" -> "WOLKVOX_TOKEN"; what a
+/// label value should not hold becomes `_`.
 fn default_token_name(token_source: &str) -> String {
     let name = token_source.split_once(' ').map_or(token_source, |(_, rest)| rest);
-    Path::new(name).file_name().map_or(name.into(), |file| file.to_string_lossy()).into_owned()
+    let name = Path::new(name).file_name().map_or(name.into(), |file| file.to_string_lossy());
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect()
 }
 
 /// What must hold across targets: one name per token, one token per name, one budget per token,

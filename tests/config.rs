@@ -201,6 +201,9 @@ fn unknown_duplicate_and_missing_apis_are_refused() {
 
 #[test]
 fn token_names_and_daily_call_budgets_must_agree_and_suffice() {
+    let spaced = write_temp("mi token ñ.txt", FAKE_TOKEN);
+    let named = config(&["--wolkvox.server", "0042", "--wolkvox.token-file", spaced.to_str().unwrap()], &[]).unwrap();
+    assert_eq!(named.targets[0].token_name, "mi_token__.txt", "a file name becomes a label-safe default name");
     let plain = config(&["--wolkvox.server", "0042", "--wolkvox.daily-call-budget", "500"], &[TOKEN_ENV]).unwrap();
     assert_eq!((plain.targets[0].token_name.as_str(), plain.targets[0].daily_call_budget), ("WOLKVOX_TOKEN", Some(500)));
     let too_small =
