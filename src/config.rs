@@ -178,7 +178,8 @@ pub struct Target {
     pub token_name: String,
     /// `token_name` was derived from the token's source rather than given.
     pub token_name_is_default: bool,
-    /// Calls the token may make per day, shared by every target using it.
+    /// Calls the token may make per day, shared by every target using it (`poll_interval` is
+    /// already lengthened where it cannot pay for the interval).
     pub daily_call_budget: Option<u32>,
     /// Poll `token_info` with this token (on its first target).
     pub token_info: bool,
@@ -507,8 +508,9 @@ fn default_token_name(token_source: &str) -> String {
 }
 
 /// What must hold across targets: one name per token, one token per name, one budget per token,
-/// and a budget that lets every API of the token be polled at least once a day. A name, budget or
-/// `token_info` given on any of a token's targets then becomes that of all of them.
+/// and a budget that lets every API of the token be polled at least once a day, and often enough
+/// for `stale_after`. A name, budget or `token_info` given on any of a token's targets then
+/// becomes that of all of them, and a budget that cannot pay for the intervals lengthens them.
 fn check_tokens(targets: &mut [Target], field_of: &dyn Fn(usize, &str) -> String) -> Result<(), ConfigError> {
     let lanes = group_by_token(targets);
     for lane in &lanes {
@@ -520,6 +522,15 @@ fn check_tokens(targets: &mut [Target], field_of: &dyn Fn(usize, &str) -> String
                 return Err(ConfigError::new(
                     field_of(i, "token_name"),
                     format!("{:?} differs from {name:?}, given to the same token: give both the same token_name", targets[i].token_name),
+                ));
+            }
+            if budget.is_some() && targets[i].timezone_name != targets[lane[0]].timezone_name {
+                return Err(ConfigError::new(
+                    field_of(i, "timezone"),
+                    format!(
+                        "differs from {:?} of the target with the same token: a daily_call_budget needs one day, so one time zone",
+                        targets[lane[0]].timezone_name
+                    ),
                 ));
             }
             if targets[i].daily_call_budget.is_some_and(|b| Some(b) != budget) {
@@ -537,10 +548,26 @@ fn check_tokens(targets: &mut [Target], field_of: &dyn Fn(usize, &str) -> String
                 format!("{budget} calls a day cannot poll the {calls} APIs (token_info included) that use token {name:?} even once a day"),
             ));
         }
+        // A budget smaller than the intervals ask for stretches them: every API of the token gets an
+        // equal share of the day's calls.
+        let budget_period = budget.map_or(Duration::ZERO, |budget| Duration::from_secs(24 * 3600 * calls as u64 / u64::from(budget)));
         for &i in lane {
-            targets[i].token_name.clone_from(&name);
-            targets[i].daily_call_budget = budget;
-            targets[i].token_info = token_info;
+            if budget_period > targets[i].stale_after {
+                return Err(ConfigError::new(
+                    field_of(budgeted.unwrap_or(i), "daily_call_budget"),
+                    format!(
+                        "{} calls a day for the {calls} APIs of token {name:?} poll each about every {}, longer than --wolkvox.stale-after {}: raise one of them",
+                        budget.unwrap_or(0),
+                        humantime::format_duration(budget_period),
+                        humantime::format_duration(targets[i].stale_after)
+                    ),
+                ));
+            }
+            let target = &mut targets[i];
+            target.token_name.clone_from(&name);
+            target.daily_call_budget = budget;
+            target.token_info = token_info;
+            target.poll_interval = target.poll_interval.max(budget_period);
         }
     }
     for lane in &lanes {

@@ -85,7 +85,9 @@ pub async fn run_lane<S: UsageSource>(source: Arc<S>, lane: Lane, store: Arc<Sto
             Some(end) => due.max(end + spacing),
             None => due,
         };
-        report_calls(&store, lane, &targets[0].token_name, &calls, spacing, at > due);
+        // Stretched: the budget, not the schedule or the previous call, decided when this one goes.
+        let stretched = calls.limit.is_some() && last_call_end.is_some_and(|end| at > due.max(end));
+        report_calls(&store, lane, &targets[0].token_name, &calls, spacing, stretched);
         tokio::time::sleep_until(at).await;
         calls.roll_over(&clock.now(&zone));
         if calls.spent() {
@@ -141,21 +143,23 @@ pub async fn run_lane<S: UsageSource>(source: Arc<S>, lane: Lane, store: Arc<Sto
     }
 }
 
-/// Wall-clock time that advances with tokio's clock: the real time in production, and virtual
-/// days in tests under a paused clock. The day boundaries of quotas and budgets come from it.
+/// The wall clock, plus however far tokio's clock has run ahead of the real one: nothing in
+/// production (so clock corrections are followed), virtual days in tests under a paused clock. The
+/// day boundaries of quotas and budgets come from it.
 struct Clock {
-    wall: jiff::Timestamp,
-    at: Instant,
+    tokio: Instant,
+    real: std::time::Instant,
 }
 
 impl Clock {
     fn start() -> Clock {
-        Clock { wall: jiff::Timestamp::now(), at: Instant::now() }
+        Clock { tokio: Instant::now(), real: std::time::Instant::now() }
     }
 
     fn now(&self, zone: &jiff::tz::TimeZone) -> Zoned {
-        let elapsed = jiff::SignedDuration::try_from(self.at.elapsed()).unwrap_or(jiff::SignedDuration::MAX);
-        self.wall.saturating_add(elapsed).unwrap_or(jiff::Timestamp::MAX).to_zoned(zone.clone())
+        let ahead = self.tokio.elapsed().saturating_sub(self.real.elapsed());
+        let ahead = jiff::SignedDuration::try_from(ahead).unwrap_or(jiff::SignedDuration::MAX);
+        jiff::Timestamp::now().saturating_add(ahead).unwrap_or(jiff::Timestamp::MAX).to_zoned(zone.clone())
     }
 }
 

@@ -127,7 +127,7 @@ pub struct Published {
     /// The same, gzip-compressed once here rather than on every scrape.
     pub gzip: GzipPrefix,
     pub targets: Vec<TargetState>,
-    /// Every target has had a successful poll.
+    /// Every target (server) has had a successful poll of one of its APIs.
     pub ready: bool,
 }
 
@@ -135,7 +135,9 @@ impl Published {
     fn build(targets: Vec<TargetState>, tokens: &[TokenState], budgets: &[Budget], now: Instant) -> Published {
         let text = metrics::render(&targets, tokens, budgets, now);
         let gzip = GzipPrefix::new(text.as_bytes());
-        let ready = targets.iter().all(|t| t.last_success.is_some());
+        // A server is ready once any of its APIs answered: one API the token may not call must not
+        // keep the others' series from being scraped (its wolkvox_up says what is wrong).
+        let ready = targets.iter().all(|t| targets.iter().any(|other| other.server == t.server && other.last_success.is_some()));
         Published { text: Bytes::from(text), gzip, targets, ready }
     }
 }

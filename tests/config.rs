@@ -230,6 +230,8 @@ fn token_names_and_daily_call_budgets_must_agree_and_suffice() {
     assert!(clash.contains("token_name: \"main\" already names another token"), "{clash}");
     let negative = file_error("targets:\n  - {server: '0001', token_env: A, daily_call_budget: -5}\n", &env);
     assert!(negative.contains("daily_call_budget"), "{negative}");
+    let zones = file_error(&format!("{shared}token_name: main, timezone: UTC}}\n"), &env);
+    assert!(zones.contains("targets[1].timezone: differs from \"America/Bogota\""), "{zones}");
     let path = write_temp("targets.yml", &format!("{shared}token_name: main}}\n"));
     let agreed = config(&["--config.file", path.to_str().unwrap()], &env).unwrap();
     assert_eq!(agreed.targets[1].daily_call_budget, Some(100), "the budget is the token's, set on any of its targets");
@@ -269,4 +271,21 @@ fn budgets_must_name_a_polled_api_of_a_configured_server_once() {
     let unnamed =
         file_error(&format!("{two}budgets:\n  - {{api: gamification, operation: a, description: b, quantity: 1}}\n"), &[TOKEN_ENV]);
     assert!(unnamed.contains("budgets[0].server: required when the file lists several targets"), "{unnamed}");
+}
+
+#[test]
+fn a_budget_too_small_for_the_intervals_stretches_them_within_stale_after() {
+    // 3 APIs, 288 calls a day: one poll of each every 15 minutes instead of 5.
+    let args =
+        ["--wolkvox.server", "0042", "--wolkvox.apis", "gamification,chat_licenses,ivr_minutes", "--wolkvox.daily-call-budget", "288"];
+    let stretched = config(&args, &[TOKEN_ENV]).unwrap();
+    assert_eq!(stretched.targets[0].poll_interval, Duration::from_secs(15 * 60));
+    let roomy = config(&[&args[..4], &["--wolkvox.daily-call-budget", "100000"]].concat(), &[TOKEN_ENV]).unwrap();
+    assert_eq!(roomy.targets[0].poll_interval, Duration::from_secs(5 * 60), "a budget that pays for the intervals changes nothing");
+    // 6 calls a day: each API every 12 hours, past the default stale-after of 1h.
+    let sparse = error(&[&args[..4], &["--wolkvox.daily-call-budget", "6"]].concat(), &[TOKEN_ENV]);
+    assert!(sparse.contains("--wolkvox.daily-call-budget: 6 calls a day for the 3 APIs") && sparse.contains("every 12h"), "{sparse}");
+    let allowed =
+        config(&[&args[..4], &["--wolkvox.daily-call-budget", "6", "--wolkvox.stale-after", "13h"]].concat(), &[TOKEN_ENV]).unwrap();
+    assert_eq!(allowed.targets[0].poll_interval, Duration::from_secs(12 * 3600));
 }

@@ -137,6 +137,7 @@ async fn every_dashboard_query_returns_series_from_a_real_prometheus() {
     // Three billing APIs on one token with a daily budget, and a contract for one of them: what
     // the billing overview shows.
     let exporter = start_exporter_from_file(&simulator, BILLING_CONFIG, "1h").await;
+    common::wait_all_up(&exporter).await;
     let prometheus = Prometheus::start(&binary, exporter.addr()).await;
     // Enough scrapes for increase() over the shortest range used below.
     prometheus

@@ -469,7 +469,6 @@ impl<'de> Deserialize<'de> for Items {
     }
 }
 
-/// `code` as 200 or "200"; anything else is treated as absent.
 /// The error an envelope reports (`error` set, or a `code` outside 2xx), if any.
 pub(super) fn api_error<T>(code: Option<&Value>, error: Option<&Value>, msg: Option<&Value>) -> Option<Decoded<T>> {
     let code = code.and_then(code_of);
@@ -482,6 +481,7 @@ pub(super) fn api_error<T>(code: Option<&Value>, error: Option<&Value>, msg: Opt
     Some(Decoded::ApiError { code, text })
 }
 
+/// `code` as 200 or "200"; anything else is treated as absent.
 fn code_of(value: &Value) -> Option<u16> {
     match value {
         Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),

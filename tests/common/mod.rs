@@ -118,6 +118,17 @@ pub async fn wait_ready(exporter: &Exporter) {
     wait_for(Duration::from_secs(10), "readiness", || async { (get(exporter, "/-/ready").await.0 == 200).then_some(()) }).await;
 }
 
+/// Ready, and every API of every target polled successfully (readiness needs one API per server).
+pub async fn wait_all_up(exporter: &Exporter) {
+    wait_for(Duration::from_secs(10), "every API up", || async {
+        let text = scrape(exporter).await;
+        let up: Vec<f64> =
+            text.lines().filter(|l| l.starts_with("wolkvox_up{")).filter_map(|l| l.rsplit_once(' ')?.1.parse().ok()).collect();
+        (!up.is_empty() && up.iter().all(|&v| v == 1.0)).then_some(())
+    })
+    .await;
+}
+
 /// Rows with a known outcome: ventas 15 (latest of two), soporte 7, one blank row skipped.
 pub fn known_rows() -> Vec<serde_json::Value> {
     vec![
