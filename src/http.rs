@@ -91,14 +91,22 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
     response
 }
 
-/// True when `Accept-Encoding` lists gzip (or `*`) with a non-zero quality.
+/// True when `Accept-Encoding` accepts gzip with a non-zero quality: named, or through `*` when
+/// gzip itself is not named (`gzip;q=0, *` refuses it).
 fn accepts_gzip(headers: &HeaderMap) -> bool {
-    headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|item| {
+    let mut named = None;
+    let mut any = false;
+    for item in headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')) {
         let mut parts = item.split(';');
         let coding = parts.next().unwrap_or("").trim();
         let refused = parts.any(|p| p.trim().strip_prefix("q=").and_then(|q| q.trim().parse::<f32>().ok()).is_some_and(|q| q == 0.0));
-        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
-    })
+        if coding.eq_ignore_ascii_case("gzip") {
+            named = Some(named.unwrap_or(false) || !refused);
+        } else if coding == "*" {
+            any |= !refused;
+        }
+    }
+    named.unwrap_or(any)
 }
 
 async fn ready(State(state): State<AppState>) -> impl IntoResponse {
@@ -156,6 +164,8 @@ mod tests {
         assert!(accepts_gzip(&headers("deflate, GZIP;q=0.5")));
         assert!(accepts_gzip(&headers("*")));
         assert!(!accepts_gzip(&headers("gzip;q=0")));
+        assert!(!accepts_gzip(&headers("gzip;q=0, *")), "a refused gzip stays refused under *");
+        assert!(!accepts_gzip(&headers("*;q=0")));
         assert!(!accepts_gzip(&headers("identity")));
         assert!(!accepts_gzip(&HeaderMap::new()));
     }
