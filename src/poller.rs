@@ -69,6 +69,7 @@ pub async fn run_lane<S: UsageSource>(source: Arc<S>, lane: Lane, store: Arc<Sto
     let zone = targets[0].timezone.clone();
     let mut calls = CallsToday { limit: targets[0].daily_call_budget, day: clock.now(&zone).date(), calls: 0 };
     let mut last_call_end: Option<Instant> = None;
+    let mut was_stretched = false;
     let start = Instant::now();
     let mut plans: Vec<Plan> =
         jobs.iter().map(|job| Plan { due: start + first_poll_jitter(targets[job.target].poll_interval), failures_in_a_row: 0 }).collect();
@@ -87,7 +88,8 @@ pub async fn run_lane<S: UsageSource>(source: Arc<S>, lane: Lane, store: Arc<Sto
         };
         // Stretched: the budget, not the schedule or the previous call, decided when this one goes.
         let stretched = calls.limit.is_some() && last_call_end.is_some_and(|end| at > due.max(end));
-        report_calls(&store, lane, &targets[0].token_name, &calls, spacing, stretched);
+        report_calls(&store, lane, &targets[0].token_name, &calls, spacing, (was_stretched, stretched));
+        was_stretched = stretched;
         tokio::time::sleep_until(at).await;
         calls.roll_over(&clock.now(&zone));
         if calls.spent() {
@@ -192,8 +194,7 @@ impl CallsToday {
 }
 
 /// Publishes the token's counts, and logs when the budget starts or stops holding the schedule back.
-fn report_calls(store: &Store, lane: usize, name: &str, calls: &CallsToday, spacing: Duration, stretched: bool) {
-    let was_stretched = store.tokens().get(lane).is_some_and(|token| token.stretched);
+fn report_calls(store: &Store, lane: usize, name: &str, calls: &CallsToday, spacing: Duration, (was_stretched, stretched): (bool, bool)) {
     let budget = calls.limit.unwrap_or(0);
     if stretched && !was_stretched {
         let every = humantime::format_duration(Duration::from_secs(spacing.as_secs())).to_string();
