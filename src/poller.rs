@@ -88,8 +88,6 @@ pub async fn run_lane<S: UsageSource>(source: Arc<S>, lane: Lane, store: Arc<Sto
         };
         // Stretched: the budget, not the schedule or the previous call, decided when this one goes.
         let stretched = calls.limit.is_some() && last_call_end.is_some_and(|end| at > due.max(end));
-        report_calls(&store, lane, &targets[0].token_name, &calls, spacing, (was_stretched, stretched));
-        was_stretched = stretched;
         tokio::time::sleep_until(at).await;
         calls.roll_over(&clock.now(&zone));
         if calls.spent() {
@@ -101,18 +99,18 @@ pub async fn run_lane<S: UsageSource>(source: Arc<S>, lane: Lane, store: Arc<Sto
         let target = &mut targets[job.target];
         refresh_token(target);
         let started = Instant::now();
-        let outcome = if std::ptr::eq(job.api, &catalogue::TOKEN_INFO) {
-            // Its health is recorded like any API's; its numbers belong to the token.
-            source.token_info(target).await.map(|info| {
-                store.update_token(lane, |token| token.info = Some(info));
-                Report::default()
-            })
-        } else {
-            source.poll(target, job.api).await
-        };
+        let (outcome, info) = call(source.as_ref(), target, job.api).await;
         let took = started.elapsed();
         last_call_end = Some(Instant::now());
-        store.update_token(lane, |token| token.calls_today = calls.calls);
+        log_stretch(&targets[0].token_name, &calls, spacing, (was_stretched, stretched));
+        was_stretched = stretched;
+        store.update_token(lane, |token| {
+            token.calls_today = calls.calls;
+            token.call_spacing = spacing;
+            token.stretched = stretched;
+            token.info = info.or(token.info.take());
+        });
+        let target = &targets[job.target];
 
         let now = clock.now(&target.timezone);
         let plan = &mut plans[next];
@@ -193,8 +191,21 @@ impl CallsToday {
     }
 }
 
-/// Publishes the token's counts, and logs when the budget starts or stops holding the schedule back.
-fn report_calls(store: &Store, lane: usize, name: &str, calls: &CallsToday, spacing: Duration, (was_stretched, stretched): (bool, bool)) {
+/// One call of a job. `token_info` is recorded like any API (health, failures); its numbers,
+/// which belong to the token, come back beside an empty report.
+async fn call<S: UsageSource>(source: &S, target: &Target, api: &'static Api) -> (Result<Report, Failure>, Option<TokenInfo>) {
+    if std::ptr::eq(api, &catalogue::TOKEN_INFO) {
+        match source.token_info(target).await {
+            Ok(info) => (Ok(Report::default()), Some(info)),
+            Err(failure) => (Err(failure), None),
+        }
+    } else {
+        (source.poll(target, api).await, None)
+    }
+}
+
+/// Logs when the budget starts or stops holding the schedule back.
+fn log_stretch(name: &str, calls: &CallsToday, spacing: Duration, (was_stretched, stretched): (bool, bool)) {
     let budget = calls.limit.unwrap_or(0);
     if stretched && !was_stretched {
         let every = humantime::format_duration(Duration::from_secs(spacing.as_secs())).to_string();
@@ -202,11 +213,6 @@ fn report_calls(store: &Store, lane: usize, name: &str, calls: &CallsToday, spac
     } else if !stretched && was_stretched {
         tracing::info!(token_name = name, budget, calls_today = calls.calls, "the schedule fits the daily call budget again");
     }
-    store.update_token(lane, |token| {
-        token.calls_today = calls.calls;
-        token.call_spacing = spacing;
-        token.stretched = stretched;
-    });
 }
 
 /// Reads the token file again before each poll: a rotated token is used without a restart, and a
