@@ -7,12 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${DURATION:-30s}
 connections=${CONNECTIONS:-256}
-for tool in wrk openssl python3 curl; do
-  command -v "$tool" > /dev/null || { echo "$tool is missing (apt-get install wrk openssl curl)" >&2; exit 1; }
-done
-python3 -c 'import bcrypt' 2> /dev/null || python3 -m pip install --quiet --disable-pip-version-check bcrypt
-
-cargo build --release --locked --quiet
+source scripts/bench-common.sh
+require_tools "apt-get install wrk openssl curl" wrk openssl python3 curl
+require_python_module bcrypt
 work=$(mktemp -d)
 pid=
 cleanup() { [[ -n $pid ]] && kill "$pid" 2> /dev/null; rm -rf "$work"; }
@@ -27,14 +24,14 @@ printf '%s\n' "$tls" > "$work/tls.yml"
 printf '%s\nbasic_auth_users:\n  prometheus: %s\n' "$tls" "$hash" > "$work/tls-auth.yml"
 auth_header="Authorization: Basic $(printf 'prometheus:%s' "$password" | base64)"
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 
 # run NAME SCHEME WEB_CONFIG [HEADER]
 run() {
   local name=$1 scheme=$2 web=$3 header=${4:-}
   local args=(--demo --web.listen-address "127.0.0.1:$port" --log.level warn)
   [[ -n $web ]] && args+=(--web.config.file "$web")
-  "${CARGO_TARGET_DIR:-target}/release/wolkvox_exporter" "${args[@]}" &
+  "$exporter_binary" "${args[@]}" &
   pid=$!
   local curl_args=(-ksf -o /dev/null)
   [[ -n $header ]] && curl_args+=(-H "$header")

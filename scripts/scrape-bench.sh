@@ -15,18 +15,14 @@ connections=${CONNECTIONS:-64}
 rows_list=${ROWS:-100 10000 60000}
 days=${DAYS:-1}
 poll_every=${POLL_EVERY:-1s}
-for tool in wrk nginx curl python3; do
-  command -v "$tool" > /dev/null || { echo "$tool is missing (apt-get install wrk nginx curl)" >&2; exit 1; }
-done
-python3 -c 'import prometheus_client' 2> /dev/null || python3 -m pip install --quiet --disable-pip-version-check prometheus_client
-
-cargo build --release --locked --quiet
+source scripts/bench-common.sh
+require_tools "apt-get install wrk nginx curl" wrk nginx curl python3
+require_python_module prometheus_client
 work=$(mktemp -d)
 chmod 755 "$work"   # nginx's workers run unprivileged
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2> /dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 wait_for() { until curl -sf -o /dev/null "$1"; do sleep 0.1; done; }
 kib() { awk -v key="$2:" '$1 == key { print $2 }' "/proc/$1/status"; }
 
@@ -80,7 +76,7 @@ PY
 
 # start_exporter PORT INTERVAL: an exporter polling nginx's billing answer every INTERVAL.
 start_exporter() {
-  WOLKVOX_TOKEN=fake-token-for-benchmarks "${CARGO_TARGET_DIR:-target}/release/wolkvox_exporter" --wolkvox.server 0042 \
+  WOLKVOX_TOKEN=fake-token-for-benchmarks "$exporter_binary" --wolkvox.server 0042 \
     --wolkvox.base-url "http://127.0.0.1:$nginx_port" --wolkvox.poll-interval "$2" --wolkvox.allow-fast-poll \
     --web.listen-address "127.0.0.1:$1" --web.max-requests 0 --log.level warn &
   pids+=($!)
