@@ -108,6 +108,11 @@ pub struct Flags {
     /// Path under which the metrics are served.
     #[arg(long = "web.telemetry-path", env = "WOLKVOX_WEB_TELEMETRY_PATH", default_value = "/metrics")]
     pub telemetry_path: String,
+    /// Async worker threads. An exporter needs few, and tokio's default of one per CPU of the
+    /// node multiplies memory on a large machine.
+    #[arg(long = "runtime.worker-threads", env = "WOLKVOX_RUNTIME_WORKER_THREADS", default_value_t = 2,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub worker_threads: u16,
     #[arg(long = "log.level", env = "WOLKVOX_LOG_LEVEL", value_enum, default_value = "info")]
     pub log_level: LogLevel,
     #[arg(long = "log.format", env = "WOLKVOX_LOG_FORMAT", value_enum, default_value = "logfmt")]
@@ -656,10 +661,12 @@ fn listen_address(text: &str) -> Result<String, ConfigError> {
 
 fn telemetry_path(path: &str) -> Result<String, ConfigError> {
     let plain = path.chars().all(|c| c.is_ascii_alphanumeric() || "/-._~".contains(c));
-    if !path.starts_with('/') || !plain || matches!(path, "/" | "/-/healthy" | "/-/ready") {
+    if !path.starts_with('/') || !plain || matches!(path, "/" | "/-/healthy" | "/-/ready" | "/README.md") {
         return Err(ConfigError::new(
             "--web.telemetry-path",
-            format!("{path:?} must start with /, hold only letters, digits and / - . _ ~, and not be /, /-/healthy or /-/ready"),
+            format!(
+                "{path:?} must start with /, hold only letters, digits and / - . _ ~, and not be /, /README.md, /-/healthy or /-/ready"
+            ),
         ));
     }
     Ok(path.to_owned())

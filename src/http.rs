@@ -1,4 +1,4 @@
-//! The HTTP face: `/metrics` (or `--web.telemetry-path`), `/`, `/-/healthy`, `/-/ready`.
+//! The HTTP face: `/metrics` (or `--web.telemetry-path`), `/`, `/README.md`, `/-/healthy`, `/-/ready`.
 //! Handlers only read the published snapshot; none of them can reach the Wolkvox API.
 
 use std::convert::Infallible;
@@ -15,8 +15,11 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
 
+use crate::landing;
 use crate::metrics::{CONTENT_TYPE, ProcessMetrics};
-use crate::snapshot::{Published, Store, TargetState};
+use crate::snapshot::{Published, Store, unix_now};
+
+pub const README_PATH: &str = "/README.md";
 
 #[derive(Clone)]
 struct AppState {
@@ -60,6 +63,7 @@ pub fn router(store: Arc<Store>, telemetry_path: &str) -> Router {
     Router::new()
         .route(telemetry_path, get(metrics))
         .route("/", get(landing))
+        .route(README_PATH, get(readme))
         .route("/-/healthy", get(|| async { "Healthy\n" }))
         .route("/-/ready", get(ready))
         .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found\n") })
@@ -118,34 +122,13 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 async fn landing(State(state): State<AppState>) -> Html<String> {
-    let published = state.store.published();
-    let rows: String = published.targets.iter().map(target_row).collect();
-    let path = escape(&state.telemetry_path);
-    Html(format!(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Wolkvox exporter</title></head><body>\n\
-         <h1>Wolkvox exporter</h1>\n<p>Version {version}. <a href=\"{path}\">Metrics</a> · <a href=\"/-/ready\">Ready</a> · <a href=\"/-/healthy\">Healthy</a></p>\n\
-         <table border=\"1\" cellpadding=\"4\"><tr><th>Server</th><th>API</th><th>Last poll</th><th>Result</th></tr>\n{rows}</table>\n</body></html>\n",
-        version = env!("CARGO_PKG_VERSION"),
-    ))
+    Html(landing::page(&state.store.published(), &state.telemetry_path, unix_now()))
 }
 
-fn target_row(target: &TargetState) -> String {
-    let (when, result) = match &target.last_poll {
-        None => ("never".to_owned(), "waiting for the first poll".to_owned()),
-        Some(poll) => {
-            let when = jiff::Timestamp::from_millisecond((poll.finished_unix * 1000.0) as i64).map(|t| t.to_string()).unwrap_or_default();
-            let result = match &poll.failure {
-                None => format!("ok ({} series)", target.last_success.as_ref().map_or(0, |s| s.report.series.len())),
-                Some(failure) => format!("failed: {} ({})", failure.reason, failure.detail),
-            };
-            (when, result)
-        }
-    };
-    format!("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n", escape(&target.server), target.api, escape(&when), escape(&result))
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+/// The README the binary was built with: the landing page links it, so the flags, metrics and
+/// the alerts' runbook are at hand wherever the exporter runs, without naming any web host.
+async fn readme() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], include_str!("../README.md"))
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod config;
 pub mod exposition;
 pub mod gzip;
 pub mod http;
+pub mod landing;
 pub mod logging;
 pub mod metrics;
 pub mod poller;

@@ -17,7 +17,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     wolkvox_exporter::logging::init(config.log_level, config.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(usize::from(flags.worker_threads)).enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("wolkvox_exporter: cannot start the async runtime: {error}");

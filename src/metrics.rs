@@ -5,7 +5,7 @@ use tokio::time::Instant;
 
 use crate::budget::Budget;
 use crate::exposition::{Exposition, Kind, Samples};
-use crate::snapshot::{TargetState, TokenState};
+use crate::snapshot::{TargetState, TokenState, unix_now};
 use crate::wolkvox::model::Series;
 use crate::wolkvox::{Reason, Report, SkipReason, catalogue};
 
@@ -67,6 +67,20 @@ pub fn render(targets: &[TargetState], tokens: &[TokenState], budgets: &[Budget]
         "Configured time between polls of this target (retries after failures may come sooner).",
         Kind::Gauge,
         |t| Some(t.poll_interval.as_secs_f64()),
+    );
+    health(
+        &mut text,
+        "wolkvox_consecutive_failures",
+        "Polls of this target that failed in a row since its last success (0 after a success and before the first poll).",
+        Kind::Gauge,
+        |t| Some(f64::from(t.consecutive_failures)),
+    );
+    health(
+        &mut text,
+        "wolkvox_month_end_timestamp_seconds",
+        "Unix time at which the current billing month ends in the target's time zone (the first instant of the next month there).",
+        Kind::Gauge,
+        |t| t.month_end_unix(unix_now()),
     );
     health(
         &mut text,
@@ -256,12 +270,21 @@ mod tests {
 
     #[test]
     fn stale_usage_is_left_out_but_health_stays() {
+        let before = unix_now();
         let now = Instant::now();
         let old = state("ventas", now, Duration::from_secs(60));
         let text = render(&[old], &[], &[], now + Duration::from_secs(61));
         assert!(!text.contains("wolkvox_gamification_licenses"), "{text}");
         assert!(text.contains("wolkvox_up{server=\"0042\",api=\"gamification\"} 1\n"));
         assert!(text.contains("wolkvox_last_success_timestamp_seconds{server=\"0042\",api=\"gamification\"} 1500000000\n"));
+        assert!(text.contains("wolkvox_consecutive_failures{server=\"0042\",api=\"gamification\"} 0\n"));
+        let month_end: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("wolkvox_month_end_timestamp_seconds{server=\"0042\",api=\"gamification\"} "))
+            .expect("the month's end is exported")
+            .parse()
+            .unwrap();
+        assert!(month_end > before && month_end < before + 32.0 * 86400.0, "{month_end}");
     }
 
     #[test]

@@ -73,6 +73,7 @@ pub async fn run_lane<S: UsageSource>(source: Arc<S>, lane: Lane, store: Arc<Sto
     let start = Instant::now();
     let mut plans: Vec<Plan> =
         jobs.iter().map(|job| Plan { due: start + first_poll_jitter(targets[job.target].poll_interval), failures_in_a_row: 0 }).collect();
+    publish_schedule(&store, &jobs, &plans);
     loop {
         let Some((next, due)) = plans.iter().enumerate().min_by_key(|(_, plan)| plan.due).map(|(k, plan)| (k, plan.due)) else {
             return;
@@ -139,7 +140,16 @@ pub async fn run_lane<S: UsageSource>(source: Arc<S>, lane: Lane, store: Arc<Sto
             _ => {}
         }
         log_outcome(target, job.api, &outcome, took, wait);
+        publish_schedule(&store, &jobs, &plans);
         store.record(job.state, outcome, took);
+    }
+}
+
+/// Tells the store when each job is due, for the landing page (a budget may still delay a call).
+fn publish_schedule(store: &Store, jobs: &[Job], plans: &[Plan]) {
+    let (now, unix) = (Instant::now(), snapshot::unix_now());
+    for (job, plan) in jobs.iter().zip(plans) {
+        store.schedule(job.state, unix + plan.due.saturating_duration_since(now).as_secs_f64());
     }
 }
 

@@ -25,11 +25,21 @@ pub struct TargetState {
     pub api: &'static Api,
     pub stale_after: Duration,
     pub poll_interval: Duration,
+    /// The token's name, to find its [`TokenState`].
+    pub token_name: String,
+    /// The zone of the month window, whose end the metrics and alerts need.
+    pub timezone: jiff::tz::TimeZone,
     pub requests: u64,
     pub failures: [u64; Reason::ALL.len()],
+    /// Polls that failed since the last success (any reason).
+    pub consecutive_failures: u32,
     pub skipped: [u64; SkipReason::ALL.len()],
     pub last_poll: Option<LastPoll>,
     pub last_success: Option<Success>,
+    /// The most recent failure and when it happened (Unix time), kept after later successes.
+    pub last_failure: Option<(f64, Failure)>,
+    /// When the lane plans to poll this target next (Unix time), for the landing page.
+    pub next_poll_unix: Option<f64>,
 }
 
 #[derive(Clone, Debug)]
@@ -54,11 +64,16 @@ impl TargetState {
             api,
             stale_after: target.stale_after,
             poll_interval: target.poll_interval,
+            token_name: target.token_name.clone(),
+            timezone: target.timezone.clone(),
             requests: 0,
             failures: [0; Reason::ALL.len()],
+            consecutive_failures: 0,
             skipped: [0; SkipReason::ALL.len()],
             last_poll: None,
             last_success: None,
+            last_failure: None,
+            next_poll_unix: None,
         }
     }
 
@@ -71,11 +86,16 @@ impl TargetState {
             api: catalogue::gamification(),
             stale_after: Duration::from_secs(3600),
             poll_interval: Duration::from_secs(300),
+            token_name: "WOLKVOX_TOKEN".to_owned(),
+            timezone: jiff::tz::TimeZone::get("America/Bogota").expect("the bundled zone database knows Bogota"),
             requests: 1,
             failures: [0; Reason::ALL.len()],
+            consecutive_failures: 0,
             skipped: [0; SkipReason::ALL.len()],
             last_poll: Some(LastPoll { finished_unix: now, duration: Duration::from_millis(800), failure: None }),
             last_success: Some(Success { report: Arc::new(report), at: Instant::now(), unix: now }),
+            last_failure: None,
+            next_poll_unix: Some(now + 300.0),
         }
     }
 
@@ -83,6 +103,14 @@ impl TargetState {
     pub fn fresh_report(&self, now: Instant) -> Option<&Report> {
         let success = self.last_success.as_ref()?;
         (now.duration_since(success.at) <= self.stale_after).then_some(&*success.report)
+    }
+
+    /// Unix time at which the current billing month ends in the target's zone: the first instant
+    /// of the next month there.
+    pub fn month_end_unix(&self, unix: f64) -> Option<f64> {
+        let now = jiff::Timestamp::from_second(unix as i64).ok()?.to_zoned(self.timezone.clone());
+        let next_month = now.first_of_month().ok()?.checked_add(jiff::Span::new().months(1)).ok()?.start_of_day().ok()?;
+        Some(next_month.timestamp().as_second() as f64)
     }
 
     /// When the usage series will go stale, if they are still being served.
@@ -127,18 +155,19 @@ pub struct Published {
     /// The same, gzip-compressed once here rather than on every scrape.
     pub gzip: GzipPrefix,
     pub targets: Vec<TargetState>,
+    pub tokens: Vec<TokenState>,
     /// Every target (server) has had a successful poll of one of its APIs.
     pub ready: bool,
 }
 
 impl Published {
-    fn build(targets: Vec<TargetState>, tokens: &[TokenState], budgets: &[Budget], now: Instant) -> Published {
-        let text = metrics::render(&targets, tokens, budgets, now);
+    fn build(targets: Vec<TargetState>, tokens: Vec<TokenState>, budgets: &[Budget], now: Instant) -> Published {
+        let text = metrics::render(&targets, &tokens, budgets, now);
         let gzip = GzipPrefix::new(text.as_bytes());
         // A server is ready once any of its APIs answered: one API the token may not call must not
         // keep the others' series from being scraped (its wolkvox_up says what is wrong).
         let ready = targets.iter().all(|t| targets.iter().any(|other| other.server == t.server && other.last_success.is_some()));
-        Published { text: Bytes::from(text), gzip, targets, ready }
+        Published { text: Bytes::from(text), gzip, targets, tokens, ready }
     }
 }
 
@@ -160,7 +189,7 @@ impl Store {
 
     /// A store that already holds these states, rendered and published (for benchmarks).
     pub fn from_states(states: Vec<TargetState>, tokens: Vec<TokenState>, budgets: &[Budget]) -> Arc<Store> {
-        let published = Published::build(states.clone(), &tokens, budgets, Instant::now());
+        let published = Published::build(states.clone(), tokens.clone(), budgets, Instant::now());
         Arc::new(Store {
             states: Mutex::new(states),
             tokens: Mutex::new(tokens),
@@ -189,6 +218,11 @@ impl Store {
         update(&mut self.tokens.lock().expect("no panic while holding the lock")[lane]);
     }
 
+    /// Notes when the lane will poll target `index` next; published with the next recorded poll.
+    pub fn schedule(&self, index: usize, next_poll_unix: f64) {
+        self.states.lock().expect("no panic while holding the lock")[index].next_poll_unix = Some(next_poll_unix);
+    }
+
     /// Records one finished poll of target `index`. A failure keeps the last good report.
     pub fn record(&self, index: usize, outcome: Result<Report, Failure>, duration: Duration) {
         let finished_unix = unix_now();
@@ -198,6 +232,7 @@ impl Store {
             state.requests += 1;
             let failure = match outcome {
                 Ok(report) => {
+                    state.consecutive_failures = 0;
                     for &(reason, count) in &report.skipped {
                         state.skipped[reason as usize] += count;
                     }
@@ -205,7 +240,9 @@ impl Store {
                     None
                 }
                 Err(failure) => {
+                    state.consecutive_failures += 1;
                     state.failures[failure.reason as usize] += 1;
+                    state.last_failure = Some((finished_unix, failure.clone()));
                     Some(failure)
                 }
             };
@@ -214,13 +251,13 @@ impl Store {
         self.changed.notify_one();
     }
 
-    /// Renders whenever a poll is recorded, and when a target's series go stale. Runs forever.
+    /// Renders whenever a poll is recorded, when a target's series go stale, and at a month's end. Runs forever.
     /// `Store::new` published the first render; this one waits for the first change.
     pub async fn render_forever(self: Arc<Self>) {
-        // Nothing can go stale before a first success.
-        let mut next_stale: Option<Instant> = None;
+        // Nothing can go stale, and no month end is due, before a first poll.
+        let mut next_render: Option<Instant> = None;
         loop {
-            match next_stale {
+            match next_render {
                 Some(deadline) => {
                     tokio::select! {
                         () = self.changed.notified() => {}
@@ -231,10 +268,14 @@ impl Store {
             }
             let now = Instant::now();
             let states = self.states();
-            next_stale = states.iter().filter_map(|s| s.stale_deadline(now)).min();
+            // The month's end changes wolkvox_month_end_timestamp_seconds: render then too.
+            let unix = unix_now();
+            let month_end = states.iter().filter_map(|s| s.month_end_unix(unix)).reduce(f64::min);
+            let month_end = month_end.map(|end| now + Duration::from_secs_f64((end - unix).max(0.0) + 0.001));
+            next_render = states.iter().filter_map(|s| s.stale_deadline(now)).chain(month_end).min();
             // Rendering a large response takes milliseconds of CPU: keep it off the async workers.
             let (tokens, budgets) = (self.tokens(), self.budgets.clone());
-            let published = tokio::task::spawn_blocking(move || Published::build(states, &tokens, &budgets, now))
+            let published = tokio::task::spawn_blocking(move || Published::build(states, tokens, &budgets, now))
                 .await
                 .expect("rendering does not panic");
             self.published.store(Arc::new(published));
@@ -269,4 +310,38 @@ pub fn jobs(targets: &[Target]) -> impl Iterator<Item = Job> + '_ {
 
 pub fn unix_now() -> f64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wolkvox::Reason;
+
+    fn unix(text: &str) -> f64 {
+        text.parse::<jiff::Timestamp>().unwrap().as_second() as f64
+    }
+
+    #[test]
+    fn the_month_ends_at_midnight_in_the_targets_zone_not_utc() {
+        let target = TargetState::after_one_success(Report::default());
+        // 02:00 UTC on December 1 is still November 30 in Bogota (UTC-5).
+        assert_eq!(target.month_end_unix(unix("2026-12-01T02:00:00Z")), Some(unix("2026-12-01T05:00:00Z")));
+        assert_eq!(target.month_end_unix(unix("2026-12-01T05:00:00Z")), Some(unix("2027-01-01T05:00:00Z")));
+        assert_eq!(target.month_end_unix(unix("2026-12-31T23:59:59Z")), Some(unix("2027-01-01T05:00:00Z")));
+        let utc = TargetState { timezone: jiff::tz::TimeZone::UTC, ..target };
+        assert_eq!(utc.month_end_unix(unix("2026-12-01T02:00:00Z")), Some(unix("2027-01-01T00:00:00Z")));
+    }
+
+    #[test]
+    fn failures_in_a_row_count_until_a_success_and_the_last_failure_stays() {
+        let store = Store::from_states(vec![TargetState::after_one_success(Report::default())], vec![], &[]);
+        let fail = || Err(Failure::new(Reason::Timeout, "no answer in 60s"));
+        store.record(0, fail(), Duration::from_secs(60));
+        store.record(0, fail(), Duration::from_secs(60));
+        assert_eq!(store.states()[0].consecutive_failures, 2);
+        store.record(0, Ok(Report::default()), Duration::from_secs(1));
+        let state = &store.states()[0];
+        assert_eq!(state.consecutive_failures, 0);
+        assert_eq!(state.last_failure.as_ref().map(|(_, f)| f.reason), Some(Reason::Timeout), "kept after the success");
+    }
 }

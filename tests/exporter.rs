@@ -220,13 +220,25 @@ async fn http_surface() {
     assert_eq!(get(&exporter, "/nope").await.0, 404);
     assert_eq!(client.post(url("/metrics")).send().await.unwrap().status().as_u16(), 405);
     assert_eq!(client.delete(url("/-/ready")).send().await.unwrap().status().as_u16(), 405);
+    let length = |response: &reqwest::Response| -> usize { response.headers()["content-length"].to_str().unwrap().parse().unwrap() };
     let head = client.head(url("/metrics")).send().await.unwrap();
     assert_eq!(head.status().as_u16(), 200);
     assert!(head.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    let head_length = length(&head);
+    assert!(head.bytes().await.unwrap().is_empty(), "HEAD sends no body");
+    let full = client.get(url("/metrics")).send().await.unwrap();
+    let get_length = length(&full);
+    assert_eq!(full.bytes().await.unwrap().len(), get_length, "Content-Length is the body's length");
+    // The process metrics at the end may change between the two requests by a few bytes.
+    assert!(head_length.abs_diff(get_length) < 64, "HEAD announces the GET's length: {head_length} vs {get_length}");
 
     let (status, landing) = get(&exporter, "/").await;
     assert_eq!(status, 200);
-    assert!(landing.contains("0042") && landing.contains("href=\"/metrics\"") && landing.contains("ok ("), "{landing}");
+    assert!(landing.contains("<td>0042</td><td>gamification</td>") && landing.contains("href=\"/metrics\""), "{landing}");
+    assert!(landing.contains("<span class=\"ok\">ok</span> (") && landing.contains(" ago)"), "{landing}");
+    let (status, readme) = get(&exporter, "/README.md").await;
+    assert_eq!(status, 200);
+    assert!(readme.starts_with("# wolkvox_exporter\n"), "the landing page's README link serves the README");
     exporter.stop().await;
 }
 

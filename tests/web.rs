@@ -143,6 +143,30 @@ async fn basic_auth_refuses_every_wrong_credential_and_sends_security_headers() 
 }
 
 #[tokio::test]
+async fn probes_answer_without_credentials_and_everything_else_requires_them() {
+    let dir = tools::temp_dir("probes");
+    let web = dir.join("web.yml");
+    write(&web, &users_file(&[("prometheus", "s3cret")]));
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    let exporter = start(&simulator, &web, &[]).await;
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("http://{}{path}", exporter.addr());
+
+    // A kubelet has no password: a 401 here would restart a healthy pod.
+    let healthy = status(&client, &url("/-/healthy"), None).await;
+    assert_eq!(healthy.status().as_u16(), 200);
+    assert_eq!(healthy.headers()["x-frame-options"], "deny", "the security headers apply to probes too");
+    let ready = status(&client, &url("/-/ready"), None).await.status().as_u16();
+    assert!(ready == 200 || ready == 503, "readiness answers without credentials: {ready}");
+    for path in ["/metrics", "/", "/README.md", "/-/healthy/../../metrics", "/nope"] {
+        assert_eq!(status(&client, &url(path), None).await.status().as_u16(), 401, "{path} must require credentials");
+        let allowed = status(&client, &url(path), Some(("prometheus", "s3cret"))).await.status().as_u16();
+        assert_ne!(allowed, 401, "{path} with credentials");
+    }
+    exporter.stop().await;
+}
+
+#[tokio::test]
 async fn users_and_certificates_are_reloaded_and_a_broken_file_keeps_the_last_good_one() {
     let dir = tools::temp_dir("reload");
     let web = dir.join("web.yml");

@@ -91,7 +91,7 @@ fn fingerprint(paths: &[PathBuf]) -> Vec<Option<(SystemTime, u64)>> {
     paths.iter().map(|p| std::fs::metadata(p).ok().and_then(|m| Some((m.modified().ok()?, m.len())))).collect()
 }
 
-/// Wraps the router in basic auth, security headers and the request cap.
+/// Wraps the router in basic auth (but for the probes), security headers and the request cap.
 pub fn protect(router: Router, web: Arc<Web>, limits: &Limits) -> Router {
     let cap = (limits.max_requests > 0).then(|| Arc::new(Semaphore::new(limits.max_requests)));
     // Outermost first: the cap counts requests still checking their password (bcrypt is the costly part).
@@ -102,9 +102,14 @@ pub fn protect(router: Router, web: Arc<Web>, limits: &Limits) -> Router {
     )
 }
 
+/// Served without credentials: they say only "up" and "ready", and a Kubernetes or load-balancer
+/// probe has no password to send (a 401 would restart a healthy pod).
+pub const PROBE_PATHS: [&str; 2] = ["/-/healthy", "/-/ready"];
+
 async fn authenticate(State(web): State<Arc<Web>>, request: Request, next: Next) -> Response {
     let settings = web.current();
-    let mut response = if settings.users.enabled() && !settings.users.allows(request.headers()).await {
+    let needs_credentials = settings.users.enabled() && !PROBE_PATHS.contains(&request.uri().path());
+    let mut response = if needs_credentials && !settings.users.allows(request.headers()).await {
         let mut refused = (StatusCode::UNAUTHORIZED, "Unauthorized\n").into_response();
         refused.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"wolkvox_exporter\""));
         refused

@@ -1,0 +1,128 @@
+//! The page an operator opens first (`/`): what each target and API did last, when it polls next,
+//! the calls of each token against its budget, the version, and links to everything else. Built
+//! from the published snapshot per request; it never holds the token. Plain HTML that reads the
+//! same without its small stylesheet, in the manner of exporter-toolkit's landing page.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use crate::snapshot::{Published, TargetState, TokenState};
+
+const STYLE: &str = "body{font-family:-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;color:#222}\
+header{background:#e6522c;color:#fff;padding:.6em 1em}header h1{margin:0;font-size:1.4em}\
+main{padding:0 1em 1em}table{border-collapse:collapse;margin:.5em 0}\
+th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}th{background:#f4f4f4}\
+.ok{color:#1a7f37}.failing{color:#b42318;font-weight:bold}.waiting{color:#6e6e6e}small{color:#555}";
+
+/// The whole page at Unix time `now`.
+pub fn page(published: &Published, telemetry_path: &str, now: f64) -> String {
+    let mut html = String::with_capacity(4096 + 512 * published.targets.len());
+    let path = escape(telemetry_path);
+    let _ = write!(
+        html,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
+         <title>Wolkvox Exporter</title><style>{STYLE}</style></head>\n<body>\n<header><h1>Wolkvox Exporter</h1></header>\n<main>\n\
+         <p>Polls the Wolkvox billing API in the background, within the API's rules, and serves the cached usage to Prometheus. \
+         Scrapes never call the API.</p>\n\
+         <p>Version {version} (revision {revision}, built with {rustc})</p>\n\
+         <ul>\n<li><a href=\"{path}\">Metrics</a></li>\n<li><a href=\"/-/healthy\">Health</a></li>\n\
+         <li><a href=\"/-/ready\">Readiness</a>: {ready}</li>\n<li><a href=\"/README.md\">README</a>: flags, metrics, alerts and their runbook</li>\n</ul>\n",
+        version = env!("CARGO_PKG_VERSION"),
+        revision = escape(env!("WOLKVOX_REVISION")),
+        rustc = escape(env!("WOLKVOX_RUSTC_VERSION")),
+        ready = if published.ready { "ready" } else { "not ready: waiting for a first successful poll of every server" },
+    );
+
+    html.push_str(
+        "<h2>Targets</h2>\n<table>\n<thead><tr><th>Server</th><th>API</th><th>Status</th><th>Last success</th><th>Next poll</th>\
+         <th>Last failure</th><th>Token</th><th>Calls today</th></tr></thead>\n<tbody>\n",
+    );
+    for target in &published.targets {
+        let token = published.tokens.iter().find(|t| t.name == target.token_name);
+        target_row(&mut html, target, token, now);
+    }
+    html.push_str("</tbody>\n</table>\n<p><small>Times are UTC. Calls today count this exporter's calls since midnight in the target's time zone.</small></p>\n</main>\n</body>\n</html>\n");
+    html
+}
+
+fn target_row(html: &mut String, target: &TargetState, token: Option<&TokenState>, now: f64) {
+    let status = match &target.last_poll {
+        None => "<span class=\"waiting\">waiting for the first poll</span>".to_owned(),
+        Some(poll) if poll.failure.is_none() => {
+            let series = target.last_success.as_ref().map_or(0, |s| s.report.series.len());
+            format!("<span class=\"ok\">ok</span> ({series} series)")
+        }
+        Some(_) => format!("<span class=\"failing\">failing</span> ({} in a row)", target.consecutive_failures),
+    };
+    let last_success = target.last_success.as_ref().map_or("never".to_owned(), |s| format!("{} ({} ago)", utc(s.unix), age(now - s.unix)));
+    let next_poll = match target.next_poll_unix {
+        Some(at) if at > now => format!("{} (in {})", utc(at), age(at - now)),
+        Some(_) => "now".to_owned(),
+        None => "not planned".to_owned(),
+    };
+    let last_failure = target.last_failure.as_ref().map_or("none".to_owned(), |(at, failure)| {
+        format!("{} ({} ago): <b>{}</b> {}", utc(*at), age(now - at), failure.reason, escape(&failure.detail))
+    });
+    let calls = token.map_or(String::new(), |t| match t.daily_call_budget {
+        Some(budget) => format!("{} of {budget}", t.calls_today),
+        None => format!("{} (no budget)", t.calls_today),
+    });
+    let _ = writeln!(
+        html,
+        "<tr><td>{}</td><td>{}</td><td>{status}</td><td>{last_success}</td><td>{next_poll}</td><td>{last_failure}</td><td>{}</td><td>{calls}</td></tr>",
+        escape(&target.server),
+        target.api.name,
+        escape(&target.token_name),
+    );
+}
+
+fn utc(unix: f64) -> String {
+    jiff::Timestamp::from_second(unix as i64).map_or_else(|_| "?".to_owned(), |t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
+}
+
+/// Whole seconds, as "3m 12s".
+fn age(seconds: f64) -> String {
+    humantime::format_duration(Duration::from_secs(seconds.max(0.0) as u64)).to_string()
+}
+
+pub fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::Store;
+    use crate::wolkvox::{Failure, Reason, Report};
+
+    #[test]
+    fn a_target_shows_its_last_success_next_poll_failure_and_budget() {
+        let mut target = TargetState::after_one_success(Report::default());
+        let success = target.last_success.as_ref().unwrap().unix;
+        target.last_failure = Some((success - 600.0, Failure::new(Reason::Http, "HTTP 502 <Bad Gateway>")));
+        target.next_poll_unix = Some(success + 300.0);
+        let token = TokenState {
+            name: "WOLKVOX_TOKEN".to_owned(),
+            daily_call_budget: Some(288),
+            calls_today: 17,
+            call_spacing: Duration::ZERO,
+            stretched: false,
+            info: None,
+        };
+        let store = Store::from_states(vec![target], vec![token], &[]);
+        let html = page(&store.published(), "/metrics", success + 75.0);
+        for expected in [
+            "<td>0042</td><td>gamification</td>",
+            "<span class=\"ok\">ok</span> (0 series)",
+            "(1m 15s ago)",
+            "(in 3m 45s)",
+            "(11m 15s ago): <b>http</b> HTTP 502 &lt;Bad Gateway&gt;",
+            "<td>WOLKVOX_TOKEN</td><td>17 of 288</td>",
+            "href=\"/metrics\"",
+            "href=\"/README.md\"",
+            concat!("Version ", env!("CARGO_PKG_VERSION")),
+        ] {
+            assert!(html.contains(expected), "missing {expected:?} in\n{html}");
+        }
+    }
+}
