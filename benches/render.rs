@@ -13,8 +13,10 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use http_body_util::BodyExt;
 use tokio::time::Instant;
 use tower::ServiceExt;
+use wolkvox_exporter::clock::Clock;
 use wolkvox_exporter::gzip::GzipPrefix;
-use wolkvox_exporter::snapshot::{Store, TargetState};
+use wolkvox_exporter::snapshot::Store;
+use wolkvox_exporter::state::TargetState;
 use wolkvox_exporter::wolkvox::Report;
 use wolkvox_exporter::wolkvox::model::{Decoded, decode};
 use wolkvox_exporter::{http, metrics};
@@ -59,14 +61,14 @@ fn benches(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("decode", name), &body, |b, body| b.iter(|| decoded(black_box(body))));
         let states = [state(decoded(&body))];
         group.bench_with_input(BenchmarkId::new("render", name), &states, |b, states| {
-            b.iter(|| metrics::render(black_box(states), &[], &[], Instant::now()))
+            b.iter(|| metrics::render(black_box(states), &[], &[], Instant::now(), 0.0))
         });
         group.bench_with_input(BenchmarkId::new("decode_render", name), &body, |b, body| {
-            b.iter(|| metrics::render(&[state(decoded(black_box(body)))], &[], &[], Instant::now()))
+            b.iter(|| metrics::render(&[state(decoded(black_box(body)))], &[], &[], Instant::now(), 0.0))
         });
         group.bench_with_input(BenchmarkId::new("decode_render_gzip", name), &body, |b, body| {
             b.iter(|| {
-                let text = metrics::render(&[state(decoded(black_box(body)))], &[], &[], Instant::now());
+                let text = metrics::render(&[state(decoded(black_box(body)))], &[], &[], Instant::now(), 0.0);
                 GzipPrefix::new(text.as_bytes())
             })
         });
@@ -97,7 +99,7 @@ fn scrapes(c: &mut Criterion) {
     let mut group = c.benchmark_group("scrape");
     group.sample_size(20).measurement_time(Duration::from_secs(5));
     for (name, rows, days) in [("100", 100, 30), ("10000", 10_000, 1), ("60000", 60_000, 1)] {
-        let store = Store::from_states(vec![state(decoded(&response(rows, days)))], vec![], &[]);
+        let store = Store::from_states(vec![state(decoded(&response(rows, days)))], vec![], &[], Clock::system());
         let router = http::router(store, "/metrics");
         for (kind, gzip) in [("plain", false), ("gzip", true)] {
             assert!(runtime.block_on(scrape(router.clone(), gzip)) > 0);

@@ -7,12 +7,33 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
 
+use crate::clock::Clock;
 use crate::config::{self, Config};
 use crate::simulator::Simulator;
 use crate::snapshot::Store;
+use crate::tls::{self, CaFileError};
 use crate::web::{Limits, Web};
 use crate::wolkvox::Client;
 use crate::{http, poller, web};
+
+/// Why the exporter could not start, or stopped on its own.
+#[derive(Debug, thiserror::Error)]
+pub enum ExporterError {
+    #[error("cannot start the demo simulator: {0}")]
+    Simulator(#[source] std::io::Error),
+    #[error("cannot listen on {address}: {source}")]
+    Listen { address: String, source: std::io::Error },
+    #[error("cannot read the listen address: {0}")]
+    ListenAddress(#[source] std::io::Error),
+    #[error("--wolkvox.ca-file: {0}")]
+    CaFile(#[from] CaFileError),
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+    #[error("a background task panicked")]
+    BackgroundPanicked,
+    #[error("a background task ended")]
+    BackgroundEnded,
+}
 
 /// A running exporter. Dropping it without [`Exporter::stop`] aborts everything.
 pub struct Exporter {
@@ -25,11 +46,16 @@ pub struct Exporter {
 }
 
 impl Exporter {
-    /// Binds the listen address and starts polling. In demo mode the simulator is started first
-    /// and the target pointed at it.
-    pub async fn start(mut config: Config) -> Result<Exporter, String> {
+    /// Binds the listen address and starts polling, on the system's clock. In demo mode the
+    /// simulator is started first and the target pointed at it.
+    pub async fn start(config: Config) -> Result<Exporter, ExporterError> {
+        Exporter::start_with_clock(config, Clock::system()).await
+    }
+
+    /// The same on a clock of the caller's (tests start it at a date of their choosing).
+    pub async fn start_with_clock(mut config: Config, clock: Clock) -> Result<Exporter, ExporterError> {
         let simulator = if config.demo {
-            let simulator = Simulator::start(&[config::DEMO_TOKEN]).await.map_err(|e| format!("cannot start the demo simulator: {e}"))?;
+            let simulator = Simulator::start(&[config::DEMO_TOKEN]).await.map_err(ExporterError::Simulator)?;
             for target in &mut config.targets {
                 target.base_url = simulator.base_url();
             }
@@ -37,16 +63,21 @@ impl Exporter {
         } else {
             None
         };
-        let listener =
-            TcpListener::bind(&config.listen_address).await.map_err(|e| format!("cannot listen on {}: {e}", config.listen_address))?;
-        let addr = listener.local_addr().map_err(|e| format!("cannot read the listen address: {e}"))?;
+        let listener = TcpListener::bind(&config.listen_address)
+            .await
+            .map_err(|source| ExporterError::Listen { address: config.listen_address.clone(), source })?;
+        let addr = listener.local_addr().map_err(ExporterError::ListenAddress)?;
 
-        let store = Store::new(&config.targets, &config.budgets);
-        let client = Arc::new(Client::new(config.ca_file.as_deref())?);
+        let (lanes, store) = poller::plan(&config.targets, &config.budgets, clock.clone());
+        let ca_certificates = match &config.ca_file {
+            Some(path) => tls::ca_certificates(path)?,
+            None => Vec::new(),
+        };
+        let client = Arc::new(Client::new(ca_certificates).map_err(ExporterError::Client)?);
         let mut background = JoinSet::new();
         background.spawn(store.clone().render_forever());
-        for lane in poller::lanes(&config.targets) {
-            background.spawn(poller::run_lane(client.clone(), lane, store.clone()));
+        for lane in lanes {
+            background.spawn(poller::run_lane(client.clone(), lane, store.clone(), clock.clone()));
         }
 
         for warning in &config.warnings {
@@ -84,10 +115,10 @@ impl Exporter {
 
     /// Returns only if a lane or the renderer ended, which only a bug can cause: better to exit
     /// and be restarted than to serve a snapshot that never changes again.
-    pub async fn background_ended(&mut self) -> String {
+    pub async fn background_ended(&mut self) -> ExporterError {
         match self.background.join_next().await {
-            Some(Err(error)) if error.is_panic() => "a background task panicked".to_owned(),
-            _ => "a background task ended".to_owned(),
+            Some(Err(error)) if error.is_panic() => ExporterError::BackgroundPanicked,
+            _ => ExporterError::BackgroundEnded,
         }
     }
 
@@ -108,7 +139,7 @@ impl Drop for Exporter {
 }
 
 /// Runs until SIGINT or SIGTERM.
-pub async fn run(config: Config) -> Result<(), String> {
+pub async fn run(config: Config) -> Result<(), ExporterError> {
     let mut exporter = Exporter::start(config).await?;
     let result = tokio::select! {
         () = shutdown_signal() => Ok(()),

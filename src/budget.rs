@@ -1,9 +1,9 @@
 //! Contract budgets: the quantity of a billing API that an operation contracted, from the config
-//! file's `budgets:`, checked against the targets that poll it.
+//! file's `budgets:`, checked against the servers and the APIs polled for each.
 
 use serde::Deserialize;
 
-use crate::config::{ConfigError, Target};
+use crate::config_error::ConfigError;
 use crate::wolkvox::{Api, catalogue};
 
 /// One contracted quantity, exported as `wolkvox_billing_budget`.
@@ -27,8 +27,15 @@ pub struct FileBudget {
     quantity: f64,
 }
 
+/// A configured server and the billing APIs polled for it: all a budget is checked against.
+#[derive(Clone, Copy, Debug)]
+pub struct Polled<'a> {
+    pub server: &'a str,
+    pub apis: &'a [&'static Api],
+}
+
 /// Every entry must name a polled API of a configured server, once, with a quantity of 0 or more.
-pub fn check(entries: Vec<FileBudget>, targets: &[Target]) -> Result<Vec<Budget>, ConfigError> {
+pub fn check(entries: Vec<FileBudget>, targets: &[Polled<'_>]) -> Result<Vec<Budget>, ConfigError> {
     let mut budgets: Vec<Budget> = Vec::with_capacity(entries.len());
     for (i, entry) in entries.into_iter().enumerate() {
         let field = |key: &str| format!("budgets[{i}].{key}");
@@ -57,7 +64,7 @@ pub fn check(entries: Vec<FileBudget>, targets: &[Target]) -> Result<Vec<Budget>
         }
         let budget = Budget {
             api,
-            server: target.server.clone(),
+            server: target.server.to_owned(),
             operation: entry.operation,
             description: entry.description,
             quantity: entry.quantity,

@@ -2,7 +2,6 @@
 //! [`Config`]. Every error names the flag or field at fault and never quotes a token.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::io::Read;
 use std::net::ToSocketAddrs;
 use std::path::{Path, PathBuf};
@@ -13,8 +12,9 @@ use clap::{Parser, ValueEnum};
 use jiff::tz::TimeZone;
 use serde::Deserialize;
 
-use crate::budget::{self, Budget, FileBudget};
-use crate::token::Token;
+use crate::budget::{self, Budget, FileBudget, Polled};
+pub use crate::config_error::ConfigError;
+use crate::token::{InvalidToken, Token};
 use crate::web::WebSettings;
 use crate::wolkvox::{Api, catalogue};
 
@@ -190,26 +190,35 @@ pub struct Target {
     pub token_info: bool,
 }
 
-/// A configuration problem: the flag or field, and what is wrong with it.
-#[derive(Debug, PartialEq, Eq)]
-pub struct ConfigError {
-    pub field: String,
-    pub problem: String,
+/// A token file that cannot be used; the message names the file, never its content.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenFileError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{}: {reason}", path.display())]
+    Invalid {
+        path: PathBuf,
+        #[source]
+        reason: InvalidToken,
+    },
 }
 
-impl ConfigError {
-    pub fn new(field: impl Into<String>, problem: impl Into<String>) -> ConfigError {
-        ConfigError { field: field.into(), problem: problem.into() }
-    }
+/// A value of a duration flag or field that is not a duration.
+#[derive(Debug, thiserror::Error)]
+#[error("{text:?} is not a duration such as 90s or 5m ({source})")]
+pub struct InvalidDuration {
+    pub text: String,
+    pub source: humantime::DurationError,
 }
 
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid configuration: {}: {}", self.field, self.problem)
-    }
+/// A value of a size flag that is not a size.
+#[derive(Debug, thiserror::Error)]
+#[error("{text:?} is not a size such as 32MiB ({reason})")]
+pub struct InvalidSize {
+    pub text: String,
+    /// bytesize says what is wrong only in words.
+    pub reason: String,
 }
-
-impl std::error::Error for ConfigError {}
 
 /// The config file: `targets:`, and the optional `budgets:`.
 #[derive(Deserialize)]
@@ -268,9 +277,10 @@ impl Config {
             (None, _) => "--wolkvox.daily-call-budget".to_owned(),
         };
         check_tokens(&mut targets, &field_of)?;
-        let budgets = budget::check(file_budgets, &targets)?;
+        let polled: Vec<Polled<'_>> = targets.iter().map(|t| Polled { server: &t.server, apis: &t.apis }).collect();
+        let budgets = budget::check(file_budgets, &polled)?;
         if let Some(path) = &flags.ca_file {
-            ca_certificates(path).map_err(|why| ConfigError::new("--wolkvox.ca-file", why))?;
+            crate::tls::ca_certificates(path).map_err(|why| ConfigError::new("--wolkvox.ca-file", why))?;
         }
         let web = match &flags.web_config_file {
             Some(path) => WebSettings::load(path).map_err(|why| ConfigError::new(format!("--web.config.file {}", path.display()), why))?,
@@ -618,12 +628,12 @@ fn token_from_file(field: &str, path: &Path) -> Result<(Token, String), ConfigEr
 }
 
 /// Reads and checks a token file; the error names the file, never its content.
-pub fn read_token_file(path: &Path) -> Result<Token, String> {
+pub fn read_token_file(path: &Path) -> Result<Token, TokenFileError> {
     let mut text = String::new();
     std::fs::File::open(path)
         .and_then(|file| file.take(MAX_TOKEN_FILE_BYTES).read_to_string(&mut text))
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    Token::new(&text).map_err(|why| format!("{}: {why}", path.display()))
+        .map_err(|source| TokenFileError::Read { path: path.to_owned(), source })?;
+    Token::new(&text).map_err(|reason| TokenFileError::Invalid { path: path.to_owned(), reason })
 }
 
 /// A warning when a token file can be read by every user of the machine.
@@ -633,16 +643,6 @@ pub fn readable_by_others(path: &Path) -> Option<String> {
     (mode & 0o004 != 0).then(|| {
         format!("the token file {} is readable by every user of this machine (mode {:o}): chmod 0400 it", path.display(), mode & 0o777)
     })
-}
-
-/// The certificates of a PEM file, for `--wolkvox.ca-file`.
-pub fn ca_certificates(path: &Path) -> Result<Vec<reqwest::Certificate>, String> {
-    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| format!("{}: {e}", path.display()))?;
-    if certificates.is_empty() {
-        return Err(format!("{} holds no PEM certificate", path.display()));
-    }
-    Ok(certificates)
 }
 
 fn token_from_env(field: &str, name: &str, value: &str) -> Result<(Token, String), ConfigError> {
@@ -672,12 +672,14 @@ fn telemetry_path(path: &str) -> Result<String, ConfigError> {
     Ok(path.to_owned())
 }
 
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim()).map_err(|e| format!("{text:?} is not a duration such as 90s or 5m ({e})"))
+/// `90s`, `5m`, `1h 30m`: for the duration flags and fields.
+pub fn parse_duration(text: &str) -> Result<Duration, InvalidDuration> {
+    humantime::parse_duration(text.trim()).map_err(|source| InvalidDuration { text: text.to_owned(), source })
 }
 
-pub fn parse_bytes(text: &str) -> Result<u64, String> {
-    text.trim().parse::<bytesize::ByteSize>().map(|size| size.as_u64()).map_err(|e| format!("{text:?} is not a size such as 32MiB ({e})"))
+/// `32MiB`, `1GB`, a number of bytes: for `--wolkvox.max-response-bytes`.
+pub fn parse_bytes(text: &str) -> Result<u64, InvalidSize> {
+    text.trim().parse::<bytesize::ByteSize>().map(|size| size.as_u64()).map_err(|reason| InvalidSize { text: text.to_owned(), reason })
 }
 
 /// Targets that share a token must share one lane: grouped by token, in configuration order.

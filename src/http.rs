@@ -17,7 +17,7 @@ use bytes::Bytes;
 
 use crate::landing;
 use crate::metrics::{CONTENT_TYPE, ProcessMetrics};
-use crate::snapshot::{Published, Store, unix_now};
+use crate::snapshot::{Published, Store};
 
 pub const README_PATH: &str = "/README.md";
 
@@ -122,7 +122,7 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 async fn landing(State(state): State<AppState>) -> Html<String> {
-    Html(landing::page(&state.store.published(), &state.telemetry_path, unix_now()))
+    Html(landing::page(&state.store.published(), &state.telemetry_path, state.store.clock().unix()))
 }
 
 /// The README the binary was built with: the landing page links it, so the flags, metrics and

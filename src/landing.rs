@@ -6,7 +6,8 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use crate::snapshot::{Published, TargetState, TokenState};
+use crate::snapshot::Published;
+use crate::state::{TargetState, TokenState};
 
 const STYLE: &str = "body{font-family:-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;color:#222}\
 header{background:#e6522c;color:#fff;padding:.6em 1em}header h1{margin:0;font-size:1.4em}\
@@ -92,6 +93,7 @@ pub fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::Clock;
     use crate::snapshot::Store;
     use crate::wolkvox::{Failure, Reason, Report};
 
@@ -109,7 +111,7 @@ mod tests {
             stretched: false,
             info: None,
         };
-        let store = Store::from_states(vec![target], vec![token], &[]);
+        let store = Store::from_states(vec![target], vec![token], &[], Clock::system());
         let html = page(&store.published(), "/metrics", success + 75.0);
         for expected in [
             "<td>0042</td><td>gamification</td>",

@@ -6,9 +6,12 @@
 //! store -> renderer (once per poll) -> published bytes <- /metrics (no API call, no lock)
 //! ```
 
+pub mod admission;
 pub mod app;
 pub mod budget;
+pub mod clock;
 pub mod config;
+pub mod config_error;
 pub mod exposition;
 pub mod gzip;
 pub mod http;
@@ -18,6 +21,8 @@ pub mod metrics;
 pub mod poller;
 pub mod simulator;
 pub mod snapshot;
+pub mod state;
+pub mod tls;
 pub mod token;
 pub mod web;
 pub mod wolkvox;

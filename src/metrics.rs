@@ -5,7 +5,7 @@ use tokio::time::Instant;
 
 use crate::budget::Budget;
 use crate::exposition::{Exposition, Kind, Samples};
-use crate::snapshot::{TargetState, TokenState, unix_now};
+use crate::state::{TargetState, TokenState};
 use crate::wolkvox::model::Series;
 use crate::wolkvox::{Reason, Report, SkipReason, catalogue};
 
@@ -14,7 +14,8 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 const CACHED: &str = "Cached from the last successful background poll of the Wolkvox billing API; scrapes never call the API.";
 
 /// Renders every target; usage series of a target whose last success is too old are left out.
-pub fn render(targets: &[TargetState], tokens: &[TokenState], budgets: &[Budget], now: Instant) -> String {
+/// `now` judges staleness; `unix` is the wall time, for the month's end.
+pub fn render(targets: &[TargetState], tokens: &[TokenState], budgets: &[Budget], now: Instant, unix: f64) -> String {
     let fresh: Vec<(&TargetState, &Report)> = targets.iter().filter_map(|t| Some((t, t.fresh_report(now)?))).collect();
     let mut text = Exposition::with_capacity(8192 + fresh.iter().map(|(t, report)| usage_bytes(t, report)).sum::<usize>());
 
@@ -75,12 +76,17 @@ pub fn render(targets: &[TargetState], tokens: &[TokenState], budgets: &[Budget]
         Kind::Gauge,
         |t| Some(f64::from(t.consecutive_failures)),
     );
-    health(
-        &mut text,
+    text.family(
         "wolkvox_month_end_timestamp_seconds",
         "Unix time at which the current billing month ends in the target's time zone (the first instant of the next month there).",
         Kind::Gauge,
-        |t| t.month_end_unix(unix_now()),
+        |samples| {
+            for target in targets {
+                if let Some(end) = target.month_end_unix(unix) {
+                    samples.add(&[("server", &target.server), ("api", target.api.name)], end);
+                }
+            }
+        },
     );
     health(
         &mut text,
@@ -237,9 +243,13 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::snapshot::Success;
+    use crate::state::Success;
     use crate::wolkvox::Report;
     use crate::wolkvox::model::Series;
+
+    fn before_unix() -> f64 {
+        crate::clock::Clock::system().unix()
+    }
 
     fn state(operation: &str, at: Instant, stale_after: Duration) -> TargetState {
         let report = Report {
@@ -257,7 +267,8 @@ mod tests {
     #[test]
     fn label_values_are_escaped_whatever_they_hold() {
         let now = Instant::now();
-        let text = render(&[state("a \"quoted\" back\\slash\nnew line ñ 😀 \t tab", now, Duration::from_secs(60))], &[], &[], now);
+        let text =
+            render(&[state("a \"quoted\" back\\slash\nnew line ñ 😀 \t tab", now, Duration::from_secs(60))], &[], &[], now, before_unix());
         assert!(
             text.contains(
                 "wolkvox_gamification_licenses{server=\"0042\",operation=\"a \\\"quoted\\\" back\\\\slash\\nnew line ñ 😀 \t tab\",description=\"Gamification\"} 3\n"
@@ -270,10 +281,10 @@ mod tests {
 
     #[test]
     fn stale_usage_is_left_out_but_health_stays() {
-        let before = unix_now();
+        let before = before_unix();
         let now = Instant::now();
         let old = state("ventas", now, Duration::from_secs(60));
-        let text = render(&[old], &[], &[], now + Duration::from_secs(61));
+        let text = render(&[old], &[], &[], now + Duration::from_secs(61), before_unix());
         assert!(!text.contains("wolkvox_gamification_licenses"), "{text}");
         assert!(text.contains("wolkvox_up{server=\"0042\",api=\"gamification\"} 1\n"));
         assert!(text.contains("wolkvox_last_success_timestamp_seconds{server=\"0042\",api=\"gamification\"} 1500000000\n"));
@@ -290,7 +301,7 @@ mod tests {
     #[test]
     fn help_says_the_values_are_cached_and_no_sample_has_a_timestamp() {
         let now = Instant::now();
-        let text = render(&[state("ventas", now, Duration::from_secs(60))], &[], &[], now);
+        let text = render(&[state("ventas", now, Duration::from_secs(60))], &[], &[], now, before_unix());
         assert!(text.contains("# HELP wolkvox_gamification_licenses Active gamification licenses"));
         assert!(
             text.lines()

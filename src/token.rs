@@ -10,13 +10,13 @@ pub struct Token(Arc<str>);
 
 impl Token {
     /// Checks that the value can travel in an HTTP header; the error never quotes the value.
-    pub fn new(value: &str) -> Result<Token, &'static str> {
+    pub fn new(value: &str) -> Result<Token, InvalidToken> {
         let value = value.trim();
         if value.is_empty() {
-            return Err("the token is empty");
+            return Err(InvalidToken::Empty);
         }
         if !value.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err("the token holds spaces, control or non-ASCII characters, which an HTTP header cannot carry");
+            return Err(InvalidToken::NotHeaderSafe);
         }
         Ok(Token(value.into()))
     }
@@ -25,6 +25,15 @@ impl Token {
     pub fn expose(&self) -> &str {
         &self.0
     }
+}
+
+/// Why a value cannot be a token. It carries nothing of the value, so it can be shown anywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidToken {
+    #[error("the token is empty")]
+    Empty,
+    #[error("the token holds spaces, control or non-ASCII characters, which an HTTP header cannot carry")]
+    NotHeaderSafe,
 }
 
 impl fmt::Debug for Token {
@@ -46,8 +55,8 @@ mod tests {
     #[test]
     fn trims_and_refuses_what_a_header_cannot_carry() {
         assert_eq!(Token::new("  fake-token\n").unwrap().expose(), "fake-token");
-        assert!(Token::new("   ").is_err());
-        assert!(Token::new("fake token").is_err());
-        assert!(Token::new("fake-tökén").is_err());
+        assert_eq!(Token::new("   "), Err(InvalidToken::Empty));
+        assert_eq!(Token::new("fake token"), Err(InvalidToken::NotHeaderSafe));
+        assert_eq!(Token::new("fake-tökén"), Err(InvalidToken::NotHeaderSafe));
     }
 }

@@ -35,11 +35,22 @@ fn version_and_help() {
 
 #[test]
 fn invalid_configuration_exits_non_zero_with_one_clear_line() {
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 6] = [
         (&["--wolkvox.server", "0042"], "--wolkvox.token-file: no token"),
-        (&["--wolkvox.server", "0042", "--wolkvox.poll-interval", "soon"], "--wolkvox.poll-interval"),
+        (
+            &["--wolkvox.server", "0042", "--wolkvox.poll-interval", "soon"],
+            "'--wolkvox.poll-interval <POLL_INTERVAL>': \"soon\" is not a duration such as 90s or 5m",
+        ),
+        (
+            &["--wolkvox.server", "0042", "--wolkvox.max-response-bytes", "lots"],
+            "'--wolkvox.max-response-bytes <MAX_RESPONSE_BYTES>': \"lots\" is not a size such as 32MiB",
+        ),
         (&["--wolkvox.server", "0042", "--wolkvox.timezone", "Nowhere/Land"], "--wolkvox.timezone"),
         (&["--config.file", "/nonexistent/targets.yml"], "--config.file: cannot read /nonexistent/targets.yml"),
+        (
+            &["--wolkvox.server", "0042", "--web.config.file", "/nonexistent/web.yml"],
+            "invalid configuration: --web.config.file /nonexistent/web.yml: cannot read /nonexistent/web.yml",
+        ),
     ];
     for (args, expected) in cases {
         let env: &[(&str, &str)] = if expected.contains("no token") { &[] } else { &[("WOLKVOX_TOKEN", FAKE_TOKEN)] };

@@ -163,7 +163,7 @@ fn a_token_file_every_user_can_read_draws_a_warning() {
 fn the_upstream_ca_file_must_hold_a_certificate() {
     let not_pem = write_temp("ca.pem", "not a certificate");
     let message = error(&["--wolkvox.server", "0042", "--wolkvox.ca-file", not_pem.to_str().unwrap()], &[TOKEN_ENV]);
-    assert!(message.contains("--wolkvox.ca-file"), "{message}");
+    assert!(message.contains(&format!("--wolkvox.ca-file: {} holds no PEM certificate", not_pem.display())), "{message}");
     let message = error(&["--wolkvox.server", "0042", "--wolkvox.ca-file", "/nonexistent/ca.pem"], &[TOKEN_ENV]);
     assert!(message.contains("--wolkvox.ca-file: cannot read"), "{message}");
 }

@@ -8,11 +8,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use jiff::Timestamp;
 use tokio::time::Instant;
+use wolkvox_exporter::admission::next_midnight;
+use wolkvox_exporter::clock::{Clock, until};
 use wolkvox_exporter::config::Target;
-use wolkvox_exporter::poller::{Lane, UsageSource, run_lane, until_next_day};
-use wolkvox_exporter::snapshot::{self, Store};
-use wolkvox_exporter::wolkvox::{Api, Failure, Reason, Report, TokenInfo, catalogue};
+use wolkvox_exporter::poller::{self, UsageSource, run_lane};
+use wolkvox_exporter::snapshot::Store;
+use wolkvox_exporter::wolkvox::client::{Call, Request};
+use wolkvox_exporter::wolkvox::{Failure, Reason, Report, TokenInfo, catalogue};
 
 /// Answers from a script (then successes), taking `took` of virtual time per call, and records
 /// when each call started and how many overlapped.
@@ -46,8 +50,12 @@ impl Script {
 }
 
 impl UsageSource for Script {
-    async fn poll(&self, target: &Target, api: &'static Api) -> Result<Report, Failure> {
-        self.calls.lock().unwrap().push((target.server.clone(), api.name, Instant::now()));
+    async fn poll(&self, request: &Request<'_>) -> Result<Report, Failure> {
+        let api = match request.call {
+            Call::Billing { api, .. } => catalogue::find(api).unwrap().name,
+            Call::TokenInfo => catalogue::TOKEN_INFO.name,
+        };
+        self.calls.lock().unwrap().push((request.server.to_owned(), api, Instant::now()));
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(now, Ordering::SeqCst);
         tokio::time::sleep(self.took).await;
@@ -56,8 +64,8 @@ impl UsageSource for Script {
     }
 
     /// A call like the others (same timing, same script), whose success says 7 calls of 1000.
-    async fn token_info(&self, target: &Target) -> Result<TokenInfo, Failure> {
-        let outcome = self.poll(target, &catalogue::TOKEN_INFO).await;
+    async fn token_info(&self, request: &Request<'_>) -> Result<TokenInfo, Failure> {
+        let outcome = self.poll(request).await;
         outcome.map(|_| TokenInfo { limit: Some(1000.0), used_today: Some(7.0), all_tokens_used_today: None })
     }
 }
@@ -66,14 +74,27 @@ fn failure(reason: Reason, status: Option<u16>) -> Result<Report, Failure> {
     Err(Failure { status, ..Failure::new(reason, "scripted") })
 }
 
-/// Runs one lane over `targets` for `virtual_time`.
+/// Every test starts at this wall time (10:00 in Bogota), whatever the real time: midnight is 14
+/// hours away.
+fn start_time() -> Timestamp {
+    "2026-11-15T10:00:00-05:00".parse().unwrap()
+}
+
+/// Runs the exporter's lanes for `targets` (planned as the exporter plans them; the tests need one
+/// token) for `virtual_time`, on a clock that starts at [`start_time`].
 async fn run(script: &Arc<Script>, targets: Vec<Target>, virtual_time: Duration) -> Arc<Store> {
-    let store = Store::new(&targets, &[]);
-    let jobs = snapshot::jobs(&targets).collect();
-    let lane = tokio::spawn(run_lane(script.clone(), Lane { index: 0, targets, jobs }, store.clone()));
+    let clock = Clock::starting_at(start_time());
+    let (lanes, store) = poller::plan(&targets, &[], clock.clone());
+    assert_eq!(lanes.len(), 1, "the scheduling tests run one token");
+    let running: Vec<_> =
+        lanes.into_iter().map(|lane| tokio::spawn(run_lane(script.clone(), lane, store.clone(), clock.clone()))).collect();
     tokio::time::sleep(virtual_time).await;
-    lane.abort();
+    running.iter().for_each(|lane| lane.abort());
     store
+}
+
+fn until_midnight(target: &Target) -> Duration {
+    until(start_time(), next_midnight(start_time(), &target.timezone))
 }
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -153,7 +174,8 @@ async fn quota_errors_wait_until_the_next_day_in_the_targets_zone() {
     let script = Script::new(vec![failure(Reason::Quota, Some(403))], Duration::ZERO);
     let target = common::target("0042", "5m");
     let start = Instant::now();
-    let expected = until_next_day(&jiff::Zoned::now().with_time_zone(target.timezone.clone()));
+    let expected = until_midnight(&target);
+    assert_eq!(expected, Duration::from_secs(14 * 3600));
     run(&script, vec![target], Duration::from_secs(2 * 24 * 3600)).await;
 
     // Midnight is `expected` after the start; the first call came a few seconds of jitter later.
@@ -193,8 +215,7 @@ async fn a_quota_error_pauses_every_target_of_the_token() {
     let script = Script::new(vec![failure(Reason::Quota, Some(403))], Duration::ZERO);
     let targets = vec![common::target("0001", "5m"), common::target("0002", "5m")];
     // Watch up to an hour, but stop short of midnight, when calls may resume.
-    let midnight = until_next_day(&jiff::Zoned::now().with_time_zone(targets[0].timezone.clone()));
-    let window = midnight.saturating_sub(Duration::from_secs(120)).clamp(Duration::from_secs(10), Duration::from_secs(3600));
+    let window = until_midnight(&targets[0]) - Duration::from_secs(120);
     run(&script, targets, window).await;
 
     // Whichever target polled first hit the quota; the other must not spend the token again.
@@ -249,7 +270,7 @@ async fn a_daily_call_budget_is_never_exceeded_and_lasts_the_whole_day() {
     // Three APIs every 5 minutes would take 864 calls a day.
     target.daily_call_budget = Some(60);
     let zone = target.timezone.clone();
-    let (wall, start) = (jiff::Timestamp::now(), Instant::now());
+    let (wall, start) = (start_time(), Instant::now());
     let store = run(&script, vec![target], Duration::from_secs(50 * 3600)).await;
 
     assert_eq!(script.max_in_flight.load(Ordering::SeqCst), 1);
@@ -291,6 +312,10 @@ async fn token_info_takes_a_place_on_the_lane_and_in_the_budget() {
     assert_eq!(script.max_in_flight.load(Ordering::SeqCst), 1);
     let token = &store.tokens()[0];
     assert_eq!(token.info.as_ref().and_then(|info| info.used_today), Some(7.0));
-    // The day may have turned during the run; today's count is within the budget either way.
-    assert!(token.calls_today >= 1 && token.calls_today <= 30 && calls.len() <= 60, "{} calls, {token:?}", calls.len());
+    // 10:00 to 16:00: one day, so every call counts today, within the budget; and every job had a turn.
+    assert_eq!(token.calls_today as usize, calls.len(), "{token:?}");
+    assert!(calls.len() <= 30, "{} calls over a budget of 30", calls.len());
+    for (server, api) in [("0001", "gamification"), ("0001", "chat_licenses"), ("0002", "gamification"), ("0001", "token_info")] {
+        assert!(calls.iter().any(|(s, a, _)| s == server && *a == api), "{server} {api} never called: {calls:?}");
+    }
 }

@@ -12,6 +12,15 @@ use base64::Engine;
 /// Enough for every scraper of a fleet; past it the cache starts over.
 const CACHE_ENTRIES: usize = 256;
 
+/// Why `basic_auth_users` cannot be used; each message names the field.
+#[derive(Debug, thiserror::Error)]
+pub enum UsersError {
+    #[error("basic_auth_users.{user}: not a bcrypt hash (make one with htpasswd -nBC 10 \"\" | tr -d ':\\n')")]
+    NotAHash { user: String },
+    #[error("basic_auth_users: {0}")]
+    Dummy(#[from] bcrypt::BcryptError),
+}
+
 pub struct Users {
     hashes: BTreeMap<String, String>,
     /// A hash of nothing anyone knows, at the highest cost of the configured ones.
@@ -25,20 +34,16 @@ impl Users {
         Users { hashes: BTreeMap::new(), dummy: String::new(), verdicts: Mutex::new(HashMap::new()) }
     }
 
-    pub fn new(hashes: BTreeMap<String, String>) -> Result<Users, String> {
+    pub fn new(hashes: BTreeMap<String, String>) -> Result<Users, UsersError> {
         let mut highest_cost = 0;
         for (user, hash) in &hashes {
-            let not_a_hash = || format!("basic_auth_users.{user}: not a bcrypt hash (make one with htpasswd -nBC 10 \"\" | tr -d ':\\n')");
-            let parts: bcrypt::HashParts = hash.parse().map_err(|_| not_a_hash())?;
+            let not_a_hash = |_| UsersError::NotAHash { user: user.clone() };
+            let parts: bcrypt::HashParts = hash.parse().map_err(not_a_hash)?;
             // A hash that parses but cannot be checked (a bad salt) would refuse that user for ever.
-            bcrypt::verify("", hash).map_err(|_| not_a_hash())?;
+            bcrypt::verify("", hash).map_err(not_a_hash)?;
             highest_cost = highest_cost.max(parts.get_cost());
         }
-        let dummy = if hashes.is_empty() {
-            String::new()
-        } else {
-            bcrypt::hash(fastrand::u64(..).to_string(), highest_cost).map_err(|e| format!("basic_auth_users: {e}"))?
-        };
+        let dummy = if hashes.is_empty() { String::new() } else { bcrypt::hash(fastrand::u64(..).to_string(), highest_cost)? };
         Ok(Users { hashes, dummy, verdicts: Mutex::new(HashMap::new()) })
     }
 
@@ -114,7 +119,7 @@ mod tests {
 
     #[test]
     fn a_value_that_is_not_a_bcrypt_hash_is_refused_with_the_user_named() {
-        let error = Users::new(BTreeMap::from([("alice".to_owned(), "plaintext".to_owned())])).err().unwrap();
+        let error = Users::new(BTreeMap::from([("alice".to_owned(), "plaintext".to_owned())])).err().unwrap().to_string();
         assert!(error.starts_with("basic_auth_users.alice:"), "{error}");
     }
 }

@@ -8,12 +8,78 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::http::{HeaderName, HeaderValue};
-use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::pem::{Error as PemError, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use serde::Deserialize;
 
-use super::auth::Users;
+use super::auth::{Users, UsersError};
+
+/// Why a web configuration file cannot be used. Each message names the field at fault
+/// (`tls_server_config.cert_file: ...`); the flag and the file are named by the caller.
+#[derive(Debug, thiserror::Error)]
+pub enum WebConfigError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    /// Not YAML, or an unknown or mistyped key: the parser's message names it.
+    #[error("{0}")]
+    Syntax(#[from] serde_norway::Error),
+    #[error("tls_server_config.cert / key: inline certificates are not supported; use cert_file and key_file")]
+    InlineCertificate,
+    #[error("tls_server_config.client_allowed_sans: not supported; trust only the client CA you mean")]
+    ClientAllowedSans,
+    /// `cert_file` or `key_file` is missing.
+    #[error("tls_server_config.{0}: required")]
+    Required(&'static str),
+    /// A PEM file named by `field` cannot be read or parsed.
+    #[error("tls_server_config.{field}: {}: {source}", path.display())]
+    Pem { field: &'static str, path: PathBuf, source: PemError },
+    #[error("tls_server_config.cert_file: {} holds no certificate", path.display())]
+    NoCertificate { path: PathBuf },
+    #[error("tls_server_config.client_ca_file: {}: {source}", path.display())]
+    ClientCa { path: PathBuf, source: rustls::Error },
+    #[error("tls_server_config.client_ca_file: {0}")]
+    ClientVerifier(rustls::server::VerifierBuilderError),
+    #[error("tls_server_config.client_ca_file: set, but client_auth_type is NoClientCert (use RequireAndVerifyClientCert)")]
+    ClientCaWithoutClientAuth,
+    #[error("tls_server_config.client_ca_file: required with client_auth_type {0}")]
+    ClientCaRequired(String),
+    #[error(
+        "tls_server_config.client_auth_type: {0:?} is not supported (NoClientCert, VerifyClientCertIfGiven, RequireAndVerifyClientCert)"
+    )]
+    ClientAuthType(String),
+    /// `min_version` or `max_version` is not a version name.
+    #[error("tls_server_config.{field}: {value:?} is not one of TLS10, TLS11, TLS12, TLS13")]
+    UnknownVersion { field: &'static str, value: String },
+    #[error("tls_server_config.max_version: below TLS12, which is the lowest version supported")]
+    MaxVersionTooLow,
+    #[error("tls_server_config: min_version is above max_version")]
+    VersionsReversed,
+    #[error("tls_server_config: {0}")]
+    Versions(rustls::Error),
+    #[error("tls_server_config.key_file: does not match the certificate: {0}")]
+    KeyMismatch(rustls::Error),
+    #[error(
+        "http_server_config.headers.{name}: not one of the allowed security headers (Strict-Transport-Security, Content-Security-Policy, X-Frame-Options, X-Content-Type-Options, X-XSS-Protection)"
+    )]
+    HeaderNotAllowed { name: String },
+    #[error("http_server_config.headers.{name}: {value:?} is not an allowed value")]
+    HeaderValueNotAllowed { name: String, value: String },
+    #[error("http_server_config.headers.{name}: {source}")]
+    HeaderName { name: String, source: axum::http::header::InvalidHeaderName },
+    #[error("http_server_config.headers.{name}: {source}")]
+    HeaderValue { name: String, source: axum::http::header::InvalidHeaderValue },
+    #[error(transparent)]
+    Users(#[from] UsersError),
+}
+
+/// Until src/simulator.rs handles the typed error: `WebSettings::load(..)?` in a function that
+/// returns `Result<_, String>`.
+impl From<WebConfigError> for String {
+    fn from(error: WebConfigError) -> String {
+        error.to_string()
+    }
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -67,9 +133,9 @@ impl WebSettings {
         WebSettings { tls: None, users: Arc::new(Users::none()), headers: Vec::new(), watched: Vec::new() }
     }
 
-    pub fn load(path: &Path) -> Result<WebSettings, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let file: WebFile = serde_norway::from_str(&text).map_err(|e| e.to_string())?;
+    pub fn load(path: &Path) -> Result<WebSettings, WebConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| WebConfigError::Read { path: path.to_owned(), source })?;
+        let file: WebFile = serde_norway::from_str(&text)?;
         let dir = path.parent().unwrap_or(Path::new("."));
         let mut watched = vec![path.to_owned()];
         let tls = match file.tls_server_config {
@@ -92,84 +158,76 @@ impl fmt::Debug for WebSettings {
     }
 }
 
-fn tls_config(tls: TlsFile, dir: &Path, watched: &mut Vec<PathBuf>) -> Result<rustls::ServerConfig, String> {
+fn tls_config(tls: TlsFile, dir: &Path, watched: &mut Vec<PathBuf>) -> Result<rustls::ServerConfig, WebConfigError> {
     if tls.cert.is_some() || tls.key.is_some() {
-        return Err("tls_server_config.cert / key: inline certificates are not supported; use cert_file and key_file".to_owned());
+        return Err(WebConfigError::InlineCertificate);
     }
     if tls.client_allowed_sans.is_some() {
-        return Err("tls_server_config.client_allowed_sans: not supported; trust only the client CA you mean".to_owned());
+        return Err(WebConfigError::ClientAllowedSans);
     }
-    let cert_path = dir.join(tls.cert_file.ok_or("tls_server_config.cert_file: required")?);
-    let key_path = dir.join(tls.key_file.ok_or("tls_server_config.key_file: required")?);
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
-        .and_then(|certs| certs.collect())
-        .map_err(|e| format!("tls_server_config.cert_file: {}: {e}", cert_path.display()))?;
+    let cert_path = dir.join(tls.cert_file.ok_or(WebConfigError::Required("cert_file"))?);
+    let key_path = dir.join(tls.key_file.ok_or(WebConfigError::Required("key_file"))?);
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(&cert_path).and_then(|certs| certs.collect()).map_err(pem_error("cert_file", &cert_path))?;
     if certs.is_empty() {
-        return Err(format!("tls_server_config.cert_file: {} holds no certificate", cert_path.display()));
+        return Err(WebConfigError::NoCertificate { path: cert_path });
     }
-    let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| format!("tls_server_config.key_file: {}: {e}", key_path.display()))?;
+    let key = PrivateKeyDer::from_pem_file(&key_path).map_err(pem_error("key_file", &key_path))?;
     watched.extend([cert_path, key_path]);
 
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let versions = versions(tls.min_version.as_deref(), tls.max_version.as_deref())?;
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
-        .map_err(|e| format!("tls_server_config: {e}"))?;
+        .map_err(WebConfigError::Versions)?;
 
     let auth_type = tls.client_auth_type.as_deref().unwrap_or("NoClientCert");
     let builder = match (auth_type, tls.client_ca_file) {
         ("NoClientCert", None) => builder.with_no_client_auth(),
-        ("NoClientCert", Some(_)) => {
-            return Err(
-                "tls_server_config.client_ca_file: set, but client_auth_type is NoClientCert (use RequireAndVerifyClientCert)".to_owned()
-            );
-        }
+        ("NoClientCert", Some(_)) => return Err(WebConfigError::ClientCaWithoutClientAuth),
         (kind @ ("RequireAndVerifyClientCert" | "VerifyClientCertIfGiven"), Some(ca)) => {
             let ca_path = dir.join(ca);
             let mut roots = rustls::RootCertStore::empty();
-            for cert in CertificateDer::pem_file_iter(&ca_path)
-                .map_err(|e| format!("tls_server_config.client_ca_file: {}: {e}", ca_path.display()))?
-            {
-                let cert = cert.map_err(|e| format!("tls_server_config.client_ca_file: {}: {e}", ca_path.display()))?;
-                roots.add(cert).map_err(|e| format!("tls_server_config.client_ca_file: {}: {e}", ca_path.display()))?;
+            for cert in CertificateDer::pem_file_iter(&ca_path).map_err(pem_error("client_ca_file", &ca_path))? {
+                let cert = cert.map_err(pem_error("client_ca_file", &ca_path))?;
+                roots.add(cert).map_err(|source| WebConfigError::ClientCa { path: ca_path.clone(), source })?;
             }
             watched.push(ca_path);
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
             let verifier = if kind == "VerifyClientCertIfGiven" { verifier.allow_unauthenticated() } else { verifier };
-            builder.with_client_cert_verifier(verifier.build().map_err(|e| format!("tls_server_config.client_ca_file: {e}"))?)
+            builder.with_client_cert_verifier(verifier.build().map_err(WebConfigError::ClientVerifier)?)
         }
         ("RequireAndVerifyClientCert" | "VerifyClientCertIfGiven", None) => {
-            return Err(format!("tls_server_config.client_ca_file: required with client_auth_type {auth_type}"));
+            return Err(WebConfigError::ClientCaRequired(auth_type.to_owned()));
         }
-        (other, _) => {
-            return Err(format!(
-                "tls_server_config.client_auth_type: {other:?} is not supported (NoClientCert, VerifyClientCertIfGiven, RequireAndVerifyClientCert)"
-            ));
-        }
+        (other, _) => return Err(WebConfigError::ClientAuthType(other.to_owned())),
     };
-    let mut config =
-        builder.with_single_cert(certs, key).map_err(|e| format!("tls_server_config.key_file: does not match the certificate: {e}"))?;
+    let mut config = builder.with_single_cert(certs, key).map_err(WebConfigError::KeyMismatch)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }
 
+/// For `map_err` on reading the PEM file `path`, named by `field`.
+fn pem_error(field: &'static str, path: &Path) -> impl FnOnce(PemError) -> WebConfigError + use<> {
+    let path = path.to_owned();
+    move |source| WebConfigError::Pem { field, path, source }
+}
+
 /// exporter-toolkit's names; rustls speaks TLS 1.2 and 1.3 only, so a lower minimum means 1.2.
-fn versions(min: Option<&str>, max: Option<&str>) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, String> {
-    let rank = |field: &str, name: &str| match name {
+fn versions(min: Option<&str>, max: Option<&str>) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, WebConfigError> {
+    let rank = |field: &'static str, name: &str| match name {
         "TLS10" | "TLS11" | "TLS12" => Ok(12),
         "TLS13" => Ok(13),
-        other => Err(format!("tls_server_config.{field}: {other:?} is not one of TLS10, TLS11, TLS12, TLS13")),
+        other => Err(WebConfigError::UnknownVersion { field, value: other.to_owned() }),
     };
     let min = min.map(|v| rank("min_version", v)).transpose()?.unwrap_or(12);
     let max = match max {
-        Some("TLS10" | "TLS11") => {
-            return Err("tls_server_config.max_version: below TLS12, which is the lowest version supported".to_owned());
-        }
+        Some("TLS10" | "TLS11") => return Err(WebConfigError::MaxVersionTooLow),
         Some(v) => rank("max_version", v)?,
         None => 13,
     };
     if min > max {
-        return Err("tls_server_config: min_version is above max_version".to_owned());
+        return Err(WebConfigError::VersionsReversed);
     }
     Ok([(12, &rustls::version::TLS12), (13, &rustls::version::TLS13)]
         .into_iter()
@@ -179,23 +237,23 @@ fn versions(min: Option<&str>, max: Option<&str>) -> Result<Vec<&'static rustls:
 }
 
 /// The security headers exporter-toolkit allows, with the values it allows.
-fn headers(configured: BTreeMap<String, String>) -> Result<Vec<(HeaderName, HeaderValue)>, String> {
+fn headers(configured: BTreeMap<String, String>) -> Result<Vec<(HeaderName, HeaderValue)>, WebConfigError> {
     configured
         .into_iter()
         .map(|(name, value)| {
-            let field = format!("http_server_config.headers.{name}");
             let allowed = match name.to_ascii_lowercase().as_str() {
                 "strict-transport-security" | "content-security-policy" | "x-xss-protection" => true,
                 "x-frame-options" => matches!(value.to_ascii_lowercase().as_str(), "deny" | "sameorigin"),
                 "x-content-type-options" => value.eq_ignore_ascii_case("nosniff"),
-                _ => return Err(format!("{field}: not one of the allowed security headers (Strict-Transport-Security, Content-Security-Policy, X-Frame-Options, X-Content-Type-Options, X-XSS-Protection)")),
+                _ => return Err(WebConfigError::HeaderNotAllowed { name }),
             };
             if !allowed {
-                return Err(format!("{field}: {value:?} is not an allowed value"));
+                return Err(WebConfigError::HeaderValueNotAllowed { name, value });
             }
-            let name = HeaderName::try_from(name.as_str()).map_err(|e| format!("{field}: {e}"))?;
-            let value = HeaderValue::try_from(value.as_str()).map_err(|e| format!("{field}: {e}"))?;
-            Ok((name, value))
+            let header_name =
+                HeaderName::try_from(name.as_str()).map_err(|source| WebConfigError::HeaderName { name: name.clone(), source })?;
+            let header_value = HeaderValue::try_from(value.as_str()).map_err(|source| WebConfigError::HeaderValue { name, source })?;
+            Ok((header_name, header_value))
         })
         .collect()
 }

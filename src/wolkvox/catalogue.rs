@@ -72,10 +72,17 @@ pub fn gamification() -> &'static Api {
     &APIS[2]
 }
 
-/// The API called `name`, or an error that lists the valid names.
-pub fn find(name: &str) -> Result<&'static Api, String> {
+/// A name that is not one of the billing APIs; the message lists the valid ones.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown API {name:?}; the billing APIs are: {}", names())]
+pub struct UnknownApi {
+    pub name: String,
+}
+
+/// The API called `name` (surrounding whitespace ignored).
+pub fn find(name: &str) -> Result<&'static Api, UnknownApi> {
     let name = name.trim();
-    APIS.iter().find(|api| api.name == name).ok_or_else(|| format!("unknown API {name:?}; the billing APIs are: {}", names()))
+    APIS.iter().find(|api| api.name == name).ok_or_else(|| UnknownApi { name: name.to_owned() })
 }
 
 /// Every `api=` value, comma-separated, for error messages and `--help`.
@@ -112,7 +119,7 @@ mod tests {
     #[test]
     fn unknown_names_are_refused_with_the_list() {
         assert_eq!(find(" chat_licenses ").unwrap().metric, "wolkvox_chat_licenses");
-        let error = find("chat").unwrap_err();
+        let error = find("chat").unwrap_err().to_string();
         assert!(error.contains("unknown API \"chat\"") && error.contains("agent_script, intelligent_dial, gamification"), "{error}");
     }
 }

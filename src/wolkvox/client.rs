@@ -6,9 +6,40 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
 use super::model::{self, Decoded};
-use super::{Failure, Reason, Report, TokenInfo, token_info, window};
-use crate::config::Target;
+use super::window::Window;
+use super::{Failure, Reason, Report, TokenInfo, token_info};
 use crate::token::Token;
+
+/// One call, built by the caller: where, for which server, what, with which token, and how much
+/// time and body it may take. The client knows nothing of the configuration.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    /// `https://wv0042.wolkvox.com`, or the simulator's address.
+    pub base_url: &'a str,
+    pub server: &'a str,
+    pub call: Call<'a>,
+    pub token: &'a Token,
+    /// The whole call, connect to last byte.
+    pub timeout: Duration,
+    pub max_response_bytes: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Call<'a> {
+    /// `billing.php?api={api}` over the window.
+    Billing { api: &'a str, window: &'a Window },
+    /// `information.php?api=token_info`.
+    TokenInfo,
+}
+
+impl Request<'_> {
+    fn path_and_query(&self) -> String {
+        match self.call {
+            Call::Billing { api, window } => format!("billing.php?api={api}&date_ini={}&date_end={}", window.date_ini, window.date_end),
+            Call::TokenInfo => "information.php?api=token_info".to_owned(),
+        }
+    }
+}
 
 /// Shared by every lane; it holds the connection pool and nothing about any token.
 #[derive(Clone)]
@@ -17,59 +48,53 @@ pub struct Client {
 }
 
 impl Client {
-    /// `ca_file`: a CA to trust besides the system's.
-    pub fn new(ca_file: Option<&std::path::Path>) -> Result<Client, String> {
-        let mut builder = reqwest::Client::builder()
+    /// `ca_certificates`: CAs to trust besides the system's.
+    pub fn new(ca_certificates: Vec<reqwest::Certificate>) -> Result<Client, reqwest::Error> {
+        let builder = reqwest::Client::builder()
             .user_agent(concat!("wolkvox_exporter/", env!("CARGO_PKG_VERSION")))
             // A redirect would carry the token header to wherever it points: answer 3xx as an error.
             .redirect(reqwest::redirect::Policy::none());
-        if let Some(path) = ca_file {
-            builder = builder.tls_certs_merge(crate::config::ca_certificates(path)?);
-        }
-        let http = builder.build().map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(Client { http })
+        let builder = if ca_certificates.is_empty() { builder } else { builder.tls_certs_merge(ca_certificates) };
+        Ok(Client { http: builder.build()? })
     }
 
-    /// Calls `billing.php?api={api}` for the target's current month.
-    pub async fn fetch(&self, target: &Target, api: &str, token: &Token) -> Result<Report, Failure> {
-        let now = jiff::Timestamp::now().to_zoned(target.timezone.clone());
-        let window = window::current_month(&now);
-        let query = format!("billing.php?api={api}&date_ini={}&date_end={}", window.date_ini, window.date_end);
-        self.call(target, &query, token, model::decode).await
+    /// A billing request (`Call::Billing`), decoded into a report.
+    pub async fn fetch(&self, request: &Request<'_>) -> Result<Report, Failure> {
+        self.call(request, model::decode).await
     }
 
-    /// Calls `information.php?api=token_info`: the server's count of the token's calls today.
-    pub async fn fetch_token_info(&self, target: &Target, token: &Token) -> Result<TokenInfo, Failure> {
-        self.call(target, "information.php?api=token_info", token, token_info::decode).await
+    /// A `token_info` request: the server's count of the token's calls today.
+    pub async fn fetch_token_info(&self, request: &Request<'_>) -> Result<TokenInfo, Failure> {
+        self.call(request, token_info::decode).await
     }
 
-    /// One call of `/api/v2/{query}`. The whole call, from connect to the last byte of the body,
-    /// is bounded by the target's timeout.
-    async fn call<T>(&self, target: &Target, query: &str, token: &Token, decode: Decoder<T>) -> Result<T, Failure> {
-        let timeout = target.timeout;
-        match tokio::time::timeout(timeout, self.call_unbounded(target, query, token, decode)).await {
+    /// One call of `/api/v2/...`. The whole call, from connect to the last byte of the body, is
+    /// bounded by the request's timeout.
+    async fn call<T>(&self, request: &Request<'_>, decode: Decoder<T>) -> Result<T, Failure> {
+        let timeout = request.timeout;
+        match tokio::time::timeout(timeout, self.call_unbounded(request, decode)).await {
             Ok(Ok(answer)) => Ok(answer),
             // An upstream that echoes the token in its message must not get it into our logs; and
             // its message, however long or many-lined, becomes one short line.
-            Ok(Err(failure)) => Err(Failure { detail: one_line(&failure.detail.replace(token.expose(), "<redacted>")), ..failure }),
+            Ok(Err(failure)) => Err(Failure { detail: one_line(&failure.detail.replace(request.token.expose(), "<redacted>")), ..failure }),
             Err(_) => Err(Failure::new(Reason::Timeout, format!("no complete answer within {}", humantime::format_duration(timeout)))),
         }
     }
 
-    async fn call_unbounded<T>(&self, target: &Target, query: &str, token: &Token, decode: Decoder<T>) -> Result<T, Failure> {
-        let url = format!("{}/api/v2/{query}", target.base_url.trim_end_matches('/'));
+    async fn call_unbounded<T>(&self, request: &Request<'_>, decode: Decoder<T>) -> Result<T, Failure> {
+        let url = format!("{}/api/v2/{}", request.base_url.trim_end_matches('/'), request.path_and_query());
         let mut response = self
             .http
             .get(url)
-            .header("wolkvox-token", token.expose())
-            .header("wolkvox_server", &target.server)
+            .header("wolkvox-token", request.token.expose())
+            .header("wolkvox_server", request.server)
             .send()
             .await
             .map_err(|e| Failure::new(Reason::Transport, describe(&e)))?;
 
         let status = response.status().as_u16();
         let retry_after = retry_after(response.headers());
-        let max = target.max_response_bytes;
+        let max = request.max_response_bytes;
         if let Some(length) = response.content_length().filter(|&length| length > max) {
             return Err(Failure::new(Reason::TooLarge, format!("the body announces {length} bytes, the cap is {max}")));
         }
@@ -131,14 +156,7 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 /// The error and its causes on one line. reqwest names the URL, which carries no secret: the
 /// token travels only in a header.
 fn describe(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    std::iter::successors(Some(error as &dyn std::error::Error), |e| e.source()).map(|e| e.to_string()).collect::<Vec<_>>().join(": ")
 }
 
 #[cfg(test)]

@@ -1,9 +1,13 @@
-//! Why a poll failed, in the fixed vocabulary of `wolkvox_api_request_failures_total{reason}`.
+//! Why a poll failed, in the fixed vocabulary of `wolkvox_api_request_failures_total{reason}`, and
+//! what each reason means for the next call: the one table the scheduler reads.
 
 use std::fmt;
 use std::time::Duration;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Reason {
     /// 401, or 403 PLEASE VALIDATE TOKEN: someone must fix the token.
     Auth,
@@ -96,14 +100,41 @@ impl Failure {
         Failure { reason, detail: detail.into(), status: None, retry_after: None }
     }
 
-    /// Transient failures are retried sooner than the interval (with backoff).
-    pub fn is_transient(&self) -> bool {
+    /// What this failure means for the next call. `Retry-After`, when sent, is obeyed on top.
+    pub fn consequence(&self) -> Consequence {
         match self.reason {
-            Reason::Transport | Reason::Timeout | Reason::RateLimited => true,
-            Reason::Http => self.status.is_some_and(|s| s >= 500),
-            _ => false,
+            Reason::Quota => Consequence::PauseTokenUntilMidnight,
+            Reason::Timeout => Consequence::BackoffAndRestToken,
+            Reason::Transport | Reason::RateLimited => Consequence::Backoff,
+            Reason::Http if self.status.is_some_and(|s| s >= 500) => Consequence::Backoff,
+            Reason::Auth
+            | Reason::Concurrency
+            | Reason::Forbidden
+            | Reason::BadRequest
+            | Reason::Http
+            | Reason::Decode
+            | Reason::TooLarge => Consequence::Interval,
         }
     }
+
+    /// Transient failures are retried sooner than the interval (with backoff).
+    pub fn is_transient(&self) -> bool {
+        matches!(self.consequence(), Consequence::Backoff | Consequence::BackoffAndRestToken)
+    }
+}
+
+/// When the next call may come after a failure (see `admission` for the numbers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Consequence {
+    /// Nothing to gain from trying sooner: the normal interval.
+    Interval,
+    /// Likely to pass soon: retry with a doubling wait, up to the interval.
+    Backoff,
+    /// A dropped call may still run on Wolkvox: backoff, and the whole token waits until the API
+    /// would have given up on it.
+    BackoffAndRestToken,
+    /// The daily quota is spent: every job of the token waits until midnight in its zone.
+    PauseTokenUntilMidnight,
 }
 
 #[cfg(test)]

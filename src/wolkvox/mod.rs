@@ -10,6 +10,6 @@ pub mod window;
 
 pub use catalogue::Api;
 pub use client::Client;
-pub use failure::{Failure, Reason};
+pub use failure::{Consequence, Failure, Reason};
 pub use model::{Report, SkipReason};
 pub use token_info::TokenInfo;

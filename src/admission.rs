@@ -1,0 +1,481 @@
+//! Call admission: from a token's ledger and the time, which of its jobs calls next and when. Every
+//! rule about when Wolkvox may be called lives here, and nowhere else:
+//!
+//! - the API's floor: one call per API every 5 minutes (unless fast polling is allowed);
+//! - one call in flight per token; a call still open in the ledger (the process died during it)
+//!   blocks the token until Wolkvox would have given up on it (60 s);
+//! - a token's APIs spread evenly over the 5 minutes instead of called back to back;
+//! - the daily call budget: calls spaced so that what is left lasts until midnight, never over it;
+//! - what each failure means (`Failure::consequence`): the interval, backoff, `Retry-After`, the
+//!   token's rest after a timeout, the quota's pause until midnight in the token's zone.
+//!
+//! Pure and synchronous: the ledger is a plain value (the state directory persists it as it is),
+//! `now` is a parameter, and the random jitter is passed in.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::clock::until;
+use crate::wolkvox::{Consequence, Failure, Reason};
+
+/// The API allows one call per API every 5 minutes.
+pub const FLOOR: Duration = Duration::from_secs(300);
+/// The API may work on a call for this long; a call we gave up on earlier may still be running.
+pub const API_MAX_CALL: Duration = Duration::from_secs(60);
+/// The first retry of a transient failure; it doubles up to the interval.
+const FIRST_BACKOFF: Duration = Duration::from_secs(30);
+/// A `Retry-After` longer than this is treated as a mistake.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+/// The first poll of a new job comes within a tenth of its interval, at most this, of start-up.
+const MAX_FIRST_POLL_JITTER: Duration = Duration::from_secs(5);
+/// Jitter only ever adds to a wait: up to 5% of it, at most 30 s.
+const MAX_JITTER: Duration = Duration::from_secs(30);
+
+/// The rules of one token, from the configuration.
+#[derive(Clone, Debug)]
+pub struct TokenRules {
+    /// The zone of the token's day (budget and quota).
+    pub zone: TimeZone,
+    pub daily_budget: Option<u32>,
+    /// Intervals under 5 minutes allowed (simulators and tests): no floor.
+    pub fast_poll: bool,
+    pub jobs: Vec<JobRules>,
+}
+
+/// The rules of one job (one billing API of one server, or `token_info`).
+#[derive(Clone, Debug)]
+pub struct JobRules {
+    /// Names the job in the ledger: stable across restarts, never the token.
+    pub key: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+}
+
+/// What a token has done and must remember, across restarts too.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Ledger {
+    pub jobs: BTreeMap<String, JobLedger>,
+    pub last_call_start: Option<Timestamp>,
+    pub last_call_end: Option<Timestamp>,
+    /// The day `calls_today` counts, in the token's zone.
+    pub day: Option<Date>,
+    pub calls_today: u32,
+    /// No call of the token before this (quota, rest after a timeout).
+    pub paused_until: Option<Timestamp>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobLedger {
+    pub last_start: Option<Timestamp>,
+    pub last_end: Option<Timestamp>,
+    /// None: succeeded (or never ended); Some: how the last call failed.
+    pub last_failure: Option<Reason>,
+    /// Transient failures since the last success or lasting failure, for the backoff.
+    pub failures_in_a_row: u32,
+    /// When this job is due by its own schedule (interval, backoff, `Retry-After`).
+    pub due: Option<Timestamp>,
+}
+
+/// The answer: job `job` (an index into `TokenRules::jobs`) may call at `at`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Decision {
+    pub job: usize,
+    pub at: Timestamp,
+    /// The least time between two calls that the daily budget imposes now (zero without one).
+    pub spacing: Duration,
+    /// The budget, not the schedule, set `at`.
+    pub held_by_budget: bool,
+}
+
+impl Ledger {
+    /// Calls made on `now`'s day in the zone (the count of an earlier day is no longer today's).
+    pub fn calls_on(&self, now: Timestamp, zone: &TimeZone) -> u32 {
+        if self.day == Some(now.to_zoned(zone.clone()).date()) { self.calls_today } else { 0 }
+    }
+
+    /// A call of the token that started and has not ended, as the ledger of a process that died
+    /// during a call shows.
+    fn open_call(&self) -> Option<Timestamp> {
+        let start = self.last_call_start?;
+        self.last_call_end.is_none_or(|end| end < start).then_some(start)
+    }
+}
+
+/// Makes the ledger hold exactly the configured jobs: a new job is due within a few seconds
+/// (`jitter` in [0, 1) spreads exporters started together), a job no longer configured is dropped.
+pub fn reconcile(ledger: &mut Ledger, rules: &TokenRules, now: Timestamp, jitter: f64) {
+    ledger.jobs.retain(|key, _| rules.jobs.iter().any(|job| job.key == *key));
+    for job in &rules.jobs {
+        ledger.jobs.entry(job.key.clone()).or_insert_with(|| JobLedger {
+            due: Some(now + signed(scale((job.interval / 10).min(MAX_FIRST_POLL_JITTER), jitter))),
+            ..JobLedger::default()
+        });
+    }
+}
+
+/// Which job calls next, and when; None only for a token without jobs.
+pub fn next(ledger: &Ledger, rules: &TokenRules, now: Timestamp) -> Option<Decision> {
+    let floor = if rules.fast_poll { Duration::ZERO } else { FLOOR };
+    let (job, job_at) = rules
+        .jobs
+        .iter()
+        .enumerate()
+        .map(|(index, rules)| {
+            let state = ledger.jobs.get(&rules.key);
+            let due = state.and_then(|s| s.due).unwrap_or(now);
+            let floor_at = state.and_then(|s| s.last_start).map(|start| start + signed(floor));
+            (index, latest([Some(due), floor_at]))
+        })
+        .min_by_key(|(_, at)| *at)?;
+
+    // The token's own constraints, whatever the job.
+    // Several jobs take turns evenly over the floor (or the shortest interval, if shorter): three
+    // APIs every 5 minutes call once every 100 s, not back to back. Longer intervals do not delay
+    // the first polls further; one job is held by its own schedule only.
+    let shortest = rules.jobs.iter().map(|job| job.interval).min().unwrap_or(Duration::ZERO);
+    let spread = match rules.jobs.len() {
+        0 | 1 => Duration::ZERO,
+        jobs => shortest.min(floor) / jobs as u32,
+    };
+    let token_at = latest([
+        Some(job_at),
+        ledger.open_call().map(|start| start + signed(API_MAX_CALL)),
+        ledger.last_call_end,
+        ledger.last_call_start.map(|start| start + signed(spread)),
+        ledger.paused_until,
+    ]);
+
+    let (budget_at, spacing) = match rules.daily_budget {
+        None => (None, Duration::ZERO),
+        Some(budget) => {
+            let calls = ledger.calls_on(now, &rules.zone);
+            if calls >= budget {
+                (Some(next_midnight(now, &rules.zone)), Duration::ZERO)
+            } else {
+                let spacing = until(now, next_midnight(now, &rules.zone)) / (budget - calls);
+                (ledger.last_call_end.map(|end| end + signed(spacing)), spacing)
+            }
+        }
+    };
+    let at = latest([Some(token_at), budget_at]);
+    Some(Decision { job, at, spacing, held_by_budget: budget_at.is_some_and(|b| b > token_at) })
+}
+
+/// Notes that job `job` starts a call at `now`.
+pub fn record_start(ledger: &mut Ledger, rules: &TokenRules, job: usize, now: Timestamp) {
+    let today = now.to_zoned(rules.zone.clone()).date();
+    ledger.calls_today = ledger.calls_on(now, &rules.zone) + 1;
+    ledger.day = Some(today);
+    ledger.last_call_start = Some(now);
+    ledger.jobs.entry(rules.jobs[job].key.clone()).or_default().last_start = Some(now);
+}
+
+/// Notes that job `job`'s call ended at `now` with `failure` (None: success), and schedules what
+/// follows. `jitter` in [0, 1) lengthens the wait a little.
+pub fn record_end(ledger: &mut Ledger, rules: &TokenRules, job: usize, now: Timestamp, failure: Option<&Failure>, jitter: f64) {
+    let job_rules = &rules.jobs[job];
+    let fast = rules.fast_poll;
+    let state = ledger.jobs.entry(job_rules.key.clone()).or_default();
+    let consequence = failure.map(Failure::consequence);
+    let wait = match consequence {
+        None | Some(Consequence::Interval) => job_rules.interval,
+        Some(Consequence::Backoff | Consequence::BackoffAndRestToken) => backoff(state.failures_in_a_row, job_rules.interval, fast),
+        Some(Consequence::PauseTokenUntilMidnight) => until(now, next_midnight(now, &rules.zone)),
+    };
+    // A server that says when to come back is obeyed, whatever the failure.
+    let asked = failure.and_then(|f| f.retry_after).map_or(Duration::ZERO, |d| d.min(MAX_RETRY_AFTER));
+    let wait = wait.max(asked);
+    let wait = wait + scale((wait / 20).min(MAX_JITTER), jitter);
+
+    state.last_end = Some(now);
+    state.last_failure = failure.map(|f| f.reason);
+    state.failures_in_a_row = match consequence {
+        Some(Consequence::Backoff | Consequence::BackoffAndRestToken) => state.failures_in_a_row + 1,
+        _ => 0,
+    };
+    state.due = Some(now + signed(wait));
+    let started = state.last_start.unwrap_or(now);
+    ledger.last_call_end = Some(now);
+
+    let pause = match consequence {
+        // The quota belongs to the token: every job waits for the next day.
+        Some(Consequence::PauseTokenUntilMidnight) => Some(now + signed(wait)),
+        // Wolkvox may still be answering the call we dropped: give it the API's full minute
+        // before the token makes another call, so two can never overlap on its side.
+        Some(Consequence::BackoffAndRestToken) => {
+            let rest = started + signed(API_MAX_CALL);
+            Some(if fast { rest.min(now + signed(job_rules.interval)) } else { rest })
+        }
+        _ => None,
+    };
+    if let Some(pause) = pause {
+        ledger.paused_until = Some(latest([ledger.paused_until, Some(pause)]));
+    }
+}
+
+/// 30 s doubling per failure in a row, up to the interval; with fast polling the first retry may
+/// come as soon as the interval.
+fn backoff(failures_in_a_row: u32, interval: Duration, fast: bool) -> Duration {
+    let first = if fast { FIRST_BACKOFF.min(interval) } else { FIRST_BACKOFF };
+    first.saturating_mul(2u32.saturating_pow(failures_in_a_row)).min(interval).max(first)
+}
+
+/// 00:00:00 of the day after `now`'s in the zone, when the daily quota is assumed to reset.
+pub fn next_midnight(now: Timestamp, zone: &TimeZone) -> Timestamp {
+    let zoned = now.to_zoned(zone.clone());
+    zoned.tomorrow().and_then(|day| day.start_of_day()).map_or(Timestamp::MAX, |midnight| midnight.timestamp())
+}
+
+fn latest<const N: usize>(times: [Option<Timestamp>; N]) -> Timestamp {
+    times.into_iter().flatten().max().unwrap_or(Timestamp::MIN)
+}
+
+fn signed(duration: Duration) -> SignedDuration {
+    SignedDuration::try_from(duration).unwrap_or(SignedDuration::MAX)
+}
+
+fn scale(most: Duration, fraction: f64) -> Duration {
+    most.mul_f64(fraction.clamp(0.0, 1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    fn at(text: &str) -> Timestamp {
+        text.parse().unwrap()
+    }
+
+    fn job(key: &str, interval: Duration) -> JobRules {
+        JobRules { key: key.to_owned(), interval, timeout: MINUTE }
+    }
+
+    fn rules(jobs: Vec<JobRules>) -> TokenRules {
+        TokenRules { zone: TimeZone::get("America/Bogota").unwrap(), daily_budget: None, fast_poll: false, jobs }
+    }
+
+    fn failure(reason: Reason, status: Option<u16>) -> Failure {
+        Failure { status, ..Failure::new(reason, "test") }
+    }
+
+    /// Records one call of `job` from `start` to `end`.
+    fn call(ledger: &mut Ledger, rules: &TokenRules, job: usize, start: Timestamp, end: Timestamp, failure: Option<&Failure>) {
+        record_start(ledger, rules, job, start);
+        record_end(ledger, rules, job, end, failure, 0.0);
+    }
+
+    fn started(rules: &TokenRules, now: Timestamp) -> Ledger {
+        let mut ledger = Ledger::default();
+        reconcile(&mut ledger, rules, now, 0.0);
+        ledger
+    }
+
+    const NOON: &str = "2026-11-15T12:00:00-05:00";
+
+    #[test]
+    fn a_new_job_is_due_at_once_then_every_interval_after_its_end() {
+        let rules = rules(vec![job("0042/gamification", 5 * MINUTE)]);
+        let now = at(NOON);
+        let mut ledger = started(&rules, now);
+        assert_eq!(next(&ledger, &rules, now).unwrap().at, now);
+        call(&mut ledger, &rules, 0, now, now + SignedDuration::from_secs(2), None);
+        assert_eq!(next(&ledger, &rules, now).unwrap().at, at("2026-11-15T12:05:02-05:00"));
+    }
+
+    #[test]
+    fn first_poll_jitter_is_at_most_a_tenth_of_the_interval_and_5s() {
+        let rules = rules(vec![job("a", 5 * MINUTE), job("b", 20 * Duration::from_secs(1))]);
+        let ledger = started(&rules, at(NOON));
+        let mut jittered = Ledger::default();
+        reconcile(&mut jittered, &rules, at(NOON), 0.999);
+        assert_eq!(ledger.jobs["a"].due, Some(at(NOON)));
+        assert!(jittered.jobs["a"].due.unwrap() < at("2026-11-15T12:00:05-05:00"));
+        assert!(jittered.jobs["b"].due.unwrap() < at("2026-11-15T12:00:02-05:00"));
+    }
+
+    #[test]
+    fn the_floor_holds_even_when_a_job_is_due_sooner() {
+        let rules = rules(vec![job("a", 5 * MINUTE)]);
+        let mut ledger = started(&rules, at(NOON));
+        // A transient failure asks for a 30 s retry; the API's floor says 5 minutes after the start.
+        call(&mut ledger, &rules, 0, at(NOON), at("2026-11-15T12:00:01-05:00"), Some(&failure(Reason::Transport, None)));
+        assert_eq!(ledger.jobs["a"].due, Some(at("2026-11-15T12:00:31-05:00")));
+        assert_eq!(next(&ledger, &rules, at(NOON)).unwrap().at, at("2026-11-15T12:05:00-05:00"));
+        // With fast polling allowed (simulators, tests) there is no floor.
+        let fast = TokenRules { fast_poll: true, ..rules.clone() };
+        assert_eq!(next(&ledger, &fast, at(NOON)).unwrap().at, at("2026-11-15T12:00:31-05:00"));
+    }
+
+    #[test]
+    fn a_call_left_open_by_a_crash_blocks_the_token_for_the_apis_full_minute() {
+        let rules = rules(vec![job("a", MINUTE), job("b", MINUTE)]);
+        let mut ledger = started(&rules, at(NOON));
+        record_start(&mut ledger, &rules, 0, at(NOON));
+        // Job b is due now, but the open call (the process died during it) may still run.
+        let fast = TokenRules { fast_poll: true, ..rules };
+        assert_eq!(next(&ledger, &fast, at(NOON)).unwrap().at, at("2026-11-15T12:01:00-05:00"));
+    }
+
+    #[test]
+    fn one_call_at_a_time_and_a_tokens_apis_spread_over_the_interval() {
+        let rules = rules(["gamification", "chat_licenses", "ivr_minutes"].map(|api| job(api, 5 * MINUTE)).to_vec());
+        let mut ledger = started(&rules, at(NOON));
+        let mut now = at(NOON);
+        let mut starts = Vec::new();
+        for _ in 0..9 {
+            let decision = next(&ledger, &rules, now).unwrap();
+            assert!(decision.at >= now);
+            now = decision.at;
+            starts.push((decision.job, now));
+            let end = now + SignedDuration::from_secs(2);
+            call(&mut ledger, &rules, decision.job, now, end, None);
+            now = end;
+        }
+        // Three APIs every 5 minutes: one call every 100 s, not three back to back.
+        for pair in starts.windows(2) {
+            assert!(pair[1].1.duration_since(pair[0].1) >= SignedDuration::from_secs(100), "{starts:?}");
+        }
+        for api in 0..3 {
+            let mine: Vec<Timestamp> = starts.iter().filter(|(j, _)| *j == api).map(|(_, t)| *t).collect();
+            assert_eq!(mine.len(), 3, "{starts:?}");
+            assert!(mine.windows(2).all(|w| w[1].duration_since(w[0]) >= SignedDuration::from_secs(300)), "{starts:?}");
+        }
+    }
+
+    #[test]
+    fn transient_failures_back_off_from_30s_doubling_up_to_the_interval() {
+        let rules = TokenRules { fast_poll: true, ..rules(vec![job("a", 5 * MINUTE)]) };
+        let mut ledger = started(&rules, at(NOON));
+        let mut now = at(NOON);
+        let mut waits = Vec::new();
+        for reason in [Reason::Transport, Reason::Timeout, Reason::RateLimited, Reason::Transport, Reason::Transport] {
+            call(&mut ledger, &rules, 0, now, now, Some(&failure(reason, Some(429))));
+            let due = ledger.jobs["a"].due.unwrap();
+            waits.push(due.duration_since(now).as_secs());
+            now = due;
+        }
+        call(&mut ledger, &rules, 0, now, now, None);
+        waits.push(ledger.jobs["a"].due.unwrap().duration_since(now).as_secs());
+        assert_eq!(waits, [30, 60, 120, 240, 300, 300]);
+        // A 5xx is transient, a 404 is not.
+        call(&mut ledger, &rules, 0, now, now, Some(&failure(Reason::Http, Some(502))));
+        assert_eq!(ledger.jobs["a"].failures_in_a_row, 1);
+        call(&mut ledger, &rules, 0, now, now, Some(&failure(Reason::Http, Some(404))));
+        assert_eq!(ledger.jobs["a"].failures_in_a_row, 0);
+        assert_eq!(ledger.jobs["a"].due, Some(now + SignedDuration::from_secs(300)));
+    }
+
+    #[test]
+    fn lasting_failures_wait_the_interval_and_retry_after_is_obeyed_on_any() {
+        let rules = rules(vec![job("a", 5 * MINUTE)]);
+        for reason in [Reason::Auth, Reason::Concurrency, Reason::Forbidden, Reason::BadRequest, Reason::Decode, Reason::TooLarge] {
+            let mut ledger = started(&rules, at(NOON));
+            call(&mut ledger, &rules, 0, at(NOON), at(NOON), Some(&failure(reason, Some(403))));
+            assert_eq!(ledger.jobs["a"].due, Some(at("2026-11-15T12:05:00-05:00")), "{reason}");
+            assert_eq!(ledger.paused_until, None, "{reason}");
+        }
+        let mut ledger = started(&rules, at(NOON));
+        let maintenance = Failure { retry_after: Some(15 * MINUTE), ..failure(Reason::Forbidden, Some(403)) };
+        call(&mut ledger, &rules, 0, at(NOON), at(NOON), Some(&maintenance));
+        assert_eq!(next(&ledger, &rules, at(NOON)).unwrap().at, at("2026-11-15T12:15:00-05:00"));
+        let absurd = Failure { retry_after: Some(Duration::from_secs(10 * 86400)), ..failure(Reason::RateLimited, Some(429)) };
+        call(&mut ledger, &rules, 0, at(NOON), at(NOON), Some(&absurd));
+        assert_eq!(ledger.jobs["a"].due, Some(at("2026-11-16T12:00:00-05:00")), "a Retry-After over a day is capped");
+    }
+
+    #[test]
+    fn a_quota_error_pauses_every_job_of_the_token_until_midnight_in_its_zone() {
+        let rules = rules(vec![job("0001/gamification", 5 * MINUTE), job("0002/gamification", 5 * MINUTE)]);
+        // 23:30 in Bogota is 04:30 UTC the next day: midnight is Bogota's, 30 minutes away.
+        let now = at("2026-11-30T23:30:00-05:00");
+        let mut ledger = started(&rules, now);
+        call(&mut ledger, &rules, 0, now, now, Some(&failure(Reason::Quota, Some(403))));
+        let midnight = at("2026-12-01T00:00:00-05:00");
+        assert_eq!(ledger.paused_until, Some(midnight));
+        assert_eq!(next(&ledger, &rules, now).unwrap().at, midnight, "the other job waits too");
+        assert_eq!(next(&ledger, &rules, midnight).unwrap().at, midnight);
+    }
+
+    #[test]
+    fn after_a_timeout_the_token_rests_until_the_api_would_have_given_up() {
+        let rules = TokenRules { fast_poll: true, ..rules(vec![job("a", MINUTE), job("b", MINUTE)]) };
+        let mut ledger = started(&rules, at(NOON));
+        call(&mut ledger, &rules, 0, at(NOON), at("2026-11-15T12:00:10-05:00"), Some(&failure(Reason::Timeout, None)));
+        // Job b is due, but Wolkvox may work on the dropped call until a minute after it began.
+        assert_eq!(next(&ledger, &rules, at("2026-11-15T12:00:10-05:00")).unwrap().at, at("2026-11-15T12:01:00-05:00"));
+    }
+
+    #[test]
+    fn a_daily_budget_spaces_calls_to_last_the_day_and_is_never_exceeded() {
+        let mut rules = rules(vec![job("a", 5 * MINUTE)]);
+        rules.daily_budget = Some(3);
+        // 18:00: six hours left for three calls.
+        let evening = at("2026-11-15T18:00:00-05:00");
+        let mut ledger = started(&rules, evening);
+        let first = next(&ledger, &rules, evening).unwrap();
+        assert_eq!((first.at, first.spacing), (evening, Duration::from_secs(2 * 3600)));
+        call(&mut ledger, &rules, 0, evening, evening, None);
+        let second = next(&ledger, &rules, evening).unwrap();
+        assert_eq!(second.at, at("2026-11-15T21:00:00-05:00"), "three hours for each of the two calls left");
+        assert!(second.held_by_budget);
+        call(&mut ledger, &rules, 0, second.at, second.at, None);
+        call(&mut ledger, &rules, 0, at("2026-11-15T22:00:00-05:00"), at("2026-11-15T22:00:00-05:00"), None);
+        assert_eq!(ledger.calls_on(at("2026-11-15T22:00:00-05:00"), &rules.zone), 3);
+        let spent = next(&ledger, &rules, at("2026-11-15T22:00:00-05:00")).unwrap();
+        assert_eq!(spent.at, at("2026-11-16T00:00:00-05:00"), "spent: nothing until the next day");
+        // The next day counts again from zero.
+        assert_eq!(ledger.calls_on(at("2026-11-16T00:00:00-05:00"), &rules.zone), 0);
+        record_start(&mut ledger, &rules, 0, at("2026-11-16T00:00:00-05:00"));
+        assert_eq!(ledger.calls_today, 1);
+    }
+
+    #[test]
+    fn a_budget_that_is_not_tight_holds_nothing_back() {
+        let mut rules = rules(vec![job("a", 5 * MINUTE)]);
+        rules.daily_budget = Some(1000);
+        let mut ledger = started(&rules, at(NOON));
+        call(&mut ledger, &rules, 0, at(NOON), at(NOON), None);
+        let decision = next(&ledger, &rules, at(NOON)).unwrap();
+        assert_eq!(decision.at, at("2026-11-15T12:05:00-05:00"));
+        assert!(!decision.held_by_budget);
+    }
+
+    #[test]
+    fn a_clock_that_jumps_back_never_unlocks_an_early_call() {
+        let rules = rules(vec![job("a", 5 * MINUTE)]);
+        let mut ledger = started(&rules, at(NOON));
+        call(&mut ledger, &rules, 0, at(NOON), at(NOON), None);
+        let an_hour_earlier = at("2026-11-15T11:00:00-05:00");
+        assert_eq!(next(&ledger, &rules, an_hour_earlier).unwrap().at, at("2026-11-15T12:05:00-05:00"));
+    }
+
+    #[test]
+    fn reconcile_drops_jobs_no_longer_configured_and_keeps_the_others() {
+        let rules_before = rules(vec![job("a", 5 * MINUTE), job("b", 5 * MINUTE)]);
+        let mut ledger = started(&rules_before, at(NOON));
+        call(&mut ledger, &rules_before, 0, at(NOON), at(NOON), None);
+        let kept = ledger.jobs["a"].clone();
+        let rules_after = rules(vec![job("a", 5 * MINUTE), job("c", 5 * MINUTE)]);
+        reconcile(&mut ledger, &rules_after, at("2026-11-15T12:01:00-05:00"), 0.0);
+        assert_eq!(ledger.jobs.keys().collect::<Vec<_>>(), ["a", "c"]);
+        assert_eq!(ledger.jobs["a"], kept);
+        assert_eq!(ledger.jobs["c"].due, Some(at("2026-11-15T12:01:00-05:00")));
+    }
+
+    #[test]
+    fn the_ledger_is_a_plain_value_that_round_trips_through_json() {
+        let rules = rules(vec![job("0042/gamification", 5 * MINUTE)]);
+        let mut ledger = started(&rules, at(NOON));
+        call(&mut ledger, &rules, 0, at(NOON), at(NOON), Some(&failure(Reason::Quota, Some(403))));
+        let text = serde_json::to_string(&ledger).unwrap();
+        assert!(text.contains("\"last_failure\":\"quota\""), "{text}");
+        assert_eq!(serde_json::from_str::<Ledger>(&text).unwrap(), ledger);
+    }
+}

@@ -1,0 +1,161 @@
+//! What the exporter knows about each target (one billing API of one server) and each token, as
+//! far as the metrics and the landing page need it. Plain data; the store keeps it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::clock::Clock;
+use crate::config::Target;
+use crate::wolkvox::{Api, Failure, Reason, Report, SkipReason, TokenInfo, catalogue};
+
+/// The history of one billing API of one target, as far as the metrics need it.
+#[derive(Clone, Debug)]
+pub struct TargetState {
+    pub server: String,
+    pub api: &'static Api,
+    pub stale_after: Duration,
+    pub poll_interval: Duration,
+    /// The token's name, to find its [`TokenState`].
+    pub token_name: String,
+    /// The zone of the month window, whose end the metrics and alerts need.
+    pub timezone: jiff::tz::TimeZone,
+    pub requests: u64,
+    pub failures: [u64; Reason::ALL.len()],
+    /// Polls that failed since the last success (any reason).
+    pub consecutive_failures: u32,
+    pub skipped: [u64; SkipReason::ALL.len()],
+    pub last_poll: Option<LastPoll>,
+    pub last_success: Option<Success>,
+    /// The most recent failure and when it happened (Unix time), kept after later successes.
+    pub last_failure: Option<(f64, Failure)>,
+    /// When the lane plans to poll this target next (Unix time), for the landing page.
+    pub next_poll_unix: Option<f64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct LastPoll {
+    pub finished_unix: f64,
+    pub duration: Duration,
+    pub failure: Option<Failure>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Success {
+    pub report: Arc<Report>,
+    /// Monotonic, for staleness; `unix` is for the timestamp metric.
+    pub at: Instant,
+    pub unix: f64,
+}
+
+impl TargetState {
+    pub fn new(target: &Target, api: &'static Api) -> TargetState {
+        TargetState {
+            server: target.server.clone(),
+            api,
+            stale_after: target.stale_after,
+            poll_interval: target.poll_interval,
+            token_name: target.token_name.clone(),
+            timezone: target.timezone.clone(),
+            requests: 0,
+            failures: [0; Reason::ALL.len()],
+            consecutive_failures: 0,
+            skipped: [0; SkipReason::ALL.len()],
+            last_poll: None,
+            last_success: None,
+            last_failure: None,
+            next_poll_unix: None,
+        }
+    }
+
+    /// Server 0042 just after one successful poll that returned `report` (for benchmarks and
+    /// tests of the rendering).
+    pub fn after_one_success(report: Report) -> TargetState {
+        let now = Clock::system().unix();
+        TargetState {
+            server: "0042".to_owned(),
+            api: catalogue::gamification(),
+            stale_after: Duration::from_secs(3600),
+            poll_interval: Duration::from_secs(300),
+            token_name: "WOLKVOX_TOKEN".to_owned(),
+            timezone: jiff::tz::TimeZone::get("America/Bogota").expect("the bundled zone database knows Bogota"),
+            requests: 1,
+            failures: [0; Reason::ALL.len()],
+            consecutive_failures: 0,
+            skipped: [0; SkipReason::ALL.len()],
+            last_poll: Some(LastPoll { finished_unix: now, duration: Duration::from_millis(800), failure: None }),
+            last_success: Some(Success { report: Arc::new(report), at: Instant::now(), unix: now }),
+            last_failure: None,
+            next_poll_unix: Some(now + 300.0),
+        }
+    }
+
+    /// The usage series to serve: none once the last success is older than `stale_after`.
+    pub fn fresh_report(&self, now: Instant) -> Option<&Report> {
+        let success = self.last_success.as_ref()?;
+        (now.duration_since(success.at) <= self.stale_after).then_some(&*success.report)
+    }
+
+    /// Unix time at which the current billing month ends in the target's zone: the first instant
+    /// of the next month there.
+    pub fn month_end_unix(&self, unix: f64) -> Option<f64> {
+        let now = jiff::Timestamp::from_second(unix as i64).ok()?.to_zoned(self.timezone.clone());
+        let next_month = now.first_of_month().ok()?.checked_add(jiff::Span::new().months(1)).ok()?.start_of_day().ok()?;
+        Some(next_month.timestamp().as_second() as f64)
+    }
+
+    /// When the usage series will go stale, if they are still being served.
+    pub fn stale_deadline(&self, now: Instant) -> Option<Instant> {
+        let deadline = self.last_success.as_ref()?.at + self.stale_after;
+        (deadline >= now).then_some(deadline + Duration::from_millis(1))
+    }
+}
+
+/// What the metrics say about one token, that is one lane.
+#[derive(Clone, Debug)]
+pub struct TokenState {
+    pub name: String,
+    pub daily_call_budget: Option<u32>,
+    /// Calls made since midnight in the lane's time zone.
+    pub calls_today: u32,
+    /// The least time between two calls that the daily budget imposes now (zero without one).
+    pub call_spacing: Duration,
+    /// The last call came later than its schedule because of the budget.
+    pub stretched: bool,
+    /// Wolkvox's own count, from the last successful `token_info` poll.
+    pub info: Option<TokenInfo>,
+}
+
+impl TokenState {
+    pub fn new(target: &Target) -> TokenState {
+        TokenState {
+            name: target.token_name.clone(),
+            daily_call_budget: target.daily_call_budget,
+            calls_today: 0,
+            call_spacing: Duration::ZERO,
+            stretched: false,
+            info: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unix(text: &str) -> f64 {
+        text.parse::<jiff::Timestamp>().unwrap().as_second() as f64
+    }
+
+    #[test]
+    fn the_month_ends_at_midnight_in_the_targets_zone_not_utc() {
+        let target = TargetState::after_one_success(Report::default());
+        // 02:00 UTC on December 1 is still November 30 in Bogota (UTC-5).
+        assert_eq!(target.month_end_unix(unix("2026-12-01T02:00:00Z")), Some(unix("2026-12-01T05:00:00Z")));
+        assert_eq!(target.month_end_unix(unix("2026-12-01T05:00:00Z")), Some(unix("2027-01-01T05:00:00Z")));
+        assert_eq!(target.month_end_unix(unix("2026-12-31T23:59:59Z")), Some(unix("2027-01-01T05:00:00Z")));
+        let utc = TargetState { timezone: jiff::tz::TimeZone::UTC, ..target };
+        assert_eq!(utc.month_end_unix(unix("2026-12-01T02:00:00Z")), Some(unix("2027-01-01T00:00:00Z")));
+    }
+}
