@@ -11,7 +11,6 @@ use axum::body::Body;
 use axum::http::{Request, header};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use http_body_util::BodyExt;
-use tokio::time::Instant;
 use tower::ServiceExt;
 use wolkvox_exporter::clock::Clock;
 use wolkvox_exporter::gzip::GzipPrefix;
@@ -61,14 +60,14 @@ fn benches(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("decode", name), &body, |b, body| b.iter(|| decoded(black_box(body))));
         let states = [state(decoded(&body))];
         group.bench_with_input(BenchmarkId::new("render", name), &states, |b, states| {
-            b.iter(|| metrics::render(black_box(states), &[], &[], Instant::now(), 0.0))
+            b.iter(|| metrics::render(black_box(states), &[], &[], 0.0, None))
         });
         group.bench_with_input(BenchmarkId::new("decode_render", name), &body, |b, body| {
-            b.iter(|| metrics::render(&[state(decoded(black_box(body)))], &[], &[], Instant::now(), 0.0))
+            b.iter(|| metrics::render(&[state(decoded(black_box(body)))], &[], &[], 0.0, None))
         });
         group.bench_with_input(BenchmarkId::new("decode_render_gzip", name), &body, |b, body| {
             b.iter(|| {
-                let text = metrics::render(&[state(decoded(black_box(body)))], &[], &[], Instant::now(), 0.0);
+                let text = metrics::render(&[state(decoded(black_box(body)))], &[], &[], 0.0, None);
                 GzipPrefix::new(text.as_bytes())
             })
         });

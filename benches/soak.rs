@@ -69,6 +69,9 @@ async fn main() {
         "128KiB",
         "--web.listen-address",
         "127.0.0.1:0",
+        // The soak measures polling and serving; the state directory's cost is measured apart.
+        "--storage.path",
+        "",
     ];
     let flags = Flags::try_parse_from(args).unwrap();
     let config = Config::from_flags(&flags, &|name| (name == "WOLKVOX_TOKEN").then(|| TOKEN.to_owned())).unwrap();

@@ -77,6 +77,9 @@ pub struct JobLedger {
     pub last_failure: Option<Reason>,
     /// Transient failures since the last success or lasting failure, for the backoff.
     pub failures_in_a_row: u32,
+    /// Failures of any kind since the last success, for `wolkvox_consecutive_failures`.
+    #[serde(default)]
+    pub failures_since_success: u32,
     /// When this job is due by its own schedule (interval, backoff, `Retry-After`).
     pub due: Option<Timestamp>,
 }
@@ -194,6 +197,7 @@ pub fn record_end(ledger: &mut Ledger, rules: &TokenRules, job: usize, now: Time
 
     state.last_end = Some(now);
     state.last_failure = failure.map(|f| f.reason);
+    state.failures_since_success = if failure.is_some() { state.failures_since_success + 1 } else { 0 };
     state.failures_in_a_row = match consequence {
         Some(Consequence::Backoff | Consequence::BackoffAndRestToken) => state.failures_in_a_row + 1,
         _ => 0,

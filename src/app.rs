@@ -11,6 +11,7 @@ use crate::clock::Clock;
 use crate::config::{self, Config};
 use crate::simulator::Simulator;
 use crate::snapshot::Store;
+use crate::storage::{Storage, StorageError};
 use crate::tls::{self, CaFileError};
 use crate::web::{Limits, Web};
 use crate::wolkvox::Client;
@@ -29,6 +30,9 @@ pub enum ExporterError {
     CaFile(#[from] CaFileError),
     #[error("cannot build the HTTP client: {0}")]
     Client(#[source] reqwest::Error),
+    /// An unusable or locked `--storage.path`: a configuration problem (exit code 2).
+    #[error(transparent)]
+    Storage(#[from] StorageError),
     #[error("a background task panicked")]
     BackgroundPanicked,
     #[error("a background task ended")]
@@ -68,7 +72,11 @@ impl Exporter {
             .map_err(|source| ExporterError::Listen { address: config.listen_address.clone(), source })?;
         let addr = listener.local_addr().map_err(ExporterError::ListenAddress)?;
 
-        let (lanes, store) = poller::plan(&config.targets, &config.budgets, clock.clone());
+        let storage = match &config.storage_path {
+            Some(path) => Some(Arc::new(Storage::open(path)?)),
+            None => None,
+        };
+        let (lanes, store) = poller::plan(&config.targets, &config.budgets, clock.clone(), storage);
         let ca_certificates = match &config.ca_file {
             Some(path) => tls::ca_certificates(path)?,
             None => Vec::new(),

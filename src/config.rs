@@ -123,6 +123,10 @@ pub struct Flags {
     /// Run against an embedded simulated Wolkvox API; no token or server needed.
     #[arg(long = "demo")]
     pub demo: bool,
+    /// Directory for the call ledger and the last good answers, so that a restart never calls
+    /// early and serves the last values at once (default data/; none with --demo; empty: off).
+    #[arg(long = "storage.path", env = "WOLKVOX_STORAGE_PATH", value_name = "DIR")]
+    pub storage_path: Option<String>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,6 +162,8 @@ pub struct Config {
     pub warnings: Vec<String>,
     /// Contracted quantities, from the config file.
     pub budgets: Vec<Budget>,
+    /// The state directory; None: nothing survives a restart.
+    pub storage_path: Option<PathBuf>,
 }
 
 /// One Wolkvox server to poll, with the token that pays for it.
@@ -286,7 +292,19 @@ impl Config {
             Some(path) => WebSettings::load(path).map_err(|why| ConfigError::new(format!("--web.config.file {}", path.display()), why))?,
             None => WebSettings::plain(),
         };
-        let warnings = targets.iter().filter_map(|t| t.token_file.as_deref()).filter_map(readable_by_others).collect();
+        let mut warnings: Vec<String> = targets.iter().filter_map(|t| t.token_file.as_deref()).filter_map(readable_by_others).collect();
+        let storage_path = match flags.storage_path.as_deref().map(str::trim) {
+            None if flags.demo => None,
+            None => Some(PathBuf::from(DEFAULT_STORAGE_PATH)),
+            Some("") => {
+                warnings.push(
+                    "--storage.path is empty: nothing is kept across restarts, so a restart calls Wolkvox early and forgets the day's calls and any quota pause"
+                        .to_owned(),
+                );
+                None
+            }
+            Some(path) => Some(PathBuf::from(path)),
+        };
         Ok(Config {
             targets,
             listen_address,
@@ -300,6 +318,7 @@ impl Config {
             max_requests: flags.max_requests,
             warnings,
             budgets,
+            storage_path,
         })
     }
 }
@@ -673,6 +692,9 @@ fn telemetry_path(path: &str) -> Result<String, ConfigError> {
 }
 
 /// `90s`, `5m`, `1h 30m`: for the duration flags and fields.
+/// Where state is kept unless `--storage.path` says otherwise, as in Prometheus and Alertmanager.
+pub const DEFAULT_STORAGE_PATH: &str = "data/";
+
 pub fn parse_duration(text: &str) -> Result<Duration, InvalidDuration> {
     humantime::parse_duration(text.trim()).map_err(|source| InvalidDuration { text: text.to_owned(), source })
 }

@@ -22,6 +22,7 @@ pub mod poller;
 pub mod simulator;
 pub mod snapshot;
 pub mod state;
+pub mod storage;
 pub mod tls;
 pub mod token;
 pub mod web;

@@ -1,6 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use wolkvox_exporter::app::ExporterError;
 use wolkvox_exporter::config::{Config, Flags};
 
 fn main() -> ExitCode {
@@ -29,7 +30,8 @@ fn main() -> ExitCode {
         Err(error) => {
             tracing::error!(%error, "exporter stopped");
             eprintln!("wolkvox_exporter: {error}");
-            ExitCode::FAILURE
+            // A state directory that cannot be used is a configuration problem, like a bad flag.
+            if matches!(error, ExporterError::Storage(_)) { ExitCode::from(2) } else { ExitCode::FAILURE }
         }
     }
 }

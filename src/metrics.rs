@@ -1,7 +1,6 @@
 //! Target state -> Prometheus exposition text, written by [`Exposition`] straight into one buffer.
 
 use prometheus::{Encoder, Registry, TextEncoder};
-use tokio::time::Instant;
 
 use crate::budget::Budget;
 use crate::exposition::{Exposition, Kind, Samples};
@@ -14,9 +13,16 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 const CACHED: &str = "Cached from the last successful background poll of the Wolkvox billing API; scrapes never call the API.";
 
 /// Renders every target; usage series of a target whose last success is too old are left out.
-/// `now` judges staleness; `unix` is the wall time, for the month's end.
-pub fn render(targets: &[TargetState], tokens: &[TokenState], budgets: &[Budget], now: Instant, unix: f64) -> String {
-    let fresh: Vec<(&TargetState, &Report)> = targets.iter().filter_map(|t| Some((t, t.fresh_report(now)?))).collect();
+/// Renders at wall time `unix` (staleness, the month's end). `storage_write_failures` is None
+/// without a state directory.
+pub fn render(
+    targets: &[TargetState],
+    tokens: &[TokenState],
+    budgets: &[Budget],
+    unix: f64,
+    storage_write_failures: Option<u64>,
+) -> String {
+    let fresh: Vec<(&TargetState, &Report)> = targets.iter().filter_map(|t| Some((t, t.fresh_report(unix)?))).collect();
     let mut text = Exposition::with_capacity(8192 + fresh.iter().map(|(t, report)| usage_bytes(t, report)).sum::<usize>());
 
     // One pair of families per billing API, in the catalogue's order.
@@ -177,6 +183,16 @@ pub fn render(targets: &[TargetState], tokens: &[TokenState], budgets: &[Budget]
         |t| t.info.as_ref()?.all_tokens_used_today,
     );
 
+    text.family(
+        "wolkvox_storage_write_failures_total",
+        "Writes to the state directory (--storage.path) that failed since start-up; while they fail, a restart may call Wolkvox early.",
+        Kind::Counter,
+        |samples| {
+            if let Some(failures) = storage_write_failures {
+                samples.add(&[], failures as f64);
+            }
+        },
+    );
     text.family("wolkvox_exporter_build_info", "Version of the exporter; the value is always 1.", Kind::Gauge, |samples| {
         samples.add(
             &[
@@ -247,11 +263,7 @@ mod tests {
     use crate::wolkvox::Report;
     use crate::wolkvox::model::Series;
 
-    fn before_unix() -> f64 {
-        crate::clock::Clock::system().unix()
-    }
-
-    fn state(operation: &str, at: Instant, stale_after: Duration) -> TargetState {
+    fn state(operation: &str, at: f64, stale_after: Duration) -> TargetState {
         let report = Report {
             rows: 1,
             series: vec![Series { operation: operation.to_owned(), description: "Gamification".to_owned(), latest: 3.0, max: 4.5 }],
@@ -259,16 +271,15 @@ mod tests {
         };
         TargetState {
             stale_after,
-            last_success: Some(Success { report: Arc::new(report), at, unix: 1.5e9 }),
+            last_success: Some(Success { report: Arc::new(report), unix: at }),
             ..TargetState::after_one_success(Report::default())
         }
     }
 
     #[test]
     fn label_values_are_escaped_whatever_they_hold() {
-        let now = Instant::now();
-        let text =
-            render(&[state("a \"quoted\" back\\slash\nnew line ñ 😀 \t tab", now, Duration::from_secs(60))], &[], &[], now, before_unix());
+        let now = 1.5e9;
+        let text = render(&[state("a \"quoted\" back\\slash\nnew line ñ 😀 \t tab", now, Duration::from_secs(60))], &[], &[], now, None);
         assert!(
             text.contains(
                 "wolkvox_gamification_licenses{server=\"0042\",operation=\"a \\\"quoted\\\" back\\\\slash\\nnew line ñ 😀 \t tab\",description=\"Gamification\"} 3\n"
@@ -281,10 +292,9 @@ mod tests {
 
     #[test]
     fn stale_usage_is_left_out_but_health_stays() {
-        let before = before_unix();
-        let now = Instant::now();
+        let now = 1.5e9;
         let old = state("ventas", now, Duration::from_secs(60));
-        let text = render(&[old], &[], &[], now + Duration::from_secs(61), before_unix());
+        let text = render(&[old], &[], &[], now + 61.0, Some(2));
         assert!(!text.contains("wolkvox_gamification_licenses"), "{text}");
         assert!(text.contains("wolkvox_up{server=\"0042\",api=\"gamification\"} 1\n"));
         assert!(text.contains("wolkvox_last_success_timestamp_seconds{server=\"0042\",api=\"gamification\"} 1500000000\n"));
@@ -295,13 +305,17 @@ mod tests {
             .expect("the month's end is exported")
             .parse()
             .unwrap();
-        assert!(month_end > before && month_end < before + 32.0 * 86400.0, "{month_end}");
+        // 1.5e9 is 2017-07-14 02:40 UTC, 2017-07-13 21:40 in Bogota: the month ends on August 1, 05:00 UTC.
+        assert_eq!(month_end, 1_501_563_600.0);
+        assert!(text.contains("wolkvox_storage_write_failures_total 2\n"), "{text}");
+        let fresh = render(&[state("ventas", now, Duration::from_secs(60))], &[], &[], now + 60.0, None);
+        assert!(fresh.contains("wolkvox_gamification_licenses{"), "fresh until stale_after has passed");
+        assert!(!fresh.contains("wolkvox_storage_write_failures_total "), "no state directory, no counter");
     }
 
     #[test]
     fn help_says_the_values_are_cached_and_no_sample_has_a_timestamp() {
-        let now = Instant::now();
-        let text = render(&[state("ventas", now, Duration::from_secs(60))], &[], &[], now, before_unix());
+        let text = render(&[state("ventas", 1.5e9, Duration::from_secs(60))], &[], &[], 1.5e9, None);
         assert!(text.contains("# HELP wolkvox_gamification_licenses Active gamification licenses"));
         assert!(
             text.lines()

@@ -7,12 +7,15 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::admission::{self, JobRules, Ledger, TokenRules};
+use std::collections::BTreeMap;
+
+use crate::admission::{self, JobLedger, JobRules, Ledger, TokenRules};
 use crate::budget::Budget;
 use crate::clock::Clock;
 use crate::config::{self, Target};
 use crate::snapshot::{JobId, Store, StoreBuilder, TokenId};
-use crate::state::{TargetState, TokenState};
+use crate::state::{LastPoll, Success, TargetState, TokenState};
+use crate::storage::{Answer, Restored, Storage};
 use crate::wolkvox::client::{Call, Request};
 use crate::wolkvox::{Api, Client, Failure, Report, TokenInfo, catalogue, window};
 
@@ -39,6 +42,11 @@ pub struct Lane {
     pub targets: Vec<Target>,
     pub jobs: Vec<Job>,
     pub rules: TokenRules,
+    /// What the token did before a restart (empty without a state directory).
+    pub ledger: Ledger,
+    /// The last good answers, by job key, as the state directory keeps them.
+    pub answers: BTreeMap<String, Answer>,
+    pub storage: Option<Arc<Storage>>,
 }
 
 /// One billing API of one target (or the token's `token_info`): what a lane polls.
@@ -52,30 +60,64 @@ pub struct Job {
 }
 
 /// One lane per token in configuration order, each target's APIs in order and `token_info` after
-/// the APIs of the token's first target; and the store that holds their states.
-pub fn plan(targets: &[Target], budgets: &[Budget], clock: Clock) -> (Vec<Lane>, Arc<Store>) {
+/// the APIs of the token's first target; and the store that holds their states. With a state
+/// directory, each token starts from what it holds: its ledger, and its last good answers served
+/// at once.
+pub fn plan(targets: &[Target], budgets: &[Budget], clock: Clock, storage: Option<Arc<Storage>>) -> (Vec<Lane>, Arc<Store>) {
     let mut store = StoreBuilder::default();
+    let now = clock.now();
     let lanes = config::group_by_token(targets)
         .into_iter()
         .map(|members| {
             let targets: Vec<Target> = members.iter().map(|&i| targets[i].clone()).collect();
-            let token = store.token(TokenState::new(&targets[0]));
             let token_info = targets[0].token_info.then_some((0, &catalogue::TOKEN_INFO));
             let apis = targets.iter().enumerate().flat_map(|(index, t)| t.apis.iter().map(move |&api| (index, api)));
-            let jobs: Vec<Job> = apis
-                .chain(token_info)
-                .map(|(target, api)| Job { id: store.job(TargetState::new(&targets[target], api)), target, api })
-                .collect();
+            let planned: Vec<(usize, &'static Api)> = apis.chain(token_info).collect();
             let rules = TokenRules {
                 zone: targets[0].timezone.clone(),
                 daily_budget: targets[0].daily_call_budget,
                 fast_poll: targets[0].allow_fast_poll,
-                jobs: jobs.iter().map(|job| job_rules(&targets[job.target], job.api)).collect(),
+                jobs: planned.iter().map(|&(target, api)| job_rules(&targets[target], api)).collect(),
             };
-            Lane { token, targets, jobs, rules }
+            let Restored { ledger, mut answers } = storage.as_ref().map(|s| s.load(&targets[0].token_name)).unwrap_or_default();
+            let mut ledger = ledger.unwrap_or_default();
+            admission::reconcile(&mut ledger, &rules, now, fastrand::f64());
+            answers.retain(|key, _| rules.jobs.iter().any(|job| job.key == *key));
+
+            let token = store.token(TokenState { calls_today: ledger.calls_on(now, &rules.zone), ..TokenState::new(&targets[0]) });
+            let jobs = planned
+                .iter()
+                .zip(&rules.jobs)
+                .map(|(&(target, api), job_rules)| {
+                    let state = restored_state(
+                        TargetState::new(&targets[target], api),
+                        ledger.jobs.get(&job_rules.key),
+                        answers.get(&job_rules.key),
+                    );
+                    Job { id: store.job(state), target, api }
+                })
+                .collect();
+            Lane { token, targets, jobs, rules, ledger, answers, storage: storage.clone() }
         })
         .collect();
-    (lanes, store.build(budgets, clock))
+    (lanes, store.build(budgets, clock, storage))
+}
+
+/// A target as it was before the restart: its last good answer served at once, with its original
+/// success time, and `wolkvox_up` from the last poll's outcome.
+fn restored_state(mut state: TargetState, job: Option<&JobLedger>, answer: Option<&Answer>) -> TargetState {
+    if let Some(answer) = answer {
+        let report = Report { rows: answer.rows, series: answer.series.clone(), skipped: Vec::new() };
+        state.last_success = Some(Success { report: Arc::new(report), unix: unix(answer.succeeded_at) });
+    }
+    if let Some(job) = job
+        && let Some(end) = job.last_end
+    {
+        let failure = job.last_failure.map(|reason| Failure::new(reason, "before the restart"));
+        state.last_poll = Some(LastPoll { finished_unix: unix(end), duration: Duration::ZERO, failure });
+        state.consecutive_failures = job.failures_since_success;
+    }
+    state
 }
 
 fn job_rules(target: &Target, api: &Api) -> JobRules {
@@ -84,9 +126,8 @@ fn job_rules(target: &Target, api: &Api) -> JobRules {
 
 /// Polls a lane's jobs one call at a time, forever.
 pub async fn run_lane<S: UsageSource>(source: Arc<S>, lane: Lane, store: Arc<Store>, clock: Clock) {
-    let Lane { token, mut targets, jobs, rules } = lane;
-    let mut ledger = Ledger::default();
-    admission::reconcile(&mut ledger, &rules, clock.now(), fastrand::f64());
+    let Lane { token, mut targets, jobs, rules, mut ledger, mut answers, storage } = lane;
+    let token_name = targets[0].token_name.clone();
     let mut was_stretched = false;
     loop {
         let now = clock.now();
@@ -101,10 +142,22 @@ pub async fn run_lane<S: UsageSource>(source: Arc<S>, lane: Lane, store: Arc<Sto
         let target = &mut targets[job.target];
         refresh_token(target);
         admission::record_start(&mut ledger, &rules, decision.job, now);
+        // On disk before the call: a crash during it must not let the next process call at once.
+        save(&storage, &token_name, &ledger, None).await;
         let started = tokio::time::Instant::now();
         let (outcome, info) = call(source.as_ref(), target, job.api, &clock).await;
         let took = started.elapsed();
-        admission::record_end(&mut ledger, &rules, decision.job, clock.now(), outcome.as_ref().err(), fastrand::f64());
+        let ended = clock.now();
+        admission::record_end(&mut ledger, &rules, decision.job, ended, outcome.as_ref().err(), fastrand::f64());
+        let answered = match &outcome {
+            Ok(report) => {
+                let answer = Answer { succeeded_at: ended, rows: report.rows, series: report.series.clone() };
+                answers.insert(rules.jobs[decision.job].key.clone(), answer);
+                Some(&answers)
+            }
+            Err(_) => None,
+        };
+        save(&storage, &token_name, &ledger, answered).await;
 
         let calls_today = ledger.calls_on(clock.now(), &rules.zone);
         log_stretch(&targets[0].token_name, rules.daily_budget, calls_today, decision.spacing, (was_stretched, decision.held_by_budget));
@@ -118,8 +171,22 @@ pub async fn run_lane<S: UsageSource>(source: Arc<S>, lane: Lane, store: Arc<Sto
         let due = ledger.jobs.get(&rules.jobs[decision.job].key).and_then(|j| j.due).unwrap_or(now);
         log_outcome(&targets[job.target], job.api, &outcome, took, crate::clock::until(clock.now(), due));
         publish_schedule(&store, &jobs, &ledger, &rules, &clock);
-        store.record(job.id, outcome, took);
+        store.record(job.id, outcome, took, unix(ended));
     }
+}
+
+/// Writes the ledger, and the answers when given, off the async workers (each write ends with an
+/// fsync). Without a state directory, nothing.
+async fn save(storage: &Option<Arc<Storage>>, token_name: &str, ledger: &Ledger, answers: Option<&BTreeMap<String, Answer>>) {
+    let Some(storage) = storage.clone() else { return };
+    let (token_name, ledger, answers) = (token_name.to_owned(), ledger.clone(), answers.cloned());
+    let written = tokio::task::spawn_blocking(move || {
+        storage.save_ledger(&token_name, &ledger);
+        if let Some(answers) = answers {
+            storage.save_answers(&token_name, &answers);
+        }
+    });
+    let _ = written.await;
 }
 
 /// One call of a job. `token_info` is recorded like any API (health, failures); its numbers,
@@ -150,12 +217,16 @@ async fn call<S: UsageSource>(
     }
 }
 
+fn unix(at: jiff::Timestamp) -> f64 {
+    at.as_millisecond() as f64 / 1000.0
+}
+
 /// Tells the store when each job may call next, for the landing page.
 fn publish_schedule(store: &Store, jobs: &[Job], ledger: &Ledger, rules: &TokenRules, clock: &Clock) {
     let now = clock.now();
     for (job, job_rules) in jobs.iter().zip(&rules.jobs) {
         if let Some(due) = ledger.jobs.get(&job_rules.key).and_then(|j| j.due) {
-            store.schedule(job.id, due.max(now).as_millisecond() as f64 / 1000.0);
+            store.schedule(job.id, unix(due.max(now)));
         }
     }
 }

@@ -19,6 +19,7 @@ use crate::clock::Clock;
 use crate::gzip::GzipPrefix;
 use crate::metrics;
 use crate::state::{LastPoll, Success, TargetState, TokenState};
+use crate::storage::Storage;
 use crate::wolkvox::{Failure, Report};
 
 /// A target (one billing API of one server, or `token_info`) in the store.
@@ -47,8 +48,9 @@ impl StoreBuilder {
         JobId(self.states.len() - 1)
     }
 
-    pub fn build(self, budgets: &[Budget], clock: Clock) -> Arc<Store> {
-        Store::from_states(self.states, self.tokens, budgets, clock)
+    /// The store, its first render published (restored answers included).
+    pub fn build(self, budgets: &[Budget], clock: Clock, storage: Option<Arc<Storage>>) -> Arc<Store> {
+        Store::new(self.states, self.tokens, budgets, clock, storage)
     }
 }
 
@@ -65,8 +67,14 @@ pub struct Published {
 }
 
 impl Published {
-    fn build(targets: Vec<TargetState>, tokens: Vec<TokenState>, budgets: &[Budget], now: Instant, unix: f64) -> Published {
-        let text = metrics::render(&targets, &tokens, budgets, now, unix);
+    fn build(
+        targets: Vec<TargetState>,
+        tokens: Vec<TokenState>,
+        budgets: &[Budget],
+        unix: f64,
+        storage_write_failures: Option<u64>,
+    ) -> Published {
+        let text = metrics::render(&targets, &tokens, budgets, unix, storage_write_failures);
         let gzip = GzipPrefix::new(text.as_bytes());
         // A server is ready once any of its APIs answered: one API the token may not call must not
         // keep the others' series from being scraped (its wolkvox_up says what is wrong).
@@ -80,6 +88,8 @@ pub struct Store {
     tokens: Mutex<Vec<TokenState>>,
     budgets: Arc<[Budget]>,
     clock: Clock,
+    /// Its write failures are a metric.
+    storage: Option<Arc<Storage>>,
     published: ArcSwap<Published>,
     changed: Notify,
 }
@@ -88,12 +98,24 @@ impl Store {
     /// A store that already holds these states, rendered and published (for benchmarks and
     /// tests; the poller builds its store with [`StoreBuilder`]).
     pub fn from_states(states: Vec<TargetState>, tokens: Vec<TokenState>, budgets: &[Budget], clock: Clock) -> Arc<Store> {
-        let published = Published::build(states.clone(), tokens.clone(), budgets, Instant::now(), clock.unix());
+        Store::new(states, tokens, budgets, clock, None)
+    }
+
+    fn new(
+        states: Vec<TargetState>,
+        tokens: Vec<TokenState>,
+        budgets: &[Budget],
+        clock: Clock,
+        storage: Option<Arc<Storage>>,
+    ) -> Arc<Store> {
+        let failures = storage.as_ref().map(|s| s.write_failures());
+        let published = Published::build(states.clone(), tokens.clone(), budgets, clock.unix(), failures);
         Arc::new(Store {
             states: Mutex::new(states),
             tokens: Mutex::new(tokens),
             budgets: budgets.into(),
             clock,
+            storage,
             published: ArcSwap::from_pointee(published),
             changed: Notify::new(),
         })
@@ -127,9 +149,9 @@ impl Store {
         self.states.lock().expect("no panic while holding the lock")[job.0].next_poll_unix = Some(next_poll_unix);
     }
 
-    /// Records one finished poll of a job. A failure keeps the last good report.
-    pub fn record(&self, job: JobId, outcome: Result<Report, Failure>, duration: Duration) {
-        let finished_unix = self.clock.unix();
+    /// Records one poll of a job that took `duration` and finished at `finished_unix`. A failure
+    /// keeps the last good report.
+    pub fn record(&self, job: JobId, outcome: Result<Report, Failure>, duration: Duration, finished_unix: f64) {
         {
             let mut states = self.states.lock().expect("no panic while holding the lock");
             let state = &mut states[job.0];
@@ -140,7 +162,7 @@ impl Store {
                     for &(reason, count) in &report.skipped {
                         state.skipped[reason as usize] += count;
                     }
-                    state.last_success = Some(Success { report: Arc::new(report), at: Instant::now(), unix: finished_unix });
+                    state.last_success = Some(Success { report: Arc::new(report), unix: finished_unix });
                     None
                 }
                 Err(failure) => {
@@ -170,16 +192,16 @@ impl Store {
                 }
                 None => self.changed.notified().await,
             }
-            let now = Instant::now();
             let states = self.states();
-            // The month's end changes wolkvox_month_end_timestamp_seconds: render then too.
+            // Series going stale and the month's end change the text: render then too.
             let unix = self.clock.unix();
-            let month_end = states.iter().filter_map(|s| s.month_end_unix(unix)).reduce(f64::min);
-            let month_end = month_end.map(|end| now + Duration::from_secs_f64((end - unix).max(0.0) + 0.001));
-            next_render = states.iter().filter_map(|s| s.stale_deadline(now)).chain(month_end).min();
+            let month_end = states.iter().filter_map(|s| s.month_end_unix(unix));
+            let next = states.iter().filter_map(|s| s.stale_deadline(unix)).chain(month_end).reduce(f64::min);
+            next_render = next.map(|at| Instant::now() + Duration::from_secs_f64((at - unix).max(0.0) + 0.001));
             // Rendering a large response takes milliseconds of CPU: keep it off the async workers.
             let (tokens, budgets) = (self.tokens(), self.budgets.clone());
-            let published = tokio::task::spawn_blocking(move || Published::build(states, tokens, &budgets, now, unix))
+            let storage_write_failures = self.storage.as_ref().map(|s| s.write_failures());
+            let published = tokio::task::spawn_blocking(move || Published::build(states, tokens, &budgets, unix, storage_write_failures))
                 .await
                 .expect("rendering does not panic");
             self.published.store(Arc::new(published));
@@ -196,12 +218,12 @@ mod tests {
     fn failures_in_a_row_count_until_a_success_and_the_last_failure_stays() {
         let mut builder = StoreBuilder::default();
         let job = builder.job(TargetState::after_one_success(Report::default()));
-        let store = builder.build(&[], Clock::system());
+        let store = builder.build(&[], Clock::system(), None);
         let fail = || Err(Failure::new(Reason::Timeout, "no answer in 60s"));
-        store.record(job, fail(), Duration::from_secs(60));
-        store.record(job, fail(), Duration::from_secs(60));
+        store.record(job, fail(), Duration::from_secs(60), 1.0);
+        store.record(job, fail(), Duration::from_secs(60), 2.0);
         assert_eq!(store.states()[0].consecutive_failures, 2);
-        store.record(job, Ok(Report::default()), Duration::from_secs(1));
+        store.record(job, Ok(Report::default()), Duration::from_secs(1), 3.0);
         let state = &store.states()[0];
         assert_eq!(state.consecutive_failures, 0);
         assert_eq!(state.last_failure.as_ref().map(|(_, f)| f.reason), Some(Reason::Timeout), "kept after the success");

@@ -4,8 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use crate::clock::Clock;
 use crate::config::Target;
 use crate::wolkvox::{Api, Failure, Reason, Report, SkipReason, TokenInfo, catalogue};
@@ -44,8 +42,7 @@ pub struct LastPoll {
 #[derive(Clone, Debug)]
 pub struct Success {
     pub report: Arc<Report>,
-    /// Monotonic, for staleness; `unix` is for the timestamp metric.
-    pub at: Instant,
+    /// When it ended, Unix time: the timestamp metric, and staleness.
     pub unix: f64,
 }
 
@@ -85,16 +82,17 @@ impl TargetState {
             consecutive_failures: 0,
             skipped: [0; SkipReason::ALL.len()],
             last_poll: Some(LastPoll { finished_unix: now, duration: Duration::from_millis(800), failure: None }),
-            last_success: Some(Success { report: Arc::new(report), at: Instant::now(), unix: now }),
+            last_success: Some(Success { report: Arc::new(report), unix: now }),
             last_failure: None,
             next_poll_unix: Some(now + 300.0),
         }
     }
 
-    /// The usage series to serve: none once the last success is older than `stale_after`.
-    pub fn fresh_report(&self, now: Instant) -> Option<&Report> {
+    /// The usage series to serve at Unix time `unix`: none once the last success is older than
+    /// `stale_after` (a success restored from disk counts from when it happened).
+    pub fn fresh_report(&self, unix: f64) -> Option<&Report> {
         let success = self.last_success.as_ref()?;
-        (now.duration_since(success.at) <= self.stale_after).then_some(&*success.report)
+        (unix - success.unix <= self.stale_after.as_secs_f64()).then_some(&*success.report)
     }
 
     /// Unix time at which the current billing month ends in the target's zone: the first instant
@@ -105,10 +103,10 @@ impl TargetState {
         Some(next_month.timestamp().as_second() as f64)
     }
 
-    /// When the usage series will go stale, if they are still being served.
-    pub fn stale_deadline(&self, now: Instant) -> Option<Instant> {
-        let deadline = self.last_success.as_ref()?.at + self.stale_after;
-        (deadline >= now).then_some(deadline + Duration::from_millis(1))
+    /// When (Unix time) the usage series will go stale, if they are still being served.
+    pub fn stale_deadline(&self, unix: f64) -> Option<f64> {
+        let deadline = self.last_success.as_ref()?.unix + self.stale_after.as_secs_f64();
+        (deadline >= unix).then_some(deadline + 0.001)
     }
 }
 

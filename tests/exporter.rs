@@ -42,9 +42,9 @@ async fn serves_the_values_the_simulator_served() {
     let request = &requests[0];
     assert_eq!(request.api.as_deref(), Some("gamification"));
     assert_eq!(request.server_header.as_deref(), Some("0042"));
-    let now = jiff::Zoned::now().with_time_zone(jiff::tz::TimeZone::get("America/Bogota").unwrap());
-    assert_eq!(request.date_ini.clone().unwrap(), now.strftime("%Y%m01000000").to_string());
-    assert_eq!(request.date_end.clone().unwrap()[..8], now.strftime("%Y%m%d").to_string());
+    // The exporter's clock starts at 10:00 on November 15 in Bogota (common::start_time).
+    assert_eq!(request.date_ini.as_deref(), Some("20261101000000"));
+    assert_eq!(request.date_end.as_deref().map(|end| &end[..10]), Some("2026111510"));
     exporter.stop().await;
 }
 
@@ -167,6 +167,7 @@ async fn a_slow_api_never_sees_two_calls_from_targets_sharing_a_token() {
     let dir = tempdir();
     let file = dir.join("targets.yml");
     let base_url = simulator.base_url();
+    let state_dir = dir.join("data");
     std::fs::write(
         &file,
         format!(
@@ -182,18 +183,20 @@ async fn a_slow_api_never_sees_two_calls_from_targets_sharing_a_token() {
         "--wolkvox.allow-fast-poll",
         "--web.listen-address",
         "127.0.0.1:0",
+        "--storage.path",
+        state_dir.to_str().unwrap(),
     ];
     let config = common::config(&args, &[("SHARED_TOKEN", FAKE_TOKEN)]).unwrap();
     let exporter = wolkvox_exporter::Exporter::start(config).await.unwrap();
     wait_ready(&exporter).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Enough slow calls, of all three targets, that they would have overlapped had the lane let them.
+    wait_for(Duration::from_secs(20), "eight calls covering the three servers", || async {
+        let requests = simulator.requests();
+        let every_server = ["0001", "0002", "0003"].iter().all(|s| requests.iter().any(|r| r.server_header.as_deref() == Some(*s)));
+        (requests.len() >= 8 && every_server).then_some(())
+    })
+    .await;
     exporter.stop().await;
-
-    let requests = simulator.requests();
-    assert!(requests.len() >= 8, "only {} requests", requests.len());
-    for server in ["0001", "0002", "0003"] {
-        assert!(requests.iter().any(|r| r.server_header.as_deref() == Some(server)), "{server} never polled");
-    }
     assert_eq!(simulator.max_in_flight(FAKE_TOKEN), 1);
 }
 
@@ -201,12 +204,24 @@ async fn a_slow_api_never_sees_two_calls_from_targets_sharing_a_token() {
 async fn the_interval_is_respected_end_to_end() {
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     let exporter = start_exporter(&simulator, "1s", &[]).await;
-    wait_ready(&exporter).await;
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // When each call reached the simulator, as noticed by looking at its record every 5 ms.
+    let mut arrivals = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while arrivals.len() < 4 {
+        let now = std::time::Instant::now();
+        arrivals.resize(simulator.requests().len().max(arrivals.len()), now);
+        assert!(now < deadline, "{} polls in 15 s at a 1 s interval", arrivals.len());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     exporter.stop().await;
-    // The first poll within 0.1 s of start, then one per second (plus jitter): 3, never more.
-    let polls = simulator.requests().len();
-    assert!((2..=3).contains(&polls), "{polls} polls in about 2.6 s at a 1 s interval");
+    for (k, pair) in arrivals.windows(2).enumerate() {
+        let gap = pair[1] - pair[0];
+        // The interval is a floor, counted from the end of the previous call, and jitter only adds
+        // to it (at most 5%); 50 ms of slack for how late a call may be noticed.
+        assert!(gap >= Duration::from_millis(950), "poll {} came {gap:?} after the previous one at a 1 s interval", k + 2);
+        // Nor does the lane fall far behind its schedule.
+        assert!(gap < Duration::from_secs(3), "poll {} came {gap:?} after the previous one at a 1 s interval", k + 2);
+    }
 }
 
 #[tokio::test]
@@ -269,6 +284,7 @@ async fn a_rotated_token_file_is_used_at_the_next_poll_without_a_restart() {
     let token_file = dir.join("token");
     std::fs::write(&token_file, FAKE_TOKEN).unwrap();
     let base_url = simulator.base_url();
+    let state_dir = dir.join("data");
     let args = [
         "--wolkvox.server",
         "0042",
@@ -281,6 +297,8 @@ async fn a_rotated_token_file_is_used_at_the_next_poll_without_a_restart() {
         "--wolkvox.allow-fast-poll",
         "--web.listen-address",
         "127.0.0.1:0",
+        "--storage.path",
+        state_dir.to_str().unwrap(),
     ];
     let exporter = wolkvox_exporter::Exporter::start(common::config(&args, &[]).unwrap()).await.unwrap();
     wait_ready(&exporter).await;

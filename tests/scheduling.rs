@@ -84,7 +84,7 @@ fn start_time() -> Timestamp {
 /// token) for `virtual_time`, on a clock that starts at [`start_time`].
 async fn run(script: &Arc<Script>, targets: Vec<Target>, virtual_time: Duration) -> Arc<Store> {
     let clock = Clock::starting_at(start_time());
-    let (lanes, store) = poller::plan(&targets, &[], clock.clone());
+    let (lanes, store) = poller::plan(&targets, &[], clock.clone(), None);
     assert_eq!(lanes.len(), 1, "the scheduling tests run one token");
     let running: Vec<_> =
         lanes.into_iter().map(|lane| tokio::spawn(run_lane(script.clone(), lane, store.clone(), clock.clone()))).collect();

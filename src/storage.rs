@@ -1,0 +1,308 @@
+//! The state directory (`--storage.path`): what a restart must not forget. Per token, named by its
+//! token name (never the token): its call ledger, written before and after every call so that a
+//! crash during a call is remembered as a call in flight; and the last good answer of each of its
+//! jobs, written after each success, so that a restart serves them at once.
+//!
+//! Every file is versioned JSON, written atomically (temporary file, fsync, rename, fsync of the
+//! directory), mode 0600 in a 0700 directory. A file that cannot be used is set aside with one
+//! warning and the token starts clean; a write that fails is counted and logged at most once a
+//! minute, and polling goes on. A lock in the directory keeps a second process out.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::admission::Ledger;
+use crate::wolkvox::model::Series;
+
+/// The format of every file; a file of another version is set aside.
+pub const VERSION: u32 = 1;
+const LOCK_FILE: &str = "lock";
+/// Write failures are logged at most this often.
+const LOG_EVERY: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("invalid configuration: --storage.path {}: {source}", path.display())]
+    Unusable { path: PathBuf, source: io::Error },
+    #[error("invalid configuration: --storage.path {}: in use by another exporter ({holder}); give each exporter its own path", path.display())]
+    Locked { path: PathBuf, holder: String },
+}
+
+/// The last good answer of one job.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Answer {
+    pub succeeded_at: Timestamp,
+    pub rows: usize,
+    pub series: Vec<Series>,
+}
+
+/// What a token's files held, as far as they could be read.
+#[derive(Debug, Default, PartialEq)]
+pub struct Restored {
+    pub ledger: Option<Ledger>,
+    /// By job key (`server/api`).
+    pub answers: BTreeMap<String, Answer>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LedgerFile {
+    version: u32,
+    token_name: String,
+    ledger: Ledger,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnswersFile {
+    version: u32,
+    token_name: String,
+    answers: BTreeMap<String, Answer>,
+}
+
+/// Only the version, read first so that a newer format is named as such.
+#[derive(Deserialize)]
+struct Versioned {
+    version: u32,
+}
+
+pub struct Storage {
+    dir: PathBuf,
+    /// Held for the life of the process: the OS releases it however the process ends.
+    _lock: File,
+    write_failures: AtomicU64,
+    last_logged: Mutex<Option<Instant>>,
+}
+
+impl Storage {
+    /// Creates the directory if needed (0700), checks it is writable, and takes its lock.
+    pub fn open(dir: &Path) -> Result<Storage, StorageError> {
+        let unusable = |source| StorageError::Unusable { path: dir.to_owned(), source };
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(unusable)?;
+        let mut lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(dir.join(LOCK_FILE))
+            .map_err(unusable)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = lock.read_to_string(&mut holder);
+                let holder = holder.trim();
+                let holder = if holder.is_empty() { "a process that wrote no pid".to_owned() } else { holder.to_owned() };
+                return Err(StorageError::Locked { path: dir.to_owned(), holder });
+            }
+            Err(fs::TryLockError::Error(error)) => return Err(unusable(error)),
+        }
+        lock.set_len(0)
+            .and_then(|()| lock.write_all(format!("pid {} on {}\n", std::process::id(), hostname()).as_bytes()))
+            .map_err(unusable)?;
+        // The directory may predate us with wider permissions; the lock write proved it writable.
+        let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+        Ok(Storage { dir: dir.to_owned(), _lock: lock, write_failures: AtomicU64::new(0), last_logged: Mutex::new(None) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes that failed since start-up.
+    pub fn write_failures(&self) -> u64 {
+        self.write_failures.load(Ordering::Relaxed)
+    }
+
+    /// Reads what the token's files hold. A file that cannot be used is set aside.
+    pub fn load(&self, token_name: &str) -> Restored {
+        let ledger = self.read::<LedgerFile>(&self.ledger_path(token_name), token_name, |f| (f.version, &f.token_name)).map(|f| f.ledger);
+        let answers =
+            self.read::<AnswersFile>(&self.answers_path(token_name), token_name, |f| (f.version, &f.token_name)).map(|f| f.answers);
+        Restored { ledger, answers: answers.unwrap_or_default() }
+    }
+
+    pub fn save_ledger(&self, token_name: &str, ledger: &Ledger) {
+        let file = LedgerFile { version: VERSION, token_name: token_name.to_owned(), ledger: ledger.clone() };
+        self.write(&self.ledger_path(token_name), &file);
+    }
+
+    pub fn save_answers(&self, token_name: &str, answers: &BTreeMap<String, Answer>) {
+        let file = AnswersFile { version: VERSION, token_name: token_name.to_owned(), answers: answers.clone() };
+        self.write(&self.answers_path(token_name), &file);
+    }
+
+    fn ledger_path(&self, token_name: &str) -> PathBuf {
+        self.dir.join(format!("token-{token_name}.ledger.json"))
+    }
+
+    fn answers_path(&self, token_name: &str) -> PathBuf {
+        self.dir.join(format!("token-{token_name}.answers.json"))
+    }
+
+    fn read<T: DeserializeOwned>(&self, path: &Path, token_name: &str, identity: impl Fn(&T) -> (u32, &String)) -> Option<T> {
+        let text = match fs::read(path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return None,
+            Err(error) => return self.set_aside(path, &format!("cannot be read: {error}")),
+        };
+        let problem = match serde_json::from_slice::<Versioned>(&text) {
+            Err(error) => format!("is not a state file of this exporter: {error}"),
+            Ok(Versioned { version }) if version != VERSION => {
+                format!("has format version {version}, this exporter reads version {VERSION}")
+            }
+            Ok(_) => match serde_json::from_slice::<T>(&text) {
+                Err(error) => format!("is damaged: {error}"),
+                Ok(file) if identity(&file).1 != token_name => format!("belongs to token name {:?}, not {token_name:?}", identity(&file).1),
+                Ok(file) => return Some(file),
+            },
+        };
+        self.set_aside(path, &problem)
+    }
+
+    /// Moves a file that cannot be used out of the way, kept for inspection.
+    fn set_aside<T>(&self, path: &Path, problem: &str) -> Option<T> {
+        let aside = path.with_extension(format!("json.bad-{}", Timestamp::now().as_second()));
+        match fs::rename(path, &aside) {
+            Ok(()) => {
+                tracing::warn!(file = %path.display(), moved_to = %aside.display(), "the state file {problem}; starting this token clean")
+            }
+            Err(error) => {
+                tracing::warn!(file = %path.display(), %error, "the state file {problem}, and cannot be moved aside; starting this token clean")
+            }
+        }
+        None
+    }
+
+    fn write(&self, path: &Path, value: &impl Serialize) {
+        if let Err(error) = write_atomically(&self.dir, path, value) {
+            self.write_failures.fetch_add(1, Ordering::Relaxed);
+            let mut last = self.last_logged.lock().expect("no panic while holding the lock");
+            if last.is_none_or(|at| at.elapsed() >= LOG_EVERY) {
+                *last = Some(Instant::now());
+                tracing::error!(file = %path.display(), %error, "cannot write the state file; polling goes on, but a restart now may call early");
+            }
+        }
+    }
+}
+
+/// Temporary file, fsync, rename over the old one, fsync of the directory: a crash at any point
+/// leaves the old file or the new one, never half of one.
+fn write_atomically(dir: &Path, path: &Path, value: &impl Serialize) -> io::Result<()> {
+    let temporary = path.with_extension("json.tmp");
+    let mut file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&temporary)?;
+    let mut text = serde_json::to_vec(value).map_err(io::Error::other)?;
+    text.push(b'\n');
+    file.write_all(&text)?;
+    file.sync_all()?;
+    drop(file);
+    fs::rename(&temporary, path)?;
+    File::open(dir)?.sync_all()
+}
+
+fn hostname() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname").map(|name| name.trim().to_owned()).unwrap_or_else(|_| "this host".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("wolkvox-storage-{tag}-{}-{}", std::process::id(), fastrand::u64(..)));
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn answer() -> Answer {
+        let series = Series { operation: "ventas".into(), description: "Gamification".into(), latest: 15.0, max: 17.0 };
+        Answer { succeeded_at: "2026-11-15T15:00:00Z".parse().unwrap(), rows: 3, series: vec![series] }
+    }
+
+    #[test]
+    fn what_is_saved_is_restored_with_private_permissions() {
+        let dir = temp_dir("roundtrip").join("data");
+        let storage = Storage::open(&dir).unwrap();
+        let ledger = Ledger { calls_today: 7, ..Ledger::default() };
+        storage.save_ledger("main", &ledger);
+        storage.save_answers("main", &BTreeMap::from([("0042/gamification".to_owned(), answer())]));
+        let restored = storage.load("main");
+        assert_eq!(restored.ledger, Some(ledger));
+        assert_eq!(restored.answers["0042/gamification"], answer());
+        assert_eq!(storage.load("other"), Restored::default());
+        assert_eq!(fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        for entry in fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            assert_eq!(entry.metadata().unwrap().permissions().mode() & 0o777, 0o600, "{:?}", entry.file_name());
+        }
+        let text = fs::read_to_string(dir.join("token-main.ledger.json")).unwrap();
+        assert!(text.starts_with("{\"version\":1,"), "{text}");
+    }
+
+    #[test]
+    fn unusable_files_are_set_aside_and_the_token_starts_clean() {
+        let dir = temp_dir("bad");
+        let storage = Storage::open(&dir).unwrap();
+        let valid = |name: &str| {
+            format!("{{\"version\":1,\"token_name\":\"{name}\",\"ledger\":{}}}", serde_json::to_string(&Ledger::default()).unwrap())
+        };
+        for (name, text) in [
+            ("empty", String::new()),
+            ("truncated", valid("truncated")[..20].to_owned()),
+            ("garbage", "\u{0}\u{1}not json".to_owned()),
+            ("future", valid("future").replace("\"version\":1", "\"version\":2")),
+            ("foreign", valid("someone_else")),
+            ("other_format", "{\"version\":1,\"hello\":true}".to_owned()),
+        ] {
+            let path = dir.join(format!("token-{name}.ledger.json"));
+            fs::write(&path, text).unwrap();
+            assert_eq!(storage.load(name).ledger, None, "{name}");
+            assert!(!path.exists(), "{name} was not moved aside");
+            let kept = fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()).any(|e| {
+                let file = e.file_name().to_string_lossy().into_owned();
+                file.starts_with(&format!("token-{name}.ledger.json.bad-"))
+            });
+            assert!(kept, "{name} was not kept for inspection");
+        }
+    }
+
+    #[test]
+    fn a_second_process_on_the_same_path_is_refused_naming_the_path_and_the_holder() {
+        let dir = temp_dir("lock");
+        let _first = Storage::open(&dir).unwrap();
+        let error = Storage::open(&dir).err().expect("the path is locked").to_string();
+        assert!(error.contains("--storage.path") && error.contains(&dir.display().to_string()), "{error}");
+        assert!(error.contains(&format!("pid {}", std::process::id())), "{error}");
+    }
+
+    #[test]
+    fn an_unwritable_path_is_refused_naming_the_flag() {
+        let file = temp_dir("notadir").join("file");
+        fs::write(&file, "").unwrap();
+        let error = Storage::open(&file.join("data")).err().expect("not a directory").to_string();
+        assert!(error.starts_with("invalid configuration: --storage.path"), "{error}");
+    }
+
+    #[test]
+    fn a_failed_write_is_counted_and_the_old_file_stays() {
+        let dir = temp_dir("fail");
+        let storage = Storage::open(&dir).unwrap();
+        storage.save_ledger("main", &Ledger { calls_today: 1, ..Ledger::default() });
+        // A directory where the temporary file should go makes the write fail.
+        fs::create_dir(dir.join("token-main.ledger.json.tmp")).unwrap();
+        storage.save_ledger("main", &Ledger { calls_today: 2, ..Ledger::default() });
+        assert_eq!(storage.write_failures(), 1);
+        assert_eq!(storage.load("main").ledger.map(|l| l.calls_today), Some(1));
+    }
+}

@@ -1,0 +1,192 @@
+//! A real exporter process stopped (SIGTERM) or killed (SIGKILL, in the middle of a call) and
+//! started again at once on the same state directory, against the simulator with a 5-minute
+//! interval: no call before the API's rules allow it, the last good values served within a second,
+//! the day's calls and a quota pause carried over, and the token nowhere in the state directory.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{FAKE_TOKEN, known_rows, sample, samples};
+use wolkvox_exporter::simulator::{Fault, Simulator};
+
+/// Long enough that an exporter restarted without its ledger would have called (its first poll
+/// comes within 5 s), short enough for a test.
+const WATCH: Duration = Duration::from_secs(8);
+
+struct Running {
+    child: Child,
+    url: String,
+}
+
+impl Running {
+    /// Starts the exporter binary polling `simulator` every 5 minutes, its state in `state`.
+    fn start(simulator: &Simulator, state: &Path) -> Running {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(env!("CARGO_BIN_EXE_wolkvox_exporter"))
+            .args(["--wolkvox.server", "0042", "--wolkvox.poll-interval", "5m", "--wolkvox.timeout", "30s"])
+            .args(["--wolkvox.base-url", &simulator.base_url(), "--web.listen-address", &format!("127.0.0.1:{port}")])
+            .arg("--storage.path")
+            .arg(state)
+            .env("WOLKVOX_TOKEN", FAKE_TOKEN)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the exporter starts");
+        Running { child, url: format!("http://127.0.0.1:{port}") }
+    }
+
+    /// The metrics text, once the exporter answers (within 10 s of start).
+    async fn scrape(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(response) = reqwest::get(format!("{}/metrics", self.url)).await {
+                return response.text().await.unwrap();
+            }
+            assert!(Instant::now() < deadline, "the exporter never answered");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn signal(&mut self, signal: &str) {
+        let status = Command::new("kill").args([signal, &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn state_dir(tag: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("wolkvox-restart-{tag}-{}-{}", std::process::id(), fastrand::u64(..)))
+}
+
+async fn wait_for_calls(simulator: &Simulator, calls: u64) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while simulator.counts().0 < calls {
+        assert!(Instant::now() < deadline, "only {} calls arrived", simulator.counts().0);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn usage(text: &str) -> Vec<(String, f64)> {
+    samples(text, "wolkvox_gamification_licenses")
+}
+
+#[tokio::test]
+async fn restarts_within_the_interval_make_no_call_and_serve_the_last_values_at_once() {
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    simulator.set_rows(known_rows());
+    let state = state_dir("term");
+    let mut first = Running::start(&simulator, &state);
+    wait_for_calls(&simulator, 1).await;
+    let text = loop {
+        let text = first.scrape().await;
+        if !usage(&text).is_empty() {
+            break text;
+        }
+    };
+    let success = sample(&text, "wolkvox_last_success_timestamp_seconds{server=\"0042\",api=\"gamification\"}").unwrap();
+
+    // SIGTERM between polls, then SIGKILL, each followed by an immediate restart.
+    first.signal("-TERM");
+    let mut second = Running::start(&simulator, &state);
+    let started = Instant::now();
+    let restored = second.scrape().await;
+    assert!(started.elapsed() < Duration::from_secs(1), "the first scrape came {:?} after the restart", started.elapsed());
+    assert_eq!(usage(&restored), usage(&text), "the last good values are served at once");
+    assert_eq!(
+        sample(&restored, "wolkvox_last_success_timestamp_seconds{server=\"0042\",api=\"gamification\"}"),
+        Some(success),
+        "with their original success time"
+    );
+    assert_eq!(sample(&restored, "wolkvox_up{server=\"0042\",api=\"gamification\"}"), Some(1.0));
+    assert_eq!(sample(&restored, "wolkvox_token_calls_today{token_name=\"WOLKVOX_TOKEN\"}"), Some(1.0), "the day's calls carry over");
+    let ready = reqwest::get(format!("{}/-/ready", second.url)).await.unwrap().status().as_u16();
+    assert_eq!(ready, 200, "ready from the restored success");
+
+    second.signal("-KILL");
+    let third = Running::start(&simulator, &state);
+    tokio::time::sleep(WATCH).await;
+    assert_eq!(simulator.counts().0, 1, "a restart within the interval called Wolkvox");
+    assert_eq!(usage(&third.scrape().await), usage(&text));
+
+    // The token is nowhere in the state directory.
+    for entry in std::fs::read_dir(&state).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(!String::from_utf8_lossy(&bytes).contains(FAKE_TOKEN), "the token was written to the state directory");
+    }
+}
+
+#[tokio::test]
+async fn a_crash_during_a_call_counts_as_a_call_in_flight() {
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    // The call hangs: the exporter is killed while Wolkvox still works on it.
+    simulator.set_fault(Some(Fault::Delay(Duration::from_secs(20))));
+    let state = state_dir("kill");
+    let mut first = Running::start(&simulator, &state);
+    wait_for_calls(&simulator, 1).await;
+    first.signal("-KILL");
+
+    simulator.set_fault(None);
+    let second = Running::start(&simulator, &state);
+    tokio::time::sleep(WATCH).await;
+    assert_eq!(simulator.counts().0, 1, "the restarted exporter called while the first call may still run");
+    let text = second.scrape().await;
+    assert_eq!(sample(&text, "wolkvox_token_calls_today{token_name=\"WOLKVOX_TOKEN\"}"), Some(1.0));
+}
+
+#[tokio::test]
+async fn a_quota_pause_survives_a_restart() {
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    simulator.set_daily_quota(Some(0));
+    let state = state_dir("quota");
+    let mut first = Running::start(&simulator, &state);
+    wait_for_calls(&simulator, 1).await;
+    let text = loop {
+        let text = first.scrape().await;
+        if sample(&text, "wolkvox_api_request_failures_total{server=\"0042\",api=\"gamification\",reason=\"quota\"}") == Some(1.0) {
+            break text;
+        }
+    };
+    assert_eq!(sample(&text, "wolkvox_up{server=\"0042\",api=\"gamification\"}"), Some(0.0));
+    first.signal("-TERM");
+
+    let restarted_at = jiff::Timestamp::now();
+    let second = Running::start(&simulator, &state);
+    tokio::time::sleep(WATCH).await;
+    // The pause lasts until midnight in Bogota; only a run that crossed it may call again.
+    let bogota = jiff::tz::TimeZone::get("America/Bogota").unwrap();
+    let crossed_midnight = restarted_at.to_zoned(bogota.clone()).date() != jiff::Timestamp::now().to_zoned(bogota).date();
+    if !crossed_midnight {
+        assert_eq!(simulator.counts().0, 1, "the restart forgot the quota pause");
+    }
+    let text = second.scrape().await;
+    assert_eq!(sample(&text, "wolkvox_up{server=\"0042\",api=\"gamification\"}"), Some(0.0), "up is the last poll's result");
+}
+
+#[tokio::test]
+async fn a_second_exporter_on_the_same_path_refuses_to_start() {
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    let state = state_dir("twice");
+    let first = Running::start(&simulator, &state);
+    first.scrape().await;
+    let output = Command::new(env!("CARGO_BIN_EXE_wolkvox_exporter"))
+        .args(["--wolkvox.server", "0042", "--wolkvox.base-url", &simulator.base_url(), "--web.listen-address", "127.0.0.1:0"])
+        .arg("--storage.path")
+        .arg(&state)
+        .env("WOLKVOX_TOKEN", FAKE_TOKEN)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--storage.path") && stderr.contains(&state.display().to_string()), "{stderr}");
+    assert!(stderr.contains(&format!("pid {}", first.child.id())), "the message names the other process: {stderr}");
+}
