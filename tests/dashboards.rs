@@ -1,9 +1,16 @@
 //! Static checks of every dashboard: provisionable as is, every panel titled, described and with a
-//! unit, every query on the datasource variable and honouring the template variables.
+//! unit, every query on the datasource variable and honouring the template variables; colours that
+//! say what the value means, "now" panels that read now, bars that count a fixed day, panels of
+//! optional features that say what to configure, and the finance tables. The PromQL that is hard to
+//! get right (last month's final peak, the API of every usage metric) runs through promtool.
+
+#[path = "common/tools.rs"]
+mod tools;
 
 use std::path::PathBuf;
 
-use serde_json::Value;
+use serde_json::{Value, json};
+use wolkvox_exporter::wolkvox::catalogue::APIS;
 
 fn dashboards() -> Vec<(PathBuf, Value)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("dashboards");
@@ -23,6 +30,10 @@ fn dashboards() -> Vec<(PathBuf, Value)> {
     files
 }
 
+fn dashboard(file: &str) -> Value {
+    dashboards().into_iter().find(|(path, _)| path.ends_with(file)).unwrap_or_else(|| panic!("{file}")).1
+}
+
 fn panels(dashboard: &Value) -> Vec<&Value> {
     let mut all = Vec::new();
     let mut stack: Vec<&Value> = dashboard["panels"].as_array().unwrap().iter().collect();
@@ -34,6 +45,51 @@ fn panels(dashboard: &Value) -> Vec<&Value> {
     }
     all
 }
+
+fn exprs(panel: &Value) -> Vec<&str> {
+    panel["targets"].as_array().into_iter().flatten().map(|t| t["expr"].as_str().unwrap()).collect()
+}
+
+fn expr_of<'a>(panel: &'a Value, ref_id: &str) -> &'a str {
+    let targets = panel["targets"].as_array().unwrap();
+    targets.iter().find(|t| t["refId"] == ref_id).unwrap_or_else(|| panic!("{}: no query {ref_id}", panel["title"]))["expr"]
+        .as_str()
+        .unwrap()
+}
+
+/// Panels that show one value per series as of now (the end of the time range).
+fn shows_now(panel: &Value) -> bool {
+    ["stat", "gauge", "bargauge", "table"].contains(&panel["type"].as_str().unwrap())
+}
+
+/// The API-health series, labelled {server, api}.
+const HEALTH: [&str; 7] = [
+    "wolkvox_up{",
+    "wolkvox_last_success_timestamp_seconds",
+    "wolkvox_last_poll_duration_seconds",
+    "wolkvox_poll_interval_seconds",
+    "wolkvox_api_request",
+    "wolkvox_rows",
+    "wolkvox_month_end_timestamp_seconds",
+];
+
+/// Optional features: a metric that only exists with the feature, and the setting to name.
+const OPTIONAL: [(&str, &str); 3] = [
+    ("wolkvox_billing_budget", "budgets:"),
+    ("wolkvox_token_daily_call_budget", "--wolkvox.daily-call-budget"),
+    ("wolkvox_token_info_", "--wolkvox.token-info"),
+];
+
+/// Whether `expr` selects a metric whose name starts with `prefix` (`prefix…{`), not merely
+/// names it in a regular expression.
+fn selects(expr: &str, prefix: &str) -> bool {
+    expr.match_indices(prefix).any(|(at, _)| {
+        let rest = &expr[at + prefix.len()..];
+        rest.trim_start_matches(|c: char| c.is_ascii_alphanumeric() || c == '_').starts_with('{')
+    })
+}
+
+const FINANCE_COLUMNS: [&str; 5] = ["Now", "Month's peak", "Contract", "% of contract", "Last month's final peak"];
 
 #[test]
 fn dashboards_are_provisionable_with_a_datasource_variable_and_stable_uid() {
@@ -62,6 +118,20 @@ fn dashboards_are_provisionable_with_a_datasource_variable_and_stable_uid() {
     assert_eq!(uids.len(), dashboards().len(), "uids must be unique");
 }
 
+/// Billing is monthly: the default range is the month so far, and one job is shown at a time (two
+/// jobs scraping one exporter would count everything twice).
+#[test]
+fn the_month_so_far_of_one_job() {
+    for (path, dashboard) in dashboards() {
+        let name = path.display();
+        assert_eq!(dashboard["time"], json!({"from": "now/M", "to": "now"}), "{name}: default range: this month so far");
+        let variables = dashboard["templating"]["list"].as_array().unwrap();
+        let job = variables.iter().find(|v| v["name"] == "job").unwrap();
+        assert_eq!(job["multi"], false, "{name}: $job must be single-select");
+        assert_eq!(job["includeAll"], false, "{name}: $job must not offer All");
+    }
+}
+
 #[test]
 fn every_panel_has_a_title_a_unit_a_description_and_the_datasource_variable() {
     for (path, dashboard) in dashboards() {
@@ -87,16 +157,35 @@ fn every_panel_has_a_title_a_unit_a_description_and_the_datasource_variable() {
     }
 }
 
+/// The label lists of every `by (...)` clause in `expr`.
+fn by_clauses(expr: &str) -> Vec<&str> {
+    expr.match_indices("by (").map(|(at, _)| &expr[at + 4..at + 4 + expr[at + 4..].find(')').unwrap()]).collect()
+}
+
+/// The range of every `function(`'s range selector, e.g. `1d` in `increase(x{…}[1d] offset -1d)`,
+/// with what follows it up to the closing parenthesis.
+fn ranges<'a>(expr: &'a str, function: &str) -> Vec<(&'a str, &'a str)> {
+    expr.match_indices(function)
+        .map(|(at, _)| {
+            let rest = &expr[at..];
+            let open = rest.find('[').unwrap_or_else(|| panic!("{function} without a range in {expr}"));
+            let close = open + rest[open..].find(']').unwrap();
+            let after = &rest[close + 1..];
+            (&rest[open + 1..close], after[..after.find(')').unwrap()].trim())
+        })
+        .collect()
+}
+
 #[test]
-fn queries_aggregate_honour_the_variables_and_use_rate_interval() {
+fn queries_aggregate_honour_the_variables_and_keep_the_server() {
     for (path, dashboard) in dashboards() {
         for panel in panels(&dashboard) {
-            for target in panel["targets"].as_array().unwrap() {
-                let expr = target["expr"].as_str().unwrap();
+            for expr in exprs(panel) {
                 let at = format!("{}: {expr}", path.display());
                 assert!(expr.contains("sum") || expr.contains("min by") || expr.contains("max by"), "{at}: aggregate");
                 // Token series have no server: the token is their selection.
-                let selection = if expr.contains("wolkvox_token_") { "$token_name" } else { "$server" };
+                let tokens = expr.contains("wolkvox_token_");
+                let selection = if tokens { "$token_name" } else { "$server" };
                 for variable in ["$job", selection] {
                     assert!(expr.contains(variable), "{at}: ignores {variable}");
                 }
@@ -105,14 +194,402 @@ fn queries_aggregate_honour_the_variables_and_use_rate_interval() {
                         assert!(expr.contains(variable), "{at}: ignores {variable}");
                     }
                 }
-                for function in ["rate(", "increase("] {
-                    if expr.contains(function) {
-                        assert!(expr.contains("[$__rate_interval]"), "{at}: {function} without $__rate_interval");
+                // Two servers may hold operations of the same name: never add them up unseen.
+                for labels in by_clauses(expr) {
+                    let kept = if tokens { "token_name" } else { "server" };
+                    assert!(labels.split(',').any(|l| l.trim() == kept), "{at}: by ({labels}) drops {kept}");
+                }
+                // Gauges from two scrapes of one exporter (a restart overlap, two scrape configs)
+                // are one value: deduplicated with max before they are added up.
+                if expr.contains("sum") && !expr.contains("increase(") {
+                    assert!(
+                        expr.contains("sum(max by (job, server") || expr.contains("(max by (job, server"),
+                        "{at}: sum without max over instances"
+                    );
+                }
+                for (window, _) in ranges(expr, "rate(") {
+                    assert_eq!(window, "$__rate_interval", "{at}: rate() without $__rate_interval");
+                }
+                assert!(!expr.contains("$__interval") && !expr.contains("$__range"), "{at}: a window that changes with zoom");
+            }
+        }
+    }
+}
+
+/// Bars count a fixed day, whatever the zoom: `increase(…[1d] offset -1d)` at a step of one day,
+/// so the bar at a day's midnight counts that day (today's so far).
+#[test]
+fn bars_count_a_fixed_window_at_a_step_of_the_same_length() {
+    let mut bars = 0;
+    for (path, dashboard) in dashboards() {
+        for panel in panels(&dashboard) {
+            let at = format!("{}: panel {}", path.display(), panel["title"]);
+            let is_bars = panel["fieldConfig"]["defaults"]["custom"]["drawStyle"] == "bars";
+            for target in panel["targets"].as_array().unwrap() {
+                let expr = target["expr"].as_str().unwrap();
+                for (window, after) in ranges(expr, "increase(") {
+                    assert!(is_bars, "{at}: increase() outside a bar chart");
+                    assert!(!window.contains('$'), "{at}: increase() over a variable window {window}");
+                    assert_eq!(panel["interval"], window, "{at}: min interval must equal the window {window}");
+                    assert_eq!(target["interval"], window, "{at}: min step must equal the window {window}");
+                    assert_eq!(after, format!("offset -{window}"), "{at}: a bar at a day's start counts that day");
+                    bars += 1;
+                }
+            }
+            if is_bars {
+                assert_eq!(panel["fieldConfig"]["defaults"]["custom"]["barAlignment"], 1, "{at}: the bar stands after its timestamp");
+            }
+        }
+    }
+    assert!(bars >= 5, "only {bars} bar queries");
+}
+
+/// Grafana's default when a panel sets none: green, red from 80.
+fn is_grafana_default(steps: &Value) -> bool {
+    *steps == json!([{"color": "green", "value": null}, {"color": "red", "value": 80}])
+}
+
+fn colours(defaults: &Value) -> Vec<&str> {
+    let steps = defaults["thresholds"]["steps"].as_array().into_iter().flatten().map(|s| &s["color"]);
+    let mapped = defaults["mappings"].as_array().into_iter().flatten().flat_map(|m| {
+        let results: Vec<&Value> = match m["options"]["result"].is_object() {
+            true => vec![&m["options"]["result"]["color"]],
+            false => m["options"].as_object().into_iter().flatten().map(|(_, r)| &r["color"]).collect(),
+        };
+        results
+    });
+    steps.chain(mapped).filter_map(Value::as_str).collect()
+}
+
+#[test]
+fn every_stat_gauge_and_bar_gauge_colours_its_value_explicitly_and_reads_now() {
+    let mut checked = 0;
+    for (path, dashboard) in dashboards() {
+        for panel in panels(&dashboard).into_iter().filter(|p| shows_now(p)) {
+            let at = format!("{}: panel {}", path.display(), panel["title"]);
+            let defaults = &panel["fieldConfig"]["defaults"];
+            let steps = &defaults["thresholds"]["steps"];
+            assert!(steps.as_array().is_some_and(|s| !s.is_empty()), "{at}: no thresholds: Grafana's green/red-at-80 would colour it");
+            assert!(!is_grafana_default(steps), "{at}: Grafana's default thresholds");
+            assert_eq!(defaults["color"]["mode"], "thresholds", "{at}: colour by the thresholds");
+            // A series the exporter expired must disappear, not keep its last value for days.
+            for target in panel["targets"].as_array().unwrap() {
+                assert!(target["instant"] == true && target["range"] == false, "{at}: {} must be an instant query", target["refId"]);
+                if panel["type"] == "table" {
+                    assert_eq!(target["format"], "table", "{at}: table format");
+                }
+            }
+            // Red only where the value is a failure or a contract passed; counts are one colour.
+            let all = exprs(panel).join(" ");
+            let about_failure =
+                ["wolkvox_up{", "wolkvox_last_success_timestamp_seconds", "wolkvox_billing_budget"].iter().any(|m| all.contains(m));
+            if colours(defaults).contains(&"red") {
+                assert!(about_failure, "{at}: red on a value that is no failure");
+            }
+            let counts = ["_licenses", "wolkvox_rows", "_max", "wolkvox_token_call_spacing"].iter().any(|m| all.contains(m));
+            if counts && !about_failure {
+                assert_eq!(steps.as_array().unwrap().len(), 1, "{at}: a count gets one neutral colour");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 15, "only {checked} panels");
+}
+
+#[test]
+fn shares_run_from_zero_to_a_hundred_percent_and_turn_red_only_past_the_contract() {
+    let mut shares = 0;
+    for (path, dashboard) in dashboards() {
+        for panel in panels(&dashboard) {
+            let at = format!("{}: panel {}", path.display(), panel["title"]);
+            let defaults = &panel["fieldConfig"]["defaults"];
+            // The table's share column carries its own unit in an override.
+            let mut configs = vec![defaults.clone()];
+            for o in panel["fieldConfig"]["overrides"].as_array().unwrap() {
+                let mut config = json!({});
+                for p in o["properties"].as_array().unwrap() {
+                    config[p["id"].as_str().unwrap()] = p["value"].clone();
+                }
+                configs.push(config);
+            }
+            for config in configs {
+                let max = match config["unit"].as_str() {
+                    Some("percentunit") => 1,
+                    Some("percent") => 100,
+                    _ => continue,
+                };
+                assert_eq!(config["min"], 0, "{at}: a share starts at 0");
+                assert_eq!(config["max"], max, "{at}: a share ends at 100%");
+                for step in config["thresholds"]["steps"].as_array().into_iter().flatten() {
+                    if step["color"] == "red" {
+                        assert!(step["value"].as_f64().is_some_and(|v| v >= f64::from(max)), "{at}: red below 100%");
                     }
+                }
+                shares += 1;
+            }
+        }
+    }
+    assert!(shares >= 5, "only {shares} shares");
+}
+
+#[test]
+fn polling_panels_say_failing_in_red_and_ok_in_green() {
+    let mut checked = 0;
+    for (path, dashboard) in dashboards() {
+        for panel in panels(&dashboard).into_iter().filter(|p| exprs(p).iter().any(|e| e.contains("wolkvox_up{"))) {
+            if !shows_now(panel) || panel["type"] == "table" {
+                continue;
+            }
+            let at = format!("{}: panel {}", path.display(), panel["title"]);
+            let defaults = &panel["fieldConfig"]["defaults"];
+            let values = defaults["mappings"].as_array().unwrap().iter().find(|m| m["type"] == "value").expect("a value mapping");
+            assert_eq!(values["options"]["0"]["color"], "red", "{at}: 0 in red");
+            assert_eq!(values["options"]["0"]["text"], "failing", "{at}: 0 says failing");
+            assert_eq!(values["options"]["1"]["color"], "green", "{at}: 1 in green");
+            assert_eq!(values["options"]["1"]["text"], "ok", "{at}: 1 says ok");
+            assert_eq!(defaults["thresholds"]["steps"], json!([{"color": "red", "value": null}, {"color": "green", "value": 1}]), "{at}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 2);
+}
+
+/// Health is per API (token_info's success says nothing about billing data), and the worst wins:
+/// the lowest wolkvox_up, the oldest last success.
+#[test]
+fn health_panels_pick_their_api_and_show_the_worst() {
+    for (path, dashboard) in dashboards() {
+        for panel in panels(&dashboard) {
+            for expr in exprs(panel) {
+                let at = format!("{}: {expr}", path.display());
+                let mentioned: Vec<&str> = HEALTH.iter().copied().filter(|m| expr.contains(m)).collect();
+                if mentioned.is_empty() {
+                    continue;
+                }
+                for metric in mentioned {
+                    for selector in expr.match_indices(metric).map(|(at, _)| &expr[at..at + expr[at..].find('}').unwrap()]) {
+                        assert!(selector.contains("api=\"") || selector.contains("api=~\"$api\""), "{at}: {selector} mixes every API");
+                    }
+                }
+                if expr.contains("wolkvox_up{") && !expr.contains("and on (job, server, api) wolkvox_up{") {
+                    assert!(expr.starts_with("min by ("), "{at}: the worst wolkvox_up is the min");
+                }
+                for (at_selector, _) in expr.match_indices("wolkvox_last_success_timestamp_seconds") {
+                    let before = &expr[..at_selector];
+                    assert!(
+                        before.ends_with("min by (job, server) (max without (instance, pod) (")
+                            || before.ends_with("min by (job, server, api) (max without (instance, pod) ("),
+                        "{at}: the oldest last success is the min"
+                    );
                 }
             }
         }
     }
+}
+
+#[test]
+fn panels_of_optional_features_say_what_to_configure_when_empty() {
+    let mut checked = 0;
+    for (path, dashboard) in dashboards() {
+        for panel in panels(&dashboard) {
+            let exprs = exprs(panel);
+            for (metric, setting) in OPTIONAL {
+                if exprs.iter().all(|e| selects(e, metric)) {
+                    let at = format!("{}: panel {}", path.display(), panel["title"]);
+                    let no_value = panel["fieldConfig"]["defaults"]["noValue"].as_str().unwrap_or_default();
+                    assert!(no_value.contains(setting), "{at}: noValue must say to set {setting}, not {no_value:?}");
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked >= 5, "only {checked} panels of optional features");
+}
+
+#[test]
+fn legends_offer_no_max_to_mistake_for_the_months_peak() {
+    for (path, dashboard) in dashboards() {
+        for panel in panels(&dashboard) {
+            let calcs = panel["options"]["legend"]["calcs"].as_array().into_iter().flatten();
+            for calc in calcs {
+                assert_ne!(calc, "max", "{}: panel {}: a legend max reads as the month's peak", path.display(), panel["title"]);
+            }
+        }
+    }
+}
+
+fn finance_table(dashboard: &Value) -> &Value {
+    panels(dashboard)
+        .into_iter()
+        .find(|p| p["type"] == "table" && p["transformations"].to_string().contains("Last month's final peak"))
+        .expect("a finance table")
+}
+
+#[test]
+fn each_dashboard_has_a_finance_table_with_its_columns() {
+    for (path, dashboard) in dashboards() {
+        let table = finance_table(&dashboard);
+        let at = format!("{}: panel {}", path.display(), table["title"]);
+        let transformations = table["transformations"].as_array().unwrap();
+        assert_eq!(transformations[0]["id"], "merge", "{at}: one row per series from every query");
+        let organize = &transformations[1];
+        assert_eq!(organize["id"], "organize", "{at}");
+        let renames = &organize["options"]["renameByName"];
+        for (i, column) in FINANCE_COLUMNS.iter().enumerate() {
+            let value_field = format!("Value #{}", ['A', 'B', 'C', 'D', 'E'][i]);
+            assert_eq!(renames[&value_field], *column, "{at}: {value_field}");
+        }
+        for label in ["server", "operation", "description"] {
+            assert!(renames[label].is_string(), "{at}: a column for {label}");
+        }
+        assert_eq!(organize["options"]["excludeByName"]["Time"], true, "{at}: no Time column");
+        let peak = expr_of(table, "B");
+        assert!(peak.contains("_max"), "{at}: the month's peak is the _max series");
+        assert!(expr_of(table, "C").contains("wolkvox_billing_budget{"), "{at}: the contract");
+        assert!(expr_of(table, "D").contains("wolkvox_billing_budget_used{") && expr_of(table, "D").contains(" / "), "{at}: the share");
+        let last = expr_of(table, "E");
+        assert!(
+            last.contains("_max") && last.contains("wolkvox_month_end_timestamp_seconds") && last.contains("@ end()"),
+            "{at}: last month"
+        );
+        let overrides = table["fieldConfig"]["overrides"].to_string();
+        assert!(overrides.contains("\"% of contract\"") && overrides.contains("percentunit"), "{at}: the share's unit");
+        assert!(overrides.contains("\"no budget\""), "{at}: an empty contract says why");
+    }
+}
+
+// --- The PromQL itself, through promtool ----------------------------------------------------------
+
+/// A dashboard query with its variables set for a promtool test: every server, operation, product.
+fn for_promtool(expr: &str, api: &str) -> String {
+    expr.replace("$job", "wolkvox")
+        .replace("$server", ".*")
+        .replace("$operation", ".*")
+        .replace("$description", ".*")
+        .replace("$token_name", ".*")
+        .replace("$api", api)
+}
+
+/// Runs promtool's unit tests on `series` (name → values, 1h apart from 1970-01-01 00:00 UTC) and
+/// `cases` (an expression evaluated at a time, and the samples expected); JSON is YAML.
+fn promtool_test(series: &[(String, String)], cases: Vec<Value>) {
+    let Some(promtool) = tools::tool("promtool") else { return };
+    let dir = tools::temp_dir("dashboard-promql");
+    let input: Vec<Value> = series.iter().map(|(s, v)| json!({"series": s, "values": v})).collect();
+    let file = json!({
+        "rule_files": [],
+        "evaluation_interval": "1m",
+        "tests": [{"interval": "1h", "input_series": input, "promql_expr_test": cases}],
+    });
+    let path = dir.join("test.yml");
+    std::fs::write(&path, serde_json::to_string_pretty(&file).unwrap()).unwrap();
+    let (ok, output) = tools::run_tool(&promtool, &["test", "rules", path.to_str().unwrap()], None);
+    assert!(ok, "{output}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+fn case(expr: &str, hours: u32, expected: &[(&str, f64)]) -> Value {
+    let samples: Vec<Value> = expected.iter().map(|(labels, value)| json!({"labels": labels, "value": value})).collect();
+    json!({"expr": expr, "eval_time": format!("{hours}h"), "exp_samples": samples})
+}
+
+/// In America/Bogota (UTC-5) January 1970 ends at hour 749 (Feb 1 05:00 UTC) and February at hour
+/// 1421. The exporter's pod restarts on February 15th (hour 1100): a new instance label.
+fn month_end_series(api: &str) -> Vec<(String, String)> {
+    vec![
+        (
+            format!("wolkvox_month_end_timestamp_seconds{{job='wolkvox', instance='a', server='0042', api='{api}'}}"),
+            "2696400x748 5115600x351".into(),
+        ),
+        (
+            format!("wolkvox_month_end_timestamp_seconds{{job='wolkvox', instance='b', server='0042', api='{api}'}}"),
+            "_x1099 5115600x321 7794000x279".into(),
+        ),
+    ]
+}
+
+/// January peaks at 40, February at 25 (20 before the restart), March starts at 3. The `_max`
+/// series lags the month's start by a poll: it still holds the old month's peak at hour 749.
+fn peak_series(metric: &str, labels: &str) -> Vec<(String, String)> {
+    vec![
+        (format!("{metric}{{job='wolkvox', instance='a', server='0042', {labels}}}"), "10x400 40x348 5x300 20x49".into()),
+        (format!("{metric}{{job='wolkvox', instance='b', server='0042', {labels}}}"), "_x1099 20x50 25x270 3x279".into()),
+    ]
+}
+
+#[test]
+fn last_months_final_peak_is_the_peak_just_before_the_month_rolled_over_in_the_targets_zone() {
+    let gamification = dashboard("wolkvox-gamification.json");
+    let expr = for_promtool(expr_of(finance_table(&gamification), "E"), ".*");
+    let mut series = month_end_series("gamification");
+    series.extend(peak_series("wolkvox_gamification_licenses_max", "operation='ventas', description='Gamification'"));
+    let row = "{job='wolkvox', server='0042', operation='ventas', description='Gamification'}";
+    promtool_test(
+        &series,
+        vec![
+            case(&expr, 745, &[]),             // January 30th, 20:00 in Bogota: no December in the data
+            case(&expr, 752, &[(row, 40.0)]),  // February 1st, 02:00 in Bogota
+            case(&expr, 960, &[(row, 40.0)]),  // February 10th
+            case(&expr, 1420, &[(row, 40.0)]), // the last hour of February
+            case(&expr, 1425, &[(row, 25.0)]), // March: February's, from the pod that replaced the first
+            case(&expr, 1700, &[(row, 25.0)]), // March 12th: not January's higher peak
+        ],
+    );
+
+    // Named from its metric, one API at a time (promtool allows 10,000 samples a query).
+    let billing = dashboard("wolkvox-billing-overview.json");
+    let expr = |api: &str| for_promtool(expr_of(finance_table(&billing), "E"), api);
+    for (api, other, metric, product) in [
+        ("tts_chars", "chat_licenses", "wolkvox_tts_characters_max", "TTS"),
+        ("chat_licenses", "tts_chars", "wolkvox_chat_licenses_max", "Chat"),
+    ] {
+        let mut series = month_end_series(api);
+        series.extend(peak_series(metric, &format!("operation='ventas', description='{product}'")));
+        let row = format!("{{job='wolkvox', server='0042', api='{api}', operation='ventas', description='{product}'}}");
+        promtool_test(
+            &series,
+            vec![
+                case(&expr(".*"), 960, &[(&row, 40.0)]),
+                case(&expr(".*"), 1700, &[(&row, 25.0)]),
+                case(&expr(api), 1700, &[(&row, 25.0)]),
+                case(&expr(other), 1700, &[]), // $api picks another API
+            ],
+        );
+    }
+}
+
+/// The billing overview names each usage metric's API from its name: right for every entry of the
+/// catalogue, and honouring $api.
+#[test]
+fn the_billing_overview_finds_the_api_of_every_catalogue_metric() {
+    let billing = dashboard("wolkvox-billing-overview.json");
+    let table = finance_table(&billing);
+    let usage = panels(&billing).into_iter().find(|p| p["title"] == "Usage of every polled billing API").expect("the usage panel");
+    let mut series = Vec::new();
+    for (k, api) in APIS.iter().enumerate() {
+        let labels = "job='wolkvox', instance='x', server='0042', operation='op', description='d'";
+        series.push((format!("{}{{{labels}}}", api.metric), format!("{k}x10")));
+        series.push((format!("{}_max{{{labels}}}", api.metric), format!("{}x10", 100 + k)));
+        series.push((format!("wolkvox_up{{job='wolkvox', instance='x', server='0042', api='{}'}}", api.name), "1x10".into()));
+    }
+    let row = |api: &str| format!("{{job='wolkvox', server='0042', api='{api}', operation='op', description='d'}}");
+    let rows: Vec<String> = APIS.iter().map(|api| row(api.name)).collect();
+    let lines: Vec<String> = APIS.iter().map(|api| format!("{{__name__='{}', {}", api.metric, &row(api.name)[1..])).collect();
+    let now: Vec<(&str, f64)> = rows.iter().enumerate().map(|(k, r)| (r.as_str(), k as f64)).collect();
+    let peak: Vec<(&str, f64)> = rows.iter().enumerate().map(|(k, r)| (r.as_str(), (100 + k) as f64)).collect();
+    let line: Vec<(&str, f64)> = lines.iter().enumerate().map(|(k, r)| (r.as_str(), k as f64)).collect();
+    let chat = APIS.iter().position(|a| a.name == "chat_licenses").unwrap();
+    let tts = APIS.iter().position(|a| a.name == "tts_chars").unwrap();
+    let selected = [(rows[chat].as_str(), chat as f64), (rows[tts].as_str(), tts as f64)];
+    promtool_test(
+        &series,
+        vec![
+            case(&for_promtool(expr_of(table, "A"), ".*"), 5, &now),
+            case(&for_promtool(expr_of(table, "B"), ".*"), 5, &peak),
+            case(&for_promtool(expr_of(usage, "A"), ".*"), 5, &line),
+            case(&for_promtool(expr_of(table, "A"), "chat_licenses|tts_chars"), 5, &selected),
+        ],
+    );
 }
 
 #[test]
