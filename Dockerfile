@@ -2,14 +2,18 @@
 #   docker build -t wolkvox_exporter --build-arg REVISION=$(git rev-parse --short=12 HEAD) .
 #   docker run -p 10042:10042 wolkvox_exporter --demo
 # A real token comes from a mounted file (--wolkvox.token-file) or the environment (WOLKVOX_TOKEN);
-# nothing secret is ever part of the image (.dockerignore admits only the sources).
+# nothing secret is ever part of the image (.dockerignore admits only the sources). A mounted file
+# keeps its owner and mode from the host, and the process runs as uid 65532: give the file to that
+# uid (chown 65532:65532, mode 0400) or its group (chgrp 65532, mode 0440), or it cannot be read.
+# No org.opencontainers.image.source label: the project publishes no public repository address.
 
 # Builder: the Rust toolchain this project is tested with, on the Debian release the runtime uses.
 FROM docker.io/library/rust:1.95.0-slim-bookworm AS builder
 ARG REVISION=unknown
 ENV WOLKVOX_REVISION=${REVISION}
 WORKDIR /src
-COPY Cargo.toml Cargo.lock build.rs ./
+# README.md: the binary serves it at /README.md (include_str! in src/http.rs).
+COPY Cargo.toml Cargo.lock build.rs README.md ./
 COPY src ./src
 COPY benches ./benches
 RUN cargo build --release --locked \
@@ -23,8 +27,7 @@ LABEL org.opencontainers.image.title="wolkvox_exporter" \
       org.opencontainers.image.description="Prometheus exporter for Wolkvox billing usage (gamification licenses)" \
       org.opencontainers.image.version="0.1.0" \
       org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.licenses="Apache-2.0" \
-      org.opencontainers.image.source="https://github.com/wolkvox-exporter/wolkvox_exporter"
+      org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=builder /wolkvox_exporter /usr/local/bin/wolkvox_exporter
 USER 65532:65532
 EXPOSE 10042
