@@ -151,3 +151,65 @@ impl Drop for Prometheus {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A real Alertmanager on 127.0.0.1 with `config` as its configuration file and clustering off.
+pub struct Alertmanager {
+    child: Child,
+    pub url: String,
+    dir: PathBuf,
+}
+
+impl Alertmanager {
+    pub async fn start(binary: &Path, config: &str) -> Alertmanager {
+        let dir = temp_dir("alertmanager");
+        std::fs::write(dir.join("alertmanager.yml"), config).unwrap();
+        let port = free_port();
+        let child = Command::new(binary)
+            .arg(format!("--config.file={}", dir.join("alertmanager.yml").display()))
+            .arg(format!("--storage.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("alertmanager.log")).unwrap())
+            .spawn()
+            .expect("alertmanager starts");
+        let mut alertmanager = Alertmanager { child, url: format!("http://127.0.0.1:{port}"), dir };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(response) = reqwest::get(format!("{}/-/ready", alertmanager.url)).await
+                && response.status().is_success()
+            {
+                return alertmanager;
+            }
+            let exited = alertmanager.child.try_wait().unwrap();
+            assert!(exited.is_none() && Instant::now() < deadline, "Alertmanager never became ready: {}", alertmanager.log());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("alertmanager.log")).unwrap_or_default()
+    }
+
+    /// Sends alerts as Prometheus does: `POST /api/v2/alerts` with a JSON array.
+    pub async fn post_alerts(&self, alerts: &Value) {
+        let response = reqwest::Client::new().post(format!("{}/api/v2/alerts", self.url)).json(alerts).send().await.unwrap();
+        let status = response.status();
+        assert!(status.is_success(), "POST /api/v2/alerts: {status} {}", response.text().await.unwrap_or_default());
+    }
+
+    /// Every alert it holds, with its status (`GET /api/v2/alerts`).
+    pub async fn alerts(&self) -> Vec<Value> {
+        let response = reqwest::get(format!("{}/api/v2/alerts", self.url)).await.unwrap();
+        assert!(response.status().is_success(), "GET /api/v2/alerts: {}", response.status());
+        response.json::<Value>().await.unwrap().as_array().cloned().unwrap_or_default()
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
