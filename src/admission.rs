@@ -61,6 +61,7 @@ pub struct JobRules {
 pub struct Ledger {
     pub jobs: BTreeMap<String, JobLedger>,
     pub last_call_start: Option<Timestamp>,
+    /// None while a call is in flight (or was, when its process died).
     pub last_call_end: Option<Timestamp>,
     /// The day `calls_today` counts, in the token's zone.
     pub day: Option<Date>,
@@ -96,7 +97,7 @@ pub struct Decision {
 }
 
 impl Ledger {
-    /// Calls made on `now`'s day in the zone (the count of an earlier day is no longer today's).
+    /// Calls made on `now`'s day in the zone (the count of another day is not today's).
     pub fn calls_on(&self, now: Timestamp, zone: &TimeZone) -> u32 {
         if self.day == Some(now.to_zoned(zone.clone()).date()) { self.calls_today } else { 0 }
     }
@@ -104,8 +105,7 @@ impl Ledger {
     /// A call of the token that started and has not ended, as the ledger of a process that died
     /// during a call shows.
     fn open_call(&self) -> Option<Timestamp> {
-        let start = self.last_call_start?;
-        self.last_call_end.is_none_or(|end| end < start).then_some(start)
+        self.last_call_end.is_none().then_some(self.last_call_start).flatten()
     }
 }
 
@@ -175,6 +175,7 @@ pub fn record_start(ledger: &mut Ledger, rules: &TokenRules, job: usize, now: Ti
     ledger.calls_today = ledger.calls_on(now, &rules.zone) + 1;
     ledger.day = Some(today);
     ledger.last_call_start = Some(now);
+    ledger.last_call_end = None;
     ledger.jobs.entry(rules.jobs[job].key.clone()).or_default().last_start = Some(now);
 }
 

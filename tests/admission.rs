@@ -1,0 +1,154 @@
+//! Call admission over random sequences of calls, outcomes, crashes during calls, restarts and
+//! wall clocks stepped backwards, with the ledger carried across each restart the way the state
+//! directory carries it (as JSON). Whatever happens, in real time: no two calls of the token on
+//! Wolkvox at once, no API called twice within 5 minutes (unless fast polling is allowed), and no
+//! day over the budget.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use proptest::prelude::*;
+use wolkvox_exporter::admission::{self, FLOOR, JobRules, Ledger, TokenRules};
+use wolkvox_exporter::wolkvox::{Failure, Reason};
+
+#[derive(Clone, Debug)]
+struct Step {
+    outcome: u8,
+    /// How long Wolkvox takes to answer.
+    duration: u64,
+    /// The process dies this far into the call (seconds), if at all.
+    crash_after: Option<u64>,
+    restart_after: bool,
+    /// The wall clock is set back this far after the step.
+    clock_back: u64,
+    jitter: f64,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    (
+        0u8..8,
+        0u64..90,
+        prop::option::weighted(0.15, 0u64..90),
+        prop::bool::weighted(0.2),
+        prop_oneof![9 => Just(0u64), 1 => 1u64..3600],
+        0.0..1.0f64,
+    )
+        .prop_map(|(outcome, duration, crash_after, restart_after, clock_back, jitter)| Step {
+            outcome,
+            duration,
+            crash_after,
+            restart_after,
+            clock_back,
+            jitter,
+        })
+}
+
+/// Mostly production rules; a fifth with fast polling (simulators), where only the floor is lifted.
+fn rules() -> impl Strategy<Value = TokenRules> {
+    let fast_poll = prop::bool::weighted(0.2);
+    let intervals = prop::collection::vec(prop_oneof![Just(1u64), Just(30), Just(300), Just(600), Just(3600)], 1..4);
+    (fast_poll, intervals, prop_oneof![Just(None), Just(Some(3u32)), Just(Some(20)), Just(Some(100))]).prop_map(
+        |(fast_poll, intervals, daily_budget)| TokenRules {
+            zone: jiff::tz::TimeZone::get("America/Bogota").unwrap(),
+            daily_budget,
+            fast_poll,
+            jobs: intervals
+                .iter()
+                .enumerate()
+                .map(|(i, &seconds)| JobRules {
+                    key: format!("0042/api{i}"),
+                    // Without fast polling the configuration refuses intervals under 5 minutes.
+                    interval: Duration::from_secs(if fast_poll { seconds } else { seconds.max(300) }),
+                    timeout: Duration::from_secs(60),
+                })
+                .collect(),
+        },
+    )
+}
+
+fn failure(outcome: u8) -> Option<Failure> {
+    let reason = match outcome {
+        0..=2 => return None,
+        3 => Reason::Transport,
+        4 => Reason::Quota,
+        5 => Reason::Auth,
+        6 => Reason::Http,
+        _ => Reason::RateLimited,
+    };
+    let retry_after = (reason == Reason::RateLimited).then_some(Duration::from_secs(45));
+    Some(Failure { status: Some(if reason == Reason::Http { 503 } else { 429 }), retry_after, ..Failure::new(reason, "random") })
+}
+
+/// What the state directory gives a restarted process.
+fn restart(persisted: &Ledger, rules: &TokenRules, wall: Timestamp, jitter: f64) -> Ledger {
+    let mut ledger: Ledger = serde_json::from_str(&serde_json::to_string(persisted).unwrap()).unwrap();
+    admission::reconcile(&mut ledger, rules, wall, jitter);
+    ledger
+}
+
+fn secs(seconds: u64) -> SignedDuration {
+    SignedDuration::from_secs(seconds as i64)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_apis_rules_hold_across_restarts_crashes_and_clock_steps(rules in rules(), steps in prop::collection::vec(step(), 1..120)) {
+        // Close to midnight in Bogota, so that days turn, and clocks step back over midnight.
+        let start: Timestamp = "2026-11-15T23:40:00-05:00".parse().unwrap();
+        let (mut real, mut clock_offset) = (start, SignedDuration::ZERO);
+        let wall = |real: Timestamp, offset: SignedDuration| real + offset;
+        let mut ledger = restart(&Ledger::default(), &rules, start, 0.0);
+        // Wolkvox works on a call until it answers, or 60 s at most.
+        let mut wolkvox_busy_until = start;
+        let mut last_start: BTreeMap<usize, Timestamp> = BTreeMap::new();
+        let mut per_day: BTreeMap<jiff::civil::Date, u32> = BTreeMap::new();
+
+        for step in steps {
+            // Sleep until admission says yes, asking again after each sleep, as the lane does.
+            let decision = loop {
+                let now = wall(real, clock_offset);
+                let decision = admission::next(&ledger, &rules, now).unwrap();
+                if decision.at <= now {
+                    break decision;
+                }
+                real += decision.at.duration_since(now);
+            };
+            let now = wall(real, clock_offset);
+            prop_assert!(real >= wolkvox_busy_until, "a call at {real} while Wolkvox works until {wolkvox_busy_until}");
+            if let Some(previous) = last_start.insert(decision.job, real)
+                && !rules.fast_poll
+            {
+                prop_assert!(real.duration_since(previous) >= secs(FLOOR.as_secs()), "job {} called at {previous} and {real}", decision.job);
+            }
+            let day = now.to_zoned(rules.zone.clone()).date();
+            let calls = per_day.entry(day).or_default();
+            *calls += 1;
+            if let Some(budget) = rules.daily_budget {
+                prop_assert!(*calls <= budget, "{calls} calls on {day}, budget {budget}");
+            }
+
+            admission::record_start(&mut ledger, &rules, decision.job, now);
+            let persisted = ledger.clone();
+            let answered_after = step.duration.min(60);
+            wolkvox_busy_until = real + secs(answered_after);
+            match step.crash_after {
+                Some(after) if after < answered_after => {
+                    real += secs(after);
+                    ledger = restart(&persisted, &rules, wall(real, clock_offset), step.jitter);
+                }
+                _ => {
+                    real += secs(answered_after);
+                    let failure = if step.duration >= 60 { Some(Failure::new(Reason::Timeout, "60 s")) } else { failure(step.outcome) };
+                    admission::record_end(&mut ledger, &rules, decision.job, wall(real, clock_offset), failure.as_ref(), step.jitter);
+                    if step.restart_after {
+                        ledger = restart(&ledger, &rules, wall(real, clock_offset), step.jitter);
+                    }
+                }
+            }
+            clock_offset -= secs(step.clock_back);
+        }
+    }
+}
