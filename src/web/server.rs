@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use axum::Router;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -18,7 +19,6 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 
 use super::WebSettings;
 
@@ -93,12 +93,19 @@ fn fingerprint(paths: &[PathBuf]) -> Vec<Option<(SystemTime, u64)>> {
 
 /// Wraps the router in basic auth (but for the probes), security headers and the request cap.
 pub fn protect(router: Router, web: Arc<Web>, limits: &Limits) -> Router {
-    let cap = (limits.max_requests > 0).then(|| Arc::new(Semaphore::new(limits.max_requests)));
-    // Outermost first: the cap counts requests still checking their password (bcrypt is the costly part).
+    let router = router.layer(middleware::from_fn_with_state(web, authenticate));
+    if limits.max_requests == 0 {
+        return router;
+    }
+    // Outside the password check, so that the cap counts requests still checking theirs (bcrypt is
+    // the costly part); one count for every route, and past it a 503 at once, as exporter-toolkit.
     router.layer(
         tower::ServiceBuilder::new()
-            .layer(middleware::from_fn_with_state(cap, cap_requests))
-            .layer(middleware::from_fn_with_state(web, authenticate)),
+            .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+                (StatusCode::SERVICE_UNAVAILABLE, "Too many concurrent requests\n")
+            }))
+            .layer(tower::load_shed::LoadShedLayer::new())
+            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(limits.max_requests)),
     )
 }
 
@@ -120,14 +127,6 @@ async fn authenticate(State(web): State<Arc<Web>>, request: Request, next: Next)
         response.headers_mut().insert(name.clone(), value.clone());
     }
     response
-}
-
-async fn cap_requests(State(cap): State<Option<Arc<Semaphore>>>, request: Request, next: Next) -> Response {
-    let Some(cap) = cap else { return next.run(request).await };
-    match cap.try_acquire() {
-        Ok(_permit) => next.run(request).await,
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "Too many concurrent requests\n").into_response(),
-    }
 }
 
 /// Serves until `shutdown` resolves, then lets open requests finish (10 s at most).
