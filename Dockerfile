@@ -6,6 +6,10 @@
 # keeps its owner and mode from the host, and the process runs as uid 65532: give the file to that
 # uid (chown 65532:65532, mode 0400) or its group (chgrp 65532, mode 0440), or it cannot be read.
 # No org.opencontainers.image.source label: the project publishes no public repository address.
+# State (README "State and restarts"): the working directory is /, so the default --storage.path,
+# data/, is /data: a volume owned by uid 65532, writable with a read-only root filesystem. Keep it
+# across container re-creation with a named volume (-v wolkvox-exporter-data:/data); a host directory
+# mounted there must belong to uid 65532 (install -d -m 0700 -o 65532 -g 65532 /srv/wolkvox/state).
 
 # Builder: the Rust toolchain this project is tested with, on the Debian release the runtime uses.
 FROM docker.io/library/rust:1.95.0-slim-bookworm AS builder
@@ -17,7 +21,8 @@ COPY Cargo.toml Cargo.lock build.rs README.md ./
 COPY src ./src
 COPY benches ./benches
 RUN cargo build --release --locked \
-    && cp target/release/wolkvox_exporter /wolkvox_exporter
+    && cp target/release/wolkvox_exporter /wolkvox_exporter \
+    && install -d -m 0700 -o 65532 -g 65532 /data
 
 # Runtime: distroless "cc" carries exactly the glibc libraries the binary links (libc, libm,
 # libgcc_s) and CA certificates, and no shell or package manager. "nonroot" runs as uid 65532.
@@ -29,6 +34,12 @@ LABEL org.opencontainers.image.title="wolkvox_exporter" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=builder /wolkvox_exporter /usr/local/bin/wolkvox_exporter
+# The state directory; distroless has no shell to create it, so it comes from the build stage. A new
+# named volume mounted here starts as a copy of it, owner included.
+COPY --from=builder --chown=65532:65532 /data /data
+# distroless' nonroot sets /home/nonroot; / makes the default data/ the volume below.
+WORKDIR /
+VOLUME /data
 USER 65532:65532
 EXPOSE 10042
 ENTRYPOINT ["/usr/local/bin/wolkvox_exporter"]

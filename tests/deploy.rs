@@ -101,6 +101,119 @@ fn the_image_build_context_holds_every_file_the_build_reads() {
     }
 }
 
+/// The Dockerfile's stages, each its instructions (name in capitals, arguments), continuation
+/// lines joined and comments left out.
+fn dockerfile_stages() -> Vec<Vec<(String, String)>> {
+    let mut stages: Vec<Vec<(String, String)>> = Vec::new();
+    let mut logical = String::new();
+    for line in read("Dockerfile").lines().map(str::trim) {
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        if let Some(part) = line.strip_suffix('\\') {
+            logical.push_str(part);
+            logical.push(' ');
+            continue;
+        }
+        logical.push_str(line);
+        let text = std::mem::take(&mut logical);
+        let (instruction, arguments) = text.split_once(char::is_whitespace).unwrap_or((&text, ""));
+        let instruction = instruction.to_ascii_uppercase();
+        if instruction == "FROM" {
+            stages.push(Vec::new());
+        }
+        stages.last_mut().expect("FROM comes first").push((instruction, arguments.trim().to_owned()));
+    }
+    stages
+}
+
+/// The words of an exec-form (`["a", "b"]`) or shell-form instruction.
+fn instruction_words(arguments: &str) -> Vec<String> {
+    serde_json::from_str(arguments).unwrap_or_else(|_| arguments.split_whitespace().map(str::to_owned).collect())
+}
+
+/// A path without its trailing slash.
+fn directory(path: &str) -> String {
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.is_empty() { "/".to_owned() } else { trimmed.to_owned() }
+}
+
+/// `path` is `mount` or lies below it.
+fn lies_in(path: &str, mount: &str) -> bool {
+    let (path, mount) = (directory(path), directory(mount));
+    path == mount || path.starts_with(&format!("{}/", mount.trim_end_matches('/')))
+}
+
+/// Where the image's exporter keeps its state unless told otherwise: `--storage.path` in its
+/// ENTRYPOINT or CMD, else `WOLKVOX_STORAGE_PATH` from ENV, else the default (`data/`) in its
+/// working directory.
+fn image_storage_path() -> String {
+    let stages = dockerfile_stages();
+    let image = stages.last().unwrap();
+    let last = |name: &str| image.iter().rev().find(|(i, _)| i == name).map(|(_, a)| a.clone());
+    let command: Vec<String> = ["ENTRYPOINT", "CMD"].into_iter().filter_map(last).flat_map(|a| instruction_words(&a)).collect();
+    let from_command = command.iter().enumerate().find_map(|(i, word)| match word.strip_prefix("--storage.path") {
+        Some(rest) if rest.starts_with('=') => Some(rest[1..].to_owned()),
+        Some("") => command.get(i + 1).cloned(),
+        _ => None,
+    });
+    let from_env = image
+        .iter()
+        .filter(|(i, _)| i == "ENV")
+        .flat_map(|(_, a)| {
+            a.split_whitespace().filter_map(|pair| pair.split_once('=')).map(|(k, v)| (k.to_owned(), v.trim_matches('"').to_owned()))
+        })
+        .filter(|(k, _)| k == "WOLKVOX_STORAGE_PATH")
+        .map(|(_, v)| v)
+        .next_back();
+    let default = wolkvox_exporter::config::DEFAULT_STORAGE_PATH;
+    let path = from_command.or(from_env).unwrap_or_else(|| {
+        let workdir = last("WORKDIR").expect(
+            "no WORKDIR in the image: distroless' nonroot works in /home/nonroot, so the default data/ would lie on the read-only root filesystem",
+        );
+        Path::new(&workdir).join(default).to_str().unwrap().to_owned()
+    });
+    assert!(path.starts_with('/'), "the image's state directory {path:?} is not absolute");
+    directory(&path)
+}
+
+/// Without a volume the state dies with the container, and with a read-only root filesystem
+/// (Compose, Kubernetes) the exporter cannot even start; a volume the image's user does not own is
+/// not writable either.
+#[test]
+fn the_image_keeps_its_state_in_a_volume_its_user_owns() {
+    let stages = dockerfile_stages();
+    let image = stages.last().unwrap();
+    let path = image_storage_path();
+    let volumes: Vec<String> =
+        image.iter().filter(|(i, _)| i == "VOLUME").flat_map(|(_, a)| instruction_words(a)).map(|v| directory(&v)).collect();
+    assert!(volumes.contains(&path), "the state directory {path} is not a VOLUME (volumes: {volumes:?})");
+
+    let user = image.iter().rev().find(|(i, _)| i == "USER").map(|(_, a)| a.clone()).expect("a USER");
+    let owner = if user.contains(':') { user.clone() } else { format!("{user}:{user}") };
+    let copy = image
+        .iter()
+        .filter(|(i, _)| i == "COPY")
+        .map(|(_, a)| a.split_whitespace().collect::<Vec<&str>>())
+        .find(|words| words.last().is_some_and(|to| directory(to) == path))
+        .unwrap_or_else(|| panic!("nothing creates {path} in the image: distroless has no shell, so COPY it from the build stage"));
+    assert!(
+        copy.iter().any(|w| *w == format!("--chown={owner}")),
+        "{path} is not copied with --chown={owner}: uid {user} could not write it, nor a new volume copied from it ({copy:?})"
+    );
+    // The source exists: the stage it comes from creates it.
+    let stage = copy.iter().find_map(|w| w.strip_prefix("--from=")).expect("copied from the build stage");
+    let source = copy[copy.len() - 2];
+    let builder = stages
+        .iter()
+        .find(|instructions| instructions[0].1.to_ascii_lowercase().ends_with(&format!(" as {}", stage.to_ascii_lowercase())))
+        .unwrap_or_else(|| panic!("no stage {stage}"));
+    assert!(
+        builder.iter().any(|(i, a)| i == "RUN" && a.split_whitespace().any(|w| directory(w) == directory(source))),
+        "the {stage} stage does not create {source}"
+    );
+}
+
 fn compose_config(env: &[(&str, &str)]) -> Value {
     let Some(compose) = tool("docker-compose") else { return Value::Null };
     let file = repo_path("deploy/docker-compose.yml");
@@ -139,6 +252,46 @@ fn compose_stack_is_valid_pinned_and_demo_by_default() {
     let real = compose_config(&[("WOLKVOX_SERVER", "0042"), ("WOLKVOX_TOKEN_FILE", "/srv/wolkvox/token")]);
     assert_eq!(real["services"]["wolkvox-exporter"]["command"], serde_json::json!(["--wolkvox.server=0042"]));
     assert_eq!(real["secrets"]["wolkvox_token"]["file"], "/srv/wolkvox/token");
+}
+
+/// The exporter's state survives `docker compose down` and a re-created container only in a
+/// named volume mounted where the exporter writes it; the container's root filesystem is
+/// read-only besides.
+#[test]
+fn compose_keeps_the_exporter_state_in_a_named_volume() {
+    for env in [&[][..], &[("WOLKVOX_SERVER", "0042"), ("WOLKVOX_TOKEN_FILE", "/srv/wolkvox/token")][..]] {
+        let config = compose_config(env);
+        if config.is_null() {
+            return;
+        }
+        let exporter = &config["services"]["wolkvox-exporter"];
+        assert_eq!(exporter["read_only"], true);
+        let args: Vec<String> = exporter["command"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_owned()).collect();
+        let from_args = args.iter().enumerate().find_map(|(i, arg)| match arg.strip_prefix("--storage.path") {
+            Some(rest) if rest.starts_with('=') => Some(rest[1..].to_owned()),
+            Some("") => args.get(i + 1).cloned(),
+            _ => None,
+        });
+        let from_env = exporter["environment"]["WOLKVOX_STORAGE_PATH"].as_str().map(str::to_owned);
+        let path = match from_args.or(from_env) {
+            Some(path) => path,
+            // The demo keeps no state unless told where.
+            None if args.iter().any(|a| a == "--demo") => continue,
+            None => image_storage_path(),
+        };
+        assert!(!path.trim().is_empty(), "--storage.path is empty in {env:?}: nothing survives a restart");
+        let volume = exporter["volumes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|v| lies_in(&path, v["target"].as_str().unwrap()))
+            .max_by_key(|v| v["target"].as_str().unwrap().len())
+            .unwrap_or_else(|| panic!("nothing is mounted at {path}, where the exporter keeps its state ({env:?})"));
+        assert_eq!(volume["type"], "volume", "a named volume at {path}, not {volume}");
+        assert_ne!(volume["read_only"], true, "{volume} is read-only");
+        let source = volume["source"].as_str().unwrap();
+        assert!(config["volumes"][source].is_object(), "the volume {source} is declared at the top level");
+    }
 }
 
 /// Days in a Prometheus duration such as `400d`, `58w` or `2y` (one unit).
@@ -347,6 +500,44 @@ fn the_deployment_is_one_hardened_replica_with_probes_and_a_secret_token() {
     assert!(pod["volumes"][0]["secret"]["secretName"].is_string(), "the token comes from a Secret");
 }
 
+/// The state directory is a volume of the pod (the root filesystem is read-only), mounted where
+/// `--storage.path` points and writable by the image's user.
+#[test]
+fn the_deployment_keeps_its_state_in_a_writable_volume() {
+    let deployment = yaml("deploy/kubernetes/deployment.yaml");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+    let args: Vec<&str> = container["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    let path = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--storage.path="))
+        .expect("no --storage.path=: the default, data/ in the working directory, depends on the image and any workingDir");
+    assert!(path.starts_with('/'), "--storage.path={path} is not absolute");
+    let mount = container["volumeMounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| lies_in(path, m["mountPath"].as_str().unwrap()))
+        .max_by_key(|m| m["mountPath"].as_str().unwrap().len())
+        .unwrap_or_else(|| panic!("nothing is mounted at {path}: on the read-only root filesystem the exporter stops (exit 2)"));
+    assert_ne!(mount["readOnly"], true, "{mount} is read-only");
+    let name = mount["name"].as_str().unwrap();
+    let volume = pod["volumes"].as_array().unwrap().iter().find(|v| v["name"] == name).unwrap_or_else(|| panic!("no volume {name}"));
+    assert!(
+        volume["emptyDir"].is_object() || volume["persistentVolumeClaim"].is_object(),
+        "the state volume {volume} is neither an emptyDir (kept across container restarts) nor a PersistentVolumeClaim"
+    );
+    // The kubelet gives the volume the pod's fsGroup (an emptyDir, and most persistent volumes):
+    // the image's user, which the container runs as, may write it.
+    let image_user = read("Dockerfile").lines().rev().find_map(|l| l.strip_prefix("USER ")).unwrap().to_owned();
+    let uid: u64 = image_user.split(':').next().unwrap().parse().unwrap();
+    let security = &pod["securityContext"];
+    assert_eq!(security["fsGroup"], uid, "without fsGroup {uid} a persistent volume is root's and unwritable");
+    let runs_as = container["securityContext"]["runAsUser"].as_u64().or(security["runAsUser"].as_u64());
+    assert_eq!(runs_as, Some(uid), "the container runs as another user than the volume's group");
+}
+
 #[test]
 fn service_monitor_selects_the_service_and_the_service_keeps_unready_pods() {
     let service = yaml("deploy/kubernetes/service.yaml");
@@ -395,15 +586,17 @@ type Pairs = Vec<(String, String)>;
 
 /// The environment systemd gives the service: `Environment=` of the unit and its drop-ins, then the
 /// `EnvironmentFile=` (which wins), minus `UnsetEnvironment=`, with `%d` the credentials
-/// directory; and the credentials, ID to source path.
-fn systemd_service_environment(units: &[&str], credentials: &Path) -> (Pairs, Pairs) {
+/// directory and `%S` the root of state directories (`/var/lib`); and the credentials, ID to
+/// source path.
+fn systemd_service_environment(units: &[&str], credentials: &Path, state_root: &Path) -> (Pairs, Pairs) {
     let mut environment: Pairs = Vec::new();
     let mut files = Vec::new();
     let mut unset = Vec::new();
     let mut loaded = Vec::new();
     let set = |environment: &mut Pairs, key: &str, value: &str| {
         environment.retain(|(k, _)| k != key);
-        environment.push((key.to_owned(), value.replace("%d", credentials.to_str().unwrap())));
+        let value = value.replace("%d", credentials.to_str().unwrap()).replace("%S", state_root.to_str().unwrap());
+        environment.push((key.to_owned(), value));
     };
     for unit in units {
         for line in unit.lines().map(str::trim).filter(|l| !l.starts_with('#')) {
@@ -434,13 +627,59 @@ fn systemd_service_environment(units: &[&str], credentials: &Path) -> (Pairs, Pa
     (environment, loaded)
 }
 
-/// Runs `--config.check` with exactly the environment and credentials systemd would give the
-/// unit and `drop_ins`; returns its output.
+/// The settings of a unit and its drop-ins, in order, comments left out.
+fn unit_settings<'a>(units: &[&'a str]) -> Vec<(&'a str, &'a str)> {
+    units
+        .iter()
+        .flat_map(|unit| unit.lines())
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#') && !l.starts_with(';'))
+        .filter_map(|l| l.split_once('='))
+        .collect()
+}
+
+/// The directory `StateDirectory=` gives the service, below `state_root` (`%S`, `/var/lib`).
+fn systemd_state_directory(units: &[&str], state_root: &Path) -> Option<PathBuf> {
+    let names: Vec<&str> =
+        unit_settings(units).into_iter().filter(|(k, _)| *k == "StateDirectory").flat_map(|(_, v)| v.split_whitespace()).collect();
+    assert!(names.len() <= 1, "one state directory: {names:?}");
+    names.first().map(|name| state_root.join(name))
+}
+
+/// The arguments of the last `ExecStart=` after the program, with `%S` and `$STATE_DIRECTORY`
+/// expanded as systemd expands them.
+fn systemd_exec_args(units: &[&str], state_root: &Path) -> Vec<String> {
+    let settings = unit_settings(units);
+    let exec_start = settings.iter().rev().find(|(k, _)| *k == "ExecStart").map(|(_, v)| *v).expect("an ExecStart=");
+    let state = systemd_state_directory(units, state_root).map(|dir| dir.to_str().unwrap().to_owned()).unwrap_or_default();
+    exec_start
+        .split_whitespace()
+        .skip(1)
+        .map(|word| {
+            word.replace("${STATE_DIRECTORY}", &state).replace("$STATE_DIRECTORY", &state).replace("%S", state_root.to_str().unwrap())
+        })
+        .collect()
+}
+
+/// The `--storage.path` the service runs with: on its command line, else from its environment.
+fn systemd_storage_path(args: &[String], environment: &Pairs) -> Option<String> {
+    let from_args = args.iter().enumerate().find_map(|(i, arg)| match arg.strip_prefix("--storage.path") {
+        Some(rest) if rest.starts_with('=') => Some(rest[1..].to_owned()),
+        Some("") => args.get(i + 1).cloned(),
+        _ => None,
+    });
+    from_args.or_else(|| environment.iter().find(|(k, _)| k == "WOLKVOX_STORAGE_PATH").map(|(_, v)| v.clone()))
+}
+
+/// Runs `--config.check` with exactly the arguments, environment and credentials systemd would
+/// give the unit and `drop_ins`; returns its output.
 fn config_check_as_the_unit(drop_ins: &[&str], config: Option<&str>) -> String {
     let unit = read("deploy/systemd/wolkvox_exporter.service");
     let credentials = temp_dir("credentials");
+    let state_root = temp_dir("state-root");
     let units: Vec<&str> = std::iter::once(unit.as_str()).chain(drop_ins.iter().copied()).collect();
-    let (environment, loaded) = systemd_service_environment(&units, &credentials);
+    let (environment, loaded) = systemd_service_environment(&units, &credentials, &state_root);
+    let args = systemd_exec_args(&units, &state_root);
     // What the dynamic user may read: its credentials, never the root-only /etc/wolkvox_exporter/.
     for (name, value) in &environment {
         assert!(!value.starts_with("/etc/wolkvox_exporter"), "{name}={value}: the dynamic user cannot read that directory (0700)");
@@ -453,10 +692,15 @@ fn config_check_as_the_unit(drop_ins: &[&str], config: Option<&str>) -> String {
         };
         std::fs::write(credentials.join(id), content).unwrap();
     }
-    let output =
-        Command::new(env!("CARGO_BIN_EXE_wolkvox_exporter")).arg("--config.check").env_clear().envs(environment.clone()).output().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_wolkvox_exporter"))
+        .args(&args)
+        .arg("--config.check")
+        .env_clear()
+        .envs(environment.clone())
+        .output()
+        .unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "--config.check with the unit's environment {environment:?}: {text}");
+    assert!(output.status.success(), "--config.check with the unit's arguments {args:?} and environment {environment:?}: {text}");
     text
 }
 
@@ -520,6 +764,30 @@ fn the_systemd_unit_and_its_config_file_drop_in_pass_the_config_check() {
     );
     let several = config_check_as_the_unit(&[&drop_in], Some(config));
     assert!(several.contains("server=0042") && several.contains("server=0043"), "{several}");
+}
+
+/// The state survives restarts only in the directory systemd keeps for the service: the only
+/// place `ProtectSystem=strict` lets it write, and private to it.
+#[test]
+fn the_systemd_unit_keeps_its_state_in_its_state_directory() {
+    let unit = read("deploy/systemd/wolkvox_exporter.service");
+    let drop_in = read("deploy/systemd/wolkvox_exporter-config-file.conf");
+    let root = Path::new("/var/lib");
+    for units in [vec![unit.as_str()], vec![unit.as_str(), drop_in.as_str()]] {
+        let state = systemd_state_directory(&units, root)
+            .expect("no StateDirectory=: under ProtectSystem=strict the exporter has nowhere to write, and stops (exit 2)");
+        let (environment, _) = systemd_service_environment(&units, Path::new("/run/credentials/wolkvox_exporter.service"), root);
+        let storage = systemd_storage_path(&systemd_exec_args(&units, root), &environment)
+            .expect("no --storage.path (or WOLKVOX_STORAGE_PATH): the default, data/ in the working directory /, is read-only");
+        assert_eq!(
+            Path::new(&storage),
+            state,
+            "--storage.path is {storage:?}, not the state directory {}: it would not survive, or not be writable",
+            state.display()
+        );
+        let modes: Vec<&str> = unit_settings(&units).into_iter().filter(|(k, _)| *k == "StateDirectoryMode").map(|(_, v)| v).collect();
+        assert_eq!(modes.last().copied(), Some("0700"), "StateDirectoryMode=0700: systemd's default, 0755, lets every user read the state");
+    }
 }
 
 /// Hosts a deployment file may name: this machine, the compose services, the vendor's API, and
