@@ -8,14 +8,14 @@
 
 pub mod admission;
 pub mod app;
-pub mod budget;
+mod budget;
 pub mod clock;
 pub mod config;
-pub mod config_error;
-pub mod exposition;
+mod config_error;
+mod exposition;
 pub mod gzip;
 pub mod http;
-pub mod landing;
+mod landing;
 pub mod logging;
 pub mod metrics;
 pub mod poller;
@@ -23,9 +23,9 @@ pub mod simulator;
 pub mod snapshot;
 pub mod state;
 pub mod storage;
-pub mod tls;
-pub mod token;
-pub mod web;
+mod tls;
+mod token;
+mod web;
 pub mod wolkvox;
 
 pub use app::Exporter;

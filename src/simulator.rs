@@ -141,9 +141,9 @@ impl Simulator {
 
     /// The same over HTTPS, with the certificate of a web configuration file (reachable as
     /// `https://localhost:PORT`).
-    pub async fn start_tls(accepted_tokens: &[&str], web_config: &std::path::Path) -> Result<Simulator, String> {
-        let settings = WebSettings::load(web_config)?;
-        Simulator::launch(accepted_tokens, Some(settings)).await.map_err(|e| e.to_string())
+    pub async fn start_tls(accepted_tokens: &[&str], web_config: &std::path::Path) -> std::io::Result<Simulator> {
+        let settings = WebSettings::load(web_config).map_err(std::io::Error::other)?;
+        Simulator::launch(accepted_tokens, Some(settings)).await
     }
 
     async fn launch(accepted_tokens: &[&str], tls: Option<WebSettings>) -> std::io::Result<Simulator> {

@@ -73,14 +73,6 @@ pub enum WebConfigError {
     Users(#[from] UsersError),
 }
 
-/// Until src/simulator.rs handles the typed error: `WebSettings::load(..)?` in a function that
-/// returns `Result<_, String>`.
-impl From<WebConfigError> for String {
-    fn from(error: WebConfigError) -> String {
-        error.to_string()
-    }
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WebFile {

@@ -6,5 +6,5 @@ pub mod auth;
 pub mod config;
 pub mod server;
 
-pub use config::{WebConfigError, WebSettings};
+pub use config::WebSettings;
 pub use server::{Limits, Web};
