@@ -123,20 +123,14 @@ pub fn reconcile(ledger: &mut Ledger, rules: &TokenRules, now: Timestamp, jitter
 
 /// Which job calls next, and when; None only for a token without jobs.
 pub fn next(ledger: &Ledger, rules: &TokenRules, now: Timestamp) -> Option<Decision> {
-    let floor = if rules.fast_poll { Duration::ZERO } else { FLOOR };
-    let (job, job_at) = rules
-        .jobs
-        .iter()
-        .enumerate()
-        .map(|(index, rules)| {
-            let state = ledger.jobs.get(&rules.key);
-            let due = state.and_then(|s| s.due).unwrap_or(now);
-            let floor_at = state.and_then(|s| s.last_start).map(|start| start + signed(floor));
-            (index, latest([Some(due), floor_at]))
-        })
-        .min_by_key(|(_, at)| *at)?;
+    // The earliest; of equals, the job that was due first, then the first configured.
+    let due = |job: usize| ledger.jobs.get(&rules.jobs[job].key).and_then(|j| j.due);
+    schedule(ledger, rules, now).into_iter().min_by_key(|decision| (decision.at, due(decision.job)))
+}
 
-    // The token's own constraints, whatever the job.
+/// When each job may call, if it were the next (one decision per job, in configuration order).
+pub fn schedule(ledger: &Ledger, rules: &TokenRules, now: Timestamp) -> Vec<Decision> {
+    let floor = if rules.fast_poll { Duration::ZERO } else { FLOOR };
     // Several jobs take turns evenly over the floor (or the shortest interval, if shorter): three
     // APIs every 5 minutes call once every 100 s, not back to back. Longer intervals do not delay
     // the first polls further; one job is held by its own schedule only.
@@ -145,14 +139,13 @@ pub fn next(ledger: &Ledger, rules: &TokenRules, now: Timestamp) -> Option<Decis
         0 | 1 => Duration::ZERO,
         jobs => shortest.min(floor) / jobs as u32,
     };
+    // The token's own constraints, whatever the job.
     let token_at = latest([
-        Some(job_at),
         ledger.open_call().map(|start| start + signed(API_MAX_CALL)),
         ledger.last_call_end,
         ledger.last_call_start.map(|start| start + signed(spread)),
         ledger.paused_until,
     ]);
-
     let (budget_at, spacing) = match rules.daily_budget {
         None => (None, Duration::ZERO),
         Some(budget) => {
@@ -165,8 +158,19 @@ pub fn next(ledger: &Ledger, rules: &TokenRules, now: Timestamp) -> Option<Decis
             }
         }
     };
-    let at = latest([Some(token_at), budget_at]);
-    Some(Decision { job, at, spacing, held_by_budget: budget_at.is_some_and(|b| b > token_at) })
+    rules
+        .jobs
+        .iter()
+        .enumerate()
+        .map(|(job, job_rules)| {
+            let state = ledger.jobs.get(&job_rules.key);
+            let due = state.and_then(|s| s.due).unwrap_or(now);
+            let floor_at = state.and_then(|s| s.last_start).map(|start| start + signed(floor));
+            let scheduled = latest([Some(due), floor_at, Some(token_at)]);
+            let at = latest([Some(scheduled), budget_at]);
+            Decision { job, at, spacing, held_by_budget: budget_at.is_some_and(|b| b > scheduled) }
+        })
+        .collect()
 }
 
 /// Notes that job `job` starts a call at `now`.

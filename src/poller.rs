@@ -221,13 +221,12 @@ fn unix(at: jiff::Timestamp) -> f64 {
     at.as_millisecond() as f64 / 1000.0
 }
 
-/// Tells the store when each job may call next, for the landing page.
+/// Tells the store when each job may call next, for the landing page: its own schedule and the
+/// token's (a pause, the budget, the call in flight) together.
 fn publish_schedule(store: &Store, jobs: &[Job], ledger: &Ledger, rules: &TokenRules, clock: &Clock) {
     let now = clock.now();
-    for (job, job_rules) in jobs.iter().zip(&rules.jobs) {
-        if let Some(due) = ledger.jobs.get(&job_rules.key).and_then(|j| j.due) {
-            store.schedule(job.id, unix(due.max(now)));
-        }
+    for (job, decision) in jobs.iter().zip(admission::schedule(ledger, rules, now)) {
+        store.schedule(job.id, unix(decision.at.max(now)));
     }
 }
 

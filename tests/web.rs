@@ -168,6 +168,7 @@ async fn probes_answer_without_credentials_and_everything_else_requires_them() {
 
 #[tokio::test]
 async fn users_and_certificates_are_reloaded_and_a_broken_file_keeps_the_last_good_one() {
+    let logs = common::captured_logs();
     let dir = tools::temp_dir("reload");
     let web = dir.join("web.yml");
     let first = Authority::new("first CA").issue(&dir, "first", &["localhost"]);
@@ -203,11 +204,29 @@ async fn users_and_certificates_are_reloaded_and_a_broken_file_keeps_the_last_go
     })
     .await;
 
-    // A broken file is refused; the last good configuration stays in force.
+    // A broken file is refused (the watcher says so), and the last good configuration stays in
+    // force while the file is broken: the second certificate, bob in, alice and strangers out.
     write(&web, "basic_auth_users: [this is not a map\n");
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let file = web.display().to_string();
+    wait_for(Duration::from_secs(10), "the broken file to be refused", || async {
+        (!logs.lines_with(&["web configuration is invalid", &file]).is_empty()).then_some(())
+    })
+    .await;
     let client = https_client(&second.ca, None);
     assert_eq!(status(&client, &url, Some(("bob", "two"))).await.status().as_u16(), 200);
+    assert_eq!(status(&client, &url, Some(("alice", "one"))).await.status().as_u16(), 401);
+    assert_eq!(status(&client, &url, None).await.status().as_u16(), 401);
+    assert!(https_client(&first.ca, None).get(&url).send().await.is_err(), "the first certificate came back");
+
+    // The watcher outlived the broken file: the next good one takes effect, certificate and users
+    // (a new client each time, so that a pooled connection cannot hide the old certificate).
+    write(&web, &format!("{}{}", tls(&first), users_file(&[("carol", "three")])));
+    wait_for(Duration::from_secs(10), "the good file after the broken one", || async {
+        let response = https_client(&first.ca, None).get(&url).basic_auth("carol", Some("three")).send().await.ok()?;
+        (response.status().as_u16() == 200).then_some(())
+    })
+    .await;
+    assert_eq!(status(&https_client(&first.ca, None), &url, Some(("bob", "two"))).await.status().as_u16(), 401);
     exporter.stop().await;
 }
 
