@@ -1,0 +1,130 @@
+//! What the state directory costs (`--storage.path`): the write of a token's last good answers
+//! after every successful poll (serialize, temporary file, fsync, rename, fsync of the directory),
+//! the write of its ledger (before and after every call), and the read at start-up; for answers
+//! decoded from 100, 10,000 and 60,000 rows, over 30 days as the API sends them and with every row
+//! its own series (the worst case). The size of each answers file is printed once, before its
+//! benches (criterion reports times only).
+//!
+//! cargo bench --bench state
+//!
+//! The files go to a directory under Cargo's target directory (`CARGO_TARGET_TMPDIR`), so that
+//! the fsyncs hit the same disk as a real state directory would, not a tmpfs.
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use jiff::Timestamp;
+use wolkvox_exporter::admission::{JobLedger, Ledger};
+use wolkvox_exporter::storage::{Answer, Storage};
+use wolkvox_exporter::wolkvox::Report;
+use wolkvox_exporter::wolkvox::model::{Decoded, decode};
+
+const TOKEN: &str = "bench";
+const JOB: &str = "0042/gamification";
+
+/// A response as the API would send it: one row per operation and product for each of `days`
+/// days (1: every row its own series). The same generator as benches/render.rs.
+fn response(rows: usize, days: usize) -> Vec<u8> {
+    let products = ["Gamification", "Gamification Premium"];
+    let series = rows.div_ceil(days);
+    let data: Vec<serde_json::Value> = (0..rows)
+        .map(|i| {
+            let s = i % series;
+            serde_json::json!({
+                "operation": format!("operación_{:05}", s / products.len()),
+                "description": products[s % products.len()],
+                "items": format!("{}", (s * 7 + i / series) % 120),
+                "date": format!("2026-11-{:02} 23:59:59", 1 + i / series),
+            })
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({"code": 200, "error": null, "msg": "Information found for the current month", "data": data}))
+        .unwrap()
+}
+
+fn decoded(body: &[u8]) -> Report {
+    match decode(body) {
+        Ok(Decoded::Answer(report)) => report,
+        other => panic!("not a report: {other:?}"),
+    }
+}
+
+/// The answers a lane keeps after one successful poll of one job.
+fn answers(rows: usize, days: usize) -> BTreeMap<String, Answer> {
+    let report = decoded(&response(rows, days));
+    let answer = Answer { succeeded_at: "2026-11-15T15:00:00Z".parse().unwrap(), rows: report.rows, series: report.series };
+    BTreeMap::from([(JOB.to_owned(), answer)])
+}
+
+/// A ledger as a lane writes it after a call: a few jobs of one token.
+fn ledger() -> Ledger {
+    let at: Timestamp = "2026-11-15T15:00:00Z".parse().unwrap();
+    let job = JobLedger { last_start: Some(at), last_end: Some(at), due: Some(at), ..JobLedger::default() };
+    let jobs = ["gamification", "chat_licenses", "ivr_minutes", "token_info"].map(|api| (format!("0042/{api}"), job.clone()));
+    Ledger {
+        jobs: BTreeMap::from(jobs),
+        last_call_start: Some(at),
+        last_call_end: Some(at),
+        day: Some(at.to_zoned(jiff::tz::TimeZone::UTC).date()),
+        calls_today: 42,
+        paused_until: None,
+    }
+}
+
+fn directory(tag: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("state-bench-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn benches(c: &mut Criterion) {
+    let mut group = c.benchmark_group("state");
+    group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+
+    let dir = directory("ledger");
+    let storage = Storage::open(&dir).unwrap();
+    let ledger = ledger();
+    storage.save_ledger(TOKEN, &ledger);
+    let bytes = std::fs::metadata(dir.join(format!("token-{TOKEN}.ledger.json"))).unwrap().len();
+    eprintln!("state: ledger file of 4 jobs: {bytes} bytes");
+    group.bench_function("save_ledger", |b| b.iter(|| storage.save_ledger(TOKEN, black_box(&ledger))));
+    assert_eq!(storage.write_failures(), 0);
+    drop(storage);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    for (name, rows, days) in
+        [("100", 100, 30), ("10000", 10_000, 30), ("60000", 60_000, 30), ("10000-distinct", 10_000, 1), ("60000-distinct", 60_000, 1)]
+    {
+        let dir = directory(name);
+        let storage = Storage::open(&dir).unwrap();
+        let answers = answers(rows, days);
+        storage.save_ledger(TOKEN, &ledger);
+        storage.save_answers(TOKEN, &answers);
+        let bytes = std::fs::metadata(dir.join(format!("token-{TOKEN}.answers.json"))).unwrap().len();
+        eprintln!("state: {name} rows ({} series): answers file {bytes} bytes", answers[JOB].series.len());
+        // What the write costs without the disk: the same map serialized in memory.
+        group.bench_with_input(BenchmarkId::new("serialize_answers", name), &answers, |b, answers| {
+            b.iter(|| serde_json::to_vec(black_box(answers)).unwrap())
+        });
+        group.bench_with_input(BenchmarkId::new("save_answers", name), &answers, |b, answers| {
+            b.iter(|| storage.save_answers(TOKEN, black_box(answers)))
+        });
+        group.bench_function(BenchmarkId::new("load", name), |b| {
+            b.iter(|| {
+                let restored = storage.load(black_box(TOKEN));
+                assert_eq!(restored.answers[JOB].series.len(), answers[JOB].series.len());
+                restored
+            })
+        });
+        assert_eq!(storage.write_failures(), 0);
+        drop(storage);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    group.finish();
+}
+
+criterion_group!(state, benches);
+criterion_main!(state);
