@@ -13,7 +13,8 @@ use wolkvox_exporter::clock::Clock;
 use wolkvox_exporter::metrics;
 use wolkvox_exporter::state::TargetState;
 use wolkvox_exporter::wolkvox::Report;
-use wolkvox_exporter::wolkvox::model::{Decoded, Series, SkipReason, decode};
+use wolkvox_exporter::wolkvox::dates::Window;
+use wolkvox_exporter::wolkvox::model::{Decoded, Series, SkipReason, decode, decode_in};
 
 fn json_value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
@@ -155,6 +156,31 @@ proptest! {
             }
         }
     }
+
+    /// The same answer with its dates spelled day first or month first throughout (some rows
+    /// ISO), decoded against the month asked for, folds exactly as when every date is ISO: the
+    /// order is settled for the whole answer, even when no row of it is past the 12th.
+    #[test]
+    fn day_first_and_month_first_answers_fold_as_their_iso_spelling(
+        rows in prop::collection::vec((0..OPERATIONS.len(), prop::sample::select(vec![1i8, 3, 5, 11, 12, 13, 30]), prop_oneof![Just(0i8), Just(10), Just(23)], -3i64..40, any::<bool>()), 0..30),
+        month_first in any::<bool>(),
+    ) {
+        let spell = |d: i8, h: i8, iso: bool| match (iso, month_first) {
+            (true, _) => format!("2026-11-{d:02} {h:02}:00:00"),
+            (false, true) => format!("11/{d:02}/2026 {h:02}:00:00"),
+            (false, false) => format!("{d:02}/11/2026 {h:02}:00"),
+        };
+        let body = |all_iso: bool| {
+            let data: Vec<Value> = rows
+                .iter()
+                .map(|(o, d, h, items, iso)| json!({"operation": OPERATIONS[*o], "description": "Gamification", "items": items, "date": spell(*d, *h, all_iso || *iso)}))
+                .collect();
+            json!({"code": 200, "error": null, "data": data}).to_string()
+        };
+        let november = Window::new(jiff::civil::date(2026, 11, 1), jiff::civil::date(2026, 11, 30));
+        let (spelled, iso) = (body(false), body(true));
+        prop_assert_eq!(decode_in(spelled.as_bytes(), &november), decode(iso.as_bytes()), "{}", spelled);
+    }
 }
 
 /// The key and value the decoder must take from an arbitrary row, by the rules of
@@ -225,11 +251,16 @@ fn modelled_date() -> impl Strategy<Value = (Option<Value>, Option<When>)> {
     // Few distinct dates, so that ties happen.
     let when = (1i8..=3, prop_oneof![Just(0i8), Just(10), Just(23)], prop_oneof![Just(0i8), Just(59)]);
     prop_oneof![
-        4 => (when, 0usize..4).prop_map(|((d, h, m), spelling)| {
+        4 => (when, 0usize..7).prop_map(|((d, h, m), spelling)| {
             let text = match spelling {
                 0 => format!("2026-11-{d:02} {h:02}:{m:02}:00"),
                 1 => format!("2026-11-{d:02}T{h:02}:{m:02}:00"),
                 2 => format!("2026/11/{d:02} {h:02}:{m:02}:00"),
+                3 => format!("2026-11-{d:02} {h:02}:{m:02}"),
+                4 => format!("2026-11-{d:02}T{h:02}:{m:02}:00.000-05:00"),
+                // Day first; read month first it would be a date too (Jan to Mar 11): with no
+                // window, the Latin American order wins.
+                5 => format!("{d:02}/11/2026 {h:02}:{m:02}:00"),
                 _ => format!("202611{d:02}{h:02}{m:02}00"),
             };
             (Some(json!(text)), Some((d, h, m)))
@@ -240,7 +271,8 @@ fn modelled_date() -> impl Strategy<Value = (Option<Value>, Option<When>)> {
             Just(Some(Value::Null)),
             Just(Some(json!("yesterday"))),
             Just(Some(json!("2026-02-30 10:00:00"))),
-            Just(Some(json!("2026-11-03 10:00")))
+            Just(Some(json!("31/02/2026"))),
+            Just(Some(json!("2026-11-03 10")))
         ]
         .prop_map(|v| (v, None)),
     ]

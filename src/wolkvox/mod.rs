@@ -3,6 +3,7 @@
 
 pub mod catalogue;
 pub mod client;
+pub mod dates;
 pub mod failure;
 pub mod model;
 pub mod token_info;
