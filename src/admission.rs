@@ -113,6 +113,12 @@ impl Ledger {
 /// (`jitter` in [0, 1) spreads exporters started together), a job no longer configured is dropped.
 pub fn reconcile(ledger: &mut Ledger, rules: &TokenRules, now: Timestamp, jitter: f64) {
     ledger.jobs.retain(|key, _| rules.jobs.iter().any(|job| job.key == *key));
+    add_jobs(ledger, rules, now, jitter);
+}
+
+/// Adds the jobs the ledger lacks and keeps the others, configured or not: a side command such as
+/// the backfill must not make the exporter forget when it called its other APIs.
+pub fn add_jobs(ledger: &mut Ledger, rules: &TokenRules, now: Timestamp, jitter: f64) {
     for job in &rules.jobs {
         ledger.jobs.entry(job.key.clone()).or_insert_with(|| JobLedger {
             due: Some(now + signed(scale((job.interval / 10).min(MAX_FIRST_POLL_JITTER), jitter))),
@@ -126,6 +132,11 @@ pub fn next(ledger: &Ledger, rules: &TokenRules, now: Timestamp) -> Option<Decis
     // The earliest; of equals, the job that was due first, then the first configured.
     let due = |job: usize| ledger.jobs.get(&rules.jobs[job].key).and_then(|j| j.due);
     schedule(ledger, rules, now).into_iter().min_by_key(|decision| (decision.at, due(decision.job)))
+}
+
+/// When job `job` may call, whatever the others are due.
+pub fn next_of(ledger: &Ledger, rules: &TokenRules, job: usize, now: Timestamp) -> Decision {
+    schedule(ledger, rules, now)[job]
 }
 
 /// When each job may call, if it were the next (one decision per job, in configuration order).

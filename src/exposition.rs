@@ -80,7 +80,7 @@ impl Samples<'_> {
     }
 }
 
-fn push_label(out: &mut String, name: &str, value: &str) {
+pub(crate) fn push_label(out: &mut String, name: &str, value: &str) {
     out.push_str(name);
     out.push_str("=\"");
     push_escaped(out, value, true);
@@ -89,7 +89,7 @@ fn push_label(out: &mut String, name: &str, value: &str) {
 
 /// Copies `text`, escaping backslash and newline (and `"` in label values). Most values need no
 /// escaping and are copied whole.
-fn push_escaped(out: &mut String, text: &str, quotes: bool) {
+pub(crate) fn push_escaped(out: &mut String, text: &str, quotes: bool) {
     let needs_escape = |b: u8| b == b'\\' || b == b'\n' || (quotes && b == b'"');
     if !text.bytes().any(needs_escape) {
         out.push_str(text);
@@ -107,7 +107,7 @@ fn push_escaped(out: &mut String, text: &str, quotes: bool) {
 
 /// Integers without a fraction (`12`, not `12.0`); others in Rust's shortest round-trip form,
 /// which Prometheus parses back to the same `f64`.
-fn push_value(out: &mut String, value: f64) {
+pub(crate) fn push_value(out: &mut String, value: f64) {
     if value.is_nan() {
         out.push_str("NaN");
     } else if value.is_infinite() {

@@ -8,16 +8,19 @@
 
 pub mod admission;
 pub mod app;
+pub mod backfill;
 mod budget;
 pub mod clock;
 pub mod config;
 mod config_error;
 mod exposition;
 pub mod gzip;
+pub mod history;
 pub mod http;
 mod landing;
 pub mod logging;
 pub mod metrics;
+pub mod openmetrics;
 pub mod poller;
 pub mod simulator;
 pub mod snapshot;

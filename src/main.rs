@@ -2,9 +2,28 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use wolkvox_exporter::app::ExporterError;
+use wolkvox_exporter::backfill::BackfillFlags;
+use wolkvox_exporter::clock::Clock;
 use wolkvox_exporter::config::{Config, Flags};
 
+/// `wolkvox_exporter backfill`: the exporter's target flags and the backfill's own.
+#[derive(Parser)]
+#[command(
+    name = "wolkvox_exporter backfill",
+    version,
+    about = "Writes months of Wolkvox billing history as OpenMetrics for `promtool tsdb create-blocks-from openmetrics`"
+)]
+struct BackfillCli {
+    #[command(flatten)]
+    flags: Flags,
+    #[command(flatten)]
+    backfill: BackfillFlags,
+}
+
 fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("backfill") {
+        return backfill(std::env::args().skip(2));
+    }
     let flags = Flags::parse();
     let config = match Config::from_flags(&flags, &|name| std::env::var(name).ok()) {
         Ok(config) => config,
@@ -32,6 +51,32 @@ fn main() -> ExitCode {
             eprintln!("wolkvox_exporter: {error}");
             // A state directory that cannot be used is a configuration problem, like a bad flag.
             if matches!(error, ExporterError::Storage(_)) { ExitCode::from(2) } else { ExitCode::FAILURE }
+        }
+    }
+}
+
+fn backfill(args: impl Iterator<Item = String>) -> ExitCode {
+    let cli = BackfillCli::parse_from(std::iter::once("wolkvox_exporter backfill".to_owned()).chain(args));
+    let config = match Config::from_flags(&cli.flags, &|name| std::env::var(name).ok()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("wolkvox_exporter backfill: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    wolkvox_exporter::logging::init(config.log_level, config.log_format);
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("wolkvox_exporter backfill: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(wolkvox_exporter::backfill::run_with_demo(config, cli.backfill, Clock::system())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("wolkvox_exporter backfill: {error}");
+            ExitCode::from(error.exit_code())
         }
     }
 }

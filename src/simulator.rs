@@ -329,7 +329,11 @@ async fn billing(State(shared): State<Shared>, uri: Uri, Query(query): Query<Has
         return json_response(200, &json!({"code": 200, "error": null, "msg": "Token information", "data": token_info}));
     }
     let api = api.map_or("", |api| api.name);
-    let rows_now = || rows_now(&shared, api);
+    let window = (query.get("date_ini").and_then(|d| civil_date(d)), query.get("date_end").and_then(|d| civil_date(d)));
+    let rows_now = || match window {
+        (Some(first), Some(last)) if api == "gamification" && is_past(last) => past_gamification_rows(first, last),
+        _ => rows_now(&shared, api),
+    };
     match fault {
         None => json_response(200, &envelope(rows_now())),
         Some(Fault::Delay(delay)) => {
@@ -393,6 +397,53 @@ async fn billing(State(shared): State<Shared>, uri: Uri, Query(query): Query<Has
 /// Dates are optional; when present they must be `YYYYmmddHHiiss`.
 fn valid_date(value: Option<&String>) -> bool {
     value.is_none_or(|v| jiff::civil::DateTime::strptime("%Y%m%d%H%M%S", v).is_ok())
+}
+
+/// The day of a `YYYYmmddHHiiss` window bound.
+fn civil_date(text: &str) -> Option<jiff::civil::Date> {
+    jiff::civil::DateTime::strptime("%Y%m%d%H%M%S", text).ok().map(|at| at.date())
+}
+
+/// Before the current month in Bogota: history, which does not drift.
+fn is_past(last: jiff::civil::Date) -> bool {
+    let bogota = jiff::tz::TimeZone::get("America/Bogota").unwrap_or(jiff::tz::TimeZone::UTC);
+    last < jiff::Zoned::now().with_time_zone(bogota).date().first_of_month()
+}
+
+/// The gamification series of the demo in a past window: one row per series and day, dated at the
+/// day's end, with the values of [`past_gamification`].
+fn past_gamification_rows(first: jiff::civil::Date, last: jiff::civil::Date) -> Vec<Value> {
+    let mut rows = Vec::new();
+    let mut day = first;
+    while day <= last {
+        for (operation, description, value) in past_gamification(day) {
+            let date = format!("{} 23:59:59", day.strftime("%Y-%m-%d"));
+            rows.push(json!({"operation": operation, "description": description, "items": format!("{value}"), "date": date}));
+        }
+        day = match day.tomorrow() {
+            Ok(next) => next,
+            Err(_) => break,
+        };
+    }
+    rows
+}
+
+/// What the simulator's past gamification answers hold for `day`: the same every time, different
+/// from day to day (tests compute their expectations with it).
+pub fn past_gamification(day: jiff::civil::Date) -> Vec<(&'static str, &'static str, f64)> {
+    const SERIES: [(&str, &str, f64); 3] = [
+        ("ventas_bogota", "Gamification", 48.0),
+        ("soporte_cdmx", "Gamification", 31.0),
+        ("cobranza_medellín", "Gamification Premium", 5.0),
+    ];
+    SERIES
+        .iter()
+        .enumerate()
+        .map(|(k, &(operation, description, base))| {
+            let wobble = ((day.day() as usize * 7 + day.month() as usize * 13 + k * 3) % 11) as f64 - 5.0;
+            (operation, description, (base + wobble).max(0.0))
+        })
+        .collect()
 }
 
 fn rows_now(shared: &Shared, api: &str) -> Vec<Value> {

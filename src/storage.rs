@@ -143,6 +143,17 @@ impl Storage {
         self.write(&self.answers_path(token_name), &file);
     }
 
+    /// Writes any other file of the directory (the backfill's months) the same way.
+    pub fn save_json(&self, path: &Path, value: &impl Serialize) {
+        if let Some(dir) = path.parent()
+            && let Err(error) = fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+        {
+            tracing::error!(dir = %dir.display(), %error, "cannot create a state directory");
+            return;
+        }
+        self.write(path, value);
+    }
+
     fn ledger_path(&self, token_name: &str) -> PathBuf {
         self.dir.join(format!("token-{token_name}.ledger.json"))
     }
@@ -186,7 +197,7 @@ impl Storage {
     }
 
     fn write(&self, path: &Path, value: &impl Serialize) {
-        if let Err(error) = write_atomically(&self.dir, path, value) {
+        if let Err(error) = write_atomically(path, value) {
             self.write_failures.fetch_add(1, Ordering::Relaxed);
             let mut last = self.last_logged.lock().expect("no panic while holding the lock");
             if last.is_none_or(|at| at.elapsed() >= LOG_EVERY) {
@@ -199,7 +210,7 @@ impl Storage {
 
 /// Temporary file, fsync, rename over the old one, fsync of the directory: a crash at any point
 /// leaves the old file or the new one, never half of one.
-fn write_atomically(dir: &Path, path: &Path, value: &impl Serialize) -> io::Result<()> {
+fn write_atomically(path: &Path, value: &impl Serialize) -> io::Result<()> {
     let temporary = path.with_extension("json.tmp");
     let mut file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&temporary)?;
     let mut text = serde_json::to_vec(value).map_err(io::Error::other)?;
@@ -208,7 +219,7 @@ fn write_atomically(dir: &Path, path: &Path, value: &impl Serialize) -> io::Resu
     file.sync_all()?;
     drop(file);
     fs::rename(&temporary, path)?;
-    File::open(dir)?.sync_all()
+    File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()
 }
 
 fn hostname() -> String {

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
-use super::model::{self, Decoded};
+use super::model::{self, Decoded, RowsAnswer};
 use super::window::Window;
-use super::{Failure, Reason, Report, TokenInfo, token_info};
+use super::{Failure, Reason, Report, TokenInfo, dates, token_info};
 use crate::token::Token;
 
 /// One call, built by the caller: where, for which server, what, with which token, and how much
@@ -33,6 +33,14 @@ pub enum Call<'a> {
 }
 
 impl Request<'_> {
+    /// The dates asked for, which settle how the answer's dates are read.
+    fn dates(&self) -> dates::Window {
+        match self.call {
+            Call::Billing { window, .. } => dates::Window::of_request(window),
+            Call::TokenInfo => dates::Window::ANY,
+        }
+    }
+
     fn path_and_query(&self) -> String {
         match self.call {
             Call::Billing { api, window } => format!("billing.php?api={api}&date_ini={}&date_end={}", window.date_ini, window.date_end),
@@ -60,7 +68,14 @@ impl Client {
 
     /// A billing request (`Call::Billing`), decoded into a report.
     pub async fn fetch(&self, request: &Request<'_>) -> Result<Report, Failure> {
-        self.call(request, model::decode).await
+        let window = request.dates();
+        self.call(request, |body| model::decode_in(body, &window)).await
+    }
+
+    /// A billing request whose rows are kept one by one (history), not folded into series.
+    pub async fn fetch_rows(&self, request: &Request<'_>) -> Result<RowsAnswer, Failure> {
+        let window = request.dates();
+        self.call(request, |body| model::decode_rows(body, &window)).await
     }
 
     /// A `token_info` request: the server's count of the token's calls today.
@@ -70,7 +85,7 @@ impl Client {
 
     /// One call of `/api/v2/...`. The whole call, from connect to the last byte of the body, is
     /// bounded by the request's timeout.
-    async fn call<T>(&self, request: &Request<'_>, decode: Decoder<T>) -> Result<T, Failure> {
+    async fn call<T>(&self, request: &Request<'_>, decode: impl Fn(&[u8]) -> Result<Decoded<T>, String>) -> Result<T, Failure> {
         let timeout = request.timeout;
         match tokio::time::timeout(timeout, self.call_unbounded(request, decode)).await {
             Ok(Ok(answer)) => Ok(answer),
@@ -81,7 +96,7 @@ impl Client {
         }
     }
 
-    async fn call_unbounded<T>(&self, request: &Request<'_>, decode: Decoder<T>) -> Result<T, Failure> {
+    async fn call_unbounded<T>(&self, request: &Request<'_>, decode: impl Fn(&[u8]) -> Result<Decoded<T>, String>) -> Result<T, Failure> {
         let url = format!("{}/api/v2/{}", request.base_url.trim_end_matches('/'), request.path_and_query());
         let mut response = self
             .http
@@ -128,9 +143,6 @@ impl Client {
         }
     }
 }
-
-/// Turns a body into an answer or the error it reports; `Err` says why it is neither.
-type Decoder<T> = fn(&[u8]) -> Result<Decoded<T>, String>;
 
 /// At most 300 characters, control characters (newlines included) turned into spaces.
 fn one_line(text: &str) -> String {

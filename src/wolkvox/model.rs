@@ -1,7 +1,10 @@
 //! Tolerant decoding of a billing response, accepting every quirk in `shared/wolkvox-api.md`:
 //! `code` as number or string, `error` as null/"null"/"", `data` as array, one object or null,
 //! `items` as a (padded) string or a number. Rows that carry no usable number are skipped and
-//! counted, never turned into 0.
+//! counted, never turned into 0. The format of `date` is not documented either: [`super::dates`] reads
+//! every usual spelling (ISO with or without a time, `YYYYMMDD[HHMMSS]`, `DD/MM/YYYY` or
+//! `MM/DD/YYYY` with an optional time, month only), the order of day and month settled for the
+//! whole answer.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -9,8 +12,10 @@ use std::fmt;
 use indexmap::IndexMap;
 use jiff::civil::DateTime;
 use serde::Deserialize;
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
+
+use super::dates::{DateOrder, DayMonthOrder, Reading, Window};
 
 /// One usage series after de-duplication: the latest row and the month's highest value.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -62,12 +67,47 @@ pub enum Decoded<T = Report> {
     },
 }
 
-/// Decodes a body; `Err` says in one line why it is not a billing response. Rows are read
-/// straight from the bytes (labels borrowed where JSON needs no unescaping) and folded into their
-/// series as they come, so a 60,000-row answer never exists as a tree of JSON values.
+/// Decodes a body with no window known: the order of day and month in `AA/BB/YYYY` dates is the
+/// one under which every row's date is valid (day first when both are). See [`decode_in`].
 pub fn decode(body: &[u8]) -> Result<Decoded, String> {
+    decode_in(body, &Window::ANY)
+}
+
+/// Decodes a body answering a request over `window` (the dates asked for: the order of day and
+/// month is the one that puts every row's date inside it); `Err` says in one line why it is not a
+/// billing response. Rows are read straight from the bytes (labels borrowed where JSON needs no
+/// unescaping) and folded into their series as they come, so a 60,000-row answer never exists as
+/// a tree of JSON values.
+pub fn decode_in(body: &[u8], window: &Window) -> Result<Decoded, String> {
+    decode_with(body, Spec { window: *window, keep_rows: false }, Rows::finish)
+}
+
+/// A usable row, kept whole for history rather than folded into its series.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DatedRow {
+    pub operation: String,
+    pub description: String,
+    pub value: f64,
+    /// None when the date could not be read under the order the answer settled on.
+    pub at: Option<DateTime>,
+}
+
+/// Every usable row of an answer, in the answer's order (rows the live decoder skips are skipped).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RowsAnswer {
+    pub rows: Vec<DatedRow>,
+}
+
+/// Decodes a body answering a request over `window` into its usable rows, dates read under the
+/// order of day and month that the whole answer settles on.
+pub fn decode_rows(body: &[u8], window: &Window) -> Result<Decoded<RowsAnswer>, String> {
+    decode_with(body, Spec { window: *window, keep_rows: true }, Rows::finish_rows)
+}
+
+/// The envelope, its errors and its `data`; `finish` turns the rows into the answer.
+fn decode_with<'de, T: Default>(body: &'de [u8], spec: Spec, finish: impl FnOnce(Rows<'de>) -> T) -> Result<Decoded<T>, String> {
     let mut reader = serde_json::Deserializer::from_slice(body);
-    let envelope = Envelope::deserialize(&mut reader).and_then(|envelope| reader.end().map(|()| envelope));
+    let envelope = EnvelopeSeed(spec).deserialize(&mut reader).and_then(|envelope| reader.end().map(|()| envelope));
     let envelope = envelope.map_err(|e| format!("not a billing response: {e}"))?;
     let code = envelope.code.as_ref().and_then(code_of);
     if let Some(refusal) = api_error(envelope.code.as_ref(), envelope.error.as_ref(), envelope.msg.as_ref()) {
@@ -77,11 +117,18 @@ pub fn decode(body: &[u8]) -> Result<Decoded, String> {
         Data::Rows(rows) if rows.count > 0 && rows.skipped[SkipReason::MalformedRow as usize] == rows.count as u64 => {
             Err(format!("none of the {} rows of `data` is an object", rows.count))
         }
-        Data::Rows(rows) => Ok(Decoded::Answer(rows.finish())),
-        Data::Missing if code.is_some() => Ok(Decoded::Answer(Report::default())),
+        Data::Rows(rows) => Ok(Decoded::Answer(finish(rows))),
+        Data::Missing if code.is_some() => Ok(Decoded::Answer(T::default())),
         Data::Missing => Err("the object has neither `code` nor `data`".to_owned()),
         Data::Invalid(kind) => Err(format!("`data` is {kind}, expected an array of rows")),
     }
+}
+
+/// What a decode reads its rows against: the window asked for, and whether the rows are kept.
+#[derive(Clone, Copy)]
+struct Spec {
+    window: Window,
+    keep_rows: bool,
 }
 
 /// The top-level object. Later duplicates of a key win, as in most JSON readers.
@@ -104,20 +151,94 @@ enum Data<'de> {
 /// The map keeps the response's order, so the output is as stable as the answer without a sort.
 /// Its keys come from the upstream; foldhash's per-process random seed is enough against crafted
 /// collisions, at a fraction of SipHash's cost on 60,000 rows.
-#[derive(Default)]
+///
+/// Which of day and month comes first in `AA/BB/YYYY` dates is known only once every row has been
+/// seen (`order`, narrowed row by row). So from a key's first such date on, its latest row is
+/// followed under each order the answer may settle on, and `finish` keeps the one it settled on.
 struct Rows<'de> {
     count: usize,
     index: IndexMap<(Cow<'de, str>, Cow<'de, str>), Acc, foldhash::fast::RandomState>,
     skipped: [u64; SkipReason::ALL.len()],
+    window: Window,
+    order: DateOrder,
+    /// Every usable row, for history (`decode_rows`); None for the live decoder.
+    kept: Option<Vec<KeptRow<'de>>>,
 }
 
+/// operation, description, value and date of a usable row.
+type KeptRow<'de> = (Cow<'de, str>, Cow<'de, str>, f64, Option<Reading>);
+
 struct Acc {
-    latest: f64,
-    date: Option<DateTime>,
     max: f64,
+    /// The latest row read day first, and under every order while `others` is `None`: until the
+    /// key's first date whose reading depends on the order, every order agrees.
+    latest: Latest,
+    /// From that date on, the latest row read month first, and read under neither order (only the
+    /// dates one order alone makes valid). Boxed: most answers never need it.
+    others: Option<Box<[Latest; 2]>>,
+}
+
+#[derive(Clone, Copy)]
+struct Latest {
+    value: f64,
+    date: Option<DateTime>,
+}
+
+impl Latest {
+    fn fold(&mut self, value: f64, date: Option<DateTime>) {
+        let older = matches!((date, self.date), (Some(new), Some(old)) if new < old);
+        if !older {
+            self.value = value;
+            // An undated row takes over by response order, but the latest known date stays the
+            // bar that older dated rows must pass.
+            self.date = date.or(self.date);
+        }
+    }
+}
+
+impl Acc {
+    fn new(value: f64, date: Option<Reading>) -> Acc {
+        let mut acc = Acc { max: value, latest: Latest { value, date: None }, others: None };
+        acc.add(value, date);
+        acc
+    }
+
+    fn add(&mut self, value: f64, date: Option<Reading>) {
+        self.max = self.max.max(value);
+        match date {
+            Some(reading @ Reading::Ambiguous { .. }) => {
+                let latest = self.latest;
+                let others = self.others.get_or_insert_with(|| Box::new([latest; 2]));
+                self.latest.fold(value, reading.resolve(DateOrder::DAY_FIRST));
+                others[0].fold(value, reading.resolve(DateOrder::MONTH_FIRST));
+                others[1].fold(value, reading.resolve(DateOrder::NONE));
+            }
+            _ => {
+                let date = date.and_then(|reading| reading.resolve(DateOrder::ANY));
+                self.latest.fold(value, date);
+                for latest in self.others.iter_mut().flat_map(|others| others.iter_mut()) {
+                    latest.fold(value, date);
+                }
+            }
+        }
+    }
+
+    /// The latest value under the order the answer settled on.
+    fn latest(&self, order: Option<DayMonthOrder>) -> f64 {
+        match (&self.others, order) {
+            (Some(others), Some(DayMonthOrder::MonthFirst)) => others[0].value,
+            (Some(others), None) => others[1].value,
+            _ => self.latest.value,
+        }
+    }
 }
 
 impl<'de> Rows<'de> {
+    fn new(spec: Spec) -> Rows<'de> {
+        let kept = spec.keep_rows.then(Vec::new);
+        Rows { count: 0, index: IndexMap::default(), skipped: [0; SkipReason::ALL.len()], window: spec.window, order: DateOrder::ANY, kept }
+    }
+
     fn add(&mut self, row: Row<'de>) {
         self.count += 1;
         let (key, items, date) = match row {
@@ -128,24 +249,35 @@ impl<'de> Rows<'de> {
             Ok(items) => items,
             Err(reason) => return self.skipped[reason as usize] += 1,
         };
+        // Only the rows that make a series settle the order: a skipped row's date is never read.
+        if let Some(reading) = &date {
+            self.order.narrow(reading, &self.window);
+        }
+        if let Some(kept) = &mut self.kept {
+            kept.push((key.0.clone(), key.1.clone(), items, date));
+        }
         match self.index.get_mut(&key) {
             None => {
-                self.index.insert(key, Acc { latest: items, date, max: items });
+                self.index.insert(key, Acc::new(items, date));
             }
-            Some(acc) => {
-                acc.max = acc.max.max(items);
-                let older = matches!((date, acc.date), (Some(new), Some(old)) if new < old);
-                if !older {
-                    acc.latest = items;
-                    // An undated row takes over by response order, but the latest known date stays
-                    // the bar that older dated rows must pass.
-                    acc.date = date.or(acc.date);
-                }
-            }
+            Some(acc) => acc.add(items, date),
         }
     }
 
+    /// The kept rows, each date read under the order the answer settled on.
+    fn finish_rows(self) -> RowsAnswer {
+        let order = self.order;
+        let rows = self.kept.unwrap_or_default().into_iter().map(|(operation, description, value, date)| DatedRow {
+            operation: operation.into_owned(),
+            description: description.into_owned(),
+            value,
+            at: date.and_then(|reading| reading.resolve(order)),
+        });
+        RowsAnswer { rows: rows.collect() }
+    }
+
     fn finish(self) -> Report {
+        let settled = self.order.order();
         // Owned in output order, so the labels lie in memory in the order the renderer reads them.
         let series = self
             .index
@@ -153,7 +285,7 @@ impl<'de> Rows<'de> {
             .map(|((operation, description), acc)| Series {
                 operation: operation.into_owned(),
                 description: description.into_owned(),
-                latest: acc.latest,
+                latest: acc.latest(settled),
                 max: acc.max,
             })
             .collect();
@@ -163,7 +295,7 @@ impl<'de> Rows<'de> {
 }
 
 enum Row<'de> {
-    Usage { operation: Cow<'de, str>, description: Cow<'de, str>, items: Result<f64, SkipReason>, date: Option<DateTime> },
+    Usage { operation: Cow<'de, str>, description: Cow<'de, str>, items: Result<f64, SkipReason>, date: Option<Reading> },
     Malformed,
 }
 
@@ -206,9 +338,14 @@ impl<'de> Deserialize<'de> for Key {
     }
 }
 
-impl<'de> Deserialize<'de> for Envelope<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Envelope<'de>, D::Error> {
-        struct EnvelopeVisitor;
+/// Reads an [`Envelope`] whose rows answer a request over the window.
+struct EnvelopeSeed(Spec);
+
+impl<'de> DeserializeSeed<'de> for EnvelopeSeed {
+    type Value = Envelope<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Envelope<'de>, D::Error> {
+        struct EnvelopeVisitor(Spec);
         impl<'de> Visitor<'de> for EnvelopeVisitor {
             type Value = Envelope<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -221,7 +358,7 @@ impl<'de> Deserialize<'de> for Envelope<'de> {
                         Key::Code => envelope.code = map.next_value::<Scalar>()?.0,
                         Key::Error => envelope.error = map.next_value::<Scalar>()?.0,
                         Key::Msg => envelope.msg = map.next_value::<Scalar>()?.0,
-                        Key::Data => envelope.data = map.next_value()?,
+                        Key::Data => envelope.data = map.next_value_seed(DataSeed(self.0))?,
                         _ => {
                             map.next_value::<IgnoredAny>()?;
                         }
@@ -230,35 +367,40 @@ impl<'de> Deserialize<'de> for Envelope<'de> {
                 Ok(envelope)
             }
         }
-        deserializer.deserialize_map(EnvelopeVisitor)
+        deserializer.deserialize_map(EnvelopeVisitor(self.0))
     }
 }
 
-impl<'de> Deserialize<'de> for Data<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Data<'de>, D::Error> {
-        struct DataVisitor;
+/// Reads `data` into rows that answer a request over the window.
+struct DataSeed(Spec);
+
+impl<'de> DeserializeSeed<'de> for DataSeed {
+    type Value = Data<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Data<'de>, D::Error> {
+        struct DataVisitor(Spec);
         impl<'de> Visitor<'de> for DataVisitor {
             type Value = Data<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("rows")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Data<'de>, A::Error> {
-                let mut rows = Rows::default();
+                let mut rows = Rows::new(self.0);
                 while let Some(row) = seq.next_element::<Row<'de>>()? {
                     rows.add(row);
                 }
                 Ok(Data::Rows(rows))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Data<'de>, A::Error> {
-                let mut rows = Rows::default();
+                let mut rows = Rows::new(self.0);
                 rows.add(row_from_map(map)?);
                 Ok(Data::Rows(rows))
             }
             fn visit_unit<E: de::Error>(self) -> Result<Data<'de>, E> {
-                Ok(Data::Rows(Rows::default()))
+                Ok(Data::Rows(Rows::new(self.0)))
             }
             fn visit_str<E: de::Error>(self, text: &str) -> Result<Data<'de>, E> {
-                Ok(if text.trim().is_empty() { Data::Rows(Rows::default()) } else { Data::Invalid("a string") })
+                Ok(if text.trim().is_empty() { Data::Rows(Rows::new(self.0)) } else { Data::Invalid("a string") })
             }
             fn visit_bool<E: de::Error>(self, _: bool) -> Result<Data<'de>, E> {
                 Ok(Data::Invalid("a boolean"))
@@ -273,7 +415,7 @@ impl<'de> Deserialize<'de> for Data<'de> {
                 Ok(Data::Invalid("a number"))
             }
         }
-        deserializer.deserialize_any(DataVisitor)
+        deserializer.deserialize_any(DataVisitor(self.0))
     }
 }
 
@@ -285,7 +427,7 @@ fn row_from_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<Row<'de>, A::Error
             Key::Operation => operation = map.next_value::<Label<'de>>()?.0,
             Key::Description => description = map.next_value::<Label<'de>>()?.0,
             Key::Items => items = map.next_value::<Items>()?.0,
-            Key::Date => date = parse_date(&map.next_value::<Label<'de>>()?.0),
+            Key::Date => date = Reading::of(&map.next_value::<Label<'de>>()?.0),
             _ => {
                 map.next_value::<IgnoredAny>()?;
             }
@@ -500,43 +642,6 @@ fn text_of(value: &Value) -> Option<String> {
     (!text.is_empty()).then_some(text)
 }
 
-/// The format of `date` is not documented: accept the usual spellings.
-fn parse_date(text: &str) -> Option<DateTime> {
-    let text = text.trim();
-    parse_usual_date(text.as_bytes()).or_else(|| parse_other_date(text))
-}
-
-/// `YYYY-mm-dd HH:ii:ss`, what the API sends on every row, read by hand: `strptime` costs
-/// microseconds, and a large answer has 60,000 dates. Also `/` between the date's fields, `T`
-/// before the time, or no time at all.
-fn parse_usual_date(text: &[u8]) -> Option<DateTime> {
-    let number = |at: usize, len: usize| {
-        text.get(at..at + len)?.iter().try_fold(0i16, |n, &b| b.is_ascii_digit().then(|| n * 10 + i16::from(b - b'0')))
-    };
-    let separator = *text.get(4)?;
-    if !matches!(separator, b'-' | b'/') || text.get(7) != Some(&separator) {
-        return None;
-    }
-    let date = jiff::civil::Date::new(number(0, 4)?, number(5, 2)? as i8, number(8, 2)? as i8).ok()?;
-    let time = match text.len() {
-        10 => jiff::civil::Time::midnight(),
-        19 if matches!(text[10], b' ' | b'T') && text[13] == b':' && text[16] == b':' => {
-            jiff::civil::Time::new(number(11, 2)? as i8, number(14, 2)? as i8, number(17, 2)? as i8, 0).ok()?
-        }
-        _ => return None,
-    };
-    Some(date.to_datetime(time))
-}
-
-fn parse_other_date(text: &str) -> Option<DateTime> {
-    const FORMATS: [&str; 2] = ["%Y%m%d%H%M%S", "%Y%m%d"];
-    FORMATS.iter().find_map(|format| {
-        DateTime::strptime(format, text)
-            .ok()
-            .or_else(|| jiff::civil::Date::strptime(format, text).ok().map(|d| d.to_datetime(jiff::civil::Time::midnight())))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -631,24 +736,101 @@ mod tests {
 
     #[test]
     fn date_spellings_are_understood() {
-        for text in ["2026-11-03 10:00:00", "2026-11-03T10:00:00", "20261103100000", "2026/11/03 10:00:00"] {
-            assert_eq!(parse_date(text), Some(jiff::civil::date(2026, 11, 3).at(10, 0, 0, 0)), "{text}");
-        }
-        assert_eq!(parse_date("2026-11-03"), Some(jiff::civil::date(2026, 11, 3).at(0, 0, 0, 0)));
-        assert_eq!(parse_date(" 2026/11/03 "), Some(jiff::civil::date(2026, 11, 3).at(0, 0, 0, 0)));
-        assert_eq!(parse_date("20261103"), Some(jiff::civil::date(2026, 11, 3).at(0, 0, 0, 0)));
-        for wrong in [
-            "03/11/26 soon",
-            "2026-13-03",
-            "2026-02-30 10:00:00",
-            "2026-11-03 24:00:00",
-            "2026-11-03 10:00",
-            "2026-11/03",
-            "2026-1a-03",
-            "",
+        // Each spelling of Nov 3 against a row of Nov 2 that comes after it.
+        for text in [
+            "2026-11-03 10:00:00",
+            "2026-11-03T10:00:00Z",
+            "2026-11-03T10:00:00.5-05:00",
+            "2026/11/03 10:00",
+            " 2026-11-03 ",
+            "20261103",
+            "20261103100000",
+            "03/11/2026 10:00:00",
+            "03-11-2026",
+            "03.11.2026 10:00",
+            "2026-11",
+            "11/2026",
         ] {
-            assert_eq!(parse_date(wrong), None, "{wrong}");
+            let r = report(&format!(
+                r#"{{"code": 200, "data": [
+                    {{"operation": "a", "description": "b", "items": "9", "date": "{text}"}},
+                    {{"operation": "a", "description": "b", "items": "4", "date": "2026-11-02 23:00:00"}}]}}"#
+            ));
+            assert_eq!(r.series, vec![series("a", "b", 9.0, 9.0)], "{text}");
         }
+        for wrong in ["03/11/26 soon", "2026-13-03", "2026-02-30 10:00:00", "2026-11-03 24:00:00", "31/02/2026", "2026-11/03", ""] {
+            let r = report(&format!(
+                r#"{{"code": 200, "data": [
+                    {{"operation": "a", "description": "b", "items": "9", "date": "2026-11-02"}},
+                    {{"operation": "a", "description": "b", "items": "4", "date": "{wrong}"}}]}}"#
+            ));
+            // Undated: it takes over by response order.
+            assert_eq!(r.series, vec![series("a", "b", 4.0, 9.0)], "{wrong}");
+        }
+    }
+
+    fn dated(dates: &[(&str, &str, &str)]) -> String {
+        let rows: Vec<String> = dates
+            .iter()
+            .map(|(description, items, date)| {
+                format!(r#"{{"operation": "a", "description": "{description}", "items": "{items}", "date": "{date}"}}"#)
+            })
+            .collect();
+        format!(r#"{{"code": 200, "data": [{}]}}"#, rows.join(","))
+    }
+
+    fn report_in(body: &str, window: &Window) -> Report {
+        match decode_in(body.as_bytes(), window) {
+            Ok(Decoded::Answer(report)) => report,
+            other => panic!("expected a report from {body}, got {other:?}"),
+        }
+    }
+
+    fn november() -> Window {
+        Window::new(jiff::civil::date(2026, 11, 1), jiff::civil::date(2026, 11, 30))
+    }
+
+    #[test]
+    fn day_first_dates_pick_the_latest_row_as_day_first() {
+        // Read month first, 13/11 is no date and 05/11 is May 11, which would take over: 7, not 9.
+        // The 13th, a date only day first, settles the order for the whole answer, "c" included.
+        let body = dated(&[
+            ("b", "9", "13/11/2026 08:00:00"),
+            ("b", "7", "05/11/2026 08:00:00"),
+            ("c", "1", "10/11/2026"),
+            ("c", "2", "03/11/2026"),
+            ("c", "3", "2026-11-04"),
+        ]);
+        // Month first, "c" would be Oct 11, Mar 11 and Nov 4: 3, not 1.
+        let want = vec![series("a", "b", 9.0, 9.0), series("a", "c", 1.0, 3.0)];
+        assert_eq!(report(&body).series, want);
+        assert_eq!(report_in(&body, &november()).series, want);
+        assert_eq!(report_in(&body, &Window::month_to_date(jiff::civil::date(2026, 11, 13))).series, want);
+    }
+
+    #[test]
+    fn month_first_dates_pick_the_latest_row_as_month_first() {
+        let body = dated(&[("b", "9", "11/13/2026"), ("b", "7", "11/05/2026")]);
+        assert_eq!(report(&body).series, vec![series("a", "b", 9.0, 9.0)]);
+        // Both readings valid (Nov 10 / Oct 11, Nov 3 / Mar 11): only the window tells them apart.
+        let body = dated(&[("b", "9", "11/10/2026"), ("b", "7", "11/03/2026"), ("b", "3", "2026-11-04")]);
+        assert_eq!(report_in(&body, &november()).series, vec![series("a", "b", 9.0, 9.0)]);
+        // With no window both orders fit: day first, as Latin America writes dates.
+        assert_eq!(report(&body).series, vec![series("a", "b", 3.0, 9.0)]);
+    }
+
+    #[test]
+    fn with_no_order_fitting_every_row_only_unambiguous_dates_count() {
+        // 11/14 is a date only month first, 13/11 only day first: 05/11 is read under neither, so
+        // it is undated and takes over "b" by response order.
+        let body = dated(&[
+            ("b", "1", "11/14/2026"),
+            ("b", "2", "13/11/2026"),
+            ("b", "3", "05/11/2026"),
+            ("c", "4", "11/14/2026"),
+            ("c", "5", "13/11/2026"),
+        ]);
+        assert_eq!(report_in(&body, &november()).series, vec![series("a", "b", 3.0, 3.0), series("a", "c", 4.0, 5.0)]);
     }
 
     #[test]

@@ -95,12 +95,24 @@ impl Prometheus {
             "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nrule_files: ['{}']\nscrape_configs:\n  - job_name: wolkvox\n    static_configs: [{{targets: ['{target}']}}]\n",
             rules.display()
         );
+        let tsdb = dir.join("data");
+        Prometheus::launch(binary, dir, &config, &tsdb, &[]).await
+    }
+
+    /// A Prometheus that scrapes nothing, on an existing TSDB (backfilled blocks), keeping them for
+    /// a century.
+    pub async fn start_on_tsdb(binary: &Path, tsdb: &Path) -> Prometheus {
+        Prometheus::launch(binary, temp_dir("prometheus"), "global: {}\n", tsdb, &["--storage.tsdb.retention.time=100y"]).await
+    }
+
+    async fn launch(binary: &Path, dir: PathBuf, config: &str, tsdb: &Path, extra: &[&str]) -> Prometheus {
         std::fs::write(dir.join("prometheus.yml"), config).unwrap();
         let port = free_port();
         let child = Command::new(binary)
             .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!("--storage.tsdb.path={}", tsdb.display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("prometheus.log")).unwrap())
             .spawn()
@@ -124,7 +136,17 @@ impl Prometheus {
 
     /// An instant query; panics on an API error, returns the result vector.
     pub async fn query(&self, promql: &str) -> Vec<Value> {
-        let response = reqwest::Client::new().get(format!("{}/api/v1/query", self.url)).query(&[("query", promql)]).send().await.unwrap();
+        self.query_params(&[("query", promql)]).await
+    }
+
+    /// An instant query at Unix time `at`.
+    pub async fn query_at(&self, promql: &str, at: i64) -> Vec<Value> {
+        self.query_params(&[("query", promql), ("time", &at.to_string())]).await
+    }
+
+    async fn query_params(&self, params: &[(&str, &str)]) -> Vec<Value> {
+        let promql = params[0].1;
+        let response = reqwest::Client::new().get(format!("{}/api/v1/query", self.url)).query(params).send().await.unwrap();
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["status"], "success", "{promql}: {body}");
         body["data"]["result"].as_array().cloned().unwrap_or_default()

@@ -1,0 +1,563 @@
+//! `wolkvox_exporter backfill`: months of billing history as OpenMetrics, for `promtool tsdb
+//! create-blocks-from openmetrics`. Calls go through the same admission and ledger as the
+//! exporter's (the 5-minute floor per API, one call at a time, the daily budget), past months are
+//! kept in the state directory so a second run calls only for what is missing, and the output file
+//! appears whole or not at all.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use jiff::civil::{Date, DateTime};
+use jiff::{Timestamp, ToSpan};
+use serde::{Deserialize, Serialize};
+
+use crate::admission::{self, JobRules, Ledger, TokenRules};
+use crate::clock::{Clock, until};
+use crate::config::{self, Config, ConfigError, Target};
+use crate::history::{self, DatedRow, Day};
+use crate::openmetrics;
+use crate::simulator::Simulator;
+use crate::storage::Storage;
+use crate::wolkvox::client::{Call, Request};
+use crate::wolkvox::window::Window;
+use crate::wolkvox::{Api, Client, Failure, catalogue, dates};
+
+/// The backfill's own flags (beside every target flag of the exporter).
+#[derive(Args, Clone, Debug)]
+pub struct BackfillFlags {
+    /// First month (2026-01) or day (2026-01-15).
+    #[arg(long = "from", value_name = "MONTH|DAY")]
+    pub from: String,
+    /// Last month or day, inclusive (default: yesterday in the target's time zone).
+    #[arg(long = "to", value_name = "MONTH|DAY")]
+    pub to: Option<String>,
+    /// The OpenMetrics file to write (-: standard output).
+    #[arg(long = "output", value_name = "FILE", required_unless_present = "dry_run")]
+    pub output: Option<String>,
+    /// The job label of every sample: the job name the bundled alerts and dashboards expect.
+    #[arg(long = "job", default_value = "wolkvox")]
+    pub job: String,
+    /// An instance label for every sample (none by default).
+    #[arg(long = "instance")]
+    pub instance: Option<String>,
+    /// Print the plan (calls per token, earliest finish) and make no call.
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+    /// Call again for past months already fetched.
+    #[arg(long = "refetch")]
+    pub refetch: bool,
+    /// Time between two samples of a series: at most Prometheus' 5-minute lookback, so that an
+    /// instant query at any minute of a backfilled day finds that day's value.
+    #[arg(long = "sample-interval", default_value = "5m", value_parser = config::parse_duration)]
+    pub sample_interval: Duration,
+}
+
+/// Why a backfill did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum BackfillError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    #[error("cannot write {path}: {source}")]
+    Output { path: String, source: std::io::Error },
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+    #[error("{} month(s) failed, run again to fetch only those: {}", .0.len(), .0.join(", "))]
+    Failed(Vec<String>),
+    #[error("interrupted: nothing was written")]
+    Interrupted,
+    #[error("cannot start the demo simulator: {0}")]
+    Simulator(#[source] std::io::Error),
+}
+
+impl BackfillError {
+    /// Configuration problems exit 2, like the exporter's.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            BackfillError::Config(_) | BackfillError::Storage(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// One call to make (or to read from the state directory): a month of one API of one target.
+#[derive(Clone, Debug)]
+struct Month {
+    target: usize,
+    api: &'static Api,
+    /// The month's first day.
+    month: Date,
+    /// The days of it to place.
+    first: Date,
+    last: Date,
+    /// The current month: always fetched fresh, never kept.
+    current: bool,
+}
+
+impl Month {
+    fn name(&self, targets: &[Target]) -> String {
+        format!("{} {} {}", targets[self.target].server, self.api.name, self.month.strftime("%Y-%m"))
+    }
+
+    fn key(&self, targets: &[Target]) -> String {
+        format!("{}/{}", targets[self.target].server, self.api.name)
+    }
+}
+
+/// A past month's answer as the state directory keeps it: the usable rows, dates read.
+#[derive(Serialize, Deserialize)]
+struct KeptMonth {
+    version: u32,
+    server: String,
+    api: String,
+    month: String,
+    rows: Vec<KeptRow>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct KeptRow {
+    operation: String,
+    description: String,
+    at: DateTime,
+    value: f64,
+}
+
+/// Runs the backfill; with `--demo`, against the embedded simulator (which keeps past months of
+/// gamification).
+pub async fn run_with_demo(mut config: Config, flags: BackfillFlags, clock: Clock) -> Result<(), BackfillError> {
+    let simulator = if config.demo {
+        let simulator = Simulator::start(&[config::DEMO_TOKEN]).await.map_err(BackfillError::Simulator)?;
+        for target in &mut config.targets {
+            target.base_url = simulator.base_url();
+        }
+        Some(simulator)
+    } else {
+        None
+    };
+    let result = run(config, flags, clock).await;
+    drop(simulator);
+    result
+}
+
+/// Runs the backfill: plan, dry run or calls, then the output.
+pub async fn run(config: Config, flags: BackfillFlags, clock: Clock) -> Result<(), BackfillError> {
+    let months = plan(&config.targets, &flags, clock.now())?;
+    let storage = match &config.storage_path {
+        Some(path) => Some(Arc::new(Storage::open(path)?)),
+        None => None,
+    };
+    let kept = |month: &Month| -> Option<Vec<DatedRow>> {
+        if month.current || flags.refetch {
+            return None;
+        }
+        read_kept(storage.as_deref()?, &config.targets, month)
+    };
+
+    // The calls, one lane per token, in the order of the months.
+    let mut results: Vec<Option<Vec<DatedRow>>> = months.iter().map(kept).collect();
+    let lanes = config::group_by_token(&config.targets);
+    if flags.dry_run {
+        print_plan(&config.targets, &months, &results, &lanes, storage.as_deref(), &clock);
+        return Ok(());
+    }
+    let client = Client::new(match &config.ca_file {
+        Some(path) => crate::tls::ca_certificates(path).map_err(|why| ConfigError::new("--wolkvox.ca-file", why))?,
+        None => Vec::new(),
+    })
+    .map_err(BackfillError::Client)?;
+    let mut failed = Vec::new();
+    for members in &lanes {
+        let todo: Vec<usize> = (0..months.len()).filter(|&m| members.contains(&months[m].target) && results[m].is_none()).collect();
+        if todo.is_empty() {
+            continue;
+        }
+        let target = &config.targets[members[0]];
+        let rules = rules_of(&config.targets, members);
+        let mut ledger = storage.as_ref().and_then(|s| s.load(&target.token_name).ledger).unwrap_or_default();
+        admission::add_jobs(&mut ledger, &rules, clock.now(), 0.0);
+        for (done, &m) in todo.iter().enumerate() {
+            let month = &months[m];
+            let job = rules.jobs.iter().position(|job| job.key == month.key(&config.targets)).expect("every month's job is in the rules");
+            let decision = loop {
+                let now = clock.now();
+                let mut decision = admission::next_of(&ledger, &rules, job, now);
+                if decision.at <= now {
+                    decision.at = now;
+                    break decision;
+                }
+                tracing::info!(month = %month.name(&config.targets), wait = %humantime::format_duration(Duration::from_secs(until(now, decision.at).as_secs())), done, left = todo.len() - done, "waiting for the API's rules to allow the next call");
+                tokio::select! {
+                    () = tokio::time::sleep_until(clock.instant_at(decision.at)) => {}
+                    _ = tokio::signal::ctrl_c() => return Err(BackfillError::Interrupted),
+                }
+            };
+            admission::record_start(&mut ledger, &rules, decision.job, decision.at);
+            save_ledger(storage.as_deref(), &target.token_name, &ledger);
+            let outcome = tokio::select! {
+                outcome = fetch(&client, &config.targets[month.target], month, &clock) => outcome,
+                _ = tokio::signal::ctrl_c() => return Err(BackfillError::Interrupted),
+            };
+            admission::record_end(&mut ledger, &rules, decision.job, clock.now(), outcome.as_ref().err(), fastrand::f64());
+            save_ledger(storage.as_deref(), &target.token_name, &ledger);
+            match outcome {
+                Ok(rows) => {
+                    tracing::info!(month = %month.name(&config.targets), rows = rows.len(), left = todo.len() - done - 1, "month fetched");
+                    if !month.current
+                        && let Some(storage) = &storage
+                    {
+                        keep(storage, &config.targets, month, &rows);
+                    }
+                    results[m] = Some(rows);
+                }
+                Err(failure) => {
+                    tracing::warn!(month = %month.name(&config.targets), reason = failure.reason.as_str(), msg = %failure.detail, "month failed");
+                    failed.push(month.name(&config.targets));
+                }
+            }
+        }
+    }
+
+    write_output(&config.targets, &months, &results, &flags)?;
+    if failed.is_empty() { Ok(()) } else { Err(BackfillError::Failed(failed)) }
+}
+
+/// The months of each target's APIs between `--from` and `--to`. Gamification takes any past
+/// window; the other APIs document only the current month, so their earlier months are skipped.
+fn plan(targets: &[Target], flags: &BackfillFlags, now: Timestamp) -> Result<Vec<Month>, ConfigError> {
+    let mut months = Vec::new();
+    for (index, target) in targets.iter().enumerate() {
+        let today = now.to_zoned(target.timezone.clone()).date();
+        let from = parse_bound("--from", &flags.from, Bound::First)?;
+        let to = match &flags.to {
+            Some(text) => parse_bound("--to", text, Bound::Last)?,
+            None => today.yesterday().map_err(|e| ConfigError::new("--to", e))?,
+        };
+        if from > today {
+            return Err(ConfigError::new("--from", format!("{from} is in the future (today is {today} in {})", target.timezone_name)));
+        }
+        if to > today {
+            return Err(ConfigError::new("--to", format!("{to} is in the future (today is {today} in {})", target.timezone_name)));
+        }
+        if from > to {
+            return Err(ConfigError::new("--from", format!("{from} is after --to {to}")));
+        }
+        let current_month = today.first_of_month();
+        let mut month = from.first_of_month();
+        while month <= to {
+            let last_day = month.last_of_month();
+            for &api in &target.apis {
+                let current = month == current_month;
+                if api.name != "gamification" && !current {
+                    tracing::warn!(server = %target.server, api = api.name, month = %month.strftime("%Y-%m"), "skipped: Wolkvox documents only the current month for this API");
+                    continue;
+                }
+                months.push(Month { target: index, api, month, first: from.max(month), last: to.min(last_day), current });
+            }
+            month = month.checked_add(1.month()).map_err(|e| ConfigError::new("--to", e))?;
+        }
+    }
+    if months.is_empty() {
+        return Err(ConfigError::new("--from", "nothing to backfill in this range (only gamification has past months)"));
+    }
+    Ok(months)
+}
+
+#[derive(Clone, Copy)]
+enum Bound {
+    First,
+    Last,
+}
+
+/// `2026-01` (its first or last day) or `2026-01-15`.
+fn parse_bound(flag: &str, text: &str, bound: Bound) -> Result<Date, ConfigError> {
+    let text = text.trim();
+    if let Ok(day) = text.parse::<Date>() {
+        return Ok(day);
+    }
+    let month = format!("{text}-01")
+        .parse::<Date>()
+        .map_err(|_| ConfigError::new(flag, format!("{text:?} is neither a month (2026-01) nor a day (2026-01-15)")))?;
+    Ok(match bound {
+        Bound::First => month,
+        Bound::Last => month.last_of_month(),
+    })
+}
+
+/// The token's admission rules: one job per target and API, keyed as the exporter keys them, so
+/// that the floor and the budget are shared with it through the ledger.
+fn rules_of(targets: &[Target], members: &[usize]) -> TokenRules {
+    let first = &targets[members[0]];
+    TokenRules {
+        zone: first.timezone.clone(),
+        daily_budget: first.daily_call_budget,
+        fast_poll: first.allow_fast_poll,
+        jobs: members
+            .iter()
+            .flat_map(|&i| targets[i].apis.iter().map(move |api| (i, api)))
+            .map(|(i, api)| JobRules {
+                key: format!("{}/{}", targets[i].server, api.name),
+                interval: targets[i].poll_interval,
+                timeout: targets[i].timeout,
+            })
+            .collect(),
+    }
+}
+
+/// One month's call: the whole month in the target's zone (the current one up to now).
+async fn fetch(client: &Client, target: &Target, month: &Month, clock: &Clock) -> Result<Vec<DatedRow>, Failure> {
+    let now = clock.now().to_zoned(target.timezone.clone());
+    let first = month.month.to_datetime(jiff::civil::time(0, 0, 0, 0));
+    let last = if month.current { now.datetime() } else { month.month.last_of_month().to_datetime(jiff::civil::time(23, 59, 59, 0)) };
+    let window = Window { date_ini: first.strftime("%Y%m%d%H%M%S").to_string(), date_end: last.strftime("%Y%m%d%H%M%S").to_string() };
+    let request = Request {
+        base_url: &target.base_url,
+        server: &target.server,
+        call: Call::Billing { api: month.api.name, window: &window },
+        token: &target.token,
+        timeout: target.timeout,
+        max_response_bytes: target.max_response_bytes,
+    };
+    let answer = client.fetch_rows(&request).await?;
+    let asked = dates::Window::new(month.month, last.date());
+    let (mut outside, mut undated) = (0, 0);
+    let mut rows = Vec::with_capacity(answer.rows.len());
+    for row in answer.rows {
+        let Some(at) = row.at else {
+            undated += 1;
+            continue;
+        };
+        if !asked.contains(at.date()) {
+            outside += 1;
+            continue;
+        }
+        rows.push(DatedRow { operation: row.operation, description: row.description, at, value: row.value });
+    }
+    if outside > 0 {
+        tracing::warn!(server = %target.server, api = month.api.name, month = %month.month.strftime("%Y-%m"), rows = outside, "rows dated outside the window asked for were not placed (the API ignored the window?)");
+    }
+    if undated > 0 {
+        tracing::warn!(server = %target.server, api = month.api.name, month = %month.month.strftime("%Y-%m"), rows = undated, "rows whose date could not be read were skipped");
+    }
+    Ok(rows)
+}
+
+fn kept_path(storage: &Storage, targets: &[Target], month: &Month) -> PathBuf {
+    storage.path().join("backfill").join(format!(
+        "{}-{}-{}.json",
+        targets[month.target].server,
+        month.api.name,
+        month.month.strftime("%Y-%m")
+    ))
+}
+
+fn read_kept(storage: &Storage, targets: &[Target], month: &Month) -> Option<Vec<DatedRow>> {
+    let path = kept_path(storage, targets, month);
+    let text = std::fs::read(&path).ok()?;
+    match serde_json::from_slice::<KeptMonth>(&text) {
+        Ok(kept) if kept.version == crate::storage::VERSION => Some(
+            kept.rows
+                .into_iter()
+                .map(|r| DatedRow { operation: r.operation, description: r.description, at: r.at, value: r.value })
+                .collect(),
+        ),
+        _ => {
+            tracing::warn!(file = %path.display(), "a kept month cannot be read: fetching it again");
+            None
+        }
+    }
+}
+
+fn keep(storage: &Storage, targets: &[Target], month: &Month, rows: &[DatedRow]) {
+    let kept = KeptMonth {
+        version: crate::storage::VERSION,
+        server: targets[month.target].server.clone(),
+        api: month.api.name.to_owned(),
+        month: month.month.strftime("%Y-%m").to_string(),
+        rows: rows
+            .iter()
+            .map(|r| KeptRow { operation: r.operation.clone(), description: r.description.clone(), at: r.at, value: r.value })
+            .collect(),
+    };
+    storage.save_json(&kept_path(storage, targets, month), &kept);
+}
+
+fn save_ledger(storage: Option<&Storage>, token_name: &str, ledger: &Ledger) {
+    if let Some(storage) = storage {
+        storage.save_ledger(token_name, ledger);
+    }
+}
+
+/// What a dry run prints: per token the calls to make and when the last can be made at the
+/// earliest, from its ledger.
+fn print_plan(
+    targets: &[Target],
+    months: &[Month],
+    results: &[Option<Vec<DatedRow>>],
+    lanes: &[Vec<usize>],
+    storage: Option<&Storage>,
+    clock: &Clock,
+) {
+    println!("backfill plan: {} month(s) of API answers, {} already kept", months.len(), results.iter().filter(|r| r.is_some()).count());
+    for members in lanes {
+        let target = &targets[members[0]];
+        let rules = rules_of(targets, members);
+        let mut ledger = storage.and_then(|s| s.load(&target.token_name).ledger).unwrap_or_default();
+        let mut now = clock.now();
+        admission::add_jobs(&mut ledger, &rules, now, 0.0);
+        let mut calls = 0;
+        for (month, _) in months.iter().zip(results).filter(|(m, r)| members.contains(&m.target) && r.is_none()) {
+            let job = rules.jobs.iter().position(|job| job.key == month.key(targets)).expect("every month's job is in the rules");
+            let decision = admission::next_of(&ledger, &rules, job, now);
+            now = now.max(decision.at);
+            admission::record_start(&mut ledger, &rules, job, now);
+            admission::record_end(&mut ledger, &rules, job, now, None, 0.0);
+            println!("  {} at {}", month.name(targets), now.to_zoned(target.timezone.clone()).strftime("%Y-%m-%d %H:%M:%S %Z"));
+            calls += 1;
+        }
+        let wait = humantime::format_duration(Duration::from_secs(until(clock.now(), now).as_secs()));
+        println!("token {}: {calls} call(s), the last at the earliest in {wait}", target.token_name);
+    }
+}
+
+/// Every family, whole, into `--output` (a temporary file renamed at the end) or standard output.
+fn write_output(
+    targets: &[Target],
+    months: &[Month],
+    results: &[Option<Vec<DatedRow>>],
+    flags: &BackfillFlags,
+) -> Result<(), BackfillError> {
+    let Some(output) = flags.output.as_deref() else { return Ok(()) };
+    let failed = |source| BackfillError::Output { path: output.to_owned(), source };
+    if output == "-" {
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        write_families(&mut out, targets, months, results, flags).and_then(|()| out.flush()).map_err(failed)?;
+        return Ok(());
+    }
+    let path = Path::new(output);
+    let temporary = path.with_file_name(format!(".{}.partial", path.file_name().and_then(|n| n.to_str()).unwrap_or("backfill")));
+    let written = std::fs::File::create(&temporary).and_then(|file| {
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        write_families(&mut out, targets, months, results, flags)?;
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()
+    });
+    match written.and_then(|()| std::fs::rename(&temporary, path)) {
+        Ok(()) => Ok(()),
+        Err(error) => {
+            let _ = std::fs::remove_file(&temporary);
+            Err(failed(error))
+        }
+    }
+}
+
+fn write_families(
+    out: &mut impl Write,
+    targets: &[Target],
+    months: &[Month],
+    results: &[Option<Vec<DatedRow>>],
+    flags: &BackfillFlags,
+) -> std::io::Result<()> {
+    for api in catalogue::APIS.iter() {
+        // (server, operation, description) -> days, across the months, and the zone of each server.
+        let mut series: BTreeMap<(String, String, String), Vec<Day>> = BTreeMap::new();
+        let mut zones = BTreeMap::new();
+        for (month, rows) in months.iter().zip(results).filter(|(m, _)| std::ptr::eq(m.api, api)) {
+            let Some(rows) = rows else { continue };
+            let target = &targets[month.target];
+            zones.insert(target.server.clone(), target.timezone.clone());
+            for ((operation, description), days) in history::days(rows, month.first, month.last) {
+                series.entry((target.server.clone(), operation, description)).or_default().extend(days);
+            }
+        }
+        if series.is_empty() {
+            continue;
+        }
+        for (value, name, help) in [
+            (
+                openmetrics::Value::Latest,
+                api.metric.to_owned(),
+                format!("{} (latest row per operation and product), backfilled.", api.counts),
+            ),
+            (
+                openmetrics::Value::Max,
+                format!("{}_max", api.metric),
+                format!("{}: the highest value in the month so far, backfilled.", api.counts),
+            ),
+        ] {
+            // One family per server zone is not needed: the samples carry their own times.
+            let rendered: Vec<openmetrics::Series<'_>> = series
+                .iter()
+                .map(|((server, operation, description), days)| {
+                    let mut labels = vec![("job", flags.job.as_str())];
+                    if let Some(instance) = &flags.instance {
+                        labels.push(("instance", instance.as_str()));
+                    }
+                    labels.extend([("server", server.as_str()), ("operation", operation.as_str()), ("description", description.as_str())]);
+                    openmetrics::Series { labels, days, zone: &zones[server] }
+                })
+                .collect();
+            openmetrics::family(out, &name, &help, value, &rendered, flags.sample_interval)?;
+        }
+    }
+    write_month_ends(out, targets, months, results, flags)?;
+    openmetrics::eof(out)
+}
+
+/// `wolkvox_month_end_timestamp_seconds` for every backfilled day of every server and API, as the
+/// live exporter serves it: the queries that find a month's end in the target's zone (the finance
+/// tables, the projection alert) then work on history too.
+fn write_month_ends(
+    out: &mut impl Write,
+    targets: &[Target],
+    months: &[Month],
+    results: &[Option<Vec<DatedRow>>],
+    flags: &BackfillFlags,
+) -> std::io::Result<()> {
+    let mut covered: BTreeMap<(usize, &str), Vec<Day>> = BTreeMap::new();
+    for (month, _) in months.iter().zip(results).filter(|(_, rows)| rows.is_some()) {
+        let zone = &targets[month.target].timezone;
+        let end = month.month.last_of_month().tomorrow().ok().and_then(|next| next.to_zoned(zone.clone()).ok());
+        let Some(end) = end.map(|end| end.timestamp().as_second() as f64) else { continue };
+        let days = covered.entry((month.target, month.api.name)).or_default();
+        let mut date = month.first;
+        while date <= month.last {
+            days.push(Day { date, latest: end, max: end });
+            date = match date.tomorrow() {
+                Ok(next) => next,
+                Err(_) => break,
+            };
+        }
+    }
+    let series: Vec<openmetrics::Series<'_>> = covered
+        .iter()
+        .map(|((target, api), days)| {
+            let mut labels = vec![("job", flags.job.as_str())];
+            if let Some(instance) = &flags.instance {
+                labels.push(("instance", instance.as_str()));
+            }
+            labels.extend([("server", targets[*target].server.as_str()), ("api", *api)]);
+            openmetrics::Series { labels, days, zone: &targets[*target].timezone }
+        })
+        .collect();
+    let help = "Unix time at which the billing month ends in the target's time zone, backfilled.";
+    openmetrics::family(out, "wolkvox_month_end_timestamp_seconds", help, openmetrics::Value::Latest, &series, flags.sample_interval)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_are_months_or_days() {
+        assert_eq!(parse_bound("--from", "2026-01", Bound::First).unwrap(), "2026-01-01".parse::<Date>().unwrap());
+        assert_eq!(parse_bound("--to", "2026-02", Bound::Last).unwrap(), "2026-02-28".parse::<Date>().unwrap());
+        assert_eq!(parse_bound("--to", "2026-02-10", Bound::Last).unwrap(), "2026-02-10".parse::<Date>().unwrap());
+        let error = parse_bound("--from", "January", Bound::First).unwrap_err();
+        assert_eq!(error.field, "--from");
+    }
+}
