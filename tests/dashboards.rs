@@ -1,14 +1,22 @@
 //! Static checks of every dashboard: provisionable as is, every panel titled, described and with a
 //! unit, every query on the datasource variable and honouring the template variables; colours that
 //! say what the value means, "now" panels that read now, bars that count a fixed day, panels of
-//! optional features that say what to configure, and the finance tables. The PromQL that is hard to
-//! get right (last month's final peak, the API of every usage metric) runs through promtool.
+//! optional features that say what to configure, the finance tables and the chargeback table. The
+//! PromQL that is hard to get right runs through promtool (last month's final peak, the API of every
+//! usage metric) or, where promtool's cap of 10,000 samples a query is too small, through a real
+//! Prometheus on blocks promtool made from OpenMetrics history (each month's peak of the chargeback
+//! table).
 
 #[path = "common/tools.rs"]
 mod tools;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
+use jiff::Timestamp;
+use jiff::civil::date;
+use jiff::tz::TimeZone;
 use serde_json::{Value, json};
 use wolkvox_exporter::wolkvox::catalogue::APIS;
 
@@ -590,6 +598,344 @@ fn the_billing_overview_finds_the_api_of_every_catalogue_metric() {
             case(&for_promtool(expr_of(table, "A"), "chat_licenses|tts_chars"), 5, &selected),
         ],
     );
+}
+
+// --- The chargeback table: each month's peak, the last 12 months ---------------------------------
+
+/// The months of the chargeback table, this one included.
+const CHARGEBACK_MONTHS: usize = 12;
+
+/// An average Gregorian month in seconds (365.2425 days / 12): the gap between two month ends,
+/// divided by it and rounded, counts the months between them (the true gap is within 3 days of it).
+const MONTH_SECONDS: i64 = 2_629_746;
+
+fn chargeback_ref_id(k: usize) -> String {
+    char::from(b'A' + u8::try_from(k).unwrap()).to_string()
+}
+
+/// The column of the month `k` months before now's.
+fn chargeback_column(k: usize) -> String {
+    match k {
+        0 => "This month (so far)".to_owned(),
+        1 => "1 month ago".to_owned(),
+        _ => format!("{k} months ago"),
+    }
+}
+
+fn chargeback_table(dashboard: &Value) -> &Value {
+    panels(dashboard)
+        .into_iter()
+        .find(|p| p["type"] == "table" && p["title"].as_str().is_some_and(|t| t.starts_with("Chargeback")))
+        .expect("a chargeback table")
+}
+
+/// The subquery window of a chargeback column: its range, offset and step, from
+/// `…)[72d:15m] offset 27d))`.
+fn chargeback_window(expr: &str) -> (Duration, Duration, &str) {
+    let open = expr.find(")[").unwrap_or_else(|| panic!("no subquery in {expr}")) + 1;
+    let close = open + expr[open..].find(']').unwrap();
+    let (range, step) = expr[open + 1..close].split_once(':').unwrap_or_else(|| panic!("a subquery without a step in {expr}"));
+    let after = &expr[close + 1..];
+    let offset = after[..after.find(')').unwrap()].trim();
+    let offset = match offset.strip_prefix("offset ") {
+        Some(offset) => humantime::parse_duration(offset).unwrap(),
+        None => {
+            assert!(offset.is_empty(), "{offset:?} after the subquery of {expr}");
+            Duration::ZERO
+        }
+    };
+    (humantime::parse_duration(range).unwrap(), offset, step)
+}
+
+#[test]
+fn the_chargeback_table_has_a_column_per_month_and_a_row_per_server_operation_and_product() {
+    let gamification = dashboard("wolkvox-gamification.json");
+    let table = chargeback_table(&gamification);
+    let at = format!("panel {}", table["title"]);
+    // The last year up to now, whatever the dashboard's range: the columns are named from now.
+    assert_eq!(table["timeFrom"], "1y", "{at}: a panel time of its own");
+    let targets = table["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), CHARGEBACK_MONTHS, "{at}: one query per month");
+    let transformations = table["transformations"].as_array().unwrap();
+    assert_eq!(transformations[0]["id"], "merge", "{at}: one row per series from every query");
+    let organize = &transformations[1];
+    assert_eq!(organize["id"], "organize", "{at}");
+    let renames = &organize["options"]["renameByName"];
+    for label in ["server", "operation", "description"] {
+        assert!(renames[label].is_string(), "{at}: a column for {label}");
+    }
+    for hidden in ["Time", "job"] {
+        assert_eq!(organize["options"]["excludeByName"][hidden], true, "{at}: no {hidden} column");
+    }
+    let mut columns = Vec::new();
+    for k in 0..CHARGEBACK_MONTHS {
+        let ref_id = chargeback_ref_id(k);
+        let column = chargeback_column(k);
+        assert_eq!(renames[format!("Value #{ref_id}")], column.as_str(), "{at}: query {ref_id}");
+        let expr = expr_of(table, &ref_id);
+        let at = format!("{at}: {column}: {expr}");
+        columns.push(column);
+        // The last `_max` of each series in the month (its peak: it resets at the month's start,
+        // a poll late), then the highest of the series: backfill and live, a restart's old and
+        // new pod, two scrapes of one exporter. This month's is now's value: the subquery's last
+        // step is the last quarter hour (or, with nothing scraped now, the month's last value).
+        let body = expr.strip_prefix("max by (job, server, operation, description) (").unwrap_or_default();
+        let last = "last_over_time((wolkvox_gamification_licenses_max{";
+        let now = "(wolkvox_gamification_licenses_max{";
+        let shape = if k == 0 { body.starts_with(now) && body.contains(&format!(")) or {last}")) } else { body.starts_with(last) };
+        assert!(shape, "{at}: the last _max of the month, highest over the series");
+        // The month is the target's: the one whose end is k months before the end of now's.
+        assert!(
+            selects(expr, "wolkvox_month_end_timestamp_seconds")
+                && expr.contains("[31d] @ end())) - max by (job, server) (wolkvox_month_end_timestamp_seconds{")
+                && expr.contains(&format!(") / {MONTH_SECONDS}) == {k})")),
+            "{at}: the month {k} months before now's, from the month ends"
+        );
+        // Nothing scraped this month: empty, not every month a column off.
+        assert!(expr.ends_with("[31d])) > time())"), "{at}: this month's end must be after now");
+        // Every zone's midnight falls on a quarter hour: the last step of a month is its end.
+        assert_eq!(chargeback_window(expr).2, "15m", "{at}: step");
+    }
+    columns.sort();
+    columns.dedup();
+    assert_eq!(columns.len(), CHARGEBACK_MONTHS, "{at}: two columns of one name");
+}
+
+/// Each column's fixed window holds the whole of its month, and the month it selects is the one `k`
+/// months before now's, on any day of any month of forty years, in zones with half and quarter hours
+/// and daylight saving time.
+#[test]
+fn each_chargeback_column_searches_a_window_holding_its_whole_month_in_any_zone() {
+    let gamification = dashboard("wolkvox-gamification.json");
+    let table = chargeback_table(&gamification);
+    let windows: Vec<(i64, i64)> = (0..CHARGEBACK_MONTHS)
+        .map(|k| {
+            let (range, offset, _) = chargeback_window(expr_of(table, &chargeback_ref_id(k)));
+            (i64::try_from(range.as_secs()).unwrap(), i64::try_from(offset.as_secs()).unwrap())
+        })
+        .collect();
+    for zone in [
+        "America/Bogota",
+        "America/Santiago",
+        "America/St_Johns",
+        "Europe/Madrid",
+        "Asia/Kathmandu",
+        "Australia/Lord_Howe",
+        "Pacific/Chatham",
+    ] {
+        let tz = TimeZone::get(zone).unwrap();
+        let starts: Vec<i64> = (2024..2064)
+            .flat_map(|year| (1..=12).map(move |month| date(year, month, 1)))
+            .map(|first| first.to_zoned(tz.clone()).unwrap().timestamp().as_second())
+            .collect();
+        for start in &starts {
+            assert_eq!(start % 900, 0, "{zone}: a month starts off the 15-minute steps");
+        }
+        for current in CHARGEBACK_MONTHS..starts.len() - 1 {
+            let current_end = starts[current + 1];
+            // The first and the last second of the month: the windows slide with now.
+            for now in [starts[current], current_end - 1] {
+                for (k, (range, offset)) in windows.iter().enumerate() {
+                    let (start, end) = (starts[current - k], starts[current - k + 1]);
+                    let at = format!("{zone}, now {}: {}", Timestamp::from_second(now).unwrap(), chargeback_column(k));
+                    let months = ((current_end - end) as f64 / MONTH_SECONDS as f64).round();
+                    assert_eq!(months, k as f64, "{at}: the month is counted wrong");
+                    assert!(now - offset - range <= start, "{at}: the window starts after the month");
+                    assert!(end.min(now) <= now - offset, "{at}: the window ends before the month");
+                }
+            }
+        }
+    }
+}
+
+/// Unix seconds of a time of day in `zone`.
+fn unix_in(zone: &str, (year, month, day): (i16, i8, i8), hour: i8) -> i64 {
+    date(year, month, day).at(hour, 0, 0, 0).to_zoned(TimeZone::get(zone).unwrap()).unwrap().timestamp().as_second()
+}
+
+/// What `wolkvox_month_end_timestamp_seconds` says at `unix`: the first instant of the next month
+/// in `zone`.
+fn month_end_in(zone: &str, unix: i64) -> f64 {
+    let tz = TimeZone::get(zone).unwrap();
+    let next = Timestamp::from_second(unix).unwrap().to_zoned(tz.clone()).date().last_of_month().tomorrow().unwrap();
+    next.to_zoned(tz).unwrap().timestamp().as_second() as f64
+}
+
+/// Gauges sampled every 5 minutes, written as OpenMetrics: what `wolkvox_exporter backfill`
+/// writes, and what the live exporter's scrapes store.
+#[derive(Default)]
+struct History(BTreeMap<&'static str, Vec<String>>);
+
+impl History {
+    fn add(&mut self, name: &'static str, labels: &str, from: i64, to: i64, value: impl Fn(i64) -> f64) {
+        let lines = self.0.entry(name).or_default();
+        lines.extend((from..to).step_by(300).map(|t| format!("{name}{{{labels}}} {} {t}", value(t))));
+    }
+
+    fn openmetrics(&self) -> String {
+        let mut text = String::new();
+        for (name, lines) in &self.0 {
+            text.push_str(&format!("# TYPE {name} gauge\n"));
+            for line in lines {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+        text + "# EOF\n"
+    }
+}
+
+const BOGOTA: &str = "America/Bogota";
+
+/// Server 0042 bills in Bogota (UTC-5). Its history from January to mid-February 2026 is
+/// backfilled (no instance label), then pod a serves it live (overlapping the backfill), and pod b
+/// from February 15th (overlapping pod a for an hour). January peaks at 40 on the 31st at 21:00,
+/// which is already February 1st in UTC; February at 25 (20 before the restart); March, a lower
+/// month, at 12; April so far at 7, since 11:05 on the 10th. Its Premium product starts live, and
+/// pod b lost its state: February's 30 is only in pod a's series. Server 0077 bills in UTC, where
+/// that same instant is in February. `_max` resets a poll (5 minutes) after the month's start, as
+/// the exporter's does.
+fn chargeback_history() -> History {
+    let bogota = |day: (i16, i8, i8), hour: i8| unix_in(BOGOTA, day, hour);
+    let utc = |day: (i16, i8, i8), hour: i8| unix_in("UTC", day, hour);
+    let mut history = History::default();
+    let month_end = "wolkvox_month_end_timestamp_seconds";
+    let peak = "wolkvox_gamification_licenses_max";
+    let bogota_end = |t| month_end_in(BOGOTA, t);
+    let gamification = move |t| match t {
+        t if t < bogota((2026, 1, 31), 21) => 10.0,
+        t if t <= bogota((2026, 2, 1), 0) => 40.0,
+        t if t < bogota((2026, 2, 12), 0) => 5.0,
+        t if t < bogota((2026, 2, 20), 0) => 20.0,
+        t if t <= bogota((2026, 3, 1), 0) => 25.0,
+        t if t < bogota((2026, 3, 20), 0) => 3.0,
+        t if t <= bogota((2026, 4, 1), 0) => 12.0,
+        t if t < bogota((2026, 4, 10), 11) + 5 * 60 => 6.0,
+        _ => 7.0,
+    };
+    let backfill = (bogota((2026, 1, 1), 0), bogota((2026, 2, 11), 0));
+    let pod_a = (bogota((2026, 2, 10), 0), bogota((2026, 2, 15), 12));
+    let pod_b = (bogota((2026, 2, 15), 11), bogota((2026, 4, 10), 12));
+    for (instance, (from, to)) in [("", backfill), ("instance=\"a\",", pod_a), ("instance=\"b\",", pod_b)] {
+        let labels = format!("job=\"wolkvox\",{instance}server=\"0042\"");
+        history.add(month_end, &format!("{labels},api=\"gamification\""), from, to, bogota_end);
+        history.add(peak, &format!("{labels},operation=\"ventas\",description=\"Gamification\""), from, to, gamification);
+    }
+    let premium = "job=\"wolkvox\",instance=\"{}\",server=\"0042\",operation=\"ventas\",description=\"Premium\"";
+    history.add(peak, &premium.replace("{}", "a"), pod_a.0, pod_a.1, |t| if t < bogota((2026, 2, 12), 0) { 6.0 } else { 30.0 });
+    history.add(peak, &premium.replace("{}", "b"), pod_b.0, pod_b.1, |t| match t {
+        t if t <= bogota((2026, 3, 1), 0) => 8.0,
+        t if t <= bogota((2026, 4, 1), 0) => 9.0,
+        _ => 4.0,
+    });
+    let (from, to) = (utc((2026, 1, 20), 0), pod_b.1);
+    let labels = "job=\"wolkvox\",instance=\"c\",server=\"0077\"";
+    history.add(month_end, &format!("{labels},api=\"gamification\""), from, to, |t| month_end_in("UTC", t));
+    history.add(peak, &format!("{labels},operation=\"ventas\",description=\"Gamification\""), from, to, move |t| match t {
+        t if t <= utc((2026, 2, 1), 0) => 11.0,
+        t if t < utc((2026, 2, 1), 2) => 2.0,
+        t if t <= utc((2026, 3, 1), 0) => 13.0,
+        t if t <= utc((2026, 4, 1), 0) => 6.0,
+        _ => 1.0,
+    });
+    history
+}
+
+/// Each column of the chargeback table holds exactly its month's peak, in the target's zone,
+/// across backfilled and live history, a restart, duplicate series and a lower later month; and
+/// still does when nothing was scraped for days.
+#[tokio::test]
+async fn each_chargeback_column_is_its_months_peak_in_the_targets_zone_from_backfilled_and_live_history() {
+    let (Some(promtool), Some(binary)) = (tools::tool("promtool"), tools::tool("prometheus")) else { return };
+    let dir = tools::temp_dir("chargeback");
+    let (input, tsdb) = (dir.join("history.om"), dir.join("tsdb"));
+    std::fs::write(&input, chargeback_history().openmetrics()).unwrap();
+    // Blocks of up to 100 days: promtool's default of 2 hours makes a thousand of them.
+    let args = [
+        "tsdb",
+        "create-blocks-from",
+        "openmetrics",
+        "--quiet",
+        "--max-block-duration=2400h",
+        input.to_str().unwrap(),
+        tsdb.to_str().unwrap(),
+    ];
+    let (made, log) = tools::run_tool(&promtool, &args, None);
+    assert!(made, "{log}");
+    let prometheus = tools::Prometheus::start_on_tsdb(&binary, &tsdb).await;
+
+    let gamification = dashboard("wolkvox-gamification.json");
+    let table = chargeback_table(&gamification);
+    let bogota = |day: (i16, i8, i8), hour: i8| unix_in(BOGOTA, day, hour);
+    type Row = (&'static str, &'static str, [Option<f64>; 4]);
+    // Server, product, and its peaks this month, 1, 2 and 3 months ago; none further back.
+    let april: [Row; 3] = [
+        ("0042", "Gamification", [Some(7.0), Some(12.0), Some(25.0), Some(40.0)]),
+        ("0042", "Premium", [Some(4.0), Some(9.0), Some(30.0), None]),
+        ("0077", "Gamification", [Some(1.0), Some(6.0), Some(13.0), Some(11.0)]),
+    ];
+    let cases: [(&str, i64, &[Row]); 8] = [
+        ("April 10th, the last samples", bogota((2026, 4, 10), 12), &april),
+        ("April 10th, 11:10: a peak newer than the last quarter hour", bogota((2026, 4, 10), 11) + 10 * 60, &april),
+        ("April 20th, nothing scraped for ten days", bogota((2026, 4, 20), 0), &april),
+        (
+            "April 1st, 01:00 in Bogota",
+            bogota((2026, 4, 1), 1),
+            &[
+                ("0042", "Gamification", [Some(6.0), Some(12.0), Some(25.0), Some(40.0)]),
+                ("0042", "Premium", [Some(4.0), Some(9.0), Some(30.0), None]),
+                ("0077", "Gamification", [Some(1.0), Some(6.0), Some(13.0), Some(11.0)]),
+            ],
+        ),
+        (
+            "March 31st, 23:00 in Bogota: April in UTC",
+            bogota((2026, 3, 31), 23),
+            &[
+                ("0042", "Gamification", [Some(12.0), Some(25.0), Some(40.0), None]),
+                ("0042", "Premium", [Some(9.0), Some(30.0), None, None]),
+                ("0077", "Gamification", [Some(1.0), Some(6.0), Some(13.0), Some(11.0)]),
+            ],
+        ),
+        (
+            "February 14th, pod a",
+            bogota((2026, 2, 14), 0),
+            &[
+                ("0042", "Gamification", [Some(20.0), Some(40.0), None, None]),
+                ("0042", "Premium", [Some(30.0), None, None, None]),
+                ("0077", "Gamification", [Some(13.0), Some(11.0), None, None]),
+            ],
+        ),
+        (
+            "February 1st, 01:00 in Bogota, from the backfill",
+            bogota((2026, 2, 1), 1),
+            &[
+                ("0042", "Gamification", [Some(5.0), Some(40.0), None, None]),
+                ("0077", "Gamification", [Some(13.0), Some(11.0), None, None]),
+            ],
+        ),
+        ("May 2nd: nothing this month, so no column can be named", bogota((2026, 5, 2), 0), &[]),
+    ];
+    for (when, at, rows) in cases {
+        for k in 0..CHARGEBACK_MONTHS {
+            let expr = for_promtool(expr_of(table, &chargeback_ref_id(k)), "gamification");
+            let got: BTreeMap<(String, String), f64> = prometheus
+                .query_at(&expr, at)
+                .await
+                .iter()
+                .map(|sample| {
+                    let label = |name: &str| sample["metric"][name].as_str().unwrap().to_owned();
+                    ((label("server"), label("description")), sample["value"][1].as_str().unwrap().parse().unwrap())
+                })
+                .collect();
+            let expected: BTreeMap<(String, String), f64> = rows
+                .iter()
+                .filter_map(|(server, product, peaks)| Some(((String::from(*server), String::from(*product)), (*peaks.get(k)?)?)))
+                .collect();
+            assert_eq!(got, expected, "{when}: {}", chargeback_column(k));
+        }
+    }
+    drop(prometheus);
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
