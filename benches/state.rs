@@ -5,6 +5,10 @@
 //! its own series (the worst case). The size of each answers file is printed once, before its
 //! benches (criterion reports times only).
 //!
+//! And what a restart does before it can answer a scrape: `poller::plan` on that state directory
+//! (read the files, restore each job, and the store's first render and gzip), and that first render
+//! and gzip alone.
+//!
 //! cargo bench --bench state
 //!
 //! The files go to a directory under Cargo's target directory (`CARGO_TARGET_TMPDIR`), so that
@@ -13,11 +17,17 @@
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use clap::Parser;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use jiff::Timestamp;
 use wolkvox_exporter::admission::{JobLedger, Ledger};
+use wolkvox_exporter::clock::Clock;
+use wolkvox_exporter::config::{Config, Flags};
+use wolkvox_exporter::poller;
+use wolkvox_exporter::snapshot::Store;
 use wolkvox_exporter::storage::{Answer, Storage};
 use wolkvox_exporter::wolkvox::Report;
 use wolkvox_exporter::wolkvox::model::{Decoded, decode};
@@ -52,10 +62,10 @@ fn decoded(body: &[u8]) -> Report {
     }
 }
 
-/// The answers a lane keeps after one successful poll of one job.
-fn answers(rows: usize, days: usize) -> BTreeMap<String, Answer> {
+/// The answers a lane keeps after one successful poll of one job, at `succeeded_at`.
+fn answers(rows: usize, days: usize, succeeded_at: Timestamp) -> BTreeMap<String, Answer> {
     let report = decoded(&response(rows, days));
-    let answer = Answer { succeeded_at: "2026-11-15T15:00:00Z".parse().unwrap(), rows: report.rows, series: report.series };
+    let answer = Answer { succeeded_at, rows: report.rows, series: report.series };
     BTreeMap::from([(JOB.to_owned(), answer)])
 }
 
@@ -100,7 +110,7 @@ fn benches(c: &mut Criterion) {
     {
         let dir = directory(name);
         let storage = Storage::open(&dir).unwrap();
-        let answers = answers(rows, days);
+        let answers = answers(rows, days, "2026-11-15T15:00:00Z".parse().unwrap());
         storage.save_ledger(TOKEN, &ledger);
         storage.save_answers(TOKEN, &answers);
         let bytes = std::fs::metadata(dir.join(format!("token-{TOKEN}.answers.json"))).unwrap().len();
@@ -126,5 +136,49 @@ fn benches(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(state, benches);
+/// The configuration of scripts/restart-bench.sh: one server, gamification only.
+fn config(dir: &std::path::Path) -> Config {
+    let flags = Flags::try_parse_from([
+        "wolkvox_exporter",
+        "--wolkvox.server",
+        "0042",
+        "--wolkvox.poll-interval",
+        "1h",
+        "--storage.path",
+        dir.to_str().unwrap(),
+    ])
+    .unwrap();
+    Config::from_flags(&flags, &|name| (name == "WOLKVOX_TOKEN").then(|| "fake-token-for-benchmarks".to_owned())).unwrap()
+}
+
+fn restarts(c: &mut Criterion) {
+    let mut group = c.benchmark_group("restart");
+    group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    for (name, rows, days) in [("100", 100, 30), ("60000", 60_000, 30), ("60000-distinct", 60_000, 1)] {
+        let dir = directory(&format!("restart-{name}"));
+        let config = config(&dir);
+        let storage = Arc::new(Storage::open(&dir).unwrap());
+        let token_name = &config.targets[0].token_name;
+        storage.save_ledger(token_name, &ledger());
+        // Answered just now: an answer older than --wolkvox.stale-after is restored but not rendered.
+        storage.save_answers(token_name, &answers(rows, days, Timestamp::now()));
+        let (_, store) = poller::plan(&config.targets, &config.budgets, Clock::system(), Some(storage.clone()));
+        let published = store.published();
+        assert!(published.ready, "the restored answer was not served");
+        eprintln!("restart: {name} rows: first /metrics body {} bytes", published.text.len());
+        drop(published);
+        group.bench_function(BenchmarkId::new("plan", name), |b| {
+            b.iter(|| poller::plan(black_box(&config.targets), &config.budgets, Clock::system(), Some(storage.clone())))
+        });
+        let (states, tokens) = (store.states(), store.tokens());
+        group.bench_function(BenchmarkId::new("first_render_gzip", name), |b| {
+            b.iter(|| Store::from_states(black_box(states.clone()), tokens.clone(), &config.budgets, Clock::system()))
+        });
+        drop(storage);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    group.finish();
+}
+
+criterion_group!(state, benches, restarts);
 criterion_main!(state);
