@@ -493,11 +493,10 @@ fn write_families(
             let rendered: Vec<openmetrics::Series<'_>> = series
                 .iter()
                 .map(|((server, operation, description), days)| {
-                    let mut labels = vec![("job", flags.job.as_str())];
-                    if let Some(instance) = &flags.instance {
-                        labels.push(("instance", instance.as_str()));
-                    }
-                    labels.extend([("server", server.as_str()), ("operation", operation.as_str()), ("description", description.as_str())]);
+                    let labels = labels(
+                        flags,
+                        [("server", server.as_str()), ("operation", operation.as_str()), ("description", description.as_str())],
+                    );
                     openmetrics::Series { labels, days, zone: &zones[server] }
                 })
                 .collect();
@@ -536,16 +535,18 @@ fn write_month_ends(
     let series: Vec<openmetrics::Series<'_>> = covered
         .iter()
         .map(|((target, api), days)| {
-            let mut labels = vec![("job", flags.job.as_str())];
-            if let Some(instance) = &flags.instance {
-                labels.push(("instance", instance.as_str()));
-            }
-            labels.extend([("server", targets[*target].server.as_str()), ("api", *api)]);
+            let labels = labels(flags, [("server", targets[*target].server.as_str()), ("api", *api)]);
             openmetrics::Series { labels, days, zone: &targets[*target].timezone }
         })
         .collect();
     let help = "Unix time at which the billing month ends in the target's time zone, backfilled.";
     openmetrics::family(out, "wolkvox_month_end_timestamp_seconds", help, openmetrics::Value::Latest, &series, flags.sample_interval)
+}
+
+/// `job`, `instance` when given, then the series' own labels.
+fn labels<'a, const N: usize>(flags: &'a BackfillFlags, own: [(&'a str, &'a str); N]) -> Vec<(&'a str, &'a str)> {
+    let job = [("job", flags.job.as_str())].into_iter();
+    job.chain(flags.instance.as_deref().map(|instance| ("instance", instance))).chain(own).collect()
 }
 
 #[cfg(test)]
