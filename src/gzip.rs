@@ -21,11 +21,21 @@ pub struct GzipPrefix {
 }
 
 impl GzipPrefix {
+    /// Compressed once per poll and served many times: worth the default level's extra effort.
     pub fn new(data: &[u8]) -> GzipPrefix {
+        GzipPrefix::with_level(data, Compression::default())
+    }
+
+    /// The same at the fast level, for the first render at start-up, when serving soon matters
+    /// more than a few kilobytes.
+    pub fn fast(data: &[u8]) -> GzipPrefix {
+        GzipPrefix::with_level(data, Compression::fast())
+    }
+
+    fn with_level(data: &[u8], level: Compression) -> GzipPrefix {
         let mut out = Vec::with_capacity(HEADER.len() + data.len() / 6);
         out.extend_from_slice(&HEADER);
-        // Compressed once per poll and served many times: worth the default level's extra effort.
-        let mut encoder = DeflateEncoder::new(out, Compression::default());
+        let mut encoder = DeflateEncoder::new(out, level);
         encoder.write_all(data).expect("writing to a Vec cannot fail");
         // flush() is a sync flush: it empties the compressor without ending the stream.
         encoder.flush().expect("writing to a Vec cannot fail");

@@ -73,9 +73,10 @@ impl Published {
         budgets: &[Budget],
         unix: f64,
         storage_write_failures: Option<u64>,
+        compress: fn(&[u8]) -> GzipPrefix,
     ) -> Published {
         let text = metrics::render(&targets, &tokens, budgets, unix, storage_write_failures);
-        let gzip = GzipPrefix::new(text.as_bytes());
+        let gzip = compress(text.as_bytes());
         // A server is ready once any of its APIs answered: one API the token may not call must not
         // keep the others' series from being scraped (its wolkvox_up says what is wrong).
         let ready = targets.iter().all(|t| targets.iter().any(|other| other.server == t.server && other.last_success.is_some()));
@@ -109,7 +110,11 @@ impl Store {
         storage: Option<Arc<Storage>>,
     ) -> Arc<Store> {
         let failures = storage.as_ref().map(|s| s.write_failures());
-        let published = Published::build(states.clone(), tokens.clone(), budgets, clock.unix(), failures);
+        // Restored answers may be megabytes: the first render compresses fast so that the first
+        // scrape comes soon, and the renderer redoes it at once at the usual level.
+        let published = Published::build(states.clone(), tokens.clone(), budgets, clock.unix(), failures, GzipPrefix::fast);
+        let changed = Notify::new();
+        changed.notify_one();
         Arc::new(Store {
             states: Mutex::new(states),
             tokens: Mutex::new(tokens),
@@ -117,7 +122,7 @@ impl Store {
             clock,
             storage,
             published: ArcSwap::from_pointee(published),
-            changed: Notify::new(),
+            changed,
         })
     }
 
@@ -178,7 +183,8 @@ impl Store {
     }
 
     /// Renders whenever a poll is recorded, when a target's series go stale, and at a month's end. Runs forever.
-    /// The store published the first render when it was built; this one waits for the first change.
+    /// The store published a first, fast-compressed render when it was built; this one starts by
+    /// redoing it.
     pub async fn render_forever(self: Arc<Self>) {
         // Nothing can go stale, and no month end is due, before a first poll.
         let mut next_render: Option<Instant> = None;
@@ -201,9 +207,11 @@ impl Store {
             // Rendering a large response takes milliseconds of CPU: keep it off the async workers.
             let (tokens, budgets) = (self.tokens(), self.budgets.clone());
             let storage_write_failures = self.storage.as_ref().map(|s| s.write_failures());
-            let published = tokio::task::spawn_blocking(move || Published::build(states, tokens, &budgets, unix, storage_write_failures))
-                .await
-                .expect("rendering does not panic");
+            let published = tokio::task::spawn_blocking(move || {
+                Published::build(states, tokens, &budgets, unix, storage_write_failures, GzipPrefix::new)
+            })
+            .await
+            .expect("rendering does not panic");
             self.published.store(Arc::new(published));
         }
     }
