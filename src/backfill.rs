@@ -489,7 +489,6 @@ fn write_families(
                 format!("{}: the highest value in the month so far, backfilled.", api.counts),
             ),
         ] {
-            // One family per server zone is not needed: the samples carry their own times.
             let rendered: Vec<openmetrics::Series<'_>> = series
                 .iter()
                 .map(|((server, operation, description), days)| {
