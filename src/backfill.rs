@@ -23,8 +23,7 @@ use crate::openmetrics;
 use crate::simulator::Simulator;
 use crate::storage::Storage;
 use crate::wolkvox::client::{Call, Request};
-use crate::wolkvox::window::Window;
-use crate::wolkvox::{Api, Client, Failure, catalogue, dates};
+use crate::wolkvox::{Api, Client, Failure, catalogue, dates, window};
 
 /// The backfill's own flags (beside every target flag of the exporter).
 #[derive(Args, Clone, Debug)]
@@ -313,7 +312,7 @@ async fn fetch(client: &Client, target: &Target, month: &Month, clock: &Clock) -
     let now = clock.now().to_zoned(target.timezone.clone());
     let first = month.month.to_datetime(jiff::civil::time(0, 0, 0, 0));
     let last = if month.current { now.datetime() } else { month.month.last_of_month().to_datetime(jiff::civil::time(23, 59, 59, 0)) };
-    let window = Window { date_ini: first.strftime("%Y%m%d%H%M%S").to_string(), date_end: last.strftime("%Y%m%d%H%M%S").to_string() };
+    let window = window::between(first, last);
     let request = Request {
         base_url: &target.base_url,
         server: &target.server,
@@ -321,6 +320,7 @@ async fn fetch(client: &Client, target: &Target, month: &Month, clock: &Clock) -
         token: &target.token,
         timeout: target.timeout,
         max_response_bytes: target.max_response_bytes,
+        now: now.timestamp(),
     };
     let answer = client.fetch_rows(&request).await?;
     let asked = dates::Window::new(month.month, last.date());

@@ -197,7 +197,8 @@ async fn call<S: UsageSource>(
     api: &'static Api,
     clock: &Clock,
 ) -> (Result<Report, Failure>, Option<TokenInfo>) {
-    let window = window::current_month(&clock.now().to_zoned(target.timezone.clone()));
+    let now = clock.now();
+    let window = window::current_month(&now.to_zoned(target.timezone.clone()));
     let is_token_info = std::ptr::eq(api, &catalogue::TOKEN_INFO);
     let request = Request {
         base_url: &target.base_url,
@@ -206,6 +207,7 @@ async fn call<S: UsageSource>(
         token: &target.token,
         timeout: target.timeout,
         max_response_bytes: target.max_response_bytes,
+        now,
     };
     if is_token_info {
         match source.token_info(&request).await {

@@ -22,6 +22,8 @@ pub struct Request<'a> {
     /// The whole call, connect to last byte.
     pub timeout: Duration,
     pub max_response_bytes: u64,
+    /// The wall time of the call, from the caller's clock: a `Retry-After` date is read against it.
+    pub now: jiff::Timestamp,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -108,7 +110,7 @@ impl Client {
             .map_err(|e| Failure::new(Reason::Transport, describe(&e)))?;
 
         let status = response.status().as_u16();
-        let retry_after = retry_after(response.headers());
+        let retry_after = retry_after(response.headers(), request.now);
         let max = request.max_response_bytes;
         if let Some(length) = response.content_length().filter(|&length| length > max) {
             return Err(Failure::new(Reason::TooLarge, format!("the body announces {length} bytes, the cap is {max}")));
@@ -154,14 +156,14 @@ fn one_line(text: &str) -> String {
     line
 }
 
-/// `Retry-After` in seconds or as an HTTP date.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+/// `Retry-After` in seconds, or as an HTTP date read against `now`.
+fn retry_after(headers: &HeaderMap, now: jiff::Timestamp) -> Option<Duration> {
     let text = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(seconds) = text.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
     }
     let at = jiff::fmt::rfc2822::parse(text).ok()?.timestamp();
-    let wait = at.duration_since(jiff::Timestamp::now());
+    let wait = at.duration_since(now);
     Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
 }
 
@@ -187,13 +189,15 @@ mod tests {
     fn retry_after_accepts_seconds_and_dates() {
         let mut headers = HeaderMap::new();
         headers.insert(RETRY_AFTER, "120".parse().unwrap());
-        assert_eq!(retry_after(&headers), Some(Duration::from_secs(120)));
-        let soon = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(90);
+        let now: jiff::Timestamp = "2026-11-30T23:59:52-05:00".parse().unwrap();
+        assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(120)));
+        let soon = now + jiff::SignedDuration::from_secs(90);
         let date = jiff::fmt::rfc2822::to_string(&soon.to_zoned(jiff::tz::TimeZone::UTC)).unwrap();
         headers.insert(RETRY_AFTER, date.parse().unwrap());
-        let wait = retry_after(&headers).unwrap();
+        let wait = retry_after(&headers, now).unwrap();
         assert!(wait > Duration::from_secs(80) && wait <= Duration::from_secs(90), "{wait:?}");
+        assert_eq!(retry_after(&headers, soon + jiff::SignedDuration::from_secs(5)), Some(Duration::ZERO), "a date in the past is no wait");
         headers.insert(RETRY_AFTER, "soon".parse().unwrap());
-        assert_eq!(retry_after(&headers), None);
+        assert_eq!(retry_after(&headers, now), None);
     }
 }

@@ -19,13 +19,21 @@ pub fn current_month(now: &Zoned) -> Window {
     Window { date_ini: format(&start), date_end: format(now) }
 }
 
+/// Any window, as civil times of the target's zone (the backfill's whole past months).
+pub fn between(first: jiff::civil::DateTime, last: jiff::civil::DateTime) -> Window {
+    Window { date_ini: first.strftime(FORMAT).to_string(), date_end: last.strftime(FORMAT).to_string() }
+}
+
 fn clamp_to_max_span(start: Zoned, end: &Zoned) -> Zoned {
     let earliest = end.checked_sub(MAX_SPAN).expect("31 days before now is representable");
     if start < earliest { earliest } else { start }
 }
 
+/// `YYYYmmddHHiiss`, as the API wants its dates.
+const FORMAT: &str = "%Y%m%d%H%M%S";
+
 fn format(at: &Zoned) -> String {
-    at.strftime("%Y%m%d%H%M%S").to_string()
+    at.strftime(FORMAT).to_string()
 }
 
 #[cfg(test)]
