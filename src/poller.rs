@@ -44,8 +44,9 @@ pub struct Lane {
     pub rules: TokenRules,
     /// What the token did before a restart (empty without a state directory).
     pub ledger: Ledger,
-    /// The last good answers, by job key, as the state directory keeps them.
-    pub answers: BTreeMap<String, Answer>,
+    /// The last good answers, by job key, as the state directory keeps them. Shared with the
+    /// write in flight rather than copied for it.
+    pub answers: Arc<BTreeMap<String, Answer>>,
     pub storage: Option<Arc<Storage>>,
 }
 
@@ -97,7 +98,7 @@ pub fn plan(targets: &[Target], budgets: &[Budget], clock: Clock, storage: Optio
                     Job { id: store.job(state), target, api }
                 })
                 .collect();
-            Lane { token, targets, jobs, rules, ledger, answers, storage: storage.clone() }
+            Lane { token, targets, jobs, rules, ledger, answers: Arc::new(answers), storage: storage.clone() }
         })
         .collect();
     (lanes, store.build(budgets, clock, storage))
@@ -149,13 +150,15 @@ pub async fn run_lane<S: UsageSource>(source: Arc<S>, lane: Lane, store: Arc<Sto
         let took = started.elapsed();
         let ended = clock.now();
         admission::record_end(&mut ledger, &rules, decision.job, ended, outcome.as_ref().err(), fastrand::f64());
+        // Without a state directory there is nothing to keep.
         let answered = match &outcome {
-            Ok(report) => {
+            Ok(report) if storage.is_some() => {
                 let answer = Answer { succeeded_at: ended, rows: report.rows, series: report.series.clone() };
-                answers.insert(rules.jobs[decision.job].key.clone(), answer);
-                Some(&answers)
+                // The previous write has ended (it is awaited), so this does not copy the map.
+                Arc::make_mut(&mut answers).insert(rules.jobs[decision.job].key.clone(), answer);
+                Some(answers.clone())
             }
-            Err(_) => None,
+            _ => None,
         };
         save(&storage, &token_name, &ledger, answered).await;
 
@@ -177,9 +180,9 @@ pub async fn run_lane<S: UsageSource>(source: Arc<S>, lane: Lane, store: Arc<Sto
 
 /// Writes the ledger, and the answers when given, off the async workers (each write ends with an
 /// fsync). Without a state directory, nothing.
-async fn save(storage: &Option<Arc<Storage>>, token_name: &str, ledger: &Ledger, answers: Option<&BTreeMap<String, Answer>>) {
+async fn save(storage: &Option<Arc<Storage>>, token_name: &str, ledger: &Ledger, answers: Option<Arc<BTreeMap<String, Answer>>>) {
     let Some(storage) = storage.clone() else { return };
-    let (token_name, ledger, answers) = (token_name.to_owned(), ledger.clone(), answers.cloned());
+    let (token_name, ledger) = (token_name.to_owned(), ledger.clone());
     let written = tokio::task::spawn_blocking(move || {
         storage.save_ledger(&token_name, &ledger);
         if let Some(answers) = answers {

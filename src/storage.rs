@@ -54,23 +54,25 @@ pub struct Restored {
     pub answers: BTreeMap<String, Answer>,
 }
 
+/// The ledger file: `L` is the ledger, owned when read and borrowed when written.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct LedgerFile {
+struct LedgerFile<L> {
     version: u32,
     token_name: String,
-    ledger: Ledger,
+    ledger: L,
 }
 
+/// The answers file, likewise: written from a borrowed map, never a copy of it.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AnswersFile {
+struct AnswersFile<A> {
     version: u32,
     token_name: String,
-    answers: BTreeMap<String, Answer>,
+    answers: A,
 }
 
-/// Only the version, read first so that a newer format is named as such.
+/// Only the version, read when a file does not parse, to name a newer format as such.
 #[derive(Deserialize)]
 struct Versioned {
     version: u32,
@@ -127,19 +129,21 @@ impl Storage {
 
     /// Reads what the token's files hold. A file that cannot be used is set aside.
     pub fn load(&self, token_name: &str) -> Restored {
-        let ledger = self.read::<LedgerFile>(&self.ledger_path(token_name), token_name, |f| (f.version, &f.token_name)).map(|f| f.ledger);
-        let answers =
-            self.read::<AnswersFile>(&self.answers_path(token_name), token_name, |f| (f.version, &f.token_name)).map(|f| f.answers);
+        let ledger =
+            self.read::<LedgerFile<Ledger>>(&self.ledger_path(token_name), token_name, |f| (f.version, &f.token_name)).map(|f| f.ledger);
+        let answers = self
+            .read::<AnswersFile<BTreeMap<String, Answer>>>(&self.answers_path(token_name), token_name, |f| (f.version, &f.token_name))
+            .map(|f| f.answers);
         Restored { ledger, answers: answers.unwrap_or_default() }
     }
 
     pub fn save_ledger(&self, token_name: &str, ledger: &Ledger) {
-        let file = LedgerFile { version: VERSION, token_name: token_name.to_owned(), ledger: ledger.clone() };
+        let file = LedgerFile { version: VERSION, token_name: token_name.to_owned(), ledger };
         self.write(&self.ledger_path(token_name), &file);
     }
 
     pub fn save_answers(&self, token_name: &str, answers: &BTreeMap<String, Answer>) {
-        let file = AnswersFile { version: VERSION, token_name: token_name.to_owned(), answers: answers.clone() };
+        let file = AnswersFile { version: VERSION, token_name: token_name.to_owned(), answers };
         self.write(&self.answers_path(token_name), &file);
     }
 
@@ -168,15 +172,19 @@ impl Storage {
             Err(error) if error.kind() == io::ErrorKind::NotFound => return None,
             Err(error) => return self.set_aside(path, &format!("cannot be read: {error}")),
         };
-        let problem = match serde_json::from_slice::<Versioned>(&text) {
-            Err(error) => format!("is not a state file of this exporter: {error}"),
-            Ok(Versioned { version }) if version != VERSION => {
-                format!("has format version {version}, this exporter reads version {VERSION}")
-            }
-            Ok(_) => match serde_json::from_slice::<T>(&text) {
-                Err(error) => format!("is damaged: {error}"),
-                Ok(file) if identity(&file).1 != token_name => format!("belongs to token name {:?}, not {token_name:?}", identity(&file).1),
-                Ok(file) => return Some(file),
+        // One parse when the file is good; the version is looked at only to say why one is not.
+        let problem = match serde_json::from_slice::<T>(&text) {
+            Ok(file) => match identity(&file) {
+                (version, _) if version != VERSION => format!("has format version {version}, this exporter reads version {VERSION}"),
+                (_, name) if name != token_name => format!("belongs to token name {name:?}, not {token_name:?}"),
+                _ => return Some(file),
+            },
+            Err(error) => match serde_json::from_slice::<Versioned>(&text) {
+                Ok(Versioned { version }) if version != VERSION => {
+                    format!("has format version {version}, this exporter reads version {VERSION}")
+                }
+                Ok(_) => format!("is damaged: {error}"),
+                Err(error) => format!("is not a state file of this exporter: {error}"),
             },
         };
         self.set_aside(path, &problem)
