@@ -12,7 +12,6 @@ use crate::config::{self, Config};
 use crate::simulator::Simulator;
 use crate::snapshot::Store;
 use crate::storage::{Storage, StorageError};
-use crate::tls::{self, CaFileError};
 use crate::web::{Limits, Web};
 use crate::wolkvox::Client;
 use crate::{http, poller, web};
@@ -26,8 +25,6 @@ pub enum ExporterError {
     Listen { address: String, source: std::io::Error },
     #[error("cannot read the listen address: {0}")]
     ListenAddress(#[source] std::io::Error),
-    #[error("--wolkvox.ca-file: {0}")]
-    CaFile(#[from] CaFileError),
     #[error("cannot build the HTTP client: {0}")]
     Client(#[source] reqwest::Error),
     /// An unusable or locked `--storage.path`: a configuration problem (exit code 2).
@@ -77,11 +74,7 @@ impl Exporter {
             None => None,
         };
         let (lanes, store) = poller::plan(&config.targets, &config.budgets, clock.clone(), storage);
-        let ca_certificates = match &config.ca_file {
-            Some(path) => tls::ca_certificates(path)?,
-            None => Vec::new(),
-        };
-        let client = Arc::new(Client::new(ca_certificates).map_err(ExporterError::Client)?);
+        let client = Arc::new(Client::new(config.ca_certificates.clone()).map_err(ExporterError::Client)?);
         let mut background = JoinSet::new();
         background.spawn(store.clone().render_forever());
         for lane in lanes {

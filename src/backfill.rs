@@ -164,11 +164,7 @@ pub async fn run(config: Config, flags: BackfillFlags, clock: Clock) -> Result<(
         print_plan(&config.targets, &months, &results, &lanes, storage.as_deref(), &clock);
         return Ok(());
     }
-    let client = Client::new(match &config.ca_file {
-        Some(path) => crate::tls::ca_certificates(path).map_err(|why| ConfigError::new("--wolkvox.ca-file", why))?,
-        None => Vec::new(),
-    })
-    .map_err(BackfillError::Client)?;
+    let client = Client::new(config.ca_certificates.clone()).map_err(BackfillError::Client)?;
     let mut failed = Vec::new();
     for members in &lanes {
         let todo: Vec<usize> = (0..months.len()).filter(|&m| members.contains(&months[m].target) && results[m].is_none()).collect();

@@ -154,7 +154,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// The single target points at the embedded simulator, whose address is known only once it runs.
     pub demo: bool,
-    pub ca_file: Option<PathBuf>,
+    /// The CAs of `--wolkvox.ca-file`, to trust besides the system's.
+    pub ca_certificates: Vec<reqwest::Certificate>,
     pub web_config_file: Option<PathBuf>,
     pub web: Arc<WebSettings>,
     pub max_requests: usize,
@@ -285,9 +286,11 @@ impl Config {
         check_tokens(&mut targets, &field_of)?;
         let polled: Vec<Polled<'_>> = targets.iter().map(|t| Polled { server: &t.server, apis: &t.apis }).collect();
         let budgets = budget::check(file_budgets, &polled)?;
-        if let Some(path) = &flags.ca_file {
-            crate::tls::ca_certificates(path).map_err(|why| ConfigError::new("--wolkvox.ca-file", why))?;
-        }
+        // Read once here, where an error names the flag, and handed to the client as read.
+        let ca_certificates = match &flags.ca_file {
+            Some(path) => crate::tls::ca_certificates(path).map_err(|why| ConfigError::new("--wolkvox.ca-file", why))?,
+            None => Vec::new(),
+        };
         let web = match &flags.web_config_file {
             Some(path) => WebSettings::load(path).map_err(|why| ConfigError::new(format!("--web.config.file {}", path.display()), why))?,
             None => WebSettings::plain(),
@@ -312,7 +315,7 @@ impl Config {
             log_level: flags.log_level,
             log_format: flags.log_format,
             demo: flags.demo,
-            ca_file: flags.ca_file.clone(),
+            ca_certificates,
             web_config_file: flags.web_config_file.clone(),
             web: Arc::new(web),
             max_requests: flags.max_requests,
