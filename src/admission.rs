@@ -2,12 +2,15 @@
 //! rule about when Wolkvox may be called lives here, and nowhere else:
 //!
 //! - the API's floor: one call per API every 5 minutes (unless fast polling is allowed);
-//! - one call in flight per token; a call still open in the ledger (the process died during it)
-//!   blocks the token until Wolkvox would have given up on it (60 s);
+//! - one call in flight per token; a call still open in the ledger (another process on the same
+//!   state directory is making it, or the process died during it) blocks the token until its
+//!   caller gives up on it, and at least until Wolkvox would have (60 s);
 //! - a token's APIs spread evenly over the 5 minutes instead of called back to back;
 //! - the daily call budget: calls spaced so that what is left lasts until midnight, never over it;
 //! - what each failure means (`Failure::consequence`): the interval, backoff, `Retry-After`, the
-//!   token's rest after a timeout, the quota's pause until midnight in the token's zone.
+//!   token's rest after a timeout, the quota's pause until midnight in the token's zone;
+//! - side calls (the backfill) share the token's rules and each API's floor with the exporter, but
+//!   not its schedule, and take turns with a running exporter rather than its slot.
 //!
 //! Pure and synchronous: the ledger is a plain value (the state directory persists it as it is),
 //! `now` is a parameter, and the random jitter is passed in.
@@ -29,6 +32,9 @@ pub const FLOOR: Duration = Duration::from_secs(300);
 pub const API_MAX_CALL: Duration = Duration::from_secs(60);
 /// The first retry of a transient failure; it doubles up to the interval.
 const FIRST_BACKOFF: Duration = Duration::from_secs(30);
+/// While a call of another process holds the token, its ledger is read again this often: the
+/// call's end frees the token at once, long before its timeout.
+const OPEN_CALL_RECHECK: SignedDuration = SignedDuration::from_secs(1);
 /// A `Retry-After` longer than this is treated as a mistake.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// The first poll of a new job comes within a tenth of its interval, at most this, of start-up.
@@ -68,6 +74,9 @@ pub struct Ledger {
     pub calls_today: u32,
     /// No call of the token before this (quota, rest after a timeout).
     pub paused_until: Option<Timestamp>,
+    /// While a call is open: when its caller gives up on it at the latest.
+    #[serde(default)]
+    pub open_call_until: Option<Timestamp>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -102,10 +111,11 @@ impl Ledger {
         if self.day == Some(now.to_zoned(zone.clone()).date()) { self.calls_today } else { 0 }
     }
 
-    /// A call of the token that started and has not ended, as the ledger of a process that died
-    /// during a call shows.
-    fn open_call(&self) -> Option<Timestamp> {
-        self.last_call_end.is_none().then_some(self.last_call_start).flatten()
+    /// Until when a call that started and has not ended holds the token: one made by another
+    /// process on the same state directory, or left open by a process that died during it.
+    fn open_call_holds_until(&self) -> Option<Timestamp> {
+        let start = self.last_call_end.is_none().then_some(self.last_call_start).flatten()?;
+        Some(latest([Some(start + signed(API_MAX_CALL)), self.open_call_until]))
     }
 }
 
@@ -130,67 +140,114 @@ pub fn add_jobs(ledger: &mut Ledger, rules: &TokenRules, now: Timestamp, jitter:
 /// Which job calls next, and when; None only for a token without jobs.
 pub fn next(ledger: &Ledger, rules: &TokenRules, now: Timestamp) -> Option<Decision> {
     // The earliest; of equals, the job that was due first, then the first configured.
-    let due = |job: usize| ledger.jobs.get(&rules.jobs[job].key).and_then(|j| j.due);
-    schedule(ledger, rules, now).into_iter().min_by_key(|decision| (decision.at, due(decision.job)))
+    schedule(ledger, rules, now).into_iter().min_by_key(|decision| (decision.at, due_of(ledger, rules, decision.job)))
 }
 
-/// When job `job` may call, whatever the others are due.
-pub fn next_of(ledger: &Ledger, rules: &TokenRules, job: usize, now: Timestamp) -> Decision {
-    schedule(ledger, rules, now)[job]
+/// When to look at the ledger again for a call admitted at `at`: then, or soon while a call is
+/// open (another process's, on a shared state directory), since its end frees the token at once.
+pub fn look_again_at(ledger: &Ledger, at: Timestamp, now: Timestamp) -> Timestamp {
+    match ledger.open_call_holds_until() {
+        Some(_) => at.min(now + OPEN_CALL_RECHECK),
+        None => at,
+    }
 }
 
 /// When each job may call, if it were the next (one decision per job, in configuration order).
 pub fn schedule(ledger: &Ledger, rules: &TokenRules, now: Timestamp) -> Vec<Decision> {
-    let floor = if rules.fast_poll { Duration::ZERO } else { FLOOR };
-    // Several jobs take turns evenly over the floor (or the shortest interval, if shorter): three
-    // APIs every 5 minutes call once every 100 s, not back to back. Longer intervals do not delay
-    // the first polls further; one job is held by its own schedule only.
-    let shortest = rules.jobs.iter().map(|job| job.interval).min().unwrap_or(Duration::ZERO);
-    let spread = match rules.jobs.len() {
-        0 | 1 => Duration::ZERO,
-        jobs => shortest.min(floor) / jobs as u32,
-    };
-    // The token's own constraints, whatever the job.
-    let token_at = latest([
-        ledger.open_call().map(|start| start + signed(API_MAX_CALL)),
-        ledger.last_call_end,
-        ledger.last_call_start.map(|start| start + signed(spread)),
-        ledger.paused_until,
-    ]);
-    let (budget_at, spacing) = match rules.daily_budget {
-        None => (None, Duration::ZERO),
-        Some(budget) => {
-            let calls = ledger.calls_on(now, &rules.zone);
-            if calls >= budget {
-                (Some(next_midnight(now, &rules.zone)), Duration::ZERO)
-            } else {
-                let spacing = until(now, next_midnight(now, &rules.zone)) / (budget - calls);
-                (ledger.last_call_end.map(|end| end + signed(spacing)), spacing)
-            }
-        }
-    };
-    rules
-        .jobs
-        .iter()
-        .enumerate()
-        .map(|(job, job_rules)| {
-            let state = ledger.jobs.get(&job_rules.key);
-            let due = state.and_then(|s| s.due).unwrap_or(now);
-            let floor_at = state.and_then(|s| s.last_start).map(|start| start + signed(floor));
-            let scheduled = latest([Some(due), floor_at, Some(token_at)]);
-            let at = latest([Some(scheduled), budget_at]);
-            Decision { job, at, spacing, held_by_budget: budget_at.is_some_and(|b| b > scheduled) }
-        })
-        .collect()
+    let hold = TokenHold::of(ledger, rules, now);
+    (0..rules.jobs.len()).map(|job| hold.decide(ledger, rules, job, due_of(ledger, rules, job).unwrap_or(now))).collect()
 }
 
-/// Notes that job `job` starts a call at `now`.
+/// When a side command (the backfill) may call job `job`: the API's floor, the token's own
+/// constraints and its budget hold as for the exporter, but the job's schedule is the side
+/// command's own (`own_due`: its interval since its last call), not the exporter's.
+pub fn next_side_call(ledger: &Ledger, rules: &TokenRules, job: usize, now: Timestamp, own_due: Option<Timestamp>) -> Decision {
+    TokenHold::of(ledger, rules, now).decide(ledger, rules, job, own_due.unwrap_or(now))
+}
+
+/// Whether a side call of job `job` at `at` must let a running exporter call first, and until
+/// when at the latest: the exporter may call the same job before a floor after `at` (the side call
+/// would delay it), and the job's last call was the side command's own (`own_last_start`), so the
+/// turn is the exporter's. The turn ends when the exporter calls, or a floor after it could have:
+/// an exporter that does not call (stopped, or hung) does not hold the side command for ever.
+pub fn exporters_turn(
+    ledger: &Ledger,
+    rules: &TokenRules,
+    job: usize,
+    at: Timestamp,
+    own_last_start: Option<Timestamp>,
+) -> Option<Timestamp> {
+    let floor = signed(if rules.fast_poll { Duration::ZERO } else { FLOOR });
+    let state = ledger.jobs.get(&rules.jobs[job].key)?;
+    let last_was_ours = own_last_start.is_some() && state.last_start == own_last_start;
+    let exporter_at = TokenHold::of(ledger, rules, at).decide(ledger, rules, job, state.due?).at;
+    (last_was_ours && exporter_at < at + floor && at < exporter_at + floor).then_some(exporter_at + floor)
+}
+
+fn due_of(ledger: &Ledger, rules: &TokenRules, job: usize) -> Option<Timestamp> {
+    ledger.jobs.get(&rules.jobs[job].key).and_then(|j| j.due)
+}
+
+/// What holds back every job of a token at one instant: the call in flight, the spread, a pause
+/// and the budget.
+struct TokenHold {
+    floor: Duration,
+    token_at: Timestamp,
+    budget_at: Option<Timestamp>,
+    spacing: Duration,
+}
+
+impl TokenHold {
+    fn of(ledger: &Ledger, rules: &TokenRules, now: Timestamp) -> TokenHold {
+        let floor = if rules.fast_poll { Duration::ZERO } else { FLOOR };
+        // Several jobs take turns evenly over the floor (or the shortest interval, if shorter):
+        // three APIs every 5 minutes call once every 100 s, not back to back. Longer intervals do
+        // not delay the first polls further; one job is held by its own schedule only.
+        let shortest = rules.jobs.iter().map(|job| job.interval).min().unwrap_or(Duration::ZERO);
+        let spread = match rules.jobs.len() {
+            0 | 1 => Duration::ZERO,
+            jobs => shortest.min(floor) / jobs as u32,
+        };
+        let token_at = latest([
+            ledger.open_call_holds_until(),
+            ledger.last_call_end,
+            ledger.last_call_start.map(|start| start + signed(spread)),
+            ledger.paused_until,
+        ]);
+        let (budget_at, spacing) = match rules.daily_budget {
+            None => (None, Duration::ZERO),
+            Some(budget) => {
+                let calls = ledger.calls_on(now, &rules.zone);
+                if calls >= budget {
+                    (Some(next_midnight(now, &rules.zone)), Duration::ZERO)
+                } else {
+                    let spacing = until(now, next_midnight(now, &rules.zone)) / (budget - calls);
+                    (ledger.last_call_end.map(|end| end + signed(spacing)), spacing)
+                }
+            }
+        };
+        TokenHold { floor, token_at, budget_at, spacing }
+    }
+
+    /// Job `job`, due by its schedule at `due`, calls at the latest of that, its API's floor and
+    /// what holds the token.
+    fn decide(&self, ledger: &Ledger, rules: &TokenRules, job: usize, due: Timestamp) -> Decision {
+        let floor_at = ledger.jobs.get(&rules.jobs[job].key).and_then(|s| s.last_start).map(|start| start + signed(self.floor));
+        let scheduled = latest([Some(due), floor_at, Some(self.token_at)]);
+        let at = latest([Some(scheduled), self.budget_at]);
+        Decision { job, at, spacing: self.spacing, held_by_budget: self.budget_at.is_some_and(|b| b > scheduled) }
+    }
+}
+
+/// Notes that job `job` starts a call at `now`: for the token's day count, the one call in flight
+/// (held until the job's timeout, for any other process on the state directory), and the floor.
 pub fn record_start(ledger: &mut Ledger, rules: &TokenRules, job: usize, now: Timestamp) {
     let today = now.to_zoned(rules.zone.clone()).date();
     ledger.calls_today = ledger.calls_on(now, &rules.zone) + 1;
     ledger.day = Some(today);
     ledger.last_call_start = Some(now);
     ledger.last_call_end = None;
+    ledger.open_call_until = Some(now + signed(rules.jobs[job].timeout));
     ledger.jobs.entry(rules.jobs[job].key.clone()).or_default().last_start = Some(now);
 }
 
@@ -198,12 +255,13 @@ pub fn record_start(ledger: &mut Ledger, rules: &TokenRules, job: usize, now: Ti
 /// follows. `jitter` in [0, 1) lengthens the wait a little.
 pub fn record_end(ledger: &mut Ledger, rules: &TokenRules, job: usize, now: Timestamp, failure: Option<&Failure>, jitter: f64) {
     let job_rules = &rules.jobs[job];
-    let fast = rules.fast_poll;
     let state = ledger.jobs.entry(job_rules.key.clone()).or_default();
     let consequence = failure.map(Failure::consequence);
     let wait = match consequence {
         None | Some(Consequence::Interval) => job_rules.interval,
-        Some(Consequence::Backoff | Consequence::BackoffAndRestToken) => backoff(state.failures_in_a_row, job_rules.interval, fast),
+        Some(Consequence::Backoff | Consequence::BackoffAndRestToken) => {
+            backoff(state.failures_in_a_row, job_rules.interval, rules.fast_poll)
+        }
         Some(Consequence::PauseTokenUntilMidnight) => until(now, next_midnight(now, &rules.zone)),
     };
     // A server that says when to come back is obeyed, whatever the failure.
@@ -219,17 +277,28 @@ pub fn record_end(ledger: &mut Ledger, rules: &TokenRules, job: usize, now: Time
         _ => 0,
     };
     state.due = Some(now + signed(wait));
-    let started = state.last_start.unwrap_or(now);
-    ledger.last_call_end = Some(now);
+    end_token_call(ledger, rules, job, now, consequence);
+}
 
+/// Notes that a side command's call of job `job` ended at `now`: what it means for the token (the
+/// call in flight ends, a quota or a timeout pauses every caller) is recorded as for the exporter;
+/// the job's own schedule and failure counts, which the exporter reports, are left alone.
+pub fn record_side_end(ledger: &mut Ledger, rules: &TokenRules, job: usize, now: Timestamp, failure: Option<&Failure>) {
+    end_token_call(ledger, rules, job, now, failure.map(Failure::consequence));
+}
+
+fn end_token_call(ledger: &mut Ledger, rules: &TokenRules, job: usize, now: Timestamp, consequence: Option<Consequence>) {
+    let started = ledger.jobs.get(&rules.jobs[job].key).and_then(|j| j.last_start).unwrap_or(now);
+    ledger.last_call_end = Some(now);
+    ledger.open_call_until = None;
     let pause = match consequence {
         // The quota belongs to the token: every job waits for the next day.
-        Some(Consequence::PauseTokenUntilMidnight) => Some(now + signed(wait)),
+        Some(Consequence::PauseTokenUntilMidnight) => Some(next_midnight(now, &rules.zone)),
         // Wolkvox may still be answering the call we dropped: give it the API's full minute
         // before the token makes another call, so two can never overlap on its side.
         Some(Consequence::BackoffAndRestToken) => {
             let rest = started + signed(API_MAX_CALL);
-            Some(if fast { rest.min(now + signed(job_rules.interval)) } else { rest })
+            Some(if rules.fast_poll { rest.min(now + signed(rules.jobs[job].interval)) } else { rest })
         }
         _ => None,
     };
@@ -291,6 +360,10 @@ mod tests {
         record_end(ledger, rules, job, end, failure, 0.0);
     }
 
+    fn rules_with_interval(interval: Duration) -> TokenRules {
+        rules(vec![job("0042/gamification", interval)])
+    }
+
     fn started(rules: &TokenRules, now: Timestamp) -> Ledger {
         let mut ledger = Ledger::default();
         reconcile(&mut ledger, rules, now, 0.0);
@@ -341,6 +414,68 @@ mod tests {
         // Job b is due now, but the open call (the process died during it) may still run.
         let fast = TokenRules { fast_poll: true, ..rules };
         assert_eq!(next(&ledger, &fast, at(NOON)).unwrap().at, at("2026-11-15T12:01:00-05:00"));
+    }
+
+    #[test]
+    fn a_call_open_in_another_process_holds_the_token_until_its_timeout() {
+        let rules = TokenRules { fast_poll: true, ..rules(vec![JobRules { timeout: 10 * MINUTE, ..job("a", MINUTE) }, job("b", MINUTE)]) };
+        let mut ledger = started(&rules, at(NOON));
+        record_start(&mut ledger, &rules, 0, at(NOON));
+        // A backfill's call with a 10-minute timeout may run past the API's minute on our side.
+        assert_eq!(next(&ledger, &rules, at(NOON)).unwrap().at, at("2026-11-15T12:10:00-05:00"));
+        record_end(&mut ledger, &rules, 0, at("2026-11-15T12:03:00-05:00"), None, 0.0);
+        assert_eq!(next(&ledger, &rules, at("2026-11-15T12:03:00-05:00")).unwrap().at, at("2026-11-15T12:03:00-05:00"));
+    }
+
+    #[test]
+    fn a_side_call_keeps_the_floor_and_the_token_rules_but_not_the_exporters_schedule() {
+        let rules = rules(vec![job("0042/gamification", 60 * MINUTE)]);
+        let mut ledger = started(&rules, at(NOON));
+        // The exporter polled at noon and is due again at 13:00.
+        call(&mut ledger, &rules, 0, at(NOON), at(NOON), None);
+        let exporters = ledger.jobs["0042/gamification"].clone();
+        // The backfill is held by the API's floor, not by the exporter's hour.
+        assert_eq!(next_side_call(&ledger, &rules, 0, at(NOON), None).at, at("2026-11-15T12:05:00-05:00"));
+        let side = at("2026-11-15T12:05:00-05:00");
+        record_start(&mut ledger, &rules, 0, side);
+        record_side_end(&mut ledger, &rules, 0, side, None);
+        assert_eq!(ledger.jobs["0042/gamification"].due, exporters.due, "the exporter's schedule is its own");
+        assert_eq!(ledger.calls_today, 2, "the budget counts every caller");
+        // ...and its own interval after that, when it is longer.
+        let own_due = Some(side + SignedDuration::from_mins(20));
+        assert_eq!(next_side_call(&ledger, &rules, 0, side, own_due).at, at("2026-11-15T12:25:00-05:00"));
+        // A quota error of a side call pauses the exporter too.
+        record_start(&mut ledger, &rules, 0, at("2026-11-15T12:25:00-05:00"));
+        record_side_end(&mut ledger, &rules, 0, at("2026-11-15T12:25:00-05:00"), Some(&failure(Reason::Quota, Some(403))));
+        assert_eq!(next(&ledger, &rules, at("2026-11-15T12:25:00-05:00")).unwrap().at, at("2026-11-16T00:00:00-05:00"));
+    }
+
+    #[test]
+    fn a_side_call_takes_turns_with_a_running_exporter_and_never_takes_its_slot_twice() {
+        let rules = rules(vec![job("0042/gamification", 5 * MINUTE)]);
+        let mut ledger = started(&rules, at(NOON));
+        call(&mut ledger, &rules, 0, at(NOON), at(NOON), None);
+        // The exporter called last: the side call may go at the floor, though it delays the exporter.
+        let floor = at("2026-11-15T12:05:00-05:00");
+        assert_eq!(exporters_turn(&ledger, &rules, 0, floor, None), None);
+        record_start(&mut ledger, &rules, 0, floor);
+        record_side_end(&mut ledger, &rules, 0, floor, None);
+        // The side call called last and the exporter may call within the floor (at 12:10, the
+        // floor after the side call): the exporter's turn, until a floor later at the latest.
+        let next_floor = at("2026-11-15T12:10:00-05:00");
+        let given_up = at("2026-11-15T12:15:00-05:00");
+        assert_eq!(exporters_turn(&ledger, &rules, 0, next_floor, Some(floor)), Some(given_up));
+        assert_eq!(exporters_turn(&ledger, &rules, 0, given_up, Some(floor)), None, "the exporter does not call");
+        // Once the exporter has called, the turn is the side call's again.
+        call(&mut ledger, &rules, 0, next_floor, next_floor, None);
+        assert_eq!(exporters_turn(&ledger, &rules, 0, at("2026-11-15T12:15:00-05:00"), Some(floor)), None);
+        // An exporter due long after the floor is not delayed by a side call: no turn to wait for.
+        let hourly = rules_with_interval(60 * MINUTE);
+        let mut ledger = started(&hourly, at(NOON));
+        call(&mut ledger, &hourly, 0, at(NOON), at(NOON), None);
+        record_start(&mut ledger, &hourly, 0, floor);
+        record_side_end(&mut ledger, &hourly, 0, floor, None);
+        assert_eq!(exporters_turn(&ledger, &hourly, 0, next_floor, Some(floor)), None);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::clock::Clock;
 use crate::config::{self, Config};
 use crate::simulator::Simulator;
 use crate::snapshot::Store;
-use crate::storage::{Storage, StorageError};
+use crate::storage::{Role, Storage, StorageError};
 use crate::web::{Limits, Web};
 use crate::wolkvox::Client;
 use crate::{http, poller, web};
@@ -70,7 +70,7 @@ impl Exporter {
         let addr = listener.local_addr().map_err(ExporterError::ListenAddress)?;
 
         let storage = match &config.storage_path {
-            Some(path) => Some(Arc::new(Storage::open(path)?)),
+            Some(path) => Some(Arc::new(Storage::open(path, Role::Exporter)?)),
             None => None,
         };
         let (lanes, store) = poller::plan(&config.targets, &config.budgets, clock.clone(), storage);

@@ -1,8 +1,11 @@
 //! `wolkvox_exporter backfill`: months of billing history as OpenMetrics, for `promtool tsdb
 //! create-blocks-from openmetrics`. Calls go through the same admission and ledger as the
-//! exporter's (the 5-minute floor per API, one call at a time, the daily budget), past months are
+//! exporter's (the 5-minute floor per API, one call at a time, the daily budget); on a running
+//! exporter's state directory the two share the token's ledger and take turns. Past months are
 //! kept in the state directory so a second run calls only for what is missing, and the output file
 //! appears whole or not at all.
+
+mod progress;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -21,7 +24,10 @@ use crate::config::{self, Config, ConfigError, Target};
 use crate::history::{self, DatedRow, Day};
 use crate::openmetrics;
 use crate::simulator::Simulator;
-use crate::storage::Storage;
+use crate::storage::{Role, Storage};
+use crate::token_ledger::TokenLedger;
+use progress::Progress;
+
 use crate::wolkvox::client::{Call, Request};
 use crate::wolkvox::{Api, Client, Failure, catalogue, dates, window};
 
@@ -126,6 +132,32 @@ struct KeptRow {
     value: f64,
 }
 
+/// How often a backfill waiting for a running exporter's turn looks whether the exporter called.
+const EXPORTER_RECHECK: jiff::SignedDuration = jiff::SignedDuration::from_secs(5);
+
+/// Whose call comes next on the token, as the backfill sees it.
+enum Turn {
+    Ours,
+    /// The API's rules hold the call until then.
+    Wait(Timestamp),
+    /// A running exporter is due for the same API: it calls first, until then at the latest.
+    Exporters(Timestamp),
+}
+
+/// The backfill's own schedule on a token: the interval after its last call (the ledger's schedule
+/// of each job is the exporter's), and when it started each job's last call (for the turns).
+#[derive(Default)]
+struct OwnCalls {
+    due: Option<Timestamp>,
+    starts: std::collections::HashMap<usize, Timestamp>,
+}
+
+/// The interval, or longer when the server asked for it.
+fn own_wait(job: &JobRules, failure: Option<&Failure>) -> jiff::SignedDuration {
+    let asked = failure.and_then(|f| f.retry_after).unwrap_or_default();
+    jiff::SignedDuration::try_from(job.interval.max(asked)).unwrap_or(jiff::SignedDuration::MAX)
+}
+
 /// Runs the backfill; with `--demo`, against the embedded simulator (which keeps past months of
 /// gamification).
 pub async fn run_with_demo(mut config: Config, flags: BackfillFlags, clock: Clock) -> Result<(), BackfillError> {
@@ -147,7 +179,7 @@ pub async fn run_with_demo(mut config: Config, flags: BackfillFlags, clock: Cloc
 pub async fn run(config: Config, flags: BackfillFlags, clock: Clock) -> Result<(), BackfillError> {
     let months = plan(&config.targets, &flags, clock.now())?;
     let storage = match &config.storage_path {
-        Some(path) => Some(Arc::new(Storage::open(path)?)),
+        Some(path) => Some(Arc::new(Storage::open(path, Role::Backfill)?)),
         None => None,
     };
     let kept = |month: &Month| -> Option<Vec<DatedRow>> {
@@ -166,42 +198,71 @@ pub async fn run(config: Config, flags: BackfillFlags, clock: Clock) -> Result<(
     }
     let client = Client::new(config.ca_certificates.clone()).map_err(BackfillError::Client)?;
     let mut failed = Vec::new();
+    let spacing =
+        config.targets.iter().map(|t| if t.allow_fast_poll { t.poll_interval } else { t.poll_interval.max(admission::FLOOR) }).max();
+    let mut progress = Progress::new(results.iter().filter(|r| r.is_none()).count(), spacing.unwrap_or_default());
     for members in &lanes {
         let todo: Vec<usize> = (0..months.len()).filter(|&m| members.contains(&months[m].target) && results[m].is_none()).collect();
         if todo.is_empty() {
             continue;
         }
         let target = &config.targets[members[0]];
-        let rules = rules_of(&config.targets, members);
-        let mut ledger = storage.as_ref().and_then(|s| s.load(&target.token_name).ledger).unwrap_or_default();
-        admission::add_jobs(&mut ledger, &rules, clock.now(), 0.0);
+        let rules = Arc::new(rules_of(&config.targets, members));
+        let mut ledger = TokenLedger::new(Ledger::default(), &target.token_name, storage.clone());
+        let mut own = OwnCalls::default();
         for (done, &m) in todo.iter().enumerate() {
             let month = &months[m];
             let job = rules.jobs.iter().position(|job| job.key == month.key(&config.targets)).expect("every month's job is in the rules");
-            let decision = loop {
+            let started = loop {
                 let now = clock.now();
-                let mut decision = admission::next_of(&ledger, &rules, job, now);
-                if decision.at <= now {
-                    decision.at = now;
-                    break decision;
-                }
-                tracing::info!(month = %month.name(&config.targets), wait = %humantime::format_duration(Duration::from_secs(until(now, decision.at).as_secs())), done, left = todo.len() - done, "waiting for the API's rules to allow the next call");
+                let exporter_running = storage.as_ref().is_some_and(|s| s.exporter_running());
+                let (rules, own_due, own_start) = (rules.clone(), own.due, own.starts.get(&job).copied());
+                let turn = ledger
+                    .update(move |ledger| {
+                        admission::add_jobs(ledger, &rules, now, 0.0);
+                        let decision = admission::next_side_call(ledger, &rules, job, now, own_due);
+                        let at = decision.at.max(now);
+                        match exporter_running.then(|| admission::exporters_turn(ledger, &rules, job, at, own_start)).flatten() {
+                            Some(until) => Turn::Exporters(until),
+                            None if decision.at <= now => {
+                                admission::record_start(ledger, &rules, job, now);
+                                Turn::Ours
+                            }
+                            None => Turn::Wait(decision.at),
+                        }
+                    })
+                    .await;
+                let (at, why) = match turn {
+                    Turn::Ours => break now,
+                    Turn::Wait(at) => (at, "the API's rules"),
+                    Turn::Exporters(until) => (until, "the exporter on this state directory, whose turn it is"),
+                };
+                let left = todo.len() - done;
+                let wake = progress.waiting(&month.name(&config.targets), now, at, why, left);
+                // Look again sooner while another process's call is open or it is the exporter's
+                // turn: either ends as soon as that process has called.
+                let wake = match turn {
+                    Turn::Exporters(_) => wake.min(now + EXPORTER_RECHECK),
+                    _ => admission::look_again_at(ledger.get(), wake, now),
+                };
                 tokio::select! {
-                    () = tokio::time::sleep_until(clock.instant_at(decision.at)) => {}
+                    () = tokio::time::sleep_until(clock.instant_at(wake)) => {}
                     _ = tokio::signal::ctrl_c() => return Err(BackfillError::Interrupted),
                 }
             };
-            admission::record_start(&mut ledger, &rules, decision.job, decision.at);
-            save_ledger(storage.as_deref(), &target.token_name, &ledger);
+            own.starts.insert(job, started);
             let outcome = tokio::select! {
                 outcome = fetch(&client, &config.targets[month.target], month, &clock) => outcome,
+                // The call stays open in the ledger: Wolkvox may still be answering it.
                 _ = tokio::signal::ctrl_c() => return Err(BackfillError::Interrupted),
             };
-            admission::record_end(&mut ledger, &rules, decision.job, clock.now(), outcome.as_ref().err(), fastrand::f64());
-            save_ledger(storage.as_deref(), &target.token_name, &ledger);
+            let ended = clock.now();
+            let (rules_now, failure) = (rules.clone(), outcome.as_ref().err().cloned());
+            ledger.update(move |ledger| admission::record_side_end(ledger, &rules_now, job, ended, failure.as_ref())).await;
+            own.due = Some(ended + own_wait(&rules.jobs[job], outcome.as_ref().err()));
             match outcome {
                 Ok(rows) => {
-                    tracing::info!(month = %month.name(&config.targets), rows = rows.len(), left = todo.len() - done - 1, "month fetched");
+                    progress.fetched(&month.name(&config.targets), rows.len(), todo.len() - done - 1);
                     if !month.current
                         && let Some(storage) = &storage
                     {
@@ -210,12 +271,13 @@ pub async fn run(config: Config, flags: BackfillFlags, clock: Clock) -> Result<(
                     results[m] = Some(rows);
                 }
                 Err(failure) => {
-                    tracing::warn!(month = %month.name(&config.targets), reason = failure.reason.as_str(), msg = %failure.detail, "month failed");
+                    progress.failed(&month.name(&config.targets), &failure);
                     failed.push(month.name(&config.targets));
                 }
             }
         }
     }
+    progress.finish();
 
     write_output(&config.targets, &months, &results, &flags)?;
     if failed.is_empty() { Ok(()) } else { Err(BackfillError::Failed(failed)) }
@@ -382,12 +444,6 @@ fn keep(storage: &Storage, targets: &[Target], month: &Month, rows: &[DatedRow])
     storage.save_json(&kept_path(storage, targets, month), &kept);
 }
 
-fn save_ledger(storage: Option<&Storage>, token_name: &str, ledger: &Ledger) {
-    if let Some(storage) = storage {
-        storage.save_ledger(token_name, ledger);
-    }
-}
-
 /// What a dry run prints: per token the calls to make and when the last can be made at the
 /// earliest, from its ledger.
 fn print_plan(
@@ -405,18 +461,21 @@ fn print_plan(
         let mut ledger = storage.and_then(|s| s.load(&target.token_name).ledger).unwrap_or_default();
         let mut now = clock.now();
         admission::add_jobs(&mut ledger, &rules, now, 0.0);
-        let mut calls = 0;
+        let (mut calls, mut own_due) = (0, None);
         for (month, _) in months.iter().zip(results).filter(|(m, r)| members.contains(&m.target) && r.is_none()) {
             let job = rules.jobs.iter().position(|job| job.key == month.key(targets)).expect("every month's job is in the rules");
-            let decision = admission::next_of(&ledger, &rules, job, now);
-            now = now.max(decision.at);
+            now = now.max(admission::next_side_call(&ledger, &rules, job, now, own_due).at);
             admission::record_start(&mut ledger, &rules, job, now);
-            admission::record_end(&mut ledger, &rules, job, now, None, 0.0);
+            admission::record_side_end(&mut ledger, &rules, job, now, None);
+            own_due = Some(now + own_wait(&rules.jobs[job], None));
             println!("  {} at {}", month.name(targets), now.to_zoned(target.timezone.clone()).strftime("%Y-%m-%d %H:%M:%S %Z"));
             calls += 1;
         }
         let wait = humantime::format_duration(Duration::from_secs(until(clock.now(), now).as_secs()));
         println!("token {}: {calls} call(s), the last at the earliest in {wait}", target.token_name);
+        if storage.is_some_and(Storage::exporter_running) {
+            println!("  an exporter runs on this state directory: the backfill takes turns with it, and may finish later");
+        }
     }
 }
 

@@ -28,6 +28,7 @@ pub mod state;
 pub mod storage;
 mod tls;
 mod token;
+mod token_ledger;
 mod web;
 pub mod wolkvox;
 

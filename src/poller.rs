@@ -16,6 +16,7 @@ use crate::config::{self, Target};
 use crate::snapshot::{JobId, Store, StoreBuilder, TokenId};
 use crate::state::{LastPoll, Success, TargetState, TokenState};
 use crate::storage::{Answer, Restored, Storage};
+use crate::token_ledger::TokenLedger;
 use crate::wolkvox::client::{Call, Request};
 use crate::wolkvox::{Api, Client, Failure, Report, TokenInfo, catalogue, window};
 
@@ -41,7 +42,7 @@ pub struct Lane {
     pub token: TokenId,
     pub targets: Vec<Target>,
     pub jobs: Vec<Job>,
-    pub rules: TokenRules,
+    pub rules: Arc<TokenRules>,
     /// What the token did before a restart (empty without a state directory).
     pub ledger: Ledger,
     /// The last good answers, by job key, as the state directory keeps them. Shared with the
@@ -98,7 +99,7 @@ pub fn plan(targets: &[Target], budgets: &[Budget], clock: Clock, storage: Optio
                     Job { id: store.job(state), target, api }
                 })
                 .collect();
-            Lane { token, targets, jobs, rules, ledger, answers: Arc::new(answers), storage: storage.clone() }
+            Lane { token, targets, jobs, rules: Arc::new(rules), ledger, answers: Arc::new(answers), storage: storage.clone() }
         })
         .collect();
     (lanes, store.build(budgets, clock, storage))
@@ -125,45 +126,57 @@ fn job_rules(target: &Target, api: &Api) -> JobRules {
     JobRules { key: format!("{}/{}", target.server, api.name), interval: target.poll_interval, timeout: target.timeout }
 }
 
-/// Polls a lane's jobs one call at a time, forever.
+/// Polls a lane's jobs one call at a time, forever. With a state directory, each decision is taken
+/// on the ledger as the directory holds it, so that a backfill on the same directory is seen.
 pub async fn run_lane<S: UsageSource>(source: Arc<S>, lane: Lane, store: Arc<Store>, clock: Clock) {
-    let Lane { token, mut targets, jobs, rules, mut ledger, mut answers, storage } = lane;
+    let Lane { token, mut targets, jobs, rules, ledger, mut answers, storage } = lane;
     let token_name = targets[0].token_name.clone();
+    let mut ledger = TokenLedger::new(ledger, &token_name, storage.clone());
     let mut was_stretched = false;
     loop {
         let now = clock.now();
-        let Some(decision) = admission::next(&ledger, &rules, now) else { return };
+        let rules_now = rules.clone();
+        // Decided and, when due, recorded as started in one step: on disk before the call, so
+        // that neither a backfill nor the next process after a crash calls meanwhile.
+        let decision = ledger
+            .update(move |ledger| {
+                admission::add_jobs(ledger, &rules_now, now, fastrand::f64());
+                let decision = admission::next(ledger, &rules_now, now)?;
+                if decision.at <= now {
+                    admission::record_start(ledger, &rules_now, decision.job, now);
+                }
+                Some(decision)
+            })
+            .await;
+        let Some(decision) = decision else { return };
         if decision.at > now {
-            publish_schedule(&store, &jobs, &ledger, &rules, &clock);
-            tokio::time::sleep_until(clock.instant_at(decision.at)).await;
-            // Ask again: the wall clock may have moved otherwise than the sleep.
+            publish_schedule(&store, &jobs, ledger.get(), &rules, &clock);
+            let wake = admission::look_again_at(ledger.get(), decision.at, now);
+            tokio::time::sleep_until(clock.instant_at(wake)).await;
+            // Ask again: the wall clock may have moved otherwise than the sleep, and another
+            // process on the state directory may have called.
             continue;
         }
         let job = jobs[decision.job];
         let target = &mut targets[job.target];
         refresh_token(target);
-        admission::record_start(&mut ledger, &rules, decision.job, now);
-        // On disk before the call: a crash during it must not let the next process call at once.
-        save(&storage, &token_name, &ledger, None).await;
         let started = tokio::time::Instant::now();
         let (outcome, info) = call(source.as_ref(), target, job.api, &clock).await;
         let took = started.elapsed();
         let ended = clock.now();
-        admission::record_end(&mut ledger, &rules, decision.job, ended, outcome.as_ref().err(), fastrand::f64());
-        // Without a state directory there is nothing to keep.
-        let answered = match &outcome {
-            Ok(report) if storage.is_some() => {
-                let answer = Answer { succeeded_at: ended, rows: report.rows, series: report.series.clone() };
-                // The previous write has ended (it is awaited), so this does not copy the map.
-                Arc::make_mut(&mut answers).insert(rules.jobs[decision.job].key.clone(), answer);
-                Some(answers.clone())
-            }
-            _ => None,
-        };
-        save(&storage, &token_name, &ledger, answered).await;
+        let (rules_now, failure) = (rules.clone(), outcome.as_ref().err().cloned());
+        ledger
+            .update(move |ledger| admission::record_end(ledger, &rules_now, decision.job, ended, failure.as_ref(), fastrand::f64()))
+            .await;
+        if let (Ok(report), Some(storage)) = (&outcome, &storage) {
+            let answer = Answer { succeeded_at: ended, rows: report.rows, series: report.series.clone() };
+            // The previous write has ended (it is awaited), so this does not copy the map.
+            Arc::make_mut(&mut answers).insert(rules.jobs[decision.job].key.clone(), answer);
+            save_answers(storage, &token_name, answers.clone()).await;
+        }
 
-        let calls_today = ledger.calls_on(clock.now(), &rules.zone);
-        log_stretch(&targets[0].token_name, rules.daily_budget, calls_today, decision.spacing, (was_stretched, decision.held_by_budget));
+        let calls_today = ledger.get().calls_on(clock.now(), &rules.zone);
+        log_stretch(&token_name, rules.daily_budget, calls_today, decision.spacing, (was_stretched, decision.held_by_budget));
         was_stretched = decision.held_by_budget;
         store.update_token(token, |state| {
             state.calls_today = calls_today;
@@ -171,25 +184,17 @@ pub async fn run_lane<S: UsageSource>(source: Arc<S>, lane: Lane, store: Arc<Sto
             state.stretched = decision.held_by_budget;
             state.info = info.or(state.info.take());
         });
-        let due = ledger.jobs.get(&rules.jobs[decision.job].key).and_then(|j| j.due).unwrap_or(now);
+        let due = ledger.get().jobs.get(&rules.jobs[decision.job].key).and_then(|j| j.due).unwrap_or(now);
         log_outcome(&targets[job.target], job.api, &outcome, took, crate::clock::until(clock.now(), due));
-        publish_schedule(&store, &jobs, &ledger, &rules, &clock);
+        publish_schedule(&store, &jobs, ledger.get(), &rules, &clock);
         store.record(job.id, outcome, took, unix(ended));
     }
 }
 
-/// Writes the ledger, and the answers when given, off the async workers (each write ends with an
-/// fsync). Without a state directory, nothing.
-async fn save(storage: &Option<Arc<Storage>>, token_name: &str, ledger: &Ledger, answers: Option<Arc<BTreeMap<String, Answer>>>) {
-    let Some(storage) = storage.clone() else { return };
-    let (token_name, ledger) = (token_name.to_owned(), ledger.clone());
-    let written = tokio::task::spawn_blocking(move || {
-        storage.save_ledger(&token_name, &ledger);
-        if let Some(answers) = answers {
-            storage.save_answers(&token_name, &answers);
-        }
-    });
-    let _ = written.await;
+/// Writes the answers off the async workers (the write ends with an fsync).
+async fn save_answers(storage: &Arc<Storage>, token_name: &str, answers: Arc<BTreeMap<String, Answer>>) {
+    let (storage, token_name) = (storage.clone(), token_name.to_owned());
+    let _ = tokio::task::spawn_blocking(move || storage.save_answers(&token_name, &answers)).await;
 }
 
 /// One call of a job. `token_info` is recorded like any API (health, failures); its numbers,

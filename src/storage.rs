@@ -6,7 +6,11 @@
 //! Every file is versioned JSON, written atomically (temporary file, fsync, rename, fsync of the
 //! directory), mode 0600 in a 0700 directory. A file that cannot be used is set aside with one
 //! warning and the token starts clean; a write that fails is counted and logged at most once a
-//! minute, and polling goes on. A lock in the directory keeps a second process out.
+//! minute, and polling goes on.
+//!
+//! Locks: `lock` keeps a second exporter out, `backfill.lock` a second backfill; an exporter and a
+//! backfill share the directory, and each change of a token's ledger is made under that token's
+//! lock on the ledger as the file holds it, so that the two take turns by the same rules.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -26,7 +30,13 @@ use crate::wolkvox::model::Series;
 
 /// The format of every file; a file of another version is set aside.
 pub const VERSION: u32 = 1;
-const LOCK_FILE: &str = "lock";
+/// Held by the exporter, for its life.
+const EXPORTER_LOCK: &str = "lock";
+/// Held by a backfill, for its life.
+const BACKFILL_LOCK: &str = "backfill.lock";
+/// A backfill looking whether an exporter runs holds the exporter's lock for an instant: an
+/// exporter starting then tries again for this long.
+const LOCK_PATIENCE: Duration = Duration::from_secs(1);
 /// Write failures are logged at most this often.
 const LOG_EVERY: Duration = Duration::from_secs(60);
 
@@ -34,8 +44,24 @@ const LOG_EVERY: Duration = Duration::from_secs(60);
 pub enum StorageError {
     #[error("invalid configuration: --storage.path {}: {source}", path.display())]
     Unusable { path: PathBuf, source: io::Error },
-    #[error("invalid configuration: --storage.path {}: in use by another exporter ({holder}); give each exporter its own path", path.display())]
-    Locked { path: PathBuf, holder: String },
+    #[error("invalid configuration: --storage.path {}: in use by another {role} ({holder}); give each {role} its own path", path.display())]
+    Locked { path: PathBuf, role: Role, holder: String },
+}
+
+/// Who opens the state directory: one of each may use it at a time.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Role {
+    Exporter,
+    Backfill,
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Exporter => "exporter",
+            Role::Backfill => "backfill",
+        })
+    }
 }
 
 /// The last good answer of one job.
@@ -87,28 +113,31 @@ pub struct Storage {
 }
 
 impl Storage {
-    /// Creates the directory if needed (0700), checks it is writable, and takes its lock.
-    pub fn open(dir: &Path) -> Result<Storage, StorageError> {
+    /// Creates the directory if needed (0700), checks it is writable, and takes the role's lock.
+    pub fn open(dir: &Path, role: Role) -> Result<Storage, StorageError> {
         let unusable = |source| StorageError::Unusable { path: dir.to_owned(), source };
         fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(unusable)?;
-        let mut lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(dir.join(LOCK_FILE))
-            .map_err(unusable)?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                let mut holder = String::new();
-                let _ = lock.read_to_string(&mut holder);
-                let holder = holder.trim();
-                let holder = if holder.is_empty() { "a process that wrote no pid".to_owned() } else { holder.to_owned() };
-                return Err(StorageError::Locked { path: dir.to_owned(), holder });
+        let name = match role {
+            Role::Exporter => EXPORTER_LOCK,
+            Role::Backfill => BACKFILL_LOCK,
+        };
+        let mut lock = open_lock(&dir.join(name)).map_err(unusable)?;
+        let patience = Instant::now() + LOCK_PATIENCE;
+        loop {
+            match lock.try_lock() {
+                Ok(()) => break,
+                Err(fs::TryLockError::WouldBlock) if role == Role::Exporter && Instant::now() < patience => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(fs::TryLockError::WouldBlock) => {
+                    let mut holder = String::new();
+                    let _ = lock.read_to_string(&mut holder);
+                    let holder = holder.trim();
+                    let holder = if holder.is_empty() { "a process that wrote no pid".to_owned() } else { holder.to_owned() };
+                    return Err(StorageError::Locked { path: dir.to_owned(), role, holder });
+                }
+                Err(fs::TryLockError::Error(error)) => return Err(unusable(error)),
             }
-            Err(fs::TryLockError::Error(error)) => return Err(unusable(error)),
         }
         lock.set_len(0)
             .and_then(|()| lock.write_all(format!("pid {} on {}\n", std::process::id(), hostname()).as_bytes()))
@@ -116,6 +145,12 @@ impl Storage {
         // The directory may predate us with wider permissions; the lock write proved it writable.
         let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
         Ok(Storage { dir: dir.to_owned(), _lock: lock, write_failures: AtomicU64::new(0), last_logged: Mutex::new(None) })
+    }
+
+    /// Whether an exporter holds this directory now (for a backfill, which then leaves it turns).
+    pub fn exporter_running(&self) -> bool {
+        let Ok(lock) = open_lock(&self.dir.join(EXPORTER_LOCK)) else { return false };
+        matches!(lock.try_lock(), Err(fs::TryLockError::WouldBlock))
     }
 
     pub fn path(&self) -> &Path {
@@ -129,17 +164,40 @@ impl Storage {
 
     /// Reads what the token's files hold. A file that cannot be used is set aside.
     pub fn load(&self, token_name: &str) -> Restored {
-        let ledger =
-            self.read::<LedgerFile<Ledger>>(&self.ledger_path(token_name), token_name, |f| (f.version, &f.token_name)).map(|f| f.ledger);
         let answers = self
             .read::<AnswersFile<BTreeMap<String, Answer>>>(&self.answers_path(token_name), token_name, |f| (f.version, &f.token_name))
             .map(|f| f.answers);
-        Restored { ledger, answers: answers.unwrap_or_default() }
+        Restored { ledger: self.load_ledger(token_name), answers: answers.unwrap_or_default() }
+    }
+
+    fn load_ledger(&self, token_name: &str) -> Option<Ledger> {
+        self.read::<LedgerFile<Ledger>>(&self.ledger_path(token_name), token_name, |f| (f.version, &f.token_name)).map(|f| f.ledger)
     }
 
     pub fn save_ledger(&self, token_name: &str, ledger: &Ledger) {
         let file = LedgerFile { version: VERSION, token_name: token_name.to_owned(), ledger };
         self.write(&self.ledger_path(token_name), &file);
+    }
+
+    /// Changes a token's ledger as every process on this directory sees it: under the token's
+    /// lock, the file's ledger (another process may have called since) replaces `ledger`, `change`
+    /// edits it, and it is written back if it changed. Blocks on the lock and the write's fsync.
+    pub fn update_ledger<R>(&self, token_name: &str, ledger: &mut Ledger, change: impl FnOnce(&mut Ledger) -> R) -> R {
+        let lock = open_lock(&self.dir.join(format!("token-{token_name}.lock"))).and_then(|lock| lock.lock().map(|()| lock));
+        if let Err(error) = &lock {
+            // Alone on the directory this loses nothing; beside a backfill, the turns may clash.
+            self.count_failure(&self.dir.join(format!("token-{token_name}.lock")), error);
+        }
+        if let Some(on_disk) = self.load_ledger(token_name) {
+            *ledger = on_disk;
+        }
+        let before = ledger.clone();
+        let result = change(ledger);
+        if *ledger != before {
+            self.save_ledger(token_name, ledger);
+        }
+        drop(lock);
+        result
     }
 
     pub fn save_answers(&self, token_name: &str, answers: &BTreeMap<String, Answer>) {
@@ -206,14 +264,22 @@ impl Storage {
 
     fn write(&self, path: &Path, value: &impl Serialize) {
         if let Err(error) = write_atomically(path, value) {
-            self.write_failures.fetch_add(1, Ordering::Relaxed);
-            let mut last = self.last_logged.lock().expect("no panic while holding the lock");
-            if last.is_none_or(|at| at.elapsed() >= LOG_EVERY) {
-                *last = Some(Instant::now());
-                tracing::error!(file = %path.display(), %error, "cannot write the state file; polling goes on, but a restart now may call early");
-            }
+            self.count_failure(path, &error);
         }
     }
+
+    fn count_failure(&self, path: &Path, error: &io::Error) {
+        self.write_failures.fetch_add(1, Ordering::Relaxed);
+        let mut last = self.last_logged.lock().expect("no panic while holding the lock");
+        if last.is_none_or(|at| at.elapsed() >= LOG_EVERY) {
+            *last = Some(Instant::now());
+            tracing::error!(file = %path.display(), %error, "cannot write the state file; polling goes on, but a restart now may call early");
+        }
+    }
+}
+
+fn open_lock(path: &Path) -> io::Result<File> {
+    OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path)
 }
 
 /// Temporary file, fsync, rename over the old one, fsync of the directory: a crash at any point
@@ -252,7 +318,7 @@ mod tests {
     #[test]
     fn what_is_saved_is_restored_with_private_permissions() {
         let dir = temp_dir("roundtrip").join("data");
-        let storage = Storage::open(&dir).unwrap();
+        let storage = Storage::open(&dir, Role::Exporter).unwrap();
         let ledger = Ledger { calls_today: 7, ..Ledger::default() };
         storage.save_ledger("main", &ledger);
         storage.save_answers("main", &BTreeMap::from([("0042/gamification".to_owned(), answer())]));
@@ -272,7 +338,7 @@ mod tests {
     #[test]
     fn unusable_files_are_set_aside_and_the_token_starts_clean() {
         let dir = temp_dir("bad");
-        let storage = Storage::open(&dir).unwrap();
+        let storage = Storage::open(&dir, Role::Exporter).unwrap();
         let valid = |name: &str| {
             format!("{{\"version\":1,\"token_name\":\"{name}\",\"ledger\":{}}}", serde_json::to_string(&Ledger::default()).unwrap())
         };
@@ -299,24 +365,45 @@ mod tests {
     #[test]
     fn a_second_process_on_the_same_path_is_refused_naming_the_path_and_the_holder() {
         let dir = temp_dir("lock");
-        let _first = Storage::open(&dir).unwrap();
-        let error = Storage::open(&dir).err().expect("the path is locked").to_string();
+        let _first = Storage::open(&dir, Role::Exporter).unwrap();
+        let error = Storage::open(&dir, Role::Exporter).err().expect("the path is locked").to_string();
         assert!(error.contains("--storage.path") && error.contains(&dir.display().to_string()), "{error}");
         assert!(error.contains(&format!("pid {}", std::process::id())), "{error}");
+    }
+
+    #[test]
+    fn an_exporter_and_a_backfill_share_a_path_and_each_change_starts_from_the_others() {
+        let dir = temp_dir("shared");
+        let backfill = Storage::open(&dir, Role::Backfill).unwrap();
+        assert!(!backfill.exporter_running());
+        let exporter = Storage::open(&dir, Role::Exporter).unwrap();
+        assert!(backfill.exporter_running());
+        let error = Storage::open(&dir, Role::Backfill).err().expect("one backfill at a time").to_string();
+        assert!(error.contains("another backfill"), "{error}");
+
+        let (mut exporters, mut backfills) = (Ledger::default(), Ledger::default());
+        exporter.update_ledger("main", &mut exporters, |ledger| ledger.calls_today += 1);
+        // The backfill's stale copy is replaced by the file's before its change.
+        backfill.update_ledger("main", &mut backfills, |ledger| ledger.calls_today += 1);
+        exporter.update_ledger("main", &mut exporters, |ledger| ledger.calls_today += 1);
+        assert_eq!((backfills.calls_today, exporters.calls_today), (2, 3));
+        assert_eq!(exporter.load("main").ledger.map(|l| l.calls_today), Some(3));
+        drop(exporter);
+        assert!(!backfill.exporter_running());
     }
 
     #[test]
     fn an_unwritable_path_is_refused_naming_the_flag() {
         let file = temp_dir("notadir").join("file");
         fs::write(&file, "").unwrap();
-        let error = Storage::open(&file.join("data")).err().expect("not a directory").to_string();
+        let error = Storage::open(&file.join("data"), Role::Exporter).err().expect("not a directory").to_string();
         assert!(error.starts_with("invalid configuration: --storage.path"), "{error}");
     }
 
     #[test]
     fn a_failed_write_is_counted_and_the_old_file_stays() {
         let dir = temp_dir("fail");
-        let storage = Storage::open(&dir).unwrap();
+        let storage = Storage::open(&dir, Role::Exporter).unwrap();
         storage.save_ledger("main", &Ledger { calls_today: 1, ..Ledger::default() });
         // A directory where the temporary file should go makes the write fail.
         fs::create_dir(dir.join("token-main.ledger.json.tmp")).unwrap();

@@ -1,8 +1,9 @@
 //! Call admission over random sequences of calls, outcomes, crashes during calls, restarts and
 //! wall clocks stepped backwards, with the ledger carried across each restart the way the state
-//! directory carries it (as JSON). Whatever happens, in real time: no two calls of the token on
-//! Wolkvox at once, no API called twice within 5 minutes (unless fast polling is allowed), and no
-//! day over the budget.
+//! directory carries it (as JSON); and with a backfill sharing the exporter's ledger, each taking
+//! its turn and either dying during a call. Whatever happens, in real time: no two calls of the
+//! token on Wolkvox at once, no API called twice within 5 minutes (unless fast polling is allowed),
+//! and no day over the budget.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -149,6 +150,102 @@ proptest! {
                 }
             }
             clock_offset -= secs(step.clock_back);
+        }
+    }
+}
+
+/// What Wolkvox saw of the token's calls, checked as each one starts.
+#[derive(Default)]
+struct Wolkvox {
+    busy_until: Option<Timestamp>,
+    last_start: BTreeMap<usize, Timestamp>,
+    per_day: BTreeMap<jiff::civil::Date, u32>,
+}
+
+impl Wolkvox {
+    fn call(&mut self, rules: &TokenRules, job: usize, at: Timestamp, answered_after: u64) -> Result<(), TestCaseError> {
+        prop_assert!(self.busy_until.is_none_or(|busy| at >= busy), "a call at {at} while Wolkvox works until {:?}", self.busy_until);
+        if let Some(previous) = self.last_start.insert(job, at)
+            && !rules.fast_poll
+        {
+            prop_assert!(at.duration_since(previous) >= secs(FLOOR.as_secs()), "job {job} called at {previous} and {at}");
+        }
+        let day = at.to_zoned(rules.zone.clone()).date();
+        let calls = self.per_day.entry(day).or_default();
+        *calls += 1;
+        if let Some(budget) = rules.daily_budget {
+            prop_assert!(*calls <= budget, "{calls} calls on {day}, budget {budget}");
+        }
+        self.busy_until = Some(at + secs(answered_after));
+        Ok(())
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn an_exporter_and_a_backfill_on_one_ledger_keep_the_rules_between_them(
+        rules in rules(),
+        side_job in 0usize..3,
+        steps in prop::collection::vec(step(), 1..120),
+    ) {
+        let side_job = side_job % rules.jobs.len();
+        let start: Timestamp = "2026-11-15T23:40:00-05:00".parse().unwrap();
+        let mut now = start;
+        let mut ledger = restart(&Ledger::default(), &rules, start, 0.0);
+        // The backfill's own schedule, lost when it dies.
+        let (mut own_due, mut own_start) = (None, None);
+        let mut wolkvox = Wolkvox::default();
+
+        for step in steps {
+            // Each process sleeps until admission says yes and asks again; the first to be let in
+            // records its start under the token's lock, and the other sees it.
+            let backfill_first = step.jitter < 0.5;
+            let (is_backfill, job) = loop {
+                let exporter = admission::next(&ledger, &rules, now).unwrap();
+                let side = admission::next_side_call(&ledger, &rules, side_job, now, own_due);
+                let turn = admission::exporters_turn(&ledger, &rules, side_job, side.at.max(now), own_start);
+                let side_ready = turn.is_none() && side.at <= now;
+                match (exporter.at <= now, side_ready) {
+                    (true, true) => break (backfill_first, if backfill_first { side_job } else { exporter.job }),
+                    (true, false) => break (false, exporter.job),
+                    (false, true) => break (true, side_job),
+                    (false, false) => now = exporter.at.min(turn.unwrap_or(side.at)),
+                }
+            };
+            admission::record_start(&mut ledger, &rules, job, now);
+            let answered_after = step.duration.min(60);
+            wolkvox.call(&rules, job, now, answered_after)?;
+            if is_backfill {
+                own_start = Some(now);
+            }
+            // While the call is open, neither process is let in.
+            let during = now + secs(answered_after / 2);
+            prop_assert!(admission::next(&ledger, &rules, during).unwrap().at > during);
+            prop_assert!(admission::next_side_call(&ledger, &rules, side_job, during, None).at > during);
+
+            match step.crash_after {
+                Some(after) if after < answered_after => {
+                    now += secs(after);
+                    if is_backfill {
+                        // The backfill dies: its call stays open in the ledger; a new one starts.
+                        (own_due, own_start) = (None, None);
+                    } else {
+                        ledger = restart(&ledger, &rules, now, step.jitter);
+                    }
+                }
+                _ => {
+                    now += secs(answered_after);
+                    let failure = if step.duration >= 60 { Some(Failure::new(Reason::Timeout, "60 s")) } else { failure(step.outcome) };
+                    if is_backfill {
+                        admission::record_side_end(&mut ledger, &rules, job, now, failure.as_ref());
+                        own_due = Some(now + secs(rules.jobs[job].interval.as_secs()));
+                    } else {
+                        admission::record_end(&mut ledger, &rules, job, now, failure.as_ref(), step.jitter);
+                    }
+                }
+            }
         }
     }
 }

@@ -2,6 +2,8 @@
 //! started again at once on the same state directory, against the simulator with a 5-minute
 //! interval: no call before the API's rules allow it, the last good values served within a second,
 //! the day's calls and a quota pause carried over, and the token nowhere in the state directory.
+//! And a backfill beside a running exporter on the same state directory: the two share the
+//! token's ledger, so their calls never overlap.
 
 mod common;
 
@@ -24,9 +26,14 @@ struct Running {
 impl Running {
     /// Starts the exporter binary polling `simulator` every 5 minutes, its state in `state`.
     fn start(simulator: &Simulator, state: &Path) -> Running {
+        Running::start_polling(simulator, state, &["--wolkvox.poll-interval", "5m"])
+    }
+
+    fn start_polling(simulator: &Simulator, state: &Path, polling: &[&str]) -> Running {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new(env!("CARGO_BIN_EXE_wolkvox_exporter"))
-            .args(["--wolkvox.server", "0042", "--wolkvox.poll-interval", "5m", "--wolkvox.timeout", "30s"])
+            .args(["--wolkvox.server", "0042", "--wolkvox.timeout", "30s"])
+            .args(polling)
             .args(["--wolkvox.base-url", &simulator.base_url(), "--web.listen-address", &format!("127.0.0.1:{port}")])
             .arg("--storage.path")
             .arg(state)
@@ -189,4 +196,41 @@ async fn a_second_exporter_on_the_same_path_refuses_to_start() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--storage.path") && stderr.contains(&state.display().to_string()), "{stderr}");
     assert!(stderr.contains(&format!("pid {}", first.child.id())), "the message names the other process: {stderr}");
+}
+
+// Multi-threaded: the backfill process is waited for while the simulator answers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfill_beside_the_exporter_shares_its_ledger_and_their_calls_never_overlap() {
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    // Slow calls every second from two processes: without one ledger under one lock they overlap.
+    simulator.set_fault(Some(Fault::Delay(Duration::from_millis(400))));
+    let state = state_dir("beside");
+    let fast = ["--wolkvox.poll-interval", "1s", "--wolkvox.allow-fast-poll"];
+    let exporter = Running::start_polling(&simulator, &state, &fast);
+    wait_for_calls(&simulator, 1).await;
+
+    let output = state.with_extension("om");
+    let mut backfill = Command::new(env!("CARGO_BIN_EXE_wolkvox_exporter"));
+    backfill
+        .args(["backfill", "--wolkvox.server", "0042", "--wolkvox.base-url", &simulator.base_url()])
+        .args(fast)
+        .args(["--from", "2026-01", "--to", "2026-04", "--output", output.to_str().unwrap()])
+        .arg("--storage.path")
+        .arg(&state)
+        .env("WOLKVOX_TOKEN", FAKE_TOKEN);
+    let done = tokio::task::spawn_blocking(move || backfill.output().unwrap()).await.unwrap();
+    let log = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "the backfill beside the exporter failed: {log}");
+
+    assert_eq!(simulator.max_in_flight(FAKE_TOKEN), 1, "two calls were in flight at once");
+    // The backfill's whole months, and the exporter's polls going on between them.
+    let is_backfill = |ini: &str| ["202601", "202602", "202603", "202604"].iter().any(|month| ini.starts_with(month));
+    let calls: Vec<bool> = simulator.requests().iter().map(|r| is_backfill(r.date_ini.as_deref().unwrap_or(""))).collect();
+    assert_eq!(calls.iter().filter(|&&b| b).count(), 4, "{calls:?}");
+    let (first, last) = (calls.iter().position(|&b| b).unwrap(), calls.iter().rposition(|&b| b).unwrap());
+    assert!(calls[first..last].iter().any(|&b| !b), "the exporter made no call during the backfill: {calls:?}");
+    // The exporter's ledger counts the backfill's calls too.
+    let ledger: serde_json::Value = serde_json::from_slice(&std::fs::read(state.join("token-WOLKVOX_TOKEN.ledger.json")).unwrap()).unwrap();
+    assert!(ledger["ledger"]["calls_today"].as_u64().unwrap() >= 4, "{ledger}");
+    drop(exporter);
 }

@@ -1,0 +1,89 @@
+//! What a backfill shows while the API's rules make it wait: on a terminal, one progress bar
+//! (months done and left, calls made, the time to the next call, the time left); elsewhere (a log
+//! file, a pipe, CI) one log line per month and one per new wait.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use jiff::{SignedDuration, Timestamp};
+
+use crate::clock::until;
+use crate::wolkvox::Failure;
+
+/// A terminal's bar is redrawn this often while waiting.
+const REDRAW: SignedDuration = SignedDuration::from_secs(1);
+
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    calls: usize,
+    /// The least time between two calls: the interval, or the API's floor.
+    spacing: Duration,
+    /// The call time last announced in the log.
+    announced: Option<Timestamp>,
+}
+
+impl Progress {
+    /// `months`: the calls to make; `spacing`: the least time between two of them.
+    pub fn new(months: usize, spacing: Duration) -> Progress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let style = ProgressStyle::with_template("{bar:30} {pos}/{len} months  {msg}").expect("a valid template").progress_chars("=> ");
+            ProgressBar::new(months as u64).with_style(style)
+        });
+        Progress { bar, calls: 0, spacing, announced: None }
+    }
+
+    /// Waiting until `at` for `why`, with `left` months to go (this one included). Returns when to
+    /// look again at the latest, for a terminal's countdown.
+    pub fn waiting(&mut self, month: &str, now: Timestamp, at: Timestamp, why: &str, left: usize) -> Timestamp {
+        let wait = until(now, at);
+        match &self.bar {
+            Some(bar) => {
+                bar.set_message(format!(
+                    "{} calls made, the next in {}, about {} left",
+                    self.calls,
+                    seconds(wait),
+                    seconds(wait + self.spacing * (left as u32).saturating_sub(1))
+                ));
+                at.min(now + REDRAW)
+            }
+            None => {
+                if self.announced != Some(at) {
+                    self.announced = Some(at);
+                    tracing::info!(month, wait = %seconds(wait), left, "waiting for {why}");
+                }
+                at
+            }
+        }
+    }
+
+    pub fn fetched(&mut self, month: &str, rows: usize, left: usize) {
+        self.calls += 1;
+        match &self.bar {
+            Some(bar) => bar.inc(1),
+            None => tracing::info!(month, rows, left, "month fetched"),
+        }
+    }
+
+    pub fn failed(&mut self, month: &str, failure: &Failure) {
+        self.calls += 1;
+        let warn = || tracing::warn!(month, reason = failure.reason.as_str(), msg = %failure.detail, "month failed");
+        match &self.bar {
+            Some(bar) => {
+                bar.suspend(warn);
+                bar.inc(1);
+            }
+            None => warn(),
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_with_message(format!("{} calls made", self.calls));
+        }
+    }
+}
+
+fn seconds(wait: Duration) -> humantime::FormattedDuration {
+    humantime::format_duration(Duration::from_secs(wait.as_secs()))
+}
