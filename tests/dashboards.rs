@@ -7,51 +7,23 @@
 //! Prometheus on blocks promtool made from OpenMetrics history (each month's peak of the chargeback
 //! table).
 
+#[path = "common/grafana.rs"]
+mod grafana;
 #[path = "common/tools.rs"]
 mod tools;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
+use grafana::{dashboards, panels};
 use jiff::Timestamp;
 use jiff::civil::date;
 use jiff::tz::TimeZone;
 use serde_json::{Value, json};
 use wolkvox_exporter::wolkvox::catalogue::APIS;
 
-fn dashboards() -> Vec<(PathBuf, Value)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("dashboards");
-    let mut files: Vec<(PathBuf, Value)> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|e| e == "json"))
-        .map(|path| {
-            let text = std::fs::read_to_string(&path).unwrap();
-            assert!(!text.contains("DS_PROMETHEUS"), "{}: ${{DS_PROMETHEUS}} breaks file provisioning", path.display());
-            let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            (path, value)
-        })
-        .collect();
-    files.sort_by(|a, b| a.0.cmp(&b.0));
-    assert!(!files.is_empty());
-    files
-}
-
 fn dashboard(file: &str) -> Value {
     dashboards().into_iter().find(|(path, _)| path.ends_with(file)).unwrap_or_else(|| panic!("{file}")).1
-}
-
-fn panels(dashboard: &Value) -> Vec<&Value> {
-    let mut all = Vec::new();
-    let mut stack: Vec<&Value> = dashboard["panels"].as_array().unwrap().iter().collect();
-    while let Some(panel) = stack.pop() {
-        stack.extend(panel["panels"].as_array().into_iter().flatten());
-        if panel["type"] != "row" {
-            all.push(panel);
-        }
-    }
-    all
 }
 
 fn exprs(panel: &Value) -> Vec<&str> {

@@ -2,12 +2,15 @@
 //! the exporter. See tests/common/tools.rs for how a missing tool is treated.
 
 mod common;
+#[path = "common/grafana.rs"]
+mod grafana;
 #[path = "common/tools.rs"]
 mod tools;
 
 use std::collections::BTreeMap;
 
 use common::{FAKE_TOKEN, scrape, start_exporter, start_exporter_from_file, wait_ready};
+use grafana::unreplaced_variable;
 use serde_json::{Value, json};
 use tools::{Prometheus, repo_path, run_tool, tool};
 use wolkvox_exporter::simulator::Simulator;
@@ -197,14 +200,6 @@ async fn every_dashboard_query_returns_series_from_a_real_prometheus() {
 /// in the finance tables, and every column of the chargeback table but this month's (`… == 0)`).
 fn past_months(promql: &str) -> bool {
     promql.contains("@ end()") && !promql.contains(") == 0)")
-}
-
-/// A `$name` or `${name}` Grafana would replace; `$1` in label_replace is PromQL's own.
-fn unreplaced_variable(promql: &str) -> Option<&str> {
-    promql
-        .match_indices('$')
-        .map(|(at, _)| &promql[at..])
-        .find(|rest| rest[1..].starts_with(|c: char| c.is_alphabetic() || c == '_' || c == '{'))
 }
 
 /// Bars (`increase(…[1d] offset -1d)`) count the day that starts at their timestamp: ask for the
