@@ -7,7 +7,7 @@ use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -95,6 +95,8 @@ pub struct RecordedRequest {
     pub had_token: bool,
     /// Answered with an error or an injected fault rather than the normal answer.
     pub faulted: bool,
+    /// When it arrived (only the time between two requests means anything).
+    pub received_at: Instant,
 }
 
 /// The real API refuses more than this many simultaneous requests per token.
@@ -318,6 +320,7 @@ async fn billing(State(shared): State<Shared>, uri: Uri, Query(query): Query<Has
                 server_header: headers.get("wolkvox_server").and_then(|v| v.to_str().ok()).map(str::to_owned),
                 had_token: token.is_some(),
                 faulted,
+                received_at: Instant::now(),
             });
         }
         (fault, refusal, api, token_info, guard)

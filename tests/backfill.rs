@@ -63,9 +63,10 @@ async fn backfilled_months_are_served_by_a_real_prometheus_as_the_live_exporter_
 
     let first = backfill(&simulator, &state, &["--from", "2026-01", "--to", "2026-03-15", "--output", output.to_str().unwrap()]);
     assert!(first.status.success(), "{}", text(&first));
-    // Whole-month windows, one call at a time, in order.
+    // Whole-month windows, in order, one call at a time, a poll interval (1 s) apart.
+    let requests = simulator.requests();
     let windows: Vec<(String, String)> =
-        simulator.requests().into_iter().map(|r| (r.date_ini.unwrap_or_default(), r.date_end.unwrap_or_default())).collect();
+        requests.iter().map(|r| (r.date_ini.clone().unwrap_or_default(), r.date_end.clone().unwrap_or_default())).collect();
     assert_eq!(
         windows,
         [
@@ -74,6 +75,11 @@ async fn backfilled_months_are_served_by_a_real_prometheus_as_the_live_exporter_
             ("20260301000000".to_owned(), "20260331235959".to_owned()),
         ]
     );
+    for pair in requests.windows(2) {
+        let gap = pair[1].received_at.duration_since(pair[0].received_at);
+        assert!(gap >= Duration::from_secs(1), "the calls for {:?} and {:?} came {gap:?} apart", pair[0].date_ini, pair[1].date_ini);
+    }
+    assert_eq!(simulator.max_in_flight(FAKE_TOKEN), 1, "two calls were in flight at once");
     let written = std::fs::read_to_string(&output).unwrap();
     assert!(written.ends_with("# EOF\n"));
     assert!(!written.contains(FAKE_TOKEN) && !text(&first).contains(FAKE_TOKEN), "the token leaked into the output or the log");
@@ -81,7 +87,7 @@ async fn backfilled_months_are_served_by_a_real_prometheus_as_the_live_exporter_
     // A second run calls for nothing: the past months are kept.
     let second = backfill(&simulator, &state, &["--from", "2026-01", "--to", "2026-03-15", "--output", output.to_str().unwrap()]);
     assert!(second.status.success(), "{}", text(&second));
-    assert_eq!(simulator.requests().len(), 3, "the second run called again");
+    assert_eq!(simulator.requests().len(), requests.len(), "the second run called again");
     assert_eq!(std::fs::read_to_string(&output).unwrap(), written, "the kept months give the same output");
     for entry in walk(&state) {
         assert!(!String::from_utf8_lossy(&std::fs::read(entry).unwrap()).contains(FAKE_TOKEN), "the token is in the state directory");
