@@ -1,17 +1,24 @@
 //! `wolkvox_exporter backfill` against the simulator's past months, with the real tools: promtool
-//! makes blocks of the output, a real Prometheus serves them, and instant queries at minutes of
-//! past days return what the simulator answered for those days.
+//! makes blocks of the output, a real Prometheus serves them, instant queries at minutes of past
+//! days return what the simulator answered for those days, and every dashboard panel that can
+//! show history has data over six weeks of it.
 
 mod common;
+#[path = "common/grafana.rs"]
+mod grafana;
 #[path = "common/tools.rs"]
 mod tools;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use common::FAKE_TOKEN;
-use jiff::civil::Date;
+use grafana::{dashboards, panels, unreplaced_variable};
+use jiff::ToSpan;
+use jiff::civil::{Date, date};
+use serde_json::Value;
 use tools::{Prometheus, run_tool, temp_dir, tool};
 use wolkvox_exporter::simulator::{Simulator, past_gamification};
 
@@ -61,20 +68,17 @@ async fn backfilled_months_are_served_by_a_real_prometheus_as_the_live_exporter_
     let dir = temp_dir("backfill");
     let (state, output) = (dir.join("data"), dir.join("history.om"));
 
-    let first = backfill(&simulator, &state, &["--from", "2026-01", "--to", "2026-03-15", "--output", output.to_str().unwrap()]);
+    // Twelve months up to mid-March: the chargeback table's last twelve months, each with data.
+    let range = ["--from", "2025-04", "--to", "2026-03-15", "--output", output.to_str().unwrap()];
+    let first = backfill(&simulator, &state, &range);
     assert!(first.status.success(), "{}", text(&first));
     // Whole-month windows, in order, one call at a time, a poll interval (1 s) apart.
     let requests = simulator.requests();
     let windows: Vec<(String, String)> =
         requests.iter().map(|r| (r.date_ini.clone().unwrap_or_default(), r.date_end.clone().unwrap_or_default())).collect();
-    assert_eq!(
-        windows,
-        [
-            ("20260101000000".to_owned(), "20260131235959".to_owned()),
-            ("20260201000000".to_owned(), "20260228235959".to_owned()),
-            ("20260301000000".to_owned(), "20260331235959".to_owned()),
-        ]
-    );
+    let months = (0..12).map(|k| date(2025, 4, 1).checked_add(k.months()).unwrap());
+    let whole = months.map(|m| (m.strftime("%Y%m%d000000").to_string(), m.last_of_month().strftime("%Y%m%d235959").to_string()));
+    assert_eq!(windows, whole.collect::<Vec<_>>());
     for pair in requests.windows(2) {
         let gap = pair[1].received_at.duration_since(pair[0].received_at);
         assert!(gap >= Duration::from_secs(1), "the calls for {:?} and {:?} came {gap:?} apart", pair[0].date_ini, pair[1].date_ini);
@@ -85,7 +89,7 @@ async fn backfilled_months_are_served_by_a_real_prometheus_as_the_live_exporter_
     assert!(!written.contains(FAKE_TOKEN) && !text(&first).contains(FAKE_TOKEN), "the token leaked into the output or the log");
 
     // A second run calls for nothing: the past months are kept.
-    let second = backfill(&simulator, &state, &["--from", "2026-01", "--to", "2026-03-15", "--output", output.to_str().unwrap()]);
+    let second = backfill(&simulator, &state, &range);
     assert!(second.status.success(), "{}", text(&second));
     assert_eq!(simulator.requests().len(), requests.len(), "the second run called again");
     assert_eq!(std::fs::read_to_string(&output).unwrap(), written, "the kept months give the same output");
@@ -118,6 +122,130 @@ async fn backfilled_months_are_served_by_a_real_prometheus_as_the_live_exporter_
     // Nothing after the last day asked for.
     let after = unix("2026-03-16".parse().unwrap(), 12, 0);
     assert!(prometheus.query_at("wolkvox_gamification_licenses", after).await.is_empty());
+
+    // The dashboards on February 1st to March 15th, as a Grafana date picker sets it.
+    dashboards_have_data(&prometheus, unix(date(2026, 2, 1), 0, 0), unix(date(2026, 3, 15), 23, 59) + 59).await;
+}
+
+/// Panel queries that cannot have data on backfilled history, by panel title and query, and why:
+/// the backfill writes usage, the month's peak and the month's end, nothing of what the live
+/// exporter says about its own polls, calls, token and budgets.
+const NOT_BACKFILLED: [(&str, &str, &str); 24] = [
+    ("Most-used gamification contract", "A", "budgets: the live exporter's configuration"),
+    ("Licenses for the invoice, per server, operation and product", "C D", "contract and its share: budgets"),
+    ("Polling", "A", "wolkvox_up: the live exporter's last poll"),
+    ("Freshness", "A", "the live exporter's last success and poll interval"),
+    ("Age of the last successful poll", "A", "the live exporter's last success"),
+    ("Rows in the last response", "A", "the live exporter's last response"),
+    ("Poll duration", "A", "the live exporter's last poll"),
+    ("Failed polls per day, by reason", "A", "the live exporter's failure counters"),
+    ("API calls per day", "A", "the live exporter's call counter"),
+    ("Skipped rows per day, by reason", "A", "the live exporter's skipped-row counter"),
+    ("Usage for the invoice, per billing API, operation and product", "C D", "contract and its share: budgets"),
+    ("Share of the contract used, by budget", "A", "budgets"),
+    ("Month's peak and contract over time", "A B", "budgets"),
+    ("Calls spent today and the daily budget", "A B", "the live exporter's calls with its token"),
+    ("Share of today's budget spent", "A", "the live exporter's calls with its token"),
+    ("Schedule stretched by the budget", "A", "the live exporter's schedule"),
+    ("Least time between calls", "A", "the live exporter's schedule"),
+    ("Wolkvox's own count of today's calls", "A B C", "token_info: polled live only"),
+    ("Polling by API", "A", "wolkvox_up: the live exporter's last poll"),
+    ("Freshness by API", "A", "the live exporter's last success and poll interval"),
+    ("Age of the last successful poll, by API", "A", "the live exporter's last success"),
+    ("Rows in the last response, by billing API", "A", "the live exporter's last response"),
+    ("API calls per day, by API", "A", "the live exporter's call counter"),
+    ("Failed calls per day, by API and reason", "A", "the live exporter's failure counters"),
+];
+
+/// Panel queries that should have data on history and have none: dashboard defects, listed so that
+/// fixing one fails this test until it is taken off.
+const DEFECTS: [(&str, &str, &str); 2] = [
+    ("Usage for the invoice, per billing API, operation and product", "A B", "joins wolkvox_up, which only the live exporter writes"),
+    ("Usage of every polled billing API", "A", "joins wolkvox_up, which only the live exporter writes"),
+];
+
+/// Grafana's step over six weeks at about a thousand points.
+const STEP: Duration = Duration::from_secs(3600);
+
+/// The step of a range query: [`STEP`], or the panel's or the query's minimum interval if longer.
+fn step(panel: &Value, target: &Value) -> Duration {
+    let minimums = [&target["interval"], &panel["interval"]].into_iter().filter_map(Value::as_str);
+    minimums.map(|interval| humantime::parse_duration(interval).unwrap()).fold(STEP, Duration::max)
+}
+
+/// Runs every query of every dashboard panel from `start` to `end` as Grafana would, and fails
+/// for each one with no data that is not exempt, each exempt one with data, and each exemption
+/// that names no panel query.
+async fn dashboards_have_data(prometheus: &Prometheus, start: i64, end: i64) {
+    let exempt: Vec<&(&str, &str, &str)> = NOT_BACKFILLED.iter().chain(&DEFECTS).collect();
+    let (mut wrong, mut seen, mut titles) = (Vec::new(), BTreeSet::new(), BTreeMap::<String, usize>::new());
+    for (path, dashboard) in dashboards() {
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        let variables = variables(prometheus, &dashboard, start, end).await;
+        for panel in panels(&dashboard) {
+            let title = panel["title"].as_str().unwrap();
+            *titles.entry(title.to_owned()).or_default() += 1;
+            for target in panel["targets"].as_array().unwrap() {
+                let ref_id = target["refId"].as_str().unwrap();
+                seen.insert((title.to_owned(), ref_id.to_owned()));
+                let promql = substitute(target["expr"].as_str().unwrap(), &variables);
+                // An instant query (now's values, tables) runs at the range's end, which stands for
+                // now: the chargeback table's own last year ends there too.
+                let result = if target["instant"] == true {
+                    prometheus.query_at(&promql, end).await
+                } else {
+                    prometheus.query_range(&promql, start, end, step(panel, target)).await
+                };
+                // Prometheus leaves out series without points: a series is data.
+                let exemption = exempt.iter().find(|(t, refs, _)| *t == title && refs.split(' ').any(|r| r == ref_id));
+                match (result.is_empty(), exemption) {
+                    (true, None) => wrong.push(format!("{file}: {title:?} {ref_id}: no data over the backfill: {promql}")),
+                    (false, Some((_, _, why))) => wrong.push(format!("{file}: {title:?} {ref_id}: has data, yet exempt ({why})")),
+                    _ => {}
+                }
+            }
+        }
+    }
+    for (title, refs, _) in exempt {
+        assert_eq!(titles.get(*title), Some(&1), "{title:?} must name one panel");
+        for ref_id in refs.split(' ') {
+            assert!(seen.contains(&((*title).to_owned(), ref_id.to_owned())), "{title:?} has no query {ref_id}");
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// The query variables as a Grafana user looking at server 0042's history sets them: job wolkvox,
+/// server 0042, every other one All. Those two must be offered: Grafana lists a variable's
+/// values from its `label_values(selector, label)` over the dashboard's range.
+async fn variables(prometheus: &Prometheus, dashboard: &Value, start: i64, end: i64) -> Vec<(String, String)> {
+    let mut set = Vec::new();
+    for variable in dashboard["templating"]["list"].as_array().unwrap().iter().filter(|v| v["type"] == "query") {
+        let name = variable["name"].as_str().unwrap();
+        let (value, chosen) = match name {
+            "job" => ("wolkvox", true),
+            "server" => ("0042", true),
+            _ => (variable["allValue"].as_str().unwrap_or_else(|| panic!("${name} without an All value")), false),
+        };
+        if chosen {
+            let definition = variable["query"]["query"].as_str().unwrap();
+            let inner = definition.strip_prefix("label_values(").and_then(|q| q.strip_suffix(')'));
+            let (selector, label) = inner.and_then(|q| q.rsplit_once(", ")).unwrap_or_else(|| panic!("${name}: {definition}"));
+            let offered = prometheus.query_range(&format!("group by ({label}) ({})", substitute(selector, &set)), start, end, STEP).await;
+            assert!(offered.iter().any(|s| s["metric"][label] == value), "${name} does not offer {value} over the backfill: {definition}");
+        }
+        set.push((name.to_owned(), value.to_owned()));
+    }
+    set
+}
+
+/// `expr` with `$name` and `${name}` replaced; any other variable fails the test.
+fn substitute(expr: &str, variables: &[(String, String)]) -> String {
+    let promql = variables
+        .iter()
+        .fold(expr.to_owned(), |e, (name, value)| e.replace(&format!("${{{name}}}"), value).replace(&format!("${name}"), value));
+    assert!(unreplaced_variable(&promql).is_none(), "a variable this test does not set: {promql}");
+    promql
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -136,17 +136,23 @@ impl Prometheus {
 
     /// An instant query; panics on an API error, returns the result vector.
     pub async fn query(&self, promql: &str) -> Vec<Value> {
-        self.query_params(&[("query", promql)]).await
+        self.api("query", &[("query", promql)]).await
     }
 
     /// An instant query at Unix time `at`.
     pub async fn query_at(&self, promql: &str, at: i64) -> Vec<Value> {
-        self.query_params(&[("query", promql), ("time", &at.to_string())]).await
+        self.api("query", &[("query", promql), ("time", &at.to_string())]).await
     }
 
-    async fn query_params(&self, params: &[(&str, &str)]) -> Vec<Value> {
+    /// A range query from `start` to `end` (Unix times) every `step`; returns the result matrix.
+    pub async fn query_range(&self, promql: &str, start: i64, end: i64, step: Duration) -> Vec<Value> {
+        let (start, end, step) = (start.to_string(), end.to_string(), step.as_secs_f64().to_string());
+        self.api("query_range", &[("query", promql), ("start", &start), ("end", &end), ("step", &step)]).await
+    }
+
+    async fn api(&self, endpoint: &str, params: &[(&str, &str)]) -> Vec<Value> {
         let promql = params[0].1;
-        let response = reqwest::Client::new().get(format!("{}/api/v1/query", self.url)).query(params).send().await.unwrap();
+        let response = reqwest::Client::new().get(format!("{}/api/v1/{endpoint}", self.url)).query(params).send().await.unwrap();
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["status"], "success", "{promql}: {body}");
         body["data"]["result"].as_array().cloned().unwrap_or_default()
