@@ -550,7 +550,10 @@ fn the_billing_overview_finds_the_api_of_every_catalogue_metric() {
         let labels = "job='wolkvox', instance='x', server='0042', operation='op', description='d'";
         series.push((format!("{}{{{labels}}}", api.metric), format!("{k}x10")));
         series.push((format!("{}_max{{{labels}}}", api.metric), format!("{}x10", 100 + k)));
-        series.push((format!("wolkvox_up{{job='wolkvox', instance='x', server='0042', api='{}'}}", api.name), "1x10".into()));
+        series.push((
+            format!("wolkvox_month_end_timestamp_seconds{{job='wolkvox', instance='x', server='0042', api='{}'}}", api.name),
+            "1800000000x10".into(),
+        ));
     }
     let row = |api: &str| format!("{{job='wolkvox', server='0042', api='{api}', operation='op', description='d'}}");
     let rows: Vec<String> = APIS.iter().map(|api| row(api.name)).collect();
