@@ -1,7 +1,9 @@
 //! The backfill's output for SERIES series over DAYS days (defaults: 500 and 365): its size, the
 //! time to write it (no API waits: the rows are made here) and the process' peak memory. With
-//! PROMTOOL=1 it also times `promtool tsdb create-blocks-from openmetrics` on it.
+//! PROMTOOL=1 it also times `promtool tsdb create-blocks-from openmetrics` on it, for each block
+//! duration of BLOCKS (default `2h,2400h`), with its peak memory when /usr/bin/time is there.
 //!   cargo bench --bench backfill            SERIES=500 DAYS=31 PROMTOOL=1 cargo bench --bench backfill
+//!   SERIES=500 DAYS=365 PROMTOOL=1 BLOCKS=2400h cargo bench --bench backfill      (a year)
 
 use std::io::{BufWriter, Write};
 use std::time::{Duration, Instant};
@@ -62,19 +64,31 @@ fn main() {
         bytes as f64 / 1e6 / took.as_secs_f64()
     );
     if std::env::var("PROMTOOL").as_deref() == Ok("1") {
-        for block in ["2h", "2400h"] {
+        let blocks = std::env::var("BLOCKS").unwrap_or_else(|_| "2h,2400h".to_owned());
+        let timer = std::path::Path::new("/usr/bin/time");
+        for block in blocks.split(',') {
             let dir = std::env::temp_dir().join(format!("wolkvox-backfill-bench-tsdb-{}-{block}", std::process::id()));
+            let peak_file = dir.with_extension("peak");
+            let mut promtool = if timer.exists() {
+                let mut timed = std::process::Command::new(timer);
+                timed.args(["-f", "%M kB"]).arg("-o").arg(&peak_file).arg("promtool");
+                timed
+            } else {
+                std::process::Command::new("promtool")
+            };
             let started = Instant::now();
-            let status = std::process::Command::new("promtool")
+            let status = promtool
                 .args(["tsdb", "create-blocks-from", "openmetrics", &format!("--max-block-duration={block}")])
                 .arg(&path)
                 .arg(&dir)
                 .stdout(std::process::Stdio::null())
                 .status()
                 .unwrap();
+            let peak = std::fs::read_to_string(&peak_file).map_or("not measured".to_owned(), |kb| kb.trim().to_owned());
+            let _ = std::fs::remove_file(&peak_file);
             let size: u64 = walk(&dir);
             println!(
-                "promtool, blocks of at most {block}: {:?} in {:.1?}, {:.1} MB of blocks",
+                "promtool, blocks of at most {block}: {:?} in {:.1?}, {:.1} MB of blocks, peak memory {peak}",
                 status.code(),
                 started.elapsed(),
                 size as f64 / 1e6

@@ -144,12 +144,78 @@ enum Turn {
     Exporters(Timestamp),
 }
 
-/// The backfill's own schedule on a token: the interval after its last call (the ledger's schedule
-/// of each job is the exporter's), and when it started each job's last call (for the turns).
-#[derive(Default)]
-struct OwnCalls {
-    due: Option<Timestamp>,
-    starts: std::collections::HashMap<usize, Timestamp>,
+/// One token's calls for the backfill: its rules, its ledger (shared with an exporter on the same
+/// state directory), and the backfill's own schedule on it: the interval after its last call (the
+/// ledger's schedule of each job is the exporter's), and when it started each job's last call (for
+/// the turns).
+struct TokenCalls {
+    rules: Arc<TokenRules>,
+    ledger: TokenLedger,
+    storage: Option<Arc<Storage>>,
+    own_due: Option<Timestamp>,
+    own_starts: std::collections::HashMap<usize, Timestamp>,
+}
+
+impl TokenCalls {
+    fn new(rules: TokenRules, token_name: &str, storage: Option<Arc<Storage>>) -> TokenCalls {
+        let ledger = TokenLedger::new(Ledger::default(), token_name, storage.clone());
+        TokenCalls { rules: Arc::new(rules), ledger, storage, own_due: None, own_starts: Default::default() }
+    }
+
+    fn job_of(&self, key: &str) -> usize {
+        self.rules.jobs.iter().position(|job| job.key == key).expect("every month's job is in the rules")
+    }
+
+    /// Waits until the API's rules, and a running exporter's turn, let job `job` call, and records
+    /// the call's start on the ledger in the same step.
+    async fn admit(&mut self, job: usize, clock: &Clock, progress: &mut Progress, month: &str, left: usize) -> Result<(), BackfillError> {
+        loop {
+            let now = clock.now();
+            let exporter_running = self.storage.as_ref().is_some_and(|s| s.exporter_running());
+            let (rules, own_due, own_start) = (self.rules.clone(), self.own_due, self.own_starts.get(&job).copied());
+            let turn = self
+                .ledger
+                .update(move |ledger| {
+                    admission::add_jobs(ledger, &rules, now, 0.0);
+                    let decision = admission::next_side_call(ledger, &rules, job, now, own_due);
+                    let at = decision.at.max(now);
+                    match exporter_running.then(|| admission::exporters_turn(ledger, &rules, job, at, own_start)).flatten() {
+                        Some(until) => Turn::Exporters(until),
+                        None if decision.at <= now => {
+                            admission::record_start(ledger, &rules, job, now);
+                            Turn::Ours
+                        }
+                        None => Turn::Wait(decision.at),
+                    }
+                })
+                .await;
+            let (at, why) = match turn {
+                Turn::Ours => {
+                    self.own_starts.insert(job, now);
+                    return Ok(());
+                }
+                Turn::Wait(at) => (at, "the API's rules"),
+                Turn::Exporters(until) => (until, "the exporter on this state directory, whose turn it is"),
+            };
+            let wake = progress.waiting(month, now, at, why, left);
+            // Look again sooner while another process's call is open or it is the exporter's
+            // turn: either ends as soon as that process has called.
+            let wake = match turn {
+                Turn::Exporters(_) => wake.min(now + EXPORTER_RECHECK),
+                _ => admission::look_again_at(self.ledger.get(), wake, now),
+            };
+            tokio::select! {
+                () = tokio::time::sleep_until(clock.instant_at(wake)) => {}
+                _ = tokio::signal::ctrl_c() => return Err(BackfillError::Interrupted),
+            }
+        }
+    }
+
+    async fn record_end(&mut self, job: usize, ended: Timestamp, failure: Option<&Failure>) {
+        let (rules, owned) = (self.rules.clone(), failure.cloned());
+        self.ledger.update(move |ledger| admission::record_side_end(ledger, &rules, job, ended, owned.as_ref())).await;
+        self.own_due = Some(ended + own_wait(&self.rules.jobs[job], failure));
+    }
 }
 
 /// The interval, or longer when the server asked for it.
@@ -207,59 +273,17 @@ pub async fn run(config: Config, flags: BackfillFlags, clock: Clock) -> Result<(
             continue;
         }
         let target = &config.targets[members[0]];
-        let rules = Arc::new(rules_of(&config.targets, members));
-        let mut ledger = TokenLedger::new(Ledger::default(), &target.token_name, storage.clone());
-        let mut own = OwnCalls::default();
+        let mut calls = TokenCalls::new(rules_of(&config.targets, members), &target.token_name, storage.clone());
         for (done, &m) in todo.iter().enumerate() {
             let month = &months[m];
-            let job = rules.jobs.iter().position(|job| job.key == month.key(&config.targets)).expect("every month's job is in the rules");
-            let started = loop {
-                let now = clock.now();
-                let exporter_running = storage.as_ref().is_some_and(|s| s.exporter_running());
-                let (rules, own_due, own_start) = (rules.clone(), own.due, own.starts.get(&job).copied());
-                let turn = ledger
-                    .update(move |ledger| {
-                        admission::add_jobs(ledger, &rules, now, 0.0);
-                        let decision = admission::next_side_call(ledger, &rules, job, now, own_due);
-                        let at = decision.at.max(now);
-                        match exporter_running.then(|| admission::exporters_turn(ledger, &rules, job, at, own_start)).flatten() {
-                            Some(until) => Turn::Exporters(until),
-                            None if decision.at <= now => {
-                                admission::record_start(ledger, &rules, job, now);
-                                Turn::Ours
-                            }
-                            None => Turn::Wait(decision.at),
-                        }
-                    })
-                    .await;
-                let (at, why) = match turn {
-                    Turn::Ours => break now,
-                    Turn::Wait(at) => (at, "the API's rules"),
-                    Turn::Exporters(until) => (until, "the exporter on this state directory, whose turn it is"),
-                };
-                let left = todo.len() - done;
-                let wake = progress.waiting(&month.name(&config.targets), now, at, why, left);
-                // Look again sooner while another process's call is open or it is the exporter's
-                // turn: either ends as soon as that process has called.
-                let wake = match turn {
-                    Turn::Exporters(_) => wake.min(now + EXPORTER_RECHECK),
-                    _ => admission::look_again_at(ledger.get(), wake, now),
-                };
-                tokio::select! {
-                    () = tokio::time::sleep_until(clock.instant_at(wake)) => {}
-                    _ = tokio::signal::ctrl_c() => return Err(BackfillError::Interrupted),
-                }
-            };
-            own.starts.insert(job, started);
+            let job = calls.job_of(&month.key(&config.targets));
+            calls.admit(job, &clock, &mut progress, &month.name(&config.targets), todo.len() - done).await?;
             let outcome = tokio::select! {
                 outcome = fetch(&client, &config.targets[month.target], month, &clock) => outcome,
                 // The call stays open in the ledger: Wolkvox may still be answering it.
                 _ = tokio::signal::ctrl_c() => return Err(BackfillError::Interrupted),
             };
-            let ended = clock.now();
-            let (rules_now, failure) = (rules.clone(), outcome.as_ref().err().cloned());
-            ledger.update(move |ledger| admission::record_side_end(ledger, &rules_now, job, ended, failure.as_ref())).await;
-            own.due = Some(ended + own_wait(&rules.jobs[job], outcome.as_ref().err()));
+            calls.record_end(job, clock.now(), outcome.as_ref().err()).await;
             match outcome {
                 Ok(rows) => {
                     progress.fetched(&month.name(&config.targets), rows.len(), todo.len() - done - 1);
