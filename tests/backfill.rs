@@ -87,6 +87,7 @@ async fn backfilled_months_are_served_by_a_real_prometheus_as_the_live_exporter_
     let written = std::fs::read_to_string(&output).unwrap();
     assert!(written.ends_with("# EOF\n"));
     assert!(!written.contains(FAKE_TOKEN) && !text(&first).contains(FAKE_TOKEN), "the token leaked into the output or the log");
+    assert_eq!(text(&first).matches("month fetched").count(), 12, "off a terminal, one line per month: {}", text(&first));
 
     // A second run calls for nothing: the past months are kept.
     let second = backfill(&simulator, &state, &range);
@@ -259,6 +260,29 @@ async fn bad_ranges_stop_with_the_flag_named_and_a_dry_run_makes_no_call() {
     assert!(plan.status.success(), "{}", text(&plan));
     assert!(String::from_utf8_lossy(&plan.stdout).contains("3 call(s)"), "{}", text(&plan));
     assert!(simulator.requests().is_empty(), "a dry run called Wolkvox");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_terminal_a_progress_bar_counts_the_months_and_calls() {
+    let Some(script) = tool("script") else { return };
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    let dir = temp_dir("backfill-terminal");
+    let command = format!(
+        "{} backfill --wolkvox.server 0042 --wolkvox.base-url {} --wolkvox.poll-interval 1s --wolkvox.allow-fast-poll \
+         --from 2026-01 --to 2026-02 --output {} --storage.path {}",
+        env!("CARGO_BIN_EXE_wolkvox_exporter"),
+        simulator.base_url(),
+        dir.join("history.om").display(),
+        dir.join("data").display()
+    );
+    // script(1) runs the backfill on a pseudo-terminal and copies what it draws.
+    let mut run = Command::new(script);
+    run.args(["-qec", &command, "/dev/null"]).env("WOLKVOX_TOKEN", FAKE_TOKEN).stdin(Stdio::null());
+    let drawn = tokio::task::spawn_blocking(move || run.output().unwrap()).await.unwrap();
+    let screen = text(&drawn);
+    assert!(drawn.status.success(), "{screen}");
+    assert!(screen.contains("2/2 months") && screen.contains("2 calls made"), "no progress bar: {screen}");
+    assert!(!screen.contains("month fetched"), "a terminal gets the bar, not a line per month: {screen}");
 }
 
 #[tokio::test]

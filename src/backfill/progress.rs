@@ -48,7 +48,8 @@ impl Progress {
                 at.min(now + REDRAW)
             }
             None => {
-                if self.announced != Some(at) {
+                // A wait under a second is the next call, not news.
+                if self.announced != Some(at) && wait >= Duration::from_secs(1) {
                     self.announced = Some(at);
                     tracing::info!(month, wait = %seconds(wait), left, "waiting for {why}");
                 }
