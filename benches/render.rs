@@ -24,7 +24,7 @@ mod answers;
 use answers::{decoded, response};
 
 fn state(report: Report) -> TargetState {
-    TargetState::after_one_success(report)
+    TargetState::after_one_success(report, 0.0)
 }
 
 fn benches(c: &mut Criterion) {

@@ -360,6 +360,12 @@ mod tests {
         record_end(ledger, rules, job, end, failure, 0.0);
     }
 
+    /// Records one call of a side command (the backfill) of `job`, at `at`, over at once.
+    fn side_call(ledger: &mut Ledger, rules: &TokenRules, job: usize, at: Timestamp, failure: Option<&Failure>) {
+        record_start(ledger, rules, job, at);
+        record_side_end(ledger, rules, job, at, failure);
+    }
+
     fn rules_with_interval(interval: Duration) -> TokenRules {
         rules(vec![job("0042/gamification", interval)])
     }
@@ -437,16 +443,14 @@ mod tests {
         // The backfill is held by the API's floor, not by the exporter's hour.
         assert_eq!(next_side_call(&ledger, &rules, 0, at(NOON), None).at, at("2026-11-15T12:05:00-05:00"));
         let side = at("2026-11-15T12:05:00-05:00");
-        record_start(&mut ledger, &rules, 0, side);
-        record_side_end(&mut ledger, &rules, 0, side, None);
+        side_call(&mut ledger, &rules, 0, side, None);
         assert_eq!(ledger.jobs["0042/gamification"].due, exporters.due, "the exporter's schedule is its own");
         assert_eq!(ledger.calls_today, 2, "the budget counts every caller");
         // ...and its own interval after that, when it is longer.
         let own_due = Some(side + SignedDuration::from_mins(20));
         assert_eq!(next_side_call(&ledger, &rules, 0, side, own_due).at, at("2026-11-15T12:25:00-05:00"));
         // A quota error of a side call pauses the exporter too.
-        record_start(&mut ledger, &rules, 0, at("2026-11-15T12:25:00-05:00"));
-        record_side_end(&mut ledger, &rules, 0, at("2026-11-15T12:25:00-05:00"), Some(&failure(Reason::Quota, Some(403))));
+        side_call(&mut ledger, &rules, 0, at("2026-11-15T12:25:00-05:00"), Some(&failure(Reason::Quota, Some(403))));
         assert_eq!(next(&ledger, &rules, at("2026-11-15T12:25:00-05:00")).unwrap().at, at("2026-11-16T00:00:00-05:00"));
     }
 
@@ -458,8 +462,7 @@ mod tests {
         // The exporter called last: the side call may go at the floor, though it delays the exporter.
         let floor = at("2026-11-15T12:05:00-05:00");
         assert_eq!(exporters_turn(&ledger, &rules, 0, floor, None), None);
-        record_start(&mut ledger, &rules, 0, floor);
-        record_side_end(&mut ledger, &rules, 0, floor, None);
+        side_call(&mut ledger, &rules, 0, floor, None);
         // The side call called last and the exporter may call within the floor (at 12:10, the
         // floor after the side call): the exporter's turn, until a floor later at the latest.
         let next_floor = at("2026-11-15T12:10:00-05:00");
@@ -473,8 +476,7 @@ mod tests {
         let hourly = rules_with_interval(60 * MINUTE);
         let mut ledger = started(&hourly, at(NOON));
         call(&mut ledger, &hourly, 0, at(NOON), at(NOON), None);
-        record_start(&mut ledger, &hourly, 0, floor);
-        record_side_end(&mut ledger, &hourly, 0, floor, None);
+        side_call(&mut ledger, &hourly, 0, floor, None);
         assert_eq!(exporters_turn(&ledger, &hourly, 0, next_floor, Some(floor)), None);
     }
 

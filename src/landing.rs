@@ -99,7 +99,7 @@ mod tests {
 
     #[test]
     fn a_target_shows_its_last_success_next_poll_failure_and_budget() {
-        let mut target = TargetState::after_one_success(Report::default());
+        let mut target = TargetState::after_one_success(Report::default(), Clock::system().unix());
         let success = target.last_success.as_ref().unwrap().unix;
         target.last_failure = Some((success - 600.0, Failure::new(Reason::Http, "HTTP 502 <Bad Gateway>")));
         target.next_poll_unix = Some(success + 300.0);

@@ -272,7 +272,7 @@ mod tests {
         TargetState {
             stale_after,
             last_success: Some(Success { report: Arc::new(report), unix: at }),
-            ..TargetState::after_one_success(Report::default())
+            ..TargetState::after_one_success(Report::default(), at)
         }
     }
 

@@ -225,7 +225,7 @@ mod tests {
     #[test]
     fn failures_in_a_row_count_until_a_success_and_the_last_failure_stays() {
         let mut builder = StoreBuilder::default();
-        let job = builder.job(TargetState::after_one_success(Report::default()));
+        let job = builder.job(TargetState::after_one_success(Report::default(), 0.0));
         let store = builder.build(&[], Clock::system(), None);
         let fail = || Err(Failure::new(Reason::Timeout, "no answer in 60s"));
         store.record(job, fail(), Duration::from_secs(60), 1.0);

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::clock::Clock;
 use crate::config::Target;
 use crate::wolkvox::{Api, Failure, Reason, Report, SkipReason, TokenInfo, catalogue};
 
@@ -66,10 +65,9 @@ impl TargetState {
         }
     }
 
-    /// Server 0042 just after one successful poll that returned `report` (for benchmarks and
-    /// tests of the rendering).
-    pub fn after_one_success(report: Report) -> TargetState {
-        let now = Clock::system().unix();
+    /// Server 0042 just after one successful poll at Unix time `now` that returned `report` (for
+    /// benchmarks and tests of the rendering).
+    pub fn after_one_success(report: Report, now: f64) -> TargetState {
         TargetState {
             server: "0042".to_owned(),
             api: catalogue::gamification(),
@@ -89,18 +87,29 @@ impl TargetState {
     }
 
     /// The usage series to serve at Unix time `unix`: none once the last success is older than
-    /// `stale_after` (a success restored from disk counts from when it happened).
+    /// `stale_after` (a success restored from disk counts from when it happened), nor once the
+    /// month it counted has ended in the target's zone: last month's usage and peak say nothing of
+    /// this month's, and an alert on them would fire on a month that is over.
     pub fn fresh_report(&self, unix: f64) -> Option<&Report> {
         let success = self.last_success.as_ref()?;
-        (unix - success.unix <= self.stale_after.as_secs_f64()).then_some(&*success.report)
+        let this_month = self.month_start_unix(unix).is_some_and(|start| success.unix >= start);
+        (unix - success.unix <= self.stale_after.as_secs_f64() && this_month).then_some(&*success.report)
     }
 
     /// Unix time at which the current billing month ends in the target's zone: the first instant
     /// of the next month there.
     pub fn month_end_unix(&self, unix: f64) -> Option<f64> {
-        let now = jiff::Timestamp::from_second(unix as i64).ok()?.to_zoned(self.timezone.clone());
-        let next_month = now.first_of_month().ok()?.checked_add(jiff::Span::new().months(1)).ok()?.start_of_day().ok()?;
-        Some(next_month.timestamp().as_second() as f64)
+        let start = self.zoned(unix)?.first_of_month().ok()?.start_of_day().ok()?;
+        Some(start.checked_add(jiff::Span::new().months(1)).ok()?.timestamp().as_second() as f64)
+    }
+
+    /// Unix time at which the current billing month began in the target's zone.
+    fn month_start_unix(&self, unix: f64) -> Option<f64> {
+        Some(self.zoned(unix)?.first_of_month().ok()?.start_of_day().ok()?.timestamp().as_second() as f64)
+    }
+
+    fn zoned(&self, unix: f64) -> Option<jiff::Zoned> {
+        Some(jiff::Timestamp::from_second(unix.floor() as i64).ok()?.to_zoned(self.timezone.clone()))
     }
 
     /// When (Unix time) the usage series will go stale, if they are still being served.
@@ -147,8 +156,19 @@ mod tests {
     }
 
     #[test]
+    fn last_months_usage_is_not_served_once_the_month_has_ended_in_the_targets_zone() {
+        // A success at 23:58 on November 30 in Bogota, 04:58 UTC on December 1.
+        let november = TargetState::after_one_success(Report::default(), unix("2026-12-01T04:58:00Z"));
+        assert!(november.fresh_report(unix("2026-12-01T04:59:59Z")).is_some(), "still November in Bogota");
+        assert!(november.fresh_report(unix("2026-12-01T05:00:00Z")).is_none(), "December has begun in Bogota");
+        assert_eq!(november.stale_deadline(unix("2026-12-01T04:59:00Z")), Some(unix("2026-12-01T05:58:00Z") + 0.001));
+        let december = TargetState::after_one_success(Report::default(), unix("2026-12-01T05:00:00Z"));
+        assert!(december.fresh_report(unix("2026-12-01T05:30:00Z")).is_some());
+    }
+
+    #[test]
     fn the_month_ends_at_midnight_in_the_targets_zone_not_utc() {
-        let target = TargetState::after_one_success(Report::default());
+        let target = TargetState::after_one_success(Report::default(), unix("2026-11-15T15:00:00Z"));
         // 02:00 UTC on December 1 is still November 30 in Bogota (UTC-5).
         assert_eq!(target.month_end_unix(unix("2026-12-01T02:00:00Z")), Some(unix("2026-12-01T05:00:00Z")));
         assert_eq!(target.month_end_unix(unix("2026-12-01T05:00:00Z")), Some(unix("2027-01-01T05:00:00Z")));

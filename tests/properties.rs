@@ -305,8 +305,8 @@ fn latest(values: &[Dated]) -> f64 {
     values[k].0
 }
 
-fn state(series: Vec<Series>) -> TargetState {
-    TargetState::after_one_success(Report { rows: series.len(), series, skipped: vec![] })
+fn state(series: Vec<Series>, now: f64) -> TargetState {
+    TargetState::after_one_success(Report { rows: series.len(), series, skipped: vec![] }, now)
 }
 
 const PARSE: &str = r#"
@@ -337,7 +337,8 @@ fn arbitrary_label_values_round_trip_through_the_exposition_text() {
             Series { operation: format!("{i} {operation}"), description, latest: i as f64, max: i as f64 }
         })
         .collect();
-    let text = metrics::render(&[state(series.clone())], &[], &[], Clock::system().unix(), None);
+    let now = Clock::system().unix();
+    let text = metrics::render(&[state(series.clone(), now)], &[], &[], now, None);
     let (ok, output) = tools::run_tool(&python, &["-c", PARSE], Some(text.as_bytes()));
     assert!(ok, "{output}");
     let parsed: Vec<(String, String, f64)> = serde_json::from_str(output.trim()).unwrap();

@@ -87,6 +87,24 @@ fn usage(text: &str) -> Vec<(String, f64)> {
     samples(text, "wolkvox_gamification_licenses")
 }
 
+/// Scrapes `running`: its usage must be `good`, the values of a success at Unix time `success`,
+/// while that month lasts in Bogota (the exporter's zone), and none once it is over; a scrape while
+/// the month turns may show either. So the test holds at any time, a month's last seconds too.
+async fn scrape_expecting(running: &Running, good: &[(String, f64)], success: f64, why: &str) -> String {
+    let month = |at: jiff::Timestamp| at.to_zoned(jiff::tz::TimeZone::get("America/Bogota").unwrap()).first_of_month().unwrap().date();
+    let succeeded_in = month(jiff::Timestamp::from_second(success as i64).unwrap());
+    let before = month(jiff::Timestamp::now());
+    let text = running.scrape().await;
+    let after = month(jiff::Timestamp::now());
+    let served = usage(&text);
+    if after == succeeded_in {
+        assert_eq!(served, good, "{why}");
+    } else if before != succeeded_in {
+        assert!(served.is_empty(), "{why}: last month's values served after its end: {served:?}");
+    }
+    text
+}
+
 #[tokio::test]
 async fn restarts_within_the_interval_make_no_call_and_serve_the_last_values_at_once() {
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
@@ -106,9 +124,8 @@ async fn restarts_within_the_interval_make_no_call_and_serve_the_last_values_at_
     first.signal("-TERM");
     let mut second = Running::start(&simulator, &state);
     let started = Instant::now();
-    let restored = second.scrape().await;
+    let restored = scrape_expecting(&second, &usage(&text), success, "the last good values are served at once").await;
     assert!(started.elapsed() < Duration::from_secs(1), "the first scrape came {:?} after the restart", started.elapsed());
-    assert_eq!(usage(&restored), usage(&text), "the last good values are served at once");
     assert_eq!(
         sample(&restored, "wolkvox_last_success_timestamp_seconds{server=\"0042\",api=\"gamification\"}"),
         Some(success),
@@ -123,7 +140,7 @@ async fn restarts_within_the_interval_make_no_call_and_serve_the_last_values_at_
     let third = Running::start(&simulator, &state);
     tokio::time::sleep(WATCH).await;
     assert_eq!(simulator.counts().0, 1, "a restart within the interval called Wolkvox");
-    assert_eq!(usage(&third.scrape().await), usage(&text));
+    scrape_expecting(&third, &usage(&text), success, "after a SIGKILL too").await;
 
     // The token is nowhere in the state directory.
     for entry in std::fs::read_dir(&state).unwrap() {
