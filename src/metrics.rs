@@ -112,6 +112,17 @@ pub fn render(
     });
 
     text.family(
+        "wolkvox_target_info",
+        "Always 1: the name of the token each target polls with (never the token), to join a token's targets.",
+        Kind::Gauge,
+        |samples| {
+            for target in targets {
+                samples.add(&[("server", &target.server), ("api", target.api.name), ("token_name", &target.token_name)], 1.0);
+            }
+        },
+    );
+
+    text.family(
         "wolkvox_billing_budget",
         "Contracted quantity of a billing API for an operation and product, from the config file's budgets.",
         Kind::Gauge,
@@ -299,6 +310,7 @@ mod tests {
         assert!(text.contains("wolkvox_up{server=\"0042\",api=\"gamification\"} 1\n"));
         assert!(text.contains("wolkvox_last_success_timestamp_seconds{server=\"0042\",api=\"gamification\"} 1500000000\n"));
         assert!(text.contains("wolkvox_consecutive_failures{server=\"0042\",api=\"gamification\"} 0\n"));
+        assert!(text.contains("wolkvox_target_info{server=\"0042\",api=\"gamification\",token_name=\"WOLKVOX_TOKEN\"} 1\n"));
         let month_end: f64 = text
             .lines()
             .find_map(|l| l.strip_prefix("wolkvox_month_end_timestamp_seconds{server=\"0042\",api=\"gamification\"} "))

@@ -336,6 +336,16 @@ async fn the_example_alertmanager_holds_back_only_what_a_wolkvox_alert_explains(
     ]);
     let exporter_down =
         labels(&[("alertname", "WolkvoxExporterDown"), ("severity", "critical"), ("job", "wolkvox"), ("instance", "exp-b:10042")]);
+    let quota_exhausted = labels(&[
+        ("alertname", "WolkvoxQuotaExhausted"),
+        ("severity", "critical"),
+        ("job", "wolkvox"),
+        ("instance", "exp-d:10042"),
+        ("server", "0060"),
+        ("api", "gamification"),
+        ("reason", "quota"),
+        ("token_name", "shared"),
+    ]);
     let warning = |name: &str, extra: &[(&str, &str)]| {
         let mut all = vec![("alertname", name), ("severity", "warning")];
         all.extend_from_slice(extra);
@@ -392,17 +402,48 @@ async fn the_example_alertmanager_holds_back_only_what_a_wolkvox_alert_explains(
             ),
             None,
         ),
+        // The spent quota pauses every server of its token on that exporter: their data goes stale.
+        (
+            warning(
+                "WolkvoxPollingFailing",
+                &[("job", "wolkvox"), ("instance", "exp-d:10042"), ("server", "0060"), ("api", "chat_licenses")],
+            ),
+            Some(&quota_exhausted),
+        ),
+        (
+            warning(
+                "WolkvoxDataStale",
+                &[("job", "wolkvox"), ("instance", "exp-d:10042"), ("server", "0061"), ("api", "gamification"), ("token_name", "shared")],
+            ),
+            Some(&quota_exhausted),
+        ),
+        // Another token on that exporter, and a token of the same name on another exporter.
+        (
+            warning(
+                "WolkvoxDataStale",
+                &[("job", "wolkvox"), ("instance", "exp-d:10042"), ("server", "0062"), ("api", "gamification"), ("token_name", "other")],
+            ),
+            None,
+        ),
+        (
+            warning(
+                "WolkvoxDataStale",
+                &[("job", "wolkvox"), ("instance", "exp-e:10042"), ("server", "0061"), ("api", "gamification"), ("token_name", "shared")],
+            ),
+            None,
+        ),
         // The sources themselves stay active.
         (node_down.clone(), None),
         (database_down.clone(), None),
         (token_rejected.clone(), None),
         (exporter_down.clone(), None),
+        (quota_exhausted.clone(), None),
     ];
 
     // The inhibitor reads alerts in the order they arrive: the sources first, the ones expected to
     // inhibit nothing before the ones expected to, so that once the latter show their effect the
     // former have been seen too.
-    let sources = [&node_down, &database_down, &token_rejected, &exporter_down];
+    let sources = [&node_down, &database_down, &token_rejected, &exporter_down, &quota_exhausted];
     alertmanager.post_alerts(&json!(sources.iter().map(|l| json!({"labels": l})).collect::<Vec<_>>())).await;
     let targets: Vec<Value> = cases.iter().filter(|(l, _)| !sources.contains(&l)).map(|(l, _)| json!({"labels": l})).collect();
     alertmanager.post_alerts(&Value::Array(targets)).await;
