@@ -482,7 +482,7 @@ fn print_plan(
     for members in lanes {
         let target = &targets[members[0]];
         let rules = rules_of(targets, members);
-        let mut ledger = storage.and_then(|s| s.load(&target.token_name).ledger).unwrap_or_default();
+        let mut ledger = storage.and_then(|s| s.load_ledger(&target.token_name)).unwrap_or_default();
         let mut now = clock.now();
         admission::add_jobs(&mut ledger, &rules, now, 0.0);
         let (mut calls, mut own_due) = (0, None);

@@ -15,7 +15,7 @@ use crate::clock::Clock;
 use crate::config::{self, Target};
 use crate::snapshot::{JobId, Store, StoreBuilder, TokenId};
 use crate::state::{LastPoll, Success, TargetState, TokenState};
-use crate::storage::{Answer, Restored, Storage};
+use crate::storage::{Answer, Storage};
 use crate::token_ledger::TokenLedger;
 use crate::wolkvox::client::{Call, Request};
 use crate::wolkvox::{Api, Client, Failure, Report, TokenInfo, catalogue, window};
@@ -81,9 +81,20 @@ pub fn plan(targets: &[Target], budgets: &[Budget], clock: Clock, storage: Optio
                 fast_poll: targets[0].allow_fast_poll,
                 jobs: planned.iter().map(|&(target, api)| job_rules(&targets[target], api)).collect(),
             };
-            let Restored { ledger, mut answers } = storage.as_ref().map(|s| s.load(&targets[0].token_name)).unwrap_or_default();
-            let mut ledger = ledger.unwrap_or_default();
-            admission::reconcile(&mut ledger, &rules, now, fastrand::f64());
+            // The ledger made to hold exactly the configured jobs, and written so, under the
+            // token's lock: a backfill may be using it.
+            let (mut ledger, jitter) = (Ledger::default(), fastrand::f64());
+            let reconcile = |ledger: &mut Ledger| admission::reconcile(ledger, &rules, now, jitter);
+            let mut answers = match &storage {
+                Some(storage) => {
+                    storage.update_ledger(&targets[0].token_name, &mut ledger, reconcile);
+                    storage.load_answers(&targets[0].token_name)
+                }
+                None => {
+                    reconcile(&mut ledger);
+                    BTreeMap::new()
+                }
+            };
             answers.retain(|key, _| rules.jobs.iter().any(|job| job.key == *key));
 
             let token = store.token(TokenState { calls_today: ledger.calls_on(now, &rules.zone), ..TokenState::new(&targets[0]) });

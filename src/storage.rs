@@ -72,14 +72,6 @@ pub struct Answer {
     pub series: Vec<Series>,
 }
 
-/// What a token's files held, as far as they could be read.
-#[derive(Debug, Default, PartialEq)]
-pub struct Restored {
-    pub ledger: Option<Ledger>,
-    /// By job key (`server/api`).
-    pub answers: BTreeMap<String, Answer>,
-}
-
 /// The ledger file: `L` is the ledger, owned when read and borrowed when written.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -162,16 +154,16 @@ impl Storage {
         self.write_failures.load(Ordering::Relaxed)
     }
 
-    /// Reads what the token's files hold. A file that cannot be used is set aside.
-    pub fn load(&self, token_name: &str) -> Restored {
-        let answers = self
-            .read::<AnswersFile<BTreeMap<String, Answer>>>(&self.answers_path(token_name), token_name, |f| (f.version, &f.token_name))
-            .map(|f| f.answers);
-        Restored { ledger: self.load_ledger(token_name), answers: answers.unwrap_or_default() }
+    /// The token's ledger, if its file can be used (a file that cannot is set aside).
+    pub fn load_ledger(&self, token_name: &str) -> Option<Ledger> {
+        self.read::<LedgerFile<Ledger>>(&self.ledger_path(token_name), token_name, |f| (f.version, &f.token_name)).map(|f| f.ledger)
     }
 
-    fn load_ledger(&self, token_name: &str) -> Option<Ledger> {
-        self.read::<LedgerFile<Ledger>>(&self.ledger_path(token_name), token_name, |f| (f.version, &f.token_name)).map(|f| f.ledger)
+    /// The last good answers of the token's jobs, by job key (none if the file cannot be used).
+    pub fn load_answers(&self, token_name: &str) -> BTreeMap<String, Answer> {
+        self.read::<AnswersFile<BTreeMap<String, Answer>>>(&self.answers_path(token_name), token_name, |f| (f.version, &f.token_name))
+            .map(|f| f.answers)
+            .unwrap_or_default()
     }
 
     pub fn save_ledger(&self, token_name: &str, ledger: &Ledger) {
@@ -322,10 +314,9 @@ mod tests {
         let ledger = Ledger { calls_today: 7, ..Ledger::default() };
         storage.save_ledger("main", &ledger);
         storage.save_answers("main", &BTreeMap::from([("0042/gamification".to_owned(), answer())]));
-        let restored = storage.load("main");
-        assert_eq!(restored.ledger, Some(ledger));
-        assert_eq!(restored.answers["0042/gamification"], answer());
-        assert_eq!(storage.load("other"), Restored::default());
+        assert_eq!(storage.load_ledger("main"), Some(ledger));
+        assert_eq!(storage.load_answers("main")["0042/gamification"], answer());
+        assert_eq!((storage.load_ledger("other"), storage.load_answers("other")), (None, BTreeMap::new()));
         assert_eq!(fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
         for entry in fs::read_dir(&dir).unwrap() {
             let entry = entry.unwrap();
@@ -352,7 +343,7 @@ mod tests {
         ] {
             let path = dir.join(format!("token-{name}.ledger.json"));
             fs::write(&path, text).unwrap();
-            assert_eq!(storage.load(name).ledger, None, "{name}");
+            assert_eq!(storage.load_ledger(name), None, "{name}");
             assert!(!path.exists(), "{name} was not moved aside");
             let kept = fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()).any(|e| {
                 let file = e.file_name().to_string_lossy().into_owned();
@@ -387,7 +378,7 @@ mod tests {
         backfill.update_ledger("main", &mut backfills, |ledger| ledger.calls_today += 1);
         exporter.update_ledger("main", &mut exporters, |ledger| ledger.calls_today += 1);
         assert_eq!((backfills.calls_today, exporters.calls_today), (2, 3));
-        assert_eq!(exporter.load("main").ledger.map(|l| l.calls_today), Some(3));
+        assert_eq!(exporter.load_ledger("main").map(|l| l.calls_today), Some(3));
         drop(exporter);
         assert!(!backfill.exporter_running());
     }
@@ -409,6 +400,6 @@ mod tests {
         fs::create_dir(dir.join("token-main.ledger.json.tmp")).unwrap();
         storage.save_ledger("main", &Ledger { calls_today: 2, ..Ledger::default() });
         assert_eq!(storage.write_failures(), 1);
-        assert_eq!(storage.load("main").ledger.map(|l| l.calls_today), Some(1));
+        assert_eq!(storage.load_ledger("main").map(|l| l.calls_today), Some(1));
     }
 }

@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use tokio::time::Instant;
-use wolkvox_exporter::admission::next_midnight;
+use wolkvox_exporter::admission::{JobLedger, Ledger, next_midnight};
 use wolkvox_exporter::clock::{Clock, until};
 use wolkvox_exporter::config::Target;
 use wolkvox_exporter::poller::{self, UsageSource, run_lane};
 use wolkvox_exporter::snapshot::Store;
+use wolkvox_exporter::storage::{Role, Storage};
 use wolkvox_exporter::wolkvox::client::{Call, Request};
 use wolkvox_exporter::wolkvox::{Failure, Reason, Report, TokenInfo, catalogue};
 
@@ -318,4 +319,20 @@ async fn token_info_takes_a_place_on_the_lane_and_in_the_budget() {
     for (server, api) in [("0001", "gamification"), ("0001", "chat_licenses"), ("0002", "gamification"), ("0001", "token_info")] {
         assert!(calls.iter().any(|(s, a, _)| s == server && *a == api), "{server} {api} never called: {calls:?}");
     }
+}
+
+#[test]
+fn planning_drops_the_jobs_no_longer_configured_from_the_state_directory() {
+    let dir = std::env::temp_dir().join(format!("wolkvox-plan-{}-{}", std::process::id(), fastrand::u64(..)));
+    let storage = Arc::new(Storage::open(&dir, Role::Exporter).unwrap());
+    let targets = vec![common::target("0042", "5m")];
+    let token_name = &targets[0].token_name;
+    let removed = JobLedger { last_start: Some(start_time()), ..JobLedger::default() };
+    let before = Ledger { jobs: [("0099/gamification".to_owned(), removed)].into(), calls_today: 3, ..Ledger::default() };
+    storage.save_ledger(token_name, &before);
+
+    poller::plan(&targets, &[], Clock::starting_at(start_time()), Some(storage.clone()));
+    let after = storage.load_ledger(token_name).expect("the ledger is written back");
+    assert_eq!(after.jobs.keys().collect::<Vec<_>>(), ["0042/gamification"], "{after:?}");
+    assert_eq!(after.calls_today, 3, "the rest of the ledger is kept");
 }
