@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -199,11 +199,16 @@ impl Storage {
 
     /// Writes any other file of the directory (the backfill's months) the same way.
     pub fn save_json(&self, path: &Path, value: &impl Serialize) {
-        if let Some(dir) = path.parent()
-            && let Err(error) = fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
-        {
-            tracing::error!(dir = %dir.display(), %error, "cannot create a state directory");
-            return;
+        if let Some(dir) = path.parent() {
+            match fs::DirBuilder::new().mode(0o700).create(dir) {
+                // New: handed to the state directory's owner, like every file.
+                Ok(()) => File::open(dir).iter().for_each(|made| hand_to_directory_owner(made, dir)),
+                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(error) => {
+                    tracing::error!(dir = %dir.display(), %error, "cannot create a state directory");
+                    return;
+                }
+            }
         }
         self.write(path, value);
     }
@@ -271,7 +276,21 @@ impl Storage {
 }
 
 fn open_lock(path: &Path) -> io::Result<File> {
-    OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path)
+    let lock = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path)?;
+    hand_to_directory_owner(&lock, path);
+    Ok(lock)
+}
+
+/// Gives a file this process made to the owner of its directory: a backfill run as root beside a
+/// service (systemd's dynamic user, say) must leave files the service can still read and lock.
+/// Nothing to do when they match; not possible when this process is not root, which could then
+/// not have written into another user's 0700 directory anyway.
+fn hand_to_directory_owner(file: &File, path: &Path) {
+    let directory = path.parent().unwrap_or(Path::new("."));
+    let (Ok(mine), Ok(owner)) = (file.metadata(), fs::metadata(directory)) else { return };
+    if (mine.uid(), mine.gid()) != (owner.uid(), owner.gid()) {
+        let _ = std::os::unix::fs::fchown(file, Some(owner.uid()), Some(owner.gid()));
+    }
 }
 
 /// Temporary file, fsync, rename over the old one, fsync of the directory: a crash at any point
@@ -279,6 +298,7 @@ fn open_lock(path: &Path) -> io::Result<File> {
 fn write_atomically(path: &Path, value: &impl Serialize) -> io::Result<()> {
     let temporary = path.with_extension("json.tmp");
     let mut file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&temporary)?;
+    hand_to_directory_owner(&file, &temporary);
     let mut text = serde_json::to_vec(value).map_err(io::Error::other)?;
     text.push(b'\n');
     file.write_all(&text)?;

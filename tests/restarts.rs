@@ -6,7 +6,10 @@
 //! token's ledger, so their calls never overlap.
 
 mod common;
+#[path = "common/tools.rs"]
+mod tools;
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -250,4 +253,49 @@ async fn a_backfill_beside_the_exporter_shares_its_ledger_and_their_calls_never_
     let ledger: serde_json::Value = serde_json::from_slice(&std::fs::read(state.join("token-WOLKVOX_TOKEN.ledger.json")).unwrap()).unwrap();
     assert!(ledger["ledger"]["calls_today"].as_u64().unwrap() >= 4, "{ledger}");
     drop(exporter);
+}
+
+/// A backfill run by root beside a service (systemd's dynamic user owns the state directory)
+/// leaves every file it makes to the directory's owner, so that the service still reads and locks
+/// them.
+#[tokio::test]
+async fn files_made_by_root_in_anothers_state_directory_are_handed_to_its_owner() {
+    let state = state_dir("owner");
+    std::fs::create_dir_all(&state).unwrap();
+    // Only root can give the directory away (and only root could write into it afterwards).
+    if std::os::unix::fs::chown(&state, Some(SERVICE_USER), Some(SERVICE_USER)).is_err() {
+        tools::missing("root, to run a backfill in another user's state directory");
+        return;
+    }
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    let mut backfill = Command::new(env!("CARGO_BIN_EXE_wolkvox_exporter"));
+    backfill
+        .args(["backfill", "--wolkvox.server", "0042", "--wolkvox.base-url", &simulator.base_url()])
+        .args(["--from", "2026-01", "--to", "2026-01", "--output", state.with_extension("om").to_str().unwrap()])
+        .arg("--storage.path")
+        .arg(&state)
+        .env("WOLKVOX_TOKEN", FAKE_TOKEN);
+    let done = tokio::task::spawn_blocking(move || backfill.output().unwrap()).await.unwrap();
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    let made = walk(&state);
+    assert!(made.iter().any(|path| path.ends_with("token-WOLKVOX_TOKEN.ledger.json")), "{made:?}");
+    for path in made {
+        let owner = std::fs::metadata(&path).unwrap();
+        assert_eq!((owner.uid(), owner.gid()), (SERVICE_USER, SERVICE_USER), "{} is not the service's", path.display());
+    }
+}
+
+/// The user of the image and of the Kubernetes pod.
+const SERVICE_USER: u32 = 65532;
+
+/// Every file and directory below `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flat_map(|entry| {
+            let path = entry.unwrap().path();
+            let below = if path.is_dir() { walk(&path) } else { Vec::new() };
+            std::iter::once(path).chain(below)
+        })
+        .collect()
 }
