@@ -94,7 +94,7 @@ async fn backfilled_months_are_served_by_a_real_prometheus_as_the_live_exporter_
     assert!(second.status.success(), "{}", text(&second));
     assert_eq!(simulator.requests().len(), requests.len(), "the second run called again");
     assert_eq!(std::fs::read_to_string(&output).unwrap(), written, "the kept months give the same output");
-    for entry in walk(&state) {
+    for entry in common::walk(&state).into_iter().filter(|path| path.is_file()) {
         assert!(!String::from_utf8_lossy(&std::fs::read(entry).unwrap()).contains(FAKE_TOKEN), "the token is in the state directory");
     }
 
@@ -313,13 +313,4 @@ async fn an_interrupted_run_leaves_no_file() {
     assert!(!status.success());
     let left: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_file()).collect();
     assert!(left.is_empty(), "an interrupted run left {left:?}");
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() { files.extend(walk(&path)) } else { files.push(path) }
-    }
-    files
 }

@@ -277,7 +277,7 @@ async fn files_made_by_root_in_anothers_state_directory_are_handed_to_its_owner(
         .env("WOLKVOX_TOKEN", FAKE_TOKEN);
     let done = tokio::task::spawn_blocking(move || backfill.output().unwrap()).await.unwrap();
     assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
-    let made = walk(&state);
+    let made = common::walk(&state);
     assert!(made.iter().any(|path| path.ends_with("token-WOLKVOX_TOKEN.ledger.json")), "{made:?}");
     for path in made {
         let owner = std::fs::metadata(&path).unwrap();
@@ -287,15 +287,3 @@ async fn files_made_by_root_in_anothers_state_directory_are_handed_to_its_owner(
 
 /// The user of the image and of the Kubernetes pod.
 const SERVICE_USER: u32 = 65532;
-
-/// Every file and directory below `dir`.
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .flat_map(|entry| {
-            let path = entry.unwrap().path();
-            let below = if path.is_dir() { walk(&path) } else { Vec::new() };
-            std::iter::once(path).chain(below)
-        })
-        .collect()
-}

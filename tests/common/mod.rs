@@ -227,3 +227,15 @@ pub async fn check_faults(cases: Vec<(Fault, &'static str)>) {
         result.expect("fault case passed");
     }
 }
+
+/// Every file and directory below `dir`.
+pub fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flat_map(|entry| {
+            let path = entry.unwrap().path();
+            let below = if path.is_dir() { walk(&path) } else { Vec::new() };
+            std::iter::once(path).chain(below)
+        })
+        .collect()
+}
