@@ -249,9 +249,6 @@ async fn a_backfill_beside_the_exporter_shares_its_ledger_and_their_calls_never_
     assert_eq!(calls.iter().filter(|&&b| b).count(), 4, "{calls:?}");
     let (first, last) = (calls.iter().position(|&b| b).unwrap(), calls.iter().rposition(|&b| b).unwrap());
     assert!(calls[first..last].iter().any(|&b| !b), "the exporter made no call during the backfill: {calls:?}");
-    // The exporter's ledger counts the backfill's calls too.
-    let ledger: serde_json::Value = serde_json::from_slice(&std::fs::read(state.join("token-WOLKVOX_TOKEN.ledger.json")).unwrap()).unwrap();
-    assert!(ledger["ledger"]["calls_today"].as_u64().unwrap() >= 4, "{ledger}");
     drop(exporter);
 }
 
