@@ -168,7 +168,7 @@ impl TokenCalls {
 
     /// Waits until the API's rules, and a running exporter's turn, let job `job` call, and records
     /// the call's start on the ledger in the same step.
-    async fn admit(&mut self, job: usize, clock: &Clock, progress: &mut Progress, month: &str, left: usize) -> Result<(), BackfillError> {
+    async fn admit(&mut self, job: usize, clock: &Clock, progress: &Progress, month: &str, left: usize) -> Result<(), BackfillError> {
         loop {
             let now = clock.now();
             let exporter_running = self.storage.as_ref().is_some_and(|s| s.exporter_running());
@@ -263,48 +263,76 @@ pub async fn run(config: Config, flags: BackfillFlags, clock: Clock) -> Result<(
         return Ok(());
     }
     let client = Client::new(config.ca_certificates.clone()).map_err(BackfillError::Client)?;
-    let mut failed = Vec::new();
     let spacing =
         config.targets.iter().map(|t| if t.allow_fast_poll { t.poll_interval } else { t.poll_interval.max(admission::FLOOR) }).max();
-    let mut progress = Progress::new(results.iter().filter(|r| r.is_none()).count(), spacing.unwrap_or_default());
-    for members in &lanes {
+    let progress = Progress::new(results.iter().filter(|r| r.is_none()).count(), spacing.unwrap_or_default());
+    // The tokens at once, each one call at a time: the API's rules are per token.
+    let tokens = lanes.iter().map(|members| {
         let todo: Vec<usize> = (0..months.len()).filter(|&m| members.contains(&months[m].target) && results[m].is_none()).collect();
-        if todo.is_empty() {
-            continue;
+        let lane =
+            Lane { targets: &config.targets, months: &months, storage: &storage, client: &client, clock: &clock, progress: &progress };
+        lane.fetch(members, todo)
+    });
+    let mut failed = Vec::new();
+    for (fetched, failures) in futures_util::future::try_join_all(tokens).await? {
+        for (m, rows) in fetched {
+            results[m] = Some(rows);
         }
-        let target = &config.targets[members[0]];
-        let mut calls = TokenCalls::new(rules_of(&config.targets, members), &target.token_name, storage.clone());
-        for (done, &m) in todo.iter().enumerate() {
-            let month = &months[m];
-            let job = calls.job_of(&month.key(&config.targets));
-            calls.admit(job, &clock, &mut progress, &month.name(&config.targets), todo.len() - done).await?;
-            let outcome = tokio::select! {
-                outcome = fetch(&client, &config.targets[month.target], month, &clock) => outcome,
-                // The call stays open in the ledger: Wolkvox may still be answering it.
-                _ = tokio::signal::ctrl_c() => return Err(BackfillError::Interrupted),
-            };
-            calls.record_end(job, clock.now(), outcome.as_ref().err()).await;
-            match outcome {
-                Ok(rows) => {
-                    progress.fetched(&month.name(&config.targets), rows.len(), todo.len() - done - 1);
-                    if !month.current
-                        && let Some(storage) = &storage
-                    {
-                        keep(storage, &config.targets, month, &rows);
-                    }
-                    results[m] = Some(rows);
-                }
-                Err(failure) => {
-                    progress.failed(&month.name(&config.targets), &failure);
-                    failed.push(month.name(&config.targets));
-                }
-            }
-        }
+        failed.extend(failures);
     }
     progress.finish();
 
     write_output(&config.targets, &months, &results, &flags)?;
     if failed.is_empty() { Ok(()) } else { Err(BackfillError::Failed(failed)) }
+}
+
+/// What one token's months need: the run's targets, months, state directory, client, clock and
+/// progress, shared by the tokens' lanes.
+struct Lane<'a> {
+    targets: &'a [Target],
+    months: &'a [Month],
+    storage: &'a Option<Arc<Storage>>,
+    client: &'a Client,
+    clock: &'a Clock,
+    progress: &'a Progress,
+}
+
+impl Lane<'_> {
+    /// Fetches months `todo` (indices into the months) of the token of targets `members`, one call
+    /// at a time: the rows of each month fetched, and the names of those that failed.
+    async fn fetch(self, members: &[usize], todo: Vec<usize>) -> Result<(Vec<(usize, Vec<DatedRow>)>, Vec<String>), BackfillError> {
+        let (mut fetched, mut failed) = (Vec::new(), Vec::new());
+        let Some(&first) = members.first() else { return Ok((fetched, failed)) };
+        let mut calls = TokenCalls::new(rules_of(self.targets, members), &self.targets[first].token_name, self.storage.clone());
+        for (done, &m) in todo.iter().enumerate() {
+            let month = &self.months[m];
+            let name = month.name(self.targets);
+            let job = calls.job_of(&month.key(self.targets));
+            calls.admit(job, self.clock, self.progress, &name, todo.len() - done).await?;
+            let outcome = tokio::select! {
+                outcome = fetch(self.client, &self.targets[month.target], month, self.clock) => outcome,
+                // The call stays open in the ledger: Wolkvox may still be answering it.
+                _ = tokio::signal::ctrl_c() => return Err(BackfillError::Interrupted),
+            };
+            calls.record_end(job, self.clock.now(), outcome.as_ref().err()).await;
+            match outcome {
+                Ok(rows) => {
+                    self.progress.fetched(&name, rows.len(), todo.len() - done - 1);
+                    if !month.current
+                        && let Some(storage) = self.storage
+                    {
+                        keep(storage, self.targets, month, &rows);
+                    }
+                    fetched.push((m, rows));
+                }
+                Err(failure) => {
+                    self.progress.failed(&name, &failure);
+                    failed.push(name);
+                }
+            }
+        }
+        Ok((fetched, failed))
+    }
 }
 
 /// The months of each target's APIs between `--from` and `--to`. Gamification takes any past

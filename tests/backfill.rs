@@ -20,7 +20,7 @@ use jiff::ToSpan;
 use jiff::civil::{Date, date};
 use serde_json::Value;
 use tools::{Prometheus, run_tool, temp_dir, tool};
-use wolkvox_exporter::simulator::{Simulator, past_gamification};
+use wolkvox_exporter::simulator::{Fault, Simulator, past_gamification};
 
 fn backfill(simulator: &Simulator, state: &Path, extra: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wolkvox_exporter"))
@@ -283,6 +283,41 @@ async fn on_a_terminal_a_progress_bar_counts_the_months_and_calls() {
     assert!(drawn.status.success(), "{screen}");
     assert!(screen.contains("2/2 months") && screen.contains("2 calls made"), "no progress bar: {screen}");
     assert!(!screen.contains("month fetched"), "a terminal gets the bar, not a line per month: {screen}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tokens_are_backfilled_at_once_each_one_call_at_a_time() {
+    let other_token = "fake-token-for-tests-0002";
+    let simulator = Simulator::start(&[FAKE_TOKEN, other_token]).await.unwrap();
+    // Slow answers: one token after the other would show as all of one before any of the other.
+    simulator.set_fault(Some(Fault::Delay(Duration::from_millis(300))));
+    let dir = temp_dir("backfill-tokens");
+    let targets = dir.join("targets.yml");
+    let target = |server: &str, token_env: &str| {
+        format!("  - server: '{server}'\n    token_env: {token_env}\n    base_url: {}\n    poll_interval: 1s\n", simulator.base_url())
+    };
+    std::fs::write(&targets, format!("targets:\n{}{}", target("0042", "TOKEN_A"), target("0043", "TOKEN_B"))).unwrap();
+    let mut run = Command::new(env!("CARGO_BIN_EXE_wolkvox_exporter"));
+    run.args(["backfill", "--wolkvox.allow-fast-poll", "--from", "2026-01", "--to", "2026-03", "--output"])
+        .arg(dir.join("history.om"))
+        .arg("--config.file")
+        .arg(&targets)
+        .arg("--storage.path")
+        .arg(dir.join("data"))
+        .env("TOKEN_A", FAKE_TOKEN)
+        .env("TOKEN_B", other_token)
+        .stdin(Stdio::null());
+    let done = tokio::task::spawn_blocking(move || run.output().unwrap()).await.unwrap();
+    assert!(done.status.success(), "{}", text(&done));
+
+    for token in [FAKE_TOKEN, other_token] {
+        assert_eq!(simulator.max_in_flight(token), 1, "two calls of one token at once");
+    }
+    let servers: Vec<String> = simulator.requests().into_iter().map(|r| r.server_header.unwrap_or_default()).collect();
+    assert_eq!(servers.len(), 6, "{servers:?}");
+    let first_of_0043 = servers.iter().position(|s| s == "0043").unwrap();
+    let last_of_0042 = servers.iter().rposition(|s| s == "0042").unwrap();
+    assert!(first_of_0043 < last_of_0042, "the tokens took turns instead of running at once: {servers:?}");
 }
 
 #[tokio::test]

@@ -1,8 +1,12 @@
 //! What a backfill shows while the API's rules make it wait: on a terminal, one progress bar
 //! (months done and left, calls made, the time to the next call, the time left); elsewhere (a log
-//! file, a pipe, CI) one log line per month and one per new wait.
+//! file, a pipe, CI) one log line per month and one per new wait. Shared by the tokens' lanes,
+//! which run at once.
 
+use std::collections::HashMap;
 use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -16,11 +20,11 @@ const REDRAW: SignedDuration = SignedDuration::from_secs(1);
 
 pub struct Progress {
     bar: Option<ProgressBar>,
-    calls: usize,
-    /// The least time between two calls: the interval, or the API's floor.
+    calls: AtomicUsize,
+    /// The least time between two calls of a token: the interval, or the API's floor.
     spacing: Duration,
-    /// The call time last announced in the log.
-    announced: Option<Timestamp>,
+    /// The call time last announced in the log, by month.
+    announced: Mutex<HashMap<String, Timestamp>>,
 }
 
 impl Progress {
@@ -30,18 +34,18 @@ impl Progress {
             let style = ProgressStyle::with_template("{bar:30} {pos}/{len} months  {msg}").expect("a valid template").progress_chars("=> ");
             ProgressBar::new(months as u64).with_style(style)
         });
-        Progress { bar, calls: 0, spacing, announced: None }
+        Progress { bar, calls: AtomicUsize::new(0), spacing, announced: Mutex::default() }
     }
 
     /// Waiting until `at` for `why`, with `left` months to go (this one included). Returns when to
     /// look again at the latest, for a terminal's countdown.
-    pub fn waiting(&mut self, month: &str, now: Timestamp, at: Timestamp, why: &str, left: usize) -> Timestamp {
+    pub fn waiting(&self, month: &str, now: Timestamp, at: Timestamp, why: &str, left: usize) -> Timestamp {
         let wait = until(now, at);
         match &self.bar {
             Some(bar) => {
                 bar.set_message(format!(
                     "{} calls made, the next in {}, about {} left",
-                    self.calls,
+                    self.calls.load(Ordering::Relaxed),
                     seconds(wait),
                     seconds(wait + self.spacing * (left as u32).saturating_sub(1))
                 ));
@@ -49,8 +53,9 @@ impl Progress {
             }
             None => {
                 // A wait under a second is the next call, not news.
-                if self.announced != Some(at) && wait >= Duration::from_secs(1) {
-                    self.announced = Some(at);
+                let mut announced = self.announced.lock().expect("no panic while holding the lock");
+                if announced.get(month) != Some(&at) && wait >= Duration::from_secs(1) {
+                    announced.insert(month.to_owned(), at);
                     tracing::info!(month, wait = %seconds(wait), left, "waiting for {why}");
                 }
                 at
@@ -58,16 +63,16 @@ impl Progress {
         }
     }
 
-    pub fn fetched(&mut self, month: &str, rows: usize, left: usize) {
-        self.calls += 1;
+    pub fn fetched(&self, month: &str, rows: usize, left: usize) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
         match &self.bar {
             Some(bar) => bar.inc(1),
             None => tracing::info!(month, rows, left, "month fetched"),
         }
     }
 
-    pub fn failed(&mut self, month: &str, failure: &Failure) {
-        self.calls += 1;
+    pub fn failed(&self, month: &str, failure: &Failure) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
         let warn = || tracing::warn!(month, reason = failure.reason.as_str(), msg = %failure.detail, "month failed");
         match &self.bar {
             Some(bar) => {
@@ -80,7 +85,7 @@ impl Progress {
 
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {
-            bar.finish_with_message(format!("{} calls made", self.calls));
+            bar.finish_with_message(format!("{} calls made", self.calls.load(Ordering::Relaxed)));
         }
     }
 }
