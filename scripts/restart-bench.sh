@@ -17,54 +17,10 @@ days=${DAYS:-30}
 runs=${RUNS:-10}
 source scripts/bench-common.sh
 require_tools "apt-get install nginx curl" nginx curl python3
-work=$(mktemp -d)
-chmod 755 "$work"   # nginx's workers run unprivileged
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2> /dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
+make_work_dir
 now_ns() { echo "${EPOCHREALTIME/./}000"; }
-
-nginx_port=$(free_port)
-mkdir -p "$work/www/api/v2" "$work/nginx"
-cat > "$work/nginx/nginx.conf" << CONF
-daemon off;
-worker_processes 1;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx;
-  proxy_temp_path $work/nginx;
-  fastcgi_temp_path $work/nginx;
-  uwsgi_temp_path $work/nginx;
-  scgi_temp_path $work/nginx;
-  server {
-    listen 127.0.0.1:$nginx_port;
-    root $work/www;
-    location = /api/v2/billing.php { default_type application/json; }
-  }
-}
-CONF
-# The billing answer, as scripts/scrape-bench.sh generates it; its last series is the marker.
-marker=$(python3 - "$rows" "$days" "$work/www/api/v2/billing.php" << 'PY'
-import json, sys
-n, days, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-series = -(-n // days)
-products = ["Gamification", "Gamification Premium"]
-data = [{"operation": f"operación_{i % series // 2:05d}", "description": products[i % series % 2],
-         "items": str(i % 97), "date": f"2026-11-{1 + i // series:02d} 09:00:00"} for i in range(n)]
-with open(path, "w") as out:
-    json.dump({"code": 200, "error": None, "msg": "Information found for the current month", "data": data}, out)
-last = series - 1
-print(f'wolkvox_gamification_licenses{{server="0042",operation="operación_{last // 2:05d}",description="{products[last % 2]}"}}')
-PY
-)
-chmod -R a+rX "$work/www"
-nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" &
-nginx=$!
-pids+=("$nginx")
-for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$nginx_port/" && break; sleep 0.1; done
+start_nginx 64
+marker=$(billing_answer "$rows" "$days")
 
 state="$work/state"
 port=$(free_port)

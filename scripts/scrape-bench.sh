@@ -18,43 +18,11 @@ poll_every=${POLL_EVERY:-1s}
 source scripts/bench-common.sh
 require_tools "apt-get install wrk nginx curl" wrk nginx curl python3
 require_python_module prometheus_client
-work=$(mktemp -d)
-chmod 755 "$work"   # nginx's workers run unprivileged
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2> /dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
+make_work_dir
 wait_for() { until curl -sf -o /dev/null "$1"; do sleep 0.1; done; }
 kib() { awk -v key="$2:" '$1 == key { print $2 }' "/proc/$1/status"; }
-
-nginx_port=$(free_port)
-mkdir -p "$work/www/api/v2" "$work/nginx"
-cat > "$work/nginx/nginx.conf" << CONF
-daemon off;
-worker_processes 1;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  keepalive_requests 1000000;
-  client_body_temp_path $work/nginx;
-  proxy_temp_path $work/nginx;
-  fastcgi_temp_path $work/nginx;
-  uwsgi_temp_path $work/nginx;
-  scgi_temp_path $work/nginx;
-  server {
-    listen 127.0.0.1:$nginx_port;
-    root $work/www;
-    location = /metrics { default_type "text/plain; version=0.0.4"; gzip_static on; }
-    location = /api/v2/billing.php { default_type application/json; }
-  }
-}
-CONF
-nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" &
-pids+=($!)
-until curl -s -o /dev/null "http://127.0.0.1:$nginx_port/"; do sleep 0.1; done
+start_nginx 4096 "sendfile on; tcp_nopush on; keepalive_requests 1000000;" \
+  'location = /metrics { default_type "text/plain; version=0.0.4"; gzip_static on; }'
 
 cat > "$work/peer.py" << 'PY'
 # The usual hand-written exporter: prometheus_client's registry and HTTP server, a collector
@@ -74,11 +42,12 @@ while True:
     time.sleep(3600)
 PY
 
-# start_exporter PORT INTERVAL: an exporter polling nginx's billing answer every INTERVAL.
+# start_exporter PORT INTERVAL: an exporter polling nginx's billing answer every INTERVAL, with a
+# new state directory (a shared one would carry the last exporter's hourly schedule into the next).
 start_exporter() {
   WOLKVOX_TOKEN=fake-token-for-benchmarks "$exporter_binary" --wolkvox.server 0042 \
     --wolkvox.base-url "http://127.0.0.1:$nginx_port" --wolkvox.poll-interval "$2" --wolkvox.allow-fast-poll \
-    --web.listen-address "127.0.0.1:$1" --web.max-requests 0 --log.level warn &
+    --storage.path "$(mktemp -d -p "$work")" --web.listen-address "127.0.0.1:$1" --web.max-requests 0 --log.level warn &
   pids+=($!)
 }
 
@@ -94,15 +63,7 @@ bench() {
 echo "wrk -t2 -c$connections -d$duration on $(nproc) cores shared by wrk and the server"
 printf '%-7s %-8s %-5s %12s %10s %10s %8s\n' rows server gzip req/s p50 p99 non-2xx
 for rows in $rows_list; do
-  python3 - "$rows" "$days" > "$work/www/api/v2/billing.php" << 'PY'
-import json, sys
-n, days = int(sys.argv[1]), int(sys.argv[2])
-series = -(-n // days)
-data = [{"operation": f"operación_{i % series // 2:05d}", "description": ["Gamification", "Gamification Premium"][i % series % 2],
-         "items": str(i % 97), "date": f"2026-11-{1 + i // series:02d} 09:00:00"} for i in range(n)]
-print(json.dumps({"code": 200, "error": None, "msg": "Information found for the current month", "data": data}))
-PY
-  chmod -R a+rX "$work/www"
+  billing_answer "$rows" "$days" > /dev/null
   port=$(free_port)
   start_exporter "$port" 1h
   exporter=$!
