@@ -8,7 +8,7 @@ use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::clock::Clock;
-use crate::config::{self, Config};
+use crate::config::Config;
 use crate::simulator::Simulator;
 use crate::snapshot::Store;
 use crate::storage::{Role, Storage, StorageError};
@@ -55,15 +55,7 @@ impl Exporter {
 
     /// The same on a clock of the caller's (tests start it at a date of their choosing).
     pub async fn start_with_clock(mut config: Config, clock: Clock) -> Result<Exporter, ExporterError> {
-        let simulator = if config.demo {
-            let simulator = Simulator::start(&[config::DEMO_TOKEN]).await.map_err(ExporterError::Simulator)?;
-            for target in &mut config.targets {
-                target.base_url = simulator.base_url();
-            }
-            Some(simulator)
-        } else {
-            None
-        };
+        let simulator = Simulator::for_demo(&mut config, &clock).await.map_err(ExporterError::Simulator)?;
         let listener = TcpListener::bind(&config.listen_address)
             .await
             .map_err(|source| ExporterError::Listen { address: config.listen_address.clone(), source })?;

@@ -227,15 +227,7 @@ fn own_wait(job: &JobRules, failure: Option<&Failure>) -> jiff::SignedDuration {
 /// Runs the backfill; with `--demo`, against the embedded simulator (which keeps past months of
 /// gamification).
 pub async fn run_with_demo(mut config: Config, flags: BackfillFlags, clock: Clock) -> Result<(), BackfillError> {
-    let simulator = if config.demo {
-        let simulator = Simulator::start(&[config::DEMO_TOKEN]).await.map_err(BackfillError::Simulator)?;
-        for target in &mut config.targets {
-            target.base_url = simulator.base_url();
-        }
-        Some(simulator)
-    } else {
-        None
-    };
+    let simulator = Simulator::for_demo(&mut config, &clock).await.map_err(BackfillError::Simulator)?;
     let result = run(config, flags, clock).await;
     drop(simulator);
     result

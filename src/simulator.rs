@@ -19,6 +19,8 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
+use crate::clock::Clock;
+use crate::config::{self, Config};
 use crate::web::{Limits, Web, WebSettings};
 use crate::wolkvox::catalogue;
 
@@ -103,6 +105,8 @@ pub struct RecordedRequest {
 const SIMULTANEOUS_LIMIT: usize = 2;
 
 struct Inner {
+    /// The wall clock of the simulated API: what "today" and "this month" are.
+    clock: Clock,
     accepted_tokens: Vec<String>,
     /// Rows served by every API, unless `fixed_rows_by_api` has rows for it.
     fixed_rows: Option<Vec<Value>>,
@@ -136,20 +140,34 @@ pub struct Simulator {
 }
 
 impl Simulator {
-    /// Starts on 127.0.0.1 on a free port; only the given tokens are accepted.
+    /// Starts on 127.0.0.1 on a free port, on the system's clock; only the given tokens are accepted.
     pub async fn start(accepted_tokens: &[&str]) -> std::io::Result<Simulator> {
-        Simulator::launch(accepted_tokens, None).await
+        Simulator::launch(accepted_tokens, None, Clock::system()).await
+    }
+
+    /// With `--demo`, the simulator on the exporter's clock, every target pointed at it; None
+    /// otherwise.
+    pub async fn for_demo(config: &mut Config, clock: &Clock) -> std::io::Result<Option<Simulator>> {
+        if !config.demo {
+            return Ok(None);
+        }
+        let simulator = Simulator::launch(&[config::DEMO_TOKEN], None, clock.clone()).await?;
+        for target in &mut config.targets {
+            target.base_url = simulator.base_url();
+        }
+        Ok(Some(simulator))
     }
 
     /// The same over HTTPS, with the certificate of a web configuration file (reachable as
     /// `https://localhost:PORT`).
     pub async fn start_tls(accepted_tokens: &[&str], web_config: &std::path::Path) -> std::io::Result<Simulator> {
         let settings = WebSettings::load(web_config).map_err(std::io::Error::other)?;
-        Simulator::launch(accepted_tokens, Some(settings)).await
+        Simulator::launch(accepted_tokens, Some(settings), Clock::system()).await
     }
 
-    async fn launch(accepted_tokens: &[&str], tls: Option<WebSettings>) -> std::io::Result<Simulator> {
+    async fn launch(accepted_tokens: &[&str], tls: Option<WebSettings>, clock: Clock) -> std::io::Result<Simulator> {
         let shared = Arc::new(Mutex::new(Inner {
+            clock,
             accepted_tokens: accepted_tokens.iter().map(|t| (*t).to_owned()).collect(),
             fixed_rows: None,
             fixed_rows_by_api: HashMap::new(),
@@ -335,7 +353,7 @@ async fn billing(State(shared): State<Shared>, uri: Uri, Query(query): Query<Has
     let window = (query.get("date_ini").and_then(|d| civil_date(d)), query.get("date_end").and_then(|d| civil_date(d)));
     // Rows a test set stand whatever the window; otherwise a past window of gamification gets history.
     let rows_now = || match window {
-        (Some(first), Some(last)) if api == "gamification" && is_past(last) && !has_fixed_rows(&shared, api) => {
+        (Some(first), Some(last)) if api == "gamification" && is_past(&shared, last) && !has_fixed_rows(&shared, api) => {
             past_gamification_rows(first, last)
         }
         _ => rows_now(&shared, api),
@@ -411,9 +429,13 @@ fn civil_date(text: &str) -> Option<jiff::civil::Date> {
 }
 
 /// Before the current month in Bogota: history, which does not drift.
-fn is_past(last: jiff::civil::Date) -> bool {
-    let bogota = jiff::tz::TimeZone::get("America/Bogota").unwrap_or(jiff::tz::TimeZone::UTC);
-    last < jiff::Zoned::now().with_time_zone(bogota).date().first_of_month()
+fn is_past(shared: &Shared, last: jiff::civil::Date) -> bool {
+    last < in_bogota(&lock(shared).clock).date().first_of_month()
+}
+
+/// The simulated API's time of day: Bogota's.
+fn in_bogota(clock: &Clock) -> jiff::Zoned {
+    clock.now().to_zoned(jiff::tz::TimeZone::get("America/Bogota").unwrap_or(jiff::tz::TimeZone::UTC))
 }
 
 /// The gamification series of the demo in a past window: one row per series and day, dated at the
@@ -462,7 +484,8 @@ fn rows_now(shared: &Shared, api: &str) -> Vec<Value> {
     if let Some(rows) = inner.fixed_rows_by_api.get(api).or(inner.fixed_rows.as_ref()) {
         return rows.clone();
     }
-    inner.drift.get_mut(api).map(Drift::rows).unwrap_or_default()
+    let now = in_bogota(&inner.clock);
+    inner.drift.get_mut(api).map(|drift| drift.rows(&now)).unwrap_or_default()
 }
 
 fn envelope(rows: Vec<Value>) -> Value {
@@ -521,8 +544,7 @@ impl Drift {
     }
 
     /// One row per series for each day of the month so far (past days settled, today drifting).
-    fn rows(&mut self) -> Vec<Value> {
-        let now = jiff::Zoned::now().with_time_zone(jiff::tz::TimeZone::get("America/Bogota").unwrap_or(jiff::tz::TimeZone::UTC));
+    fn rows(&mut self, now: &jiff::Zoned) -> Vec<Value> {
         for (_, _, current) in &mut self.series {
             *current = (*current + fastrand::i32(-2..=2) as f64).max(0.0);
         }
