@@ -71,7 +71,7 @@ fn benches(c: &mut Criterion) {
     group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
 
     let dir = directory("ledger");
-    let storage = Storage::open(&dir, Role::Exporter).unwrap();
+    let storage = Storage::open(&dir, Role::Exporter, Clock::system()).unwrap();
     let ledger = ledger();
     storage.save_ledger(TOKEN, &ledger);
     let bytes = std::fs::metadata(dir.join(format!("token-{TOKEN}.ledger.json"))).unwrap().len();
@@ -85,7 +85,7 @@ fn benches(c: &mut Criterion) {
         [("100", 100, 30), ("10000", 10_000, 30), ("60000", 60_000, 30), ("10000-distinct", 10_000, 1), ("60000-distinct", 60_000, 1)]
     {
         let dir = directory(name);
-        let storage = Storage::open(&dir, Role::Exporter).unwrap();
+        let storage = Storage::open(&dir, Role::Exporter, Clock::system()).unwrap();
         let answers = answers(rows, days, "2026-11-15T15:00:00Z".parse().unwrap());
         storage.save_ledger(TOKEN, &ledger);
         storage.save_answers(TOKEN, &answers);
@@ -133,7 +133,7 @@ fn restarts(c: &mut Criterion) {
     for (name, rows, days) in [("100", 100, 30), ("60000", 60_000, 30), ("60000-distinct", 60_000, 1)] {
         let dir = directory(&format!("restart-{name}"));
         let config = config(&dir);
-        let storage = Arc::new(Storage::open(&dir, Role::Exporter).unwrap());
+        let storage = Arc::new(Storage::open(&dir, Role::Exporter, Clock::system()).unwrap());
         let token_name = &config.targets[0].token_name;
         storage.save_ledger(token_name, &ledger());
         // Answered just now: an answer older than --wolkvox.stale-after is restored but not rendered.

@@ -62,7 +62,7 @@ impl Exporter {
         let addr = listener.local_addr().map_err(ExporterError::ListenAddress)?;
 
         let storage = match &config.storage_path {
-            Some(path) => Some(Arc::new(Storage::open(path, Role::Exporter)?)),
+            Some(path) => Some(Arc::new(Storage::open(path, Role::Exporter, clock.clone())?)),
             None => None,
         };
         let (lanes, store) = poller::plan(&config.targets, &config.budgets, clock.clone(), storage);

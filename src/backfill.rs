@@ -237,7 +237,7 @@ pub async fn run_with_demo(mut config: Config, flags: BackfillFlags, clock: Cloc
 pub async fn run(config: Config, flags: BackfillFlags, clock: Clock) -> Result<(), BackfillError> {
     let months = plan(&config.targets, &flags, clock.now())?;
     let storage = match &config.storage_path {
-        Some(path) => Some(Arc::new(Storage::open(path, Role::Backfill)?)),
+        Some(path) => Some(Arc::new(Storage::open(path, Role::Backfill, clock.clone())?)),
         None => None,
     };
     let kept = |month: &Month| -> Option<Vec<DatedRow>> {

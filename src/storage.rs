@@ -26,6 +26,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::admission::Ledger;
+use crate::clock::Clock;
 use crate::wolkvox::model::Series;
 
 /// The format of every file; a file of another version is set aside.
@@ -98,6 +99,8 @@ struct Versioned {
 
 pub struct Storage {
     dir: PathBuf,
+    /// Dates the name of a file set aside.
+    clock: Clock,
     /// Held for the life of the process: the OS releases it however the process ends.
     _lock: File,
     write_failures: AtomicU64,
@@ -106,7 +109,7 @@ pub struct Storage {
 
 impl Storage {
     /// Creates the directory if needed (0700), checks it is writable, and takes the role's lock.
-    pub fn open(dir: &Path, role: Role) -> Result<Storage, StorageError> {
+    pub fn open(dir: &Path, role: Role, clock: Clock) -> Result<Storage, StorageError> {
         let unusable = |source| StorageError::Unusable { path: dir.to_owned(), source };
         fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(unusable)?;
         let name = match role {
@@ -136,7 +139,7 @@ impl Storage {
             .map_err(unusable)?;
         // The directory may predate us with wider permissions; the lock write proved it writable.
         let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
-        Ok(Storage { dir: dir.to_owned(), _lock: lock, write_failures: AtomicU64::new(0), last_logged: Mutex::new(None) })
+        Ok(Storage { dir: dir.to_owned(), clock, _lock: lock, write_failures: AtomicU64::new(0), last_logged: Mutex::new(None) })
     }
 
     /// Whether an exporter holds this directory now (for a backfill, which then leaves it turns).
@@ -247,7 +250,7 @@ impl Storage {
 
     /// Moves a file that cannot be used out of the way, kept for inspection.
     fn set_aside<T>(&self, path: &Path, problem: &str) -> Option<T> {
-        let aside = path.with_extension(format!("json.bad-{}", Timestamp::now().as_second()));
+        let aside = path.with_extension(format!("json.bad-{}", self.clock.now().as_second()));
         match fs::rename(path, &aside) {
             Ok(()) => {
                 tracing::warn!(file = %path.display(), moved_to = %aside.display(), "the state file {problem}; starting this token clean")
@@ -330,7 +333,7 @@ mod tests {
     #[test]
     fn what_is_saved_is_restored_with_private_permissions() {
         let dir = temp_dir("roundtrip").join("data");
-        let storage = Storage::open(&dir, Role::Exporter).unwrap();
+        let storage = Storage::open(&dir, Role::Exporter, Clock::system()).unwrap();
         let ledger = Ledger { calls_today: 7, ..Ledger::default() };
         storage.save_ledger("main", &ledger);
         storage.save_answers("main", &BTreeMap::from([("0042/gamification".to_owned(), answer())]));
@@ -349,7 +352,8 @@ mod tests {
     #[test]
     fn unusable_files_are_set_aside_and_the_token_starts_clean() {
         let dir = temp_dir("bad");
-        let storage = Storage::open(&dir, Role::Exporter).unwrap();
+        // The name of a file set aside is dated by the exporter's clock.
+        let storage = Storage::open(&dir, Role::Exporter, Clock::starting_at("2026-11-30T23:59:58-05:00".parse().unwrap())).unwrap();
         let valid = |name: &str| {
             format!("{{\"version\":1,\"token_name\":\"{name}\",\"ledger\":{}}}", serde_json::to_string(&Ledger::default()).unwrap())
         };
@@ -367,7 +371,7 @@ mod tests {
             assert!(!path.exists(), "{name} was not moved aside");
             let kept = fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()).any(|e| {
                 let file = e.file_name().to_string_lossy().into_owned();
-                file.starts_with(&format!("token-{name}.ledger.json.bad-"))
+                file.starts_with(&format!("token-{name}.ledger.json.bad-179610119"))
             });
             assert!(kept, "{name} was not kept for inspection");
         }
@@ -376,8 +380,8 @@ mod tests {
     #[test]
     fn a_second_process_on_the_same_path_is_refused_naming_the_path_and_the_holder() {
         let dir = temp_dir("lock");
-        let _first = Storage::open(&dir, Role::Exporter).unwrap();
-        let error = Storage::open(&dir, Role::Exporter).err().expect("the path is locked").to_string();
+        let _first = Storage::open(&dir, Role::Exporter, Clock::system()).unwrap();
+        let error = Storage::open(&dir, Role::Exporter, Clock::system()).err().expect("the path is locked").to_string();
         assert!(error.contains("--storage.path") && error.contains(&dir.display().to_string()), "{error}");
         assert!(error.contains(&format!("pid {}", std::process::id())), "{error}");
     }
@@ -385,11 +389,11 @@ mod tests {
     #[test]
     fn an_exporter_and_a_backfill_share_a_path_and_each_change_starts_from_the_others() {
         let dir = temp_dir("shared");
-        let backfill = Storage::open(&dir, Role::Backfill).unwrap();
+        let backfill = Storage::open(&dir, Role::Backfill, Clock::system()).unwrap();
         assert!(!backfill.exporter_running());
-        let exporter = Storage::open(&dir, Role::Exporter).unwrap();
+        let exporter = Storage::open(&dir, Role::Exporter, Clock::system()).unwrap();
         assert!(backfill.exporter_running());
-        let error = Storage::open(&dir, Role::Backfill).err().expect("one backfill at a time").to_string();
+        let error = Storage::open(&dir, Role::Backfill, Clock::system()).err().expect("one backfill at a time").to_string();
         assert!(error.contains("another backfill"), "{error}");
 
         let (mut exporters, mut backfills) = (Ledger::default(), Ledger::default());
@@ -407,14 +411,14 @@ mod tests {
     fn an_unwritable_path_is_refused_naming_the_flag() {
         let file = temp_dir("notadir").join("file");
         fs::write(&file, "").unwrap();
-        let error = Storage::open(&file.join("data"), Role::Exporter).err().expect("not a directory").to_string();
+        let error = Storage::open(&file.join("data"), Role::Exporter, Clock::system()).err().expect("not a directory").to_string();
         assert!(error.starts_with("invalid configuration: --storage.path"), "{error}");
     }
 
     #[test]
     fn a_failed_write_is_counted_and_the_old_file_stays() {
         let dir = temp_dir("fail");
-        let storage = Storage::open(&dir, Role::Exporter).unwrap();
+        let storage = Storage::open(&dir, Role::Exporter, Clock::system()).unwrap();
         storage.save_ledger("main", &Ledger { calls_today: 1, ..Ledger::default() });
         // A directory where the temporary file should go makes the write fail.
         fs::create_dir(dir.join("token-main.ledger.json.tmp")).unwrap();
