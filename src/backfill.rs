@@ -274,7 +274,8 @@ pub async fn run(config: Config, flags: BackfillFlags, clock: Clock) -> Result<(
     }
     progress.finish();
 
-    write_output(&config.targets, &months, &results, &flags)?;
+    let with_rows = months.iter().zip(&results).filter_map(|(month, rows)| Some((month, rows.as_deref()?))).collect();
+    write_output(&Fetched { targets: &config.targets, months: with_rows, flags: &flags })?;
     if failed.is_empty() { Ok(()) } else { Err(BackfillError::Failed(failed)) }
 }
 
@@ -523,26 +524,28 @@ fn print_plan(
     }
 }
 
+/// What the output is written from: each month fetched (or kept from an earlier run), with its rows.
+struct Fetched<'a> {
+    targets: &'a [Target],
+    months: Vec<(&'a Month, &'a [DatedRow])>,
+    flags: &'a BackfillFlags,
+}
+
 /// Every family, whole, into `--output` (a temporary file renamed at the end) or standard output.
-fn write_output(
-    targets: &[Target],
-    months: &[Month],
-    results: &[Option<Vec<DatedRow>>],
-    flags: &BackfillFlags,
-) -> Result<(), BackfillError> {
-    let Some(output) = flags.output.as_deref() else { return Ok(()) };
+fn write_output(fetched: &Fetched<'_>) -> Result<(), BackfillError> {
+    let Some(output) = fetched.flags.output.as_deref() else { return Ok(()) };
     let failed = |source| BackfillError::Output { path: output.to_owned(), source };
     if output == "-" {
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::new(stdout.lock());
-        write_families(&mut out, targets, months, results, flags).and_then(|()| out.flush()).map_err(failed)?;
+        write_families(&mut out, fetched).and_then(|()| out.flush()).map_err(failed)?;
         return Ok(());
     }
     let path = Path::new(output);
     let temporary = path.with_file_name(format!(".{}.partial", path.file_name().and_then(|n| n.to_str()).unwrap_or("backfill")));
     let written = std::fs::File::create(&temporary).and_then(|file| {
         let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-        write_families(&mut out, targets, months, results, flags)?;
+        write_families(&mut out, fetched)?;
         out.into_inner().map_err(|e| e.into_error())?.sync_all()
     });
     match written.and_then(|()| std::fs::rename(&temporary, path)) {
@@ -554,20 +557,13 @@ fn write_output(
     }
 }
 
-fn write_families(
-    out: &mut impl Write,
-    targets: &[Target],
-    months: &[Month],
-    results: &[Option<Vec<DatedRow>>],
-    flags: &BackfillFlags,
-) -> std::io::Result<()> {
+fn write_families(out: &mut impl Write, fetched: &Fetched<'_>) -> std::io::Result<()> {
     for api in catalogue::APIS.iter() {
         // (server, operation, description) -> days, across the months, and the zone of each server.
         let mut series: BTreeMap<(String, String, String), Vec<Day>> = BTreeMap::new();
         let mut zones = BTreeMap::new();
-        for (month, rows) in months.iter().zip(results).filter(|(m, _)| std::ptr::eq(m.api, api)) {
-            let Some(rows) = rows else { continue };
-            let target = &targets[month.target];
+        for (month, rows) in fetched.months.iter().filter(|(m, _)| std::ptr::eq(m.api, api)) {
+            let target = &fetched.targets[month.target];
             zones.insert(target.server.clone(), target.timezone.clone());
             for ((operation, description), days) in history::days(rows, month.first, month.last) {
                 series.entry((target.server.clone(), operation, description)).or_default().extend(days);
@@ -592,31 +588,26 @@ fn write_families(
                 .iter()
                 .map(|((server, operation, description), days)| {
                     let labels = labels(
-                        flags,
+                        fetched.flags,
                         [("server", server.as_str()), ("operation", operation.as_str()), ("description", description.as_str())],
                     );
                     openmetrics::Series { labels, days, zone: &zones[server] }
                 })
                 .collect();
-            openmetrics::family(out, &name, &help, value, &rendered, flags.sample_interval)?;
+            openmetrics::family(out, &name, &help, value, &rendered, fetched.flags.sample_interval)?;
         }
     }
-    write_month_ends(out, targets, months, results, flags)?;
+    write_month_ends(out, fetched)?;
     openmetrics::eof(out)
 }
 
 /// `wolkvox_month_end_timestamp_seconds` for every backfilled day of every server and API, as the
 /// live exporter serves it: the queries that find a month's end in the target's zone (the finance
 /// tables, the projection alert) then work on history too.
-fn write_month_ends(
-    out: &mut impl Write,
-    targets: &[Target],
-    months: &[Month],
-    results: &[Option<Vec<DatedRow>>],
-    flags: &BackfillFlags,
-) -> std::io::Result<()> {
+fn write_month_ends(out: &mut impl Write, fetched: &Fetched<'_>) -> std::io::Result<()> {
     let mut covered: BTreeMap<(usize, &str), Vec<Day>> = BTreeMap::new();
-    for (month, _) in months.iter().zip(results).filter(|(_, rows)| rows.is_some()) {
+    let targets = fetched.targets;
+    for (month, _) in &fetched.months {
         let zone = &targets[month.target].timezone;
         let end = month.month.last_of_month().tomorrow().ok().and_then(|next| next.to_zoned(zone.clone()).ok());
         let Some(end) = end.map(|end| end.timestamp().as_second() as f64) else { continue };
@@ -633,12 +624,19 @@ fn write_month_ends(
     let series: Vec<openmetrics::Series<'_>> = covered
         .iter()
         .map(|((target, api), days)| {
-            let labels = labels(flags, [("server", targets[*target].server.as_str()), ("api", *api)]);
+            let labels = labels(fetched.flags, [("server", targets[*target].server.as_str()), ("api", *api)]);
             openmetrics::Series { labels, days, zone: &targets[*target].timezone }
         })
         .collect();
     let help = "Unix time at which the billing month ends in the target's time zone, backfilled.";
-    openmetrics::family(out, "wolkvox_month_end_timestamp_seconds", help, openmetrics::Value::Latest, &series, flags.sample_interval)
+    openmetrics::family(
+        out,
+        "wolkvox_month_end_timestamp_seconds",
+        help,
+        openmetrics::Value::Latest,
+        &series,
+        fetched.flags.sample_interval,
+    )
 }
 
 /// `job`, `instance` when given, then the series' own labels.
