@@ -37,13 +37,18 @@ impl Clock {
 
     /// The wall time as Unix seconds, for metrics.
     pub fn unix(&self) -> f64 {
-        self.now().as_millisecond() as f64 / 1000.0
+        unix(self.now())
     }
 
     /// The monotonic instant at which the wall clock will read `at` (now, if that has passed).
     pub fn instant_at(&self, at: Timestamp) -> Instant {
         Instant::now() + until(self.now(), at)
     }
+}
+
+/// `at` as Unix seconds, as metrics give times.
+pub fn unix(at: Timestamp) -> f64 {
+    at.as_millisecond() as f64 / 1000.0
 }
 
 /// The time from `from` to `to`, zero if `to` is not later.

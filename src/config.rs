@@ -694,10 +694,10 @@ fn telemetry_path(path: &str) -> Result<String, ConfigError> {
     Ok(path.to_owned())
 }
 
-/// `90s`, `5m`, `1h 30m`: for the duration flags and fields.
 /// Where state is kept unless `--storage.path` says otherwise, as in Prometheus and Alertmanager.
 pub const DEFAULT_STORAGE_PATH: &str = "data/";
 
+/// `90s`, `5m`, `1h 30m`: for the duration flags and fields.
 pub fn parse_duration(text: &str) -> Result<Duration, InvalidDuration> {
     humantime::parse_duration(text.trim()).map_err(|source| InvalidDuration { text: text.to_owned(), source })
 }

@@ -3,15 +3,14 @@
 //! ledger and in the store. Every rule about when to call lives in `admission`; this file only
 //! plans the lanes and runs them.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::collections::BTreeMap;
-
 use crate::admission::{self, JobLedger, JobRules, Ledger, TokenRules};
 use crate::budget::Budget;
-use crate::clock::Clock;
+use crate::clock::{Clock, unix, until};
 use crate::config::{self, Target};
 use crate::snapshot::{JobId, Store, StoreBuilder, TokenId};
 use crate::state::{LastPoll, Success, TargetState, TokenState};
@@ -196,7 +195,7 @@ pub async fn run_lane<S: UsageSource>(source: Arc<S>, lane: Lane, store: Arc<Sto
             state.info = info.or(state.info.take());
         });
         let due = ledger.get().jobs.get(&rules.jobs[decision.job].key).and_then(|j| j.due).unwrap_or(now);
-        log_outcome(&targets[job.target], job.api, &outcome, took, crate::clock::until(clock.now(), due));
+        log_outcome(&targets[job.target], job.api, &outcome, took, until(clock.now(), due));
         publish_schedule(&store, &jobs, ledger.get(), &rules, &clock);
         store.record(job.id, outcome, took, unix(ended));
     }
@@ -236,10 +235,6 @@ async fn call<S: UsageSource>(
     } else {
         (source.poll(&request).await, None)
     }
-}
-
-fn unix(at: jiff::Timestamp) -> f64 {
-    at.as_millisecond() as f64 / 1000.0
 }
 
 /// Tells the store when each job may call next, for the landing page: its own schedule and the
