@@ -92,24 +92,21 @@ impl TargetState {
     /// this month's, and an alert on them would fire on a month that is over.
     pub fn fresh_report(&self, unix: f64) -> Option<&Report> {
         let success = self.last_success.as_ref()?;
-        let this_month = self.month_start_unix(unix).is_some_and(|start| success.unix >= start);
+        let this_month = self.month_start(unix).is_some_and(|start| success.unix >= start.timestamp().as_second() as f64);
         (unix - success.unix <= self.stale_after.as_secs_f64() && this_month).then_some(&*success.report)
     }
 
     /// Unix time at which the current billing month ends in the target's zone: the first instant
     /// of the next month there.
     pub fn month_end_unix(&self, unix: f64) -> Option<f64> {
-        let start = self.zoned(unix)?.first_of_month().ok()?.start_of_day().ok()?;
-        Some(start.checked_add(jiff::Span::new().months(1)).ok()?.timestamp().as_second() as f64)
+        let next = self.month_start(unix)?.checked_add(jiff::Span::new().months(1)).ok()?;
+        Some(next.timestamp().as_second() as f64)
     }
 
-    /// Unix time at which the current billing month began in the target's zone.
-    fn month_start_unix(&self, unix: f64) -> Option<f64> {
-        Some(self.zoned(unix)?.first_of_month().ok()?.start_of_day().ok()?.timestamp().as_second() as f64)
-    }
-
-    fn zoned(&self, unix: f64) -> Option<jiff::Zoned> {
-        Some(jiff::Timestamp::from_second(unix.floor() as i64).ok()?.to_zoned(self.timezone.clone()))
+    /// The first instant of the current billing month in the target's zone.
+    fn month_start(&self, unix: f64) -> Option<jiff::Zoned> {
+        let now = jiff::Timestamp::from_second(unix.floor() as i64).ok()?.to_zoned(self.timezone.clone());
+        Some(crate::wolkvox::window::month_start(&now))
     }
 
     /// When (Unix time) the usage series will go stale, if they are still being served.

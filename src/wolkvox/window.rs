@@ -14,9 +14,13 @@ pub struct Window {
 }
 
 pub fn current_month(now: &Zoned) -> Window {
-    let month_start = now.first_of_month().and_then(|day| day.start_of_day()).expect("the first of the current month exists in every zone");
-    let start = clamp_to_max_span(month_start, now);
+    let start = clamp_to_max_span(month_start(now), now);
     Window { date_ini: format(&start), date_end: format(now) }
+}
+
+/// 00:00:00 on the first of `now`'s month, in its zone: where the billing month begins.
+pub fn month_start(now: &Zoned) -> Zoned {
+    now.first_of_month().and_then(|day| day.start_of_day()).expect("the first of the current month exists in every zone")
 }
 
 /// Any window, as civil times of the target's zone (the backfill's whole past months).
