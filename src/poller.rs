@@ -119,8 +119,7 @@ pub fn plan(targets: &[Target], budgets: &[Budget], clock: Clock, storage: Optio
 /// success time, and `wolkvox_up` from the last poll's outcome.
 fn restored_state(mut state: TargetState, job: Option<&JobLedger>, answer: Option<&Answer>) -> TargetState {
     if let Some(answer) = answer {
-        let report = Report { rows: answer.rows, series: answer.series.clone(), skipped: Vec::new() };
-        state.last_success = Some(Success { report: Arc::new(report), unix: unix(answer.succeeded_at) });
+        state.last_success = Some(Success { report: answer.report.clone(), unix: unix(answer.succeeded_at) });
     }
     if let Some(job) = job
         && let Some(end) = job.last_end
@@ -172,6 +171,8 @@ pub async fn run_lane<S: UsageSource>(source: Arc<S>, lane: Lane, store: Arc<Sto
         refresh_token(target);
         let started = tokio::time::Instant::now();
         let (outcome, info) = call(source.as_ref(), target, job.api, &clock).await;
+        // One report, shared by the store that serves it and the answers that keep it.
+        let outcome = outcome.map(Arc::new);
         let took = started.elapsed();
         let ended = clock.now();
         let (rules_now, failure) = (rules.clone(), outcome.as_ref().err().cloned());
@@ -179,7 +180,7 @@ pub async fn run_lane<S: UsageSource>(source: Arc<S>, lane: Lane, store: Arc<Sto
             .update(move |ledger| admission::record_end(ledger, &rules_now, decision.job, ended, failure.as_ref(), fastrand::f64()))
             .await;
         if let (Ok(report), Some(storage)) = (&outcome, &storage) {
-            let answer = Answer { succeeded_at: ended, rows: report.rows, series: report.series.clone() };
+            let answer = Answer { succeeded_at: ended, report: report.clone() };
             // The previous write has ended (it is awaited), so this does not copy the map.
             Arc::make_mut(&mut answers).insert(rules.jobs[decision.job].key.clone(), answer);
             save_answers(storage, &token_name, answers.clone()).await;
@@ -274,7 +275,7 @@ fn refresh_token(target: &mut Target) {
     }
 }
 
-fn log_outcome(target: &Target, api: &Api, outcome: &Result<Report, Failure>, took: Duration, wait: Duration) {
+fn log_outcome(target: &Target, api: &Api, outcome: &Result<Arc<Report>, Failure>, took: Duration, wait: Duration) {
     let took_ms = took.as_millis() as u64;
     let next_poll_in = humantime::format_duration(Duration::from_secs(wait.as_secs())).to_string();
     match outcome {

@@ -156,7 +156,7 @@ impl Store {
 
     /// Records one poll of a job that took `duration` and finished at `finished_unix`. A failure
     /// keeps the last good report.
-    pub fn record(&self, job: JobId, outcome: Result<Report, Failure>, duration: Duration, finished_unix: f64) {
+    pub fn record(&self, job: JobId, outcome: Result<Arc<Report>, Failure>, duration: Duration, finished_unix: f64) {
         {
             let mut states = self.states.lock().expect("no panic while holding the lock");
             let state = &mut states[job.0];
@@ -167,7 +167,7 @@ impl Store {
                     for &(reason, count) in &report.skipped {
                         state.skipped[reason as usize] += count;
                     }
-                    state.last_success = Some(Success { report: Arc::new(report), unix: finished_unix });
+                    state.last_success = Some(Success { report, unix: finished_unix });
                     None
                 }
                 Err(failure) => {
@@ -231,7 +231,7 @@ mod tests {
         store.record(job, fail(), Duration::from_secs(60), 1.0);
         store.record(job, fail(), Duration::from_secs(60), 2.0);
         assert_eq!(store.states()[0].consecutive_failures, 2);
-        store.record(job, Ok(Report::default()), Duration::from_secs(1), 3.0);
+        store.record(job, Ok(Arc::new(Report::default())), Duration::from_secs(1), 3.0);
         let state = &store.states()[0];
         assert_eq!(state.consecutive_failures, 0);
         assert_eq!(state.last_failure.as_ref().map(|(_, f)| f.reason), Some(Reason::Timeout), "kept after the success");

@@ -17,8 +17,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::admission::Ledger;
 use crate::clock::Clock;
+use crate::wolkvox::Report;
 use crate::wolkvox::model::Series;
 
 /// The format of every file; a file of another version is set aside.
@@ -65,12 +66,33 @@ impl std::fmt::Display for Role {
     }
 }
 
-/// The last good answer of one job.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// The last good answer of one job: the report the store serves, shared with it rather than
+/// copied (at 60,000 series a copy is megabytes).
+#[derive(Clone, Debug, PartialEq)]
 pub struct Answer {
     pub succeeded_at: Timestamp,
-    pub rows: usize,
-    pub series: Vec<Series>,
+    pub report: Arc<Report>,
+}
+
+/// An answer as its file holds it: `S`, its series, owned when read and borrowed when written.
+#[derive(Serialize, Deserialize)]
+struct AnswerFields<S> {
+    succeeded_at: Timestamp,
+    rows: usize,
+    series: S,
+}
+
+impl Serialize for Answer {
+    fn serialize<W: serde::Serializer>(&self, serializer: W) -> Result<W::Ok, W::Error> {
+        AnswerFields { succeeded_at: self.succeeded_at, rows: self.report.rows, series: &self.report.series }.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Answer {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Answer, D::Error> {
+        let AnswerFields { succeeded_at, rows, series } = AnswerFields::<Vec<Series>>::deserialize(deserializer)?;
+        Ok(Answer { succeeded_at, report: Arc::new(Report { rows, series, skipped: Vec::new() }) })
+    }
 }
 
 /// The ledger file: `L` is the ledger, owned when read and borrowed when written.
@@ -327,7 +349,8 @@ mod tests {
 
     fn answer() -> Answer {
         let series = Series { operation: "ventas".into(), description: "Gamification".into(), latest: 15.0, max: 17.0 };
-        Answer { succeeded_at: "2026-11-15T15:00:00Z".parse().unwrap(), rows: 3, series: vec![series] }
+        let report = Report { rows: 3, series: vec![series], skipped: Vec::new() };
+        Answer { succeeded_at: "2026-11-15T15:00:00Z".parse().unwrap(), report: Arc::new(report) }
     }
 
     #[test]
