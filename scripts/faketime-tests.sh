@@ -5,8 +5,9 @@
 # date and time of day from the exporter's injected clock, or assert something true at any time.
 #
 # Only the test binaries run under faketime, never cargo (it would see source files dated in the
-# future); the tests that drive real Prometheus and Alertmanager servers (monitoring, alerting, backfill,
-# dashboards, deploy) do not: those programs would get the fake clock too.
+# future); the tests that drive real Prometheus and Alertmanager servers over the present
+# (monitoring, alerting, dashboards, deploy) do not: those programs would get the fake clock too.
+# The backfill's do: its Prometheus serves fixed past months, which a fake present leaves alone.
 #
 #   scripts/faketime-tests.sh [TEST-ARGS...]   e.g. a test name filter, or --nocapture
 #
@@ -17,7 +18,7 @@ cd "$(dirname "$0")/.."
 command -v faketime > /dev/null || { echo "faketime is not installed: apt-get install faketime" >&2; exit 1; }
 
 # Integration tests that drive real servers (or their linters) and stay on the real clock.
-real_servers=(monitoring alerting dashboards deploy backfill)
+real_servers=(monitoring alerting dashboards deploy)
 starts=('2026-11-30 23:59:52' '2026-12-31 23:59:52')
 zone=America/Bogota
 
