@@ -162,10 +162,6 @@ impl TokenCalls {
         TokenCalls { rules: Arc::new(rules), ledger, storage, own_due: None, own_starts: Default::default() }
     }
 
-    fn job_of(&self, key: &str) -> usize {
-        self.rules.jobs.iter().position(|job| job.key == key).expect("every month's job is in the rules")
-    }
-
     /// Waits until the API's rules, and a running exporter's turn, let job `job` call, and records
     /// the call's start on the ledger in the same step.
     async fn admit(&mut self, job: usize, clock: &Clock, progress: &Progress, month: &str, left: usize) -> Result<(), BackfillError> {
@@ -260,7 +256,7 @@ pub async fn run(config: Config, flags: BackfillFlags, clock: Clock) -> Result<(
     let progress = Progress::new(results.iter().filter(|r| r.is_none()).count(), spacing.unwrap_or_default());
     // The tokens at once, each one call at a time: the API's rules are per token.
     let tokens = lanes.iter().map(|members| {
-        let todo: Vec<usize> = (0..months.len()).filter(|&m| members.contains(&months[m].target) && results[m].is_none()).collect();
+        let todo = still_to_fetch(&months, &results, members);
         let lane =
             Lane { targets: &config.targets, months: &months, storage: &storage, client: &client, clock: &clock, progress: &progress };
         lane.fetch(members, todo)
@@ -300,7 +296,7 @@ impl Lane<'_> {
         for (done, &m) in todo.iter().enumerate() {
             let month = &self.months[m];
             let name = month.name(self.targets);
-            let job = calls.job_of(&month.key(self.targets));
+            let job = job_of(&calls.rules, month, self.targets);
             calls.admit(job, self.clock, self.progress, &name, todo.len() - done).await?;
             let outcome = tokio::select! {
                 outcome = fetch(self.client, &self.targets[month.target], month, self.clock) => outcome,
@@ -489,6 +485,17 @@ fn keep(storage: &Storage, targets: &[Target], month: &Month, rows: &[DatedRow])
     storage.save_json(&kept_path(storage, targets, month), &kept);
 }
 
+/// The months of the token of targets `members` that are neither fetched nor kept.
+fn still_to_fetch(months: &[Month], results: &[Option<Vec<DatedRow>>], members: &[usize]) -> Vec<usize> {
+    (0..months.len()).filter(|&m| members.contains(&months[m].target) && results[m].is_none()).collect()
+}
+
+/// `month`'s job in the token's rules.
+fn job_of(rules: &TokenRules, month: &Month, targets: &[Target]) -> usize {
+    let key = month.key(targets);
+    rules.jobs.iter().position(|job| job.key == key).expect("every month's job is in the rules")
+}
+
 /// What a dry run prints: per token the calls to make and when the last can be made at the
 /// earliest, from its ledger.
 fn print_plan(
@@ -507,8 +514,8 @@ fn print_plan(
         let mut now = clock.now();
         admission::add_jobs(&mut ledger, &rules, now, 0.0);
         let (mut calls, mut own_due) = (0, None);
-        for (month, _) in months.iter().zip(results).filter(|(m, r)| members.contains(&m.target) && r.is_none()) {
-            let job = rules.jobs.iter().position(|job| job.key == month.key(targets)).expect("every month's job is in the rules");
+        for month in still_to_fetch(months, results, members).into_iter().map(|m| &months[m]) {
+            let job = job_of(&rules, month, targets);
             now = now.max(admission::next_side_call(&ledger, &rules, job, now, own_due).at);
             admission::record_start(&mut ledger, &rules, job, now);
             admission::record_side_end(&mut ledger, &rules, job, now, None);
