@@ -9,10 +9,11 @@ mod tools;
 
 use std::collections::BTreeMap;
 
-use common::{FAKE_TOKEN, scrape, start_exporter, start_exporter_from_file, wait_ready};
+use common::{FAKE_TOKEN, scrape, start_exporter, start_exporter_from_file_on, start_exporter_on, wait_ready};
 use grafana::unreplaced_variable;
 use serde_json::{Value, json};
 use tools::{Prometheus, repo_path, run_tool, tool};
+use wolkvox_exporter::clock::Clock;
 use wolkvox_exporter::simulator::Simulator;
 
 async fn check_metrics(rows: Option<Vec<Value>>) {
@@ -83,6 +84,34 @@ fn the_example_prometheus_and_alertmanager_configs_are_valid() {
     assert!(ok, "{output}");
 }
 
+/// The clock for an exporter beside a real Prometheus: the real one, since Prometheus stamps every
+/// sample with the real time (an exporter on the tests' fixed November clock served a month that
+/// had ended by December 1, and the "this month" queries found nothing).
+///
+/// Why these tests then pass on any real date: the exporter's usage series rightly end with the
+/// billing month in the target's zone (Bogota), and that is the only date-dependent step in what
+/// they check. A test here takes well under a minute, so when fewer than five minutes of the
+/// month are left, it first waits for the next month to begin; on every other minute of any date
+/// the month cannot turn while it runs. (faketime cannot move Prometheus, so this is reasoned,
+/// not run: scripts/faketime-tests.sh leaves this binary on the real clock.)
+async fn clear_of_a_month_end() -> Clock {
+    const MARGIN: i64 = 5 * 60;
+    let clock = Clock::system();
+    let now = clock.now().to_zoned(bogota());
+    let next_month = now.date().first_of_month().checked_add(jiff::Span::new().months(1)).unwrap();
+    let month_end = next_month.to_zoned(bogota()).unwrap().timestamp();
+    let left = month_end.as_second() - now.timestamp().as_second();
+    if left < MARGIN {
+        eprintln!("{left} s left in the month in Bogota: waiting for the next one to begin");
+        tokio::time::sleep(std::time::Duration::from_secs(left.max(0) as u64 + 2)).await;
+    }
+    clock
+}
+
+fn bogota() -> jiff::tz::TimeZone {
+    jiff::tz::TimeZone::get("America/Bogota").unwrap()
+}
+
 /// The values as Prometheus stored them: (server, operation, description) -> value.
 fn by_labels(result: &[Value]) -> BTreeMap<(String, String, String), f64> {
     result
@@ -98,14 +127,18 @@ fn by_labels(result: &[Value]) -> BTreeMap<(String, String, String), f64> {
 #[tokio::test]
 async fn prometheus_stores_exactly_the_values_the_simulator_served() {
     let Some(binary) = tool("prometheus") else { return };
+    let clock = clear_of_a_month_end().await;
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    // Rows of this month's first two days, as the API answers on any date.
+    let month = clock.now().to_zoned(bogota()).date().first_of_month();
+    let (first, second) = (month.strftime("%Y-%m-01 09:00:00").to_string(), month.strftime("%Y-%m-02 09:00:00").to_string());
     simulator.set_rows(vec![
-        json!({"operation": "ventas \"norte\"", "description": "Gamification", "items": "12", "date": "2026-11-01 09:00:00"}),
-        json!({"operation": "ventas \"norte\"", "description": "Gamification", "items": "15", "date": "2026-11-02 09:00:00"}),
-        json!({"operation": "cobranza medellín", "description": "Premium\\Gold", "items": " 7 ", "date": "2026-11-02 09:00:00"}),
-        json!({"operation": "soporte", "description": "Gamification", "items": "", "date": "2026-11-02 09:00:00"}),
+        json!({"operation": "ventas \"norte\"", "description": "Gamification", "items": "12", "date": first}),
+        json!({"operation": "ventas \"norte\"", "description": "Gamification", "items": "15", "date": second}),
+        json!({"operation": "cobranza medellín", "description": "Premium\\Gold", "items": " 7 ", "date": second}),
+        json!({"operation": "soporte", "description": "Gamification", "items": "", "date": second}),
     ]);
-    let exporter = start_exporter(&simulator, "1h", &[]).await;
+    let exporter = start_exporter_on(&simulator, "1h", &[], clock).await;
     let prometheus = Prometheus::start(&binary, exporter.addr()).await;
 
     let mut expected = BTreeMap::new();
@@ -137,10 +170,11 @@ budgets:
 #[tokio::test]
 async fn every_dashboard_query_returns_series_from_a_real_prometheus() {
     let Some(binary) = tool("prometheus") else { return };
+    let clock = clear_of_a_month_end().await;
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     // Three billing APIs on one token with a daily budget, and contracts for two of them: what
     // the dashboards show.
-    let exporter = start_exporter_from_file(&simulator, BILLING_CONFIG, "1h").await;
+    let exporter = start_exporter_from_file_on(&simulator, BILLING_CONFIG, "1h", clock).await;
     common::wait_all_up(&exporter).await;
     let prometheus = Prometheus::start(&binary, exporter.addr()).await;
     // Enough scrapes for increase() over the shortest range used below.

@@ -28,24 +28,35 @@ pub fn target(server: &str, interval: &str) -> Target {
     config(&args, &[("WOLKVOX_TOKEN", FAKE_TOKEN)]).expect("valid").targets.remove(0)
 }
 
-/// Starts an exporter on 127.0.0.1 polling the simulator as server 0042 every `interval`.
+/// Starts an exporter on 127.0.0.1 polling the simulator as server 0042 every `interval`, on the
+/// tests' fixed clock ([`start_time`]).
 pub async fn start_exporter(simulator: &Simulator, interval: &str, extra: &[&str]) -> Exporter {
-    start_with(simulator, interval, &[&["--wolkvox.server", "0042"], extra].concat()).await
+    start_exporter_on(simulator, interval, extra, Clock::starting_at(start_time())).await
+}
+
+/// As [`start_exporter`], on `clock`: the real one beside a real server, which keeps the real time.
+pub async fn start_exporter_on(simulator: &Simulator, interval: &str, extra: &[&str], clock: Clock) -> Exporter {
+    start_with(simulator, interval, &[&["--wolkvox.server", "0042"], extra].concat(), clock).await
 }
 
 /// Starts an exporter on 127.0.0.1 from a config file holding `yaml`, polling the simulator every
 /// `interval`; targets take their token from `token_env: WOLKVOX_TOKEN`.
 pub async fn start_exporter_from_file(simulator: &Simulator, yaml: &str, interval: &str) -> Exporter {
+    start_exporter_from_file_on(simulator, yaml, interval, Clock::starting_at(start_time())).await
+}
+
+/// As [`start_exporter_from_file`], on `clock`.
+pub async fn start_exporter_from_file_on(simulator: &Simulator, yaml: &str, interval: &str, clock: Clock) -> Exporter {
     let dir = std::env::temp_dir().join(format!("wolkvox-file-{}-{}", std::process::id(), fastrand::u64(..)));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("wolkvox.yml");
     std::fs::write(&path, yaml).unwrap();
-    start_with(simulator, interval, &["--config.file", path.to_str().unwrap()]).await
+    start_with(simulator, interval, &["--config.file", path.to_str().unwrap()], clock).await
 }
 
 /// The flags every test exporter shares (fast polls of the simulator, a port picked at run time)
 /// and `args`, with the fake token in `WOLKVOX_TOKEN`.
-async fn start_with(simulator: &Simulator, interval: &str, args: &[&str]) -> Exporter {
+async fn start_with(simulator: &Simulator, interval: &str, args: &[&str], clock: Clock) -> Exporter {
     let base_url = simulator.base_url();
     let common = [
         "--wolkvox.base-url",
@@ -61,7 +72,7 @@ async fn start_with(simulator: &Simulator, interval: &str, args: &[&str]) -> Exp
     let storage = storage.to_str().unwrap().to_owned();
     let own_storage: &[&str] = if args.contains(&"--storage.path") { &[] } else { &["--storage.path", &storage] };
     let config = config(&[&common[..], own_storage, args].concat(), &[("WOLKVOX_TOKEN", FAKE_TOKEN)]).expect("valid config");
-    Exporter::start_with_clock(config, Clock::starting_at(start_time())).await.expect("exporter starts")
+    Exporter::start_with_clock(config, clock).await.expect("exporter starts")
 }
 
 /// The wall time test exporters start at, whatever the real time: 10:00 in Bogota on November 15,
