@@ -77,7 +77,7 @@ fn benches(c: &mut Criterion) {
     let bytes = std::fs::metadata(dir.join(format!("token-{TOKEN}.ledger.json"))).unwrap().len();
     eprintln!("state: ledger file of 4 jobs: {bytes} bytes");
     group.bench_function("save_ledger", |b| b.iter(|| storage.save_ledger(TOKEN, black_box(&ledger))));
-    assert_eq!(storage.write_failures(), 0);
+    assert_eq!(storage.failures().writes, 0);
     drop(storage);
     let _ = std::fs::remove_dir_all(&dir);
 
@@ -105,7 +105,7 @@ fn benches(c: &mut Criterion) {
                 restored
             })
         });
-        assert_eq!(storage.write_failures(), 0);
+        assert_eq!(storage.failures().writes, 0);
         drop(storage);
         let _ = std::fs::remove_dir_all(&dir);
     }

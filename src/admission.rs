@@ -111,6 +111,36 @@ impl Ledger {
         if self.day == Some(now.to_zoned(zone.clone()).date()) { self.calls_today } else { 0 }
     }
 
+    /// Takes in another view of the same token (the file, when this process's writes failed and
+    /// another process may have written since): of each fact the more restrictive, so that no
+    /// call is admitted that either view forbids.
+    pub fn merge(&mut self, other: &Ledger) {
+        // The token's latest call, with its end; the same start seen ended is the later view.
+        let same_call_ended_there = other.last_call_start == self.last_call_start && self.last_call_end.is_none();
+        if other.last_call_start > self.last_call_start || same_call_ended_there {
+            self.last_call_start = other.last_call_start;
+            self.last_call_end = other.last_call_end;
+            self.open_call_until = other.open_call_until;
+        }
+        match other.day.cmp(&self.day) {
+            std::cmp::Ordering::Greater => (self.day, self.calls_today) = (other.day, other.calls_today),
+            std::cmp::Ordering::Equal => self.calls_today = self.calls_today.max(other.calls_today),
+            std::cmp::Ordering::Less => {}
+        }
+        self.paused_until = self.paused_until.max(other.paused_until);
+        for (key, theirs) in &other.jobs {
+            let mine = self.jobs.entry(key.clone()).or_insert_with(|| theirs.clone());
+            mine.last_start = mine.last_start.max(theirs.last_start);
+            mine.due = mine.due.max(theirs.due);
+            if theirs.last_end > mine.last_end {
+                mine.last_end = theirs.last_end;
+                mine.last_failure = theirs.last_failure;
+                mine.failures_in_a_row = theirs.failures_in_a_row;
+                mine.failures_since_success = theirs.failures_since_success;
+            }
+        }
+    }
+
     /// Until when a call that started and has not ended holds the token: one made by another
     /// process on the same state directory, or left open by a process that died during it.
     fn open_call_holds_until(&self) -> Option<Timestamp> {
@@ -634,5 +664,41 @@ mod tests {
         let text = serde_json::to_string(&ledger).unwrap();
         assert!(text.contains("\"last_failure\":\"quota\""), "{text}");
         assert_eq!(serde_json::from_str::<Ledger>(&text).unwrap(), ledger);
+    }
+
+    #[test]
+    fn a_merge_keeps_what_either_view_forbids() {
+        let rules = rules(vec![job("a", 5 * MINUTE), job("b", 5 * MINUTE)]);
+        let mut file = started(&rules, at(NOON));
+        // The file saw a call of b at noon; then this process called a, and its writes failed.
+        call(&mut file, &rules, 1, at(NOON), at("2026-11-15T12:00:01-05:00"), None);
+        let mut mine = file.clone();
+        record_start(&mut mine, &rules, 0, at("2026-11-15T12:02:00-05:00"));
+        // Meanwhile another process (a backfill) paused the token after a quota, on the file.
+        file.paused_until = Some(at("2026-11-16T00:00:00-05:00"));
+        file.calls_today += 1;
+
+        let mut merged = mine.clone();
+        merged.merge(&file);
+        assert_eq!(merged.last_call_start, Some(at("2026-11-15T12:02:00-05:00")), "this process's call stays open");
+        assert_eq!(merged.last_call_end, None);
+        assert_eq!(merged.paused_until, file.paused_until, "the other's pause holds");
+        assert_eq!(merged.calls_today, 2);
+        assert_eq!(merged.jobs["a"].last_start, Some(at("2026-11-15T12:02:00-05:00")), "a's floor holds");
+        // Taking the file instead would admit a at once; the merge admits nothing before the pause.
+        assert!(next(&file, &rules, at("2026-11-15T12:02:01-05:00")).unwrap().at >= at("2026-11-16T00:00:00-05:00"));
+        assert!(next(&merged, &rules, at("2026-11-15T12:02:01-05:00")).unwrap().at >= at("2026-11-16T00:00:00-05:00"));
+        let unpaused = Ledger { paused_until: None, ..file.clone() };
+        assert_eq!(next(&unpaused, &rules, at("2026-11-15T12:02:01-05:00")).unwrap().at, at("2026-11-15T12:02:30-05:00"));
+        let mut merged_unpaused = mine.clone();
+        merged_unpaused.merge(&unpaused);
+        assert!(next(&merged_unpaused, &rules, at("2026-11-15T12:02:01-05:00")).unwrap().at >= at("2026-11-15T12:03:00-05:00"));
+
+        // The end of the same call, seen on the other side, ends it here too.
+        let mut ended = mine.clone();
+        record_end(&mut ended, &rules, 0, at("2026-11-15T12:02:02-05:00"), None, 0.0);
+        mine.merge(&ended);
+        assert_eq!(mine.last_call_end, Some(at("2026-11-15T12:02:02-05:00")));
+        assert_eq!(mine.jobs["a"].due, ended.jobs["a"].due);
     }
 }

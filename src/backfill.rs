@@ -134,6 +134,8 @@ struct KeptRow {
 
 /// How often a backfill waiting for a running exporter's turn looks whether the exporter called.
 const EXPORTER_RECHECK: jiff::SignedDuration = jiff::SignedDuration::from_secs(5);
+/// How soon a state directory that could not be read is tried again.
+const UNREADABLE_RETRY: jiff::SignedDuration = jiff::SignedDuration::from_secs(2);
 
 /// Whose call comes next on the token, as the backfill sees it.
 enum Turn {
@@ -184,7 +186,9 @@ impl TokenCalls {
                         None => Turn::Wait(decision.at),
                     }
                 })
-                .await;
+                .await
+                // Unreadable for now: nothing is called until the file can be read.
+                .unwrap_or(Turn::Wait(now + UNREADABLE_RETRY));
             let (at, why) = match turn {
                 Turn::Ours => {
                     self.own_starts.insert(job, now);
@@ -209,7 +213,7 @@ impl TokenCalls {
 
     async fn record_end(&mut self, job: usize, ended: Timestamp, failure: Option<&Failure>) {
         let (rules, owned) = (self.rules.clone(), failure.cloned());
-        self.ledger.update(move |ledger| admission::record_side_end(ledger, &rules, job, ended, owned.as_ref())).await;
+        self.ledger.record(move |ledger| admission::record_side_end(ledger, &rules, job, ended, owned.as_ref())).await;
         self.own_due = Some(ended + own_wait(&self.rules.jobs[job], failure));
     }
 }
@@ -456,16 +460,15 @@ fn kept_path(storage: &Storage, targets: &[Target], month: &Month) -> PathBuf {
 
 fn read_kept(storage: &Storage, targets: &[Target], month: &Month) -> Option<Vec<DatedRow>> {
     let path = kept_path(storage, targets, month);
-    let text = std::fs::read(&path).ok()?;
-    match serde_json::from_slice::<KeptMonth>(&text) {
-        Ok(kept) if kept.version == crate::storage::VERSION => Some(
+    match storage.load_json::<KeptMonth>(&path)? {
+        kept if kept.version == crate::storage::VERSION => Some(
             kept.rows
                 .into_iter()
                 .map(|r| DatedRow { operation: r.operation, description: r.description, at: r.at, value: r.value })
                 .collect(),
         ),
         _ => {
-            tracing::warn!(file = %path.display(), "a kept month cannot be read: fetching it again");
+            tracing::warn!(file = %path.display(), "a kept month has another format version: fetching it again");
             None
         }
     }
@@ -510,7 +513,7 @@ fn print_plan(
     for members in lanes {
         let target = &targets[members[0]];
         let rules = rules_of(targets, members);
-        let mut ledger = storage.and_then(|s| s.load_ledger(&target.token_name)).unwrap_or_default();
+        let mut ledger = storage.and_then(|s| s.load_ledger(&target.token_name).ok().flatten()).unwrap_or_default();
         let mut now = clock.now();
         admission::add_jobs(&mut ledger, &rules, now, 0.0);
         let (mut calls, mut own_due) = (0, None);

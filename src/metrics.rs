@@ -5,6 +5,7 @@ use prometheus::{Encoder, Registry, TextEncoder};
 use crate::budget::Budget;
 use crate::exposition::{Exposition, Kind, Samples};
 use crate::state::{TargetState, TokenState};
+use crate::storage::StorageFailures;
 use crate::wolkvox::model::Series;
 use crate::wolkvox::{Reason, Report, SkipReason, catalogue};
 
@@ -13,14 +14,14 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 const CACHED: &str = "Cached from the last successful background poll of the Wolkvox billing API; scrapes never call the API.";
 
 /// Renders every target; usage series of a target whose last success is too old are left out.
-/// Renders at wall time `unix` (staleness, the month's end). `storage_write_failures` is None
-/// without a state directory.
+/// Renders at wall time `unix` (staleness, the month's end). `storage_failures` is None without a
+/// state directory.
 pub fn render(
     targets: &[TargetState],
     tokens: &[TokenState],
     budgets: &[Budget],
     unix: f64,
-    storage_write_failures: Option<u64>,
+    storage_failures: Option<StorageFailures>,
 ) -> String {
     let fresh: Vec<(&TargetState, &Report)> = targets.iter().filter_map(|t| Some((t, t.fresh_report(unix)?))).collect();
     let mut text = Exposition::with_capacity(8192 + fresh.iter().map(|(t, report)| usage_bytes(t, report)).sum::<usize>());
@@ -196,11 +197,21 @@ pub fn render(
 
     text.family(
         "wolkvox_storage_write_failures_total",
-        "Writes to the state directory (--storage.path) that failed since start-up; while they fail, a restart may call Wolkvox early.",
+        "Writes to the state directory (--storage.path) that failed since start-up; the API's rules hold from memory, but a restart while they fail may call Wolkvox early.",
         Kind::Counter,
         |samples| {
-            if let Some(failures) = storage_write_failures {
-                samples.add(&[], failures as f64);
+            if let Some(failures) = storage_failures {
+                samples.add(&[], failures.writes as f64);
+            }
+        },
+    );
+    text.family(
+        "wolkvox_storage_read_failures_total",
+        "Reads and locks of the state directory (--storage.path) that failed since start-up; the file is kept, and its token makes no call until it can be read.",
+        Kind::Counter,
+        |samples| {
+            if let Some(failures) = storage_failures {
+                samples.add(&[], failures.reads as f64);
             }
         },
     );
@@ -305,7 +316,7 @@ mod tests {
     fn stale_usage_is_left_out_but_health_stays() {
         let now = 1.5e9;
         let old = state("ventas", now, Duration::from_secs(60));
-        let text = render(&[old], &[], &[], now + 61.0, Some(2));
+        let text = render(&[old], &[], &[], now + 61.0, Some(StorageFailures { writes: 2, reads: 3 }));
         assert!(!text.contains("wolkvox_gamification_licenses"), "{text}");
         assert!(text.contains("wolkvox_up{server=\"0042\",api=\"gamification\"} 1\n"));
         assert!(text.contains("wolkvox_last_success_timestamp_seconds{server=\"0042\",api=\"gamification\"} 1500000000\n"));
@@ -320,6 +331,7 @@ mod tests {
         // 1.5e9 is 2017-07-14 02:40 UTC, 2017-07-13 21:40 in Bogota: the month ends on August 1, 05:00 UTC.
         assert_eq!(month_end, 1_501_563_600.0);
         assert!(text.contains("wolkvox_storage_write_failures_total 2\n"), "{text}");
+        assert!(text.contains("wolkvox_storage_read_failures_total 3\n"), "{text}");
         let fresh = render(&[state("ventas", now, Duration::from_secs(60))], &[], &[], now + 60.0, None);
         assert!(fresh.contains("wolkvox_gamification_licenses{"), "fresh until stale_after has passed");
         assert!(!fresh.contains("wolkvox_storage_write_failures_total "), "no state directory, no counter");

@@ -15,9 +15,12 @@ use crate::config::{self, Target};
 use crate::snapshot::{JobId, Store, StoreBuilder, TokenId};
 use crate::state::{LastPoll, Success, TargetState, TokenState};
 use crate::storage::{Answer, Storage};
-use crate::token_ledger::TokenLedger;
+use crate::token_ledger::{TokenLedger, Unavailable};
 use crate::wolkvox::client::{Call, Request};
 use crate::wolkvox::{Api, Client, Failure, Report, TokenInfo, catalogue, window};
+
+/// How soon a lane tries again a state directory that it could not read.
+const UNREADABLE_RETRY: Duration = Duration::from_secs(2);
 
 /// Where usage comes from: the Wolkvox client in production, a script in scheduling tests.
 pub trait UsageSource: Send + Sync + 'static {
@@ -43,7 +46,7 @@ pub struct Lane {
     pub jobs: Vec<Job>,
     pub rules: Arc<TokenRules>,
     /// What the token did before a restart (empty without a state directory).
-    pub ledger: Ledger,
+    pub ledger: TokenLedger,
     /// The last good answers, by job key, as the state directory keeps them. Shared with the
     /// write in flight rather than copied for it.
     pub answers: Arc<BTreeMap<String, Answer>>,
@@ -81,29 +84,22 @@ pub fn plan(targets: &[Target], budgets: &[Budget], clock: Clock, storage: Optio
                 jobs: planned.iter().map(|&(target, api)| job_rules(&targets[target], api)).collect(),
             };
             // The ledger made to hold exactly the configured jobs, and written so, under the
-            // token's lock: a backfill may be using it.
-            let (mut ledger, jitter) = (Ledger::default(), fastrand::f64());
-            let reconcile = |ledger: &mut Ledger| admission::reconcile(ledger, &rules, now, jitter);
-            let mut answers = match &storage {
-                Some(storage) => {
-                    storage.update_ledger(&targets[0].token_name, &mut ledger, reconcile);
-                    storage.load_answers(&targets[0].token_name)
-                }
-                None => {
-                    reconcile(&mut ledger);
-                    BTreeMap::new()
-                }
-            };
+            // token's lock: a backfill may be using it. One that cannot be read now is read again
+            // before every decision, and nothing is called until it can be.
+            let mut ledger = TokenLedger::new(Ledger::default(), &targets[0].token_name, storage.clone());
+            let jitter = fastrand::f64();
+            let _ = ledger.update_blocking(|ledger| admission::reconcile(ledger, &rules, now, jitter));
+            let mut answers = storage.as_ref().map(|s| s.load_answers(&targets[0].token_name)).unwrap_or_default();
             answers.retain(|key, _| rules.jobs.iter().any(|job| job.key == *key));
 
-            let token = store.token(TokenState { calls_today: ledger.calls_on(now, &rules.zone), ..TokenState::new(&targets[0]) });
+            let token = store.token(TokenState { calls_today: ledger.get().calls_on(now, &rules.zone), ..TokenState::new(&targets[0]) });
             let jobs = planned
                 .iter()
                 .zip(&rules.jobs)
                 .map(|(&(target, api), job_rules)| {
                     let state = restored_state(
                         TargetState::new(&targets[target], api),
-                        ledger.jobs.get(&job_rules.key),
+                        ledger.get().jobs.get(&job_rules.key),
                         answers.get(&job_rules.key),
                     );
                     Job { id: store.job(state), target, api }
@@ -138,9 +134,8 @@ fn job_rules(target: &Target, api: &Api) -> JobRules {
 /// Polls a lane's jobs one call at a time, forever. With a state directory, each decision is taken
 /// on the ledger as the directory holds it, so that a backfill on the same directory is seen.
 pub async fn run_lane<S: UsageSource>(source: Arc<S>, lane: Lane, store: Arc<Store>, clock: Clock) {
-    let Lane { token, mut targets, jobs, rules, ledger, mut answers, storage } = lane;
+    let Lane { token, mut targets, jobs, rules, mut ledger, mut answers, storage } = lane;
     let token_name = targets[0].token_name.clone();
-    let mut ledger = TokenLedger::new(ledger, &token_name, storage.clone());
     let mut was_stretched = false;
     loop {
         let now = clock.now();
@@ -157,7 +152,15 @@ pub async fn run_lane<S: UsageSource>(source: Arc<S>, lane: Lane, store: Arc<Sto
                 Some(decision)
             })
             .await;
-        let Some(decision) = decision else { return };
+        let decision = match decision {
+            Ok(Some(decision)) => decision,
+            Ok(None) => return,
+            // The file may be good: nothing is called until it can be read (logged by storage).
+            Err(Unavailable(_)) => {
+                tokio::time::sleep(UNREADABLE_RETRY).await;
+                continue;
+            }
+        };
         if decision.at > now {
             publish_schedule(&store, &jobs, ledger.get(), &rules, &clock);
             let wake = admission::look_again_at(ledger.get(), decision.at, now);
@@ -176,9 +179,8 @@ pub async fn run_lane<S: UsageSource>(source: Arc<S>, lane: Lane, store: Arc<Sto
         let took = started.elapsed();
         let ended = clock.now();
         let (rules_now, failure) = (rules.clone(), outcome.as_ref().err().cloned());
-        ledger
-            .update(move |ledger| admission::record_end(ledger, &rules_now, decision.job, ended, failure.as_ref(), fastrand::f64()))
-            .await;
+        let jitter = fastrand::f64();
+        ledger.record(move |ledger| admission::record_end(ledger, &rules_now, decision.job, ended, failure.as_ref(), jitter)).await;
         if let (Ok(report), Some(storage)) = (&outcome, &storage) {
             let answer = Answer { succeeded_at: ended, report: report.clone() };
             // The previous write has ended (it is awaited), so this does not copy the map.

@@ -19,7 +19,7 @@ use crate::clock::Clock;
 use crate::gzip::GzipPrefix;
 use crate::metrics;
 use crate::state::{LastPoll, Success, TargetState, TokenState};
-use crate::storage::Storage;
+use crate::storage::{Storage, StorageFailures};
 use crate::wolkvox::{Failure, Report};
 
 /// A target (one billing API of one server, or `token_info`) in the store.
@@ -72,10 +72,10 @@ impl Published {
         tokens: Vec<TokenState>,
         budgets: &[Budget],
         unix: f64,
-        storage_write_failures: Option<u64>,
+        storage_failures: Option<StorageFailures>,
         compress: fn(&[u8]) -> GzipPrefix,
     ) -> Published {
-        let text = metrics::render(&targets, &tokens, budgets, unix, storage_write_failures);
+        let text = metrics::render(&targets, &tokens, budgets, unix, storage_failures);
         let gzip = compress(text.as_bytes());
         // A server is ready once any of its APIs answered: one API the token may not call must not
         // keep the others' series from being scraped (its wolkvox_up says what is wrong).
@@ -89,7 +89,7 @@ pub struct Store {
     tokens: Mutex<Vec<TokenState>>,
     budgets: Arc<[Budget]>,
     clock: Clock,
-    /// Its write failures are a metric.
+    /// Its failures are metrics.
     storage: Option<Arc<Storage>>,
     published: ArcSwap<Published>,
     changed: Notify,
@@ -109,7 +109,7 @@ impl Store {
         clock: Clock,
         storage: Option<Arc<Storage>>,
     ) -> Arc<Store> {
-        let failures = storage.as_ref().map(|s| s.write_failures());
+        let failures = storage.as_ref().map(|s| s.failures());
         // Restored answers may be megabytes: the first render compresses fast so that the first
         // scrape comes soon, and the renderer redoes it at once at the usual level.
         let published = Published::build(states.clone(), tokens.clone(), budgets, clock.unix(), failures, GzipPrefix::fast);
@@ -206,12 +206,11 @@ impl Store {
             next_render = next.map(|at| Instant::now() + Duration::from_secs_f64((at - unix).max(0.0) + 0.001));
             // Rendering a large response takes milliseconds of CPU: keep it off the async workers.
             let (tokens, budgets) = (self.tokens(), self.budgets.clone());
-            let storage_write_failures = self.storage.as_ref().map(|s| s.write_failures());
-            let published = tokio::task::spawn_blocking(move || {
-                Published::build(states, tokens, &budgets, unix, storage_write_failures, GzipPrefix::new)
-            })
-            .await
-            .expect("rendering does not panic");
+            let storage_failures = self.storage.as_ref().map(|s| s.failures());
+            let published =
+                tokio::task::spawn_blocking(move || Published::build(states, tokens, &budgets, unix, storage_failures, GzipPrefix::new))
+                    .await
+                    .expect("rendering does not panic");
             self.published.store(Arc::new(published));
         }
     }

@@ -284,3 +284,92 @@ async fn files_made_by_root_in_anothers_state_directory_are_handed_to_its_owner(
 
 /// The user of the image and of the Kubernetes pod.
 const SERVICE_USER: u32 = 65532;
+
+/// A ledger of one call an hour ago, due since, as an earlier run would have left it.
+fn ledger_of_an_hour_ago(state: &Path) {
+    use wolkvox_exporter::admission::{JobLedger, Ledger};
+    use wolkvox_exporter::storage::{Role, Storage};
+    let hour_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1);
+    let end = hour_ago + jiff::SignedDuration::from_secs(1);
+    let job = JobLedger {
+        last_start: Some(hour_ago),
+        last_end: Some(end),
+        due: Some(end + jiff::SignedDuration::from_mins(5)),
+        ..JobLedger::default()
+    };
+    let ledger = Ledger {
+        jobs: [("0042/gamification".to_owned(), job)].into(),
+        last_call_start: Some(hour_ago),
+        last_call_end: Some(end),
+        ..Ledger::default()
+    };
+    let storage = Storage::open(state, Role::Backfill, wolkvox_exporter::clock::Clock::system()).unwrap();
+    assert!(storage.save_ledger("WOLKVOX_TOKEN", &ledger));
+}
+
+/// A state directory that can no longer be written (a directory where the ledger's temporary file
+/// goes fails every write, as a full disk does): each decision must not be taken on the file's
+/// stale ledger, which says the call is still due. The rules hold from what the process knows.
+#[tokio::test]
+async fn a_state_directory_that_cannot_be_written_makes_no_call_storm() {
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    simulator.set_rows(known_rows());
+    let state = state_dir("unwritable");
+    ledger_of_an_hour_ago(&state);
+    std::fs::create_dir(state.join("token-WOLKVOX_TOKEN.ledger.json.tmp")).unwrap();
+
+    let running = Running::start(&simulator, &state);
+    wait_for_calls(&simulator, 1).await;
+    tokio::time::sleep(WATCH).await;
+    assert_eq!(simulator.counts().0, 1, "calls within the 5-minute floor while the state directory could not be written");
+    let text = running.scrape().await;
+    assert_eq!(sample(&text, "wolkvox_up{server=\"0042\",api=\"gamification\"}"), Some(1.0), "still serving");
+    assert!(sample(&text, "wolkvox_storage_write_failures_total").is_some_and(|n| n >= 2.0), "the failed writes are counted");
+}
+
+/// Out of file descriptors (idle connections past `ulimit -n`), the ledger cannot be opened: that
+/// says nothing of what it holds. It is kept, not set aside, and the token goes on from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ledger_that_cannot_be_opened_for_a_while_is_kept_and_nothing_forgotten() {
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    simulator.set_rows(known_rows());
+    let state = state_dir("descriptors");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let exporter = format!(
+        "ulimit -n 64 && exec {} --wolkvox.server 0042 --wolkvox.poll-interval 1s --wolkvox.allow-fast-poll --wolkvox.base-url {} \
+         --web.listen-address 127.0.0.1:{port} --storage.path {}",
+        env!("CARGO_BIN_EXE_wolkvox_exporter"),
+        simulator.base_url(),
+        state.display()
+    );
+    let child = Command::new("bash").args(["-c", &exporter]).env("WOLKVOX_TOKEN", FAKE_TOKEN).stderr(Stdio::null()).spawn().unwrap();
+    let running = Running { child, url: format!("http://127.0.0.1:{port}") };
+    running.scrape().await;
+    wait_for_calls(&simulator, 3).await;
+
+    // Past the limit: every descriptor the exporter has left goes to an idle connection.
+    let mut idle = Vec::new();
+    for _ in 0..120 {
+        idle.extend(tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok());
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    drop(idle);
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        // The exporter accepts again within a header-read timeout of the connections closing.
+        let text = running.scrape().await;
+        assert!(Instant::now() < deadline, "no poll succeeded after a failed read of the ledger: {text}");
+        if sample(&text, "wolkvox_up{server=\"0042\",api=\"gamification\"}") == Some(1.0)
+            && sample(&text, "wolkvox_storage_read_failures_total").is_some_and(|n| n > 0.0)
+        {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let set_aside: Vec<_> = common::walk(&state).into_iter().filter(|p| p.to_string_lossy().contains(".bad-")).collect();
+    assert!(set_aside.is_empty(), "a good ledger was set aside: {set_aside:?}");
+    // The day's count went on from the ledger (a run across midnight starts a new day).
+    let calls_today = sample(&text, "wolkvox_token_calls_today{token_name=\"WOLKVOX_TOKEN\"}").unwrap();
+    assert!(calls_today >= 3.0 || jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::get("America/Bogota").unwrap()).hour() == 0);
+}

@@ -332,7 +332,7 @@ fn planning_drops_the_jobs_no_longer_configured_from_the_state_directory() {
     storage.save_ledger(token_name, &before);
 
     poller::plan(&targets, &[], Clock::starting_at(start_time()), Some(storage.clone()));
-    let after = storage.load_ledger(token_name).expect("the ledger is written back");
+    let after = storage.load_ledger(token_name).unwrap().expect("the ledger is written back");
     assert_eq!(after.jobs.keys().collect::<Vec<_>>(), ["0042/gamification"], "{after:?}");
     assert_eq!(after.calls_today, 3, "the rest of the ledger is kept");
 }

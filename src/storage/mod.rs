@@ -12,10 +12,11 @@
 //! backfill share the directory, and each change of a token's ledger is made under that token's
 //! lock on the ledger as the file holds it, so that the two take turns by the same rules.
 
+mod files;
+
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,6 +30,7 @@ use crate::admission::Ledger;
 use crate::clock::Clock;
 use crate::wolkvox::Report;
 use crate::wolkvox::model::Series;
+use files::Contents;
 
 /// The format of every file; a file of another version is set aside.
 pub const VERSION: u32 = 1;
@@ -39,8 +41,12 @@ const BACKFILL_LOCK: &str = "backfill.lock";
 /// A backfill looking whether an exporter runs holds the exporter's lock for an instant: an
 /// exporter starting then tries again for this long.
 const LOCK_PATIENCE: Duration = Duration::from_secs(1);
-/// Write failures are logged at most this often.
+/// Failures are logged at most this often.
 const LOG_EVERY: Duration = Duration::from_secs(60);
+/// The largest ledger read: thousands of jobs fit in a small part of it.
+const LEDGER_LIMIT: u64 = 16 << 20;
+/// The largest answers file read: millions of series.
+const ANSWERS_LIMIT: u64 = 512 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -119,6 +125,14 @@ struct Versioned {
     version: u32,
 }
 
+/// Failures of the state directory since start-up.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StorageFailures {
+    pub writes: u64,
+    /// Reads and locks: the file may be good, so it was kept and the read is tried again.
+    pub reads: u64,
+}
+
 pub struct Storage {
     dir: PathBuf,
     /// Dates the name of a file set aside.
@@ -126,19 +140,21 @@ pub struct Storage {
     /// Held for the life of the process: the OS releases it however the process ends.
     _lock: File,
     write_failures: AtomicU64,
+    read_failures: AtomicU64,
     last_logged: Mutex<Option<Instant>>,
 }
 
 impl Storage {
-    /// Creates the directory if needed (0700), checks it is writable, and takes the role's lock.
+    /// Creates the directory if needed (0700), checks that it is a private directory and writable,
+    /// and takes the role's lock.
     pub fn open(dir: &Path, role: Role, clock: Clock) -> Result<Storage, StorageError> {
         let unusable = |source| StorageError::Unusable { path: dir.to_owned(), source };
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(unusable)?;
+        files::private_directory(dir).map_err(unusable)?;
         let name = match role {
             Role::Exporter => EXPORTER_LOCK,
             Role::Backfill => BACKFILL_LOCK,
         };
-        let mut lock = open_lock(&dir.join(name)).map_err(unusable)?;
+        let mut lock = files::open_lock(&dir.join(name)).map_err(unusable)?;
         let patience = Instant::now() + LOCK_PATIENCE;
         loop {
             match lock.try_lock() {
@@ -148,7 +164,7 @@ impl Storage {
                 }
                 Err(fs::TryLockError::WouldBlock) => {
                     let mut holder = String::new();
-                    let _ = lock.read_to_string(&mut holder);
+                    let _ = (&lock).take(256).read_to_string(&mut holder);
                     let holder = holder.trim();
                     let holder = if holder.is_empty() { "a process that wrote no pid".to_owned() } else { holder.to_owned() };
                     return Err(StorageError::Locked { path: dir.to_owned(), role, holder });
@@ -159,14 +175,19 @@ impl Storage {
         lock.set_len(0)
             .and_then(|()| lock.write_all(format!("pid {} on {}\n", std::process::id(), hostname()).as_bytes()))
             .map_err(unusable)?;
-        // The directory may predate us with wider permissions; the lock write proved it writable.
-        let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
-        Ok(Storage { dir: dir.to_owned(), clock, _lock: lock, write_failures: AtomicU64::new(0), last_logged: Mutex::new(None) })
+        Ok(Storage {
+            dir: dir.to_owned(),
+            clock,
+            _lock: lock,
+            write_failures: AtomicU64::new(0),
+            read_failures: AtomicU64::new(0),
+            last_logged: Mutex::new(None),
+        })
     }
 
     /// Whether an exporter holds this directory now (for a backfill, which then leaves it turns).
     pub fn exporter_running(&self) -> bool {
-        let Ok(lock) = open_lock(&self.dir.join(EXPORTER_LOCK)) else { return false };
+        let Ok(lock) = files::open_lock(&self.dir.join(EXPORTER_LOCK)) else { return false };
         matches!(lock.try_lock(), Err(fs::TryLockError::WouldBlock))
     }
 
@@ -174,47 +195,44 @@ impl Storage {
         &self.dir
     }
 
-    /// Writes that failed since start-up.
-    pub fn write_failures(&self) -> u64 {
-        self.write_failures.load(Ordering::Relaxed)
+    /// What failed since start-up.
+    pub fn failures(&self) -> StorageFailures {
+        StorageFailures { writes: self.write_failures.load(Ordering::Relaxed), reads: self.read_failures.load(Ordering::Relaxed) }
     }
 
-    /// The token's ledger, if its file can be used (a file that cannot is set aside).
-    pub fn load_ledger(&self, token_name: &str) -> Option<Ledger> {
-        self.read::<LedgerFile<Ledger>>(&self.ledger_path(token_name), token_name, |f| (f.version, &f.token_name)).map(|f| f.ledger)
+    /// The token's ledger: None when there is no file, or one that cannot be used (set aside); an
+    /// error when it could not be read, which may pass (the file is left as it is).
+    pub fn load_ledger(&self, token_name: &str) -> io::Result<Option<Ledger>> {
+        let path = self.ledger_path(token_name);
+        let file = self.read::<LedgerFile<Ledger>>(&path, LEDGER_LIMIT, token_name, |f| (f.version, &f.token_name));
+        file.map(|file| file.map(|f| f.ledger)).inspect_err(|error| self.count_read_failure(&path, error))
     }
 
-    /// The last good answers of the token's jobs, by job key (none if the file cannot be used).
+    /// The last good answers of the token's jobs, by job key (none if the file cannot be used or
+    /// read: they come back with the next poll).
     pub fn load_answers(&self, token_name: &str) -> BTreeMap<String, Answer> {
-        self.read::<AnswersFile<BTreeMap<String, Answer>>>(&self.answers_path(token_name), token_name, |f| (f.version, &f.token_name))
-            .map(|f| f.answers)
-            .unwrap_or_default()
+        let path = self.answers_path(token_name);
+        match self.read::<AnswersFile<BTreeMap<String, Answer>>>(&path, ANSWERS_LIMIT, token_name, |f| (f.version, &f.token_name)) {
+            Ok(file) => file.map(|f| f.answers).unwrap_or_default(),
+            Err(error) => {
+                self.count_read_failure(&path, &error);
+                BTreeMap::new()
+            }
+        }
     }
 
-    pub fn save_ledger(&self, token_name: &str, ledger: &Ledger) {
+    /// Writes the token's ledger; false (counted and logged) when the write failed.
+    pub fn save_ledger(&self, token_name: &str, ledger: &Ledger) -> bool {
         let file = LedgerFile { version: VERSION, token_name: token_name.to_owned(), ledger };
-        self.write(&self.ledger_path(token_name), &file);
+        self.write(&self.ledger_path(token_name), &file)
     }
 
-    /// Changes a token's ledger as every process on this directory sees it: under the token's
-    /// lock, the file's ledger (another process may have called since) replaces `ledger`, `change`
-    /// edits it, and it is written back if it changed. Blocks on the lock and the write's fsync.
-    pub fn update_ledger<R>(&self, token_name: &str, ledger: &mut Ledger, change: impl FnOnce(&mut Ledger) -> R) -> R {
-        let lock = open_lock(&self.dir.join(format!("token-{token_name}.lock"))).and_then(|lock| lock.lock().map(|()| lock));
-        if let Err(error) = &lock {
-            // Alone on the directory this loses nothing; beside a backfill, the turns may clash.
-            self.count_failure(&self.dir.join(format!("token-{token_name}.lock")), error);
-        }
-        if let Some(on_disk) = self.load_ledger(token_name) {
-            *ledger = on_disk;
-        }
-        let before = ledger.clone();
-        let result = change(ledger);
-        if *ledger != before {
-            self.save_ledger(token_name, ledger);
-        }
-        drop(lock);
-        result
+    /// Takes the token's lock, held until the guard is dropped: each change of the ledger is made
+    /// under it, on the ledger as the file holds it, so that an exporter and a backfill on this
+    /// directory take turns. Blocks while the other process holds it.
+    pub fn lock_token(&self, token_name: &str) -> io::Result<File> {
+        let path = self.dir.join(format!("token-{token_name}.lock"));
+        files::open_lock(&path).and_then(|lock| lock.lock().map(|()| lock)).inspect_err(|error| self.count_read_failure(&path, error))
     }
 
     pub fn save_answers(&self, token_name: &str, answers: &BTreeMap<String, Answer>) {
@@ -222,20 +240,34 @@ impl Storage {
         self.write(&self.answers_path(token_name), &file);
     }
 
-    /// Writes any other file of the directory (the backfill's months) the same way.
+    /// Writes any other file of the directory (the backfill's months) the same way, in a
+    /// subdirectory made if needed.
     pub fn save_json(&self, path: &Path, value: &impl Serialize) {
-        if let Some(dir) = path.parent() {
-            match fs::DirBuilder::new().mode(0o700).create(dir) {
-                // New: handed to the state directory's owner, like every file.
-                Ok(()) => File::open(dir).iter().for_each(|made| hand_to_directory_owner(made, dir)),
-                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(error) => {
-                    tracing::error!(dir = %dir.display(), %error, "cannot create a state directory");
-                    return;
-                }
-            }
+        if let Some(dir) = path.parent()
+            && let Err(error) = files::subdirectory(dir)
+        {
+            self.count_failure(dir, &error);
+            return;
         }
         self.write(path, value);
+    }
+
+    /// Reads another file of the directory (the backfill's months); None when missing, unusable
+    /// (set aside) or unreadable.
+    pub fn load_json<T: DeserializeOwned>(&self, path: &Path) -> Option<T> {
+        let problem = match files::read_bounded(path, ANSWERS_LIMIT) {
+            Ok(Contents::Missing) => return None,
+            Ok(Contents::Unusable(why)) => why,
+            Ok(Contents::Read(text)) => match serde_json::from_slice(&text) {
+                Ok(value) => return Some(value),
+                Err(error) => format!("is damaged: {error}"),
+            },
+            Err(error) => {
+                self.count_read_failure(path, &error);
+                return None;
+            }
+        };
+        self.set_aside(path, &problem)
     }
 
     fn ledger_path(&self, token_name: &str) -> PathBuf {
@@ -246,18 +278,26 @@ impl Storage {
         self.dir.join(format!("token-{token_name}.answers.json"))
     }
 
-    fn read<T: DeserializeOwned>(&self, path: &Path, token_name: &str, identity: impl Fn(&T) -> (u32, &String)) -> Option<T> {
-        let text = match fs::read(path) {
-            Ok(text) => text,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return None,
-            Err(error) => return self.set_aside(path, &format!("cannot be read: {error}")),
+    /// A state file: Ok(None) when missing or unusable (then set aside), an error when it could not
+    /// be read. Only a file read whole is judged: an error reading it says nothing of its contents.
+    fn read<T: DeserializeOwned>(
+        &self,
+        path: &Path,
+        limit: u64,
+        token_name: &str,
+        identity: impl Fn(&T) -> (u32, &String),
+    ) -> io::Result<Option<T>> {
+        let text = match files::read_bounded(path, limit)? {
+            Contents::Missing => return Ok(None),
+            Contents::Unusable(why) => return Ok(self.set_aside(path, &why)),
+            Contents::Read(text) => text,
         };
         // One parse when the file is good; the version is looked at only to say why one is not.
         let problem = match serde_json::from_slice::<T>(&text) {
             Ok(file) => match identity(&file) {
                 (version, _) if version != VERSION => format!("has format version {version}, this exporter reads version {VERSION}"),
                 (_, name) if name != token_name => format!("belongs to token name {name:?}, not {token_name:?}"),
-                _ => return Some(file),
+                _ => return Ok(Some(file)),
             },
             Err(error) => match serde_json::from_slice::<Versioned>(&text) {
                 Ok(Versioned { version }) if version != VERSION => {
@@ -267,10 +307,11 @@ impl Storage {
                 Err(error) => format!("is not a state file of this exporter: {error}"),
             },
         };
-        self.set_aside(path, &problem)
+        Ok(self.set_aside(path, &problem))
     }
 
-    /// Moves a file that cannot be used out of the way, kept for inspection.
+    /// Moves a file that cannot be used out of the way, kept for inspection (a link is moved as a
+    /// link: what it points at is left alone).
     fn set_aside<T>(&self, path: &Path, problem: &str) -> Option<T> {
         let aside = path.with_extension(format!("json.bad-{}", self.clock.now().as_second()));
         match fs::rename(path, &aside) {
@@ -284,53 +325,37 @@ impl Storage {
         None
     }
 
-    fn write(&self, path: &Path, value: &impl Serialize) {
-        if let Err(error) = write_atomically(path, value) {
-            self.count_failure(path, &error);
-        }
+    fn write(&self, path: &Path, value: &impl Serialize) -> bool {
+        let written = serde_json::to_vec(value).map_err(io::Error::other).and_then(|mut text| {
+            text.push(b'\n');
+            files::write_atomically(path, &text)
+        });
+        written.inspect_err(|error| self.count_failure(path, error)).is_ok()
     }
 
     fn count_failure(&self, path: &Path, error: &io::Error) {
         self.write_failures.fetch_add(1, Ordering::Relaxed);
-        let mut last = self.last_logged.lock().expect("no panic while holding the lock");
-        if last.is_none_or(|at| at.elapsed() >= LOG_EVERY) {
-            *last = Some(Instant::now());
-            tracing::error!(file = %path.display(), %error, "cannot write the state file; polling goes on, but a restart now may call early");
+        if self.time_to_log() {
+            tracing::error!(file = %path.display(), %error, "cannot write the state file; the API's rules hold from memory, but a restart now may call early");
         }
     }
-}
 
-fn open_lock(path: &Path) -> io::Result<File> {
-    let lock = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path)?;
-    hand_to_directory_owner(&lock, path);
-    Ok(lock)
-}
-
-/// Gives a file this process made to the owner of its directory: a backfill run as root beside a
-/// service (systemd's dynamic user, say) must leave files the service can still read and lock.
-/// Nothing to do when they match; not possible when this process is not root, which could then
-/// not have written into another user's 0700 directory anyway.
-fn hand_to_directory_owner(file: &File, path: &Path) {
-    let directory = path.parent().unwrap_or(Path::new("."));
-    let (Ok(mine), Ok(owner)) = (file.metadata(), fs::metadata(directory)) else { return };
-    if (mine.uid(), mine.gid()) != (owner.uid(), owner.gid()) {
-        let _ = std::os::unix::fs::fchown(file, Some(owner.uid()), Some(owner.gid()));
+    fn count_read_failure(&self, path: &Path, error: &io::Error) {
+        self.read_failures.fetch_add(1, Ordering::Relaxed);
+        if self.time_to_log() {
+            tracing::error!(file = %path.display(), %error, "cannot read the state file; the file is kept and no call is made until it can be read");
+        }
     }
-}
 
-/// Temporary file, fsync, rename over the old one, fsync of the directory: a crash at any point
-/// leaves the old file or the new one, never half of one.
-fn write_atomically(path: &Path, value: &impl Serialize) -> io::Result<()> {
-    let temporary = path.with_extension("json.tmp");
-    let mut file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&temporary)?;
-    hand_to_directory_owner(&file, &temporary);
-    let mut text = serde_json::to_vec(value).map_err(io::Error::other)?;
-    text.push(b'\n');
-    file.write_all(&text)?;
-    file.sync_all()?;
-    drop(file);
-    fs::rename(&temporary, path)?;
-    File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()
+    /// Failures are logged at most once a [`LOG_EVERY`].
+    fn time_to_log(&self) -> bool {
+        let mut last = self.last_logged.lock().expect("no panic while holding the lock");
+        let due = last.is_none_or(|at| at.elapsed() >= LOG_EVERY);
+        if due {
+            *last = Some(Instant::now());
+        }
+        due
+    }
 }
 
 fn hostname() -> String {
@@ -339,7 +364,10 @@ fn hostname() -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
+    use crate::token_ledger::TokenLedger;
 
     fn temp_dir(tag: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("wolkvox-storage-{tag}-{}-{}", std::process::id(), fastrand::u64(..)));
@@ -360,9 +388,9 @@ mod tests {
         let ledger = Ledger { calls_today: 7, ..Ledger::default() };
         storage.save_ledger("main", &ledger);
         storage.save_answers("main", &BTreeMap::from([("0042/gamification".to_owned(), answer())]));
-        assert_eq!(storage.load_ledger("main"), Some(ledger));
+        assert_eq!(storage.load_ledger("main").unwrap(), Some(ledger));
         assert_eq!(storage.load_answers("main")["0042/gamification"], answer());
-        assert_eq!((storage.load_ledger("other"), storage.load_answers("other")), (None, BTreeMap::new()));
+        assert_eq!((storage.load_ledger("other").unwrap(), storage.load_answers("other")), (None, BTreeMap::new()));
         assert_eq!(fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
         for entry in fs::read_dir(&dir).unwrap() {
             let entry = entry.unwrap();
@@ -390,7 +418,7 @@ mod tests {
         ] {
             let path = dir.join(format!("token-{name}.ledger.json"));
             fs::write(&path, text).unwrap();
-            assert_eq!(storage.load_ledger(name), None, "{name}");
+            assert_eq!(storage.load_ledger(name).unwrap(), None, "{name}");
             assert!(!path.exists(), "{name} was not moved aside");
             let kept = fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()).any(|e| {
                 let file = e.file_name().to_string_lossy().into_owned();
@@ -419,13 +447,17 @@ mod tests {
         let error = Storage::open(&dir, Role::Backfill, Clock::system()).err().expect("one backfill at a time").to_string();
         assert!(error.contains("another backfill"), "{error}");
 
-        let (mut exporters, mut backfills) = (Ledger::default(), Ledger::default());
-        exporter.update_ledger("main", &mut exporters, |ledger| ledger.calls_today += 1);
+        let (exporter, backfill) = (Arc::new(exporter), Arc::new(backfill));
+        let mut exporters = TokenLedger::new(Ledger::default(), "main", Some(exporter.clone()));
+        let mut backfills = TokenLedger::new(Ledger::default(), "main", Some(backfill.clone()));
+        exporters.update_blocking(|ledger| ledger.calls_today += 1).unwrap();
         // The backfill's stale copy is replaced by the file's before its change.
-        backfill.update_ledger("main", &mut backfills, |ledger| ledger.calls_today += 1);
-        exporter.update_ledger("main", &mut exporters, |ledger| ledger.calls_today += 1);
-        assert_eq!((backfills.calls_today, exporters.calls_today), (2, 3));
-        assert_eq!(exporter.load_ledger("main").map(|l| l.calls_today), Some(3));
+        backfills.update_blocking(|ledger| ledger.calls_today += 1).unwrap();
+        exporters.update_blocking(|ledger| ledger.calls_today += 1).unwrap();
+        assert_eq!((backfills.get().calls_today, exporters.get().calls_today), (2, 3));
+        assert_eq!(exporter.load_ledger("main").unwrap().map(|l| l.calls_today), Some(3));
+        drop(exporters);
+        let exporter = Arc::into_inner(exporter).unwrap();
         drop(exporter);
         assert!(!backfill.exporter_running());
     }
@@ -445,8 +477,92 @@ mod tests {
         storage.save_ledger("main", &Ledger { calls_today: 1, ..Ledger::default() });
         // A directory where the temporary file should go makes the write fail.
         fs::create_dir(dir.join("token-main.ledger.json.tmp")).unwrap();
-        storage.save_ledger("main", &Ledger { calls_today: 2, ..Ledger::default() });
-        assert_eq!(storage.write_failures(), 1);
-        assert_eq!(storage.load_ledger("main").map(|l| l.calls_today), Some(1));
+        assert!(!storage.save_ledger("main", &Ledger { calls_today: 2, ..Ledger::default() }));
+        assert_eq!(storage.failures().writes, 1);
+        assert_eq!(storage.load_ledger("main").unwrap().map(|l| l.calls_today), Some(1));
+    }
+
+    /// A file planted in the directory: `make` creates it at the path given.
+    fn planted(tag: &str, name: &str, make: impl Fn(&Path)) -> (PathBuf, Storage) {
+        let dir = temp_dir(tag);
+        make(&dir.join(name));
+        let storage = Storage::open(&dir, Role::Exporter, Clock::system()).unwrap();
+        (dir, storage)
+    }
+
+    #[test]
+    fn links_planted_in_the_directory_are_never_followed() {
+        let victim = temp_dir("victim").join("passwd");
+        fs::write(&victim, "root:x:0:0\n").unwrap();
+        let link = |path: &Path| std::os::unix::fs::symlink(&victim, path).unwrap();
+        // In the place of the temporary file: the write makes a file of its own.
+        let (dir, storage) = planted("link-tmp", "token-main.ledger.json.tmp", link);
+        assert!(storage.save_ledger("main", &Ledger { calls_today: 4, ..Ledger::default() }));
+        assert_eq!(storage.load_ledger("main").unwrap().map(|l| l.calls_today), Some(4));
+        // In the place of the ledger: set aside as a link, never read through.
+        fs::remove_file(dir.join("token-main.ledger.json")).unwrap();
+        link(&dir.join("token-main.ledger.json"));
+        assert_eq!(storage.load_ledger("main").unwrap(), None);
+        assert!(!dir.join("token-main.ledger.json").exists());
+        // In the place of a token's lock, and of the exporter's.
+        link(&dir.join("token-main.lock"));
+        let error = storage.lock_token("main").unwrap_err().to_string();
+        assert!(error.contains("token-main.lock") && error.contains("symbolic link"), "{error}");
+        let (_, _) = planted("link-answers", "token-main.answers.json", link);
+        let dir = temp_dir("link-lock");
+        link(&dir.join("lock"));
+        let error = Storage::open(&dir, Role::Exporter, Clock::system()).err().unwrap().to_string();
+        assert!(error.contains("--storage.path") && error.contains("symbolic link"), "{error}");
+        // A hard link to a file elsewhere (same file system) is refused as well.
+        let dir = temp_dir("hard-link");
+        fs::hard_link(&victim, dir.join("backfill.lock")).unwrap();
+        let error = Storage::open(&dir, Role::Backfill, Clock::system()).err().unwrap().to_string();
+        assert!(error.contains("hard link"), "{error}");
+
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "root:x:0:0\n", "the file linked to is untouched");
+        assert_eq!(fs::metadata(&victim).unwrap().permissions().mode() & 0o777, 0o644);
+    }
+
+    #[test]
+    fn a_fifo_or_a_device_in_a_files_place_is_set_aside_without_waiting_on_it() {
+        let fifo = |path: &Path| {
+            let made = std::process::Command::new("mkfifo").arg(path).status().unwrap();
+            assert!(made.success());
+        };
+        let (dir, storage) = planted("fifo", "token-main.ledger.json", fifo);
+        assert_eq!(storage.load_ledger("main").unwrap(), None);
+        assert!(!dir.join("token-main.ledger.json").exists(), "set aside");
+        let (dir, storage) = planted("device", "token-main.answers.json", |path| {
+            std::os::unix::fs::symlink("/dev/zero", path).unwrap();
+        });
+        assert_eq!(storage.load_answers("main"), BTreeMap::new());
+        assert!(!dir.join("token-main.answers.json").exists(), "set aside");
+    }
+
+    #[test]
+    fn a_state_directory_that_is_a_link_is_refused_and_one_open_to_all_is_made_private() {
+        let real = temp_dir("real-dir");
+        let link = temp_dir("dir-link").join("data");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let error = Storage::open(&link, Role::Exporter, Clock::system()).err().unwrap().to_string();
+        assert!(error.contains(&link.display().to_string()) && error.contains("symbolic link"), "{error}");
+
+        let open_to_all = temp_dir("open-to-all");
+        fs::set_permissions(&open_to_all, fs::Permissions::from_mode(0o777)).unwrap();
+        drop(Storage::open(&open_to_all, Role::Exporter, Clock::system()).unwrap());
+        assert_eq!(fs::metadata(&open_to_all).unwrap().permissions().mode() & 0o777, 0o700);
+    }
+
+    #[test]
+    fn a_directory_open_to_all_and_owned_by_another_user_is_refused() {
+        let dir = temp_dir("foreign");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+        if std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).is_err() {
+            // Only root can give a directory away; CI runs as root.
+            assert!(std::env::var_os("CI").is_none(), "CI runs the tests as root");
+            return;
+        }
+        let error = Storage::open(&dir, Role::Exporter, Clock::system()).err().unwrap().to_string();
+        assert!(error.contains("writable by every user") && error.contains("0777"), "{error}");
     }
 }

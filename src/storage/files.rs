@@ -1,0 +1,168 @@
+//! Files in a directory that someone else may write into (the state directory belongs to the
+//! service's user, and a backfill may run there as root): no symbolic link is followed, no file
+//! with a second name (a hard link to a file elsewhere) is used, nothing but a regular file is
+//! read or written, nothing is read without a bound, and a file is handed to the directory's owner
+//! only when this process has just created it.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+/// Every open: no link followed, no wait on a FIFO planted in a file's place, no descriptor
+/// inherited by a child.
+const NO_FOLLOW: i32 = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
+
+/// Checks that `dir` is a directory of its own: not a symbolic link, and not writable by other
+/// users (who could plant files in it), unless this process owns it, in which case it is made
+/// private again (0700) with a warning. Creates it (0700) when missing.
+pub fn private_directory(dir: &Path) -> io::Result<()> {
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(parent)?;
+    }
+    match fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => return Ok(()),
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(error) => return Err(error),
+    }
+    let found = fs::symlink_metadata(dir)?;
+    if found.file_type().is_symlink() {
+        return Err(refused("is a symbolic link; name the directory itself"));
+    }
+    if !found.is_dir() {
+        return Err(refused("is not a directory"));
+    }
+    let mode = found.mode() & 0o7777;
+    if mode & 0o002 != 0 {
+        if found.uid() != current_uid() {
+            return Err(refused(&format!(
+                "is writable by every user (mode {mode:04o}): another user could plant files in it; \
+                 use a directory inside it (created 0700 by the exporter) or chmod o-w it"
+            )));
+        }
+        tracing::warn!(dir = %dir.display(), mode = format!("{mode:04o}"), "the state directory was writable by every user; made private (0700)");
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// A subdirectory of the state directory (the backfill's months): created 0700 and handed to the
+/// state directory's owner, or an existing real directory.
+pub fn subdirectory(dir: &Path) -> io::Result<()> {
+    match fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {
+            let made = File::open(dir)?;
+            hand_to_directory_owner(&made, dir);
+            Ok(())
+        }
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+            let found = fs::symlink_metadata(dir)?;
+            if found.is_dir() { Ok(()) } else { Err(refused("is not a directory (a link, or a file)")) }
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// Opens a lock file for reading and writing, creating it (0600, handed to the directory's owner)
+/// if it does not exist.
+pub fn open_lock(path: &Path) -> io::Result<File> {
+    match OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).custom_flags(NO_FOLLOW).open(path) {
+        Ok(file) => {
+            hand_to_directory_owner(&file, path);
+            Ok(file)
+        }
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+            let file = OpenOptions::new().read(true).write(true).custom_flags(NO_FOLLOW).open(path).map_err(|error| {
+                if error.raw_os_error() == Some(libc::ELOOP) { refused(&format!("{}: {LINK}", path.display())) } else { error }
+            })?;
+            match not_a_plain_file(&file)? {
+                Some(why) => Err(refused(&format!("{}: {why}", path.display()))),
+                None => Ok(file),
+            }
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// What reading a file found.
+pub enum Contents {
+    Missing,
+    Read(Vec<u8>),
+    /// Not a file to read: a link, a FIFO, a device, a file with a second name, or one larger
+    /// than the bound (not read past it). Why, as a phrase ("is a symbolic link ...").
+    Unusable(String),
+}
+
+/// Reads a regular file of at most `limit` bytes. An error is a failure to read (out of file
+/// descriptors, say), which may pass, unlike what a file holds.
+pub fn read_bounded(path: &Path, limit: u64) -> io::Result<Contents> {
+    let file = match OpenOptions::new().read(true).custom_flags(NO_FOLLOW).open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Contents::Missing),
+        Err(error) if error.raw_os_error() == Some(libc::ELOOP) => return Ok(Contents::Unusable(LINK.to_owned())),
+        Err(error) => return Err(error),
+    };
+    if let Some(why) = not_a_plain_file(&file)? {
+        return Ok(Contents::Unusable(why.to_owned()));
+    }
+    let mut text = Vec::new();
+    file.take(limit + 1).read_to_end(&mut text)?;
+    Ok(if text.len() as u64 > limit { Contents::Unusable(format!("is larger than {limit} bytes")) } else { Contents::Read(text) })
+}
+
+/// Temporary file (created anew, never reused), fsync, rename over the old one, fsync of the
+/// directory: a crash at any point leaves the old file or the new one, never half of one.
+pub fn write_atomically(path: &Path, text: &[u8]) -> io::Result<()> {
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(".tmp");
+    let temporary = path.with_file_name(name);
+    // Left by a crash, or planted: removed (a link goes, not what it points at), then made anew;
+    // if something takes its place in between, the exclusive create fails.
+    match fs::remove_file(&temporary) {
+        Ok(()) => {}
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error),
+    }
+    let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(NO_FOLLOW).open(&temporary)?;
+    hand_to_directory_owner(&file, &temporary);
+    file.write_all(text)?;
+    file.sync_all()?;
+    drop(file);
+    fs::rename(&temporary, path)?;
+    File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()
+}
+
+/// Gives a file this process has just made to the owner of its directory: a backfill run as root
+/// beside a service (systemd's dynamic user, say) must leave files the service can still read and
+/// lock. Nothing to do when they match; not possible when this process is not root, which could
+/// then not have written into another user's 0700 directory anyway.
+fn hand_to_directory_owner(file: &File, path: &Path) {
+    let directory = path.parent().unwrap_or(Path::new("."));
+    let (Ok(mine), Ok(owner)) = (file.metadata(), fs::metadata(directory)) else { return };
+    if (mine.uid(), mine.gid()) != (owner.uid(), owner.gid()) {
+        let _ = std::os::unix::fs::fchown(file, Some(owner.uid()), Some(owner.gid()));
+    }
+}
+
+const LINK: &str = "is a symbolic link, which is never followed";
+
+/// Why an open file is not one to use: not a regular file, or one with a second name.
+fn not_a_plain_file(file: &File) -> io::Result<Option<&'static str>> {
+    let found = file.metadata()?;
+    Ok(if !found.is_file() {
+        Some("is not a regular file")
+    } else if found.nlink() > 1 {
+        Some("has another name (a hard link), so it may be a file from elsewhere")
+    } else {
+        None
+    })
+}
+
+fn refused(why: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, why.to_owned())
+}
+
+fn current_uid() -> u32 {
+    // The owner of a file this process makes; std has no getuid.
+    fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(u32::MAX)
+}
