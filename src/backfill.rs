@@ -500,7 +500,7 @@ fn job_of(rules: &TokenRules, month: &Month, targets: &[Target]) -> usize {
 }
 
 /// What a dry run prints: per token the calls to make and when the last can be made at the
-/// earliest, from its ledger.
+/// earliest, from its ledger. A reader that stops early (`| head`) ends the printing, nothing else.
 fn print_plan(
     targets: &[Target],
     months: &[Month],
@@ -509,7 +509,16 @@ fn print_plan(
     storage: Option<&Storage>,
     clock: &Clock,
 ) {
-    println!("backfill plan: {} month(s) of API answers, {} already kept", months.len(), results.iter().filter(|r| r.is_some()).count());
+    let mut plan = String::new();
+    let mut say = |line: String| {
+        plan.push_str(&line);
+        plan.push('\n');
+    };
+    say(format!(
+        "backfill plan: {} month(s) of API answers, {} already kept",
+        months.len(),
+        results.iter().filter(|r| r.is_some()).count()
+    ));
     for members in lanes {
         let target = &targets[members[0]];
         let rules = rules_of(targets, members);
@@ -523,15 +532,16 @@ fn print_plan(
             admission::record_start(&mut ledger, &rules, job, now);
             admission::record_side_end(&mut ledger, &rules, job, now, None);
             own_due = Some(now + own_wait(&rules.jobs[job], None));
-            println!("  {} at {}", month.name(targets), now.to_zoned(target.timezone.clone()).strftime("%Y-%m-%d %H:%M:%S %Z"));
+            say(format!("  {} at {}", month.name(targets), now.to_zoned(target.timezone.clone()).strftime("%Y-%m-%d %H:%M:%S %Z")));
             calls += 1;
         }
         let wait = humantime::format_duration(Duration::from_secs(until(clock.now(), now).as_secs()));
-        println!("token {}: {calls} call(s), the last at the earliest in {wait}", target.token_name);
+        say(format!("token {}: {calls} call(s), the last at the earliest in {wait}", target.token_name));
         if storage.is_some_and(Storage::exporter_running) {
-            println!("  an exporter runs on this state directory: the backfill takes turns with it, and may finish later");
+            say("  an exporter runs on this state directory: the backfill takes turns with it, and may finish later".to_owned());
         }
     }
+    let _ = std::io::stdout().lock().write_all(plan.as_bytes());
 }
 
 /// What the output is written from: each month fetched (or kept from an earlier run), with its rows.
@@ -552,8 +562,26 @@ fn write_output(fetched: &Fetched<'_>) -> Result<(), BackfillError> {
         return Ok(());
     }
     let path = Path::new(output);
+    // A device or a pipe (/dev/null, a FIFO, /dev/stdout) is written into as it is; a link to
+    // anything else, a directory or a socket would be followed or replaced by a file: refused.
+    if let Ok(found) = std::fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt;
+        let target = std::fs::metadata(path).map(|m| m.file_type()).ok();
+        if target.is_some_and(|kind| kind.is_char_device() || kind.is_fifo()) {
+            let device = std::fs::OpenOptions::new().write(true).open(path).map_err(failed)?;
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, device);
+            return write_families(&mut out, fetched).and_then(|()| out.flush()).map_err(failed);
+        }
+        if !found.is_file() {
+            let why = if found.file_type().is_symlink() { "is a symbolic link" } else { "is not a regular file" };
+            return Err(failed(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{why}, which the backfill would replace; name a file, or write to standard output with --output -"),
+            )));
+        }
+    }
     let temporary = path.with_file_name(format!(".{}.partial", path.file_name().and_then(|n| n.to_str()).unwrap_or("backfill")));
-    let written = std::fs::File::create(&temporary).and_then(|file| {
+    let written = crate::storage::files::create_anew(&temporary, 0o644).and_then(|file| {
         let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
         write_families(&mut out, fetched)?;
         out.into_inner().map_err(|e| e.into_error())?.sync_all()

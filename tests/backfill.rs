@@ -349,3 +349,51 @@ async fn an_interrupted_run_leaves_no_file() {
     let left: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_file()).collect();
     assert!(left.is_empty(), "an interrupted run left {left:?}");
 }
+
+/// `--output` beside files someone else may plant: a link is refused (what it points at is left
+/// alone), a planted `.NAME.partial` link is not followed, and a device is written into as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_output_follows_no_link_and_writes_into_a_device_as_it_is() {
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    let dir = temp_dir("backfill-links");
+    let victim = dir.join("victim");
+    std::fs::write(&victim, "keep me\n").unwrap();
+    let range = ["--from", "2026-01", "--to", "2026-01"];
+
+    let link = dir.join("linked.om");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let output = backfill(&simulator, &dir.join("data"), &[&range[..], &["--output", link.to_str().unwrap()]].concat());
+    assert!(!output.status.success(), "{}", text(&output));
+    assert!(text(&output).contains("symbolic link"), "{}", text(&output));
+
+    let planted = dir.join(".history.om.partial");
+    std::os::unix::fs::symlink(&victim, &planted).unwrap();
+    let history = dir.join("history.om");
+    let output = backfill(&simulator, &dir.join("data"), &[&range[..], &["--output", history.to_str().unwrap()]].concat());
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(std::fs::read_to_string(&history).unwrap().ends_with("# EOF\n"));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me\n", "a link was followed");
+
+    let output = backfill(&simulator, &dir.join("data"), &[&range[..], &["--output", "/dev/null"]].concat());
+    assert!(output.status.success(), "{}", text(&output));
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::metadata("/dev/null").unwrap().file_type().is_char_device(), "/dev/null was replaced by a file");
+}
+
+/// A dry run read by `head -1` that has gone before the plan is printed: the backfill ends quietly
+/// (no panic, exit 0), as other command-line tools do.
+#[tokio::test]
+async fn a_dry_run_into_a_pipe_closed_early_ends_quietly() {
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    let dir = temp_dir("backfill-head");
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let output = Command::new(env!("CARGO_BIN_EXE_wolkvox_exporter"))
+        .args(["backfill", "--wolkvox.server", "0042", "--wolkvox.base-url", &simulator.base_url()])
+        .args(["--from", "2024-01", "--to", "2026-01", "--dry-run", "--storage.path", dir.join("data").to_str().unwrap()])
+        .env("WOLKVOX_TOKEN", FAKE_TOKEN)
+        .stdout(writer)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+}

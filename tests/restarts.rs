@@ -373,3 +373,46 @@ async fn a_ledger_that_cannot_be_opened_for_a_while_is_kept_and_nothing_forgotte
     let calls_today = sample(&text, "wolkvox_token_calls_today{token_name=\"WOLKVOX_TOKEN\"}").unwrap();
     assert!(calls_today >= 3.0 || jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::get("America/Bogota").unwrap()).hour() == 0);
 }
+
+/// The same, with links planted by the directory's owner (a compromised service) where the
+/// backfill run as root will write: every file they point at stays as it was, and is not given
+/// away.
+#[tokio::test]
+async fn links_planted_in_the_state_directory_give_its_owner_nothing_of_roots() {
+    let state = state_dir("planted");
+    std::fs::create_dir_all(&state).unwrap();
+    if std::os::unix::fs::chown(&state, Some(SERVICE_USER), Some(SERVICE_USER)).is_err() {
+        tools::missing("root, to run a backfill in another user's state directory");
+        return;
+    }
+    let victims = state_dir("victims");
+    std::fs::create_dir_all(&victims).unwrap();
+    let names =
+        ["backfill.lock", "lock", "token-WOLKVOX_TOKEN.lock", "token-WOLKVOX_TOKEN.ledger.json.tmp", "token-WOLKVOX_TOKEN.ledger.json"];
+    for name in names {
+        let victim = victims.join(name);
+        std::fs::write(&victim, "root:x:0:0\n").unwrap();
+        std::os::unix::fs::symlink(&victim, state.join(name)).unwrap();
+        std::os::unix::fs::lchown(state.join(name), Some(SERVICE_USER), Some(SERVICE_USER)).unwrap();
+    }
+    std::os::unix::fs::symlink(&victims, state.join("backfill")).unwrap();
+
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    let mut backfill = Command::new(env!("CARGO_BIN_EXE_wolkvox_exporter"));
+    backfill
+        .args(["backfill", "--wolkvox.server", "0042", "--wolkvox.base-url", &simulator.base_url()])
+        .args(["--from", "2026-01", "--to", "2026-01", "--output", state.with_extension("om").to_str().unwrap()])
+        .arg("--storage.path")
+        .arg(&state)
+        .env("WOLKVOX_TOKEN", FAKE_TOKEN);
+    let done = tokio::task::spawn_blocking(move || backfill.output().unwrap()).await.unwrap();
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    for name in names {
+        let victim = std::fs::metadata(victims.join(name)).unwrap();
+        assert_eq!(std::fs::read_to_string(victims.join(name)).unwrap(), "root:x:0:0\n", "{name} was followed");
+        assert_eq!((victim.uid(), victim.mode() & 0o777), (0, 0o644), "{name}'s target was given away");
+    }
+    assert_eq!(std::fs::read_dir(&victims).unwrap().count(), names.len(), "the backfill wrote through the linked backfill/");
+    let ledger = std::fs::symlink_metadata(state.join("token-WOLKVOX_TOKEN.ledger.json")).unwrap();
+    assert!(ledger.is_file() && ledger.uid() == SERVICE_USER, "a ledger of its own, the service's");
+}

@@ -64,24 +64,31 @@ pub fn subdirectory(dir: &Path) -> io::Result<()> {
 }
 
 /// Opens a lock file for reading and writing, creating it (0600, handed to the directory's owner)
-/// if it does not exist.
-pub fn open_lock(path: &Path) -> io::Result<File> {
-    match OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).custom_flags(NO_FOLLOW).open(path) {
-        Ok(file) => {
-            hand_to_directory_owner(&file, path);
-            Ok(file)
-        }
-        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
-            let file = OpenOptions::new().read(true).write(true).custom_flags(NO_FOLLOW).open(path).map_err(|error| {
-                if error.raw_os_error() == Some(libc::ELOOP) { refused(&format!("{}: {LINK}", path.display())) } else { error }
-            })?;
-            match not_a_plain_file(&file)? {
-                Some(why) => Err(refused(&format!("{}: {why}", path.display()))),
-                None => Ok(file),
-            }
-        }
-        Err(error) => Err(error),
+/// if it does not exist. Something else in its place (a link, a FIFO, a file with a second name) is
+/// moved to `aside` and the lock made anew: a planted link must neither be followed nor stop the
+/// exporter for good.
+pub fn open_lock(path: &Path, aside: &Path) -> io::Result<File> {
+    let create = || OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).custom_flags(NO_FOLLOW).open(path);
+    let created = |file: File| {
+        hand_to_directory_owner(&file, path);
+        file
+    };
+    match create() {
+        Ok(file) => return Ok(created(file)),
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(error) => return Err(error),
     }
+    let why = match OpenOptions::new().read(true).write(true).custom_flags(NO_FOLLOW).open(path) {
+        Ok(file) => match not_a_plain_file(&file)? {
+            None => return Ok(file),
+            Some(why) => why,
+        },
+        Err(error) if error.raw_os_error() == Some(libc::ELOOP) => LINK,
+        Err(error) => return Err(error),
+    };
+    fs::rename(path, aside)?;
+    tracing::warn!(file = %path.display(), moved_to = %aside.display(), "the lock file {why}; made anew");
+    create().map(created)
 }
 
 /// What reading a file found.
@@ -116,20 +123,25 @@ pub fn write_atomically(path: &Path, text: &[u8]) -> io::Result<()> {
     let mut name = path.file_name().unwrap_or_default().to_owned();
     name.push(".tmp");
     let temporary = path.with_file_name(name);
-    // Left by a crash, or planted: removed (a link goes, not what it points at), then made anew;
-    // if something takes its place in between, the exclusive create fails.
-    match fs::remove_file(&temporary) {
-        Ok(()) => {}
-        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-        Err(error) => return Err(error),
-    }
-    let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(NO_FOLLOW).open(&temporary)?;
+    let mut file = create_anew(&temporary, 0o600)?;
     hand_to_directory_owner(&file, &temporary);
     file.write_all(text)?;
     file.sync_all()?;
     drop(file);
     fs::rename(&temporary, path)?;
     File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()
+}
+
+/// Creates a file of this process's own at `path` (`mode`): what was there, left by a crash or
+/// planted, is removed first (a link goes, not what it points at); if something takes its place in
+/// between, the exclusive create fails.
+pub fn create_anew(path: &Path, mode: u32) -> io::Result<File> {
+    match fs::remove_file(path) {
+        Ok(()) => {}
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error),
+    }
+    OpenOptions::new().write(true).create_new(true).mode(mode).custom_flags(NO_FOLLOW).open(path)
 }
 
 /// Gives a file this process has just made to the owner of its directory: a backfill run as root

@@ -12,7 +12,7 @@
 //! backfill share the directory, and each change of a token's ledger is made under that token's
 //! lock on the ledger as the file holds it, so that the two take turns by the same rules.
 
-mod files;
+pub(crate) mod files;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -154,7 +154,7 @@ impl Storage {
             Role::Exporter => EXPORTER_LOCK,
             Role::Backfill => BACKFILL_LOCK,
         };
-        let mut lock = files::open_lock(&dir.join(name)).map_err(unusable)?;
+        let mut lock = files::open_lock(&dir.join(name), &aside(&dir.join(name), &clock)).map_err(unusable)?;
         let patience = Instant::now() + LOCK_PATIENCE;
         loop {
             match lock.try_lock() {
@@ -187,7 +187,8 @@ impl Storage {
 
     /// Whether an exporter holds this directory now (for a backfill, which then leaves it turns).
     pub fn exporter_running(&self) -> bool {
-        let Ok(lock) = files::open_lock(&self.dir.join(EXPORTER_LOCK)) else { return false };
+        let path = self.dir.join(EXPORTER_LOCK);
+        let Ok(lock) = files::open_lock(&path, &aside(&path, &self.clock)) else { return false };
         matches!(lock.try_lock(), Err(fs::TryLockError::WouldBlock))
     }
 
@@ -232,7 +233,9 @@ impl Storage {
     /// directory take turns. Blocks while the other process holds it.
     pub fn lock_token(&self, token_name: &str) -> io::Result<File> {
         let path = self.dir.join(format!("token-{token_name}.lock"));
-        files::open_lock(&path).and_then(|lock| lock.lock().map(|()| lock)).inspect_err(|error| self.count_read_failure(&path, error))
+        files::open_lock(&path, &aside(&path, &self.clock))
+            .and_then(|lock| lock.lock().map(|()| lock))
+            .inspect_err(|error| self.count_read_failure(&path, error))
     }
 
     pub fn save_answers(&self, token_name: &str, answers: &BTreeMap<String, Answer>) {
@@ -313,7 +316,7 @@ impl Storage {
     /// Moves a file that cannot be used out of the way, kept for inspection (a link is moved as a
     /// link: what it points at is left alone).
     fn set_aside<T>(&self, path: &Path, problem: &str) -> Option<T> {
-        let aside = path.with_extension(format!("json.bad-{}", self.clock.now().as_second()));
+        let aside = aside(path, &self.clock);
         match fs::rename(path, &aside) {
             Ok(()) => {
                 tracing::warn!(file = %path.display(), moved_to = %aside.display(), "the state file {problem}; starting this token clean")
@@ -358,13 +361,20 @@ impl Storage {
     }
 }
 
+/// Where a file that cannot be used is moved, dated by the exporter's clock: `NAME.bad-SECONDS`.
+fn aside(path: &Path, clock: &Clock) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(format!(".bad-{}", clock.now().as_second()));
+    path.with_file_name(name)
+}
+
 fn hostname() -> String {
     fs::read_to_string("/proc/sys/kernel/hostname").map(|name| name.trim().to_owned()).unwrap_or_else(|_| "this host".to_owned())
 }
 
 #[cfg(test)]
 mod tests {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     use super::*;
     use crate::token_ledger::TokenLedger;
@@ -504,20 +514,18 @@ mod tests {
         link(&dir.join("token-main.ledger.json"));
         assert_eq!(storage.load_ledger("main").unwrap(), None);
         assert!(!dir.join("token-main.ledger.json").exists());
-        // In the place of a token's lock, and of the exporter's.
+        // In the place of a token's lock, and of the exporter's: moved aside, the lock made anew.
         link(&dir.join("token-main.lock"));
-        let error = storage.lock_token("main").unwrap_err().to_string();
-        assert!(error.contains("token-main.lock") && error.contains("symbolic link"), "{error}");
+        let lock = storage.lock_token("main").unwrap();
+        assert!(lock.metadata().unwrap().is_file() && !dir.join("token-main.lock").is_symlink());
         let (_, _) = planted("link-answers", "token-main.answers.json", link);
-        let dir = temp_dir("link-lock");
-        link(&dir.join("lock"));
-        let error = Storage::open(&dir, Role::Exporter, Clock::system()).err().unwrap().to_string();
-        assert!(error.contains("--storage.path") && error.contains("symbolic link"), "{error}");
-        // A hard link to a file elsewhere (same file system) is refused as well.
+        let (dir, _exporter) = planted("link-lock", "lock", link);
+        assert!(!dir.join("lock").is_symlink());
+        // A hard link to a file elsewhere (same file system) is not used either.
         let dir = temp_dir("hard-link");
         fs::hard_link(&victim, dir.join("backfill.lock")).unwrap();
-        let error = Storage::open(&dir, Role::Backfill, Clock::system()).err().unwrap().to_string();
-        assert!(error.contains("hard link"), "{error}");
+        drop(Storage::open(&dir, Role::Backfill, Clock::system()).unwrap());
+        assert_eq!(fs::metadata(dir.join("backfill.lock")).unwrap().nlink(), 1);
 
         assert_eq!(fs::read_to_string(&victim).unwrap(), "root:x:0:0\n", "the file linked to is untouched");
         assert_eq!(fs::metadata(&victim).unwrap().permissions().mode() & 0o777, 0o644);
