@@ -39,6 +39,8 @@ const OPEN_CALL_RECHECK: SignedDuration = SignedDuration::from_secs(1);
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// The first poll of a new job comes within a tenth of its interval, at most this, of start-up.
 const MAX_FIRST_POLL_JITTER: Duration = Duration::from_secs(5);
+/// A past event this far in the future is the clock's doing, not a rounding.
+const CLOCK_TOLERANCE: SignedDuration = SignedDuration::from_secs(2);
 /// Jitter only ever adds to a wait: up to 5% of it, at most 30 s.
 const MAX_JITTER: Duration = Duration::from_secs(30);
 
@@ -147,6 +149,32 @@ impl Ledger {
         let start = self.last_call_end.is_none().then_some(self.last_call_start).flatten()?;
         Some(latest([Some(start + signed(API_MAX_CALL)), self.open_call_until]))
     }
+}
+
+/// Past events recorded in the future mean the wall clock has been stepped back since they were
+/// (a machine that booted with a wrong clock, then corrected): by at least as far as the latest is
+/// ahead. Every time in the ledger moves back by that step, so that each wait is what its rule
+/// asked, counted from the present, rather than the clock's error on top of it (a day ahead, a
+/// day without a call). A day count of a future day is today's. Returns the step, if any.
+pub fn undo_clock_step(ledger: &mut Ledger, rules: &TokenRules, now: Timestamp) -> Option<SignedDuration> {
+    let events = ledger.jobs.values().flat_map(|job| [job.last_start, job.last_end]);
+    let latest = events.chain([ledger.last_call_start, ledger.last_call_end]).flatten().max()?;
+    let step = latest.duration_since(now);
+    if step <= CLOCK_TOLERANCE {
+        return None;
+    }
+    let back = |at: &mut Option<Timestamp>| *at = at.map(|at| at.checked_sub(step).unwrap_or(Timestamp::MIN));
+    for job in ledger.jobs.values_mut() {
+        [&mut job.last_start, &mut job.last_end, &mut job.due].into_iter().for_each(back);
+    }
+    [&mut ledger.last_call_start, &mut ledger.last_call_end, &mut ledger.paused_until, &mut ledger.open_call_until]
+        .into_iter()
+        .for_each(back);
+    let today = now.to_zoned(rules.zone.clone()).date();
+    if ledger.day > Some(today) {
+        ledger.day = Some(today);
+    }
+    Some(step)
 }
 
 /// Makes the ledger hold exactly the configured jobs: a new job is due within a few seconds
@@ -700,5 +728,31 @@ mod tests {
         mine.merge(&ended);
         assert_eq!(mine.last_call_end, Some(at("2026-11-15T12:02:02-05:00")));
         assert_eq!(mine.jobs["a"].due, ended.jobs["a"].due);
+    }
+
+    #[test]
+    fn a_ledger_written_on_a_clock_a_day_ahead_is_taken_back_by_the_step() {
+        let rules = rules(vec![job("a", 5 * MINUTE)]);
+        let ahead = at("2026-11-16T12:00:00-05:00");
+        let mut ledger = started(&rules, ahead);
+        // The quota, hit on the wrong clock: paused until its midnight.
+        call(&mut ledger, &rules, 0, ahead, ahead + SignedDuration::from_secs(1), Some(&failure(Reason::Quota, Some(429))));
+        let now = at(NOON);
+        let mut corrected = ledger.clone();
+        let step = undo_clock_step(&mut corrected, &rules, now).expect("a step");
+        assert_eq!(step, SignedDuration::from_hours(24) + SignedDuration::from_secs(1));
+        assert_eq!(corrected.last_call_end, Some(now), "the latest event is now, at the latest");
+        assert_eq!(corrected.paused_until, Some(at("2026-11-16T00:00:00-05:00") - SignedDuration::from_secs(1)));
+        assert_eq!(corrected.calls_on(now, &rules.zone), 1, "the calls of the wrong day are today's");
+        // On the wrong clock nothing would be called before the day after tomorrow.
+        assert_eq!(next(&ledger, &rules, now).unwrap().at, at("2026-11-17T00:00:00-05:00"));
+        assert!(next(&corrected, &rules, now).unwrap().at <= at("2026-11-16T00:00:00-05:00"));
+        // A ledger of the present is left alone, and so is a second look.
+        assert_eq!(undo_clock_step(&mut corrected, &rules, now), None);
+        let mut present = started(&rules, now);
+        call(&mut present, &rules, 0, now, now + SignedDuration::from_secs(1), None);
+        let before = present.clone();
+        assert_eq!(undo_clock_step(&mut present, &rules, now), None);
+        assert_eq!(present, before);
     }
 }

@@ -174,6 +174,12 @@ impl TokenCalls {
             let turn = self
                 .ledger
                 .update(move |ledger| {
+                    if let Some(step) = admission::undo_clock_step(ledger, &rules, now) {
+                        tracing::warn!(
+                            step_seconds = step.as_secs(),
+                            "the wall clock was stepped back since the last calls were recorded: every wait counts from now"
+                        );
+                    }
                     admission::add_jobs(ledger, &rules, now, 0.0);
                     let decision = admission::next_side_call(ledger, &rules, job, now, own_due);
                     let at = decision.at.max(now);

@@ -88,7 +88,14 @@ pub fn plan(targets: &[Target], budgets: &[Budget], clock: Clock, storage: Optio
             // before every decision, and nothing is called until it can be.
             let mut ledger = TokenLedger::new(Ledger::default(), &targets[0].token_name, storage.clone());
             let jitter = fastrand::f64();
-            let _ = ledger.update_blocking(|ledger| admission::reconcile(ledger, &rules, now, jitter));
+            let reconciled = ledger.update_blocking(|ledger| {
+                let step = admission::undo_clock_step(ledger, &rules, now);
+                admission::reconcile(ledger, &rules, now, jitter);
+                step
+            });
+            if let Ok(Some(step)) = reconciled {
+                warn_clock_step(&targets[0].token_name, step);
+            }
             let mut answers = storage.as_ref().map(|s| s.load_answers(&targets[0].token_name)).unwrap_or_default();
             answers.retain(|key, _| rules.jobs.iter().any(|job| job.key == *key));
 
@@ -101,6 +108,7 @@ pub fn plan(targets: &[Target], budgets: &[Budget], clock: Clock, storage: Optio
                         TargetState::new(&targets[target], api),
                         ledger.get().jobs.get(&job_rules.key),
                         answers.get(&job_rules.key),
+                        now,
                     );
                     Job { id: store.job(state), target, api }
                 })
@@ -113,9 +121,11 @@ pub fn plan(targets: &[Target], budgets: &[Budget], clock: Clock, storage: Optio
 
 /// A target as it was before the restart: its last good answer served at once, with its original
 /// success time, and `wolkvox_up` from the last poll's outcome.
-fn restored_state(mut state: TargetState, job: Option<&JobLedger>, answer: Option<&Answer>) -> TargetState {
+fn restored_state(mut state: TargetState, job: Option<&JobLedger>, answer: Option<&Answer>, now: jiff::Timestamp) -> TargetState {
     if let Some(answer) = answer {
-        state.last_success = Some(Success { report: answer.report.clone(), unix: unix(answer.succeeded_at) });
+        // Never in the future: a clock stepped back since would make it look fresh for as long.
+        let succeeded = unix(answer.succeeded_at.min(now));
+        state.last_success = Some(Success { report: answer.report.clone(), unix: succeeded });
     }
     if let Some(job) = job
         && let Some(end) = job.last_end
@@ -144,17 +154,24 @@ pub async fn run_lane<S: UsageSource>(source: Arc<S>, lane: Lane, store: Arc<Sto
         // that neither a backfill nor the next process after a crash calls meanwhile.
         let decision = ledger
             .update(move |ledger| {
+                let step = admission::undo_clock_step(ledger, &rules_now, now);
                 admission::add_jobs(ledger, &rules_now, now, fastrand::f64());
-                let decision = admission::next(ledger, &rules_now, now)?;
-                if decision.at <= now {
+                let decision = admission::next(ledger, &rules_now, now);
+                if let Some(decision) = decision
+                    && decision.at <= now
+                {
                     admission::record_start(ledger, &rules_now, decision.job, now);
                 }
-                Some(decision)
+                (step, decision)
             })
             .await;
+        if let Ok((Some(step), _)) = &decision {
+            warn_clock_step(&token_name, *step);
+            store.clock_stepped_back(unix(now));
+        }
         let decision = match decision {
-            Ok(Some(decision)) => decision,
-            Ok(None) => return,
+            Ok((_, Some(decision))) => decision,
+            Ok((_, None)) => return,
             // The file may be good: nothing is called until it can be read (logged by storage).
             Err(Unavailable(_)) => {
                 tokio::time::sleep(UNREADABLE_RETRY).await;
@@ -202,6 +219,15 @@ pub async fn run_lane<S: UsageSource>(source: Arc<S>, lane: Lane, store: Arc<Sto
         publish_schedule(&store, &jobs, ledger.get(), &rules, &clock);
         store.record(job.id, outcome, took, unix(ended));
     }
+}
+
+fn warn_clock_step(token_name: &str, step: jiff::SignedDuration) {
+    let step = humantime::format_duration(Duration::from_secs(step.as_secs().unsigned_abs())).to_string();
+    tracing::warn!(
+        token_name,
+        step,
+        "the wall clock was stepped back since the last calls were recorded: their times are taken back by as much, and every wait counts from now"
+    );
 }
 
 /// Writes the answers off the async workers (the write ends with an fsync).

@@ -154,6 +154,24 @@ impl Store {
         self.states.lock().expect("no panic while holding the lock")[job.0].next_poll_unix = Some(next_poll_unix);
     }
 
+    /// The wall clock has been stepped back past what the store holds: what happened happened at
+    /// the latest now. (A success in the future would look fresh for as long as the error, and
+    /// its staleness alert could never fire.)
+    pub fn clock_stepped_back(&self, now_unix: f64) {
+        for state in self.states.lock().expect("no panic while holding the lock").iter_mut() {
+            if let Some(success) = &mut state.last_success {
+                success.unix = success.unix.min(now_unix);
+            }
+            if let Some(poll) = &mut state.last_poll {
+                poll.finished_unix = poll.finished_unix.min(now_unix);
+            }
+            if let Some((at, _)) = &mut state.last_failure {
+                *at = at.min(now_unix);
+            }
+        }
+        self.changed.notify_one();
+    }
+
     /// Records one poll of a job that took `duration` and finished at `finished_unix`. A failure
     /// keeps the last good report.
     pub fn record(&self, job: JobId, outcome: Result<Arc<Report>, Failure>, duration: Duration, finished_unix: f64) {

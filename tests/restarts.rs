@@ -416,3 +416,44 @@ async fn links_planted_in_the_state_directory_give_its_owner_nothing_of_roots() 
     let ledger = std::fs::symlink_metadata(state.join("token-WOLKVOX_TOKEN.ledger.json")).unwrap();
     assert!(ledger.is_file() && ledger.uid() == SERVICE_USER, "a ledger of its own, the service's");
 }
+
+/// A machine that ran a day ahead (a wrong clock at boot), then was corrected: what the ledger
+/// recorded on the wrong clock lies in the future. The exporter says so and counts every wait from
+/// the present: it polls again within its interval, not a day later, and its last success is not
+/// in the future (where the staleness alert could never see it).
+#[tokio::test]
+async fn a_clock_stepped_back_a_day_costs_no_day_of_polling() {
+    let Some(_) = tools::tool("faketime") else { return };
+    // libfaketime itself, preloaded: the faketime command forks, and a signal to it would miss
+    // the exporter.
+    let multiarch = std::fs::read_dir("/usr/lib").unwrap().map(|e| e.unwrap().path().join("faketime/libfaketime.so.1"));
+    let libfaketime = multiarch.into_iter().find(|p| p.exists()).expect("libfaketime.so.1 beside the faketime command");
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    simulator.set_rows(known_rows());
+    let state = state_dir("stepped");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new(env!("CARGO_BIN_EXE_wolkvox_exporter"))
+        .env("LD_PRELOAD", &libfaketime)
+        .env("FAKETIME", "+1d")
+        .args(["--wolkvox.server", "0042", "--wolkvox.poll-interval", "2s", "--wolkvox.allow-fast-poll"])
+        .args(["--wolkvox.base-url", &simulator.base_url(), "--web.listen-address", &format!("127.0.0.1:{port}")])
+        .arg("--storage.path")
+        .arg(&state)
+        .env("WOLKVOX_TOKEN", FAKE_TOKEN)
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut ahead = Running { child, url: format!("http://127.0.0.1:{port}") };
+    wait_for_calls(&simulator, 2).await;
+    ahead.signal("-TERM");
+
+    let calls = simulator.counts().0;
+    let corrected = Running::start_polling(&simulator, &state, &["--wolkvox.poll-interval", "2s", "--wolkvox.allow-fast-poll"]);
+    wait_for_calls(&simulator, calls + 2).await;
+    let text = corrected.scrape().await;
+    let now = jiff::Timestamp::now().as_second() as f64;
+    let success = sample(&text, "wolkvox_last_success_timestamp_seconds{server=\"0042\",api=\"gamification\"}").unwrap();
+    assert!(success <= now + 1.0, "the last success is {} s in the future", success - now);
+}
