@@ -230,6 +230,99 @@ async fn users_and_certificates_are_reloaded_and_a_broken_file_keeps_the_last_go
     exporter.stop().await;
 }
 
+/// The `tls_server_config` section serving `issued`, requiring client certificates from its CA if
+/// `require_client_certificates`.
+fn tls_section(issued: &Issued, require_client_certificates: bool) -> String {
+    let mut text = format!("tls_server_config:\n  cert_file: {}\n  key_file: {}\n", issued.cert.display(), issued.key.display());
+    if require_client_certificates {
+        text.push_str(&format!("  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {}\n", issued.ca.display()));
+    }
+    text
+}
+
+/// Waits for a log line naming `file` that was not there in `before`, and returns it.
+async fn next_log_line_naming(logs: &common::Logs, file: &Path, before: usize) -> String {
+    let file = file.display().to_string();
+    wait_for(Duration::from_secs(10), "a log line naming the web configuration file", || async {
+        logs.lines_with(&["web configuration", &file]).get(before).cloned()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn an_emptied_web_config_keeps_tls_and_basic_auth() {
+    let logs = common::captured_logs();
+    let dir = tools::temp_dir("emptied");
+    let server = Authority::new("test CA").issue(&dir, "server", &["localhost", "127.0.0.1"]);
+    let web = dir.join("web.yml");
+    write(&web, &format!("{}{}", tls_section(&server, false), users_file(&[("prometheus", "s3cret")])));
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    let exporter = start(&simulator, &web, &[]).await;
+    let port = exporter.addr().port();
+    let url = format!("https://localhost:{port}/metrics");
+    assert_eq!(status(&https_client(&server.ca, None), &url, Some(("prometheus", "s3cret"))).await.status().as_u16(), 200);
+
+    // Written in place, as an editor mid-write or a full disk leaves the file: nothing, blank
+    // lines, only a comment.
+    for (seen, emptied) in ["", "\n  \n", "# being edited\n"].into_iter().enumerate() {
+        std::fs::write(&web, emptied).unwrap();
+        let line = next_log_line_naming(&logs, &web, seen).await;
+        // A new client each time: a new connection, which gets the settings in force now.
+        let client = https_client(&server.ca, None);
+        let with_credentials = client.get(&url).basic_auth("prometheus", Some("s3cret")).send().await;
+        let with_credentials = with_credentials.unwrap_or_else(|error| panic!("{emptied:?}: TLS is no longer served: {error}"));
+        assert_eq!(with_credentials.status().as_u16(), 200, "{emptied:?}");
+        let without = client.get(&url).send().await.unwrap();
+        assert_eq!(without.status().as_u16(), 401, "{emptied:?}: credentials are no longer required");
+        let plain = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap();
+        assert_eq!(plain.status().as_u16(), 400, "{emptied:?}: plain HTTP is served");
+        assert!(line.contains("WARN") && line.contains("empty") && line.contains("keeping the last good"), "{line}");
+    }
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn a_reload_that_removes_protection_is_applied_and_says_what_at_warn() {
+    let logs = common::captured_logs();
+    let dir = tools::temp_dir("unprotected");
+    let authority = Authority::new("test CA");
+    let server = authority.issue(&dir, "server", &["localhost", "127.0.0.1"]);
+    let client_cert = authority.issue(&dir, "prometheus", &["prometheus"]);
+    let web = dir.join("web.yml");
+    write(&web, &format!("{}{}", tls_section(&server, true), users_file(&[("prometheus", "s3cret")])));
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    let exporter = start(&simulator, &web, &[]).await;
+    let port = exporter.addr().port();
+    let https = format!("https://localhost:{port}/metrics");
+    let client = https_client(&server.ca, Some(&client_cert));
+    assert_eq!(status(&client, &https, Some(("prometheus", "s3cret"))).await.status().as_u16(), 200);
+
+    // A real document that drops TLS and basic auth on purpose: applied, and said loudly.
+    write(&web, "http_server_config:\n  headers:\n    X-Content-Type-Options: nosniff\n");
+    let line = next_log_line_naming(&logs, &web, 0).await;
+    assert!(line.contains("WARN"), "{line}");
+    for removed in ["TLS", "client certificates", "basic auth"] {
+        assert!(line.contains(removed), "{removed} is not named: {line}");
+    }
+    let plain = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap();
+    assert_eq!(plain.status().as_u16(), 200, "the new file was not applied");
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn an_explicit_empty_mapping_serves_unprotected_and_says_so_at_start_up() {
+    let logs = common::captured_logs();
+    let dir = tools::temp_dir("explicit-empty");
+    let web = dir.join("web.yml");
+    write(&web, "{}\n");
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    let exporter = start(&simulator, &web, &[]).await;
+    let line = next_log_line_naming(&logs, &web, 0).await;
+    assert!(line.contains("WARN") && line.contains("neither TLS nor basic auth"), "{line}");
+    assert_eq!(common::get(&exporter, "/metrics").await.0, 200);
+    exporter.stop().await;
+}
+
 #[tokio::test]
 async fn requests_past_the_cap_are_refused_at_once() {
     let dir = tools::temp_dir("cap");
@@ -324,12 +417,17 @@ fn invalid_web_configurations_stop_start_up_naming_the_field() {
         ("http_server_config:\n  headers:\n    X-Powered-By: me\n".to_owned(), "http_server_config.headers.X-Powered-By"),
         ("http_server_config:\n  headers:\n    X-Frame-Options: allow-all\n".to_owned(), "http_server_config.headers.X-Frame-Options"),
         ("tls_config: {}\n".to_owned(), "unknown field `tls_config`"),
+        // Most likely a mistake (a file not written yet); `{}` says "no protection" on purpose.
+        (String::new(), "empty"),
+        ("\n  \n".to_owned(), "empty"),
+        ("# to be written\n".to_owned(), "empty"),
     ];
     for (text, expected) in cases {
         let web = dir.join("web.yml");
         std::fs::write(&web, &text).unwrap();
         let args = ["--wolkvox.server", "0042", "--web.config.file", web.to_str().unwrap()];
         let error = config(&args, &[("WOLKVOX_TOKEN", FAKE_TOKEN)]).expect_err("must be refused").to_string();
-        assert!(error.contains("--web.config.file") && error.contains(expected), "{text:?}: {error}");
+        let named = error.contains(&format!("--web.config.file {}", web.display()));
+        assert!(named && error.contains(expected), "{text:?}: {error}");
     }
 }

@@ -21,6 +21,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 use super::WebSettings;
+use super::config::WebConfigError;
 
 /// How often the web configuration and the files it names are checked for changes.
 const RELOAD_CHECK: Duration = Duration::from_secs(1);
@@ -48,6 +49,12 @@ pub struct Web {
 
 impl Web {
     pub fn new(path: Option<PathBuf>, settings: Arc<WebSettings>) -> Arc<Web> {
+        if let Some(path) = &path
+            && settings.unprotected()
+        {
+            // Allowed (`{}` on purpose), but a file is usually given to protect the port.
+            tracing::warn!(file = %path.display(), "web configuration has neither TLS nor basic auth: anyone who reaches the port reads everything");
+        }
         Arc::new(Web { settings: ArcSwap::new(settings), path })
     }
 
@@ -59,8 +66,9 @@ impl Web {
         self.path.is_some()
     }
 
-    /// Reloads when the file or a file it names changes; an invalid change is logged and the last
-    /// good settings stay. Returns only without a file.
+    /// Reloads when the file or a file it names changes; an invalid or empty file is logged and the
+    /// last good settings stay, and a valid one that removes TLS, client certificates or basic auth
+    /// is applied with a warning. Returns only without a file.
     pub async fn watch_forever(self: Arc<Self>) {
         let Some(path) = self.path.clone() else { return };
         let mut seen = fingerprint(&self.current().watched);
@@ -74,8 +82,20 @@ impl Web {
             let file = path.clone();
             match tokio::task::spawn_blocking(move || WebSettings::load(&file)).await {
                 Ok(Ok(settings)) => {
-                    tracing::info!(file = %path.display(), "web configuration reloaded");
+                    let removed = self.current().protections_removed_by(&settings);
+                    if removed.is_empty() {
+                        tracing::info!(file = %path.display(), "web configuration reloaded");
+                    } else {
+                        // The file says so, so it is applied; but never quietly.
+                        let removed = removed.join(", ");
+                        tracing::warn!(file = %path.display(), %removed, "web configuration reloaded: new connections get no {removed}");
+                    }
                     self.settings.store(Arc::new(settings));
+                }
+                // An editor mid-write or a full disk, far more likely than a wish to drop TLS and
+                // basic auth (which `{}` states): keep serving as before.
+                Ok(Err(WebConfigError::Empty)) => {
+                    tracing::warn!(file = %path.display(), "web configuration file is empty or only comments; keeping the last good one")
                 }
                 Ok(Err(error)) => {
                     tracing::error!(file = %path.display(), %error, "web configuration is invalid; keeping the last good one")
