@@ -323,31 +323,96 @@ async fn an_explicit_empty_mapping_serves_unprotected_and_says_so_at_start_up() 
     exporter.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_wrong_passwords_does_not_lock_out_the_right_ones() {
+    let dir = tools::temp_dir("flood");
+    let web = dir.join("web.yml");
+    // Cost 10, as htpasswd -B makes them: every unknown password costs a real bcrypt.
+    let users = [("prometheus", "s3cret"), ("grafana", "fake-grafana-password")];
+    let mut text = String::from("basic_auth_users:\n");
+    for (user, password) in users {
+        text.push_str(&format!("  {user}: '{}'\n", bcrypt::hash(password, 10).unwrap()));
+    }
+    write(&web, &text);
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    let exporter = start(&simulator, &web, &[]).await;
+    let url = format!("http://{}/metrics", exporter.addr());
+    let prometheus = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    // Prometheus has scraped before the flood starts.
+    assert_eq!(status(&prometheus, &url, Some(users[0])).await.status().as_u16(), 200);
+
+    // 100 clients guessing passwords as fast as they are answered; bounded in count and time.
+    let flooding = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let attackers: Vec<_> = (0..100)
+        .map(|attacker| {
+            let (url, flooding) = (url.clone(), flooding.clone());
+            tokio::spawn(async move {
+                let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+                for guess in 0..300 {
+                    if !flooding.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    let _ = client.get(&url).basic_auth("prometheus", Some(format!("wrong-guess-{attacker}-{guess}"))).send().await;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let mut statuses = Vec::new();
+    for _ in 0..16 {
+        statuses.push(status(&prometheus, &url, Some(users[0])).await.status().as_u16());
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let served = statuses.iter().filter(|s| **s == 200).count();
+    assert_eq!(served, 16, "{served} of 16 scrapes served under the flood: {statuses:?}");
+
+    // Credentials not verified before wait for a turn at bcrypt: a 503 when none came in time says
+    // they were not checked, never that they are wrong.
+    let newcomer = status(&prometheus, &url, Some(users[1])).await.status().as_u16();
+    assert!(newcomer == 200 || newcomer == 503, "{newcomer}");
+    flooding.store(false, std::sync::atomic::Ordering::Relaxed);
+    for attacker in attackers {
+        attacker.await.unwrap();
+    }
+    exporter.stop().await;
+}
+
 #[tokio::test]
 async fn requests_past_the_cap_are_refused_at_once() {
     let dir = tools::temp_dir("cap");
     let web = dir.join("web.yml");
-    // Cost 12: each refused password takes a noticeable while to check, holding its slot.
+    // Cost 12: checking a password takes a noticeable while, holding the only request slot.
     write(&web, &format!("basic_auth_users:\n  prometheus: '{}'\n", bcrypt::hash("s3cret", 12).unwrap()));
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     let exporter = start(&simulator, &web, &["--web.max-requests", "1"]).await;
     let url = format!("http://{}/metrics", exporter.addr());
-    // All at once (collected, not a lazy iterator), each on a connection of its own.
-    let attempts: Vec<_> = (0..6)
-        .map(|i| {
-            let url = url.clone();
-            tokio::spawn(async move {
-                let client = reqwest::Client::new();
-                client.get(url).basic_auth("prometheus", Some(format!("guess-{i}"))).send().await.unwrap().status().as_u16()
-            })
-        })
-        .collect();
-    let mut statuses = Vec::new();
-    for attempt in attempts {
-        statuses.push(attempt.await.unwrap());
-    }
-    assert!(statuses.contains(&503), "{statuses:?}");
-    assert!(statuses.iter().all(|s| *s == 503 || *s == 401), "{statuses:?}");
+    let client = reqwest::Client::new();
+    // Verified once, so that these scrapes need no bcrypt from now on.
+    assert_eq!(status(&client, &url, Some(("prometheus", "s3cret"))).await.status().as_u16(), 200);
+
+    // Wrong guesses, one after another: each holds the slot while bcrypt checks it (or, sent while
+    // a scrape held it, is refused in turn).
+    let guessing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let guesser = tokio::spawn({
+        let (url, guessing) = (url.clone(), guessing.clone());
+        async move {
+            let mut statuses = Vec::new();
+            while guessing.load(std::sync::atomic::Ordering::Relaxed) && statuses.len() < 50 {
+                statuses.push(status(&reqwest::Client::new(), &url, Some(("prometheus", "wrong-guess"))).await.status().as_u16());
+            }
+            statuses
+        }
+    });
+    let refused = wait_for(Duration::from_secs(10), "a scrape refused while a guess is checked", || async {
+        let response = status(&client, &url, Some(("prometheus", "s3cret"))).await;
+        (response.status().as_u16() == 503).then_some(response)
+    })
+    .await;
+    guessing.store(false, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(refused.text().await.unwrap(), "Too many concurrent requests\n");
+    let guesses = guesser.await.unwrap();
+    assert!(guesses.contains(&401) && guesses.iter().all(|s| *s == 401 || *s == 503), "{guesses:?}");
     exporter.stop().await;
 }
 
