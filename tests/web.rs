@@ -230,31 +230,189 @@ async fn users_and_certificates_are_reloaded_and_a_broken_file_keeps_the_last_go
     exporter.stop().await;
 }
 
+/// The `tls_server_config` section serving `issued`, requiring client certificates from its CA if
+/// `require_client_certificates`.
+fn tls_section(issued: &Issued, require_client_certificates: bool) -> String {
+    let mut text = format!("tls_server_config:\n  cert_file: {}\n  key_file: {}\n", issued.cert.display(), issued.key.display());
+    if require_client_certificates {
+        text.push_str(&format!("  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {}\n", issued.ca.display()));
+    }
+    text
+}
+
+/// Waits for a log line naming `file` that was not there in `before`, and returns it.
+async fn next_log_line_naming(logs: &common::Logs, file: &Path, before: usize) -> String {
+    let file = file.display().to_string();
+    wait_for(Duration::from_secs(10), "a log line naming the web configuration file", || async {
+        logs.lines_with(&["web configuration", &file]).get(before).cloned()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn an_emptied_web_config_keeps_tls_and_basic_auth() {
+    let logs = common::captured_logs();
+    let dir = tools::temp_dir("emptied");
+    let server = Authority::new("test CA").issue(&dir, "server", &["localhost", "127.0.0.1"]);
+    let web = dir.join("web.yml");
+    write(&web, &format!("{}{}", tls_section(&server, false), users_file(&[("prometheus", "s3cret")])));
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    let exporter = start(&simulator, &web, &[]).await;
+    let port = exporter.addr().port();
+    let url = format!("https://localhost:{port}/metrics");
+    assert_eq!(status(&https_client(&server.ca, None), &url, Some(("prometheus", "s3cret"))).await.status().as_u16(), 200);
+
+    // Written in place, as an editor mid-write or a full disk leaves the file: nothing, blank
+    // lines, only a comment.
+    for (seen, emptied) in ["", "\n  \n", "# being edited\n"].into_iter().enumerate() {
+        std::fs::write(&web, emptied).unwrap();
+        let line = next_log_line_naming(&logs, &web, seen).await;
+        // A new client each time: a new connection, which gets the settings in force now.
+        let client = https_client(&server.ca, None);
+        let with_credentials = client.get(&url).basic_auth("prometheus", Some("s3cret")).send().await;
+        let with_credentials = with_credentials.unwrap_or_else(|error| panic!("{emptied:?}: TLS is no longer served: {error}"));
+        assert_eq!(with_credentials.status().as_u16(), 200, "{emptied:?}");
+        let without = client.get(&url).send().await.unwrap();
+        assert_eq!(without.status().as_u16(), 401, "{emptied:?}: credentials are no longer required");
+        let plain = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap();
+        assert_eq!(plain.status().as_u16(), 400, "{emptied:?}: plain HTTP is served");
+        assert!(line.contains("WARN") && line.contains("empty") && line.contains("keeping the last good"), "{line}");
+    }
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn a_reload_that_removes_protection_is_applied_and_says_what_at_warn() {
+    let logs = common::captured_logs();
+    let dir = tools::temp_dir("unprotected");
+    let authority = Authority::new("test CA");
+    let server = authority.issue(&dir, "server", &["localhost", "127.0.0.1"]);
+    let client_cert = authority.issue(&dir, "prometheus", &["prometheus"]);
+    let web = dir.join("web.yml");
+    write(&web, &format!("{}{}", tls_section(&server, true), users_file(&[("prometheus", "s3cret")])));
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    let exporter = start(&simulator, &web, &[]).await;
+    let port = exporter.addr().port();
+    let https = format!("https://localhost:{port}/metrics");
+    let client = https_client(&server.ca, Some(&client_cert));
+    assert_eq!(status(&client, &https, Some(("prometheus", "s3cret"))).await.status().as_u16(), 200);
+
+    // A real document that drops TLS and basic auth on purpose: applied, and said loudly.
+    write(&web, "http_server_config:\n  headers:\n    X-Content-Type-Options: nosniff\n");
+    let line = next_log_line_naming(&logs, &web, 0).await;
+    assert!(line.contains("WARN"), "{line}");
+    for removed in ["TLS", "client certificates", "basic auth"] {
+        assert!(line.contains(removed), "{removed} is not named: {line}");
+    }
+    let plain = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap();
+    assert_eq!(plain.status().as_u16(), 200, "the new file was not applied");
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn an_explicit_empty_mapping_serves_unprotected_and_says_so_at_start_up() {
+    let logs = common::captured_logs();
+    let dir = tools::temp_dir("explicit-empty");
+    let web = dir.join("web.yml");
+    write(&web, "{}\n");
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    let exporter = start(&simulator, &web, &[]).await;
+    let line = next_log_line_naming(&logs, &web, 0).await;
+    assert!(line.contains("WARN") && line.contains("neither TLS nor basic auth"), "{line}");
+    assert_eq!(common::get(&exporter, "/metrics").await.0, 200);
+    exporter.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_wrong_passwords_does_not_lock_out_the_right_ones() {
+    let dir = tools::temp_dir("flood");
+    let web = dir.join("web.yml");
+    // Cost 10, as htpasswd -B makes them: every unknown password costs a real bcrypt.
+    let users = [("prometheus", "s3cret"), ("grafana", "fake-grafana-password")];
+    let mut text = String::from("basic_auth_users:\n");
+    for (user, password) in users {
+        text.push_str(&format!("  {user}: '{}'\n", bcrypt::hash(password, 10).unwrap()));
+    }
+    write(&web, &text);
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    let exporter = start(&simulator, &web, &[]).await;
+    let url = format!("http://{}/metrics", exporter.addr());
+    let prometheus = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    // Prometheus has scraped before the flood starts.
+    assert_eq!(status(&prometheus, &url, Some(users[0])).await.status().as_u16(), 200);
+
+    // 100 clients guessing passwords as fast as they are answered; bounded in count and time.
+    let flooding = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let attackers: Vec<_> = (0..100)
+        .map(|attacker| {
+            let (url, flooding) = (url.clone(), flooding.clone());
+            tokio::spawn(async move {
+                let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+                for guess in 0..300 {
+                    if !flooding.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    let _ = client.get(&url).basic_auth("prometheus", Some(format!("wrong-guess-{attacker}-{guess}"))).send().await;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let mut statuses = Vec::new();
+    for _ in 0..16 {
+        statuses.push(status(&prometheus, &url, Some(users[0])).await.status().as_u16());
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let served = statuses.iter().filter(|s| **s == 200).count();
+    assert_eq!(served, 16, "{served} of 16 scrapes served under the flood: {statuses:?}");
+
+    // Credentials not verified before wait for a turn at bcrypt: a 503 when none came in time says
+    // they were not checked, never that they are wrong.
+    let newcomer = status(&prometheus, &url, Some(users[1])).await.status().as_u16();
+    assert!(newcomer == 200 || newcomer == 503, "{newcomer}");
+    flooding.store(false, std::sync::atomic::Ordering::Relaxed);
+    for attacker in attackers {
+        attacker.await.unwrap();
+    }
+    exporter.stop().await;
+}
+
 #[tokio::test]
 async fn requests_past_the_cap_are_refused_at_once() {
     let dir = tools::temp_dir("cap");
     let web = dir.join("web.yml");
-    // Cost 12: each refused password takes a noticeable while to check, holding its slot.
+    // Cost 12: checking a password takes a noticeable while, holding the only request slot.
     write(&web, &format!("basic_auth_users:\n  prometheus: '{}'\n", bcrypt::hash("s3cret", 12).unwrap()));
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     let exporter = start(&simulator, &web, &["--web.max-requests", "1"]).await;
     let url = format!("http://{}/metrics", exporter.addr());
-    // All at once (collected, not a lazy iterator), each on a connection of its own.
-    let attempts: Vec<_> = (0..6)
-        .map(|i| {
-            let url = url.clone();
-            tokio::spawn(async move {
-                let client = reqwest::Client::new();
-                client.get(url).basic_auth("prometheus", Some(format!("guess-{i}"))).send().await.unwrap().status().as_u16()
-            })
-        })
-        .collect();
-    let mut statuses = Vec::new();
-    for attempt in attempts {
-        statuses.push(attempt.await.unwrap());
-    }
-    assert!(statuses.contains(&503), "{statuses:?}");
-    assert!(statuses.iter().all(|s| *s == 503 || *s == 401), "{statuses:?}");
+    let client = reqwest::Client::new();
+    // Verified once, so that these scrapes need no bcrypt from now on.
+    assert_eq!(status(&client, &url, Some(("prometheus", "s3cret"))).await.status().as_u16(), 200);
+
+    // Wrong guesses, one after another: each holds the slot while bcrypt checks it (or, sent while
+    // a scrape held it, is refused in turn).
+    let guessing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let guesser = tokio::spawn({
+        let (url, guessing) = (url.clone(), guessing.clone());
+        async move {
+            let mut statuses = Vec::new();
+            while guessing.load(std::sync::atomic::Ordering::Relaxed) && statuses.len() < 50 {
+                statuses.push(status(&reqwest::Client::new(), &url, Some(("prometheus", "wrong-guess"))).await.status().as_u16());
+            }
+            statuses
+        }
+    });
+    let refused = wait_for(Duration::from_secs(10), "a scrape refused while a guess is checked", || async {
+        let response = status(&client, &url, Some(("prometheus", "s3cret"))).await;
+        (response.status().as_u16() == 503).then_some(response)
+    })
+    .await;
+    guessing.store(false, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(refused.text().await.unwrap(), "Too many concurrent requests\n");
+    let guesses = guesser.await.unwrap();
+    assert!(guesses.contains(&401) && guesses.iter().all(|s| *s == 401 || *s == 503), "{guesses:?}");
     exporter.stop().await;
 }
 
@@ -324,12 +482,17 @@ fn invalid_web_configurations_stop_start_up_naming_the_field() {
         ("http_server_config:\n  headers:\n    X-Powered-By: me\n".to_owned(), "http_server_config.headers.X-Powered-By"),
         ("http_server_config:\n  headers:\n    X-Frame-Options: allow-all\n".to_owned(), "http_server_config.headers.X-Frame-Options"),
         ("tls_config: {}\n".to_owned(), "unknown field `tls_config`"),
+        // Most likely a mistake (a file not written yet); `{}` says "no protection" on purpose.
+        (String::new(), "empty"),
+        ("\n  \n".to_owned(), "empty"),
+        ("# to be written\n".to_owned(), "empty"),
     ];
     for (text, expected) in cases {
         let web = dir.join("web.yml");
         std::fs::write(&web, &text).unwrap();
         let args = ["--wolkvox.server", "0042", "--web.config.file", web.to_str().unwrap()];
         let error = config(&args, &[("WOLKVOX_TOKEN", FAKE_TOKEN)]).expect_err("must be refused").to_string();
-        assert!(error.contains("--web.config.file") && error.contains(expected), "{text:?}: {error}");
+        let named = error.contains(&format!("--web.config.file {}", web.display()));
+        assert!(named && error.contains(expected), "{text:?}: {error}");
     }
 }

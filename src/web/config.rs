@@ -21,6 +21,10 @@ use super::auth::{Users, UsersError};
 pub enum WebConfigError {
     #[error("cannot read {}: {source}", path.display())]
     Read { path: PathBuf, source: std::io::Error },
+    /// Nothing but blank lines or comments: a file not written yet, or cut short, rather than a
+    /// decision to drop TLS and basic auth, which `{}` states.
+    #[error("holds no settings (empty, or only comments); write {{}} to serve without TLS and basic auth on purpose")]
+    Empty,
     /// Not YAML, or an unknown or mistyped key: the parser's message names it.
     #[error("{0}")]
     Syntax(#[from] serde_norway::Error),
@@ -110,9 +114,18 @@ struct HttpFile {
     headers: Option<BTreeMap<String, String>>,
 }
 
+/// How firmly clients must show a certificate, from least to most.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ClientCertificates {
+    NotAsked,
+    VerifiedIfGiven,
+    Required,
+}
+
 /// A loaded, validated web configuration.
 pub struct WebSettings {
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub client_certificates: ClientCertificates,
     pub users: Arc<Users>,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// The files whose change means a reload: the configuration itself and those it names.
@@ -122,21 +135,53 @@ pub struct WebSettings {
 impl WebSettings {
     /// No file: plain HTTP, no authentication, no extra headers.
     pub fn plain() -> WebSettings {
-        WebSettings { tls: None, users: Arc::new(Users::none()), headers: Vec::new(), watched: Vec::new() }
+        WebSettings {
+            tls: None,
+            client_certificates: ClientCertificates::NotAsked,
+            users: Arc::new(Users::none()),
+            headers: Vec::new(),
+            watched: Vec::new(),
+        }
     }
 
     pub fn load(path: &Path) -> Result<WebSettings, WebConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| WebConfigError::Read { path: path.to_owned(), source })?;
-        let file: WebFile = serde_norway::from_str(&text)?;
+        let file: WebFile = serde_norway::from_str::<Option<WebFile>>(&text)?.ok_or(WebConfigError::Empty)?;
         let dir = path.parent().unwrap_or(Path::new("."));
         let mut watched = vec![path.to_owned()];
-        let tls = match file.tls_server_config {
-            Some(tls) => Some(Arc::new(tls_config(tls, dir, &mut watched)?)),
-            None => None,
+        let (tls, client_certificates) = match file.tls_server_config {
+            Some(tls) => {
+                let (config, client_certificates) = tls_config(tls, dir, &mut watched)?;
+                (Some(Arc::new(config)), client_certificates)
+            }
+            None => (None, ClientCertificates::NotAsked),
         };
         let users = Users::new(file.basic_auth_users.unwrap_or_default())?;
         let headers = headers(file.http_server_config.and_then(|h| h.headers).unwrap_or_default())?;
-        Ok(WebSettings { tls, users: Arc::new(users), headers, watched })
+        Ok(WebSettings { tls, client_certificates, users: Arc::new(users), headers, watched })
+    }
+
+    /// Neither TLS nor basic auth: anyone who reaches the port reads everything.
+    pub fn unprotected(&self) -> bool {
+        self.tls.is_none() && !self.users.enabled()
+    }
+
+    /// The protections these settings give that `next` does not, by name.
+    pub fn protections_removed_by(&self, next: &WebSettings) -> Vec<&'static str> {
+        let mut removed = Vec::new();
+        if self.tls.is_some() && next.tls.is_none() {
+            removed.push("TLS");
+        }
+        if next.client_certificates < self.client_certificates {
+            removed.push(match next.client_certificates {
+                ClientCertificates::VerifiedIfGiven => "required client certificates",
+                _ => "client certificates",
+            });
+        }
+        if self.users.enabled() && !next.users.enabled() {
+            removed.push("basic auth");
+        }
+        removed
     }
 }
 
@@ -144,13 +189,14 @@ impl fmt::Debug for WebSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebSettings")
             .field("tls", &self.tls.is_some())
+            .field("client_certificates", &self.client_certificates)
             .field("users", &self.users.names())
             .field("headers", &self.headers.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>())
             .finish()
     }
 }
 
-fn tls_config(tls: TlsFile, dir: &Path, watched: &mut Vec<PathBuf>) -> Result<rustls::ServerConfig, WebConfigError> {
+fn tls_config(tls: TlsFile, dir: &Path, watched: &mut Vec<PathBuf>) -> Result<(rustls::ServerConfig, ClientCertificates), WebConfigError> {
     if tls.cert.is_some() || tls.key.is_some() {
         return Err(WebConfigError::InlineCertificate);
     }
@@ -174,6 +220,11 @@ fn tls_config(tls: TlsFile, dir: &Path, watched: &mut Vec<PathBuf>) -> Result<ru
         .map_err(WebConfigError::Versions)?;
 
     let auth_type = tls.client_auth_type.as_deref().unwrap_or("NoClientCert");
+    let client_certificates = match auth_type {
+        "RequireAndVerifyClientCert" => ClientCertificates::Required,
+        "VerifyClientCertIfGiven" => ClientCertificates::VerifiedIfGiven,
+        _ => ClientCertificates::NotAsked,
+    };
     let builder = match (auth_type, tls.client_ca_file) {
         ("NoClientCert", None) => builder.with_no_client_auth(),
         ("NoClientCert", Some(_)) => return Err(WebConfigError::ClientCaWithoutClientAuth),
@@ -196,7 +247,7 @@ fn tls_config(tls: TlsFile, dir: &Path, watched: &mut Vec<PathBuf>) -> Result<ru
     };
     let mut config = builder.with_single_cert(certs, key).map_err(WebConfigError::KeyMismatch)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
+    Ok((config, client_certificates))
 }
 
 /// For `map_err` on reading the PEM file `path`, named by `field`.
@@ -248,4 +299,24 @@ fn headers(configured: BTreeMap<String, String>) -> Result<Vec<(HeaderName, Head
             Ok((header_name, header_value))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_without_settings_is_refused_but_an_empty_mapping_is_not() {
+        let dir = std::env::temp_dir().join(format!("wolkvox-web-empty-{}-{}", std::process::id(), fastrand::u64(..)));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("web.yml");
+        for text in ["", " \n\n", "# to be written\n", "---\n"] {
+            std::fs::write(&path, text).unwrap();
+            assert!(matches!(WebSettings::load(&path), Err(WebConfigError::Empty)), "{text:?}");
+        }
+        std::fs::write(&path, "{}\n").unwrap();
+        let settings = WebSettings::load(&path).unwrap();
+        assert!(settings.unprotected());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -19,8 +19,11 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 
 use super::WebSettings;
+use super::auth::{BcryptTurns, Verdict};
+use super::config::WebConfigError;
 
 /// How often the web configuration and the files it names are checked for changes.
 const RELOAD_CHECK: Duration = Duration::from_secs(1);
@@ -48,6 +51,12 @@ pub struct Web {
 
 impl Web {
     pub fn new(path: Option<PathBuf>, settings: Arc<WebSettings>) -> Arc<Web> {
+        if let Some(path) = &path
+            && settings.unprotected()
+        {
+            // Allowed (`{}` on purpose), but a file is usually given to protect the port.
+            tracing::warn!(file = %path.display(), "web configuration has neither TLS nor basic auth: anyone who reaches the port reads everything");
+        }
         Arc::new(Web { settings: ArcSwap::new(settings), path })
     }
 
@@ -59,8 +68,9 @@ impl Web {
         self.path.is_some()
     }
 
-    /// Reloads when the file or a file it names changes; an invalid change is logged and the last
-    /// good settings stay. Returns only without a file.
+    /// Reloads when the file or a file it names changes; an invalid or empty file is logged and the
+    /// last good settings stay, and a valid one that removes TLS, client certificates or basic auth
+    /// is applied with a warning. Returns only without a file.
     pub async fn watch_forever(self: Arc<Self>) {
         let Some(path) = self.path.clone() else { return };
         let mut seen = fingerprint(&self.current().watched);
@@ -74,8 +84,22 @@ impl Web {
             let file = path.clone();
             match tokio::task::spawn_blocking(move || WebSettings::load(&file)).await {
                 Ok(Ok(settings)) => {
-                    tracing::info!(file = %path.display(), "web configuration reloaded");
+                    let previous = self.current();
+                    settings.users.keep_verified_from(&previous.users);
+                    let removed = previous.protections_removed_by(&settings);
+                    if removed.is_empty() {
+                        tracing::info!(file = %path.display(), "web configuration reloaded");
+                    } else {
+                        // The file says so, so it is applied; but never quietly.
+                        let removed = removed.join(", ");
+                        tracing::warn!(file = %path.display(), %removed, "web configuration reloaded: new connections get no {removed}");
+                    }
                     self.settings.store(Arc::new(settings));
+                }
+                // An editor mid-write or a full disk, far more likely than a wish to drop TLS and
+                // basic auth (which `{}` states): keep serving as before.
+                Ok(Err(WebConfigError::Empty)) => {
+                    tracing::warn!(file = %path.display(), "web configuration file is empty or only comments; keeping the last good one")
                 }
                 Ok(Err(error)) => {
                     tracing::error!(file = %path.display(), %error, "web configuration is invalid; keeping the last good one")
@@ -91,37 +115,50 @@ fn fingerprint(paths: &[PathBuf]) -> Vec<Option<(SystemTime, u64)>> {
     paths.iter().map(|p| std::fs::metadata(p).ok().and_then(|m| Some((m.modified().ok()?, m.len())))).collect()
 }
 
+/// What the password check needs beside the settings in force.
+struct Gate {
+    web: Arc<Web>,
+    bcrypt_turns: BcryptTurns,
+}
+
 /// Wraps the router in basic auth (but for the probes), security headers and the request cap.
 pub fn protect(router: Router, web: Arc<Web>, limits: &Limits) -> Router {
-    let router = router.layer(middleware::from_fn_with_state(web, authenticate));
-    if limits.max_requests == 0 {
-        return router;
-    }
-    // Outside the password check, so that the cap counts requests still checking theirs (bcrypt is
-    // the costly part); one count for every route, and past it a 503 at once, as exporter-toolkit.
-    router.layer(
-        tower::ServiceBuilder::new()
-            .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
-                (StatusCode::SERVICE_UNAVAILABLE, "Too many concurrent requests\n")
-            }))
-            .layer(tower::load_shed::LoadShedLayer::new())
-            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(limits.max_requests)),
-    )
+    let request_slots = (limits.max_requests > 0).then(|| Arc::new(Semaphore::new(limits.max_requests)));
+    let router = match &request_slots {
+        // One count for every route, and past it a 503 at once, as exporter-toolkit.
+        Some(slots) => router.layer(
+            tower::ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+                    (StatusCode::SERVICE_UNAVAILABLE, "Too many concurrent requests\n")
+                }))
+                .layer(tower::load_shed::LoadShedLayer::new())
+                .layer(tower::limit::GlobalConcurrencyLimitLayer::with_semaphore(slots.clone())),
+        ),
+        None => router,
+    };
+    // Outside the cap, so that requests waiting for their turn at bcrypt hold no slot (a flood of
+    // guesses would take them all); a bcrypt check takes a slot of the same cap while it runs.
+    let gate = Gate { web, bcrypt_turns: BcryptTurns::new(request_slots) };
+    router.layer(middleware::from_fn_with_state(Arc::new(gate), authenticate))
 }
 
 /// Served without credentials: they say only "up" and "ready", and a Kubernetes or load-balancer
 /// probe has no password to send (a 401 would restart a healthy pod).
 pub const PROBE_PATHS: [&str; 2] = ["/-/healthy", "/-/ready"];
 
-async fn authenticate(State(web): State<Arc<Web>>, request: Request, next: Next) -> Response {
-    let settings = web.current();
+async fn authenticate(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> Response {
+    let settings = gate.web.current();
     let needs_credentials = settings.users.enabled() && !PROBE_PATHS.contains(&request.uri().path());
-    let mut response = if needs_credentials && !settings.users.allows(request.headers()).await {
-        let mut refused = (StatusCode::UNAUTHORIZED, "Unauthorized\n").into_response();
-        refused.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"wolkvox_exporter\""));
-        refused
-    } else {
-        next.run(request).await
+    let verdict = if needs_credentials { settings.users.check(request.headers(), &gate.bcrypt_turns).await } else { Verdict::Allowed };
+    let mut response = match verdict {
+        Verdict::Allowed => next.run(request).await,
+        Verdict::Refused => {
+            let mut refused = (StatusCode::UNAUTHORIZED, "Unauthorized\n").into_response();
+            refused.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"wolkvox_exporter\""));
+            refused
+        }
+        // Not "wrong password": the password was not checked, and a later try may be.
+        Verdict::Busy(why) => (StatusCode::SERVICE_UNAVAILABLE, why).into_response(),
     };
     for (name, value) in &settings.headers {
         response.headers_mut().insert(name.clone(), value.clone());
