@@ -2,7 +2,6 @@
 //! [`Config`]. Every error names the flag or field at fault and never quotes a token.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::net::ToSocketAddrs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,6 +29,8 @@ const MAX_STALE_AFTER: Duration = Duration::from_secs(31 * 24 * 3600);
 const MAX_RESPONSE_BYTES: u64 = 1 << 30;
 /// A token is a few dozen characters; a token file is never read past this.
 const MAX_TOKEN_FILE_BYTES: u64 = 64 * 1024;
+/// Thousands of targets, budgets and prices.
+const MAX_CONFIG_FILE_BYTES: u64 = 16 << 20;
 /// Documented in the README; above 10000 because 9100-9999 of Prometheus' port list is taken.
 pub const DEFAULT_LISTEN_ADDRESS: &str = ":10042";
 /// `--demo` polls the embedded simulator this often.
@@ -352,8 +353,8 @@ fn targets_from_file(
     flags: &Flags,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(Vec<Target>, Vec<FileBudget>), ConfigError> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| ConfigError::new("--config.file", format!("cannot read {}: {e}", path.display())))?;
+    let text = crate::read_file::read_regular_text(path, MAX_CONFIG_FILE_BYTES)
+        .map_err(|e| ConfigError::new("--config.file", format!("cannot read {}: {e}", path.display())))?;
     let file: TargetsFile =
         serde_norway::from_str(&text).map_err(|e| ConfigError::new(format!("--config.file {}", path.display()), e.to_string()))?;
     if file.targets.is_empty() {
@@ -651,9 +652,7 @@ fn token_from_file(field: &str, path: &Path) -> Result<(Token, String), ConfigEr
 
 /// Reads and checks a token file; the error names the file, never its content.
 pub fn read_token_file(path: &Path) -> Result<Token, TokenFileError> {
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .and_then(|file| file.take(MAX_TOKEN_FILE_BYTES).read_to_string(&mut text))
+    let text = crate::read_file::read_regular_text(path, MAX_TOKEN_FILE_BYTES)
         .map_err(|source| TokenFileError::Read { path: path.to_owned(), source })?;
     Token::new(&text).map_err(|reason| TokenFileError::Invalid { path: path.to_owned(), reason })
 }

@@ -22,6 +22,7 @@ pub mod logging;
 pub mod metrics;
 pub mod openmetrics;
 pub mod poller;
+mod read_file;
 pub mod simulator;
 pub mod snapshot;
 pub mod state;

@@ -25,7 +25,46 @@ impl Token {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// `text` (an upstream's message) with every trace of the token replaced by `<redacted>`: the
+    /// token in any letter case (Wolkvox writes its messages in capitals), any run of at least
+    /// [`SHORTEST_PIECE`] of its characters (a prefix, a truncation), and its base64 forms.
+    pub fn redact(&self, text: &str) -> String {
+        let token = self.0.as_bytes();
+        let shortest = SHORTEST_PIECE.min(token.len());
+        let encoded = [&base64::engine::general_purpose::STANDARD, &base64::engine::general_purpose::URL_SAFE]
+            .map(|engine| base64::Engine::encode(engine, token));
+        let bytes = text.as_bytes();
+        let mut secret = vec![false; bytes.len()];
+        for start in 0..bytes.len() {
+            // The longest piece of the token, in any case, that starts here.
+            let piece = (0..token.len())
+                .map(|from| bytes[start..].iter().zip(&token[from..]).take_while(|(a, b)| a.eq_ignore_ascii_case(b)).count())
+                .max()
+                .unwrap_or(0);
+            let piece = if piece >= shortest { piece } else { 0 };
+            // Base64 keeps its case: matched as it is, padding or not.
+            let base64 = encoded.iter().map(|e| e.trim_end_matches('=')).find(|e| bytes[start..].starts_with(e.as_bytes()));
+            let len = piece.max(base64.map_or(0, str::len));
+            secret[start..start + len].iter_mut().for_each(|s| *s = true);
+        }
+        let mut redacted = String::with_capacity(text.len());
+        let mut in_secret = false;
+        for (index, c) in text.char_indices() {
+            match (secret[index], in_secret) {
+                (true, false) => redacted.push_str("<redacted>"),
+                (true, true) => {}
+                (false, _) => redacted.push(c),
+            }
+            in_secret = secret[index];
+        }
+        redacted
+    }
 }
+
+/// The fewest characters of the token that count as a piece of it in a message: long enough that
+/// a word of the message is not taken for one.
+const SHORTEST_PIECE: usize = 8;
 
 /// Why a value cannot be a token. It carries nothing of the value, so it can be shown anywhere.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -50,6 +89,18 @@ mod tests {
     fn debug_never_shows_the_value() {
         let token = Token::new("fake-token-123").unwrap();
         assert!(!format!("{token:?}").contains("fake-token-123"));
+    }
+
+    #[test]
+    fn redacts_the_token_in_any_case_its_pieces_and_its_base64() {
+        let token = Token::new("secret-abc-123456").unwrap();
+        let redact = |text: &str| token.redact(text);
+        assert_eq!(redact("TOKEN SECRET-ABC-123456 IS INVALID"), "TOKEN <redacted> IS INVALID");
+        assert_eq!(redact("token secret-abc-1... is invalid"), "token <redacted>... is invalid");
+        assert_eq!(redact("header c2VjcmV0LWFiYy0xMjM0NTY= rejected"), "header <redacted>= rejected");
+        assert_eq!(redact("ñandú secret-abc-123456ñ"), "ñandú <redacted>ñ");
+        // Short runs of its characters are words, not the token.
+        assert_eq!(redact("the secret is abc-123"), "the secret is abc-123");
     }
 
     #[test]

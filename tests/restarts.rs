@@ -457,3 +457,44 @@ async fn a_clock_stepped_back_a_day_costs_no_day_of_polling() {
     let success = sample(&text, "wolkvox_last_success_timestamp_seconds{server=\"0042\",api=\"gamification\"}").unwrap();
     assert!(success <= now + 1.0, "the last success is {} s in the future", success - now);
 }
+
+/// A token file replaced by a FIFO that nobody writes: the read before each poll refuses it at once
+/// and polling goes on with the previous token; SIGTERM still ends the process (a read waiting on
+/// the FIFO held a runtime thread, and the process never exited).
+#[tokio::test]
+async fn a_token_file_replaced_by_a_fifo_holds_up_nothing() {
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    let state = state_dir("fifo");
+    std::fs::create_dir_all(&state).unwrap();
+    let token_file = state.with_extension("token");
+    std::fs::write(&token_file, FAKE_TOKEN).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new(env!("CARGO_BIN_EXE_wolkvox_exporter"))
+        .args(["--wolkvox.server", "0042", "--wolkvox.poll-interval", "1s", "--wolkvox.allow-fast-poll"])
+        .args(["--wolkvox.base-url", &simulator.base_url(), "--web.listen-address", &format!("127.0.0.1:{port}")])
+        .arg("--wolkvox.token-file")
+        .arg(&token_file)
+        .arg("--storage.path")
+        .arg(&state)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut running = Running { child, url: format!("http://127.0.0.1:{port}") };
+    wait_for_calls(&simulator, 1).await;
+
+    std::fs::remove_file(&token_file).unwrap();
+    assert!(Command::new("mkfifo").arg(&token_file).status().unwrap().success());
+    let calls = simulator.counts().0;
+    wait_for_calls(&simulator, calls + 2).await;
+    let text = running.scrape().await;
+    assert_eq!(sample(&text, "wolkvox_up{server=\"0042\",api=\"gamification\"}"), Some(1.0), "polling with the previous token");
+
+    let status = Command::new("kill").args(["-TERM", &running.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while running.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the exporter did not exit within 15 s of SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

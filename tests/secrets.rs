@@ -33,7 +33,17 @@ async fn the_token_never_appears_in_logs_or_responses() {
     let exporter = start_exporter(&simulator, "100ms", &["--wolkvox.timeout", "300ms"]).await;
     wait_ready(&exporter).await;
     let echo = format!(r#"{{"code": 403, "error": "FORBIDDEN", "msg": "PLEASE VALIDATE TOKEN {FAKE_TOKEN}"}}"#);
+    // Wolkvox writes its messages in capitals; a message may cut the token short, or carry it
+    // base64-encoded.
+    let shouted = format!(r#"{{"code": 403, "error": "FORBIDDEN", "msg": "TOKEN {} IS INVALID"}}"#, FAKE_TOKEN.to_uppercase());
+    let cut = format!(r#"{{"code": 403, "error": "FORBIDDEN", "msg": "token {}... is invalid"}}"#, &FAKE_TOKEN[..12]);
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(FAKE_TOKEN);
+    let base64 = format!(r#"{{"code": 403, "error": "FORBIDDEN", "msg": "header {encoded} refused"}}"#);
     let faults = [
+        Fault::Raw { status: 403, body: shouted },
+        Fault::Raw { status: 403, body: cut },
+        Fault::Raw { status: 403, body: base64 },
         Fault::Raw { status: 403, body: echo.clone() },
         Fault::Raw { status: 200, body: echo },
         Fault::Documented { error: DocumentedError::ValidateToken, http_status: 403 },
@@ -44,7 +54,7 @@ async fn the_token_never_appears_in_logs_or_responses() {
     for fault in faults {
         simulator.push_fault(fault);
     }
-    wait_for(Duration::from_secs(20), "every fault to be served", || async { (simulator.requests().len() >= 8).then_some(()) }).await;
+    wait_for(Duration::from_secs(20), "every fault to be served", || async { (simulator.requests().len() >= 11).then_some(()) }).await;
 
     let mut responses = vec![scrape(&exporter).await];
     for path in ["/", "/-/ready", "/-/healthy", "/nope"] {
@@ -55,8 +65,11 @@ async fn the_token_never_appears_in_logs_or_responses() {
     let logs = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
     assert!(logs.contains("poll failed"), "the failures were logged");
     assert!(logs.contains("<redacted>"), "the echoed token was replaced");
-    assert!(!logs.contains(FAKE_TOKEN), "the token leaked into the logs");
-    for body in responses {
-        assert!(!body.contains(FAKE_TOKEN), "the token leaked into a response: {body}");
+    let traces = [FAKE_TOKEN.to_owned(), FAKE_TOKEN.to_uppercase(), FAKE_TOKEN[..12].to_owned(), encoded.trim_end_matches('=').to_owned()];
+    for trace in &traces {
+        assert!(!logs.contains(trace.as_str()), "the token leaked into the logs as {trace}");
+        for body in &responses {
+            assert!(!body.contains(trace.as_str()), "the token leaked into a response as {trace}: {body}");
+        }
     }
 }

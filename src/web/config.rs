@@ -15,6 +15,9 @@ use serde::Deserialize;
 
 use super::auth::{Users, UsersError};
 
+/// A web configuration is a few dozen lines; the bound keeps a wrong path from eating memory.
+const MAX_WEB_CONFIG_BYTES: u64 = 1 << 20;
+
 /// Why a web configuration file cannot be used. Each message names the field at fault
 /// (`tls_server_config.cert_file: ...`); the flag and the file are named by the caller.
 #[derive(Debug, thiserror::Error)]
@@ -145,7 +148,8 @@ impl WebSettings {
     }
 
     pub fn load(path: &Path) -> Result<WebSettings, WebConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| WebConfigError::Read { path: path.to_owned(), source })?;
+        let text = crate::read_file::read_regular_text(path, MAX_WEB_CONFIG_BYTES)
+            .map_err(|source| WebConfigError::Read { path: path.to_owned(), source })?;
         let file: WebFile = serde_norway::from_str::<Option<WebFile>>(&text)?.ok_or(WebConfigError::Empty)?;
         let dir = path.parent().unwrap_or(Path::new("."));
         let mut watched = vec![path.to_owned()];

@@ -93,7 +93,7 @@ impl Client {
             Ok(Ok(answer)) => Ok(answer),
             // An upstream that echoes the token in its message must not get it into our logs; and
             // its message, however long or many-lined, becomes one short line.
-            Ok(Err(failure)) => Err(Failure { detail: one_line(&failure.detail.replace(request.token.expose(), "<redacted>")), ..failure }),
+            Ok(Err(failure)) => Err(Failure { detail: one_line(&request.token.redact(&failure.detail)), ..failure }),
             Err(_) => Err(Failure::new(Reason::Timeout, format!("no complete answer within {}", humantime::format_duration(timeout)))),
         }
     }

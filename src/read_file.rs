@@ -1,0 +1,45 @@
+//! Reading a file an operator names (the token file, a CA file, a configuration file): links are
+//! followed (a Kubernetes Secret is one), but only a regular file is read, never past a bound, and
+//! never waiting on a FIFO that nobody writes, which would hold a runtime thread and a shutdown.
+
+use std::fs::OpenOptions;
+use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+/// The whole file, if it is a regular file of at most `limit` bytes.
+pub fn read_regular_file(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    let file = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC).open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file (a FIFO, a device or a directory)"));
+    }
+    let mut text = Vec::new();
+    file.take(limit + 1).read_to_end(&mut text)?;
+    if text.len() as u64 > limit {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("larger than {limit} bytes")));
+    }
+    Ok(text)
+}
+
+/// The same, as UTF-8 text.
+pub fn read_regular_text(path: &Path, limit: u64) -> io::Result<String> {
+    String::from_utf8(read_regular_file(path, limit)?).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_regular_file_within_the_bound_is_read() {
+        let dir = std::env::temp_dir().join(format!("wolkvox-read-{}-{}", std::process::id(), fastrand::u64(..)));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("small"), "fake-token\n").unwrap();
+        assert_eq!(read_regular_text(&dir.join("small"), 64).unwrap(), "fake-token\n");
+        assert!(read_regular_file(&dir.join("small"), 4).unwrap_err().to_string().contains("larger than 4 bytes"));
+        assert!(read_regular_file(Path::new("/dev/zero"), 1 << 20).unwrap_err().to_string().contains("not a regular file"));
+        // A FIFO that nobody writes: refused at once, not waited on.
+        assert!(std::process::Command::new("mkfifo").arg(dir.join("fifo")).status().unwrap().success());
+        assert!(read_regular_file(&dir.join("fifo"), 64).unwrap_err().to_string().contains("not a regular file"));
+    }
+}
