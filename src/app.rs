@@ -80,7 +80,11 @@ impl Exporter {
         if web.has_file() {
             background.spawn(web.clone().watch_forever());
         }
-        let limits = Limits { max_requests: config.max_requests, ..Limits::default() };
+        let limits = Limits {
+            max_requests: config.max_requests,
+            max_connections: web::server::connections_within_descriptors(config.max_connections),
+            ..Limits::default()
+        };
         let router = web::server::protect(http::router(store.clone(), &config.telemetry_path), web.clone(), &limits);
         let (shutdown, stopped) = oneshot::channel::<()>();
         let tls = web.current().tls.is_some();

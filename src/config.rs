@@ -106,6 +106,10 @@ pub struct Flags {
     /// Requests served at once; more are answered 503 at once (0: no limit).
     #[arg(long = "web.max-requests", env = "WOLKVOX_WEB_MAX_REQUESTS", default_value_t = 40)]
     pub max_requests: usize,
+    /// Connections open at once, idle ones included; past it new ones wait to be accepted (0: no
+    /// limit). Never more than the file descriptors leave room for.
+    #[arg(long = "web.max-connections", env = "WOLKVOX_WEB_MAX_CONNECTIONS", default_value_t = 512)]
+    pub max_connections: usize,
     /// Path under which the metrics are served.
     #[arg(long = "web.telemetry-path", env = "WOLKVOX_WEB_TELEMETRY_PATH", default_value = "/metrics")]
     pub telemetry_path: String,
@@ -160,6 +164,7 @@ pub struct Config {
     pub web_config_file: Option<PathBuf>,
     pub web: Arc<WebSettings>,
     pub max_requests: usize,
+    pub max_connections: usize,
     /// Things worth a warning once logging runs (a token file others can read).
     pub warnings: Vec<String>,
     /// Contracted quantities, from the config file.
@@ -320,6 +325,7 @@ impl Config {
             web_config_file: flags.web_config_file.clone(),
             web: Arc::new(web),
             max_requests: flags.max_requests,
+            max_connections: flags.max_connections,
             warnings,
             budgets,
             storage_path,

@@ -27,6 +27,10 @@ struct Running {
 }
 
 impl Running {
+    fn port(&self) -> u16 {
+        self.url.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
     /// Starts the exporter binary polling `simulator` every 5 minutes, its state in `state`.
     fn start(simulator: &Simulator, state: &Path) -> Running {
         Running::start_polling(simulator, state, &["--wolkvox.poll-interval", "5m"])
@@ -327,31 +331,44 @@ async fn a_state_directory_that_cannot_be_written_makes_no_call_storm() {
     assert!(sample(&text, "wolkvox_storage_write_failures_total").is_some_and(|n| n >= 2.0), "the failed writes are counted");
 }
 
-/// Out of file descriptors (idle connections past `ulimit -n`), the ledger cannot be opened: that
-/// says nothing of what it holds. It is kept, not set aside, and the token goes on from it.
+/// The exporter binary polling every second under `ulimit -n descriptors`.
+fn start_with_descriptors(simulator: &Simulator, state: &Path, descriptors: u32, extra: &[&str]) -> Running {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let exporter = format!(
+        "ulimit -n {descriptors} && exec {} --wolkvox.server 0042 --wolkvox.poll-interval 1s --wolkvox.allow-fast-poll \
+         --wolkvox.base-url {} --web.listen-address 127.0.0.1:{port} --storage.path {} {}",
+        env!("CARGO_BIN_EXE_wolkvox_exporter"),
+        simulator.base_url(),
+        state.display(),
+        extra.join(" ")
+    );
+    let child = Command::new("bash").args(["-c", &exporter]).env("WOLKVOX_TOKEN", FAKE_TOKEN).stderr(Stdio::null()).spawn().unwrap();
+    Running { child, url: format!("http://127.0.0.1:{port}") }
+}
+
+/// Idle connections to `port`, as many as `count`.
+async fn idle_connections(port: u16, count: usize) -> Vec<tokio::net::TcpStream> {
+    let mut idle = Vec::new();
+    for _ in 0..count {
+        idle.extend(tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok());
+    }
+    idle
+}
+
+/// Out of file descriptors (idle connections past `ulimit -n`, with the cap on connections lifted),
+/// the ledger cannot be opened: that says nothing of what it holds. It is kept, not set aside, and the token goes on from it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ledger_that_cannot_be_opened_for_a_while_is_kept_and_nothing_forgotten() {
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     simulator.set_rows(known_rows());
     let state = state_dir("descriptors");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let exporter = format!(
-        "ulimit -n 64 && exec {} --wolkvox.server 0042 --wolkvox.poll-interval 1s --wolkvox.allow-fast-poll --wolkvox.base-url {} \
-         --web.listen-address 127.0.0.1:{port} --storage.path {}",
-        env!("CARGO_BIN_EXE_wolkvox_exporter"),
-        simulator.base_url(),
-        state.display()
-    );
-    let child = Command::new("bash").args(["-c", &exporter]).env("WOLKVOX_TOKEN", FAKE_TOKEN).stderr(Stdio::null()).spawn().unwrap();
-    let running = Running { child, url: format!("http://127.0.0.1:{port}") };
+    let running = start_with_descriptors(&simulator, &state, 64, &["--web.max-connections", "0"]);
+    let port = running.port();
     running.scrape().await;
     wait_for_calls(&simulator, 3).await;
 
     // Past the limit: every descriptor the exporter has left goes to an idle connection.
-    let mut idle = Vec::new();
-    for _ in 0..120 {
-        idle.extend(tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok());
-    }
+    let idle = idle_connections(port, 120).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     drop(idle);
 
@@ -497,4 +514,25 @@ async fn a_token_file_replaced_by_a_fifo_holds_up_nothing() {
         assert!(Instant::now() < deadline, "the exporter did not exit within 15 s of SIGTERM");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Idle connections past the descriptor limit wait to be accepted: the cap on connections stays
+/// under what `ulimit -n` allows, so the state directory can always be read and polling goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_never_take_the_descriptors_the_state_directory_needs() {
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    simulator.set_rows(known_rows());
+    let state = state_dir("connections");
+    let running = start_with_descriptors(&simulator, &state, 128, &[]);
+    running.scrape().await;
+    wait_for_calls(&simulator, 2).await;
+
+    // More than the descriptors allow (the rest wait in the listen queue, 128 long).
+    let idle = idle_connections(running.port(), 150).await;
+    let calls = simulator.counts().0;
+    wait_for_calls(&simulator, calls + 3).await;
+    drop(idle);
+    let text = running.scrape().await;
+    assert_eq!(sample(&text, "wolkvox_storage_read_failures_total"), Some(0.0), "the ledger could not be read");
+    assert_eq!(sample(&text, "wolkvox_up{server=\"0042\",api=\"gamification\"}"), Some(1.0));
 }

@@ -33,13 +33,20 @@ const RELOAD_CHECK: Duration = Duration::from_secs(1);
 pub struct Limits {
     /// Requests served at once; more get 503 at once, as exporter-toolkit's `--web.max-requests`. 0: no cap.
     pub max_requests: usize,
+    /// Connections open at once; past it the next waits to be accepted. 0: no cap.
+    pub max_connections: usize,
     pub header_read_timeout: Duration,
     pub tls_handshake_timeout: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits { max_requests: 40, header_read_timeout: Duration::from_secs(10), tls_handshake_timeout: Duration::from_secs(10) }
+        Limits {
+            max_requests: 40,
+            max_connections: 512,
+            header_read_timeout: Duration::from_secs(10),
+            tls_handshake_timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -172,8 +179,18 @@ pub async fn serve(listener: TcpListener, router: Router, web: Arc<Web>, limits:
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
     let graceful = GracefulShutdown::new();
+    let connections = (limits.max_connections > 0).then(|| Arc::new(Semaphore::new(limits.max_connections)));
     tokio::pin!(shutdown);
     loop {
+        // A slot before the next accept: past the cap, connections wait in the kernel's queue
+        // (and idle ones end within the header-read timeout), as Go's LimitListener does.
+        let slot = match &connections {
+            Some(slots) => tokio::select! {
+                slot = slots.clone().acquire_owned() => Some(slot.expect("the semaphore is never closed")),
+                () = &mut shutdown => break,
+            },
+            None => None,
+        };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
@@ -189,6 +206,7 @@ pub async fn serve(listener: TcpListener, router: Router, web: Arc<Web>, limits:
         let tls = web.current().tls.clone();
         let (service, http, watcher, handshake) = (service.clone(), http.clone(), graceful.watcher(), limits.tls_handshake_timeout);
         tokio::spawn(async move {
+            let _slot = slot;
             match tls {
                 None => {
                     let _ = watcher.watch(http.serve_connection(TokioIo::new(stream), service)).await;
@@ -217,6 +235,29 @@ pub async fn serve(listener: TcpListener, router: Router, web: Arc<Web>, limits:
     }
     drop(listener);
     let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+}
+
+/// Descriptors kept for everything but connections: the state directory (whose ledger must always
+/// open, or its token makes no call), the calls to Wolkvox, the runtime's own.
+const RESERVED_DESCRIPTORS: usize = 64;
+
+/// `wanted` connections, or fewer if the process's descriptor limit (`ulimit -n`) leaves room for
+/// fewer: idle connections must never take the descriptors that the rest needs. 0 (no cap) stays.
+pub fn connections_within_descriptors(wanted: usize) -> usize {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    let soft = limits.lines().find_map(|l| l.strip_prefix("Max open files")?.split_whitespace().next()?.parse::<usize>().ok());
+    let Some(soft) = soft else { return wanted };
+    let room = soft.saturating_sub(RESERVED_DESCRIPTORS).max(soft / 2);
+    if wanted > room {
+        tracing::warn!(
+            wanted,
+            descriptors = soft,
+            connections = room,
+            "--web.max-connections is more than the file descriptor limit leaves room for: raise the limit (LimitNOFILE, ulimit -n) to allow more"
+        );
+        return room;
+    }
+    wanted
 }
 
 /// A TLS connection opens with a handshake record (0x16); an HTTP request with a method name.
