@@ -372,7 +372,33 @@ fn plan(targets: &[Target], flags: &BackfillFlags, now: Timestamp) -> Result<Vec
     if months.is_empty() {
         return Err(ConfigError::new("--from", "nothing to backfill in this range (only gamification has past months)"));
     }
+    check_sample_interval(flags.sample_interval)?;
+    if months.len() > MANY_MONTHS {
+        let floor_hours = months.len() as u64 * admission::FLOOR.as_secs() / 3600;
+        tracing::warn!(
+            months = months.len(),
+            "a long backfill: one call per month and API, at least {floor_hours} h at the API's 5-minute floor, each call from the token's daily quota; check --from"
+        );
+    }
     Ok(months)
+}
+
+/// More months than this draw a warning: a typo in `--from` (1926 for 2026) costs days of calls.
+const MANY_MONTHS: usize = 36;
+
+/// Samples closer than a minute multiply the output (at 0 s, without end); farther than
+/// Prometheus' 5-minute lookback, an instant query between two finds nothing.
+fn check_sample_interval(interval: Duration) -> Result<(), ConfigError> {
+    if interval < Duration::from_secs(1) {
+        return Err(ConfigError::new("--sample-interval", "must be at least 1s (5m, the default, suits Prometheus' lookback)"));
+    }
+    if interval < Duration::from_secs(60) {
+        let times = 300 / interval.as_secs();
+        tracing::warn!(sample_interval = %humantime::format_duration(interval), "samples under a minute apart: the output is {times} times the size at the default 5m");
+    } else if interval > Duration::from_secs(300) {
+        tracing::warn!(sample_interval = %humantime::format_duration(interval), "samples more than 5m apart: instant queries between two find nothing (Prometheus looks back 5m)");
+    }
+    Ok(())
 }
 
 #[derive(Clone, Copy)]

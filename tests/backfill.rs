@@ -251,6 +251,7 @@ async fn bad_ranges_stop_with_the_flag_named_and_a_dry_run_makes_no_call() {
         (vec!["--from", "2999-01"], "--from"),
         (vec!["--from", "2026-01", "--to", "2999-01"], "--to"),
         (vec!["--from", "March"], "--from"),
+        (vec!["--from", "2026-01", "--sample-interval", "0s"], "--sample-interval"),
     ] {
         let output = backfill(&simulator, &state, &[args.clone(), vec!["--output", "-"]].concat());
         assert_eq!(output.status.code(), Some(2), "{args:?}: {}", text(&output));
@@ -260,6 +261,11 @@ async fn bad_ranges_stop_with_the_flag_named_and_a_dry_run_makes_no_call() {
     assert!(plan.status.success(), "{}", text(&plan));
     assert!(String::from_utf8_lossy(&plan.stdout).contains("3 call(s)"), "{}", text(&plan));
     assert!(simulator.requests().is_empty(), "a dry run called Wolkvox");
+    // A century (1926 for 2026) and samples every second: each worth a warning.
+    let plan = backfill(&simulator, &state, &["--from", "1926-01", "--to", "2026-01", "--sample-interval", "1s", "--dry-run"]);
+    assert!(plan.status.success(), "{}", text(&plan));
+    assert!(text(&plan).contains("a long backfill") && text(&plan).contains("1201"), "{}", text(&plan));
+    assert!(text(&plan).contains("300 times the size"), "{}", text(&plan));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -562,14 +562,25 @@ impl<'de> Deserialize<'de> for Scalar {
     }
 }
 
-/// `items`: a finite number, as a number or a (padded) string; blank or unusable otherwise.
+/// `items`: a finite count of zero or more, as a number or a (padded) string; blank or unusable
+/// otherwise. A negative count is no usage, and a string with grouped thousands (`1.000`, `1,000`)
+/// could be one or a thousand: either is skipped and counted, never served as a guess.
 struct Items(Result<f64, SkipReason>);
+
+/// `1.000`, `12,500`, `1.000.000`: digits grouped by threes, as Latin America writes thousands.
+fn grouped_thousands(text: &str) -> bool {
+    let mut groups = text.trim_start_matches('-').split(['.', ',']);
+    let first = groups.next().unwrap_or_default();
+    let rest: Vec<&str> = groups.collect();
+    let digits = |g: &str| !g.is_empty() && g.bytes().all(|b| b.is_ascii_digit());
+    !rest.is_empty() && digits(first) && first.len() <= 3 && rest.iter().all(|g| g.len() == 3 && digits(g))
+}
 
 impl<'de> Deserialize<'de> for Items {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Items, D::Error> {
         struct ItemsVisitor;
         fn finite(value: f64) -> Items {
-            Items(if value.is_finite() { Ok(value) } else { Err(SkipReason::InvalidItems) })
+            Items(if value.is_finite() && value >= 0.0 { Ok(value) } else { Err(SkipReason::InvalidItems) })
         }
         impl<'de> Visitor<'de> for ItemsVisitor {
             type Value = Items;
@@ -580,6 +591,9 @@ impl<'de> Deserialize<'de> for Items {
                 let text = text.trim();
                 if text.is_empty() {
                     return Ok(Items(Err(SkipReason::BlankItems)));
+                }
+                if grouped_thousands(text) {
+                    return Ok(Items(Err(SkipReason::InvalidItems)));
                 }
                 Ok(text.parse::<f64>().map_or(Items(Err(SkipReason::InvalidItems)), finite))
             }
@@ -695,11 +709,17 @@ mod tests {
                 {"operation": "a", "description": "f", "items": "1e999"},
                 {"operation": "a", "description": "g", "items": true},
                 "not a row",
+                {"operation": "a", "description": "i", "items": "-1"},
+                {"operation": "a", "description": "j", "items": -2},
+                {"operation": "a", "description": "k", "items": "1.000"},
+                {"operation": "a", "description": "l", "items": "12,500"},
+                {"operation": "a", "description": "m", "items": "1.000.000"},
+                {"operation": "a", "description": "n", "items": "1.25"},
                 {"operation": "a", "description": "h", "items": "4.5"}]}"#,
         );
-        assert_eq!(r.series, vec![series("a", "h", 4.5, 4.5)]);
-        assert_eq!(r.rows, 8);
-        assert_eq!(r.skipped, vec![(SkipReason::BlankItems, 3), (SkipReason::InvalidItems, 3), (SkipReason::MalformedRow, 1)]);
+        assert_eq!(r.series, vec![series("a", "n", 1.25, 1.25), series("a", "h", 4.5, 4.5)]);
+        assert_eq!(r.rows, 14);
+        assert_eq!(r.skipped, vec![(SkipReason::BlankItems, 3), (SkipReason::InvalidItems, 8), (SkipReason::MalformedRow, 1)]);
     }
 
     #[test]
