@@ -110,6 +110,7 @@ mod tests {
             call_spacing: Duration::ZERO,
             stretched: false,
             info: None,
+            state_saved: Some(true),
         };
         let store = Store::from_states(vec![target], vec![token], &[], Clock::system());
         let html = page(&store.published(), "/metrics", success + 75.0);

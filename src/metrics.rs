@@ -163,6 +163,12 @@ pub fn render(
         "Calls this exporter made with the token since midnight in the target's time zone (each one costs a call of the daily quota).",
         |t| Some(f64::from(t.calls_today)),
     );
+    token(
+        &mut text,
+        "wolkvox_token_state_saved",
+        "1 while the state directory (--storage.path) holds all that the token did; 0 while its ledger cannot be written or read: the API's rules hold from memory, but a restart now may call early or forget a pause.",
+        |t| t.state_saved.map(|saved| f64::from(u8::from(saved))),
+    );
     token(&mut text, "wolkvox_token_daily_call_budget", "The configured daily call budget of the token.", |t| {
         t.daily_call_budget.map(f64::from)
     });

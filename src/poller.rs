@@ -99,7 +99,11 @@ pub fn plan(targets: &[Target], budgets: &[Budget], clock: Clock, storage: Optio
             let mut answers = storage.as_ref().map(|s| s.load_answers(&targets[0].token_name)).unwrap_or_default();
             answers.retain(|key, _| rules.jobs.iter().any(|job| job.key == *key));
 
-            let token = store.token(TokenState { calls_today: ledger.get().calls_on(now, &rules.zone), ..TokenState::new(&targets[0]) });
+            let token = store.token(TokenState {
+                calls_today: ledger.get().calls_on(now, &rules.zone),
+                state_saved: ledger.saved(),
+                ..TokenState::new(&targets[0])
+            });
             let jobs = planned
                 .iter()
                 .zip(&rules.jobs)
@@ -174,6 +178,8 @@ pub async fn run_lane<S: UsageSource>(source: Arc<S>, lane: Lane, store: Arc<Sto
             Ok((_, None)) => return,
             // The file may be good: nothing is called until it can be read (logged by storage).
             Err(Unavailable(_)) => {
+                store.update_token(token, |state| state.state_saved = Some(false));
+                store.publish();
                 tokio::time::sleep(UNREADABLE_RETRY).await;
                 continue;
             }
@@ -213,6 +219,7 @@ pub async fn run_lane<S: UsageSource>(source: Arc<S>, lane: Lane, store: Arc<Sto
             state.call_spacing = decision.spacing;
             state.stretched = decision.held_by_budget;
             state.info = info.or(state.info.take());
+            state.state_saved = ledger.saved();
         });
         let due = ledger.get().jobs.get(&rules.jobs[decision.job].key).and_then(|j| j.due).unwrap_or(now);
         log_outcome(&targets[job.target], job.api, &outcome, took, until(clock.now(), due));

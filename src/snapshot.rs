@@ -149,6 +149,11 @@ impl Store {
         update(&mut self.tokens.lock().expect("no panic while holding the lock")[token.0]);
     }
 
+    /// Renders what changed now, rather than with the next recorded poll.
+    pub fn publish(&self) {
+        self.changed.notify_one();
+    }
+
     /// Notes when a job is due next; published with the next recorded poll.
     pub fn schedule(&self, job: JobId, next_poll_unix: f64) {
         self.states.lock().expect("no panic while holding the lock")[job.0].next_poll_unix = Some(next_poll_unix);

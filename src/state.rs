@@ -129,6 +129,8 @@ pub struct TokenState {
     pub stretched: bool,
     /// Wolkvox's own count, from the last successful `token_info` poll.
     pub info: Option<TokenInfo>,
+    /// Whether the state directory holds all that the token did (None without one).
+    pub state_saved: Option<bool>,
 }
 
 impl TokenState {
@@ -140,6 +142,7 @@ impl TokenState {
             call_spacing: Duration::ZERO,
             stretched: false,
             info: None,
+            state_saved: None,
         }
     }
 }

@@ -15,6 +15,8 @@ use crate::storage::Storage;
 
 pub struct TokenLedger {
     held: Held,
+    /// The last read (and lock) of the file worked.
+    readable: bool,
     token_name: String,
     storage: Option<Arc<Storage>>,
 }
@@ -32,7 +34,12 @@ pub struct Unavailable(pub io::Error);
 
 impl TokenLedger {
     pub fn new(ledger: Ledger, token_name: &str, storage: Option<Arc<Storage>>) -> TokenLedger {
-        TokenLedger { held: Held { ledger, ahead_of_file: false }, token_name: token_name.to_owned(), storage }
+        TokenLedger { held: Held { ledger, ahead_of_file: false }, readable: true, token_name: token_name.to_owned(), storage }
+    }
+
+    /// Whether the file holds all that this process did (None without a state directory).
+    pub fn saved(&self) -> Option<bool> {
+        self.storage.as_ref().map(|_| self.readable && !self.held.ahead_of_file)
     }
 
     /// The ledger as last read or changed.
@@ -44,10 +51,12 @@ impl TokenLedger {
     /// it admits are one step that no other process can come between. Blocks on the lock and the
     /// write's fsync.
     pub fn update_blocking<R>(&mut self, change: impl FnOnce(&mut Ledger) -> R) -> Result<R, Unavailable> {
-        match &self.storage {
+        let result = match &self.storage {
             None => Ok(change(&mut self.held.ledger)),
             Some(storage) => self.held.update(storage, &self.token_name, change),
-        }
+        };
+        self.readable = result.is_ok();
+        result
     }
 
     /// [`Self::update_blocking`] off the async workers.
@@ -61,6 +70,7 @@ impl TokenLedger {
         .await
         .expect("a ledger update does not panic");
         self.held = held;
+        self.readable = result.is_ok();
         result
     }
 

@@ -190,6 +190,7 @@ fn usable_row(row: &Value) -> Option<((String, String), f64)> {
     let row = row.as_object()?;
     let value = match row.get("items")? {
         Value::Number(n) => n.as_f64()?,
+        Value::String(s) if grouped_thousands(s.trim()) => return None,
         Value::String(s) => s.trim().parse::<f64>().ok()?,
         _ => return None,
     };
@@ -201,7 +202,17 @@ fn usable_row(row: &Value) -> Option<((String, String), f64)> {
         }
         _ => String::new(),
     };
-    value.is_finite().then(|| ((label("operation"), label("description")), value))
+    (value.is_finite() && value >= 0.0).then(|| ((label("operation"), label("description")), value))
+}
+
+/// `1.000` or `12,500`: one or a thousand, so no usage (the decoder's rule, written again).
+fn grouped_thousands(text: &str) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let groups: Vec<&str> = digits.split(['.', ',']).collect();
+    groups.len() > 1
+        && (1..=3).contains(&groups[0].len())
+        && groups[1..].iter().all(|g| g.len() == 3)
+        && groups.iter().all(|g| g.bytes().all(|b| b.is_ascii_digit()))
 }
 
 const OPERATIONS: [&str; 3] = ["ventas", "soporte", "Ventas \"Norte\"\\ ñ"];
@@ -227,12 +238,20 @@ enum Modelled {
     Malformed,
 }
 
+fn usable_if_counted(value: f64) -> Items {
+    if value >= 0.0 { Items::Usable(value) } else { Items::Invalid }
+}
+
 fn modelled_items() -> impl Strategy<Value = (Option<Value>, Items)> {
     prop_oneof![
-        3 => (-3i64..40).prop_map(|n| (Some(json!(n)), Items::Usable(n as f64))),
+        // A negative count is no usage.
+        3 => (-3i64..40).prop_map(|n| (Some(json!(n)), usable_if_counted(n as f64))),
         // Quarters: exact in binary and in decimal, so the text means exactly this value.
-        2 => (-12i64..160).prop_map(|q| (Some(json!(q as f64 / 4.0)), Items::Usable(q as f64 / 4.0))),
-        2 => (-3i64..40, 0usize..3, 0usize..3).prop_map(|(n, l, r)| (Some(json!(format!("{}{n}{}", " ".repeat(l), " ".repeat(r)))), Items::Usable(n as f64))),
+        2 => (-12i64..160).prop_map(|q| (Some(json!(q as f64 / 4.0)), usable_if_counted(q as f64 / 4.0))),
+        2 => (-3i64..40, 0usize..3, 0usize..3)
+            .prop_map(|(n, l, r)| (Some(json!(format!("{}{n}{}", " ".repeat(l), " ".repeat(r)))), usable_if_counted(n as f64))),
+        // Grouped thousands: one or a thousand.
+        1 => prop_oneof![Just("1.000"), Just("12,500"), Just(" 1.000.000 ")].prop_map(|v| (Some(json!(v)), Items::Invalid)),
         2 => prop_oneof![Just(None), Just(Some(Value::Null)), Just(Some(json!(""))), Just(Some(json!("   ")))].prop_map(|v| (v, Items::Blank)),
         2 => prop_oneof![
             Just(json!("twelve")),

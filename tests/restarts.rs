@@ -329,6 +329,7 @@ async fn a_state_directory_that_cannot_be_written_makes_no_call_storm() {
     let text = running.scrape().await;
     assert_eq!(sample(&text, "wolkvox_up{server=\"0042\",api=\"gamification\"}"), Some(1.0), "still serving");
     assert!(sample(&text, "wolkvox_storage_write_failures_total").is_some_and(|n| n >= 2.0), "the failed writes are counted");
+    assert_eq!(sample(&text, "wolkvox_token_state_saved{token_name=\"WOLKVOX_TOKEN\"}"), Some(0.0), "and the state says so");
 }
 
 /// The exporter binary polling every second under `ulimit -n descriptors`.
@@ -534,5 +535,6 @@ async fn idle_connections_never_take_the_descriptors_the_state_directory_needs()
     drop(idle);
     let text = running.scrape().await;
     assert_eq!(sample(&text, "wolkvox_storage_read_failures_total"), Some(0.0), "the ledger could not be read");
+    assert_eq!(sample(&text, "wolkvox_token_state_saved{token_name=\"WOLKVOX_TOKEN\"}"), Some(1.0));
     assert_eq!(sample(&text, "wolkvox_up{server=\"0042\",api=\"gamification\"}"), Some(1.0));
 }
