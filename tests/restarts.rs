@@ -261,29 +261,40 @@ async fn a_backfill_beside_the_exporter_shares_its_ledger_and_their_calls_never_
 /// them.
 #[tokio::test]
 async fn files_made_by_root_in_anothers_state_directory_are_handed_to_its_owner() {
-    let state = state_dir("owner");
-    std::fs::create_dir_all(&state).unwrap();
-    // Only root can give the directory away (and only root could write into it afterwards).
-    if std::os::unix::fs::chown(&state, Some(SERVICE_USER), Some(SERVICE_USER)).is_err() {
-        tools::missing("root, to run a backfill in another user's state directory");
-        return;
-    }
-    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
-    let mut backfill = Command::new(env!("CARGO_BIN_EXE_wolkvox_exporter"));
-    backfill
-        .args(["backfill", "--wolkvox.server", "0042", "--wolkvox.base-url", &simulator.base_url()])
-        .args(["--from", "2026-01", "--to", "2026-01", "--output", state.with_extension("om").to_str().unwrap()])
-        .arg("--storage.path")
-        .arg(&state)
-        .env("WOLKVOX_TOKEN", FAKE_TOKEN);
-    let done = tokio::task::spawn_blocking(move || backfill.output().unwrap()).await.unwrap();
-    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    let Some(state) = services_state_dir("owner") else { return };
+    backfill_one_month(&state).await;
     let made = common::walk(&state);
     assert!(made.iter().any(|path| path.ends_with("token-WOLKVOX_TOKEN.ledger.json")), "{made:?}");
     for path in made {
         let owner = std::fs::metadata(&path).unwrap();
         assert_eq!((owner.uid(), owner.gid()), (SERVICE_USER, SERVICE_USER), "{} is not the service's", path.display());
     }
+}
+
+/// A state directory owned by the service's user, or None (said) when this process is not root:
+/// only root can give a directory away, and only root could write into it afterwards.
+fn services_state_dir(tag: &str) -> Option<PathBuf> {
+    let state = state_dir(tag);
+    std::fs::create_dir_all(&state).unwrap();
+    if std::os::unix::fs::chown(&state, Some(SERVICE_USER), Some(SERVICE_USER)).is_err() {
+        tools::missing("root, to run a backfill in another user's state directory");
+        return None;
+    }
+    Some(state)
+}
+
+/// A backfill of January 2026 on `state`, against a simulator of its own; it must succeed.
+async fn backfill_one_month(state: &Path) {
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    let mut backfill = Command::new(env!("CARGO_BIN_EXE_wolkvox_exporter"));
+    backfill
+        .args(["backfill", "--wolkvox.server", "0042", "--wolkvox.base-url", &simulator.base_url()])
+        .args(["--from", "2026-01", "--to", "2026-01", "--output", state.with_extension("om").to_str().unwrap()])
+        .arg("--storage.path")
+        .arg(state)
+        .env("WOLKVOX_TOKEN", FAKE_TOKEN);
+    let done = tokio::task::spawn_blocking(move || backfill.output().unwrap()).await.unwrap();
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
 }
 
 /// The user of the image and of the Kubernetes pod.
@@ -397,12 +408,7 @@ async fn a_ledger_that_cannot_be_opened_for_a_while_is_kept_and_nothing_forgotte
 /// away.
 #[tokio::test]
 async fn links_planted_in_the_state_directory_give_its_owner_nothing_of_roots() {
-    let state = state_dir("planted");
-    std::fs::create_dir_all(&state).unwrap();
-    if std::os::unix::fs::chown(&state, Some(SERVICE_USER), Some(SERVICE_USER)).is_err() {
-        tools::missing("root, to run a backfill in another user's state directory");
-        return;
-    }
+    let Some(state) = services_state_dir("planted") else { return };
     let victims = state_dir("victims");
     std::fs::create_dir_all(&victims).unwrap();
     let names =
@@ -415,16 +421,7 @@ async fn links_planted_in_the_state_directory_give_its_owner_nothing_of_roots() 
     }
     std::os::unix::fs::symlink(&victims, state.join("backfill")).unwrap();
 
-    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
-    let mut backfill = Command::new(env!("CARGO_BIN_EXE_wolkvox_exporter"));
-    backfill
-        .args(["backfill", "--wolkvox.server", "0042", "--wolkvox.base-url", &simulator.base_url()])
-        .args(["--from", "2026-01", "--to", "2026-01", "--output", state.with_extension("om").to_str().unwrap()])
-        .arg("--storage.path")
-        .arg(&state)
-        .env("WOLKVOX_TOKEN", FAKE_TOKEN);
-    let done = tokio::task::spawn_blocking(move || backfill.output().unwrap()).await.unwrap();
-    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    backfill_one_month(&state).await;
     for name in names {
         let victim = std::fs::metadata(victims.join(name)).unwrap();
         assert_eq!(std::fs::read_to_string(victims.join(name)).unwrap(), "root:x:0:0\n", "{name} was followed");
