@@ -56,6 +56,7 @@ fn ledger() -> Ledger {
         day: Some(at.to_zoned(jiff::tz::TimeZone::UTC).date()),
         calls_today: 42,
         paused_until: None,
+        pause_reason: None,
         open_call_until: None,
     }
 }

@@ -76,6 +76,9 @@ pub struct Ledger {
     pub calls_today: u32,
     /// No call of the token before this (quota, rest after a timeout).
     pub paused_until: Option<Timestamp>,
+    /// Why `paused_until` was set: the cause of its latest end.
+    #[serde(default)]
+    pub pause_reason: Option<PauseReason>,
     /// While a call is open: when its caller gives up on it at the latest.
     #[serde(default)]
     pub open_call_until: Option<Timestamp>,
@@ -94,6 +97,28 @@ pub struct JobLedger {
     pub failures_since_success: u32,
     /// When this job is due by its own schedule (interval, backoff, `Retry-After`).
     pub due: Option<Timestamp>,
+}
+
+/// Why a token makes no call for a while.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PauseReason {
+    /// Wolkvox said the day's quota is spent: until midnight in the token's zone.
+    Quota,
+    /// A call timed out: until Wolkvox would have given up on it, so two never overlap there.
+    TimeoutRest,
+    /// The daily call budget is spent: until midnight in the token's zone.
+    Budget,
+}
+
+impl PauseReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PauseReason::Quota => "quota",
+            PauseReason::TimeoutRest => "timeout_rest",
+            PauseReason::Budget => "budget",
+        }
+    }
 }
 
 /// The answer: job `job` (an index into `TokenRules::jobs`) may call at `at`.
@@ -129,7 +154,9 @@ impl Ledger {
             std::cmp::Ordering::Equal => self.calls_today = self.calls_today.max(other.calls_today),
             std::cmp::Ordering::Less => {}
         }
-        self.paused_until = self.paused_until.max(other.paused_until);
+        if other.paused_until > self.paused_until {
+            (self.paused_until, self.pause_reason) = (other.paused_until, other.pause_reason);
+        }
         for (key, theirs) in &other.jobs {
             let mine = self.jobs.entry(key.clone()).or_insert_with(|| theirs.clone());
             mine.last_start = mine.last_start.max(theirs.last_start);
@@ -351,18 +378,31 @@ fn end_token_call(ledger: &mut Ledger, rules: &TokenRules, job: usize, now: Time
     ledger.open_call_until = None;
     let pause = match consequence {
         // The quota belongs to the token: every job waits for the next day.
-        Some(Consequence::PauseTokenUntilMidnight) => Some(next_midnight(now, &rules.zone)),
+        Some(Consequence::PauseTokenUntilMidnight) => Some((next_midnight(now, &rules.zone), PauseReason::Quota)),
         // Wolkvox may still be answering the call we dropped: give it the API's full minute
         // before the token makes another call, so two can never overlap on its side.
         Some(Consequence::BackoffAndRestToken) => {
             let rest = started + signed(API_MAX_CALL);
-            Some(if rules.fast_poll { rest.min(now + signed(rules.jobs[job].interval)) } else { rest })
+            let rest = if rules.fast_poll { rest.min(now + signed(rules.jobs[job].interval)) } else { rest };
+            Some((rest, PauseReason::TimeoutRest))
         }
         _ => None,
     };
-    if let Some(pause) = pause {
-        ledger.paused_until = Some(latest([ledger.paused_until, Some(pause)]));
+    if let Some((until, reason)) = pause
+        && Some(until) > ledger.paused_until
+    {
+        (ledger.paused_until, ledger.pause_reason) = (Some(until), Some(reason));
     }
+}
+
+/// The pause that holds the whole token at `now`, if any: until when, and why. A spent daily budget
+/// counts, like a pause Wolkvox imposed; of two, the one that lasts longer.
+pub fn pause(ledger: &Ledger, rules: &TokenRules, now: Timestamp) -> Option<(Timestamp, PauseReason)> {
+    // A ledger of an earlier version has no reason: a rest lasts a minute, a quota a day.
+    let imposed = ledger.paused_until.filter(|&until| until > now).map(|until| (until, ledger.pause_reason.unwrap_or(PauseReason::Quota)));
+    let budget_spent = rules.daily_budget.is_some_and(|budget| ledger.calls_on(now, &rules.zone) >= budget);
+    let budget = budget_spent.then(|| (next_midnight(now, &rules.zone), PauseReason::Budget));
+    [imposed, budget].into_iter().flatten().max_by_key(|&(until, reason)| (until, reason != PauseReason::Budget))
 }
 
 /// 30 s doubling per failure in a row, up to the interval; with fast polling the first retry may
@@ -754,5 +794,46 @@ mod tests {
         let before = present.clone();
         assert_eq!(undo_clock_step(&mut present, &rules, now), None);
         assert_eq!(present, before);
+    }
+
+    #[test]
+    fn the_pause_that_holds_a_token_says_until_when_and_why() {
+        let rules = rules(vec![job("a", 5 * MINUTE)]);
+        let mut ledger = started(&rules, at(NOON));
+        assert_eq!(pause(&ledger, &rules, at(NOON)), None);
+        call(&mut ledger, &rules, 0, at(NOON), at("2026-11-15T12:00:30-05:00"), Some(&failure(Reason::Timeout, None)));
+        assert_eq!(pause(&ledger, &rules, at(NOON)), Some((at("2026-11-15T12:01:00-05:00"), PauseReason::TimeoutRest)));
+        assert_eq!(pause(&ledger, &rules, at("2026-11-15T12:01:00-05:00")), None, "over at its end");
+        let midnight = at("2026-11-16T00:00:00-05:00");
+        call(
+            &mut ledger,
+            &rules,
+            0,
+            at("2026-11-15T12:06:00-05:00"),
+            at("2026-11-15T12:06:01-05:00"),
+            Some(&failure(Reason::Quota, Some(403))),
+        );
+        assert_eq!(pause(&ledger, &rules, at("2026-11-15T12:07:00-05:00")), Some((midnight, PauseReason::Quota)));
+        // A timeout after the quota does not shorten the pause nor change its reason.
+        call(
+            &mut ledger,
+            &rules,
+            0,
+            at("2026-11-15T13:00:00-05:00"),
+            at("2026-11-15T13:00:30-05:00"),
+            Some(&failure(Reason::Timeout, None)),
+        );
+        assert_eq!(pause(&ledger, &rules, at("2026-11-15T13:01:00-05:00")), Some((midnight, PauseReason::Quota)));
+        // A spent budget pauses the token until midnight too; a quota says more, and wins a tie.
+        let budgeted = TokenRules { daily_budget: Some(2), ..rules.clone() };
+        assert_eq!(pause(&ledger, &budgeted, at("2026-11-15T13:01:00-05:00")), Some((midnight, PauseReason::Quota)));
+        let mut spent = started(&budgeted, at(NOON));
+        call(&mut spent, &budgeted, 0, at(NOON), at(NOON), None);
+        assert_eq!(pause(&spent, &budgeted, at(NOON)), None);
+        call(&mut spent, &budgeted, 0, at("2026-11-15T12:05:00-05:00"), at("2026-11-15T12:05:00-05:00"), None);
+        assert_eq!(pause(&spent, &budgeted, at("2026-11-15T12:06:00-05:00")), Some((midnight, PauseReason::Budget)));
+        // The ledger keeps the reason, in its file too.
+        let text = serde_json::to_string(&ledger).unwrap();
+        assert!(text.contains("\"pause_reason\":\"quota\""), "{text}");
     }
 }

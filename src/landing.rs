@@ -111,6 +111,7 @@ mod tests {
             stretched: false,
             info: None,
             state_saved: Some(true),
+            pause: None,
         };
         let store = Store::from_states(vec![target], vec![token], &[], Clock::system());
         let html = page(&store.published(), "/metrics", success + 75.0);

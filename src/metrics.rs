@@ -84,6 +84,20 @@ pub fn render(
         |t| Some(f64::from(t.consecutive_failures)),
     );
     text.family(
+        "wolkvox_failure_streak",
+        "While the target's polls fail: how many in a row, labelled with the reason of the last one (absent after a success). Restored with the state directory.",
+        Kind::Gauge,
+        |samples| {
+            for target in targets {
+                let last_failure = target.last_poll.as_ref().and_then(|poll| poll.failure.as_ref());
+                if let Some(failure) = last_failure.filter(|_| target.consecutive_failures > 0) {
+                    let labels = [("server", target.server.as_str()), ("api", target.api.name), ("reason", failure.reason.as_str())];
+                    samples.add(&labels, f64::from(target.consecutive_failures));
+                }
+            }
+        },
+    );
+    text.family(
         "wolkvox_month_end_timestamp_seconds",
         "Unix time at which the current billing month ends in the target's time zone (the first instant of the next month there).",
         Kind::Gauge,
@@ -168,6 +182,18 @@ pub fn render(
         "wolkvox_token_state_saved",
         "1 while the state directory (--storage.path) holds all that the token did; 0 while its ledger cannot be written or read: the API's rules hold from memory, but a restart now may call early or forget a pause.",
         |t| t.state_saved.map(|saved| f64::from(u8::from(saved))),
+    );
+    text.family(
+        "wolkvox_token_paused_until_timestamp_seconds",
+        "While the token makes no call for a reason of its own: until when (Unix time), and why (quota: Wolkvox's daily quota is spent; budget: the daily call budget is; timeout_rest: a call timed out and may still run at Wolkvox). Restored with the state directory.",
+        Kind::Gauge,
+        |samples| {
+            for token in tokens {
+                if let Some((until, reason)) = token.pause.filter(|&(until, _)| until > unix) {
+                    samples.add(&[("token_name", &token.name), ("reason", reason.as_str())], until);
+                }
+            }
+        },
     );
     token(&mut text, "wolkvox_token_daily_call_budget", "The configured daily call budget of the token.", |t| {
         t.daily_call_budget.map(f64::from)
@@ -302,6 +328,24 @@ mod tests {
             last_success: Some(Success { report: Arc::new(report), unix: at }),
             ..TargetState::after_one_success(Report::default(), at)
         }
+    }
+
+    #[test]
+    fn the_failure_streak_and_the_tokens_pause_are_served_while_they_last() {
+        let now = 1.5e9;
+        let mut failing = state("ventas", now - 600.0, Duration::from_secs(3600));
+        failing.consecutive_failures = 2;
+        let failure = Some(crate::wolkvox::Failure::new(Reason::Auth, "401"));
+        failing.last_poll = Some(crate::state::LastPoll { finished_unix: now, duration: Duration::ZERO, failure });
+        let token = |pause| TokenState { pause, ..TokenState::new_named("main") };
+        let quota = Some((now + 60.0, crate::admission::PauseReason::Quota));
+        let text = render(&[failing.clone()], &[token(quota)], &[], now, None);
+        assert!(text.contains("wolkvox_failure_streak{server=\"0042\",api=\"gamification\",reason=\"auth\"} 2\n"), "{text}");
+        assert!(text.contains("wolkvox_token_paused_until_timestamp_seconds{token_name=\"main\",reason=\"quota\"} 1500000060\n"), "{text}");
+        // A success ends the streak; a pause ends at its time.
+        let text = render(&[state("ventas", now, Duration::from_secs(3600))], &[token(quota)], &[], now + 60.0, None);
+        assert!(!text.contains("wolkvox_failure_streak{"), "{text}");
+        assert!(!text.contains("wolkvox_token_paused_until_timestamp_seconds{"), "{text}");
     }
 
     #[test]

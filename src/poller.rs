@@ -102,6 +102,7 @@ pub fn plan(targets: &[Target], budgets: &[Budget], clock: Clock, storage: Optio
             let token = store.token(TokenState {
                 calls_today: ledger.get().calls_on(now, &rules.zone),
                 state_saved: ledger.saved(),
+                pause: admission::pause(ledger.get(), &rules, now).map(|(until, reason)| (unix(until), reason)),
                 ..TokenState::new(&targets[0])
             });
             let jobs = planned
@@ -185,7 +186,7 @@ pub async fn run_lane<S: UsageSource>(source: Arc<S>, lane: Lane, store: Arc<Sto
             }
         };
         if decision.at > now {
-            publish_schedule(&store, &jobs, ledger.get(), &rules, &clock);
+            publish_schedule(&store, token, &jobs, ledger.get(), &rules, &clock);
             let wake = admission::look_again_at(ledger.get(), decision.at, now);
             tokio::time::sleep_until(clock.instant_at(wake)).await;
             // Ask again: the wall clock may have moved otherwise than the sleep, and another
@@ -223,7 +224,7 @@ pub async fn run_lane<S: UsageSource>(source: Arc<S>, lane: Lane, store: Arc<Sto
         });
         let due = ledger.get().jobs.get(&rules.jobs[decision.job].key).and_then(|j| j.due).unwrap_or(now);
         log_outcome(&targets[job.target], job.api, &outcome, took, until(clock.now(), due));
-        publish_schedule(&store, &jobs, ledger.get(), &rules, &clock);
+        publish_schedule(&store, token, &jobs, ledger.get(), &rules, &clock);
         store.record(job.id, outcome, took, unix(ended));
     }
 }
@@ -274,9 +275,11 @@ async fn call<S: UsageSource>(
 }
 
 /// Tells the store when each job may call next, for the landing page: its own schedule and the
-/// token's (a pause, the budget, the call in flight) together.
-fn publish_schedule(store: &Store, jobs: &[Job], ledger: &Ledger, rules: &TokenRules, clock: &Clock) {
+/// token's (a pause, the budget, the call in flight) together; and the pause that holds the token.
+fn publish_schedule(store: &Store, token: TokenId, jobs: &[Job], ledger: &Ledger, rules: &TokenRules, clock: &Clock) {
     let now = clock.now();
+    let pause = admission::pause(ledger, rules, now).map(|(until, reason)| (unix(until), reason));
+    store.update_token(token, |state| state.pause = pause);
     for (job, decision) in jobs.iter().zip(admission::schedule(ledger, rules, now)) {
         store.schedule(job.id, unix(decision.at.max(now)));
     }

@@ -1,6 +1,7 @@
 //! What the exporter knows about each target (one billing API of one server) and each token, as
 //! far as the metrics and the landing page need it. Plain data; the store keeps it.
 
+use crate::admission::PauseReason;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -131,18 +132,26 @@ pub struct TokenState {
     pub info: Option<TokenInfo>,
     /// Whether the state directory holds all that the token did (None without one).
     pub state_saved: Option<bool>,
+    /// The pause that holds the token: until when (Unix time), and why.
+    pub pause: Option<(f64, PauseReason)>,
 }
 
 impl TokenState {
     pub fn new(target: &Target) -> TokenState {
+        TokenState { daily_call_budget: target.daily_call_budget, ..TokenState::new_named(&target.token_name) }
+    }
+
+    /// A token of that name, with no budget, that has made no call.
+    pub fn new_named(name: &str) -> TokenState {
         TokenState {
-            name: target.token_name.clone(),
-            daily_call_budget: target.daily_call_budget,
+            name: name.to_owned(),
+            daily_call_budget: None,
             calls_today: 0,
             call_spacing: Duration::ZERO,
             stretched: false,
             info: None,
             state_saved: None,
+            pause: None,
         }
     }
 }

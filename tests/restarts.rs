@@ -195,12 +195,20 @@ async fn a_quota_pause_survives_a_restart() {
     tokio::time::sleep(WATCH).await;
     // The pause lasts until midnight in Bogota; only a run that crossed it may call again.
     let bogota = jiff::tz::TimeZone::get("America/Bogota").unwrap();
-    let crossed_midnight = restarted_at.to_zoned(bogota.clone()).date() != jiff::Timestamp::now().to_zoned(bogota).date();
+    let crossed_midnight = restarted_at.to_zoned(bogota.clone()).date() != jiff::Timestamp::now().to_zoned(bogota.clone()).date();
     if !crossed_midnight {
         assert_eq!(simulator.counts().0, 1, "the restart forgot the quota pause");
     }
     let text = second.scrape().await;
     assert_eq!(sample(&text, "wolkvox_up{server=\"0042\",api=\"gamification\"}"), Some(0.0), "up is the last poll's result");
+    // The state says so after the restart too: the quota's pause, until midnight in Bogota, and
+    // the streak of failures it began.
+    let midnight = wolkvox_exporter::admission::next_midnight(restarted_at, &bogota).as_second() as f64;
+    let paused = sample(&text, "wolkvox_token_paused_until_timestamp_seconds{token_name=\"WOLKVOX_TOKEN\",reason=\"quota\"}");
+    let streak = sample(&text, "wolkvox_failure_streak{server=\"0042\",api=\"gamification\",reason=\"quota\"}");
+    if !crossed_midnight {
+        assert_eq!((paused, streak), (Some(midnight), Some(1.0)), "{text}");
+    }
 }
 
 #[tokio::test]
