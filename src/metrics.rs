@@ -43,6 +43,26 @@ pub fn render(
         text.family(&format!("{}_max", api.metric), &help, Kind::Gauge, |samples| usage(samples, |series| series.max));
     }
 
+    text.family(
+        "wolkvox_usage_latest_row_timestamp_seconds",
+        "Unix time of the latest date among a usage series' rows (read in the target's time zone): an operation that stopped appearing keeps its last value, and this says how old it is.",
+        Kind::Gauge,
+        |samples| {
+            for (target, report) in &fresh {
+                for series in &report.series {
+                    let Some(at) = series.latest_at.and_then(|at| at.to_zoned(target.timezone.clone()).ok()) else { continue };
+                    let labels = [
+                        ("server", target.server.as_str()),
+                        ("api", target.api.name),
+                        ("operation", &series.operation),
+                        ("description", &series.description),
+                    ];
+                    samples.add(&labels, at.timestamp().as_second() as f64);
+                }
+            }
+        },
+    );
+
     let health = |text: &mut Exposition, name: &str, help: &str, kind: Kind, value: fn(&TargetState) -> Option<f64>| {
         text.family(name, help, kind, |samples| {
             for target in targets {
@@ -320,7 +340,13 @@ mod tests {
     fn state(operation: &str, at: f64, stale_after: Duration) -> TargetState {
         let report = Report {
             rows: 1,
-            series: vec![Series { operation: operation.to_owned(), description: "Gamification".to_owned(), latest: 3.0, max: 4.5 }],
+            series: vec![Series {
+                operation: operation.to_owned(),
+                description: "Gamification".to_owned(),
+                latest: 3.0,
+                max: 4.5,
+                latest_at: Some(jiff::civil::date(2017, 7, 13).at(8, 0, 0, 0)),
+            }],
             skipped: vec![],
         };
         TargetState {
@@ -371,6 +397,9 @@ mod tests {
         assert!(text.contains("wolkvox_up{server=\"0042\",api=\"gamification\"} 1\n"));
         assert!(text.contains("wolkvox_last_success_timestamp_seconds{server=\"0042\",api=\"gamification\"} 1500000000\n"));
         assert!(text.contains("wolkvox_consecutive_failures{server=\"0042\",api=\"gamification\"} 0\n"));
+        // The latest row's date, 08:00 in Bogota on July 13th 2017.
+        let dated = "wolkvox_usage_latest_row_timestamp_seconds{server=\"0042\",api=\"gamification\",operation=\"ventas\",description=\"Gamification\"} 1499950800\n";
+        assert!(render(&[state("ventas", now, Duration::from_secs(60))], &[], &[], now, None).contains(dated));
         assert!(text.contains("wolkvox_target_info{server=\"0042\",api=\"gamification\",token_name=\"WOLKVOX_TOKEN\"} 1\n"));
         let month_end: f64 = text
             .lines()

@@ -134,6 +134,8 @@ proptest! {
                 description: DESCRIPTIONS[*d].to_owned(),
                 latest: latest(values),
                 max: values.iter().map(|(v, _)| *v).fold(f64::NEG_INFINITY, f64::max),
+                // The latest date of any of the key's rows, whichever row holds the latest value.
+                latest_at: values.iter().filter_map(|(_, when)| *when).max().map(|(d, h, m)| jiff::civil::date(2026, 11, d).at(h, m, 0, 0)),
             })
             .collect();
         prop_assert_eq!(&report.series, &expected, "{}", body);
@@ -353,7 +355,7 @@ fn arbitrary_label_values_round_trip_through_the_exposition_text() {
         .map(|i| {
             let (operation, description) = strategy.new_tree(&mut runner).unwrap().current();
             // The index keeps every series apart and tells the parsed values apart.
-            Series { operation: format!("{i} {operation}"), description, latest: i as f64, max: i as f64 }
+            Series { operation: format!("{i} {operation}"), description, latest: i as f64, max: i as f64, latest_at: None }
         })
         .collect();
     let now = Clock::system().unix();

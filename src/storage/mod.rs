@@ -386,7 +386,8 @@ mod tests {
     }
 
     fn answer() -> Answer {
-        let series = Series { operation: "ventas".into(), description: "Gamification".into(), latest: 15.0, max: 17.0 };
+        let latest_at = Some(jiff::civil::date(2026, 11, 15).at(9, 30, 0, 0));
+        let series = Series { operation: "ventas".into(), description: "Gamification".into(), latest: 15.0, max: 17.0, latest_at };
         let report = Report { rows: 3, series: vec![series], skipped: Vec::new() };
         Answer { succeeded_at: "2026-11-15T15:00:00Z".parse().unwrap(), report: Arc::new(report) }
     }

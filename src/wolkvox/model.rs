@@ -24,6 +24,10 @@ pub struct Series {
     pub description: String,
     pub latest: f64,
     pub max: f64,
+    /// The latest date among the series' rows, in the target's zone (None: no row had one). An
+    /// operation that stopped appearing keeps its last value; this says how old it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_at: Option<DateTime>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -223,12 +227,12 @@ impl Acc {
         }
     }
 
-    /// The latest value under the order the answer settled on.
-    fn latest(&self, order: Option<DayMonthOrder>) -> f64 {
+    /// The latest row under the order the answer settled on.
+    fn latest(&self, order: Option<DayMonthOrder>) -> Latest {
         match (&self.others, order) {
-            (Some(others), Some(DayMonthOrder::MonthFirst)) => others[0].value,
-            (Some(others), None) => others[1].value,
-            _ => self.latest.value,
+            (Some(others), Some(DayMonthOrder::MonthFirst)) => others[0],
+            (Some(others), None) => others[1],
+            _ => self.latest,
         }
     }
 }
@@ -282,11 +286,15 @@ impl<'de> Rows<'de> {
         let series = self
             .index
             .into_iter()
-            .map(|((operation, description), acc)| Series {
-                operation: operation.into_owned(),
-                description: description.into_owned(),
-                latest: acc.latest(settled),
-                max: acc.max,
+            .map(|((operation, description), acc)| {
+                let latest = acc.latest(settled);
+                Series {
+                    operation: operation.into_owned(),
+                    description: description.into_owned(),
+                    latest: latest.value,
+                    max: acc.max,
+                    latest_at: latest.date,
+                }
             })
             .collect();
         let skipped = SkipReason::ALL.into_iter().map(|r| (r, self.skipped[r as usize])).filter(|(_, n)| *n > 0).collect();
@@ -660,15 +668,20 @@ fn text_of(value: &Value) -> Option<String> {
 mod tests {
     use super::*;
 
+    /// The report of `body`, its series' dates left out (the values are what these tests check;
+    /// `the_latest_rows_date_is_kept` checks the dates).
     fn report(body: &str) -> Report {
         match decode(body.as_bytes()) {
-            Ok(Decoded::Answer(report)) => report,
+            Ok(Decoded::Answer(mut report)) => {
+                report.series.iter_mut().for_each(|s| s.latest_at = None);
+                report
+            }
             other => panic!("expected a report from {body}, got {other:?}"),
         }
     }
 
     fn series(operation: &str, description: &str, latest: f64, max: f64) -> Series {
-        Series { operation: operation.into(), description: description.into(), latest, max }
+        Series { operation: operation.into(), description: description.into(), latest, max, latest_at: None }
     }
 
     #[test]
@@ -696,6 +709,21 @@ mod tests {
         assert_eq!(one.series, vec![series("a", "b", 7.0, 7.0)]);
         assert_eq!(report(r#"{"code": 200, "error": null, "data": null}"#).series, vec![]);
         assert_eq!(report(r#"{"code": 200, "msg": "no data"}"#).series, vec![]);
+    }
+
+    #[test]
+    fn the_latest_rows_date_is_kept() {
+        let body = r#"{"code": 200, "data": [
+            {"operation": "a", "description": "b", "items": "9", "date": "2026-11-03 10:00:00"},
+            {"operation": "a", "description": "b", "items": "5", "date": "2026-11-01 10:00:00"},
+            {"operation": "c", "description": "d", "items": "1"},
+            {"operation": "e", "description": "f", "items": "2", "date": "11/10/2026"},
+            {"operation": "e", "description": "f", "items": "3", "date": "2026-11-04"}]}"#;
+        let Ok(Decoded::Answer(r)) = decode_in(body.as_bytes(), &Window::month_to_date(jiff::civil::date(2026, 11, 15))) else { panic!() };
+        let dates: Vec<_> = r.series.iter().map(|s| (s.operation.as_str(), s.latest, s.latest_at)).collect();
+        let at = |d, h| Some(jiff::civil::date(2026, 11, d).at(h, 0, 0, 0));
+        // 11/10/2026 read month first within the window: November 10th, later than the 4th.
+        assert_eq!(dates, [("a", 9.0, at(3, 10)), ("c", 1.0, None), ("e", 2.0, at(10, 0))]);
     }
 
     #[test]
@@ -799,9 +827,13 @@ mod tests {
         format!(r#"{{"code": 200, "data": [{}]}}"#, rows.join(","))
     }
 
+    /// As [`report`], for an answer to a request over `window`.
     fn report_in(body: &str, window: &Window) -> Report {
         match decode_in(body.as_bytes(), window) {
-            Ok(Decoded::Answer(report)) => report,
+            Ok(Decoded::Answer(mut report)) => {
+                report.series.iter_mut().for_each(|s| s.latest_at = None);
+                report
+            }
             other => panic!("expected a report from {body}, got {other:?}"),
         }
     }
