@@ -113,12 +113,13 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
     named.unwrap_or(any)
 }
 
-async fn ready(State(state): State<AppState>) -> impl IntoResponse {
-    if state.store.published().ready {
-        (StatusCode::OK, "Ready\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "Not ready: waiting for the first successful poll of every target\n")
-    }
+/// Ready as soon as it serves: the configuration is valid, the state directory's last good values
+/// are restored, and `/metrics` says what is known, a failing poll included (`wolkvox_up` 0).
+/// Whether Wolkvox answers is data for the alerts, not a reason to hold a rollout: a pod made to
+/// wait for its first successful poll failed every rollout during a Wolkvox maintenance window
+/// (Argo CD and Flux: Degraded) and dropped out of its Service, its alerts with it.
+async fn ready() -> impl IntoResponse {
+    (StatusCode::OK, "Ready\n")
 }
 
 async fn landing(State(state): State<AppState>) -> Html<String> {

@@ -62,8 +62,9 @@ pub struct Published {
     pub gzip: GzipPrefix,
     pub targets: Vec<TargetState>,
     pub tokens: Vec<TokenState>,
-    /// Every target (server) has had a successful poll of one of its APIs.
-    pub ready: bool,
+    /// Every target (server) has had a successful poll of one of its APIs (the landing page says
+    /// so; readiness does not wait for it).
+    pub every_server_answered: bool,
 }
 
 impl Published {
@@ -77,10 +78,11 @@ impl Published {
     ) -> Published {
         let text = metrics::render(&targets, &tokens, budgets, unix, storage_failures);
         let gzip = compress(text.as_bytes());
-        // A server is ready once any of its APIs answered: one API the token may not call must not
-        // keep the others' series from being scraped (its wolkvox_up says what is wrong).
-        let ready = targets.iter().all(|t| targets.iter().any(|other| other.server == t.server && other.last_success.is_some()));
-        Published { text: Bytes::from(text), gzip, targets, tokens, ready }
+        // A server has answered once any of its APIs has: one API the token may not call says
+        // what is wrong in its own wolkvox_up.
+        let every_server_answered =
+            targets.iter().all(|t| targets.iter().any(|other| other.server == t.server && other.last_success.is_some()));
+        Published { text: Bytes::from(text), gzip, targets, tokens, every_server_answered }
     }
 }
 

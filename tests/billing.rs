@@ -6,7 +6,7 @@ mod tools;
 
 use std::time::Duration;
 
-use common::{FAKE_TOKEN, sample, scrape, start_exporter, wait_for, wait_ready};
+use common::{FAKE_TOKEN, sample, scrape, start_exporter, wait_first_success, wait_for};
 use serde_json::json;
 use wolkvox_exporter::simulator::Simulator;
 
@@ -85,7 +85,7 @@ async fn calls_of_the_day_are_counted_per_token_name_against_the_budget() {
     // One API: the calls follow its interval, and the budget, far larger, never holds them back.
     let extra = ["--wolkvox.daily-call-budget", "10000000", "--wolkvox.token-name", "main"];
     let exporter = start_exporter(&simulator, "200ms", &extra).await;
-    wait_ready(&exporter).await;
+    wait_first_success(&exporter).await;
     let calls_today = |text: &str| sample(text, "wolkvox_token_calls_today{token_name=\"main\"}");
     let text = wait_for(Duration::from_secs(10), "four calls counted", || async {
         let text = scrape(&exporter).await;
@@ -182,7 +182,7 @@ async fn token_info_reports_the_servers_own_count_when_asked_for() {
     // Off by default: it costs a call.
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     let exporter = start_exporter(&simulator, "1h", &[]).await;
-    wait_ready(&exporter).await;
+    wait_first_success(&exporter).await;
     assert!(!scrape(&exporter).await.contains("wolkvox_token_info_"));
     assert!(simulator.requests().iter().all(|r| r.api.as_deref() == Some("gamification")));
     exporter.stop().await;
@@ -194,7 +194,7 @@ async fn one_api_the_token_may_not_call_does_not_keep_the_server_unready() {
     // ivr_minutes is refused for ever; gamification answers.
     simulator.set_rows_for("ivr_minutes", vec![json!("not a row")]);
     let exporter = start_exporter(&simulator, "1h", &["--wolkvox.apis", "gamification,ivr_minutes"]).await;
-    wait_ready(&exporter).await;
+    wait_first_success(&exporter).await;
     let text = common::wait_for(Duration::from_secs(10), "both first polls", || async {
         let text = scrape(&exporter).await;
         text.contains("wolkvox_up{server=\"0042\",api=\"ivr_minutes\"} 0").then_some(text)

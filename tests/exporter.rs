@@ -4,7 +4,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{FAKE_TOKEN, check_faults, failures, get, known_rows, sample, samples, scrape, start_exporter, up, wait_for, wait_ready};
+use common::{
+    FAKE_TOKEN, check_faults, failures, get, known_rows, sample, samples, scrape, start_exporter, up, wait_first_success, wait_for,
+};
 use wolkvox_exporter::simulator::{DocumentedError, Fault, Simulator};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -18,7 +20,7 @@ async fn serves_the_values_the_simulator_served() {
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     simulator.set_rows(known_rows());
     let exporter = start_exporter(&simulator, "1h", &[]).await;
-    wait_ready(&exporter).await;
+    wait_first_success(&exporter).await;
 
     let text = scrape(&exporter).await;
     // In the order the answer first named each series.
@@ -52,7 +54,7 @@ async fn serves_the_values_the_simulator_served() {
 async fn scrapes_never_reach_the_api_and_repeat_identically() {
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     let exporter = start_exporter(&simulator, "1h", &[]).await;
-    wait_ready(&exporter).await;
+    wait_first_success(&exporter).await;
     let business = |text: String| {
         text.lines()
             .filter(|l| !l.starts_with("process_") && !l.starts_with("# HELP process_") && !l.starts_with("# TYPE process_"))
@@ -71,7 +73,7 @@ async fn scrapes_never_reach_the_api_and_repeat_identically() {
 async fn gzip_is_served_when_asked_and_decodes_to_the_same_text() {
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     let exporter = start_exporter(&simulator, "1h", &[]).await;
-    wait_ready(&exporter).await;
+    wait_first_success(&exporter).await;
     let client = reqwest::Client::new();
     let response = client.get(format!("http://{}/metrics", exporter.addr())).header("accept-encoding", "gzip").send().await.unwrap();
     assert_eq!(response.headers()["content-encoding"], "gzip");
@@ -127,17 +129,21 @@ async fn an_unreachable_api_is_a_transport_failure() {
     exporter.stop().await;
 }
 
+/// Ready while it serves, whatever Wolkvox answers: a rollout during a Wolkvox outage goes on, and
+/// the pod stays in its Service with its alerts.
 #[tokio::test]
-async fn readiness_waits_for_the_first_success() {
+async fn readiness_does_not_wait_for_wolkvox() {
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     simulator.set_fault(Some(Fault::Raw { status: 500, body: String::new() }));
     let exporter = start_exporter(&simulator, "200ms", &[]).await;
     wait_for(WAIT, "a failed poll", || async { (failures(&scrape(&exporter).await, "http") >= 1.0).then_some(()) }).await;
-    assert_eq!(get(&exporter, "/-/ready").await.0, 503);
+    assert_eq!(get(&exporter, "/-/ready").await.0, 200);
     assert_eq!(get(&exporter, "/-/healthy").await.0, 200);
+    assert!(get(&exporter, "/").await.1.contains("waiting for a first successful poll"), "the landing page says what is missing");
 
     simulator.set_fault(None);
-    wait_ready(&exporter).await;
+    wait_first_success(&exporter).await;
+    assert!(get(&exporter, "/").await.1.contains("every server has answered"));
     exporter.stop().await;
 }
 
@@ -145,7 +151,7 @@ async fn readiness_waits_for_the_first_success() {
 async fn usage_series_disappear_after_stale_after_but_health_stays() {
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     let exporter = start_exporter(&simulator, "200ms", &["--wolkvox.stale-after", "1s"]).await;
-    wait_ready(&exporter).await;
+    wait_first_success(&exporter).await;
     assert!(!samples(&scrape(&exporter).await, "wolkvox_gamification_licenses").is_empty());
 
     simulator.set_fault(Some(Fault::Documented { error: DocumentedError::ValidateToken, http_status: 403 }));
@@ -188,7 +194,7 @@ async fn a_slow_api_never_sees_two_calls_from_targets_sharing_a_token() {
     ];
     let config = common::config(&args, &[("SHARED_TOKEN", FAKE_TOKEN)]).unwrap();
     let exporter = wolkvox_exporter::Exporter::start(config).await.unwrap();
-    wait_ready(&exporter).await;
+    wait_first_success(&exporter).await;
     // Enough slow calls, of all three targets, that they would have overlapped had the lane let them.
     wait_for(Duration::from_secs(20), "eight calls covering the three servers", || async {
         let requests = simulator.requests();
@@ -228,7 +234,7 @@ async fn the_interval_is_respected_end_to_end() {
 async fn http_surface() {
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     let exporter = start_exporter(&simulator, "1h", &[]).await;
-    wait_ready(&exporter).await;
+    wait_first_success(&exporter).await;
     let client = reqwest::Client::new();
     let url = |path: &str| format!("http://{}{path}", exporter.addr());
 
@@ -261,7 +267,6 @@ async fn http_surface() {
 async fn custom_telemetry_path() {
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     let exporter = start_exporter(&simulator, "1h", &["--web.telemetry-path", "/wolkvox/metrics"]).await;
-    wait_ready(&exporter).await;
     let (status, text) = get(&exporter, "/wolkvox/metrics").await;
     assert_eq!(status, 200);
     assert!(text.contains("wolkvox_up"));
@@ -301,7 +306,7 @@ async fn a_rotated_token_file_is_used_at_the_next_poll_without_a_restart() {
         state_dir.to_str().unwrap(),
     ];
     let exporter = wolkvox_exporter::Exporter::start(common::config(&args, &[]).unwrap()).await.unwrap();
-    wait_ready(&exporter).await;
+    wait_first_success(&exporter).await;
 
     // The new token is valid on both sides before the file changes, as in a careful rotation.
     simulator.set_accepted_tokens(&[FAKE_TOKEN, NEXT_TOKEN]);

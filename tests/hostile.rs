@@ -9,7 +9,7 @@ mod tools;
 
 use std::time::Duration;
 
-use common::{FAKE_TOKEN, check_faults, failures, samples, scrape, start_exporter, up, wait_for, wait_ready};
+use common::{FAKE_TOKEN, check_faults, failures, samples, scrape, start_exporter, up, wait_first_success, wait_for};
 use wolkvox_exporter::simulator::{Fault, Simulator};
 
 #[tokio::test]
@@ -47,7 +47,7 @@ async fn huge_but_finite_numbers_and_duplicate_keys_are_read_as_json_reads_them(
         {"operation": "big", "description": "b", "items": 123456789012345678901234567890}]}"#;
     simulator.set_fault(Some(Fault::Raw { status: 200, body: body.into() }));
     let exporter = start_exporter(&simulator, "1h", &[]).await;
-    wait_ready(&exporter).await;
+    wait_first_success(&exporter).await;
     let text = scrape(&exporter).await;
     let values = samples(&text, "wolkvox_gamification_licenses");
     assert_eq!(
@@ -81,7 +81,7 @@ async fn an_upstream_certificate_that_does_not_verify_is_refused_unless_its_ca_i
 
     let ca = server.ca.to_str().unwrap();
     let trusting = start_exporter(&simulator, "1h", &["--wolkvox.ca-file", ca]).await;
-    wait_ready(&trusting).await;
+    wait_first_success(&trusting).await;
     assert_eq!(simulator.requests().len(), 1);
     trusting.stop().await;
 }

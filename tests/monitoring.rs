@@ -9,7 +9,7 @@ mod tools;
 
 use std::collections::BTreeMap;
 
-use common::{FAKE_TOKEN, scrape, start_exporter, start_exporter_from_file_on, start_exporter_on, wait_ready};
+use common::{FAKE_TOKEN, scrape, start_exporter, start_exporter_from_file_on, start_exporter_on, wait_first_success};
 use grafana::unreplaced_variable;
 use serde_json::{Value, json};
 use tools::{Prometheus, repo_path, run_tool, tool};
@@ -23,7 +23,7 @@ async fn check_metrics(rows: Option<Vec<Value>>) {
         simulator.set_rows(rows);
     }
     let exporter = start_exporter(&simulator, "1h", &[]).await;
-    wait_ready(&exporter).await;
+    wait_first_success(&exporter).await;
     let body = scrape(&exporter).await;
     exporter.stop().await;
     let (ok, findings) = run_tool(&promtool, &["check", "metrics"], Some(body.as_bytes()));

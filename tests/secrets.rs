@@ -7,7 +7,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{FAKE_TOKEN, get, scrape, start_exporter, wait_for, wait_ready};
+use common::{FAKE_TOKEN, get, scrape, start_exporter, wait_first_success, wait_for};
 use wolkvox_exporter::simulator::{DocumentedError, Fault, Simulator};
 
 #[derive(Clone, Default)]
@@ -31,7 +31,7 @@ async fn the_token_never_appears_in_logs_or_responses() {
 
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     let exporter = start_exporter(&simulator, "100ms", &["--wolkvox.timeout", "300ms"]).await;
-    wait_ready(&exporter).await;
+    wait_first_success(&exporter).await;
     let echo = format!(r#"{{"code": 403, "error": "FORBIDDEN", "msg": "PLEASE VALIDATE TOKEN {FAKE_TOKEN}"}}"#);
     // Wolkvox writes its messages in capitals; a message may cut the token short, or carry it
     // base64-encoded.

@@ -180,11 +180,21 @@ impl std::io::Write for Logs {
     }
 }
 
-pub async fn wait_ready(exporter: &Exporter) {
-    wait_for(Duration::from_secs(10), "readiness", || async { (get(exporter, "/-/ready").await.0 == 200).then_some(()) }).await;
+/// Every server has had a successful poll of one of its APIs (`wolkvox_up` 1).
+pub async fn wait_first_success(exporter: &Exporter) {
+    wait_for(Duration::from_secs(10), "a first successful poll of every server", || async {
+        let text = scrape(exporter).await;
+        let mut servers = std::collections::BTreeMap::<String, bool>::new();
+        for line in text.lines().filter(|l| l.starts_with("wolkvox_up{")) {
+            let server = line.split("server=\"").nth(1).and_then(|rest| rest.split('"').next()).unwrap_or_default();
+            *servers.entry(server.to_owned()).or_default() |= line.ends_with(" 1");
+        }
+        (!servers.is_empty() && servers.values().all(|&up| up)).then_some(())
+    })
+    .await;
 }
 
-/// Ready, and every API of every target polled successfully (readiness needs one API per server).
+/// Every API of every target polled successfully.
 pub async fn wait_all_up(exporter: &Exporter) {
     wait_for(Duration::from_secs(10), "every API up", || async {
         let text = scrape(exporter).await;
@@ -216,7 +226,7 @@ pub async fn check_faults(cases: Vec<(Fault, &'static str)>) {
             // The timeout leaves room for a loaded CI machine; only the slow cases exceed it.
             let extra = ["--wolkvox.timeout", "1500ms", "--wolkvox.max-response-bytes", "32KiB"];
             let exporter = start_exporter(&simulator, "200ms", &extra).await;
-            wait_ready(&exporter).await;
+            wait_first_success(&exporter).await;
             let before = scrape(&exporter).await;
             let good = samples(&before, "wolkvox_gamification_licenses");
 
