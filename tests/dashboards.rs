@@ -196,6 +196,15 @@ fn queries_aggregate_honour_the_variables_and_keep_the_server() {
     }
 }
 
+/// "This month" (`now/M`) starts when the billing month does: at midnight in the exporter's default
+/// zone, not in the viewer's browser's (the figures follow the target's zone).
+#[test]
+fn the_dashboards_months_start_in_the_targets_zone() {
+    for (path, dashboard) in dashboards() {
+        assert_eq!(dashboard["timezone"], "America/Bogota", "{}: the month would start in the viewer's zone", path.display());
+    }
+}
+
 /// Bars count a fixed day, whatever the zoom: `increase(…[1d] offset -1d)` at a step of one day,
 /// so the bar at a day's midnight counts that day (today's so far).
 #[test]

@@ -214,7 +214,13 @@ async fn every_dashboard_query_returns_series_from_a_real_prometheus() {
         for query in dashboard_queries(&dashboard) {
             let promql = substitute(&query);
             assert!(unreplaced_variable(&promql).is_none(), "{}: unreplaced variable in {promql}", path.display());
+            // Days with failures only (none here): without its filter the query finds every reason.
+            let promql = promql.strip_suffix(" > 0").filter(|q| q.contains("request_failures_total")).map_or(promql.clone(), str::to_owned);
             let result = query_at(&prometheus, &promql, evaluation_time(&promql)).await;
+            if promql.starts_with("group by (api)") {
+                // token_info has no billing panels: listed, it would show them empty.
+                assert!(result.iter().all(|s| s["metric"]["api"] != "token_info"), "{}: $api lists token_info", path.display());
+            }
             if past_months(&promql) {
                 // Past months' values: this Prometheus is a minute old. tests/dashboards.rs runs
                 // these across months' ends; here they only have to run.
