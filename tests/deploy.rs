@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use serde::Deserialize;
 use serde_json::Value;
 use tools::{repo_path, run_tool, temp_dir, tool};
 
@@ -548,7 +549,7 @@ fn service_monitor_selects_the_service_and_the_service_keeps_unready_pods() {
         assert_eq!(&service["metadata"]["labels"][key], value, "the ServiceMonitor selects the Service by {key}");
     }
     assert_eq!(monitor["spec"]["endpoints"][0]["port"], service["spec"]["ports"][0]["name"]);
-    assert_eq!(service["metadata"]["name"], "wolkvox", "the job label the alerts expect");
+    assert_eq!(service_monitor_job(&monitor, &service), alerts_job(), "the job label the alerts expect");
     assert_eq!(service["spec"]["publishNotReadyAddresses"], true);
 }
 
@@ -834,4 +835,126 @@ fn deployment_files_name_no_invented_host_or_repository() {
         }
     }
     assert!(invented.is_empty(), "hosts or repositories the project does not own: {invented:#?}");
+}
+
+/// Renders `kustomization` (the text of a kustomization.yaml, whose resources may name the bundle
+/// as `BUNDLE`) with `kubectl kustomize`, as a cluster's overlay would; returns its documents.
+fn kustomize_overlay(kubectl: &Path, kustomization: &str) -> Vec<Value> {
+    let dir = temp_dir("overlay");
+    let bundle = repo_path("deploy/kubernetes");
+    // Kustomize takes a base only by a relative path.
+    let up = "../".repeat(dir.components().filter(|c| matches!(c, std::path::Component::Normal(_))).count());
+    let relative = format!("{up}{}", bundle.to_str().unwrap().trim_start_matches('/'));
+    std::fs::write(dir.join("kustomization.yaml"), kustomization.replace("BUNDLE", &relative)).unwrap();
+    let (ok, output) = run_tool(kubectl, &["kustomize", dir.to_str().unwrap()], None);
+    assert!(ok, "kubectl kustomize of the overlay {kustomization:?}: {output}");
+    serde_norway::Deserializer::from_str(&output).map(|document| Value::deserialize(document).unwrap()).collect()
+}
+
+/// The one document of `kind` among `documents`.
+fn only<'a>(documents: &'a [Value], kind: &str) -> &'a Value {
+    let found: Vec<&Value> = documents.iter().filter(|d| d["kind"] == kind).collect();
+    assert_eq!(found.len(), 1, "one {kind} in the rendered bundle, not {}", found.len());
+    found[0]
+}
+
+/// The `job` label the prometheus-operator gives the targets of a ServiceMonitor's first endpoint
+/// that selects `service`: the Service's name (or its `jobLabel` label's value), then the endpoint's
+/// `relabelings` in order. Only `replace` with a constant or a whole source value is understood.
+fn service_monitor_job(monitor: &Value, service: &Value) -> String {
+    let mut labels: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    let name = service["metadata"]["name"].as_str().unwrap().to_owned();
+    labels.insert("__meta_kubernetes_service_name".into(), name.clone());
+    labels.insert("__meta_kubernetes_namespace".into(), service["metadata"]["namespace"].as_str().unwrap_or("default").into());
+    let job = match monitor["spec"]["jobLabel"].as_str() {
+        Some(label) => service["metadata"]["labels"][label].as_str().map_or(name, str::to_owned),
+        None => name,
+    };
+    labels.insert("job".into(), job);
+    for rule in monitor["spec"]["endpoints"][0]["relabelings"].as_array().into_iter().flatten() {
+        let action = rule["action"].as_str().unwrap_or("replace").to_ascii_lowercase();
+        assert_eq!(action, "replace", "this check understands only replace: {rule}");
+        let regex = rule["regex"].as_str().unwrap_or("(.*)");
+        assert_eq!(regex, "(.*)", "this check understands only the default regex: {rule}");
+        let separator = rule["separator"].as_str().unwrap_or(";");
+        let source: Vec<&str> = rule["sourceLabels"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|l| labels.get(l.as_str().unwrap()).map_or("", String::as_str))
+            .collect();
+        let value =
+            rule["replacement"].as_str().unwrap_or("$1").replace("${1}", &source.join(separator)).replace("$1", &source.join(separator));
+        let target = rule["targetLabel"].as_str().expect("a targetLabel");
+        labels.insert(target.to_owned(), value);
+    }
+    labels["job"].clone()
+}
+
+/// The job every alert rule selects, in `job="..."` matchers.
+fn alerts_job() -> String {
+    let rules = read("deploy/prometheus/rules/wolkvox.rules.yml");
+    let jobs: BTreeSet<&str> = rules
+        .match_indices("job=\"")
+        .map(|(at, m)| {
+            let rest = &rules[at + m.len()..];
+            &rest[..rest.find('"').unwrap()]
+        })
+        .collect();
+    assert_eq!(jobs.len(), 1, "one job in the alerts: {jobs:?}");
+    jobs.into_iter().next().unwrap().to_owned()
+}
+
+/// A cluster's overlay renames and moves the bundle (kube-prometheus-stack names the job after the
+/// Service, so a prefix would rename it): the alerts still find the job, the Service still finds
+/// the pod, and the state still lies in the pod's volume.
+#[test]
+fn an_overlay_with_a_name_prefix_and_a_namespace_keeps_the_job_the_pods_and_the_state() {
+    let Some(kubectl) = tool("kubectl") else { return };
+    let documents = kustomize_overlay(&kubectl, "resources:\n  - BUNDLE\nnamePrefix: prod-\nnamespace: billing\n");
+    for document in &documents {
+        if document["kind"] != "Namespace" {
+            assert_eq!(document["metadata"]["namespace"], "billing", "{} is not moved", document["metadata"]["name"]);
+        }
+    }
+    let service = only(&documents, "Service");
+    assert_eq!(service["metadata"]["name"], "prod-wolkvox", "the overlay renames the Service");
+    let monitor = only(&documents, "ServiceMonitor");
+    for (key, value) in monitor["spec"]["selector"]["matchLabels"].as_object().unwrap() {
+        assert_eq!(&service["metadata"]["labels"][key], value, "the ServiceMonitor no longer selects the Service by {key}");
+    }
+    assert!(monitor["spec"]["namespaceSelector"].is_null(), "the ServiceMonitor looks in its own namespace, the Service's");
+    let job = service_monitor_job(monitor, service);
+    assert_eq!(job, alerts_job(), "the ServiceMonitor yields job={job:?}: the alerts' job=\"{}\" matchers miss it", alerts_job());
+
+    let workload = documents.iter().find(|d| d["kind"] == "StatefulSet" || d["kind"] == "Deployment").expect("a workload");
+    let pod_labels = &workload["spec"]["template"]["metadata"]["labels"];
+    for (key, value) in service["spec"]["selector"].as_object().unwrap() {
+        assert_eq!(&pod_labels[key], value, "the Service no longer selects the pods by {key}");
+    }
+    for (key, value) in workload["spec"]["selector"]["matchLabels"].as_object().unwrap() {
+        assert_eq!(&pod_labels[key], value, "the workload's selector misses its own pods by {key}");
+    }
+    if workload["kind"] == "StatefulSet" {
+        assert_eq!(workload["spec"]["serviceName"], service["metadata"]["name"], "the StatefulSet's serviceName follows the rename");
+    }
+    let pod = &workload["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let path = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|a| a.as_str().unwrap().strip_prefix("--storage.path="))
+        .expect("--storage.path");
+    let mount = container["volumeMounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| lies_in(path, m["mountPath"].as_str().unwrap()))
+        .max_by_key(|m| m["mountPath"].as_str().unwrap().len())
+        .unwrap_or_else(|| panic!("nothing is mounted at {path} in the rendered bundle"));
+    let name = &mount["name"];
+    let claimed = workload["spec"]["volumeClaimTemplates"].as_array().into_iter().flatten().any(|c| &c["metadata"]["name"] == name);
+    let volume = pod["volumes"].as_array().into_iter().flatten().any(|v| &v["name"] == name);
+    assert!(claimed || volume, "the state mount {name} names no volume nor claim template in the rendered bundle");
 }
