@@ -454,12 +454,26 @@ fn secret_default_mode(manifest: &str) -> u32 {
     parsed.unwrap_or_else(|e| panic!("defaultMode {text:?}: {e}"))
 }
 
+/// The exporter's flags as the pod's container gives them (the defaults for the others).
+fn container_flags(container: &Value) -> wolkvox_exporter::config::Flags {
+    use clap::Parser;
+    let args = container["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_owned());
+    wolkvox_exporter::config::Flags::try_parse_from(std::iter::once("wolkvox_exporter".to_owned()).chain(args))
+        .unwrap_or_else(|e| panic!("the container's arguments: {e}"))
+}
+
 #[test]
-fn the_deployment_is_one_hardened_replica_with_probes_and_a_secret_token() {
-    let deployment = yaml("deploy/kubernetes/deployment.yaml");
-    let spec = &deployment["spec"];
+fn the_stateful_set_is_one_hardened_replica_with_probes_and_a_secret_token() {
+    let workload = yaml("deploy/kubernetes/statefulset.yaml");
+    assert_eq!(workload["kind"], "StatefulSet", "a Deployment has no volumeClaimTemplates: its pods' state dies with each pod");
+    let spec = &workload["spec"];
     assert_eq!(spec["replicas"], 1, "one token, one poller");
-    assert_eq!(spec["strategy"]["type"], "Recreate", "a rolling update would run two pollers at once");
+    // A StatefulSet's rolling update ends the old pod before it starts the new one; Parallel would
+    // not wait, and OnDelete would never apply a change.
+    assert_ne!(spec["podManagementPolicy"], "Parallel", "two pollers at once");
+    assert_ne!(spec["updateStrategy"]["type"], "OnDelete", "changes would wait for someone to delete the pod");
+    let service = yaml("deploy/kubernetes/service.yaml");
+    assert_eq!(spec["serviceName"], service["metadata"]["name"], "a StatefulSet names its Service");
     let pod = &spec["template"]["spec"];
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
     let container = &pod["containers"][0];
@@ -490,7 +504,7 @@ fn the_deployment_is_one_hardened_replica_with_probes_and_a_secret_token() {
     let uid: u64 = image_user.split(':').next().unwrap().parse().unwrap();
     assert_eq!(pod["securityContext"]["runAsUser"], uid);
     assert_eq!(pod["securityContext"]["fsGroup"], uid, "without fsGroup the token file is root's and unreadable");
-    let mode = secret_default_mode(&read("deploy/kubernetes/deployment.yaml"));
+    let mode = secret_default_mode(&read("deploy/kubernetes/statefulset.yaml"));
     assert!(mode & 0o040 != 0, "defaultMode {mode:o}: the fsGroup cannot read the token");
     assert_eq!(mode & 0o227, 0, "defaultMode {mode:o}: writable, or readable by every user");
 
@@ -499,14 +513,45 @@ fn the_deployment_is_one_hardened_replica_with_probes_and_a_secret_token() {
     assert_eq!(container["ports"][0]["containerPort"].to_string(), default_port());
     assert!(container["args"].as_array().unwrap().iter().any(|a| a.as_str().unwrap().starts_with("--wolkvox.token-file=")));
     assert!(pod["volumes"][0]["secret"]["secretName"].is_string(), "the token comes from a Secret");
+
+    // SIGKILL comes after the grace period: it must leave room for a call to end.
+    let flags = container_flags(container);
+    let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap_or(30);
+    assert!(
+        grace > flags.timeout.as_secs(),
+        "terminationGracePeriodSeconds {grace} is not longer than --wolkvox.timeout ({:?}): SIGKILL may cut a call",
+        flags.timeout
+    );
 }
 
-/// The state directory is a volume of the pod (the root filesystem is read-only), mounted where
-/// `--storage.path` points and writable by the image's user.
+/// The token is read again before each poll, and the kubelet updates a Secret's files in place
+/// only in a volume mounted whole: with subPath a rotated token would wait for a new pod.
 #[test]
-fn the_deployment_keeps_its_state_in_a_writable_volume() {
-    let deployment = yaml("deploy/kubernetes/deployment.yaml");
-    let pod = &deployment["spec"]["template"]["spec"];
+fn the_token_secret_is_mounted_whole_so_a_rotated_token_reaches_the_pod() {
+    let workload = yaml("deploy/kubernetes/statefulset.yaml");
+    let pod = &workload["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let token = container_flags(container).token_file.expect("--wolkvox.token-file");
+    let token = token.to_str().unwrap();
+    let mount = container["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| lies_in(token, m["mountPath"].as_str().unwrap()))
+        .max_by_key(|m| m["mountPath"].as_str().unwrap().len())
+        .unwrap_or_else(|| panic!("nothing is mounted at {token}"));
+    assert!(mount["subPath"].is_null() && mount["subPathExpr"].is_null(), "{mount}: a subPath mount never sees a new token");
+    let volume = pod["volumes"].as_array().unwrap().iter().find(|v| v["name"] == mount["name"]).unwrap();
+    assert!(volume["secret"].is_object(), "{token} lies in {volume}, not the Secret");
+}
+
+/// The state directory is a volume the pod's successor gets back (a claim of the StatefulSet; the
+/// root filesystem is read-only), mounted where `--storage.path` points, in a directory of its own
+/// below the volume's root, and writable by the image's user.
+#[test]
+fn the_stateful_set_keeps_its_state_in_a_claimed_writable_volume() {
+    let workload = yaml("deploy/kubernetes/statefulset.yaml");
+    let pod = &workload["spec"]["template"]["spec"];
     let container = &pod["containers"][0];
     assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
     let args: Vec<&str> = container["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
@@ -523,14 +568,27 @@ fn the_deployment_keeps_its_state_in_a_writable_volume() {
         .max_by_key(|m| m["mountPath"].as_str().unwrap().len())
         .unwrap_or_else(|| panic!("nothing is mounted at {path}: on the read-only root filesystem the exporter stops (exit 2)"));
     assert_ne!(mount["readOnly"], true, "{mount} is read-only");
-    let name = mount["name"].as_str().unwrap();
-    let volume = pod["volumes"].as_array().unwrap().iter().find(|v| v["name"] == name).unwrap_or_else(|| panic!("no volume {name}"));
-    assert!(
-        volume["emptyDir"].is_object() || volume["persistentVolumeClaim"].is_object(),
-        "the state volume {volume} is neither an emptyDir (kept across container restarts) nor a PersistentVolumeClaim"
+    assert_ne!(
+        directory(path),
+        directory(mount["mountPath"].as_str().unwrap()),
+        "--storage.path is the volume's root, which may be writable by every user (0777, 2777): the exporter refuses it"
     );
-    // The kubelet gives the volume the pod's fsGroup (an emptyDir, and most persistent volumes):
-    // the image's user, which the container runs as, may write it.
+    let name = mount["name"].as_str().unwrap();
+    assert!(
+        pod["volumes"].as_array().unwrap().iter().all(|v| v["name"] != name),
+        "the pod's own volume {name} (an emptyDir?) dies with the pod: a rollout or a drain would call early and forget the day's count"
+    );
+    let claim = workload["spec"]["volumeClaimTemplates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no volumeClaimTemplate {name}: the state would not outlive the pod"));
+    assert_eq!(claim["spec"]["accessModes"], serde_json::json!(["ReadWriteOnce"]), "one pod uses it");
+    let size = claim["spec"]["resources"]["requests"]["storage"].as_str().expect("a storage request");
+    assert!(mebibytes(size) >= 1.0, "{size} is too small for the state");
+    // The kubelet gives the volume the pod's fsGroup (most persistent volumes): the image's user,
+    // which the container runs as, may write it.
     let image_user = read("Dockerfile").lines().rev().find_map(|l| l.strip_prefix("USER ")).unwrap().to_owned();
     let uid: u64 = image_user.split(':').next().unwrap().parse().unwrap();
     let security = &pod["securityContext"];
