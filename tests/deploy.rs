@@ -343,6 +343,9 @@ fn compose_publishes_only_on_loopback_and_keeps_prometheus_data_for_400_days() {
     assert!(config["volumes"][source].is_object(), "the volume {source} is declared at the top level");
 }
 
+/// Manifests the kustomization leaves out, each named in a comment of it: they need adapting first.
+const OPTIONAL_MANIFESTS: [&str; 1] = ["networkpolicy.yaml"];
+
 /// The manifests of deploy/kubernetes/: every YAML file but the kustomization.
 fn kubernetes_manifests() -> BTreeSet<String> {
     std::fs::read_dir(repo_path("deploy/kubernetes"))
@@ -357,7 +360,7 @@ fn kubernetes_manifests() -> BTreeSet<String> {
 fn kubernetes_manifests_pass_the_schemas() {
     let Some(validate) = tool("kubernetes-validate") else { return };
     let manifests = kubernetes_manifests();
-    assert!(manifests.len() >= 5, "{manifests:?}");
+    assert!(manifests.len() >= 6 && OPTIONAL_MANIFESTS.iter().all(|m| manifests.contains(*m)), "{manifests:?}");
     for manifest in manifests {
         let path = repo_path(&format!("deploy/kubernetes/{manifest}"));
         let (ok, output) = run_tool(&validate, &["--strict", path.to_str().unwrap()], None);
@@ -377,7 +380,13 @@ fn the_kustomization_applies_every_manifest_and_sets_the_selection_labels_in_one
     assert_eq!(kustomization["kind"], "Kustomization");
     let resources: BTreeSet<String> =
         kustomization["resources"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_owned()).collect();
-    assert_eq!(resources, kubernetes_manifests(), "kubectl apply -k must apply every manifest of the directory");
+    let mut expected = kubernetes_manifests();
+    for optional in OPTIONAL_MANIFESTS {
+        assert!(expected.remove(optional), "{optional} is gone");
+        let comment = format!("# - {optional}");
+        assert!(read("deploy/kubernetes/kustomization.yaml").contains(&comment), "kustomization.yaml says how to add it: {comment}");
+    }
+    assert_eq!(resources, expected, "kubectl apply -k must apply every manifest of the directory but the optional ones");
     for field in ["commonLabels", "labels"] {
         assert!(kustomization[field].is_null(), "{field} would label (and, for commonLabels, select) every resource");
     }
@@ -897,8 +906,12 @@ fn deployment_files_name_no_invented_host_or_repository() {
 
 /// Renders `kustomization` (the text of a kustomization.yaml, whose resources may name the bundle
 /// as `BUNDLE`) with `kubectl kustomize`, as a cluster's overlay would; returns its documents.
-fn kustomize_overlay(kubectl: &Path, kustomization: &str) -> Vec<Value> {
+/// `copies`, files of the bundle, are copied beside it, as one adapts and adds the optional ones.
+fn kustomize_overlay(kubectl: &Path, kustomization: &str, copies: &[&str]) -> Vec<Value> {
     let dir = temp_dir("overlay");
+    for file in copies {
+        std::fs::copy(repo_path(&format!("deploy/kubernetes/{file}")), dir.join(file)).unwrap();
+    }
     let bundle = repo_path("deploy/kubernetes");
     // Kustomize takes a base only by a relative path.
     let up = "../".repeat(dir.components().filter(|c| matches!(c, std::path::Component::Normal(_))).count());
@@ -969,7 +982,11 @@ fn alerts_job() -> String {
 #[test]
 fn an_overlay_with_a_name_prefix_and_a_namespace_keeps_the_job_the_pods_and_the_state() {
     let Some(kubectl) = tool("kubectl") else { return };
-    let documents = kustomize_overlay(&kubectl, "resources:\n  - BUNDLE\nnamePrefix: prod-\nnamespace: billing\n");
+    let documents = kustomize_overlay(
+        &kubectl,
+        "resources:\n  - BUNDLE\n  - networkpolicy.yaml\nnamePrefix: prod-\nnamespace: billing\n",
+        &["networkpolicy.yaml"],
+    );
     for document in &documents {
         if document["kind"] != "Namespace" {
             assert_eq!(document["metadata"]["namespace"], "billing", "{} is not moved", document["metadata"]["name"]);
@@ -993,6 +1010,10 @@ fn an_overlay_with_a_name_prefix_and_a_namespace_keeps_the_job_the_pods_and_the_
     for (key, value) in workload["spec"]["selector"]["matchLabels"].as_object().unwrap() {
         assert_eq!(&pod_labels[key], value, "the workload's selector misses its own pods by {key}");
     }
+    let policy = only(&documents, "NetworkPolicy");
+    for (key, value) in policy["spec"]["podSelector"]["matchLabels"].as_object().unwrap() {
+        assert_eq!(&pod_labels[key], value, "the NetworkPolicy no longer selects the pods by {key}");
+    }
     if workload["kind"] == "StatefulSet" {
         assert_eq!(workload["spec"]["serviceName"], service["metadata"]["name"], "the StatefulSet's serviceName follows the rename");
     }
@@ -1015,4 +1036,39 @@ fn an_overlay_with_a_name_prefix_and_a_namespace_keeps_the_job_the_pods_and_the_
     let claimed = workload["spec"]["volumeClaimTemplates"].as_array().into_iter().flatten().any(|c| &c["metadata"]["name"] == name);
     let volume = pod["volumes"].as_array().into_iter().flatten().any(|v| &v["name"] == name);
     assert!(claimed || volume, "the state mount {name} names no volume nor claim template in the rendered bundle");
+}
+
+/// For default-deny clusters: the policy selects the exporter's pods and lets in the metrics port
+/// and out HTTPS (Wolkvox) and DNS, and nothing else.
+#[test]
+fn the_network_policy_lets_prometheus_in_and_wolkvox_and_dns_out() {
+    let policy = yaml("deploy/kubernetes/networkpolicy.yaml");
+    assert_eq!(policy["kind"], "NetworkPolicy");
+    let workload = yaml("deploy/kubernetes/statefulset.yaml");
+    let pod_labels = &workload["spec"]["template"]["metadata"]["labels"];
+    let selector = policy["spec"]["podSelector"]["matchLabels"].as_object().expect("a podSelector with labels: {} would select every pod");
+    for (key, value) in selector {
+        assert_eq!(&pod_labels[key], value, "the policy misses the exporter's pods by {key}");
+    }
+    assert_eq!(policy["spec"]["policyTypes"], serde_json::json!(["Ingress", "Egress"]));
+
+    let container = &workload["spec"]["template"]["spec"]["containers"][0];
+    let ingress = policy["spec"]["ingress"].as_array().expect("ingress rules");
+    assert_eq!(ingress.len(), 1, "{ingress:?}");
+    let from = ingress[0]["from"].as_array().expect("from Prometheus only, not from everywhere");
+    assert!(from.iter().all(|peer| peer["namespaceSelector"].is_object() && peer["podSelector"].is_object()), "{from:?}");
+    let ports: Vec<&Value> = ingress[0]["ports"].as_array().unwrap().iter().collect();
+    assert_eq!(ports.len(), 1, "{ports:?}");
+    let port = &ports[0]["port"];
+    let metrics = container["ports"].as_array().unwrap().iter().find(|p| p["name"] == *port || p["containerPort"] == *port);
+    assert!(metrics.is_some_and(|p| p["containerPort"].to_string() == default_port()), "ingress port {port} is not the metrics port");
+
+    let mut allowed = BTreeSet::new();
+    for rule in policy["spec"]["egress"].as_array().expect("egress rules") {
+        assert!(rule["to"].is_null(), "{rule}: Wolkvox's addresses are not fixed, and DNS may be node-local");
+        for port in rule["ports"].as_array().unwrap() {
+            allowed.insert(format!("{}/{}", port["protocol"].as_str().unwrap_or("TCP"), port["port"]));
+        }
+    }
+    assert_eq!(allowed, BTreeSet::from(["TCP/443".to_owned(), "UDP/53".to_owned(), "TCP/53".to_owned()]));
 }
