@@ -215,20 +215,35 @@ fn the_image_keeps_its_state_in_a_volume_its_user_owns() {
     );
 }
 
-fn compose_config(env: &[(&str, &str)]) -> Value {
-    let Some(compose) = tool("docker-compose") else { return Value::Null };
+/// The variables the compose file reads, set in the tests to these values only.
+const COMPOSE_VARIABLES: [&str; 3] = ["WOLKVOX_SERVER", "WOLKVOX_TOKEN_FILE", "GRAFANA_ADMIN_PASSWORD"];
+const TEST_GRAFANA_PASSWORD: &str = "a-password-for-the-test";
+
+/// Runs `docker compose -f deploy/docker-compose.yml ARGS` with `env` as the only compose variables;
+/// returns (success, stdout, stderr).
+fn compose(compose: &Path, env: &[(&str, &str)], args: &[&str]) -> (bool, String, String) {
     let file = repo_path("deploy/docker-compose.yml");
-    let (ok, output) = run_tool(&compose, &["-f", file.to_str().unwrap(), "config", "--quiet"], None);
-    assert!(ok && output.trim().is_empty(), "docker compose config --quiet: {output}");
-    let mut command = Command::new(&compose);
-    command
-        .args(["-f", file.to_str().unwrap(), "config", "--format", "json"])
-        .env_remove("WOLKVOX_SERVER")
-        .env_remove("WOLKVOX_TOKEN_FILE");
+    let mut command = Command::new(compose);
+    command.args(["-f", file.to_str().unwrap()]).args(args);
+    for variable in COMPOSE_VARIABLES {
+        command.env_remove(variable);
+    }
     command.envs(env.iter().copied());
     let output = command.output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_slice(&output.stdout).unwrap()
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (output.status.success(), text(&output.stdout), text(&output.stderr))
+}
+
+/// The resolved compose file with `env` set, and Grafana's admin password (which it requires).
+fn compose_config(env: &[(&str, &str)]) -> Value {
+    let Some(tool) = tool("docker-compose") else { return Value::Null };
+    let mut env = env.to_vec();
+    env.push(("GRAFANA_ADMIN_PASSWORD", TEST_GRAFANA_PASSWORD));
+    let (ok, stdout, stderr) = compose(&tool, &env, &["config", "--quiet"]);
+    assert!(ok && stdout.trim().is_empty() && stderr.trim().is_empty(), "docker compose config --quiet: {stdout}{stderr}");
+    let (ok, stdout, stderr) = compose(&tool, &env, &["config", "--format", "json"]);
+    assert!(ok, "{stderr}");
+    serde_json::from_str(&stdout).unwrap()
 }
 
 #[test]
@@ -1071,4 +1086,36 @@ fn the_network_policy_lets_prometheus_in_and_wolkvox_and_dns_out() {
         }
     }
     assert_eq!(allowed, BTreeSet::from(["TCP/443".to_owned(), "UDP/53".to_owned(), "TCP/53".to_owned()]));
+}
+
+/// Grafana never starts on admin/admin: Compose refuses to run without GRAFANA_ADMIN_PASSWORD
+/// and hands it to Grafana; Alertmanager keeps its silences in a named volume.
+#[test]
+fn compose_requires_a_grafana_password_and_keeps_alertmanager_silences() {
+    let Some(tool) = tool("docker-compose") else { return };
+    let (ok, stdout, stderr) = compose(&tool, &[], &["config", "--quiet"]);
+    assert!(!ok, "compose starts without GRAFANA_ADMIN_PASSWORD, so Grafana would take admin/admin: {stdout}{stderr}");
+    assert!(stderr.contains("GRAFANA_ADMIN_PASSWORD"), "the error names the variable: {stderr}");
+    let (ok, _, stderr) = compose(&tool, &[("GRAFANA_ADMIN_PASSWORD", "")], &["config", "--quiet"]);
+    assert!(!ok, "an empty password is accepted: {stderr}");
+
+    let config = compose_config(&[]);
+    let grafana = &config["services"]["grafana"]["environment"];
+    assert_eq!(grafana["GF_SECURITY_ADMIN_PASSWORD"], TEST_GRAFANA_PASSWORD, "{grafana}");
+    assert!(grafana["GF_SECURITY_ADMIN_USER"].as_str().is_none_or(|user| !user.is_empty()), "{grafana}");
+
+    let alertmanager = &config["services"]["alertmanager"];
+    let args: Vec<&str> =
+        alertmanager["command"].as_array().expect("Alertmanager's arguments are set").iter().map(|a| a.as_str().unwrap()).collect();
+    let storage = args.iter().find_map(|a| a.strip_prefix("--storage.path=")).expect("--storage.path");
+    assert!(args.contains(&"--config.file=/etc/alertmanager/alertmanager.yml"), "the bundled configuration: {args:?}");
+    let volume = alertmanager["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| directory(v["target"].as_str().unwrap()) == directory(storage))
+        .unwrap_or_else(|| panic!("nothing is mounted at {storage}: silences die with the container"));
+    assert_eq!(volume["type"], "volume", "a named volume at {storage}, not {volume}");
+    let source = volume["source"].as_str().unwrap();
+    assert!(config["volumes"][source].is_object(), "the volume {source} is declared at the top level");
 }
