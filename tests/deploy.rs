@@ -1119,3 +1119,37 @@ fn compose_requires_a_grafana_password_and_keeps_alertmanager_silences() {
     let source = volume["source"].as_str().unwrap();
     assert!(config["volumes"][source].is_object(), "the volume {source} is declared at the top level");
 }
+
+/// The text of the README's section `heading` (a `###` heading), up to the next heading of that
+/// level or above.
+fn readme_section(heading: &str) -> String {
+    let readme = read("README.md");
+    let start = readme.find(&format!("\n### {heading}\n")).unwrap_or_else(|| panic!("no README section \"### {heading}\""));
+    let body = &readme[start + heading.len() + 6..];
+    let end = ["\n### ", "\n## "].iter().filter_map(|h| body.find(h)).min().unwrap_or(body.len());
+    body[..end].to_owned()
+}
+
+/// The runbook (TokenRejected) promises that writing the token file is enough: where a copy of the
+/// file, not the file, reaches the exporter (systemd's credential, a bind-mounted file), the unit,
+/// the compose file and the README say exactly what to run.
+#[test]
+fn every_install_method_says_what_a_new_token_needs() {
+    let section = readme_section("Writing a new token");
+    let unit = read("deploy/systemd/wolkvox_exporter.service");
+    if unit.lines().any(|l| l.starts_with("LoadCredential=wolkvox-token:")) {
+        let restart = "systemctl restart wolkvox_exporter";
+        assert!(unit.contains(&format!("#   {restart}")), "the unit copies the token at start only: its comments must say {restart}");
+        assert!(section.contains(restart), "the README must say {restart}");
+        assert!(section.contains("systemctl reload` is not enough"), "reload does not load credentials again");
+    }
+    let compose = yaml("deploy/docker-compose.yml");
+    if compose["secrets"]["wolkvox_token"]["file"].is_string() {
+        let restart = "docker compose -f deploy/docker-compose.yml restart wolkvox-exporter";
+        assert!(read("deploy/docker-compose.yml").contains(restart), "the bind-mounted token needs {restart}: the compose file says so");
+        assert!(section.contains(restart), "the README must say {restart}");
+    }
+    assert!(section.contains("docker restart"), "docker run with a bind-mounted token file");
+    assert!(section.contains("| Kubernetes | nothing"), "the Secret volume is updated in place");
+    assert!(section.contains("kubectl apply -f -"), "how to update the Secret");
+}
