@@ -1076,7 +1076,10 @@ fn the_network_policy_lets_prometheus_in_and_wolkvox_and_dns_out() {
     assert_eq!(ports.len(), 1, "{ports:?}");
     let port = &ports[0]["port"];
     let metrics = container["ports"].as_array().unwrap().iter().find(|p| p["name"] == *port || p["containerPort"] == *port);
-    assert!(metrics.is_some_and(|p| p["containerPort"].to_string() == default_port()), "ingress port {port} is not the metrics port");
+    assert!(
+        metrics.is_some_and(|p| p["containerPort"].as_u64().map(|n| n.to_string()).as_deref() == Some(default_port())),
+        "ingress port {port} is not the metrics port"
+    );
 
     let mut allowed = BTreeSet::new();
     for rule in policy["spec"]["egress"].as_array().expect("egress rules") {
