@@ -1025,6 +1025,16 @@ fn an_overlay_with_a_name_prefix_and_a_namespace_keeps_the_job_the_pods_and_the_
     for (key, value) in workload["spec"]["selector"]["matchLabels"].as_object().unwrap() {
         assert_eq!(&pod_labels[key], value, "the workload's selector misses its own pods by {key}");
     }
+    // The Secret is made by hand (kubectl create secret generic wolkvox-token), outside the bundle:
+    // a prefix must not rename the reference to it.
+    let secrets: Vec<&Value> = workload["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["secret"]["secretName"].is_string())
+        .collect();
+    assert_eq!(secrets.len(), 1);
+    assert_eq!(secrets[0]["secret"]["secretName"], "wolkvox-token", "the README's kubectl create secret makes wolkvox-token");
     let policy = only(&documents, "NetworkPolicy");
     for (key, value) in policy["spec"]["podSelector"]["matchLabels"].as_object().unwrap() {
         assert_eq!(&pod_labels[key], value, "the NetworkPolicy no longer selects the pods by {key}");
