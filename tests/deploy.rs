@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use serde::Deserialize;
 use serde_json::Value;
 use tools::{repo_path, run_tool, temp_dir, tool};
 
@@ -214,20 +215,35 @@ fn the_image_keeps_its_state_in_a_volume_its_user_owns() {
     );
 }
 
-fn compose_config(env: &[(&str, &str)]) -> Value {
-    let Some(compose) = tool("docker-compose") else { return Value::Null };
+/// The variables the compose file reads, set in the tests to these values only.
+const COMPOSE_VARIABLES: [&str; 3] = ["WOLKVOX_SERVER", "WOLKVOX_TOKEN_FILE", "GRAFANA_ADMIN_PASSWORD"];
+const TEST_GRAFANA_PASSWORD: &str = "a-password-for-the-test";
+
+/// Runs `docker compose -f deploy/docker-compose.yml ARGS` with `env` as the only compose variables;
+/// returns (success, stdout, stderr).
+fn compose(compose: &Path, env: &[(&str, &str)], args: &[&str]) -> (bool, String, String) {
     let file = repo_path("deploy/docker-compose.yml");
-    let (ok, output) = run_tool(&compose, &["-f", file.to_str().unwrap(), "config", "--quiet"], None);
-    assert!(ok && output.trim().is_empty(), "docker compose config --quiet: {output}");
-    let mut command = Command::new(&compose);
-    command
-        .args(["-f", file.to_str().unwrap(), "config", "--format", "json"])
-        .env_remove("WOLKVOX_SERVER")
-        .env_remove("WOLKVOX_TOKEN_FILE");
+    let mut command = Command::new(compose);
+    command.args(["-f", file.to_str().unwrap()]).args(args);
+    for variable in COMPOSE_VARIABLES {
+        command.env_remove(variable);
+    }
     command.envs(env.iter().copied());
     let output = command.output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_slice(&output.stdout).unwrap()
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (output.status.success(), text(&output.stdout), text(&output.stderr))
+}
+
+/// The resolved compose file with `env` set, and Grafana's admin password (which it requires).
+fn compose_config(env: &[(&str, &str)]) -> Value {
+    let Some(tool) = tool("docker-compose") else { return Value::Null };
+    let mut env = env.to_vec();
+    env.push(("GRAFANA_ADMIN_PASSWORD", TEST_GRAFANA_PASSWORD));
+    let (ok, stdout, stderr) = compose(&tool, &env, &["config", "--quiet"]);
+    assert!(ok && stdout.trim().is_empty() && stderr.trim().is_empty(), "docker compose config --quiet: {stdout}{stderr}");
+    let (ok, stdout, stderr) = compose(&tool, &env, &["config", "--format", "json"]);
+    assert!(ok, "{stderr}");
+    serde_json::from_str(&stdout).unwrap()
 }
 
 #[test]
@@ -342,6 +358,9 @@ fn compose_publishes_only_on_loopback_and_keeps_prometheus_data_for_400_days() {
     assert!(config["volumes"][source].is_object(), "the volume {source} is declared at the top level");
 }
 
+/// Manifests the kustomization leaves out, each named in a comment of it: they need adapting first.
+const OPTIONAL_MANIFESTS: [&str; 1] = ["networkpolicy.yaml"];
+
 /// The manifests of deploy/kubernetes/: every YAML file but the kustomization.
 fn kubernetes_manifests() -> BTreeSet<String> {
     std::fs::read_dir(repo_path("deploy/kubernetes"))
@@ -356,7 +375,7 @@ fn kubernetes_manifests() -> BTreeSet<String> {
 fn kubernetes_manifests_pass_the_schemas() {
     let Some(validate) = tool("kubernetes-validate") else { return };
     let manifests = kubernetes_manifests();
-    assert!(manifests.len() >= 5, "{manifests:?}");
+    assert!(manifests.len() >= 6 && OPTIONAL_MANIFESTS.iter().all(|m| manifests.contains(*m)), "{manifests:?}");
     for manifest in manifests {
         let path = repo_path(&format!("deploy/kubernetes/{manifest}"));
         let (ok, output) = run_tool(&validate, &["--strict", path.to_str().unwrap()], None);
@@ -376,7 +395,13 @@ fn the_kustomization_applies_every_manifest_and_sets_the_selection_labels_in_one
     assert_eq!(kustomization["kind"], "Kustomization");
     let resources: BTreeSet<String> =
         kustomization["resources"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_owned()).collect();
-    assert_eq!(resources, kubernetes_manifests(), "kubectl apply -k must apply every manifest of the directory");
+    let mut expected = kubernetes_manifests();
+    for optional in OPTIONAL_MANIFESTS {
+        assert!(expected.remove(optional), "{optional} is gone");
+        let comment = format!("# - {optional}");
+        assert!(read("deploy/kubernetes/kustomization.yaml").contains(&comment), "kustomization.yaml says how to add it: {comment}");
+    }
+    assert_eq!(resources, expected, "kubectl apply -k must apply every manifest of the directory but the optional ones");
     for field in ["commonLabels", "labels"] {
         assert!(kustomization[field].is_null(), "{field} would label (and, for commonLabels, select) every resource");
     }
@@ -453,12 +478,26 @@ fn secret_default_mode(manifest: &str) -> u32 {
     parsed.unwrap_or_else(|e| panic!("defaultMode {text:?}: {e}"))
 }
 
+/// The exporter's flags as the pod's container gives them (the defaults for the others).
+fn container_flags(container: &Value) -> wolkvox_exporter::config::Flags {
+    use clap::Parser;
+    let args = container["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_owned());
+    wolkvox_exporter::config::Flags::try_parse_from(std::iter::once("wolkvox_exporter".to_owned()).chain(args))
+        .unwrap_or_else(|e| panic!("the container's arguments: {e}"))
+}
+
 #[test]
-fn the_deployment_is_one_hardened_replica_with_probes_and_a_secret_token() {
-    let deployment = yaml("deploy/kubernetes/deployment.yaml");
-    let spec = &deployment["spec"];
+fn the_stateful_set_is_one_hardened_replica_with_probes_and_a_secret_token() {
+    let workload = yaml("deploy/kubernetes/statefulset.yaml");
+    assert_eq!(workload["kind"], "StatefulSet", "a Deployment has no volumeClaimTemplates: its pods' state dies with each pod");
+    let spec = &workload["spec"];
     assert_eq!(spec["replicas"], 1, "one token, one poller");
-    assert_eq!(spec["strategy"]["type"], "Recreate", "a rolling update would run two pollers at once");
+    // A StatefulSet's rolling update ends the old pod before it starts the new one; Parallel would
+    // not wait, and OnDelete would never apply a change.
+    assert_ne!(spec["podManagementPolicy"], "Parallel", "two pollers at once");
+    assert_ne!(spec["updateStrategy"]["type"], "OnDelete", "changes would wait for someone to delete the pod");
+    let service = yaml("deploy/kubernetes/service.yaml");
+    assert_eq!(spec["serviceName"], service["metadata"]["name"], "a StatefulSet names its Service");
     let pod = &spec["template"]["spec"];
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
     let container = &pod["containers"][0];
@@ -489,7 +528,7 @@ fn the_deployment_is_one_hardened_replica_with_probes_and_a_secret_token() {
     let uid: u64 = image_user.split(':').next().unwrap().parse().unwrap();
     assert_eq!(pod["securityContext"]["runAsUser"], uid);
     assert_eq!(pod["securityContext"]["fsGroup"], uid, "without fsGroup the token file is root's and unreadable");
-    let mode = secret_default_mode(&read("deploy/kubernetes/deployment.yaml"));
+    let mode = secret_default_mode(&read("deploy/kubernetes/statefulset.yaml"));
     assert!(mode & 0o040 != 0, "defaultMode {mode:o}: the fsGroup cannot read the token");
     assert_eq!(mode & 0o227, 0, "defaultMode {mode:o}: writable, or readable by every user");
 
@@ -498,14 +537,45 @@ fn the_deployment_is_one_hardened_replica_with_probes_and_a_secret_token() {
     assert_eq!(container["ports"][0]["containerPort"].to_string(), default_port());
     assert!(container["args"].as_array().unwrap().iter().any(|a| a.as_str().unwrap().starts_with("--wolkvox.token-file=")));
     assert!(pod["volumes"][0]["secret"]["secretName"].is_string(), "the token comes from a Secret");
+
+    // SIGKILL comes after the grace period: it must leave room for a call to end.
+    let flags = container_flags(container);
+    let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap_or(30);
+    assert!(
+        grace > flags.timeout.as_secs(),
+        "terminationGracePeriodSeconds {grace} is not longer than --wolkvox.timeout ({:?}): SIGKILL may cut a call",
+        flags.timeout
+    );
 }
 
-/// The state directory is a volume of the pod (the root filesystem is read-only), mounted where
-/// `--storage.path` points and writable by the image's user.
+/// The token is read again before each poll, and the kubelet updates a Secret's files in place
+/// only in a volume mounted whole: with subPath a rotated token would wait for a new pod.
 #[test]
-fn the_deployment_keeps_its_state_in_a_writable_volume() {
-    let deployment = yaml("deploy/kubernetes/deployment.yaml");
-    let pod = &deployment["spec"]["template"]["spec"];
+fn the_token_secret_is_mounted_whole_so_a_rotated_token_reaches_the_pod() {
+    let workload = yaml("deploy/kubernetes/statefulset.yaml");
+    let pod = &workload["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let token = container_flags(container).token_file.expect("--wolkvox.token-file");
+    let token = token.to_str().unwrap();
+    let mount = container["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| lies_in(token, m["mountPath"].as_str().unwrap()))
+        .max_by_key(|m| m["mountPath"].as_str().unwrap().len())
+        .unwrap_or_else(|| panic!("nothing is mounted at {token}"));
+    assert!(mount["subPath"].is_null() && mount["subPathExpr"].is_null(), "{mount}: a subPath mount never sees a new token");
+    let volume = pod["volumes"].as_array().unwrap().iter().find(|v| v["name"] == mount["name"]).unwrap();
+    assert!(volume["secret"].is_object(), "{token} lies in {volume}, not the Secret");
+}
+
+/// The state directory is a volume the pod's successor gets back (a claim of the StatefulSet; the
+/// root filesystem is read-only), mounted where `--storage.path` points, in a directory of its own
+/// below the volume's root, and writable by the image's user.
+#[test]
+fn the_stateful_set_keeps_its_state_in_a_claimed_writable_volume() {
+    let workload = yaml("deploy/kubernetes/statefulset.yaml");
+    let pod = &workload["spec"]["template"]["spec"];
     let container = &pod["containers"][0];
     assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
     let args: Vec<&str> = container["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
@@ -522,14 +592,27 @@ fn the_deployment_keeps_its_state_in_a_writable_volume() {
         .max_by_key(|m| m["mountPath"].as_str().unwrap().len())
         .unwrap_or_else(|| panic!("nothing is mounted at {path}: on the read-only root filesystem the exporter stops (exit 2)"));
     assert_ne!(mount["readOnly"], true, "{mount} is read-only");
-    let name = mount["name"].as_str().unwrap();
-    let volume = pod["volumes"].as_array().unwrap().iter().find(|v| v["name"] == name).unwrap_or_else(|| panic!("no volume {name}"));
-    assert!(
-        volume["emptyDir"].is_object() || volume["persistentVolumeClaim"].is_object(),
-        "the state volume {volume} is neither an emptyDir (kept across container restarts) nor a PersistentVolumeClaim"
+    assert_ne!(
+        directory(path),
+        directory(mount["mountPath"].as_str().unwrap()),
+        "--storage.path is the volume's root, which may be writable by every user (0777, 2777): the exporter refuses it"
     );
-    // The kubelet gives the volume the pod's fsGroup (an emptyDir, and most persistent volumes):
-    // the image's user, which the container runs as, may write it.
+    let name = mount["name"].as_str().unwrap();
+    assert!(
+        pod["volumes"].as_array().unwrap().iter().all(|v| v["name"] != name),
+        "the pod's own volume {name} (an emptyDir?) dies with the pod: a rollout or a drain would call early and forget the day's count"
+    );
+    let claim = workload["spec"]["volumeClaimTemplates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no volumeClaimTemplate {name}: the state would not outlive the pod"));
+    assert_eq!(claim["spec"]["accessModes"], serde_json::json!(["ReadWriteOnce"]), "one pod uses it");
+    let size = claim["spec"]["resources"]["requests"]["storage"].as_str().expect("a storage request");
+    assert!(mebibytes(size) >= 1.0, "{size} is too small for the state");
+    // The kubelet gives the volume the pod's fsGroup (most persistent volumes): the image's user,
+    // which the container runs as, may write it.
     let image_user = read("Dockerfile").lines().rev().find_map(|l| l.strip_prefix("USER ")).unwrap().to_owned();
     let uid: u64 = image_user.split(':').next().unwrap().parse().unwrap();
     let security = &pod["securityContext"];
@@ -548,7 +631,7 @@ fn service_monitor_selects_the_service_and_the_service_keeps_unready_pods() {
         assert_eq!(&service["metadata"]["labels"][key], value, "the ServiceMonitor selects the Service by {key}");
     }
     assert_eq!(monitor["spec"]["endpoints"][0]["port"], service["spec"]["ports"][0]["name"]);
-    assert_eq!(service["metadata"]["name"], "wolkvox", "the job label the alerts expect");
+    assert_eq!(service_monitor_job(&monitor, &service), alerts_job(), "the job label the alerts expect");
     assert_eq!(service["spec"]["publishNotReadyAddresses"], true);
 }
 
@@ -834,4 +917,252 @@ fn deployment_files_name_no_invented_host_or_repository() {
         }
     }
     assert!(invented.is_empty(), "hosts or repositories the project does not own: {invented:#?}");
+}
+
+/// Renders `kustomization` (the text of a kustomization.yaml, whose resources may name the bundle
+/// as `BUNDLE`) with `kubectl kustomize`, as a cluster's overlay would; returns its documents.
+/// `copies`, files of the bundle, are copied beside it, as one adapts and adds the optional ones.
+fn kustomize_overlay(kubectl: &Path, kustomization: &str, copies: &[&str]) -> Vec<Value> {
+    let dir = temp_dir("overlay");
+    for file in copies {
+        std::fs::copy(repo_path(&format!("deploy/kubernetes/{file}")), dir.join(file)).unwrap();
+    }
+    let bundle = repo_path("deploy/kubernetes");
+    // Kustomize takes a base only by a relative path.
+    let up = "../".repeat(dir.components().filter(|c| matches!(c, std::path::Component::Normal(_))).count());
+    let relative = format!("{up}{}", bundle.to_str().unwrap().trim_start_matches('/'));
+    std::fs::write(dir.join("kustomization.yaml"), kustomization.replace("BUNDLE", &relative)).unwrap();
+    let (ok, output) = run_tool(kubectl, &["kustomize", dir.to_str().unwrap()], None);
+    assert!(ok, "kubectl kustomize of the overlay {kustomization:?}: {output}");
+    serde_norway::Deserializer::from_str(&output).map(|document| Value::deserialize(document).unwrap()).collect()
+}
+
+/// The one document of `kind` among `documents`.
+fn only<'a>(documents: &'a [Value], kind: &str) -> &'a Value {
+    let found: Vec<&Value> = documents.iter().filter(|d| d["kind"] == kind).collect();
+    assert_eq!(found.len(), 1, "one {kind} in the rendered bundle, not {}", found.len());
+    found[0]
+}
+
+/// The `job` label the prometheus-operator gives the targets of a ServiceMonitor's first endpoint
+/// that selects `service`: the Service's name (or its `jobLabel` label's value), then the endpoint's
+/// `relabelings` in order. Only `replace` with a constant or a whole source value is understood.
+fn service_monitor_job(monitor: &Value, service: &Value) -> String {
+    let mut labels: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    let name = service["metadata"]["name"].as_str().unwrap().to_owned();
+    labels.insert("__meta_kubernetes_service_name".into(), name.clone());
+    labels.insert("__meta_kubernetes_namespace".into(), service["metadata"]["namespace"].as_str().unwrap_or("default").into());
+    let job = match monitor["spec"]["jobLabel"].as_str() {
+        Some(label) => service["metadata"]["labels"][label].as_str().map_or(name, str::to_owned),
+        None => name,
+    };
+    labels.insert("job".into(), job);
+    for rule in monitor["spec"]["endpoints"][0]["relabelings"].as_array().into_iter().flatten() {
+        let action = rule["action"].as_str().unwrap_or("replace").to_ascii_lowercase();
+        assert_eq!(action, "replace", "this check understands only replace: {rule}");
+        let regex = rule["regex"].as_str().unwrap_or("(.*)");
+        assert_eq!(regex, "(.*)", "this check understands only the default regex: {rule}");
+        let separator = rule["separator"].as_str().unwrap_or(";");
+        let source: Vec<&str> = rule["sourceLabels"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|l| labels.get(l.as_str().unwrap()).map_or("", String::as_str))
+            .collect();
+        let value =
+            rule["replacement"].as_str().unwrap_or("$1").replace("${1}", &source.join(separator)).replace("$1", &source.join(separator));
+        let target = rule["targetLabel"].as_str().expect("a targetLabel");
+        labels.insert(target.to_owned(), value);
+    }
+    labels["job"].clone()
+}
+
+/// The job every alert rule selects, in `job="..."` matchers.
+fn alerts_job() -> String {
+    let rules = read("deploy/prometheus/rules/wolkvox.rules.yml");
+    let jobs: BTreeSet<&str> = rules
+        .match_indices("job=\"")
+        .map(|(at, m)| {
+            let rest = &rules[at + m.len()..];
+            &rest[..rest.find('"').unwrap()]
+        })
+        .collect();
+    assert_eq!(jobs.len(), 1, "one job in the alerts: {jobs:?}");
+    jobs.into_iter().next().unwrap().to_owned()
+}
+
+/// A cluster's overlay renames and moves the bundle (kube-prometheus-stack names the job after the
+/// Service, so a prefix would rename it): the alerts still find the job, the Service still finds
+/// the pod, and the state still lies in the pod's volume.
+#[test]
+fn an_overlay_with_a_name_prefix_and_a_namespace_keeps_the_job_the_pods_and_the_state() {
+    let Some(kubectl) = tool("kubectl") else { return };
+    let documents = kustomize_overlay(
+        &kubectl,
+        "resources:\n  - BUNDLE\n  - networkpolicy.yaml\nnamePrefix: prod-\nnamespace: billing\n",
+        &["networkpolicy.yaml"],
+    );
+    for document in &documents {
+        if document["kind"] != "Namespace" {
+            assert_eq!(document["metadata"]["namespace"], "billing", "{} is not moved", document["metadata"]["name"]);
+        }
+    }
+    let service = only(&documents, "Service");
+    assert_eq!(service["metadata"]["name"], "prod-wolkvox", "the overlay renames the Service");
+    let monitor = only(&documents, "ServiceMonitor");
+    for (key, value) in monitor["spec"]["selector"]["matchLabels"].as_object().unwrap() {
+        assert_eq!(&service["metadata"]["labels"][key], value, "the ServiceMonitor no longer selects the Service by {key}");
+    }
+    assert!(monitor["spec"]["namespaceSelector"].is_null(), "the ServiceMonitor looks in its own namespace, the Service's");
+    let job = service_monitor_job(monitor, service);
+    assert_eq!(job, alerts_job(), "the ServiceMonitor yields job={job:?}: the alerts' job=\"{}\" matchers miss it", alerts_job());
+
+    let workload = documents.iter().find(|d| d["kind"] == "StatefulSet" || d["kind"] == "Deployment").expect("a workload");
+    let pod_labels = &workload["spec"]["template"]["metadata"]["labels"];
+    for (key, value) in service["spec"]["selector"].as_object().unwrap() {
+        assert_eq!(&pod_labels[key], value, "the Service no longer selects the pods by {key}");
+    }
+    for (key, value) in workload["spec"]["selector"]["matchLabels"].as_object().unwrap() {
+        assert_eq!(&pod_labels[key], value, "the workload's selector misses its own pods by {key}");
+    }
+    // The Secret is made by hand (kubectl create secret generic wolkvox-token), outside the bundle:
+    // a prefix must not rename the reference to it.
+    let secrets: Vec<&Value> = workload["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["secret"]["secretName"].is_string())
+        .collect();
+    assert_eq!(secrets.len(), 1);
+    assert_eq!(secrets[0]["secret"]["secretName"], "wolkvox-token", "the README's kubectl create secret makes wolkvox-token");
+    let policy = only(&documents, "NetworkPolicy");
+    for (key, value) in policy["spec"]["podSelector"]["matchLabels"].as_object().unwrap() {
+        assert_eq!(&pod_labels[key], value, "the NetworkPolicy no longer selects the pods by {key}");
+    }
+    if workload["kind"] == "StatefulSet" {
+        assert_eq!(workload["spec"]["serviceName"], service["metadata"]["name"], "the StatefulSet's serviceName follows the rename");
+    }
+    let pod = &workload["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let path = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|a| a.as_str().unwrap().strip_prefix("--storage.path="))
+        .expect("--storage.path");
+    let mount = container["volumeMounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| lies_in(path, m["mountPath"].as_str().unwrap()))
+        .max_by_key(|m| m["mountPath"].as_str().unwrap().len())
+        .unwrap_or_else(|| panic!("nothing is mounted at {path} in the rendered bundle"));
+    let name = &mount["name"];
+    let claimed = workload["spec"]["volumeClaimTemplates"].as_array().into_iter().flatten().any(|c| &c["metadata"]["name"] == name);
+    let volume = pod["volumes"].as_array().into_iter().flatten().any(|v| &v["name"] == name);
+    assert!(claimed || volume, "the state mount {name} names no volume nor claim template in the rendered bundle");
+}
+
+/// For default-deny clusters: the policy selects the exporter's pods and lets in the metrics port
+/// and out HTTPS (Wolkvox) and DNS, and nothing else.
+#[test]
+fn the_network_policy_lets_prometheus_in_and_wolkvox_and_dns_out() {
+    let policy = yaml("deploy/kubernetes/networkpolicy.yaml");
+    assert_eq!(policy["kind"], "NetworkPolicy");
+    let workload = yaml("deploy/kubernetes/statefulset.yaml");
+    let pod_labels = &workload["spec"]["template"]["metadata"]["labels"];
+    let selector = policy["spec"]["podSelector"]["matchLabels"].as_object().expect("a podSelector with labels: {} would select every pod");
+    for (key, value) in selector {
+        assert_eq!(&pod_labels[key], value, "the policy misses the exporter's pods by {key}");
+    }
+    assert_eq!(policy["spec"]["policyTypes"], serde_json::json!(["Ingress", "Egress"]));
+
+    let container = &workload["spec"]["template"]["spec"]["containers"][0];
+    let ingress = policy["spec"]["ingress"].as_array().expect("ingress rules");
+    assert_eq!(ingress.len(), 1, "{ingress:?}");
+    let from = ingress[0]["from"].as_array().expect("from Prometheus only, not from everywhere");
+    assert!(from.iter().all(|peer| peer["namespaceSelector"].is_object() && peer["podSelector"].is_object()), "{from:?}");
+    let ports: Vec<&Value> = ingress[0]["ports"].as_array().unwrap().iter().collect();
+    assert_eq!(ports.len(), 1, "{ports:?}");
+    let port = &ports[0]["port"];
+    let metrics = container["ports"].as_array().unwrap().iter().find(|p| p["name"] == *port || p["containerPort"] == *port);
+    assert!(
+        metrics.is_some_and(|p| p["containerPort"].as_u64().map(|n| n.to_string()).as_deref() == Some(default_port())),
+        "ingress port {port} is not the metrics port"
+    );
+
+    let mut allowed = BTreeSet::new();
+    for rule in policy["spec"]["egress"].as_array().expect("egress rules") {
+        assert!(rule["to"].is_null(), "{rule}: Wolkvox's addresses are not fixed, and DNS may be node-local");
+        for port in rule["ports"].as_array().unwrap() {
+            allowed.insert(format!("{}/{}", port["protocol"].as_str().unwrap_or("TCP"), port["port"]));
+        }
+    }
+    assert_eq!(allowed, BTreeSet::from(["TCP/443".to_owned(), "UDP/53".to_owned(), "TCP/53".to_owned()]));
+}
+
+/// Grafana never starts on admin/admin: Compose refuses to run without GRAFANA_ADMIN_PASSWORD
+/// and hands it to Grafana; Alertmanager keeps its silences in a named volume.
+#[test]
+fn compose_requires_a_grafana_password_and_keeps_alertmanager_silences() {
+    let Some(tool) = tool("docker-compose") else { return };
+    let (ok, stdout, stderr) = compose(&tool, &[], &["config", "--quiet"]);
+    assert!(!ok, "compose starts without GRAFANA_ADMIN_PASSWORD, so Grafana would take admin/admin: {stdout}{stderr}");
+    assert!(stderr.contains("GRAFANA_ADMIN_PASSWORD"), "the error names the variable: {stderr}");
+    let (ok, _, stderr) = compose(&tool, &[("GRAFANA_ADMIN_PASSWORD", "")], &["config", "--quiet"]);
+    assert!(!ok, "an empty password is accepted: {stderr}");
+
+    let config = compose_config(&[]);
+    let grafana = &config["services"]["grafana"]["environment"];
+    assert_eq!(grafana["GF_SECURITY_ADMIN_PASSWORD"], TEST_GRAFANA_PASSWORD, "{grafana}");
+    assert!(grafana["GF_SECURITY_ADMIN_USER"].as_str().is_none_or(|user| !user.is_empty()), "{grafana}");
+
+    let alertmanager = &config["services"]["alertmanager"];
+    let args: Vec<&str> =
+        alertmanager["command"].as_array().expect("Alertmanager's arguments are set").iter().map(|a| a.as_str().unwrap()).collect();
+    let storage = args.iter().find_map(|a| a.strip_prefix("--storage.path=")).expect("--storage.path");
+    assert!(args.contains(&"--config.file=/etc/alertmanager/alertmanager.yml"), "the bundled configuration: {args:?}");
+    let volume = alertmanager["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| directory(v["target"].as_str().unwrap()) == directory(storage))
+        .unwrap_or_else(|| panic!("nothing is mounted at {storage}: silences die with the container"));
+    assert_eq!(volume["type"], "volume", "a named volume at {storage}, not {volume}");
+    let source = volume["source"].as_str().unwrap();
+    assert!(config["volumes"][source].is_object(), "the volume {source} is declared at the top level");
+}
+
+/// The text of the README's section `heading` (a `###` heading), up to the next heading of that
+/// level or above.
+fn readme_section(heading: &str) -> String {
+    let readme = read("README.md");
+    let start = readme.find(&format!("\n### {heading}\n")).unwrap_or_else(|| panic!("no README section \"### {heading}\""));
+    let body = &readme[start + heading.len() + 6..];
+    let end = ["\n### ", "\n## "].iter().filter_map(|h| body.find(h)).min().unwrap_or(body.len());
+    body[..end].to_owned()
+}
+
+/// The runbook (TokenRejected) promises that writing the token file is enough: where a copy of the
+/// file, not the file, reaches the exporter (systemd's credential, a bind-mounted file), the unit,
+/// the compose file and the README say exactly what to run.
+#[test]
+fn every_install_method_says_what_a_new_token_needs() {
+    let section = readme_section("Writing a new token");
+    let unit = read("deploy/systemd/wolkvox_exporter.service");
+    if unit.lines().any(|l| l.starts_with("LoadCredential=wolkvox-token:")) {
+        let restart = "systemctl restart wolkvox_exporter";
+        assert!(unit.contains(&format!("#   {restart}")), "the unit copies the token at start only: its comments must say {restart}");
+        assert!(section.contains(restart), "the README must say {restart}");
+        assert!(section.contains("systemctl reload` is not enough"), "reload does not load credentials again");
+    }
+    let compose = yaml("deploy/docker-compose.yml");
+    if compose["secrets"]["wolkvox_token"]["file"].is_string() {
+        let restart = "docker compose -f deploy/docker-compose.yml restart wolkvox-exporter";
+        assert!(read("deploy/docker-compose.yml").contains(restart), "the bind-mounted token needs {restart}: the compose file says so");
+        assert!(section.contains(restart), "the README must say {restart}");
+    }
+    assert!(section.contains("docker restart"), "docker run with a bind-mounted token file");
+    assert!(section.contains("| Kubernetes | nothing"), "the Secret volume is updated in place");
+    assert!(section.contains("kubectl apply -f -"), "how to update the Secret");
 }
