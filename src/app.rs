@@ -2,9 +2,10 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::clock::Clock;
@@ -15,6 +16,9 @@ use crate::storage::{Role, Storage, StorageError};
 use crate::web::{Limits, Web};
 use crate::wolkvox::Client;
 use crate::{http, poller, web};
+
+/// Beyond a call's timeout, for its end to be recorded in the state directory.
+const CALL_END_MARGIN: Duration = Duration::from_secs(5);
 
 /// Why the exporter could not start, or stopped on its own.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +44,11 @@ pub enum ExporterError {
 pub struct Exporter {
     addr: SocketAddr,
     store: Arc<Store>,
+    /// One task per token: asked to stop, each ends its call in flight first.
+    lanes: JoinSet<()>,
+    stopping: watch::Sender<bool>,
+    /// How long a call in flight may still take: the longest call timeout.
+    longest_call: Duration,
     background: JoinSet<()>,
     server: JoinHandle<()>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -69,8 +78,11 @@ impl Exporter {
         let client = Arc::new(Client::new(config.ca_certificates.clone()).map_err(ExporterError::Client)?);
         let mut background = JoinSet::new();
         background.spawn(store.clone().render_forever());
+        let (stopping, stop) = watch::channel(false);
+        let longest_call = config.targets.iter().map(|t| t.timeout).max().unwrap_or_default();
+        let mut running_lanes = JoinSet::new();
         for lane in lanes {
-            background.spawn(poller::run_lane(client.clone(), lane, store.clone(), clock.clone()));
+            running_lanes.spawn(poller::run_lane(client.clone(), lane, store.clone(), clock.clone(), stop.clone()));
         }
 
         for warning in &config.warnings {
@@ -95,7 +107,7 @@ impl Exporter {
         if let Some(simulator) = &simulator {
             tracing::info!(simulator = %simulator.base_url(), metrics = %format!("http://{}{}", local_url(addr), config.telemetry_path), "demo mode: polling the embedded simulator");
         }
-        Ok(Exporter { addr, store, background, server, shutdown: Some(shutdown), simulator })
+        Ok(Exporter { addr, store, lanes: running_lanes, stopping, longest_call, background, server, shutdown: Some(shutdown), simulator })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -113,14 +125,24 @@ impl Exporter {
     /// Returns only if a lane or the renderer ended, which only a bug can cause: better to exit
     /// and be restarted than to serve a snapshot that never changes again.
     pub async fn background_ended(&mut self) -> ExporterError {
-        match self.background.join_next().await {
+        let ended = tokio::select! {
+            ended = self.background.join_next() => ended,
+            ended = self.lanes.join_next() => ended,
+        };
+        match ended {
             Some(Err(error)) if error.is_panic() => ExporterError::BackgroundPanicked,
             _ => ExporterError::BackgroundEnded,
         }
     }
 
-    /// Stops polling, lets in-flight scrapes finish, and closes the listener.
+    /// Stops polling (a call in flight ends and is recorded first, within its timeout), lets
+    /// in-flight scrapes finish, and closes the listener.
     pub async fn stop(mut self) {
+        let _ = self.stopping.send(true);
+        let lanes_done = async { while self.lanes.join_next().await.is_some() {} };
+        if tokio::time::timeout(self.longest_call + CALL_END_MARGIN, lanes_done).await.is_err() {
+            self.lanes.abort_all();
+        }
         self.background.abort_all();
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());

@@ -8,6 +8,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::watch;
+
 use crate::admission::{self, JobLedger, JobRules, Ledger, TokenRules};
 use crate::budget::Budget;
 use crate::clock::{Clock, unix, until};
@@ -146,13 +148,18 @@ fn job_rules(target: &Target, api: &Api) -> JobRules {
     JobRules { key: format!("{}/{}", target.server, api.name), interval: target.poll_interval, timeout: target.timeout }
 }
 
-/// Polls a lane's jobs one call at a time, forever. With a state directory, each decision is taken
-/// on the ledger as the directory holds it, so that a backfill on the same directory is seen.
-pub async fn run_lane<S: UsageSource>(source: Arc<S>, lane: Lane, store: Arc<Store>, clock: Clock) {
+/// Polls a lane's jobs one call at a time, until `stop` turns true: then between calls at once, or
+/// once the call in flight has ended and been recorded (a call cut short would cost a call of the
+/// quota for nothing). With a state directory, each decision is taken on the ledger as the
+/// directory holds it, so that a backfill on the same directory is seen.
+pub async fn run_lane<S: UsageSource>(source: Arc<S>, lane: Lane, store: Arc<Store>, clock: Clock, mut stop: watch::Receiver<bool>) {
     let Lane { token, mut targets, jobs, rules, mut ledger, mut answers, storage } = lane;
     let token_name = targets[0].token_name.clone();
     let mut was_stretched = false;
     loop {
+        if *stop.borrow() {
+            return;
+        }
         let now = clock.now();
         let rules_now = rules.clone();
         // Decided and, when due, recorded as started in one step: on disk before the call, so
@@ -181,14 +188,19 @@ pub async fn run_lane<S: UsageSource>(source: Arc<S>, lane: Lane, store: Arc<Sto
             Err(Unavailable(_)) => {
                 store.update_token(token, |state| state.state_saved = Some(false));
                 store.publish();
-                tokio::time::sleep(UNREADABLE_RETRY).await;
-                continue;
+                tokio::select! {
+                    () = tokio::time::sleep(UNREADABLE_RETRY) => continue,
+                    () = stop_requested(&mut stop) => return,
+                }
             }
         };
         if decision.at > now {
             publish_schedule(&store, token, &jobs, ledger.get(), &rules, &clock);
             let wake = admission::look_again_at(ledger.get(), decision.at, now);
-            tokio::time::sleep_until(clock.instant_at(wake)).await;
+            tokio::select! {
+                () = tokio::time::sleep_until(clock.instant_at(wake)) => {}
+                () = stop_requested(&mut stop) => return,
+            }
             // Ask again: the wall clock may have moved otherwise than the sleep, and another
             // process on the state directory may have called.
             continue;
@@ -236,6 +248,13 @@ fn warn_clock_step(token_name: &str, step: jiff::SignedDuration) {
         step,
         "the wall clock was stepped back since the last calls were recorded: their times are taken back by as much, and every wait counts from now"
     );
+}
+
+/// Resolves once a stop is asked for; never if nobody can ask any more.
+async fn stop_requested(stop: &mut watch::Receiver<bool>) {
+    if stop.wait_for(|&stopping| stopping).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// Writes the answers off the async workers (the write ends with an fsync).

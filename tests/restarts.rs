@@ -543,3 +543,23 @@ async fn idle_connections_never_take_the_descriptors_the_state_directory_needs()
     assert_eq!(sample(&text, "wolkvox_token_state_saved{token_name=\"WOLKVOX_TOKEN\"}"), Some(1.0));
     assert_eq!(sample(&text, "wolkvox_up{server=\"0042\",api=\"gamification\"}"), Some(1.0));
 }
+
+/// SIGTERM during a call: the call ends and is recorded before the process exits, so its answer
+/// is kept and the next process does not wait out a call that is over (Kubernetes gives the pod
+/// terminationGracePeriodSeconds, longer than the call timeout, for this).
+// Multi-threaded: the simulator answers while the test waits for the process to exit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_the_call_in_flight_end_and_be_recorded() {
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    simulator.set_rows(known_rows());
+    simulator.set_fault(Some(Fault::Delay(Duration::from_secs(2))));
+    let state = state_dir("sigterm");
+    let mut running = Running::start(&simulator, &state);
+    wait_for_calls(&simulator, 1).await;
+    running.signal("-TERM");
+
+    let ledger: serde_json::Value = serde_json::from_slice(&std::fs::read(state.join("token-WOLKVOX_TOKEN.ledger.json")).unwrap()).unwrap();
+    assert!(ledger["ledger"]["last_call_end"].is_string(), "the call was cut, left open in the ledger: {ledger}");
+    let answers = std::fs::read_to_string(state.join("token-WOLKVOX_TOKEN.answers.json")).unwrap();
+    assert!(answers.contains("0042/gamification"), "its answer was lost: {answers}");
+}

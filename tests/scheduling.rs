@@ -87,8 +87,10 @@ async fn run(script: &Arc<Script>, targets: Vec<Target>, virtual_time: Duration)
     let clock = Clock::starting_at(start_time());
     let (lanes, store) = poller::plan(&targets, &[], clock.clone(), None);
     assert_eq!(lanes.len(), 1, "the scheduling tests run one token");
-    let running: Vec<_> =
-        lanes.into_iter().map(|lane| tokio::spawn(run_lane(script.clone(), lane, store.clone(), clock.clone()))).collect();
+    let running: Vec<_> = lanes
+        .into_iter()
+        .map(|lane| tokio::spawn(run_lane(script.clone(), lane, store.clone(), clock.clone(), tokio::sync::watch::channel(false).1)))
+        .collect();
     tokio::time::sleep(virtual_time).await;
     running.iter().for_each(|lane| lane.abort());
     store

