@@ -4,9 +4,10 @@
 //! jobs, written after each success, so that a restart serves them at once.
 //!
 //! Every file is versioned JSON, written atomically (temporary file, fsync, rename, fsync of the
-//! directory), mode 0600 in a 0700 directory. A file that cannot be used is set aside with one
-//! warning and the token starts clean; a write that fails is counted and logged at most once a
-//! minute, and polling goes on.
+//! directory), mode 0600 in a 0700 directory, never through a link (see `files`). A file read
+//! whole and found unusable is set aside with one warning and the token starts clean; a file that
+//! cannot be read is kept, and its token waits (`token_ledger`); a write that fails is counted and
+//! logged at most once a minute, and polling goes on with the rules held from memory.
 //!
 //! Locks: `lock` keeps a second exporter out, `backfill.lock` a second backfill; an exporter and a
 //! backfill share the directory, and each change of a token's ledger is made under that token's
