@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{FAKE_TOKEN, scrape, start_exporter_from_file, wait_all_up};
+use common::{FAKE_TOKEN, scrape, start_exporter_from_file, wait_all_up, wait_for};
 use serde_json::{Value, json};
 use tools::{Alertmanager, repo_path, run_tool, temp_dir, tool};
 use wolkvox_exporter::simulator::Simulator;
@@ -144,8 +144,20 @@ async fn every_metric_and_reason_the_rules_read_is_served_by_the_exporter() {
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     let exporter = start_exporter_from_file(&simulator, EVERYTHING_ON, "1h").await;
     wait_all_up(&exporter).await;
-    let text = scrape(&exporter).await;
+    let mut text = scrape(&exporter).await;
     exporter.stop().await;
+    // The series of a failing token exist only while it fails: a quota refusal gives the
+    // token's pause and the target's failure streak.
+    let refusing = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    refusing.set_daily_quota(Some(0));
+    let exporter = start_exporter_from_file(&refusing, EVERYTHING_ON, "1h").await;
+    let failing = wait_for(Duration::from_secs(30), "a quota pause", || async {
+        let text = scrape(&exporter).await;
+        text.contains("wolkvox_token_paused_until_timestamp_seconds{").then_some(text)
+    })
+    .await;
+    exporter.stop().await;
+    text.push_str(&failing);
     let served: BTreeSet<&str> =
         text.lines().filter(|l| !l.starts_with('#')).filter_map(|l| l.split(['{', ' ']).next()).filter(|n| !n.is_empty()).collect();
     for metric in &metrics {
@@ -276,6 +288,9 @@ fn series_labels(series: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The labels that say which exporter an alert is about, once instance and pod are aggregated away.
+const WHERE: [&str; 4] = ["job", "cluster", "namespace", "service"];
+
 /// Each inhibition names Wolkvox alerts on both sides, and every label it compares is required on
 /// both sides: a missing label would be "equal" to another missing one.
 #[test]
@@ -284,6 +299,14 @@ fn every_inhibition_is_scoped_to_wolkvox_alerts_that_carry_the_labels_it_compare
     let rules = config["inhibit_rules"].as_array().expect("inhibit_rules");
     assert!(!rules.is_empty());
     for rule in rules {
+        // Without the process (instance) to compare, the alerts compare where the exporter runs:
+        // the same token name or server in another namespace is another exporter's.
+        let equal: Vec<&str> = rule["equal"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
+        if !equal.contains(&"instance") {
+            for label in WHERE {
+                assert!(equal.contains(&label), "{rule} does not compare {label}");
+            }
+        }
         for side in ["source_matchers", "target_matchers"] {
             let matchers: Vec<&str> =
                 rule[side].as_array().unwrap_or_else(|| panic!("{rule}: no {side}")).iter().map(|m| m.as_str().unwrap()).collect();
@@ -294,10 +317,82 @@ fn every_inhibition_is_scoped_to_wolkvox_alerts_that_carry_the_labels_it_compare
             for label in rule["equal"].as_array().unwrap() {
                 let label = label.as_str().unwrap();
                 let required = matchers.contains(&format!("{label}=~\".+\"").as_str());
-                // job is on every alert: Prometheus adds it to each series it scrapes.
-                assert!(required || label == "job", "{side} of {rule} does not require {label}");
+                // job is on every alert: Prometheus adds it to each series it scrapes. Where the
+                // exporter runs may be absent from both sides, which then means the same place.
+                assert!(required || WHERE.contains(&label), "{side} of {rule} does not require {label}");
             }
         }
+    }
+}
+
+/// `amtool config routes test`: the receiver the bundled configuration picks for `labels`, and
+/// the routes it matched on the way (`--tree`).
+fn route(amtool: &Path, labels: &[&str]) -> (String, String) {
+    let config = format!("--config.file={}", repo_path(ALERTMANAGER).display());
+    let mut args = vec!["config", "routes", "test", config.as_str()];
+    args.extend_from_slice(labels);
+    let (ok, receiver) = run_tool(amtool, &args, None);
+    assert!(ok, "{labels:?}: {receiver}");
+    args.insert(3, "--tree");
+    let (ok, tree) = run_tool(amtool, &args, None);
+    assert!(ok, "{labels:?}: {tree}");
+    let receiver = receiver.lines().filter(|l| !l.starts_with("Warning:")).collect::<Vec<_>>().join("\n");
+    (receiver.trim().to_owned(), tree)
+}
+
+/// The Wolkvox part of the example is a subtree that takes Wolkvox alerts only: pasted into a
+/// shared Alertmanager, another team's critical alert never reaches the Wolkvox pager, and the
+/// alerts that last the whole month are not repeated every few hours.
+#[test]
+fn the_example_alertmanager_routes_only_wolkvox_alerts_to_the_wolkvox_receivers() {
+    let Some(amtool) = tool("amtool") else { return };
+    let config = yaml(&repo_path(ALERTMANAGER));
+    let root = &config["route"];
+    assert!(!root["receiver"].as_str().unwrap().starts_with("wolkvox"), "the root's receiver is another team's default: {root}");
+    let subtree: Vec<&Value> =
+        root["routes"].as_array().unwrap().iter().filter(|r| r["matchers"][0] == "alertname=~\"Wolkvox.+\"").collect();
+    assert_eq!(subtree.len(), 1, "one Wolkvox subtree: {root}");
+    assert_eq!(subtree[0]["continue"], json!(false));
+
+    for (labels, receiver) in [
+        (&["alertname=WolkvoxTokenRejected", "severity=critical", "server=0042"][..], "wolkvox-pager"),
+        (&["alertname=WolkvoxQuotaExhausted", "severity=critical", "token_name=main"], "wolkvox-pager"),
+        (&["alertname=WolkvoxDataStale", "severity=warning", "server=0042"], "wolkvox-chat"),
+        (&["alertname=WolkvoxExporterAbsent", "severity=warning", "job=wolkvox"], "wolkvox-chat"),
+        // Another team's alerts, critical or not, with or without Wolkvox-like labels.
+        (&["alertname=KubeNodeNotReady", "severity=critical", "node=node-1"], "default"),
+        (&["alertname=DatabaseDown", "severity=critical", "job=wolkvox", "server=0042"], "default"),
+        (&["alertname=DiskFilling", "severity=warning"], "default"),
+    ] {
+        assert_eq!(route(&amtool, labels).0, receiver, "{labels:?}");
+    }
+
+    // The contract alerts take their own route, with a long repeat interval (and no longer than
+    // Alertmanager's default --data.retention of 120h, which would cut it short).
+    let contract = subtree[0]["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["matchers"][0].as_str().unwrap().contains("WolkvoxUsageOverContract"))
+        .expect("a route for the contract alerts");
+    let repeat = seconds(contract["repeat_interval"].as_str().expect("its own repeat_interval"));
+    assert!((3 * 86_400..=120 * 3_600).contains(&repeat), "{contract}");
+    for alert in ["WolkvoxUsageOverContract", "WolkvoxUsageProjectedOverContract"] {
+        let (receiver, tree) = route(&amtool, &[&format!("alertname={alert}"), "severity=warning", "server=0042"]);
+        assert_eq!(receiver, "wolkvox-chat");
+        let matched = tree.lines().last_of_route();
+        assert!(matched.contains("WolkvoxUsageOverContract|WolkvoxUsageProjectedOverContract"), "{alert} took another route: {tree}");
+    }
+}
+
+/// The deepest route `amtool config routes test --tree` matched.
+trait LastOfRoute {
+    fn last_of_route(self) -> String;
+}
+
+impl<'a, I: Iterator<Item = &'a str>> LastOfRoute for I {
+    fn last_of_route(self) -> String {
+        self.filter(|l| l.contains("──")).last().unwrap_or_default().to_owned()
     }
 }
 
@@ -326,50 +421,53 @@ async fn the_example_alertmanager_holds_back_only_what_a_wolkvox_alert_explains(
     // Wolkvox criticals that explain something.
     let node_down = labels(&[("alertname", "NodeDown"), ("severity", "critical"), ("job", "node"), ("instance", "node-1:9100")]);
     let database_down = labels(&[("alertname", "DatabaseDown"), ("severity", "critical"), ("job", "db"), ("server", "0043")]);
+    let node_not_ready =
+        labels(&[("alertname", "KubeNodeNotReady"), ("severity", "critical"), ("job", "kube-state-metrics"), ("node", "node-1")]);
+    // The Wolkvox alerts about a server or a token carry no instance (a new pod continues them);
+    // where the exporter runs is its job and namespace.
     let token_rejected = labels(&[
         ("alertname", "WolkvoxTokenRejected"),
         ("severity", "critical"),
         ("job", "wolkvox"),
-        ("instance", "exp-a:10042"),
         ("server", "0042"),
         ("api", "gamification"),
+        ("reason", "auth"),
     ]);
     let exporter_down =
-        labels(&[("alertname", "WolkvoxExporterDown"), ("severity", "critical"), ("job", "wolkvox"), ("instance", "exp-b:10042")]);
+        labels(&[("alertname", "WolkvoxExporterDown"), ("severity", "warning"), ("job", "wolkvox"), ("instance", "exp-b:10042")]);
     let quota_exhausted = labels(&[
         ("alertname", "WolkvoxQuotaExhausted"),
         ("severity", "critical"),
         ("job", "wolkvox"),
-        ("instance", "exp-d:10042"),
-        ("server", "0060"),
-        ("api", "gamification"),
-        ("reason", "quota"),
+        ("namespace", "ops"),
         ("token_name", "shared"),
+        ("reason", "quota"),
     ]);
     let warning = |name: &str, extra: &[(&str, &str)]| {
         let mut all = vec![("alertname", name), ("severity", "warning")];
         all.extend_from_slice(extra);
         labels(&all)
     };
+    let polling_failing = warning(
+        "WolkvoxPollingFailing",
+        &[("job", "wolkvox"), ("namespace", "ops"), ("server", "0063"), ("api", "gamification"), ("token_name", "main")],
+    );
+    fn target<'a>(server: &'a str, api: &'a str, token: &'a str) -> Vec<(&'a str, &'a str)> {
+        vec![("job", "wolkvox"), ("server", server), ("api", api), ("token_name", token)]
+    }
     // (alert, what must hold it back)
     let cases: Vec<(Value, Option<&Value>)> = vec![
         // Explained by the rejected token of the same server.
+        (warning("WolkvoxPollingFailing", &target("0042", "chat_licenses", "main")), Some(&token_rejected)),
+        (warning("WolkvoxDataStale", &target("0042", "gamification", "main")), Some(&token_rejected)),
+        (warning("WolkvoxPollsOftenFailing", &target("0042", "gamification", "main")), Some(&token_rejected)),
+        // Another server (which another team's critical alert also names), and the same server
+        // in another namespace.
+        (warning("WolkvoxPollingFailing", &target("0043", "gamification", "main")), None),
         (
             warning(
-                "WolkvoxPollingFailing",
-                &[("job", "wolkvox"), ("instance", "exp-a:10042"), ("server", "0042"), ("api", "chat_licenses")],
-            ),
-            Some(&token_rejected),
-        ),
-        (
-            warning("WolkvoxDataStale", &[("job", "wolkvox"), ("instance", "exp-a:10042"), ("server", "0042"), ("api", "gamification")]),
-            Some(&token_rejected),
-        ),
-        // Another server (which another team's critical alert also names).
-        (
-            warning(
-                "WolkvoxPollingFailing",
-                &[("job", "wolkvox"), ("instance", "exp-a:10042"), ("server", "0043"), ("api", "gamification")],
+                "WolkvoxDataStale",
+                &[("job", "wolkvox"), ("namespace", "staging"), ("server", "0042"), ("api", "gamification"), ("token_name", "main")],
             ),
             None,
         ),
@@ -378,14 +476,8 @@ async fn the_example_alertmanager_holds_back_only_what_a_wolkvox_alert_explains(
         // No server label, like the critical NodeDown: neither team's alerts may touch the other's.
         (warning("DiskFilling", &[("job", "node"), ("instance", "node-2:9100")]), None),
         (warning("WolkvoxCallBudgetRunningOut", &[("job", "wolkvox"), ("instance", "exp-a:10042"), ("token_name", "main")]), None),
-        // Explained by the exporter that cannot be scraped.
-        (
-            warning(
-                "WolkvoxPollingFailing",
-                &[("job", "wolkvox"), ("instance", "exp-b:10042"), ("server", "0050"), ("api", "gamification")],
-            ),
-            Some(&exporter_down),
-        ),
+        // Explained by the exporter that cannot be scraped: the alerts about that process.
+        (warning("WolkvoxStateNotSaved", &[("job", "wolkvox"), ("instance", "exp-b:10042"), ("token_name", "main")]), Some(&exporter_down)),
         (
             warning(
                 "WolkvoxRowsSkipped",
@@ -395,55 +487,68 @@ async fn the_example_alertmanager_holds_back_only_what_a_wolkvox_alert_explains(
         ),
         // The same instance, but not a Wolkvox alert; and a Wolkvox alert of another instance.
         (warning("ProcessMemoryHigh", &[("job", "wolkvox"), ("instance", "exp-b:10042")]), None),
+        (warning("WolkvoxStateNotSaved", &[("job", "wolkvox"), ("instance", "exp-c:10042"), ("token_name", "main")]), None),
+        // The spent quota pauses every server of its token: their polls stop, their data goes stale.
         (
             warning(
                 "WolkvoxPollingFailing",
-                &[("job", "wolkvox"), ("instance", "exp-c:10042"), ("server", "0051"), ("api", "gamification")],
-            ),
-            None,
-        ),
-        // The spent quota pauses every server of its token on that exporter: their data goes stale.
-        (
-            warning(
-                "WolkvoxPollingFailing",
-                &[("job", "wolkvox"), ("instance", "exp-d:10042"), ("server", "0060"), ("api", "chat_licenses")],
+                &[("job", "wolkvox"), ("namespace", "ops"), ("server", "0060"), ("api", "chat_licenses"), ("token_name", "shared")],
             ),
             Some(&quota_exhausted),
         ),
         (
             warning(
                 "WolkvoxDataStale",
-                &[("job", "wolkvox"), ("instance", "exp-d:10042"), ("server", "0061"), ("api", "gamification"), ("token_name", "shared")],
+                &[("job", "wolkvox"), ("namespace", "ops"), ("server", "0061"), ("api", "gamification"), ("token_name", "shared")],
             ),
             Some(&quota_exhausted),
         ),
-        // Another token on that exporter, and a token of the same name on another exporter.
+        // Another token of that exporter, and a token of the same name on other exporters (another
+        // namespace, and one outside Kubernetes).
         (
             warning(
                 "WolkvoxDataStale",
-                &[("job", "wolkvox"), ("instance", "exp-d:10042"), ("server", "0062"), ("api", "gamification"), ("token_name", "other")],
+                &[("job", "wolkvox"), ("namespace", "ops"), ("server", "0062"), ("api", "gamification"), ("token_name", "other")],
             ),
             None,
         ),
         (
             warning(
                 "WolkvoxDataStale",
-                &[("job", "wolkvox"), ("instance", "exp-e:10042"), ("server", "0061"), ("api", "gamification"), ("token_name", "shared")],
+                &[("job", "wolkvox"), ("namespace", "staging"), ("server", "0061"), ("api", "gamification"), ("token_name", "shared")],
+            ),
+            None,
+        ),
+        (warning("WolkvoxDataStale", &target("0061", "gamification", "shared")), None),
+        // Polls failing in a row say what the ratio says, for that API only.
+        (
+            warning(
+                "WolkvoxPollsOftenFailing",
+                &[("job", "wolkvox"), ("namespace", "ops"), ("server", "0063"), ("api", "gamification"), ("token_name", "main")],
+            ),
+            Some(&polling_failing),
+        ),
+        (
+            warning(
+                "WolkvoxPollsOftenFailing",
+                &[("job", "wolkvox"), ("namespace", "ops"), ("server", "0063"), ("api", "chat_licenses"), ("token_name", "main")],
             ),
             None,
         ),
         // The sources themselves stay active.
         (node_down.clone(), None),
+        (node_not_ready.clone(), None),
         (database_down.clone(), None),
         (token_rejected.clone(), None),
         (exporter_down.clone(), None),
         (quota_exhausted.clone(), None),
+        (polling_failing.clone(), None),
     ];
 
     // The inhibitor reads alerts in the order they arrive: the sources first, the ones expected to
     // inhibit nothing before the ones expected to, so that once the latter show their effect the
     // former have been seen too.
-    let sources = [&node_down, &database_down, &token_rejected, &exporter_down, &quota_exhausted];
+    let sources = [&node_down, &node_not_ready, &database_down, &token_rejected, &exporter_down, &quota_exhausted, &polling_failing];
     alertmanager.post_alerts(&json!(sources.iter().map(|l| json!({"labels": l})).collect::<Vec<_>>())).await;
     let targets: Vec<Value> = cases.iter().filter(|(l, _)| !sources.contains(&l)).map(|(l, _)| json!({"labels": l})).collect();
     alertmanager.post_alerts(&Value::Array(targets)).await;
@@ -479,5 +584,15 @@ async fn the_example_alertmanager_holds_back_only_what_a_wolkvox_alert_explains(
         );
         let state = if by.is_some() { "suppressed" } else { "active" };
         assert_eq!(found["status"]["state"], state, "{alert}");
+        // The Wolkvox subtree: Wolkvox criticals page, other Wolkvox alerts go to chat, and
+        // every other team's alert, critical or not, stays with the root's receiver.
+        let name = alert["alertname"].as_str().unwrap();
+        let receiver = match (name.starts_with("Wolkvox"), alert["severity"].as_str()) {
+            (false, _) => "default",
+            (true, Some("critical")) => "wolkvox-pager",
+            (true, _) => "wolkvox-chat",
+        };
+        let receivers: Vec<&str> = found["receivers"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+        assert_eq!(receivers, [receiver], "{alert}");
     }
 }
