@@ -278,6 +278,65 @@ fn every_alert_has_a_firing_case_and_a_quiet_case_well_after_its_for() {
     }
 }
 
+/// An alert about a server or a token (its expression aggregates the scrape's instance and pod
+/// away, or reads the recording rules that do) must continue across a pod replacement and keep two
+/// namespaces apart: its promtool cases have inputs for both, a series that ends (`stale`) and the
+/// same series from another instance that begins later (`_x...`), and one series in two namespaces.
+#[test]
+fn every_alert_about_a_server_or_a_token_is_tested_across_a_pod_replacement_and_two_namespaces() {
+    let rules = yaml(&repo_path(RULES));
+    let tests = yaml(&repo_path(RULE_TESTS));
+    let mut checked = 0;
+    for rule in alert_rules(&rules) {
+        let name = rule["alert"].as_str().unwrap();
+        let expr = rule["expr"].as_str().unwrap();
+        if !(expr.contains("without (instance, pod") || expr.contains("wolkvox:")) {
+            continue;
+        }
+        checked += 1;
+        let (mut replaced, mut namespaces) = (false, false);
+        for group in tests["tests"].as_array().unwrap() {
+            if !group["alert_rule_test"].as_array().unwrap().iter().any(|c| c["alertname"] == name) {
+                continue;
+            }
+            let inputs: Vec<(String, BTreeMap<String, String>, &str)> = group["input_series"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| {
+                    let series = s["series"].as_str().unwrap();
+                    let metric = series.split('{').next().unwrap().to_owned();
+                    (metric, series_labels(series), s["values"].as_str().unwrap())
+                })
+                .collect();
+            let without = |labels: &BTreeMap<String, String>, drop: &str| {
+                let mut labels = labels.clone();
+                labels.remove(drop);
+                labels
+            };
+            for (metric, labels, values) in &inputs {
+                replaced |= values.trim_end().ends_with("stale")
+                    && inputs.iter().any(|(m, l, v)| {
+                        m == metric
+                            && l.get("instance") != labels.get("instance")
+                            && without(l, "instance") == without(labels, "instance")
+                            && v.starts_with("_x")
+                    });
+                namespaces |= labels.contains_key("namespace")
+                    && inputs.iter().any(|(m, l, _)| {
+                        m == metric
+                            && l.contains_key("namespace")
+                            && l.get("namespace") != labels.get("namespace")
+                            && without(&without(l, "namespace"), "instance") == without(&without(labels, "namespace"), "instance")
+                    });
+            }
+        }
+        assert!(replaced, "{name} has no promtool case with a pod replacement");
+        assert!(namespaces, "{name} has no promtool case with one series in two namespaces");
+    }
+    assert!(checked >= 9, "{checked} alerts about a server or a token");
+}
+
 /// `name{a="x", b="y"}` -> {a: x, b: y}; label values in these tests hold no commas or quotes.
 fn series_labels(series: &str) -> BTreeMap<String, String> {
     let inner = series.split_once('{').map_or("", |(_, rest)| rest.trim_end_matches('}'));
