@@ -13,12 +13,14 @@ pub fn read_regular_file(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
     if !file.metadata()?.is_file() {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file (a FIFO, a device or a directory)"));
     }
+    read_at_most(file, limit)?.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("larger than {limit} bytes")))
+}
+
+/// All of `source` if it holds at most `limit` bytes (None if more: not read past the bound).
+pub fn read_at_most(source: impl Read, limit: u64) -> io::Result<Option<Vec<u8>>> {
     let mut text = Vec::new();
-    file.take(limit + 1).read_to_end(&mut text)?;
-    if text.len() as u64 > limit {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("larger than {limit} bytes")));
-    }
-    Ok(text)
+    source.take(limit + 1).read_to_end(&mut text)?;
+    Ok((text.len() as u64 <= limit).then_some(text))
 }
 
 /// The same, as UTF-8 text.

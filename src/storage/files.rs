@@ -5,7 +5,7 @@
 //! only when this process has just created it.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
@@ -112,9 +112,10 @@ pub fn read_bounded(path: &Path, limit: u64) -> io::Result<Contents> {
     if let Some(why) = not_a_plain_file(&file)? {
         return Ok(Contents::Unusable(why.to_owned()));
     }
-    let mut text = Vec::new();
-    file.take(limit + 1).read_to_end(&mut text)?;
-    Ok(if text.len() as u64 > limit { Contents::Unusable(format!("is larger than {limit} bytes")) } else { Contents::Read(text) })
+    Ok(match crate::read_file::read_at_most(file, limit)? {
+        Some(text) => Contents::Read(text),
+        None => Contents::Unusable(format!("is larger than {limit} bytes")),
+    })
 }
 
 /// Temporary file (created anew, never reused), fsync, rename over the old one, fsync of the

@@ -17,6 +17,8 @@ use super::auth::{Users, UsersError};
 
 /// A web configuration is a few dozen lines; the bound keeps a wrong path from eating memory.
 const MAX_WEB_CONFIG_BYTES: u64 = 1 << 20;
+/// A certificate chain, a key or a CA bundle (a whole system's is about 200 KiB).
+const MAX_PEM_BYTES: u64 = 16 << 20;
 
 /// Why a web configuration file cannot be used. Each message names the field at fault
 /// (`tls_server_config.cert_file: ...`); the flag and the file are named by the caller.
@@ -209,12 +211,13 @@ fn tls_config(tls: TlsFile, dir: &Path, watched: &mut Vec<PathBuf>) -> Result<(r
     }
     let cert_path = dir.join(tls.cert_file.ok_or(WebConfigError::Required("cert_file"))?);
     let key_path = dir.join(tls.key_file.ok_or(WebConfigError::Required("key_file"))?);
-    let certs: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_file_iter(&cert_path).and_then(|certs| certs.collect()).map_err(pem_error("cert_file", &cert_path))?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem_file("cert_file", &cert_path)?)
+        .collect::<Result<_, _>>()
+        .map_err(pem_error("cert_file", &cert_path))?;
     if certs.is_empty() {
         return Err(WebConfigError::NoCertificate { path: cert_path });
     }
-    let key = PrivateKeyDer::from_pem_file(&key_path).map_err(pem_error("key_file", &key_path))?;
+    let key = PrivateKeyDer::from_pem_slice(&pem_file("key_file", &key_path)?).map_err(pem_error("key_file", &key_path))?;
     watched.extend([cert_path, key_path]);
 
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -235,7 +238,7 @@ fn tls_config(tls: TlsFile, dir: &Path, watched: &mut Vec<PathBuf>) -> Result<(r
         (kind @ ("RequireAndVerifyClientCert" | "VerifyClientCertIfGiven"), Some(ca)) => {
             let ca_path = dir.join(ca);
             let mut roots = rustls::RootCertStore::empty();
-            for cert in CertificateDer::pem_file_iter(&ca_path).map_err(pem_error("client_ca_file", &ca_path))? {
+            for cert in CertificateDer::pem_slice_iter(&pem_file("client_ca_file", &ca_path)?) {
                 let cert = cert.map_err(pem_error("client_ca_file", &ca_path))?;
                 roots.add(cert).map_err(|source| WebConfigError::ClientCa { path: ca_path.clone(), source })?;
             }
@@ -252,6 +255,12 @@ fn tls_config(tls: TlsFile, dir: &Path, watched: &mut Vec<PathBuf>) -> Result<(r
     let mut config = builder.with_single_cert(certs, key).map_err(WebConfigError::KeyMismatch)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok((config, client_certificates))
+}
+
+/// A PEM file the configuration names, read as every file an operator names is (a regular file,
+/// without waiting on a FIFO, within a bound): a reload must not hang on it or fill memory.
+fn pem_file(field: &'static str, path: &Path) -> Result<Vec<u8>, WebConfigError> {
+    crate::read_file::read_regular_file(path, MAX_PEM_BYTES).map_err(|error| pem_error(field, path)(PemError::Io(error)))
 }
 
 /// For `map_err` on reading the PEM file `path`, named by `field`.
@@ -321,6 +330,23 @@ mod tests {
         std::fs::write(&path, "{}\n").unwrap();
         let settings = WebSettings::load(&path).unwrap();
         assert!(settings.unprotected());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_certificate_or_key_that_is_a_device_or_a_fifo_is_refused_naming_the_field() {
+        let dir = std::env::temp_dir().join(format!("wolkvox-web-pem-{}-{}", std::process::id(), fastrand::u64(..)));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(std::process::Command::new("mkfifo").arg(dir.join("key.pem")).status().unwrap().success());
+        let path = dir.join("web.yml");
+        // /dev/zero would fill memory, and a FIFO nobody writes would hold the reload for ever.
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        std::fs::write(dir.join("cert.pem"), certified.cert.pem()).unwrap();
+        for (cert, field) in [("/dev/zero", "cert_file"), ("cert.pem", "key_file")] {
+            std::fs::write(&path, format!("tls_server_config:\n  cert_file: {cert}\n  key_file: key.pem\n")).unwrap();
+            let error = WebSettings::load(&path).expect_err("refused").to_string();
+            assert!(error.starts_with(&format!("tls_server_config.{field}:")), "{error}");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
