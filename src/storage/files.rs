@@ -14,8 +14,8 @@ use std::path::Path;
 const NO_FOLLOW: i32 = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
 
 /// Checks that `dir` is a directory of its own: not a symbolic link, and not writable by other
-/// users (who could plant files in it), unless this process owns it, in which case it is made
-/// private again (0700) with a warning. Creates it (0700) when missing.
+/// users (who could plant files in it) unless this process owns it; one it owns is made private
+/// (0700), with a warning if every user could write into it. Creates it (0700) when missing.
 pub fn private_directory(dir: &Path) -> io::Result<()> {
     if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::DirBuilder::new().recursive(true).mode(0o700).create(parent)?;
@@ -25,23 +25,26 @@ pub fn private_directory(dir: &Path) -> io::Result<()> {
         Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
         Err(error) => return Err(error),
     }
-    let found = fs::symlink_metadata(dir)?;
-    if found.file_type().is_symlink() {
-        return Err(refused("is a symbolic link; name the directory itself"));
-    }
-    if !found.is_dir() {
-        return Err(refused("is not a directory"));
-    }
+    // Every check and change is made on what was opened, not on the path again: a link swapped
+    // in between is never followed.
+    let opened = open_directory(dir)?;
+    let found = opened.metadata()?;
     let mode = found.mode() & 0o7777;
-    if mode & 0o002 != 0 {
-        if found.uid() != current_uid() {
-            return Err(refused(&format!(
+    if found.uid() != current_uid() {
+        return if mode & 0o002 != 0 {
+            Err(refused(&format!(
                 "is writable by every user (mode {mode:04o}): another user could plant files in it; \
                  use a directory inside it (created 0700 by the exporter) or chmod o-w it"
-            )));
-        }
+            )))
+        } else {
+            Ok(())
+        };
+    }
+    if mode & 0o002 != 0 {
         tracing::warn!(dir = %dir.display(), mode = format!("{mode:04o}"), "the state directory was writable by every user; made private (0700)");
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    }
+    if mode & 0o077 != 0 {
+        opened.set_permissions(fs::Permissions::from_mode(0o700))?;
     }
     Ok(())
 }
@@ -50,17 +53,25 @@ pub fn private_directory(dir: &Path) -> io::Result<()> {
 /// state directory's owner, or an existing real directory.
 pub fn subdirectory(dir: &Path) -> io::Result<()> {
     match fs::DirBuilder::new().mode(0o700).create(dir) {
-        Ok(()) => {
-            let made = File::open(dir)?;
-            hand_to_directory_owner(&made, dir);
-            Ok(())
-        }
-        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
-            let found = fs::symlink_metadata(dir)?;
-            if found.is_dir() { Ok(()) } else { Err(refused("is not a directory (a link, or a file)")) }
-        }
-        Err(error) => Err(error),
+        Ok(()) => hand_to_directory_owner(&open_directory(dir)?, dir),
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => drop(open_directory(dir)?),
+        Err(error) => return Err(error),
     }
+    Ok(())
+}
+
+/// A directory, opened without following a link.
+fn open_directory(dir: &Path) -> io::Result<File> {
+    OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC).open(dir).map_err(|error| {
+        // Linux says ENOTDIR for a link opened this way: look at what is there, for the message.
+        match error.raw_os_error() {
+            Some(libc::ELOOP | libc::ENOTDIR) if fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) => {
+                refused("is a symbolic link; name the directory itself")
+            }
+            Some(libc::ENOTDIR) => refused("is not a directory"),
+            _ => error,
+        }
+    })
 }
 
 /// Opens a lock file for reading and writing, creating it (0600, handed to the directory's owner)

@@ -561,6 +561,11 @@ mod tests {
         fs::set_permissions(&open_to_all, fs::Permissions::from_mode(0o777)).unwrap();
         drop(Storage::open(&open_to_all, Role::Exporter, Clock::system()).unwrap());
         assert_eq!(fs::metadata(&open_to_all).unwrap().permissions().mode() & 0o777, 0o700);
+        // Readable by the group and others, as `mkdir` makes it: private too, as it always was.
+        let readable = temp_dir("readable");
+        fs::set_permissions(&readable, fs::Permissions::from_mode(0o755)).unwrap();
+        drop(Storage::open(&readable, Role::Exporter, Clock::system()).unwrap());
+        assert_eq!(fs::metadata(&readable).unwrap().permissions().mode() & 0o777, 0o700);
     }
 
     #[test]
