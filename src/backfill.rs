@@ -25,7 +25,7 @@ use crate::history::{self, DatedRow, Day};
 use crate::openmetrics;
 use crate::simulator::Simulator;
 use crate::storage::{Role, Storage};
-use crate::token_ledger::TokenLedger;
+use crate::token_ledger::{TokenLedger, UNREADABLE_RETRY, warn_clock_step};
 use progress::Progress;
 
 use crate::wolkvox::client::{Call, Request};
@@ -134,8 +134,6 @@ struct KeptRow {
 
 /// How often a backfill waiting for a running exporter's turn looks whether the exporter called.
 const EXPORTER_RECHECK: jiff::SignedDuration = jiff::SignedDuration::from_secs(5);
-/// How soon a state directory that could not be read is tried again.
-const UNREADABLE_RETRY: jiff::SignedDuration = jiff::SignedDuration::from_secs(2);
 
 /// Whose call comes next on the token, as the backfill sees it.
 enum Turn {
@@ -174,27 +172,27 @@ impl TokenCalls {
             let turn = self
                 .ledger
                 .update(move |ledger| {
-                    if let Some(step) = admission::undo_clock_step(ledger, &rules, now) {
-                        tracing::warn!(
-                            step_seconds = step.as_secs(),
-                            "the wall clock was stepped back since the last calls were recorded: every wait counts from now"
-                        );
-                    }
+                    let step = admission::undo_clock_step(ledger, &rules, now);
                     admission::add_jobs(ledger, &rules, now, 0.0);
                     let decision = admission::next_side_call(ledger, &rules, job, now, own_due);
                     let at = decision.at.max(now);
-                    match exporter_running.then(|| admission::exporters_turn(ledger, &rules, job, at, own_start)).flatten() {
+                    let turn = match exporter_running.then(|| admission::exporters_turn(ledger, &rules, job, at, own_start)).flatten() {
                         Some(until) => Turn::Exporters(until),
                         None if decision.at <= now => {
                             admission::record_start(ledger, &rules, job, now);
                             Turn::Ours
                         }
                         None => Turn::Wait(decision.at),
-                    }
+                    };
+                    (step, turn)
                 })
-                .await
-                // Unreadable for now: nothing is called until the file can be read.
-                .unwrap_or(Turn::Wait(now + UNREADABLE_RETRY));
+                .await;
+            if let Ok((Some(step), _)) = &turn {
+                warn_clock_step(self.ledger.token_name(), *step);
+            }
+            // Unreadable for now: nothing is called until the file can be read.
+            let retry = jiff::SignedDuration::from_secs(UNREADABLE_RETRY.as_secs() as i64);
+            let turn = turn.map_or(Turn::Wait(now + retry), |(_, turn)| turn);
             let (at, why) = match turn {
                 Turn::Ours => {
                     self.own_starts.insert(job, now);

@@ -17,12 +17,9 @@ use crate::config::{self, Target};
 use crate::snapshot::{JobId, Store, StoreBuilder, TokenId};
 use crate::state::{LastPoll, Success, TargetState, TokenState};
 use crate::storage::{Answer, Storage};
-use crate::token_ledger::{TokenLedger, Unavailable};
+use crate::token_ledger::{TokenLedger, UNREADABLE_RETRY, Unavailable, warn_clock_step};
 use crate::wolkvox::client::{Call, Request};
 use crate::wolkvox::{Api, Client, Failure, Report, TokenInfo, catalogue, window};
-
-/// How soon a lane tries again a state directory that it could not read.
-const UNREADABLE_RETRY: Duration = Duration::from_secs(2);
 
 /// Where usage comes from: the Wolkvox client in production, a script in scheduling tests.
 pub trait UsageSource: Send + Sync + 'static {
@@ -239,15 +236,6 @@ pub async fn run_lane<S: UsageSource>(source: Arc<S>, lane: Lane, store: Arc<Sto
         publish_schedule(&store, token, &jobs, ledger.get(), &rules, &clock);
         store.record(job.id, outcome, took, unix(ended));
     }
-}
-
-fn warn_clock_step(token_name: &str, step: jiff::SignedDuration) {
-    let step = humantime::format_duration(Duration::from_secs(step.as_secs().unsigned_abs())).to_string();
-    tracing::warn!(
-        token_name,
-        step,
-        "the wall clock was stepped back since the last calls were recorded: their times are taken back by as much, and every wait counts from now"
-    );
 }
 
 /// Resolves once a stop is asked for; never if nobody can ask any more.

@@ -9,9 +9,23 @@
 
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::admission::Ledger;
 use crate::storage::Storage;
+
+/// How soon a caller tries again a ledger it could not read (nothing is called meanwhile).
+pub const UNREADABLE_RETRY: Duration = Duration::from_secs(2);
+
+/// Says that the ledger's times were taken back by a clock step (`admission::undo_clock_step`).
+pub fn warn_clock_step(token_name: &str, step: jiff::SignedDuration) {
+    let step = humantime::format_duration(Duration::from_secs(step.as_secs().unsigned_abs())).to_string();
+    tracing::warn!(
+        token_name,
+        step,
+        "the wall clock was stepped back since the last calls were recorded: their times are taken back by as much, and every wait counts from now"
+    );
+}
 
 pub struct TokenLedger {
     held: Held,
@@ -40,6 +54,10 @@ impl TokenLedger {
     /// Whether the file holds all that this process did (None without a state directory).
     pub fn saved(&self) -> Option<bool> {
         self.storage.as_ref().map(|_| self.readable && !self.held.ahead_of_file)
+    }
+
+    pub fn token_name(&self) -> &str {
+        &self.token_name
     }
 
     /// The ledger as last read or changed.
