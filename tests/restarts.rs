@@ -37,14 +37,21 @@ impl Running {
     }
 
     fn start_polling(simulator: &Simulator, state: &Path, polling: &[&str]) -> Running {
+        let mut exporter = Command::new(env!("CARGO_BIN_EXE_wolkvox_exporter"));
+        exporter.env("WOLKVOX_TOKEN", FAKE_TOKEN);
+        Running::launch(exporter, simulator, state, polling)
+    }
+
+    /// Starts `exporter` (the binary, or a wrapper that runs it, with the caller's environment)
+    /// as server 0042 against `simulator` on a port of its own, its state in `state`, with `args`.
+    fn launch(mut exporter: Command, simulator: &Simulator, state: &Path, args: &[&str]) -> Running {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(env!("CARGO_BIN_EXE_wolkvox_exporter"))
+        let child = exporter
             .args(["--wolkvox.server", "0042", "--wolkvox.timeout", "30s"])
-            .args(polling)
+            .args(args)
             .args(["--wolkvox.base-url", &simulator.base_url(), "--web.listen-address", &format!("127.0.0.1:{port}")])
             .arg("--storage.path")
             .arg(state)
-            .env("WOLKVOX_TOKEN", FAKE_TOKEN)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -353,17 +360,11 @@ async fn a_state_directory_that_cannot_be_written_makes_no_call_storm() {
 
 /// The exporter binary polling every second under `ulimit -n descriptors`.
 fn start_with_descriptors(simulator: &Simulator, state: &Path, descriptors: u32, extra: &[&str]) -> Running {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let exporter = format!(
-        "ulimit -n {descriptors} && exec {} --wolkvox.server 0042 --wolkvox.poll-interval 1s --wolkvox.allow-fast-poll \
-         --wolkvox.base-url {} --web.listen-address 127.0.0.1:{port} --storage.path {} {}",
-        env!("CARGO_BIN_EXE_wolkvox_exporter"),
-        simulator.base_url(),
-        state.display(),
-        extra.join(" ")
-    );
-    let child = Command::new("bash").args(["-c", &exporter]).env("WOLKVOX_TOKEN", FAKE_TOKEN).stderr(Stdio::null()).spawn().unwrap();
-    Running { child, url: format!("http://127.0.0.1:{port}") }
+    // bash sets the limit, then becomes the exporter: a signal to the child reaches it.
+    let mut exporter = Command::new("bash");
+    exporter.args(["-c", &format!("ulimit -n {descriptors} && exec \"$0\" \"$@\""), env!("CARGO_BIN_EXE_wolkvox_exporter")]);
+    exporter.env("WOLKVOX_TOKEN", FAKE_TOKEN);
+    Running::launch(exporter, simulator, state, &[&["--wolkvox.poll-interval", "1s", "--wolkvox.allow-fast-poll"], extra].concat())
 }
 
 /// Idle connections to `port`, as many as `count`.
@@ -454,21 +455,10 @@ async fn a_clock_stepped_back_a_day_costs_no_day_of_polling() {
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     simulator.set_rows(known_rows());
     let state = state_dir("stepped");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(env!("CARGO_BIN_EXE_wolkvox_exporter"))
-        .env("LD_PRELOAD", &libfaketime)
-        .env("FAKETIME", "+1d")
-        .args(["--wolkvox.server", "0042", "--wolkvox.poll-interval", "2s", "--wolkvox.allow-fast-poll"])
-        .args(["--wolkvox.base-url", &simulator.base_url(), "--web.listen-address", &format!("127.0.0.1:{port}")])
-        .arg("--storage.path")
-        .arg(&state)
-        .env("WOLKVOX_TOKEN", FAKE_TOKEN)
-        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut ahead = Running { child, url: format!("http://127.0.0.1:{port}") };
+    let mut exporter = Command::new(env!("CARGO_BIN_EXE_wolkvox_exporter"));
+    exporter.env("LD_PRELOAD", &libfaketime).env("FAKETIME", "+1d").env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+    exporter.env("WOLKVOX_TOKEN", FAKE_TOKEN);
+    let mut ahead = Running::launch(exporter, &simulator, &state, &["--wolkvox.poll-interval", "2s", "--wolkvox.allow-fast-poll"]);
     wait_for_calls(&simulator, 2).await;
     ahead.signal("-TERM");
 
@@ -491,19 +481,8 @@ async fn a_token_file_replaced_by_a_fifo_holds_up_nothing() {
     std::fs::create_dir_all(&state).unwrap();
     let token_file = state.with_extension("token");
     std::fs::write(&token_file, FAKE_TOKEN).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(env!("CARGO_BIN_EXE_wolkvox_exporter"))
-        .args(["--wolkvox.server", "0042", "--wolkvox.poll-interval", "1s", "--wolkvox.allow-fast-poll"])
-        .args(["--wolkvox.base-url", &simulator.base_url(), "--web.listen-address", &format!("127.0.0.1:{port}")])
-        .arg("--wolkvox.token-file")
-        .arg(&token_file)
-        .arg("--storage.path")
-        .arg(&state)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut running = Running { child, url: format!("http://127.0.0.1:{port}") };
+    let polling = ["--wolkvox.poll-interval", "1s", "--wolkvox.allow-fast-poll", "--wolkvox.token-file", token_file.to_str().unwrap()];
+    let mut running = Running::launch(Command::new(env!("CARGO_BIN_EXE_wolkvox_exporter")), &simulator, &state, &polling);
     wait_for_calls(&simulator, 1).await;
 
     std::fs::remove_file(&token_file).unwrap();
