@@ -139,6 +139,16 @@ fn directory(path: &str) -> String {
     if trimmed.is_empty() { "/".to_owned() } else { trimmed.to_owned() }
 }
 
+/// The container's volume mount that holds `path`: the deepest whose mountPath it lies in.
+fn mount_holding<'a>(container: &'a Value, path: &str) -> Option<&'a Value> {
+    container["volumeMounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| lies_in(path, m["mountPath"].as_str().unwrap()))
+        .max_by_key(|m| m["mountPath"].as_str().unwrap().len())
+}
+
 /// `path` is `mount` or lies below it.
 fn lies_in(path: &str, mount: &str) -> bool {
     let (path, mount) = (directory(path), directory(mount));
@@ -557,13 +567,7 @@ fn the_token_secret_is_mounted_whole_so_a_rotated_token_reaches_the_pod() {
     let container = &pod["containers"][0];
     let token = container_flags(container).token_file.expect("--wolkvox.token-file");
     let token = token.to_str().unwrap();
-    let mount = container["volumeMounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| lies_in(token, m["mountPath"].as_str().unwrap()))
-        .max_by_key(|m| m["mountPath"].as_str().unwrap().len())
-        .unwrap_or_else(|| panic!("nothing is mounted at {token}"));
+    let mount = mount_holding(container, token).unwrap_or_else(|| panic!("nothing is mounted at {token}"));
     assert!(mount["subPath"].is_null() && mount["subPathExpr"].is_null(), "{mount}: a subPath mount never sees a new token");
     let volume = pod["volumes"].as_array().unwrap().iter().find(|v| v["name"] == mount["name"]).unwrap();
     assert!(volume["secret"].is_object(), "{token} lies in {volume}, not the Secret");
@@ -584,12 +588,7 @@ fn the_stateful_set_keeps_its_state_in_a_claimed_writable_volume() {
         .find_map(|a| a.strip_prefix("--storage.path="))
         .expect("no --storage.path=: the default, data/ in the working directory, depends on the image and any workingDir");
     assert!(path.starts_with('/'), "--storage.path={path} is not absolute");
-    let mount = container["volumeMounts"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|m| lies_in(path, m["mountPath"].as_str().unwrap()))
-        .max_by_key(|m| m["mountPath"].as_str().unwrap().len())
+    let mount = mount_holding(container, path)
         .unwrap_or_else(|| panic!("nothing is mounted at {path}: on the read-only root filesystem the exporter stops (exit 2)"));
     assert_ne!(mount["readOnly"], true, "{mount} is read-only");
     assert_ne!(
@@ -1050,13 +1049,7 @@ fn an_overlay_with_a_name_prefix_and_a_namespace_keeps_the_job_the_pods_and_the_
         .iter()
         .find_map(|a| a.as_str().unwrap().strip_prefix("--storage.path="))
         .expect("--storage.path");
-    let mount = container["volumeMounts"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|m| lies_in(path, m["mountPath"].as_str().unwrap()))
-        .max_by_key(|m| m["mountPath"].as_str().unwrap().len())
-        .unwrap_or_else(|| panic!("nothing is mounted at {path} in the rendered bundle"));
+    let mount = mount_holding(container, path).unwrap_or_else(|| panic!("nothing is mounted at {path} in the rendered bundle"));
     let name = &mount["name"];
     let claimed = workload["spec"]["volumeClaimTemplates"].as_array().into_iter().flatten().any(|c| &c["metadata"]["name"] == name);
     let volume = pod["volumes"].as_array().into_iter().flatten().any(|v| &v["name"] == name);
