@@ -141,7 +141,7 @@ fn restarts(c: &mut Criterion) {
         storage.save_answers(token_name, &answers(rows, days, Timestamp::now()));
         let (_, store) = poller::plan(&config.targets, &config.budgets, Clock::system(), Some(storage.clone()));
         let published = store.published();
-        assert!(published.every_server_answered, "the restored answer was not served");
+        assert!(published.every_server_answered(), "the restored answer was not served");
         eprintln!("restart: {name} rows: first /metrics body {} bytes", published.text.len());
         drop(published);
         group.bench_function(BenchmarkId::new("plan", name), |b| {

@@ -31,7 +31,7 @@ pub fn page(published: &Published, telemetry_path: &str, now: f64) -> String {
         version = env!("CARGO_PKG_VERSION"),
         revision = escape(env!("WOLKVOX_REVISION")),
         rustc = escape(env!("WOLKVOX_RUSTC_VERSION")),
-        ready = if published.every_server_answered {
+        ready = if published.every_server_answered() {
             "ready; every server has answered"
         } else {
             "ready; waiting for a first successful poll of some server (see its status below)"

@@ -62,9 +62,15 @@ pub struct Published {
     pub gzip: GzipPrefix,
     pub targets: Vec<TargetState>,
     pub tokens: Vec<TokenState>,
-    /// Every target (server) has had a successful poll of one of its APIs (the landing page says
-    /// so; readiness does not wait for it).
-    pub every_server_answered: bool,
+}
+
+impl Published {
+    /// Every target (server) has had a successful poll of one of its APIs: one API the token may
+    /// not call says what is wrong in its own wolkvox_up. For the landing page, not readiness.
+    pub fn every_server_answered(&self) -> bool {
+        let answered = |server: &str| self.targets.iter().any(|t| t.server == server && t.last_success.is_some());
+        self.targets.iter().all(|t| answered(&t.server))
+    }
 }
 
 impl Published {
@@ -78,11 +84,7 @@ impl Published {
     ) -> Published {
         let text = metrics::render(&targets, &tokens, budgets, unix, storage_failures);
         let gzip = compress(text.as_bytes());
-        // A server has answered once any of its APIs has: one API the token may not call says
-        // what is wrong in its own wolkvox_up.
-        let every_server_answered =
-            targets.iter().all(|t| targets.iter().any(|other| other.server == t.server && other.last_success.is_some()));
-        Published { text: Bytes::from(text), gzip, targets, tokens, every_server_answered }
+        Published { text: Bytes::from(text), gzip, targets, tokens }
     }
 }
 
