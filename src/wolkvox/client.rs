@@ -93,7 +93,7 @@ impl Client {
             Ok(Ok(answer)) => Ok(answer),
             // An upstream that echoes the token in its message must not get it into our logs; and
             // its message, however long or many-lined, becomes one short line.
-            Ok(Err(failure)) => Err(Failure { detail: one_line(&request.token.redact(&failure.detail)), ..failure }),
+            Ok(Err(failure)) => Err(Failure { detail: shown(&failure.detail, request.token), ..failure }),
             Err(_) => Err(Failure::new(Reason::Timeout, format!("no complete answer within {}", humantime::format_duration(timeout)))),
         }
     }
@@ -148,9 +148,23 @@ impl Client {
 
 /// At most 300 characters, control characters (newlines included) turned into spaces.
 fn one_line(text: &str) -> String {
-    const MOST: usize = 300;
-    let mut line: String = text.chars().take(MOST).map(|c| if c.is_control() { ' ' } else { c }).collect();
-    if text.chars().nth(MOST).is_some() {
+    let mut line: String = text.chars().take(ONE_LINE).map(|c| if c.is_control() { ' ' } else { c }).collect();
+    if text.chars().nth(ONE_LINE).is_some() {
+        line.push('…');
+    }
+    line
+}
+
+/// The most characters of an upstream's message that the logs and the landing page show.
+const ONE_LINE: usize = 300;
+
+/// An upstream's message as the logs and the landing page show it: one short line, without the
+/// token. Cut before it is redacted, since redaction looks at every character and an upstream may
+/// send megabytes of message; the cut leaves room for a token that straddles the shown part.
+fn shown(detail: &str, token: &Token) -> String {
+    let head: String = detail.chars().take(ONE_LINE + token.expose().len()).collect();
+    let mut line = one_line(&token.redact(&head));
+    if !line.ends_with('…') && detail.chars().nth(ONE_LINE).is_some() {
         line.push('…');
     }
     line
@@ -183,6 +197,17 @@ mod tests {
         let long = one_line(&"é".repeat(1000));
         assert_eq!(long.chars().count(), 301);
         assert!(long.ends_with('…'));
+    }
+
+    #[test]
+    fn a_huge_message_is_cut_before_it_is_redacted_and_a_token_across_the_cut_is_still_hidden() {
+        let token = Token::new("fake-token-for-tests-0001").unwrap();
+        // The token starts 7 characters before the cut: cut there and then redacted, those 7 would
+        // show, too short a piece to be known for the token's.
+        let message = format!("{}{}{}", "x".repeat(ONE_LINE - 7), token.expose(), "y".repeat(5 << 20));
+        let line = shown(&message, &token);
+        assert!(!line.contains("fake-to"), "{line}");
+        assert!(line.ends_with('…') && line.chars().count() <= ONE_LINE + 1, "{line}");
     }
 
     #[test]
