@@ -7,27 +7,31 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Every open: no link followed, no wait on a FIFO planted in a file's place, no descriptor
 /// inherited by a child.
 const NO_FOLLOW: i32 = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
 
-/// Checks that `dir` is a directory of its own: not a symbolic link, and not writable by other
-/// users (who could plant files in it) unless this process owns it; one it owns is made private
-/// (0700), with a warning if every user could write into it. Creates it (0700) when missing.
-pub fn private_directory(dir: &Path) -> io::Result<()> {
+/// Checks that `dir` is a directory of its own and returns it: not writable by other users (who
+/// could plant files in it) unless this process owns it; one it owns is made private (0700), with
+/// a warning if every user could write into it. Creates it (0700) when missing. A symbolic link is
+/// followed only if root made it (systemd's `StateDirectory=` with `DynamicUser=` is a link to
+/// `/var/lib/private/NAME`): the directory's owner could not have planted it beside itself.
+pub fn private_directory(dir: &Path) -> io::Result<PathBuf> {
     if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::DirBuilder::new().recursive(true).mode(0o700).create(parent)?;
     }
     match fs::DirBuilder::new().mode(0o700).create(dir) {
-        Ok(()) => return Ok(()),
+        Ok(()) => return Ok(dir.to_owned()),
         Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
         Err(error) => return Err(error),
     }
+    let link = fs::symlink_metadata(dir)?;
+    let dir = if link.file_type().is_symlink() && link.uid() == 0 { fs::canonicalize(dir)? } else { dir.to_owned() };
     // Every check and change is made on what was opened, not on the path again: a link swapped
     // in between is never followed.
-    let opened = open_directory(dir)?;
+    let opened = open_directory(&dir)?;
     let found = opened.metadata()?;
     let mode = found.mode() & 0o7777;
     if found.uid() != current_uid() {
@@ -37,7 +41,7 @@ pub fn private_directory(dir: &Path) -> io::Result<()> {
                  use a directory inside it (created 0700 by the exporter) or chmod o-w it"
             )))
         } else {
-            Ok(())
+            Ok(dir)
         };
     }
     if mode & 0o002 != 0 {
@@ -46,7 +50,7 @@ pub fn private_directory(dir: &Path) -> io::Result<()> {
     if mode & 0o077 != 0 {
         opened.set_permissions(fs::Permissions::from_mode(0o700))?;
     }
-    Ok(())
+    Ok(dir)
 }
 
 /// A subdirectory of the state directory (the backfill's months): created 0700 and handed to the
@@ -66,7 +70,7 @@ fn open_directory(dir: &Path) -> io::Result<File> {
         // Linux says ENOTDIR for a link opened this way: look at what is there, for the message.
         match error.raw_os_error() {
             Some(libc::ELOOP | libc::ENOTDIR) if fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) => {
-                refused("is a symbolic link; name the directory itself")
+                refused("is a symbolic link that root did not make; name the directory itself")
             }
             Some(libc::ENOTDIR) => refused("is not a directory"),
             _ => error,

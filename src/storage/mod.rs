@@ -150,7 +150,7 @@ impl Storage {
     /// and takes the role's lock.
     pub fn open(dir: &Path, role: Role, clock: Clock) -> Result<Storage, StorageError> {
         let unusable = |source| StorageError::Unusable { path: dir.to_owned(), source };
-        files::private_directory(dir).map_err(unusable)?;
+        let dir = &files::private_directory(dir).map_err(unusable)?;
         let name = match role {
             Role::Exporter => EXPORTER_LOCK,
             Role::Backfill => BACKFILL_LOCK,
@@ -554,8 +554,17 @@ mod tests {
         let real = temp_dir("real-dir");
         let link = temp_dir("dir-link").join("data");
         std::os::unix::fs::symlink(&real, &link).unwrap();
+        // Made by another user than root (the test's, or, as root, given to nobody).
+        let as_root = std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).is_ok();
         let error = Storage::open(&link, Role::Exporter, Clock::system()).err().unwrap().to_string();
         assert!(error.contains(&link.display().to_string()) && error.contains("symbolic link"), "{error}");
+        if as_root {
+            // As systemd makes StateDirectory= with DynamicUser=: root's link is followed.
+            let systemds = temp_dir("systemd-link").join("wolkvox_exporter");
+            std::os::unix::fs::symlink(&real, &systemds).unwrap();
+            let storage = Storage::open(&systemds, Role::Exporter, Clock::system()).unwrap();
+            assert_eq!(storage.path(), fs::canonicalize(&real).unwrap());
+        }
 
         let open_to_all = temp_dir("open-to-all");
         fs::set_permissions(&open_to_all, fs::Permissions::from_mode(0o777)).unwrap();
