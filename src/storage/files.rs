@@ -1,8 +1,10 @@
 //! Files in a directory that someone else may write into (the state directory belongs to the
-//! service's user, and a backfill may run there as root): no symbolic link is followed, no file
-//! with a second name (a hard link to a file elsewhere) is used, nothing but a regular file is
-//! read or written, nothing is read without a bound, and a file is handed to the directory's owner
-//! only when this process has just created it.
+//! service's user, and a backfill may run there as root): no symbolic link is followed, nothing but
+//! a regular file is read or written, no lock file with a second name (a hard link to a file
+//! elsewhere, which writing the pid would truncate) is used, nothing is read without a bound, and a
+//! file is handed to the directory's owner only when this process has just created it. State files
+//! are only ever replaced (a new file renamed over them), never written into: one that is also a
+//! hard link (a backup made with `cp -al`) is read as it is.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -94,7 +96,7 @@ pub fn open_lock(path: &Path, aside: &Path) -> io::Result<File> {
         Err(error) => return Err(error),
     }
     let why = match OpenOptions::new().read(true).write(true).custom_flags(NO_FOLLOW).open(path) {
-        Ok(file) => match not_a_plain_file(&file)? {
+        Ok(file) => match not_a_lock_file(&file)? {
             None => return Ok(file),
             Some(why) => why,
         },
@@ -110,7 +112,7 @@ pub fn open_lock(path: &Path, aside: &Path) -> io::Result<File> {
 pub enum Contents {
     Missing,
     Read(Vec<u8>),
-    /// Not a file to read: a link, a FIFO, a device, a file with a second name, or one larger
+    /// Not a file to read: a link, a FIFO, a device, or one larger
     /// than the bound (not read past it). Why, as a phrase ("is a symbolic link ...").
     Unusable(String),
 }
@@ -124,8 +126,8 @@ pub fn read_bounded(path: &Path, limit: u64) -> io::Result<Contents> {
         Err(error) if error.raw_os_error() == Some(libc::ELOOP) => return Ok(Contents::Unusable(LINK.to_owned())),
         Err(error) => return Err(error),
     };
-    if let Some(why) = not_a_plain_file(&file)? {
-        return Ok(Contents::Unusable(why.to_owned()));
+    if !file.metadata()?.is_file() {
+        return Ok(Contents::Unusable(NOT_REGULAR.to_owned()));
     }
     Ok(match crate::read_file::read_at_most(file, limit)? {
         Some(text) => Contents::Read(text),
@@ -173,12 +175,14 @@ fn hand_to_directory_owner(file: &File, path: &Path) {
 }
 
 const LINK: &str = "is a symbolic link, which is never followed";
+const NOT_REGULAR: &str = "is not a regular file";
 
-/// Why an open file is not one to use: not a regular file, or one with a second name.
-fn not_a_plain_file(file: &File) -> io::Result<Option<&'static str>> {
+/// Why an open file is not one to lock and write the pid into: not a regular file, or one with a
+/// second name.
+fn not_a_lock_file(file: &File) -> io::Result<Option<&'static str>> {
     let found = file.metadata()?;
     Ok(if !found.is_file() {
-        Some("is not a regular file")
+        Some(NOT_REGULAR)
     } else if found.nlink() > 1 {
         Some("has another name (a hard link), so it may be a file from elsewhere")
     } else {

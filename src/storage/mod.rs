@@ -534,6 +534,17 @@ mod tests {
     }
 
     #[test]
+    fn a_state_file_with_a_second_name_is_read_not_set_aside() {
+        let dir = temp_dir("backup-link");
+        let storage = Storage::open(&dir, Role::Exporter, Clock::system()).unwrap();
+        let ledger = Ledger { calls_today: 5, ..Ledger::default() };
+        assert!(storage.save_ledger("main", &ledger));
+        // A backup made with `cp -al`: the good ledger must not be thrown away for it.
+        fs::hard_link(dir.join("token-main.ledger.json"), temp_dir("backup").join("ledger.json")).unwrap();
+        assert_eq!(storage.load_ledger("main").unwrap(), Some(ledger));
+    }
+
+    #[test]
     fn a_fifo_or_a_device_in_a_files_place_is_set_aside_without_waiting_on_it() {
         let fifo = |path: &Path| {
             let made = std::process::Command::new("mkfifo").arg(path).status().unwrap();
