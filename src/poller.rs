@@ -182,7 +182,7 @@ pub async fn run_lane<S: UsageSource>(source: Arc<S>, lane: Lane, store: Arc<Sto
             Ok((_, Some(decision))) => decision,
             Ok((_, None)) => return,
             // The file may be good: nothing is called until it can be read (logged by storage).
-            Err(Unavailable(_)) => {
+            Err(Unavailable) => {
                 store.update_token(token, |state| state.state_saved = Some(false));
                 store.publish();
                 tokio::select! {

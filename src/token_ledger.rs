@@ -7,7 +7,6 @@
 //! each), never taken in its place. A file that cannot be read (or locked) may be good: nothing is
 //! decided on it until it can be.
 
-use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,7 +43,7 @@ struct Held {
 
 /// The state directory could not be read or locked: nothing was decided.
 #[derive(Debug)]
-pub struct Unavailable(pub io::Error);
+pub struct Unavailable;
 
 impl TokenLedger {
     pub fn new(ledger: Ledger, token_name: &str, storage: Option<Arc<Storage>>) -> TokenLedger {
@@ -98,7 +97,7 @@ impl TokenLedger {
     pub async fn record<R: Send + 'static>(&mut self, change: impl FnOnce(&mut Ledger) -> R + Clone + Send + 'static) -> R {
         match self.update(change.clone()).await {
             Ok(result) => result,
-            Err(Unavailable(_)) => {
+            Err(Unavailable) => {
                 self.held.ahead_of_file = true;
                 change(&mut self.held.ledger)
             }
@@ -108,8 +107,9 @@ impl TokenLedger {
 
 impl Held {
     fn update<R>(&mut self, storage: &Storage, token_name: &str, change: impl FnOnce(&mut Ledger) -> R) -> Result<R, Unavailable> {
-        let _lock = storage.lock_token(token_name).map_err(Unavailable)?;
-        match storage.load_ledger(token_name).map_err(Unavailable)? {
+        // The storage counts and logs the failure; the caller only needs to know nothing was done.
+        let _lock = storage.lock_token(token_name).map_err(|_| Unavailable)?;
+        match storage.load_ledger(token_name).map_err(|_| Unavailable)? {
             Some(on_disk) if self.ahead_of_file => self.ledger.merge(&on_disk),
             Some(on_disk) => self.ledger = on_disk,
             // No file, or one set aside: what this process knows stands.
