@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
-use wolkvox_exporter::history::Day;
-use wolkvox_exporter::openmetrics::{self, Series, Value};
+use wolkvox_exporter::backfill::history::Day;
+use wolkvox_exporter::backfill::openmetrics::{self, Series, Value};
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)

@@ -13,11 +13,11 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 use wolkvox_exporter::clock::Clock;
-use wolkvox_exporter::gzip::GzipPrefix;
-use wolkvox_exporter::snapshot::Store;
-use wolkvox_exporter::state::TargetState;
+use wolkvox_exporter::serve::gzip::GzipPrefix;
+use wolkvox_exporter::serve::store::Store;
+use wolkvox_exporter::serve::target_state::TargetState;
+use wolkvox_exporter::serve::{metrics, router};
 use wolkvox_exporter::wolkvox::Report;
-use wolkvox_exporter::{http, metrics};
 
 #[path = "common/answers.rs"]
 mod answers;
@@ -75,7 +75,7 @@ fn scrapes(c: &mut Criterion) {
     group.sample_size(20).measurement_time(Duration::from_secs(5));
     for (name, rows, days) in [("100", 100, 30), ("10000", 10_000, 1), ("60000", 60_000, 1)] {
         let store = Store::from_states(vec![state(decoded(&response(rows, days)))], vec![], &[], Clock::system());
-        let router = http::router(store, "/metrics");
+        let router = router::router(store, "/metrics");
         for (kind, gzip) in [("plain", false), ("gzip", true)] {
             assert!(runtime.block_on(scrape(router.clone(), gzip)) > 0);
             group.bench_function(BenchmarkId::new(kind, name), |b| b.iter(|| runtime.block_on(scrape(router.clone(), gzip))));

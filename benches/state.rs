@@ -5,7 +5,7 @@
 //! its own series (the worst case). The size of each answers file is printed once, before its
 //! benches (criterion reports times only).
 //!
-//! And what a restart does before it can answer a scrape: `poller::plan` on that state directory
+//! And what a restart does before it can answer a scrape: `lanes::plan` on that state directory
 //! (read the files, restore each job, and the store's first render and gzip), and that first render
 //! and gzip alone.
 //!
@@ -23,11 +23,11 @@ use std::time::Duration;
 use clap::Parser;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use jiff::Timestamp;
-use wolkvox_exporter::admission::{JobLedger, Ledger};
+use wolkvox_exporter::calls::admission::{JobLedger, Ledger};
+use wolkvox_exporter::calls::lanes;
 use wolkvox_exporter::clock::Clock;
 use wolkvox_exporter::config::{Config, Flags};
-use wolkvox_exporter::poller;
-use wolkvox_exporter::snapshot::Store;
+use wolkvox_exporter::serve::store::Store;
 use wolkvox_exporter::storage::{Answer, Role, Storage};
 
 #[path = "common/answers.rs"]
@@ -139,13 +139,13 @@ fn restarts(c: &mut Criterion) {
         storage.save_ledger(token_name, &ledger());
         // Answered just now: an answer older than --wolkvox.stale-after is restored but not rendered.
         storage.save_answers(token_name, &answers(rows, days, Timestamp::now()));
-        let (_, store) = poller::plan(&config.targets, &config.budgets, Clock::system(), Some(storage.clone()));
+        let (_, store) = lanes::plan(&config.targets, &config.budgets, Clock::system(), Some(storage.clone()));
         let published = store.published();
         assert!(published.every_server_answered(), "the restored answer was not served");
         eprintln!("restart: {name} rows: first /metrics body {} bytes", published.text.len());
         drop(published);
         group.bench_function(BenchmarkId::new("plan", name), |b| {
-            b.iter(|| poller::plan(black_box(&config.targets), &config.budgets, Clock::system(), Some(storage.clone())))
+            b.iter(|| lanes::plan(black_box(&config.targets), &config.budgets, Clock::system(), Some(storage.clone())))
         });
         let (states, tokens) = (store.states(), store.tokens());
         group.bench_function(BenchmarkId::new("first_render_gzip", name), |b| {

@@ -8,14 +8,16 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
+use crate::calls::lanes;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::serve::router;
+use crate::serve::store::Store;
 use crate::simulator::Simulator;
-use crate::snapshot::Store;
 use crate::storage::{Role, Storage, StorageError};
+use crate::web;
 use crate::web::{Limits, Web};
 use crate::wolkvox::Client;
-use crate::{http, poller, web};
 
 /// Beyond a call's timeout, for its end to be recorded in the state directory.
 const CALL_END_MARGIN: Duration = Duration::from_secs(5);
@@ -74,7 +76,7 @@ impl Exporter {
             Some(path) => Some(Arc::new(Storage::open(path, Role::Exporter, clock.clone())?)),
             None => None,
         };
-        let (lanes, store) = poller::plan(&config.targets, &config.budgets, clock.clone(), storage);
+        let (lanes, store) = lanes::plan(&config.targets, &config.budgets, clock.clone(), storage);
         let client = Arc::new(Client::new(config.ca_certificates.clone()).map_err(ExporterError::Client)?);
         let mut background = JoinSet::new();
         background.spawn(store.clone().render_forever());
@@ -82,7 +84,7 @@ impl Exporter {
         let longest_call = config.targets.iter().map(|t| t.timeout).max().unwrap_or_default();
         let mut running_lanes = JoinSet::new();
         for lane in lanes {
-            running_lanes.spawn(poller::run_lane(client.clone(), lane, store.clone(), clock.clone(), stop.clone()));
+            running_lanes.spawn(lanes::run_lane(client.clone(), lane, store.clone(), clock.clone(), stop.clone()));
         }
 
         for warning in &config.warnings {
@@ -97,7 +99,7 @@ impl Exporter {
             max_connections: web::server::connections_within_descriptors(config.max_connections),
             ..Limits::default()
         };
-        let router = web::server::protect(http::router(store.clone(), &config.telemetry_path), web.clone(), &limits);
+        let router = web::server::protect(router::router(store.clone(), &config.telemetry_path), web.clone(), &limits);
         let (shutdown, stopped) = oneshot::channel::<()>();
         let tls = web.current().tls.is_some();
         let server = tokio::spawn(web::server::serve(listener, router, web, limits, async {

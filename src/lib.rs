@@ -2,34 +2,20 @@
 //! endpoint that serves the cached result.
 //!
 //! ```text
-//! config -> targets -> one lane per token (poller) -> client -> decode -> store
-//! store -> renderer (once per poll) -> published bytes <- /metrics (no API call, no lock)
+//! config -> calls (one lane per token: admission, ledger) -> wolkvox (client, decode) -> serve::store
+//! serve::store -> serve::metrics (once per poll) -> published bytes <- web + serve::router (/metrics)
+//! storage: the ledgers and last answers a restart must not forget; backfill: history for promtool
 //! ```
 
-pub mod admission;
 pub mod app;
 pub mod backfill;
-mod budget;
+pub mod calls;
 pub mod clock;
 pub mod config;
-mod config_error;
-mod exposition;
-pub mod gzip;
-pub mod history;
-pub mod http;
-mod landing;
 pub mod logging;
-pub mod metrics;
-pub mod openmetrics;
-pub mod poller;
-mod read_file;
+pub mod serve;
 pub mod simulator;
-pub mod snapshot;
-pub mod state;
 pub mod storage;
-mod tls;
-mod token;
-mod token_ledger;
 mod web;
 pub mod wolkvox;
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
-use wolkvox_exporter::admission::{self, FLOOR, JobRules, Ledger, TokenRules};
+use wolkvox_exporter::calls::admission::{self, FLOOR, JobRules, Ledger, TokenRules};
 use wolkvox_exporter::wolkvox::{Failure, Reason};
 
 #[derive(Clone, Debug)]

@@ -210,7 +210,7 @@ async fn a_quota_pause_survives_a_restart() {
     assert_eq!(sample(&text, "wolkvox_up{server=\"0042\",api=\"gamification\"}"), Some(0.0), "up is the last poll's result");
     // The state says so after the restart too: the quota's pause, until midnight in Bogota, and
     // the streak of failures it began.
-    let midnight = wolkvox_exporter::admission::next_midnight(restarted_at, &bogota).as_second() as f64;
+    let midnight = wolkvox_exporter::calls::admission::next_midnight(restarted_at, &bogota).as_second() as f64;
     let paused = sample(&text, "wolkvox_token_paused_until_timestamp_seconds{token_name=\"WOLKVOX_TOKEN\",reason=\"quota\"}");
     let streak = sample(&text, "wolkvox_failure_streak{server=\"0042\",api=\"gamification\",reason=\"quota\"}");
     if !crossed_midnight {
@@ -317,7 +317,7 @@ const SERVICE_USER: u32 = 65532;
 
 /// A ledger of one call an hour ago, due since, as an earlier run would have left it.
 fn ledger_of_an_hour_ago(state: &Path) {
-    use wolkvox_exporter::admission::{JobLedger, Ledger};
+    use wolkvox_exporter::calls::admission::{JobLedger, Ledger};
     use wolkvox_exporter::storage::{Role, Storage};
     let hour_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1);
     let end = hour_ago + jiff::SignedDuration::from_secs(1);

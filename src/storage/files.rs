@@ -129,7 +129,7 @@ pub fn read_bounded(path: &Path, limit: u64) -> io::Result<Contents> {
     if !file.metadata()?.is_file() {
         return Ok(Contents::Unusable(NOT_REGULAR.to_owned()));
     }
-    Ok(match crate::read_file::read_at_most(file, limit)? {
+    Ok(match crate::storage::read_file::read_at_most(file, limit)? {
         Some(text) => Contents::Read(text),
         None => Contents::Unusable(format!("is larger than {limit} bytes")),
     })

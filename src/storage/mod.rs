@@ -13,6 +13,8 @@
 //! backfill share the directory, and each change of a token's ledger is made under that token's
 //! lock on the ledger as the file holds it, so that the two take turns by the same rules.
 
+pub(crate) mod read_file;
+
 pub(crate) mod files;
 
 use std::collections::BTreeMap;
@@ -27,7 +29,7 @@ use jiff::Timestamp;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::admission::Ledger;
+use crate::calls::admission::Ledger;
 use crate::clock::Clock;
 use crate::wolkvox::Report;
 use crate::wolkvox::model::Series;
@@ -378,7 +380,7 @@ mod tests {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     use super::*;
-    use crate::token_ledger::TokenLedger;
+    use crate::calls::ledger::TokenLedger;
 
     fn temp_dir(tag: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("wolkvox-storage-{tag}-{}-{}", std::process::id(), fastrand::u64(..)));

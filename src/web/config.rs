@@ -150,7 +150,7 @@ impl WebSettings {
     }
 
     pub fn load(path: &Path) -> Result<WebSettings, WebConfigError> {
-        let text = crate::read_file::read_regular_text(path, MAX_WEB_CONFIG_BYTES)
+        let text = crate::storage::read_file::read_regular_text(path, MAX_WEB_CONFIG_BYTES)
             .map_err(|source| WebConfigError::Read { path: path.to_owned(), source })?;
         let file: WebFile = serde_norway::from_str::<Option<WebFile>>(&text)?.ok_or(WebConfigError::Empty)?;
         let dir = path.parent().unwrap_or(Path::new("."));
@@ -260,7 +260,7 @@ fn tls_config(tls: TlsFile, dir: &Path, watched: &mut Vec<PathBuf>) -> Result<(r
 /// A PEM file the configuration names, read as every file an operator names is (a regular file,
 /// without waiting on a FIFO, within a bound): a reload must not hang on it or fill memory.
 fn pem_file(field: &'static str, path: &Path) -> Result<Vec<u8>, WebConfigError> {
-    crate::read_file::read_regular_file(path, MAX_PEM_BYTES).map_err(|error| pem_error(field, path)(PemError::Io(error)))
+    crate::storage::read_file::read_regular_file(path, MAX_PEM_BYTES).map_err(|error| pem_error(field, path)(PemError::Io(error)))
 }
 
 /// For `map_err` on reading the PEM file `path`, named by `field`.

@@ -8,7 +8,7 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 use super::model::{self, Decoded, RowsAnswer};
 use super::window::Window;
 use super::{Failure, Reason, Report, TokenInfo, dates, token_info};
-use crate::token::Token;
+use crate::config::token::Token;
 
 /// One call, built by the caller: where, for which server, what, with which token, and how much
 /// time and body it may take. The client knows nothing of the configuration.

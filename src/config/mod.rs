@@ -1,6 +1,11 @@
 //! Command-line flags, environment and the YAML targets file, turned into one validated
 //! [`Config`]. Every error names the flag or field at fault and never quotes a token.
 
+pub(crate) mod contracts;
+pub(crate) mod error;
+pub(crate) mod token;
+pub(crate) mod upstream_ca;
+
 use std::collections::HashMap;
 use std::net::ToSocketAddrs;
 use std::path::{Path, PathBuf};
@@ -11,11 +16,11 @@ use clap::{Parser, ValueEnum};
 use jiff::tz::TimeZone;
 use serde::Deserialize;
 
-use crate::budget::{self, Budget, FileBudget, Polled};
-pub use crate::config_error::ConfigError;
-use crate::token::{InvalidToken, Token};
+pub use crate::config::error::ConfigError;
+use crate::config::token::{InvalidToken, Token};
 use crate::web::WebSettings;
 use crate::wolkvox::{Api, catalogue};
+use contracts::{Budget, FileBudget, Polled};
 
 /// The API allows one call every 5 minutes; faster needs `--wolkvox.allow-fast-poll`.
 pub const MIN_POLL_INTERVAL: Duration = Duration::from_secs(300);
@@ -291,10 +296,10 @@ impl Config {
         };
         check_tokens(&mut targets, &field_of)?;
         let polled: Vec<Polled<'_>> = targets.iter().map(|t| Polled { server: &t.server, apis: &t.apis }).collect();
-        let budgets = budget::check(file_budgets, &polled)?;
+        let budgets = contracts::check(file_budgets, &polled)?;
         // Read once here, where an error names the flag, and handed to the client as read.
         let ca_certificates = match &flags.ca_file {
-            Some(path) => crate::tls::ca_certificates(path).map_err(|why| ConfigError::new("--wolkvox.ca-file", why))?,
+            Some(path) => crate::config::upstream_ca::ca_certificates(path).map_err(|why| ConfigError::new("--wolkvox.ca-file", why))?,
             None => Vec::new(),
         };
         let web = match &flags.web_config_file {
@@ -359,7 +364,7 @@ fn targets_from_file(
     flags: &Flags,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(Vec<Target>, Vec<FileBudget>), ConfigError> {
-    let text = crate::read_file::read_regular_text(path, MAX_CONFIG_FILE_BYTES)
+    let text = crate::storage::read_file::read_regular_text(path, MAX_CONFIG_FILE_BYTES)
         .map_err(|e| ConfigError::new("--config.file", format!("cannot read {}: {e}", path.display())))?;
     let file: TargetsFile =
         serde_norway::from_str(&text).map_err(|e| ConfigError::new(format!("--config.file {}", path.display()), e.to_string()))?;
@@ -658,7 +663,7 @@ fn token_from_file(field: &str, path: &Path) -> Result<(Token, String), ConfigEr
 
 /// Reads and checks a token file; the error names the file, never its content.
 pub fn read_token_file(path: &Path) -> Result<Token, TokenFileError> {
-    let text = crate::read_file::read_regular_text(path, MAX_TOKEN_FILE_BYTES)
+    let text = crate::storage::read_file::read_regular_text(path, MAX_TOKEN_FILE_BYTES)
         .map_err(|source| TokenFileError::Read { path: path.to_owned(), source })?;
     Token::new(&text).map_err(|reason| TokenFileError::Invalid { path: path.to_owned(), reason })
 }

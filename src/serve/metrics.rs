@@ -2,9 +2,9 @@
 
 use prometheus::{Encoder, Registry, TextEncoder};
 
-use crate::budget::Budget;
-use crate::exposition::{Exposition, Kind, Samples};
-use crate::state::{TargetState, TokenState};
+use crate::config::contracts::Budget;
+use crate::serve::exposition::{Exposition, Kind, Samples};
+use crate::serve::target_state::{TargetState, TokenState};
 use crate::storage::StorageFailures;
 use crate::wolkvox::model::Series;
 use crate::wolkvox::{Reason, Report, SkipReason, catalogue};
@@ -355,7 +355,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::state::Success;
+    use crate::serve::target_state::Success;
     use crate::wolkvox::Report;
     use crate::wolkvox::model::Series;
 
@@ -384,9 +384,9 @@ mod tests {
         let mut failing = state("ventas", now - 600.0, Duration::from_secs(3600));
         failing.consecutive_failures = 2;
         let failure = Some(crate::wolkvox::Failure::new(Reason::Auth, "401"));
-        failing.last_poll = Some(crate::state::LastPoll { finished_unix: now, duration: Duration::ZERO, failure });
+        failing.last_poll = Some(crate::serve::target_state::LastPoll { finished_unix: now, duration: Duration::ZERO, failure });
         let token = |pause| TokenState { pause, ..TokenState::new_named("main") };
-        let quota = Some((now + 60.0, crate::admission::PauseReason::Quota));
+        let quota = Some((now + 60.0, crate::calls::admission::PauseReason::Quota));
         let text = render(&[failing.clone()], &[token(quota)], &[], now, None);
         assert!(text.contains("wolkvox_failure_streak{server=\"0042\",api=\"gamification\",reason=\"auth\"} 2\n"), "{text}");
         assert!(text.contains("wolkvox_token_paused_until_timestamp_seconds{token_name=\"main\",reason=\"quota\"} 1500000060\n"), "{text}");

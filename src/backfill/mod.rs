@@ -5,6 +5,9 @@
 //! kept in the state directory so a second run calls only for what is missing, and the output file
 //! appears whole or not at all.
 
+pub mod history;
+pub mod openmetrics;
+
 mod progress;
 
 use std::collections::BTreeMap;
@@ -18,14 +21,13 @@ use jiff::civil::{Date, DateTime};
 use jiff::{Timestamp, ToSpan};
 use serde::{Deserialize, Serialize};
 
-use crate::admission::{self, JobRules, Ledger, TokenRules};
+use crate::calls::admission::{self, JobRules, Ledger, TokenRules};
+use crate::calls::ledger::{TokenLedger, UNREADABLE_RETRY, warn_clock_step};
 use crate::clock::{Clock, until};
 use crate::config::{self, Config, ConfigError, Target};
-use crate::history::{self, DatedRow, Day};
-use crate::openmetrics;
 use crate::simulator::Simulator;
 use crate::storage::{Role, Storage};
-use crate::token_ledger::{TokenLedger, UNREADABLE_RETRY, warn_clock_step};
+use history::{DatedRow, Day};
 use progress::Progress;
 
 use crate::wolkvox::client::{Call, Request};

@@ -18,7 +18,7 @@ const MAX_CA_FILE_BYTES: u64 = 16 << 20;
 
 /// The certificates of a PEM file.
 pub fn ca_certificates(path: &Path) -> Result<Vec<reqwest::Certificate>, CaFileError> {
-    let pem = crate::read_file::read_regular_file(path, MAX_CA_FILE_BYTES)
+    let pem = crate::storage::read_file::read_regular_file(path, MAX_CA_FILE_BYTES)
         .map_err(|source| CaFileError::Read { path: path.to_owned(), source })?;
     let certificates =
         reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| CaFileError::NotPem { path: path.to_owned(), source })?;

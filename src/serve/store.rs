@@ -14,11 +14,11 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::budget::Budget;
 use crate::clock::Clock;
-use crate::gzip::GzipPrefix;
-use crate::metrics;
-use crate::state::{LastPoll, Success, TargetState, TokenState};
+use crate::config::contracts::Budget;
+use crate::serve::gzip::GzipPrefix;
+use crate::serve::metrics;
+use crate::serve::target_state::{LastPoll, Success, TargetState, TokenState};
 use crate::storage::{Storage, StorageFailures};
 use crate::wolkvox::{Failure, Report};
 

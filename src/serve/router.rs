@@ -15,9 +15,9 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
 
-use crate::landing;
-use crate::metrics::{CONTENT_TYPE, ProcessMetrics};
-use crate::snapshot::{Published, Store};
+use crate::serve::landing;
+use crate::serve::metrics::{CONTENT_TYPE, ProcessMetrics};
+use crate::serve::store::{Published, Store};
 
 pub const README_PATH: &str = "/README.md";
 
@@ -129,7 +129,7 @@ async fn landing(State(state): State<AppState>) -> Html<String> {
 /// The README the binary was built with: the landing page links it, so the flags, metrics and
 /// the alerts' runbook are at hand wherever the exporter runs, without naming any web host.
 async fn readme() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], include_str!("../README.md"))
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], include_str!("../../README.md"))
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::admission::Ledger;
+use crate::calls::admission::Ledger;
 use crate::storage::Storage;
 
 /// How soon a caller tries again a ledger it could not read (nothing is called meanwhile).

@@ -10,14 +10,14 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::admission::{self, JobLedger, JobRules, Ledger, TokenRules};
-use crate::budget::Budget;
+use crate::calls::admission::{self, JobLedger, JobRules, Ledger, TokenRules};
+use crate::calls::ledger::{TokenLedger, UNREADABLE_RETRY, Unavailable, warn_clock_step};
 use crate::clock::{Clock, unix, until};
+use crate::config::contracts::Budget;
 use crate::config::{self, Target};
-use crate::snapshot::{JobId, Store, StoreBuilder, TokenId};
-use crate::state::{LastPoll, Success, TargetState, TokenState};
+use crate::serve::store::{JobId, Store, StoreBuilder, TokenId};
+use crate::serve::target_state::{LastPoll, Success, TargetState, TokenState};
 use crate::storage::{Answer, Storage};
-use crate::token_ledger::{TokenLedger, UNREADABLE_RETRY, Unavailable, warn_clock_step};
 use crate::wolkvox::client::{Call, Request};
 use crate::wolkvox::{Api, Client, Failure, Report, TokenInfo, catalogue, window};
 

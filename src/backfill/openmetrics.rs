@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use jiff::tz::TimeZone;
 
-use crate::exposition;
-use crate::history::Day;
+use crate::backfill::history::Day;
+use crate::serve::exposition;
 
 /// One series of one family: its labels in output order, its daily values, and the zone its days
 /// are days of.

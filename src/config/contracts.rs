@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use crate::config_error::ConfigError;
+use crate::config::error::ConfigError;
 use crate::wolkvox::{Api, catalogue};
 
 /// One contracted quantity, exported as `wolkvox_billing_budget`.

@@ -1,7 +1,7 @@
 //! What the exporter knows about each target (one billing API of one server) and each token, as
 //! far as the metrics and the landing page need it. Plain data; the store keeps it.
 
-use crate::admission::PauseReason;
+use crate::calls::admission::PauseReason;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -6,8 +6,8 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use crate::snapshot::Published;
-use crate::state::{TargetState, TokenState};
+use crate::serve::store::Published;
+use crate::serve::target_state::{TargetState, TokenState};
 
 const STYLE: &str = "body{font-family:-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;color:#222}\
 header{background:#e6522c;color:#fff;padding:.6em 1em}header h1{margin:0;font-size:1.4em}\
@@ -98,7 +98,7 @@ pub fn escape(text: &str) -> String {
 mod tests {
     use super::*;
     use crate::clock::Clock;
-    use crate::snapshot::Store;
+    use crate::serve::store::Store;
     use crate::wolkvox::{Failure, Reason, Report};
 
     #[test]
