@@ -13,8 +13,8 @@ use wolkvox_exporter::clock::Clock;
 use wolkvox_exporter::serve::metrics;
 use wolkvox_exporter::serve::target_state::TargetState;
 use wolkvox_exporter::wolkvox::Report;
-use wolkvox_exporter::wolkvox::dates::Window;
 use wolkvox_exporter::wolkvox::model::{Decoded, Series, SkipReason, decode, decode_in};
+use wolkvox_exporter::wolkvox::window::Window;
 
 fn json_value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![

@@ -31,7 +31,8 @@ use history::{DatedRow, Day};
 use progress::Progress;
 
 use crate::wolkvox::client::{Call, Request};
-use crate::wolkvox::{Api, Client, Failure, catalogue, dates, window};
+use crate::wolkvox::window::Window;
+use crate::wolkvox::{Api, Client, Failure, catalogue};
 
 /// The backfill's own flags (beside every target flag of the exporter).
 #[derive(Args, Clone, Debug)]
@@ -447,7 +448,7 @@ async fn fetch(client: &Client, target: &Target, month: &Month, clock: &Clock) -
     let now = clock.now().to_zoned(target.timezone.clone());
     let first = month.month.to_datetime(jiff::civil::time(0, 0, 0, 0));
     let last = if month.current { now.datetime() } else { month.month.last_of_month().to_datetime(jiff::civil::time(23, 59, 59, 0)) };
-    let window = window::between(first, last);
+    let window = Window::between(first, last);
     let request = Request {
         base_url: &target.base_url,
         server: &target.server,
@@ -458,7 +459,6 @@ async fn fetch(client: &Client, target: &Target, month: &Month, clock: &Clock) -
         now: now.timestamp(),
     };
     let answer = client.fetch_rows(&request).await?;
-    let asked = dates::Window::new(month.month, last.date());
     let (mut outside, mut undated) = (0, 0);
     let mut rows = Vec::with_capacity(answer.rows.len());
     for row in answer.rows {
@@ -466,7 +466,7 @@ async fn fetch(client: &Client, target: &Target, month: &Month, clock: &Clock) -
             undated += 1;
             continue;
         };
-        if !asked.contains(at.date()) {
+        if !window.contains(at.date()) {
             outside += 1;
             continue;
         }

@@ -19,7 +19,8 @@ use crate::serve::store::{JobId, Store, StoreBuilder, TokenId};
 use crate::serve::target_state::{LastPoll, Success, TargetState, TokenState};
 use crate::storage::{Answer, Storage};
 use crate::wolkvox::client::{Call, Request};
-use crate::wolkvox::{Api, Client, Failure, Report, TokenInfo, catalogue, window};
+use crate::wolkvox::window::Window;
+use crate::wolkvox::{Api, Client, Failure, Report, TokenInfo, catalogue};
 
 /// Where usage comes from: the Wolkvox client in production, a script in scheduling tests.
 pub trait UsageSource: Send + Sync + 'static {
@@ -260,7 +261,7 @@ async fn call<S: UsageSource>(
     clock: &Clock,
 ) -> (Result<Report, Failure>, Option<TokenInfo>) {
     let now = clock.now();
-    let window = window::current_month(&now.to_zoned(target.timezone.clone()));
+    let window = Window::current_month(&now.to_zoned(target.timezone.clone()));
     let is_token_info = std::ptr::eq(api, &catalogue::TOKEN_INFO);
     let request = Request {
         base_url: &target.base_url,

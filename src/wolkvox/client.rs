@@ -7,7 +7,7 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 
 use super::model::{self, Decoded, RowsAnswer};
 use super::window::Window;
-use super::{Failure, Reason, Report, TokenInfo, dates, token_info};
+use super::{Failure, Reason, Report, TokenInfo, token_info};
 use crate::config::token::Token;
 
 /// One call, built by the caller: where, for which server, what, with which token, and how much
@@ -36,16 +36,16 @@ pub enum Call<'a> {
 
 impl Request<'_> {
     /// The dates asked for, which settle how the answer's dates are read.
-    fn dates(&self) -> dates::Window {
+    fn dates(&self) -> Window {
         match self.call {
-            Call::Billing { window, .. } => dates::Window::of_request(window),
-            Call::TokenInfo => dates::Window::ANY,
+            Call::Billing { window, .. } => *window,
+            Call::TokenInfo => Window::ANY,
         }
     }
 
     fn path_and_query(&self) -> String {
         match self.call {
-            Call::Billing { api, window } => format!("billing.php?api={api}&date_ini={}&date_end={}", window.date_ini, window.date_end),
+            Call::Billing { api, window } => format!("billing.php?api={api}&date_ini={}&date_end={}", window.date_ini(), window.date_end()),
             Call::TokenInfo => "information.php?api=token_info".to_owned(),
         }
     }

@@ -20,40 +20,7 @@
 
 use jiff::civil::{Date, DateTime, Time};
 
-/// The civil dates an answer covers, both ends included: what was asked for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Window {
-    pub first: Date,
-    pub last: Date,
-}
-
-impl Window {
-    /// No window known: every valid date is inside.
-    pub const ANY: Window = Window { first: Date::MIN, last: Date::MAX };
-
-    pub fn new(first: Date, last: Date) -> Window {
-        Window { first, last }
-    }
-
-    /// The live window: the first of `today`'s month to `today`.
-    pub fn month_to_date(today: Date) -> Window {
-        Window { first: today.first_of_month(), last: today }
-    }
-
-    /// The dates of a request's `date_ini` and `date_end` (`YYYYmmddHHiiss`); [`Window::ANY`] if
-    /// they do not read as an ordered pair of dates.
-    pub fn of_request(request: &super::window::Window) -> Window {
-        let day = |text: &str| parse(text, DateOrder::ANY).map(|at| at.date());
-        match (day(&request.date_ini), day(&request.date_end)) {
-            (Some(first), Some(last)) if first <= last => Window { first, last },
-            _ => Window::ANY,
-        }
-    }
-
-    pub fn contains(&self, date: Date) -> bool {
-        self.first <= date && date <= self.last
-    }
-}
+pub use super::window::Window;
 
 /// Which field of `AA/BB/YYYY` is the day.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -541,10 +508,6 @@ mod tests {
     #[test]
     fn windows() {
         assert_eq!(Window::month_to_date(day(2026, 11, 27)), Window::new(day(2026, 11, 1), day(2026, 11, 27)));
-        let request = super::super::window::Window { date_ini: "20261101000000".into(), date_end: "20261127091542".into() };
-        assert_eq!(Window::of_request(&request), Window::new(day(2026, 11, 1), day(2026, 11, 27)));
-        let broken = super::super::window::Window { date_ini: "soon".into(), date_end: "20261127091542".into() };
-        assert_eq!(Window::of_request(&broken), Window::ANY);
         assert!(november().contains(day(2026, 11, 30)) && !november().contains(day(2026, 12, 1)));
         assert!(Window::ANY.contains(Date::MIN) && Window::ANY.contains(Date::MAX));
     }
