@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
-# Points every alert's runbook_url at your copy of the README:
-#   scripts/set-runbook-url.sh https://wiki.example.org/monitoring/wolkvox/README.md
+# Points every alert's runbook_url at your copy of the runbook (docs/runbook.md):
+#   scripts/set-runbook-url.sh https://wiki.example.org/monitoring/wolkvox/docs/runbook.md
 # Each runbook_url in deploy/prometheus/rules/wolkvox.rules.yml is <base>#<alert section>; this
 # replaces the base of all of them (the sections stay), then runs scripts/sync-kubernetes.sh so
 # that deploy/kubernetes/prometheusrule.yaml carries the same links. The bundled base is
-# "README.md", relative to the bundle; run it again with another URL to change it again.
+# "docs/runbook.md", relative to the bundle; run it again with another URL to change it again
+# (scripts/set-runbook-url.sh docs/runbook.md goes back to it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 rules=deploy/prometheus/rules/wolkvox.rules.yml
 
 if [[ $# -ne 1 ]]; then
-  echo "usage: $0 URL   (the README's address, without a #section)" >&2
+  echo "usage: $0 URL   (the address of your copy of docs/runbook.md, without a #section; the bundled one is docs/runbook.md)" >&2
   exit 2
 fi
 base=$1

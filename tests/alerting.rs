@@ -1,4 +1,4 @@
-//! The alerting bundle beyond promtool's own checks: where the runbook links point and the script
+//! The alerting bundle beyond promtool's own checks: where the runbook links point (docs/runbook.md) and the script
 //! that moves them, what the promtool cases prove, and the example Alertmanager's inhibitions
 //! against the real Alertmanager. See tests/common/tools.rs for how a missing tool is treated.
 
@@ -48,11 +48,11 @@ fn anchor(heading: &str) -> String {
         .collect()
 }
 
-/// The anchors of the README's headings, outside fenced code blocks.
-fn readme_anchors(readme: &str) -> BTreeSet<String> {
+/// The anchors of a Markdown file's headings, outside fenced code blocks.
+fn heading_anchors(markdown: &str) -> BTreeSet<String> {
     let mut in_code = false;
     let mut anchors = BTreeSet::new();
-    for line in readme.lines() {
+    for line in markdown.lines() {
         if line.starts_with("```") {
             in_code = !in_code;
         } else if !in_code && line.starts_with('#') {
@@ -77,17 +77,17 @@ fn runbook_urls(rules: &Value) -> Vec<(String, String)> {
 }
 
 #[test]
-fn every_runbook_url_is_one_shared_base_and_a_readme_section() {
+fn every_runbook_url_is_one_shared_base_and_a_runbook_section() {
     let rules_text = read(&repo_path(RULES));
     let rules = yaml(&repo_path(RULES));
-    let anchors = readme_anchors(&read(&repo_path("README.md")));
+    let anchors = heading_anchors(&read(&repo_path("docs/runbook.md")));
     let urls = runbook_urls(&rules);
     assert!(urls.len() >= 13, "{urls:?}");
     for (_, section) in &urls {
-        assert!(anchors.contains(section), "README.md has no heading for #{section}");
+        assert!(anchors.contains(section), "docs/runbook.md has no heading for #{section}");
     }
     let bases: BTreeSet<&str> = urls.iter().map(|(base, _)| base.as_str()).collect();
-    assert_eq!(bases, BTreeSet::from(["README.md"]), "one base for every link, by default the README beside the bundle");
+    assert_eq!(bases, BTreeSet::from(["docs/runbook.md"]), "one base for every link, by default the runbook beside the bundle");
     // No address the project does not own: the base is the only place for one, and it is set
     // by the operator (scripts/set-runbook-url.sh). Comments may show an example.
     let hosts: Vec<&str> = rules_text.lines().filter(|l| !l.trim_start().starts_with('#') && l.contains("://")).collect();
@@ -195,7 +195,12 @@ fn set_runbook_url_moves_every_link_and_the_kubernetes_copy_follows() {
     let original = read(&rules_path);
     let sections: Vec<String> = runbook_urls(&yaml(&rules_path)).into_iter().map(|(_, section)| section).collect();
 
-    for base in ["https://wiki.example.org/ops/wolkvox/README.md?ref=main&plain=1", "docs/runbooks/wolkvox.md", "README.md"] {
+    for base in [
+        "https://wiki.example.org/ops/wolkvox/docs/runbook.md?ref=main&plain=1",
+        "docs/runbooks/wolkvox.md",
+        "README.md",
+        "docs/runbook.md",
+    ] {
         let (ok, output) = set_runbook_url(&root, base);
         assert!(ok, "{base}: {output}");
         let rules = yaml(&rules_path);
@@ -204,7 +209,7 @@ fn set_runbook_url_moves_every_link_and_the_kubernetes_copy_follows() {
         assert_eq!(urls.iter().map(|(_, s)| s.clone()).collect::<Vec<_>>(), sections, "the sections stay");
         // Nothing else in the file changed.
         let text = read(&rules_path);
-        assert_eq!(text.replace(&format!("\"{base}#"), "\"README.md#"), original, "{base}");
+        assert_eq!(text.replace(&format!("\"{base}#"), "\"docs/runbook.md#"), original, "{base}");
         // The PrometheusRule was regenerated from it.
         let rule = yaml(&root.join("deploy/kubernetes/prometheusrule.yaml"));
         assert_eq!(rule["spec"], rules, "{base}: the PrometheusRule did not follow");
@@ -219,7 +224,7 @@ fn set_runbook_url_moves_every_link_and_the_kubernetes_copy_follows() {
     }
 
     if let Some(promtool) = tool("promtool") {
-        set_runbook_url(&root, "https://wiki.example.org/ops/wolkvox/README.md?ref=main&plain=1");
+        set_runbook_url(&root, "https://wiki.example.org/ops/wolkvox/docs/runbook.md?ref=main&plain=1");
         let (ok, output) = run_tool(&promtool, &["check", "rules", rules_path.to_str().unwrap()], None);
         assert!(ok, "{output}");
     }

@@ -451,7 +451,7 @@ fn the_kustomization_applies_every_manifest_and_sets_the_selection_labels_in_one
     assert!(selected.contains("ServiceMonitor") && selected.contains("PrometheusRule"), "{selected:?}");
 }
 
-/// Resident memory measured with the release binary and two workers (README, "Installing it",
+/// Resident memory measured with the release binary and two workers (docs/deployment.md,
 /// Kubernetes): 60,000 distinct series scraped by wrk, and the worst peak, re-polling them every
 /// second while 64 connections scrape.
 const MEASURED_UNDER_LOAD_MIB: f64 = 34.0;
@@ -699,7 +699,7 @@ fn systemd_service_environment(units: &[&str], credentials: &Path, state_root: &
         }
     }
     for file in files {
-        assert_eq!(file, "/etc/default/wolkvox_exporter", "the environment file the README installs");
+        assert_eq!(file, "/etc/default/wolkvox_exporter", "the environment file docs/deployment.md installs");
         for line in read("deploy/systemd/wolkvox_exporter.env").lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')) {
             let (name, value) = line.split_once('=').unwrap();
             set(&mut environment, name, value);
@@ -1033,7 +1033,7 @@ fn an_overlay_with_a_name_prefix_and_a_namespace_keeps_the_job_the_pods_and_the_
         .filter(|v| v["secret"]["secretName"].is_string())
         .collect();
     assert_eq!(secrets.len(), 1);
-    assert_eq!(secrets[0]["secret"]["secretName"], "wolkvox-token", "the README's kubectl create secret makes wolkvox-token");
+    assert_eq!(secrets[0]["secret"]["secretName"], "wolkvox-token", "the kubectl create secret of docs/deployment.md makes wolkvox-token");
     let policy = only(&documents, "NetworkPolicy");
     for (key, value) in policy["spec"]["podSelector"]["matchLabels"].as_object().unwrap() {
         assert_eq!(&pod_labels[key], value, "the NetworkPolicy no longer selects the pods by {key}");
@@ -1126,34 +1126,34 @@ fn compose_requires_a_grafana_password_and_keeps_alertmanager_silences() {
     assert!(config["volumes"][source].is_object(), "the volume {source} is declared at the top level");
 }
 
-/// The text of the README's section `heading` (a `###` heading), up to the next heading of that
-/// level or above.
-fn readme_section(heading: &str) -> String {
-    let readme = read("README.md");
-    let start = readme.find(&format!("\n### {heading}\n")).unwrap_or_else(|| panic!("no README section \"### {heading}\""));
-    let body = &readme[start + heading.len() + 6..];
-    let end = ["\n### ", "\n## "].iter().filter_map(|h| body.find(h)).min().unwrap_or(body.len());
+/// The text of the section `heading` (a `##` heading) of the Markdown file `relative`, up to the
+/// next heading of that level or above.
+fn doc_section(relative: &str, heading: &str) -> String {
+    let text = read(relative);
+    let start = text.find(&format!("\n## {heading}\n")).unwrap_or_else(|| panic!("no section \"## {heading}\" in {relative}"));
+    let body = &text[start + heading.len() + 5..];
+    let end = ["\n## ", "\n# "].iter().filter_map(|h| body.find(h)).min().unwrap_or(body.len());
     body[..end].to_owned()
 }
 
 /// The runbook (TokenRejected) promises that writing the token file is enough: where a copy of the
 /// file, not the file, reaches the exporter (systemd's credential, a bind-mounted file), the unit,
-/// the compose file and the README say exactly what to run.
+/// the compose file and docs/deployment.md say exactly what to run.
 #[test]
 fn every_install_method_says_what_a_new_token_needs() {
-    let section = readme_section("Writing a new token");
+    let section = doc_section("docs/deployment.md", "Writing a new token");
     let unit = read("deploy/systemd/wolkvox_exporter.service");
     if unit.lines().any(|l| l.starts_with("LoadCredential=wolkvox-token:")) {
         let restart = "systemctl restart wolkvox_exporter";
         assert!(unit.contains(&format!("#   {restart}")), "the unit copies the token at start only: its comments must say {restart}");
-        assert!(section.contains(restart), "the README must say {restart}");
+        assert!(section.contains(restart), "docs/deployment.md must say {restart}");
         assert!(section.contains("systemctl reload` is not enough"), "reload does not load credentials again");
     }
     let compose = yaml("deploy/docker-compose.yml");
     if compose["secrets"]["wolkvox_token"]["file"].is_string() {
         let restart = "docker compose -f deploy/docker-compose.yml restart wolkvox-exporter";
         assert!(read("deploy/docker-compose.yml").contains(restart), "the bind-mounted token needs {restart}: the compose file says so");
-        assert!(section.contains(restart), "the README must say {restart}");
+        assert!(section.contains(restart), "docs/deployment.md must say {restart}");
     }
     assert!(section.contains("docker restart"), "docker run with a bind-mounted token file");
     assert!(section.contains("| Kubernetes | nothing"), "the Secret volume is updated in place");
