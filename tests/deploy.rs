@@ -1159,3 +1159,171 @@ fn every_install_method_says_what_a_new_token_needs() {
     assert!(section.contains("| Kubernetes | nothing"), "the Secret volume is updated in place");
     assert!(section.contains("kubectl apply -f -"), "how to update the Secret");
 }
+
+// The README and docs/: the links between them, and the README's first lines.
+
+/// A link whose file is being written elsewhere (issue #20): the README links it already. Until
+/// it exists it may be missing; once it does, its anchors are checked like any other file's.
+const PENDING_DOCS: [&str; 1] = ["docs/architecture.md"];
+
+/// The Markdown files of the project's documentation: the README and every file of docs/.
+fn markdown_docs() -> Vec<String> {
+    let mut files = vec!["README.md".to_owned()];
+    for entry in std::fs::read_dir(repo_path("docs")).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if name.ends_with(".md") {
+            files.push(format!("docs/{name}"));
+        }
+    }
+    files.sort();
+    files
+}
+
+/// The lines of a Markdown text outside fenced code blocks.
+fn prose_lines(markdown: &str) -> Vec<&str> {
+    let mut in_code = false;
+    let mut lines = Vec::new();
+    for line in markdown.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+            continue;
+        }
+        if !in_code {
+            lines.push(line);
+        }
+    }
+    lines
+}
+
+/// The anchors GitHub gives the headings of a Markdown text: lower case, spaces to `-`, other
+/// punctuation but `-` and `_` dropped, and `-1`, `-2`, ... after a repeated one.
+fn github_anchors(markdown: &str) -> BTreeSet<String> {
+    let mut anchors = BTreeSet::new();
+    for line in prose_lines(markdown) {
+        let Some(heading) = line.strip_prefix('#') else { continue };
+        let text = heading.trim_start_matches('#');
+        if !text.starts_with(' ') {
+            continue;
+        }
+        let base: String = text
+            .trim()
+            .to_lowercase()
+            .chars()
+            .filter_map(|c| match c {
+                ' ' => Some('-'),
+                c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+                _ => None,
+            })
+            .collect();
+        let mut anchor = base.clone();
+        let mut n = 0;
+        while anchors.contains(&anchor) {
+            n += 1;
+            anchor = format!("{base}-{n}");
+        }
+        anchors.insert(anchor);
+    }
+    anchors
+}
+
+/// The targets of the inline links `[text](target)` of a Markdown text, outside code (fenced
+/// blocks and inline code spans).
+fn link_targets(markdown: &str) -> Vec<String> {
+    let mut targets = Vec::new();
+    for line in prose_lines(markdown) {
+        let line: String = line.split('`').step_by(2).collect();
+        let mut rest = line.as_str();
+        while let Some(at) = rest.find("](") {
+            rest = &rest[at + 2..];
+            let end = rest.find(')').unwrap_or_else(|| panic!("an unclosed link in {line:?}"));
+            targets.push(rest[..end].to_owned());
+            rest = &rest[end..];
+        }
+    }
+    targets
+}
+
+/// `a/b/../c` as `a/c`, relative to the repository's root; None if it leaves the repository.
+fn normalize(path: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            part => parts.push(part),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+#[test]
+fn every_relative_link_of_the_docs_reaches_a_file_and_a_heading() {
+    let docs = markdown_docs();
+    assert!(docs.len() >= 10, "the README and the docs: {docs:?}");
+    let mut checked = 0;
+    for doc in &docs {
+        let text = read(doc);
+        let dir = Path::new(doc).parent().unwrap().to_str().unwrap().to_owned();
+        for target in link_targets(&text) {
+            if target.starts_with("http://") || target.starts_with("https://") || target.starts_with("mailto:") {
+                continue;
+            }
+            assert!(!target.contains(' ') && !target.is_empty(), "{doc}: a link target with a space, or empty: {target:?}");
+            let (file, anchor) = target.split_once('#').map_or((target.as_str(), None), |(f, a)| (f, Some(a)));
+            let file = if file.is_empty() {
+                doc.clone()
+            } else {
+                normalize(&format!("{dir}/{file}")).unwrap_or_else(|| panic!("{doc}: {target} leaves the repository"))
+            };
+            checked += 1;
+            if !repo_path(&file).exists() {
+                assert!(PENDING_DOCS.contains(&file.as_str()), "{doc}: {target} names {file}, which does not exist");
+                continue;
+            }
+            if let Some(anchor) = anchor {
+                assert!(file.ends_with(".md"), "{doc}: {target}: an anchor in a file that is not Markdown");
+                let anchors = github_anchors(&read(&file));
+                assert!(anchors.contains(anchor), "{doc}: {target}: {file} has no heading #{anchor} (it has {anchors:?})");
+            }
+        }
+    }
+    assert!(checked >= 40, "only {checked} relative links: is the link parser broken?");
+    // The README links every file of docs/, and the one being written.
+    let readme_links: BTreeSet<String> =
+        link_targets(&read("README.md")).into_iter().filter_map(|t| normalize(t.split('#').next().unwrap())).collect();
+    for doc in docs.iter().filter(|d| d.starts_with("docs/")).map(String::as_str).chain(PENDING_DOCS) {
+        assert!(readme_links.contains(doc), "the README does not link {doc}");
+    }
+}
+
+#[test]
+fn the_link_checker_knows_the_anchors_and_links_it_checks() {
+    let text = "# Title\n## TLS, basic auth: `--web.config.file`\n```\n# not a heading [x](nope.md)\n```\n## Title\n\
+                See [a](b.md#c) and `[d](e.md)` and [f](#title-1).\n";
+    let anchors = github_anchors(text);
+    assert_eq!(anchors, BTreeSet::from(["title", "title-1", "tls-basic-auth---webconfigfile"].map(str::to_owned)));
+    assert_eq!(link_targets(text), ["b.md#c", "#title-1"]);
+    assert_eq!(normalize("docs/../README.md").as_deref(), Some("README.md"));
+    assert_eq!(normalize("docs/../../x"), None);
+}
+
+/// The README opens with the two commands a newcomer needs, the demo and the tests, and the test
+/// command is the one CI runs.
+#[test]
+fn the_readme_starts_with_the_demo_and_the_test_command_that_ci_runs() {
+    let readme = read("README.md");
+    let block = readme.strip_prefix("# wolkvox_exporter\n\n```sh\n").expect("the README opens with a shell block under its title");
+    let block = &block[..block.find("\n```").expect("the block ends")];
+    let commands: Vec<&str> = block.lines().map(|l| l.split(" #").next().unwrap().trim()).collect();
+    assert_eq!(commands.len(), 2, "two commands: {commands:?}");
+    assert!(commands[0].starts_with("cargo run") && commands[0].ends_with(" --demo"), "first the demo: {}", commands[0]);
+    let test = commands[1];
+    assert!(test.starts_with("cargo test"), "then the tests: {test}");
+    let ci = read(".ci/run");
+    assert!(
+        ci.lines().any(|l| l.trim_start().strip_prefix(test).is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))),
+        ".ci/run does not run the README's test command {test:?}"
+    );
+}
