@@ -6,7 +6,7 @@
 # keeps its owner and mode from the host, and the process runs as uid 65532: give the file to that
 # uid (chown 65532:65532, mode 0400) or its group (chgrp 65532, mode 0440), or it cannot be read.
 # No org.opencontainers.image.source label: the project publishes no public repository address.
-# State (README "State and restarts"): the working directory is /, so the default --storage.path,
+# State (docs/state-and-backfill.md): the working directory is /, so the default --storage.path,
 # data/, is /data: a volume owned by uid 65532, writable with a read-only root filesystem. Keep it
 # across container re-creation with a named volume (-v wolkvox-exporter-data:/data); a host directory
 # mounted there must belong to uid 65532 (install -d -m 0700 -o 65532 -g 65532 /srv/wolkvox/state).
