@@ -16,8 +16,10 @@ FROM docker.io/library/rust:1.95.0-slim-bookworm AS builder
 ARG REVISION=unknown
 ENV WOLKVOX_REVISION=${REVISION}
 WORKDIR /src
-# README.md: the binary serves it at /README.md (include_str! in src/serve/router.rs).
+# README.md and docs/: the binary serves them at /README.md and /docs/*.md (include_str! in
+# src/serve/router.rs).
 COPY Cargo.toml Cargo.lock build.rs README.md ./
+COPY docs ./docs
 COPY src ./src
 COPY benches ./benches
 RUN cargo build --release --locked \

@@ -56,7 +56,7 @@ type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
 
 #[test]
 fn flag_errors_name_the_flag() {
-    let cases: [Case; 12] = [
+    let cases: [Case; 13] = [
         (&[], &[TOKEN_ENV], "--wolkvox.server"),
         (&["--wolkvox.server", "00 42"], &[TOKEN_ENV], "--wolkvox.server"),
         (&["--wolkvox.server", "0042"], &[], "--wolkvox.token-file: no token"),
@@ -68,6 +68,7 @@ fn flag_errors_name_the_flag() {
         (&["--wolkvox.server", "0042", "--wolkvox.base-url", "ftp://x"], &[TOKEN_ENV], "--wolkvox.base-url"),
         (&["--wolkvox.server", "0042", "--web.listen-address", "nowhere"], &[TOKEN_ENV], "--web.listen-address"),
         (&["--wolkvox.server", "0042", "--web.telemetry-path", "metrics"], &[TOKEN_ENV], "--web.telemetry-path"),
+        (&["--wolkvox.server", "0042", "--web.telemetry-path", "/docs/metrics"], &[TOKEN_ENV], "--web.telemetry-path"),
         (&["--demo", "--wolkvox.server", "0042"], &[], "--demo"),
     ];
     for (args, env, expected) in cases {

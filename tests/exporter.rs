@@ -260,6 +260,32 @@ async fn http_surface() {
     let (status, readme) = get(&exporter, "/README.md").await;
     assert_eq!(status, 200);
     assert!(readme.starts_with("# wolkvox_exporter\n"), "the landing page's README link serves the README");
+    // Every link of the landing page answers, the docs among them.
+    let links: Vec<&str> = landing.split("href=\"").skip(1).map(|rest| &rest[..rest.find('"').unwrap()]).collect();
+    for needed in ["/metrics", "/README.md", "/docs/runbook.md", "/docs/configuration.md", "/docs/metrics.md"] {
+        assert!(links.contains(&needed), "the landing page does not link {needed}: {links:?}");
+    }
+    for link in &links {
+        assert_eq!(get(&exporter, link).await.0, 200, "the landing page links {link}");
+    }
+    // The runbook every alert's runbook_url names: a heading for every alert of the rules.
+    let (status, runbook) = get(&exporter, "/docs/runbook.md").await;
+    assert_eq!(status, 200);
+    let rules = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/prometheus/rules/wolkvox.rules.yml")).unwrap();
+    let alerts: Vec<&str> = rules.lines().filter_map(|line| line.trim().strip_prefix("- alert: ")).collect();
+    assert!(alerts.len() >= 8, "{alerts:?}");
+    for alert in alerts {
+        assert!(runbook.contains(&format!("\n## {alert}\n")), "/docs/runbook.md has no section for {alert}");
+    }
+    // Every file of docs/ is served as built, and nothing else under /docs/.
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/docs")).unwrap() {
+        let file = entry.unwrap().path();
+        let name = file.file_name().unwrap().to_str().unwrap().to_owned();
+        let (status, text) = get(&exporter, &format!("/docs/{name}")).await;
+        assert_eq!(status, 200, "docs/{name} is not served at /docs/{name}: add it to DOCS in src/serve/router.rs");
+        assert_eq!(text, std::fs::read_to_string(&file).unwrap(), "/docs/{name} is not docs/{name}");
+    }
+    assert_eq!(get(&exporter, "/docs/nope.md").await.0, 404);
     exporter.stop().await;
 }
 

@@ -158,7 +158,7 @@ async fn probes_answer_without_credentials_and_everything_else_requires_them() {
     assert_eq!(healthy.headers()["x-frame-options"], "deny", "the security headers apply to probes too");
     let ready = status(&client, &url("/-/ready"), None).await.status().as_u16();
     assert!(ready == 200 || ready == 503, "readiness answers without credentials: {ready}");
-    for path in ["/metrics", "/", "/README.md", "/-/healthy/../../metrics", "/nope"] {
+    for path in ["/metrics", "/", "/README.md", "/docs/runbook.md", "/-/healthy/../../metrics", "/nope"] {
         assert_eq!(status(&client, &url(path), None).await.status().as_u16(), 401, "{path} must require credentials");
         let allowed = status(&client, &url(path), Some(("prometheus", "s3cret"))).await.status().as_u16();
         assert_ne!(allowed, 401, "{path} with credentials");

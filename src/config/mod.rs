@@ -36,7 +36,7 @@ const MAX_RESPONSE_BYTES: u64 = 1 << 30;
 const MAX_TOKEN_FILE_BYTES: u64 = 64 * 1024;
 /// Thousands of targets, budgets and prices.
 const MAX_CONFIG_FILE_BYTES: u64 = 16 << 20;
-/// Documented in the README; above 10000 because 9100-9999 of Prometheus' port list is taken.
+/// Documented in the README and docs/configuration.md; above 10000 because 9100-9999 of Prometheus' port list is taken.
 pub const DEFAULT_LISTEN_ADDRESS: &str = ":10042";
 /// `--demo` polls the embedded simulator this often.
 pub const DEMO_POLL_INTERVAL: Duration = Duration::from_secs(15);
@@ -81,7 +81,7 @@ pub struct Flags {
     /// Larger answers are refused without being buffered.
     #[arg(long = "wolkvox.max-response-bytes", env = "WOLKVOX_MAX_RESPONSE_BYTES", default_value = "32MiB", value_parser = parse_bytes)]
     pub max_response_bytes: u64,
-    /// Billing APIs to poll, comma-separated (see the README's catalogue); each costs one call per poll.
+    /// Billing APIs to poll, comma-separated (see the catalogue in docs/metrics.md); each costs one call per poll.
     #[arg(long = "wolkvox.apis", env = "WOLKVOX_APIS", default_value = "gamification", value_name = "API,...")]
     pub apis: String,
     /// A name for the token in metrics and logs (default: the token file's name, or the
@@ -693,11 +693,12 @@ fn listen_address(text: &str) -> Result<String, ConfigError> {
 
 fn telemetry_path(path: &str) -> Result<String, ConfigError> {
     let plain = path.chars().all(|c| c.is_ascii_alphanumeric() || "/-._~".contains(c));
-    if !path.starts_with('/') || !plain || matches!(path, "/" | "/-/healthy" | "/-/ready" | "/README.md") {
+    let reserved = matches!(path, "/" | "/-/healthy" | "/-/ready" | "/README.md") || path.starts_with("/docs/");
+    if !path.starts_with('/') || !plain || reserved {
         return Err(ConfigError::new(
             "--web.telemetry-path",
             format!(
-                "{path:?} must start with /, hold only letters, digits and / - . _ ~, and not be /, /README.md, /-/healthy or /-/ready"
+                "{path:?} must start with /, hold only letters, digits and / - . _ ~, and not be /, /README.md, /-/healthy, /-/ready or under /docs/"
             ),
         ));
     }

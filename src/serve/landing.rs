@@ -27,7 +27,10 @@ pub fn page(published: &Published, telemetry_path: &str, now: f64) -> String {
          Scrapes never call the API.</p>\n\
          <p>Version {version} (revision {revision}, built with {rustc})</p>\n\
          <ul>\n<li><a href=\"{path}\">Metrics</a></li>\n<li><a href=\"/-/healthy\">Health</a></li>\n\
-         <li><a href=\"/-/ready\">Readiness</a>: {ready}</li>\n<li><a href=\"/README.md\">README</a>: flags, metrics, alerts and their runbook</li>\n</ul>\n",
+         <li><a href=\"/-/ready\">Readiness</a>: {ready}</li>\n<li><a href=\"/README.md\">README</a>: what it is, how to run it, and every doc</li>\n\
+         <li><a href=\"/docs/runbook.md\">Runbook</a>: what to do when an alert fires</li>\n\
+         <li><a href=\"/docs/configuration.md\">Configuration</a>: flags, the config file, budgets, endpoints</li>\n\
+         <li><a href=\"/docs/metrics.md\">Metrics reference</a>: every series, the billing catalogue, failure reasons</li>\n</ul>\n",
         version = env!("CARGO_PKG_VERSION"),
         revision = escape(env!("WOLKVOX_REVISION")),
         rustc = escape(env!("WOLKVOX_RUSTC_VERSION")),
@@ -128,6 +131,9 @@ mod tests {
             "<td>WOLKVOX_TOKEN</td><td>17 of 288</td>",
             "href=\"/metrics\"",
             "href=\"/README.md\"",
+            "href=\"/docs/runbook.md\"",
+            "href=\"/docs/configuration.md\"",
+            "href=\"/docs/metrics.md\"",
             concat!("Version ", env!("CARGO_PKG_VERSION")),
         ] {
             assert!(html.contains(expected), "missing {expected:?} in\n{html}");

@@ -1,4 +1,4 @@
-//! The HTTP face: `/metrics` (or `--web.telemetry-path`), `/`, `/README.md`, `/-/healthy`, `/-/ready`.
+//! The HTTP face: `/metrics` (or `--web.telemetry-path`), `/`, `/README.md`, `/docs/*.md`, `/-/healthy`, `/-/ready`.
 //! Handlers only read the published snapshot; none of them can reach the Wolkvox API.
 
 use std::convert::Infallible;
@@ -20,6 +20,22 @@ use crate::serve::metrics::{CONTENT_TYPE, ProcessMetrics};
 use crate::serve::store::{Published, Store};
 
 pub const README_PATH: &str = "/README.md";
+
+/// The docs the binary was built with, each at `/docs/<name>.md` beside the README that links
+/// them: a fixed table, so nothing is read from the file system at run time. The landing page
+/// links the runbook (every alert's `runbook_url` names a section of it), the configuration and
+/// the metrics.
+pub const DOCS: [(&str, &str); 9] = [
+    ("/docs/configuration.md", include_str!("../../docs/configuration.md")),
+    ("/docs/dashboards-and-alerts.md", include_str!("../../docs/dashboards-and-alerts.md")),
+    ("/docs/deployment.md", include_str!("../../docs/deployment.md")),
+    ("/docs/development.md", include_str!("../../docs/development.md")),
+    ("/docs/metrics.md", include_str!("../../docs/metrics.md")),
+    ("/docs/performance.md", include_str!("../../docs/performance.md")),
+    ("/docs/runbook.md", include_str!("../../docs/runbook.md")),
+    ("/docs/security.md", include_str!("../../docs/security.md")),
+    ("/docs/state-and-backfill.md", include_str!("../../docs/state-and-backfill.md")),
+];
 
 #[derive(Clone)]
 struct AppState {
@@ -60,14 +76,16 @@ impl AppState {
 
 pub fn router(store: Arc<Store>, telemetry_path: &str) -> Router {
     let state = AppState { store, process: Arc::new(ProcessMetrics::new()), tail: Arc::default(), telemetry_path: telemetry_path.into() };
-    Router::new()
+    let mut router = Router::new()
         .route(telemetry_path, get(metrics))
         .route("/", get(landing))
-        .route(README_PATH, get(readme))
+        .route(README_PATH, get(|| async { markdown(include_str!("../../README.md")) }))
         .route("/-/healthy", get(|| async { "Healthy\n" }))
-        .route("/-/ready", get(ready))
-        .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found\n") })
-        .with_state(state)
+        .route("/-/ready", get(ready));
+    for (path, text) in DOCS {
+        router = router.route(path, get(move || async move { markdown(text) }));
+    }
+    router.fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found\n") }).with_state(state)
 }
 
 /// The snapshot's text (compressed once per poll for gzip) and the process-metrics tail: two
@@ -126,10 +144,11 @@ async fn landing(State(state): State<AppState>) -> Html<String> {
     Html(landing::page(&state.store.published(), &state.telemetry_path, state.store.clock().unix()))
 }
 
-/// The README the binary was built with: the landing page links it, so the flags, metrics and
-/// the alerts' runbook are at hand wherever the exporter runs, without naming any web host.
-async fn readme() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], include_str!("../../README.md"))
+/// The README or a doc as built into the binary: the landing page links them, so the flags, the
+/// metrics and the alerts' runbook are at hand wherever the exporter runs, without naming any web
+/// host.
+fn markdown(text: &'static str) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text)
 }
 
 #[cfg(test)]
