@@ -1162,10 +1162,6 @@ fn every_install_method_says_what_a_new_token_needs() {
 
 // The README and docs/: the links between them, and the README's first lines.
 
-/// A link whose file is being written elsewhere (issue #20): the README links it already. Until
-/// it exists it may be missing; once it does, its anchors are checked like any other file's.
-const PENDING_DOCS: [&str; 1] = ["docs/architecture.md"];
-
 /// The Markdown files of the project's documentation: the README and every file of docs/.
 fn markdown_docs() -> Vec<String> {
     let mut files = vec!["README.md".to_owned()];
@@ -1278,10 +1274,7 @@ fn every_relative_link_of_the_docs_reaches_a_file_and_a_heading() {
                 normalize(&format!("{dir}/{file}")).unwrap_or_else(|| panic!("{doc}: {target} leaves the repository"))
             };
             checked += 1;
-            if !repo_path(&file).exists() {
-                assert!(PENDING_DOCS.contains(&file.as_str()), "{doc}: {target} names {file}, which does not exist");
-                continue;
-            }
+            assert!(repo_path(&file).exists(), "{doc}: {target} names {file}, which does not exist");
             if let Some(anchor) = anchor {
                 assert!(file.ends_with(".md"), "{doc}: {target}: an anchor in a file that is not Markdown");
                 let anchors = github_anchors(&read(&file));
@@ -1290,10 +1283,10 @@ fn every_relative_link_of_the_docs_reaches_a_file_and_a_heading() {
         }
     }
     assert!(checked >= 40, "only {checked} relative links: is the link parser broken?");
-    // The README links every file of docs/, and the one being written.
+    // The README links every file of docs/.
     let readme_links: BTreeSet<String> =
         link_targets(&read("README.md")).into_iter().filter_map(|t| normalize(t.split('#').next().unwrap())).collect();
-    for doc in docs.iter().filter(|d| d.starts_with("docs/")).map(String::as_str).chain(PENDING_DOCS) {
+    for doc in docs.iter().filter(|d| d.starts_with("docs/")).map(String::as_str) {
         assert!(readme_links.contains(doc), "the README does not link {doc}");
     }
 }

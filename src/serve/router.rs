@@ -25,7 +25,8 @@ pub const README_PATH: &str = "/README.md";
 /// them: a fixed table, so nothing is read from the file system at run time. The landing page
 /// links the runbook (every alert's `runbook_url` names a section of it), the configuration and
 /// the metrics.
-pub const DOCS: [(&str, &str); 9] = [
+pub const DOCS: [(&str, &str); 10] = [
+    ("/docs/architecture.md", include_str!("../../docs/architecture.md")),
     ("/docs/configuration.md", include_str!("../../docs/configuration.md")),
     ("/docs/dashboards-and-alerts.md", include_str!("../../docs/dashboards-and-alerts.md")),
     ("/docs/deployment.md", include_str!("../../docs/deployment.md")),
