@@ -16,7 +16,7 @@ use wolkvox_exporter::simulator::{Fault, Simulator};
 async fn hostile_bodies_are_survived_and_classified() {
     let nested = format!("{{\"code\": 200, \"data\": {}{}}}", "[".repeat(10_000), "]".repeat(10_000));
     check_faults(vec![
-        // A byte every 300 ms: the total timeout (1.5 s) still holds.
+        // A byte every 300 ms: the total timeout (3 s) still holds.
         (Fault::Trickle(Duration::from_millis(300)), "timeout"),
         // The size cap (32 KiB) holds on a body that never ends.
         (Fault::Endless, "too_large"),

@@ -224,7 +224,7 @@ pub async fn check_faults(cases: Vec<(Fault, &'static str)>) {
             let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
             simulator.set_rows(known_rows());
             // The timeout leaves room for a loaded CI machine; only the slow cases exceed it.
-            let extra = ["--wolkvox.timeout", "1500ms", "--wolkvox.max-response-bytes", "32KiB"];
+            let extra = ["--wolkvox.timeout", "3s", "--wolkvox.max-response-bytes", "32KiB"];
             let exporter = start_exporter(&simulator, "200ms", &extra).await;
             wait_first_success(&exporter).await;
             let before = scrape(&exporter).await;
