@@ -21,8 +21,10 @@ use jiff::civil::{Date, DateTime};
 use jiff::{Timestamp, ToSpan};
 use serde::{Deserialize, Serialize};
 
-use crate::calls::admission::{self, JobRules, Ledger, TokenRules};
-use crate::calls::ledger::{TokenLedger, UNREADABLE_RETRY, warn_clock_step};
+use crate::calls::admission::{self, Ledger, TokenRules};
+use crate::calls::driver::{Hold, Observer, Pace, Quiet, RealTime, SideDriver, SimulatedTime, Stop, Stopped};
+use crate::calls::jobs;
+use crate::calls::ledger::TokenLedger;
 use crate::clock::{Clock, until};
 use crate::config::{self, Config, ConfigError, Target};
 use crate::simulator::Simulator;
@@ -112,7 +114,7 @@ impl Month {
     }
 
     fn key(&self, targets: &[Target]) -> String {
-        format!("{}/{}", targets[self.target].server, self.api.name)
+        jobs::job_key(&targets[self.target], self.api)
     }
 }
 
@@ -132,102 +134,6 @@ struct KeptRow {
     description: String,
     at: DateTime,
     value: f64,
-}
-
-/// How often a backfill waiting for a running exporter's turn looks whether the exporter called.
-const EXPORTER_RECHECK: jiff::SignedDuration = jiff::SignedDuration::from_secs(5);
-
-/// Whose call comes next on the token, as the backfill sees it.
-enum Turn {
-    Ours,
-    /// The API's rules hold the call until then.
-    Wait(Timestamp),
-    /// A running exporter is due for the same API: it calls first, until then at the latest.
-    Exporters(Timestamp),
-}
-
-/// One token's calls for the backfill: its rules, its ledger (shared with an exporter on the same
-/// state directory), and the backfill's own schedule on it: the interval after its last call (the
-/// ledger's schedule of each job is the exporter's), and when it started each job's last call (for
-/// the turns).
-struct TokenCalls {
-    rules: Arc<TokenRules>,
-    ledger: TokenLedger,
-    storage: Option<Arc<Storage>>,
-    own_due: Option<Timestamp>,
-    own_starts: std::collections::HashMap<usize, Timestamp>,
-}
-
-impl TokenCalls {
-    fn new(rules: TokenRules, token_name: &str, storage: Option<Arc<Storage>>) -> TokenCalls {
-        let ledger = TokenLedger::new(Ledger::default(), token_name, storage.clone());
-        TokenCalls { rules: Arc::new(rules), ledger, storage, own_due: None, own_starts: Default::default() }
-    }
-
-    /// Waits until the API's rules, and a running exporter's turn, let job `job` call, and records
-    /// the call's start on the ledger in the same step.
-    async fn admit(&mut self, job: usize, clock: &Clock, progress: &Progress, month: &str, left: usize) -> Result<(), BackfillError> {
-        loop {
-            let now = clock.now();
-            let exporter_running = self.storage.as_ref().is_some_and(|s| s.exporter_running());
-            let (rules, own_due, own_start) = (self.rules.clone(), self.own_due, self.own_starts.get(&job).copied());
-            let turn = self
-                .ledger
-                .update(move |ledger| {
-                    let step = admission::undo_clock_step(ledger, &rules, now);
-                    admission::add_jobs(ledger, &rules, now, 0.0);
-                    let decision = admission::next_side_call(ledger, &rules, job, now, own_due);
-                    let at = decision.at.max(now);
-                    let turn = match exporter_running.then(|| admission::exporters_turn(ledger, &rules, job, at, own_start)).flatten() {
-                        Some(until) => Turn::Exporters(until),
-                        None if decision.at <= now => {
-                            admission::record_start(ledger, &rules, job, now);
-                            Turn::Ours
-                        }
-                        None => Turn::Wait(decision.at),
-                    };
-                    (step, turn)
-                })
-                .await;
-            if let Ok((Some(step), _)) = &turn {
-                warn_clock_step(self.ledger.token_name(), *step);
-            }
-            // Unreadable for now: nothing is called until the file can be read.
-            let retry = jiff::SignedDuration::from_secs(UNREADABLE_RETRY.as_secs() as i64);
-            let turn = turn.map_or(Turn::Wait(now + retry), |(_, turn)| turn);
-            let (at, why) = match turn {
-                Turn::Ours => {
-                    self.own_starts.insert(job, now);
-                    return Ok(());
-                }
-                Turn::Wait(at) => (at, "the API's rules"),
-                Turn::Exporters(until) => (until, "the exporter on this state directory, whose turn it is"),
-            };
-            let wake = progress.waiting(month, now, at, why, left);
-            // Look again sooner while another process's call is open or it is the exporter's
-            // turn: either ends as soon as that process has called.
-            let wake = match turn {
-                Turn::Exporters(_) => wake.min(now + EXPORTER_RECHECK),
-                _ => admission::look_again_at(self.ledger.get(), wake, now),
-            };
-            tokio::select! {
-                () = tokio::time::sleep_until(clock.instant_at(wake)) => {}
-                _ = tokio::signal::ctrl_c() => return Err(BackfillError::Interrupted),
-            }
-        }
-    }
-
-    async fn record_end(&mut self, job: usize, ended: Timestamp, failure: Option<&Failure>) {
-        let (rules, owned) = (self.rules.clone(), failure.cloned());
-        self.ledger.record(move |ledger| admission::record_side_end(ledger, &rules, job, ended, owned.as_ref())).await;
-        self.own_due = Some(ended + own_wait(&self.rules.jobs[job], failure));
-    }
-}
-
-/// The interval, or longer when the server asked for it.
-fn own_wait(job: &JobRules, failure: Option<&Failure>) -> jiff::SignedDuration {
-    let asked = failure.and_then(|f| f.retry_after).unwrap_or_default();
-    jiff::SignedDuration::try_from(job.interval.max(asked)).unwrap_or(jiff::SignedDuration::MAX)
 }
 
 /// Runs the backfill; with `--demo`, against the embedded simulator (which keeps past months of
@@ -257,7 +163,7 @@ pub async fn run(config: Config, flags: BackfillFlags, clock: Clock) -> Result<(
     let mut results: Vec<Option<Vec<DatedRow>>> = months.iter().map(kept).collect();
     let lanes = config::group_by_token(&config.targets);
     if flags.dry_run {
-        print_plan(&config.targets, &months, &results, &lanes, storage.as_deref(), &clock);
+        print_plan(&config.targets, &months, &results, &lanes, storage.as_deref(), &clock).await;
         return Ok(());
     }
     let client = Client::new(config.ca_certificates.clone()).map_err(BackfillError::Client)?;
@@ -302,19 +208,18 @@ impl Lane<'_> {
     async fn fetch(self, members: &[usize], todo: Vec<usize>) -> Result<(Vec<(usize, Vec<DatedRow>)>, Vec<String>), BackfillError> {
         let (mut fetched, mut failed) = (Vec::new(), Vec::new());
         let Some(&first) = members.first() else { return Ok((fetched, failed)) };
-        let mut calls = TokenCalls::new(rules_of(self.targets, members), &self.targets[first].token_name, self.storage.clone());
+        let ledger = TokenLedger::new(Ledger::default(), &self.targets[first].token_name, self.storage.clone());
+        let mut driver = SideDriver::new(Arc::new(rules_of(self.targets, members)), ledger, self.storage.clone());
+        let mut pace = RealTime::new(self.clock.clone(), Stop::Interrupt);
         for (done, &m) in todo.iter().enumerate() {
             let month = &self.months[m];
             let name = month.name(self.targets);
-            let job = job_of(&calls.rules, month, self.targets);
-            calls.admit(job, self.clock, self.progress, &name, todo.len() - done).await?;
-            let outcome = tokio::select! {
-                outcome = fetch(self.client, &self.targets[month.target], month, self.clock) => outcome,
-                // The call stays open in the ledger: Wolkvox may still be answering it.
-                _ = tokio::signal::ctrl_c() => return Err(BackfillError::Interrupted),
-            };
-            calls.record_end(job, self.clock.now(), outcome.as_ref().err()).await;
-            match outcome {
+            let job = job_of(driver.rules(), month, self.targets);
+            let mut waiting = Waiting { progress: self.progress, month: &name, left: todo.len() - done };
+            let fetch_month = |_| fetch(self.client, &self.targets[month.target], month, self.clock);
+            // Interrupted during a call, the call stays open in the ledger: Wolkvox may still be answering it.
+            let called = driver.call(job, &mut pace, &mut waiting, fetch_month).await.map_err(|Stopped| BackfillError::Interrupted)?;
+            match called.outcome {
                 Ok(rows) => {
                     self.progress.fetched(&name, rows.len(), todo.len() - done - 1);
                     if !month.current
@@ -331,6 +236,24 @@ impl Lane<'_> {
             }
         }
         Ok((fetched, failed))
+    }
+}
+
+/// What a backfill shows while a month's call waits.
+struct Waiting<'a> {
+    progress: &'a Progress,
+    month: &'a str,
+    /// Months to go, this one included.
+    left: usize,
+}
+
+impl Observer for Waiting<'_> {
+    fn waiting(&mut self, _ledger: &Ledger, now: Timestamp, at: Timestamp, hold: Hold) -> Timestamp {
+        let why = match hold {
+            Hold::ExportersTurn => "the exporter on this state directory, whose turn it is",
+            Hold::Rules | Hold::Unreadable => "the API's rules",
+        };
+        self.progress.waiting(self.month, now, at, why, self.left)
     }
 }
 
@@ -422,24 +345,11 @@ fn parse_bound(flag: &str, text: &str, bound: Bound) -> Result<Date, ConfigError
     })
 }
 
-/// The token's admission rules: one job per target and API, keyed as the exporter keys them, so
-/// that the floor and the budget are shared with it through the ledger.
+/// The token's admission rules: one job per target and billing API, keyed as the exporter keys
+/// them, so that the floor and the budget are shared with it through the ledger.
 fn rules_of(targets: &[Target], members: &[usize]) -> TokenRules {
-    let first = &targets[members[0]];
-    TokenRules {
-        zone: first.timezone.clone(),
-        daily_budget: first.daily_call_budget,
-        fast_poll: first.allow_fast_poll,
-        jobs: members
-            .iter()
-            .flat_map(|&i| targets[i].apis.iter().map(move |api| (i, api)))
-            .map(|(i, api)| JobRules {
-                key: format!("{}/{}", targets[i].server, api.name),
-                interval: targets[i].poll_interval,
-                timeout: targets[i].timeout,
-            })
-            .collect(),
-    }
+    let token: Vec<&Target> = members.iter().map(|&i| &targets[i]).collect();
+    jobs::token_rules(&token, &jobs::billing_jobs(&token))
 }
 
 /// One month's call: the whole month in the target's zone (the current one up to now).
@@ -533,7 +443,7 @@ fn job_of(rules: &TokenRules, month: &Month, targets: &[Target]) -> usize {
 
 /// What a dry run prints: per token the calls to make and when the last can be made at the
 /// earliest, from its ledger. A reader that stops early (`| head`) ends the printing, nothing else.
-fn print_plan(
+async fn print_plan(
     targets: &[Target],
     months: &[Month],
     results: &[Option<Vec<DatedRow>>],
@@ -553,21 +463,24 @@ fn print_plan(
     ));
     for members in lanes {
         let target = &targets[members[0]];
-        let rules = rules_of(targets, members);
-        let mut ledger = storage.and_then(|s| s.load_ledger(&target.token_name).ok().flatten()).unwrap_or_default();
-        let mut now = clock.now();
-        admission::add_jobs(&mut ledger, &rules, now, 0.0);
-        let (mut calls, mut own_due) = (0, None);
+        let ledger = storage.and_then(|s| s.load_ledger(&target.token_name).ok().flatten()).unwrap_or_default();
+        // The real calls' driver, on a copy of the ledger and a simulated clock, and calls that
+        // reach nobody: each at the earliest the API's rules let it.
+        let ledger = TokenLedger::new(ledger, &target.token_name, None);
+        let mut driver = SideDriver::new(Arc::new(rules_of(targets, members)), ledger, None);
+        let mut time = SimulatedTime::starting_at(clock.now());
+        let mut calls = 0;
         for month in still_to_fetch(months, results, members).into_iter().map(|m| &months[m]) {
-            let job = job_of(&rules, month, targets);
-            now = now.max(admission::next_side_call(&ledger, &rules, job, now, own_due).at);
-            admission::record_start(&mut ledger, &rules, job, now);
-            admission::record_side_end(&mut ledger, &rules, job, now, None);
-            own_due = Some(now + own_wait(&rules.jobs[job], None));
-            say(format!("  {} at {}", month.name(targets), now.to_zoned(target.timezone.clone()).strftime("%Y-%m-%d %H:%M:%S %Z")));
+            let job = job_of(driver.rules(), month, targets);
+            let Ok(called) = driver.call(job, &mut time, &mut Quiet, |_| async { Ok::<(), Failure>(()) }).await else { break };
+            say(format!(
+                "  {} at {}",
+                month.name(targets),
+                called.started.to_zoned(target.timezone.clone()).strftime("%Y-%m-%d %H:%M:%S %Z")
+            ));
             calls += 1;
         }
-        let wait = humantime::format_duration(Duration::from_secs(until(clock.now(), now).as_secs()));
+        let wait = humantime::format_duration(Duration::from_secs(until(clock.now(), time.now()).as_secs()));
         say(format!("token {}: {calls} call(s), the last at the earliest in {wait}", target.token_name));
         if storage.is_some_and(Storage::exporter_running) {
             say("  an exporter runs on this state directory: the backfill takes turns with it, and may finish later".to_owned());
