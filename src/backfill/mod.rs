@@ -1,7 +1,9 @@
 //! `wolkvox_exporter backfill`: months of billing history as OpenMetrics, for `promtool tsdb
-//! create-blocks-from openmetrics`. Calls go through the same admission and ledger as the
-//! exporter's (the 5-minute floor per API, one call at a time, the daily budget); on a running
-//! exporter's state directory the two share the token's ledger and take turns. Past months are
+//! create-blocks-from openmetrics`. Calls go through the exporter's call driver, so the same
+//! admission and ledger (the 5-minute floor per API, one call at a time, the daily budget) and
+//! the same failure table hold: a transient failure is tried again after its backoff, the quota's
+//! after its pause, and a rejected token stops the token's calls. On a running exporter's state
+//! directory the two share the token's ledger and take turns. Past months are
 //! kept in the state directory so a second run calls only for what is missing, and the output file
 //! appears whole or not at all.
 
@@ -22,7 +24,7 @@ use jiff::{Timestamp, ToSpan};
 use serde::{Deserialize, Serialize};
 
 use crate::calls::admission::{self, Ledger, TokenRules};
-use crate::calls::driver::{Hold, Observer, Pace, Quiet, RealTime, SideDriver, SimulatedTime, Stop, Stopped};
+use crate::calls::driver::{Hold, Observer, Pace, Quiet, RealTime, SideDriver, SideOutcome, SimulatedTime, Stop, Stopped};
 use crate::calls::jobs;
 use crate::calls::ledger::TokenLedger;
 use crate::clock::{Clock, until};
@@ -78,6 +80,9 @@ pub enum BackfillError {
     Client(#[source] reqwest::Error),
     #[error("{} month(s) failed, run again to fetch only those: {}", .0.len(), .0.join(", "))]
     Failed(Vec<String>),
+    /// Wolkvox rejected a token: each entry says which, and what was left uncalled.
+    #[error("{}", .0.join("; "))]
+    TokenRejected(Vec<String>),
     #[error("interrupted: nothing was written")]
     Interrupted,
     #[error("cannot start the demo simulator: {0}")]
@@ -177,17 +182,21 @@ pub async fn run(config: Config, flags: BackfillFlags, clock: Clock) -> Result<(
             Lane { targets: &config.targets, months: &months, storage: &storage, client: &client, clock: &clock, progress: &progress };
         lane.fetch(members, todo)
     });
-    let mut failed = Vec::new();
-    for (fetched, failures) in futures_util::future::try_join_all(tokens).await? {
-        for (m, rows) in fetched {
+    let (mut failed, mut rejected) = (Vec::new(), Vec::new());
+    for token in futures_util::future::try_join_all(tokens).await? {
+        for (m, rows) in token.fetched {
             results[m] = Some(rows);
         }
-        failed.extend(failures);
+        failed.extend(token.failed);
+        rejected.extend(token.rejected);
     }
     progress.finish();
 
     let with_rows = months.iter().zip(&results).filter_map(|(month, rows)| Some((month, rows.as_deref()?))).collect();
     write_output(&Fetched { targets: &config.targets, months: with_rows, flags: &flags })?;
+    if !rejected.is_empty() {
+        return Err(BackfillError::TokenRejected(rejected));
+    }
     if failed.is_empty() { Ok(()) } else { Err(BackfillError::Failed(failed)) }
 }
 
@@ -204,39 +213,61 @@ struct Lane<'a> {
 
 impl Lane<'_> {
     /// Fetches months `todo` (indices into the months) of the token of targets `members`, one call
-    /// at a time: the rows of each month fetched, and the names of those that failed.
-    async fn fetch(self, members: &[usize], todo: Vec<usize>) -> Result<(Vec<(usize, Vec<DatedRow>)>, Vec<String>), BackfillError> {
-        let (mut fetched, mut failed) = (Vec::new(), Vec::new());
-        let Some(&first) = members.first() else { return Ok((fetched, failed)) };
-        let ledger = TokenLedger::new(Ledger::default(), &self.targets[first].token_name, self.storage.clone());
+    /// at a time, trying a month again as the failure table says; a rejected token stops them.
+    async fn fetch(self, members: &[usize], todo: Vec<usize>) -> Result<TokenMonths, BackfillError> {
+        let mut done = TokenMonths::default();
+        let Some(&first) = members.first() else { return Ok(done) };
+        let token_name = &self.targets[first].token_name;
+        let ledger = TokenLedger::new(Ledger::default(), token_name, self.storage.clone());
         let mut driver = SideDriver::new(Arc::new(rules_of(self.targets, members)), ledger, self.storage.clone());
         let mut pace = RealTime::new(self.clock.clone(), Stop::Interrupt);
-        for (done, &m) in todo.iter().enumerate() {
-            let month = &self.months[m];
+        for (k, &m) in todo.iter().enumerate() {
+            let (month, left) = (&self.months[m], todo.len() - k);
             let name = month.name(self.targets);
             let job = job_of(driver.rules(), month, self.targets);
-            let mut waiting = Waiting { progress: self.progress, month: &name, left: todo.len() - done };
+            let mut waiting = Waiting { progress: self.progress, month: &name, left };
             let fetch_month = |_| fetch(self.client, &self.targets[month.target], month, self.clock);
             // Interrupted during a call, the call stays open in the ledger: Wolkvox may still be answering it.
-            let called = driver.call(job, &mut pace, &mut waiting, fetch_month).await.map_err(|Stopped| BackfillError::Interrupted)?;
-            match called.outcome {
-                Ok(rows) => {
-                    self.progress.fetched(&name, rows.len(), todo.len() - done - 1);
+            let outcome = driver.call(job, &mut pace, &mut waiting, fetch_month).await.map_err(|Stopped| BackfillError::Interrupted)?;
+            match outcome {
+                SideOutcome::Done(rows) => {
+                    self.progress.fetched(&name, rows.len(), left - 1);
                     if !month.current
                         && let Some(storage) = self.storage
                     {
                         keep(storage, self.targets, month, &rows);
                     }
-                    fetched.push((m, rows));
+                    done.fetched.push((m, rows));
                 }
-                Err(failure) => {
+                SideOutcome::Failed(failure) => {
                     self.progress.failed(&name, &failure);
-                    failed.push(name);
+                    done.failed.push(name);
+                }
+                SideOutcome::TokenRejected(failure) => {
+                    self.progress.failed(&name, &failure);
+                    done.rejected = Some(format!(
+                        "Wolkvox rejected the token {token_name} ({}: {}) when calling for {name}: its {} other month(s) were not called; fix the token and run again",
+                        failure.reason,
+                        failure.detail,
+                        left - 1
+                    ));
+                    break;
                 }
             }
         }
-        Ok((fetched, failed))
+        Ok(done)
     }
+}
+
+/// What one token's months came to.
+#[derive(Default)]
+struct TokenMonths {
+    /// The rows of each month fetched, by index into the months.
+    fetched: Vec<(usize, Vec<DatedRow>)>,
+    /// The names of the months that failed.
+    failed: Vec<String>,
+    /// Why the token's calls stopped, when Wolkvox rejected it.
+    rejected: Option<String>,
 }
 
 /// What a backfill shows while a month's call waits.
@@ -254,6 +285,10 @@ impl Observer for Waiting<'_> {
             Hold::Rules | Hold::Unreadable => "the API's rules",
         };
         self.progress.waiting(self.month, now, at, why, self.left)
+    }
+
+    fn trying_again(&mut self, failure: &Failure) {
+        self.progress.trying_again(self.month, failure);
     }
 }
 
@@ -472,12 +507,11 @@ async fn print_plan(
         let mut calls = 0;
         for month in still_to_fetch(months, results, members).into_iter().map(|m| &months[m]) {
             let job = job_of(driver.rules(), month, targets);
-            let Ok(called) = driver.call(job, &mut time, &mut Quiet, |_| async { Ok::<(), Failure>(()) }).await else { break };
-            say(format!(
-                "  {} at {}",
-                month.name(targets),
-                called.started.to_zoned(target.timezone.clone()).strftime("%Y-%m-%d %H:%M:%S %Z")
-            ));
+            let Ok(SideOutcome::Done(())) = driver.call(job, &mut time, &mut Quiet, |_| async { Ok::<(), Failure>(()) }).await else {
+                break;
+            };
+            // A call that reaches nobody takes no time: it started when the clock reads now.
+            say(format!("  {} at {}", month.name(targets), time.now().to_zoned(target.timezone.clone()).strftime("%Y-%m-%d %H:%M:%S %Z")));
             calls += 1;
         }
         let wait = humantime::format_duration(Duration::from_secs(until(clock.now(), time.now()).as_secs()));

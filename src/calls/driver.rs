@@ -18,7 +18,7 @@ use crate::calls::admission::{self, Decision, Ledger, TokenRules};
 use crate::calls::ledger::{TokenLedger, UNREADABLE_RETRY, Unavailable, warn_clock_step};
 use crate::clock::Clock;
 use crate::storage::Storage;
-use crate::wolkvox::Failure;
+use crate::wolkvox::{Consequence, Failure};
 
 /// How often a side command waiting for a running exporter's turn looks whether it has called.
 const EXPORTER_RECHECK: SignedDuration = SignedDuration::from_secs(5);
@@ -68,6 +68,11 @@ pub trait Observer {
     fn waiting(&mut self, ledger: &Ledger, now: Timestamp, at: Timestamp, hold: Hold) -> Timestamp {
         let _ = (ledger, now, hold);
         at
+    }
+
+    /// A call failed in a way the failure table tries again: the driver will.
+    fn trying_again(&mut self, failure: &Failure) {
+        let _ = failure;
     }
 
     /// The wall clock was found stepped back since the ledger's last calls (the driver logs it).
@@ -213,10 +218,25 @@ impl ExporterDriver {
     }
 }
 
+/// A side command tries one job's call at most this many times in a row while the failure table
+/// says to try again (a transient failure, the quota's pause): each try costs a call of the quota.
+pub const SIDE_ATTEMPTS: u32 = 4;
+
+/// How a side command's call of a job came out, after the tries the failure table allows.
+#[derive(Debug)]
+pub enum SideOutcome<T> {
+    Done(T),
+    /// A lasting failure, or one retried [`SIDE_ATTEMPTS`] times: a later run may do better.
+    Failed(Failure),
+    /// Wolkvox rejected the token: no call with it can succeed until someone fixes it.
+    TokenRejected(Failure),
+}
+
 /// A side command's calls on one token (the backfill): it names each job, and keeps a schedule of
-/// its own (the interval after its last call, or a longer `Retry-After`); the API's floor, the
-/// token's pauses and its budget hold as for the exporter, through the shared ledger, and it takes
-/// turns with an exporter running on the same state directory.
+/// its own (the interval after its last call, the backoff after a transient failure, or a longer
+/// `Retry-After`); the API's floor, the token's pauses and its budget hold as for the exporter,
+/// through the shared ledger, and it takes turns with an exporter running on the same state
+/// directory.
 pub struct SideDriver {
     core: Core,
     /// Where to see whether an exporter runs (None: nobody to take turns with).
@@ -236,16 +256,49 @@ impl SideDriver {
         &self.core.rules
     }
 
-    /// Makes a call of job `job`: waits until the API's rules and a running exporter's turn let
-    /// it in, calls `call`, and records what its end means for the token (the job's schedule in
-    /// the ledger is the exporter's, and is left alone).
+    /// Calls job `job` until it succeeds or the failure table says to stop, as the exporter reads
+    /// it: a transient failure is tried again after the table's backoff, the quota's once its pause
+    /// is over (up to [`SIDE_ATTEMPTS`] tries); a rejected token stops at once; any other failure
+    /// is for a later run.
     pub async fn call<T, F>(
         &mut self,
         job: usize,
         pace: &mut impl Pace,
         observer: &mut impl Observer,
+        mut call: impl FnMut(usize) -> F,
+    ) -> Result<SideOutcome<T>, Stopped>
+    where
+        F: Future<Output = Result<T, Failure>> + Send,
+    {
+        let mut failures_in_a_row = 0;
+        loop {
+            let failure = match self.call_once(job, failures_in_a_row, pace, observer, &mut call).await? {
+                Ok(value) => return Ok(SideOutcome::Done(value)),
+                Err(failure) => failure,
+            };
+            if failure.rejects_token() {
+                return Ok(SideOutcome::TokenRejected(failure));
+            }
+            failures_in_a_row += 1;
+            let tried_again = failure.is_transient() || failure.consequence() == Consequence::PauseTokenUntilMidnight;
+            if !tried_again || failures_in_a_row >= SIDE_ATTEMPTS {
+                return Ok(SideOutcome::Failed(failure));
+            }
+            observer.trying_again(&failure);
+        }
+    }
+
+    /// One call of job `job`: waits until the API's rules and a running exporter's turn let it
+    /// in, calls, and records what its end means for the token (the job's schedule in the ledger
+    /// is the exporter's, and is left alone) and for the side command's own schedule.
+    async fn call_once<T, F>(
+        &mut self,
+        job: usize,
+        failures_in_a_row: u32,
+        pace: &mut impl Pace,
+        observer: &mut impl Observer,
         call: impl FnOnce(usize) -> F,
-    ) -> Result<Called<T>, Stopped>
+    ) -> Result<Result<T, Failure>, Stopped>
     where
         F: Future<Output = Result<T, Failure>> + Send,
     {
@@ -257,16 +310,11 @@ impl SideDriver {
         };
         self.own_starts.insert(job, called.started);
         let (rules, ended, failure) = (self.core.rules.clone(), called.ended, called.outcome.as_ref().err().cloned());
+        let wait = admission::wait_after(&rules, job, failures_in_a_row, failure.as_ref(), ended);
+        self.own_due = Some(ended + SignedDuration::try_from(wait).unwrap_or(SignedDuration::MAX));
         self.core.ledger.record(move |ledger| admission::record_side_end(ledger, &rules, job, ended, failure.as_ref())).await;
-        self.own_due = Some(ended + own_wait(self.core.rules.jobs[job].interval, called.outcome.as_ref().err()));
-        Ok(called)
+        Ok(called.outcome)
     }
-}
-
-/// The interval, or longer when the server asked for it.
-fn own_wait(interval: Duration, failure: Option<&Failure>) -> SignedDuration {
-    let asked = failure.and_then(|f| f.retry_after).unwrap_or_default();
-    SignedDuration::try_from(interval.max(asked)).unwrap_or(SignedDuration::MAX)
 }
 
 /// A token's rules and ledger, and the one loop over them.
@@ -387,4 +435,68 @@ fn decide(ledger: &mut Ledger, rules: &TokenRules, now: Timestamp, ask: Ask, jit
         admission::record_start(ledger, rules, decision.job, now);
     }
     (step, turn)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use super::*;
+    use crate::calls::admission::JobRules;
+    use crate::wolkvox::Reason;
+
+    const NOON: &str = "2026-11-15T12:00:00-05:00";
+
+    /// One job every 5 minutes, with fast polling (no floor), so that the backoff shows.
+    fn driver() -> SideDriver {
+        let job = JobRules { key: "0042/gamification".to_owned(), interval: Duration::from_secs(300), timeout: Duration::from_secs(60) };
+        let rules =
+            TokenRules { zone: jiff::tz::TimeZone::get("America/Bogota").unwrap(), daily_budget: None, fast_poll: true, jobs: vec![job] };
+        SideDriver::new(Arc::new(rules), TokenLedger::new(Ledger::default(), "token", None), None)
+    }
+
+    /// Calls that answer from a script, then succeed.
+    fn scripted(outcomes: Vec<Result<(), Failure>>) -> impl FnMut(usize) -> std::future::Ready<Result<(), Failure>> {
+        let mut outcomes = VecDeque::from(outcomes);
+        move |_| std::future::ready(outcomes.pop_front().unwrap_or(Ok(())))
+    }
+
+    /// Notes until when each wait lasts.
+    #[derive(Default)]
+    struct Waits(Vec<Timestamp>);
+
+    impl Observer for Waits {
+        fn waiting(&mut self, _: &Ledger, _: Timestamp, at: Timestamp, _: Hold) -> Timestamp {
+            self.0.push(at);
+            at
+        }
+    }
+
+    #[tokio::test]
+    async fn a_side_call_tries_a_transient_failure_again_after_the_tables_backoff() {
+        let start: Timestamp = NOON.parse().unwrap();
+        let (mut driver, mut time, mut waits) = (driver(), SimulatedTime::starting_at(start), Waits::default());
+        let unavailable = Failure { status: Some(503), ..Failure::new(Reason::Http, "503") };
+        let script = scripted(vec![Err(unavailable.clone()), Err(unavailable)]);
+        let outcome = driver.call(0, &mut time, &mut waits, script).await.unwrap();
+        assert!(matches!(outcome, SideOutcome::Done(())), "{outcome:?}");
+        // 30 s after the first failure, then 60 s after the second: the table's backoff.
+        let after: Vec<i64> = waits.0.iter().map(|at| at.duration_since(start).as_secs()).collect();
+        assert_eq!(after, [30, 90]);
+        assert_eq!(driver.core.ledger.get().calls_today, 3);
+    }
+
+    #[tokio::test]
+    async fn a_rejected_token_stops_at_once_a_lasting_failure_is_not_tried_again_and_tries_are_counted() {
+        let (mut driver, mut time) = (driver(), SimulatedTime::starting_at(NOON.parse().unwrap()));
+        let rejected = Failure { status: Some(403), ..Failure::new(Reason::Auth, "PLEASE VALIDATE TOKEN") };
+        let outcome = driver.call(0, &mut time, &mut Quiet, scripted(vec![Err(rejected)])).await.unwrap();
+        assert!(matches!(outcome, SideOutcome::TokenRejected(ref f) if f.reason == Reason::Auth), "{outcome:?}");
+        let outcome = driver.call(0, &mut time, &mut Quiet, scripted(vec![Err(Failure::new(Reason::Decode, "not JSON"))])).await.unwrap();
+        assert!(matches!(outcome, SideOutcome::Failed(ref f) if f.reason == Reason::Decode), "{outcome:?}");
+        let outcome =
+            driver.call(0, &mut time, &mut Quiet, scripted(vec![Err(Failure::new(Reason::Transport, "reset")); 9])).await.unwrap();
+        assert!(matches!(outcome, SideOutcome::Failed(ref f) if f.reason == Reason::Transport), "{outcome:?}");
+        assert_eq!(driver.core.ledger.get().calls_today, 2 + SIDE_ATTEMPTS);
+    }
 }
