@@ -11,7 +11,7 @@ use crate::backfill::history::{self, DatedRow, Day};
 use crate::backfill::plan::Month;
 use crate::backfill::{BackfillError, BackfillFlags, openmetrics};
 use crate::config::Target;
-use crate::wolkvox::catalogue;
+use crate::wolkvox::{catalogue, window};
 
 /// What the output is written from: each month fetched (or kept from an earlier run), with its rows.
 pub(super) struct Fetched<'a> {
@@ -116,7 +116,7 @@ fn write_month_ends(out: &mut impl Write, fetched: &Fetched<'_>) -> std::io::Res
     let targets = fetched.targets;
     for (month, _) in &fetched.months {
         let zone = &targets[month.target].timezone;
-        let end = month.month.last_of_month().tomorrow().ok().and_then(|next| next.to_zoned(zone.clone()).ok());
+        let end = month.month.to_zoned(zone.clone()).ok().and_then(|first| window::month_end(&first));
         let Some(end) = end.map(|end| end.timestamp().as_second() as f64) else { continue };
         let days = covered.entry((month.target, month.api.name)).or_default();
         let mut date = month.first;
