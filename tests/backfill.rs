@@ -20,7 +20,7 @@ use jiff::ToSpan;
 use jiff::civil::{Date, date};
 use serde_json::Value;
 use tools::{Prometheus, run_tool, temp_dir, tool};
-use wolkvox_exporter::simulator::{Fault, Simulator, past_gamification};
+use wolkvox_exporter::simulator::{DocumentedError, Fault, Simulator, past_gamification};
 
 fn backfill(simulator: &Simulator, state: &Path, extra: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wolkvox_exporter"))
@@ -402,4 +402,50 @@ async fn a_dry_run_into_a_pipe_closed_early_ends_quietly() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+}
+
+/// The first day of each month the simulator was asked for, in order.
+fn months_asked(simulator: &Simulator) -> Vec<String> {
+    simulator.requests().iter().map(|r| r.date_ini.clone().unwrap_or_default().chars().take(6).collect()).collect()
+}
+
+/// A 503 is transient by the failure table: the month is asked for again after its backoff (at
+/// 1 s fast polling, the interval), and the backfill completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transient_failure_mid_backfill_is_tried_again_after_the_tables_backoff() {
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    simulator.push_fault(Fault::Delay(Duration::ZERO));
+    simulator.push_fault(Fault::Raw { status: 503, body: String::new() });
+    let dir = temp_dir("backfill-transient");
+    let output = dir.join("history.om");
+    let run = backfill(&simulator, &dir.join("data"), &["--from", "2026-01", "--to", "2026-03", "--output", output.to_str().unwrap()]);
+    assert!(run.status.success(), "{}", text(&run));
+    assert_eq!(months_asked(&simulator), ["202601", "202602", "202602", "202603"]);
+    let requests = simulator.requests();
+    assert!(requests[1].faulted && !requests[2].faulted);
+    let gap = requests[2].received_at.duration_since(requests[1].received_at);
+    assert!(gap >= Duration::from_secs(1), "tried again {gap:?} after the failure");
+    assert!(text(&run).contains("trying it again"), "{}", text(&run));
+    let written = std::fs::read_to_string(&output).unwrap();
+    assert!(written.contains(&format!(" {}\n", unix(date(2026, 2, 15), 0, 0))), "February is missing from the output");
+}
+
+/// A rejected token fails every call until someone fixes it: the backfill stops calling with it,
+/// and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_token_stops_the_backfill_with_a_clear_error() {
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    simulator.push_fault(Fault::Delay(Duration::ZERO));
+    simulator.push_fault(Fault::Documented { error: DocumentedError::ValidateToken, http_status: 403 });
+    let dir = temp_dir("backfill-rejected");
+    let output = dir.join("history.om");
+    let run = backfill(&simulator, &dir.join("data"), &["--from", "2026-01", "--to", "2026-03", "--output", output.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run));
+    assert_eq!(months_asked(&simulator), ["202601", "202602"], "March was called with a rejected token");
+    assert!(
+        text(&run).contains("rejected the token") && text(&run).contains("1 other month(s) were not called; fix the token"),
+        "{}",
+        text(&run)
+    );
+    assert!(!text(&run).contains(FAKE_TOKEN), "the token leaked into the log");
 }

@@ -83,6 +83,16 @@ impl Progress {
         }
     }
 
+    /// A month's call failed in a way that is tried again (transient, or the quota's pause).
+    pub fn trying_again(&self, month: &str, failure: &Failure) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let warn = || tracing::warn!(month, reason = failure.reason.as_str(), msg = %failure.detail, "month failed; trying it again");
+        match &self.bar {
+            Some(bar) => bar.suspend(warn),
+            None => warn(),
+        }
+    }
+
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_with_message(format!("{} calls made", self.calls.load(Ordering::Relaxed)));

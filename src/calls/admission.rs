@@ -339,19 +339,9 @@ pub fn record_start(ledger: &mut Ledger, rules: &TokenRules, job: usize, now: Ti
 /// Notes that job `job`'s call ended at `now` with `failure` (None: success), and schedules what
 /// follows. `jitter` in [0, 1) lengthens the wait a little.
 pub fn record_end(ledger: &mut Ledger, rules: &TokenRules, job: usize, now: Timestamp, failure: Option<&Failure>, jitter: f64) {
-    let job_rules = &rules.jobs[job];
-    let state = ledger.jobs.entry(job_rules.key.clone()).or_default();
+    let state = ledger.jobs.entry(rules.jobs[job].key.clone()).or_default();
     let consequence = failure.map(Failure::consequence);
-    let wait = match consequence {
-        None | Some(Consequence::Interval) => job_rules.interval,
-        Some(Consequence::Backoff | Consequence::BackoffAndRestToken) => {
-            backoff(state.failures_in_a_row, job_rules.interval, rules.fast_poll)
-        }
-        Some(Consequence::PauseTokenUntilMidnight) => until(now, next_midnight(now, &rules.zone)),
-    };
-    // A server that says when to come back is obeyed, whatever the failure.
-    let asked = failure.and_then(|f| f.retry_after).map_or(Duration::ZERO, |d| d.min(MAX_RETRY_AFTER));
-    let wait = wait.max(asked);
+    let wait = wait_after(rules, job, state.failures_in_a_row, failure, now);
     let wait = wait + scale((wait / 20).min(MAX_JITTER), jitter);
 
     state.last_end = Some(now);
@@ -363,6 +353,22 @@ pub fn record_end(ledger: &mut Ledger, rules: &TokenRules, job: usize, now: Time
     };
     state.due = Some(now + signed(wait));
     end_token_call(ledger, rules, job, now, consequence);
+}
+
+/// How long job `job` waits after a call that ended at `now` with `failure` (None: a success),
+/// before any jitter, by the failure's consequence: the interval; the backoff of a transient
+/// failure (`failures_in_a_row` before this one); until midnight in the token's zone for the
+/// quota; and longer whenever the server said when to come back.
+pub fn wait_after(rules: &TokenRules, job: usize, failures_in_a_row: u32, failure: Option<&Failure>, now: Timestamp) -> Duration {
+    let interval = rules.jobs[job].interval;
+    let wait = match failure.map(Failure::consequence) {
+        None | Some(Consequence::Interval) => interval,
+        Some(Consequence::Backoff | Consequence::BackoffAndRestToken) => backoff(failures_in_a_row, interval, rules.fast_poll),
+        Some(Consequence::PauseTokenUntilMidnight) => until(now, next_midnight(now, &rules.zone)),
+    };
+    // A server that says when to come back is obeyed, whatever the failure.
+    let asked = failure.and_then(|f| f.retry_after).map_or(Duration::ZERO, |d| d.min(MAX_RETRY_AFTER));
+    wait.max(asked)
 }
 
 /// Notes that a side command's call of job `job` ended at `now`: what it means for the token (the

@@ -1,7 +1,7 @@
-//! Lanes: one per token, so that a token never has two calls in flight. A lane asks admission
-//! which job goes next and when, sleeps until then, makes the call, and records the outcome in its
-//! ledger and in the store. Every rule about when to call lives in `admission`; this file only
-//! plans the lanes and runs them.
+//! Lanes: one per token, so that a token never has two calls in flight. A lane makes its calls
+//! through the driver (which asks admission which job goes next and when, waits, calls, and records
+//! the call in the ledger), and takes each outcome to the store. Every rule about when to call lives
+//! in `admission`; this file only plans the lanes and runs them.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -10,8 +10,12 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::calls::admission::{self, JobLedger, JobRules, Ledger, TokenRules};
-use crate::calls::ledger::{TokenLedger, UNREADABLE_RETRY, Unavailable, warn_clock_step};
+use jiff::Timestamp;
+
+use crate::calls::admission::{self, JobLedger, Ledger, TokenRules};
+use crate::calls::driver::{Called, ExporterDriver, Hold, Observer, RealTime, Stop};
+use crate::calls::jobs;
+use crate::calls::ledger::{TokenLedger, warn_clock_step};
 use crate::clock::{Clock, unix, until};
 use crate::config::contracts::Budget;
 use crate::config::{self, Target};
@@ -74,15 +78,8 @@ pub fn plan(targets: &[Target], budgets: &[Budget], clock: Clock, storage: Optio
         .into_iter()
         .map(|members| {
             let targets: Vec<Target> = members.iter().map(|&i| targets[i].clone()).collect();
-            let token_info = targets[0].token_info.then_some((0, &catalogue::TOKEN_INFO));
-            let apis = targets.iter().enumerate().flat_map(|(index, t)| t.apis.iter().map(move |&api| (index, api)));
-            let planned: Vec<(usize, &'static Api)> = apis.chain(token_info).collect();
-            let rules = TokenRules {
-                zone: targets[0].timezone.clone(),
-                daily_budget: targets[0].daily_call_budget,
-                fast_poll: targets[0].allow_fast_poll,
-                jobs: planned.iter().map(|&(target, api)| job_rules(&targets[target], api)).collect(),
-            };
+            let planned = jobs::lane_jobs(&targets);
+            let rules = jobs::token_rules(&targets, &planned);
             // The ledger made to hold exactly the configured jobs, and written so, under the
             // token's lock: a backfill may be using it. One that cannot be read now is read again
             // before every decision, and nothing is called until it can be.
@@ -126,7 +123,7 @@ pub fn plan(targets: &[Target], budgets: &[Budget], clock: Clock, storage: Optio
 
 /// A target as it was before the restart: its last good answer served at once, with its original
 /// success time, and `wolkvox_up` from the last poll's outcome.
-fn restored_state(mut state: TargetState, job: Option<&JobLedger>, answer: Option<&Answer>, now: jiff::Timestamp) -> TargetState {
+fn restored_state(mut state: TargetState, job: Option<&JobLedger>, answer: Option<&Answer>, now: Timestamp) -> TargetState {
     if let Some(answer) = answer {
         // Never in the future: a clock stepped back since would make it look fresh for as long.
         let succeeded = unix(answer.succeeded_at.min(now));
@@ -142,79 +139,31 @@ fn restored_state(mut state: TargetState, job: Option<&JobLedger>, answer: Optio
     state
 }
 
-fn job_rules(target: &Target, api: &Api) -> JobRules {
-    JobRules { key: format!("{}/{}", target.server, api.name), interval: target.poll_interval, timeout: target.timeout }
-}
-
-/// Polls a lane's jobs one call at a time, until `stop` turns true: then between calls at once, or
-/// once the call in flight has ended and been recorded (a call cut short would cost a call of the
-/// quota for nothing). With a state directory, each decision is taken on the ledger as the
-/// directory holds it, so that a backfill on the same directory is seen.
-pub async fn run_lane<S: UsageSource>(source: Arc<S>, lane: Lane, store: Arc<Store>, clock: Clock, mut stop: watch::Receiver<bool>) {
-    let Lane { token, mut targets, jobs, rules, mut ledger, mut answers, storage } = lane;
+/// Polls a lane's jobs one call at a time, through the driver, until `stop` turns true: then
+/// between calls at once, or once the call in flight has ended and been recorded (a call cut short
+/// would cost a call of the quota for nothing). Each outcome goes to the store, and a success to
+/// the answers the state directory keeps.
+pub async fn run_lane<S: UsageSource>(source: Arc<S>, lane: Lane, store: Arc<Store>, clock: Clock, stop: watch::Receiver<bool>) {
+    let Lane { token, mut targets, jobs, rules, ledger, mut answers, storage } = lane;
     let token_name = targets[0].token_name.clone();
+    let mut driver = ExporterDriver::new(rules.clone(), ledger);
+    let mut pace = RealTime::new(clock.clone(), Stop::Shutdown(stop));
+    let mut observer = Schedule { store: store.clone(), token, jobs: jobs.clone(), rules: rules.clone(), clock: clock.clone() };
     let mut was_stretched = false;
     loop {
-        if *stop.borrow() {
-            return;
-        }
-        let now = clock.now();
-        let rules_now = rules.clone();
-        // Decided and, when due, recorded as started in one step: on disk before the call, so
-        // that neither a backfill nor the next process after a crash calls meanwhile.
-        let decision = ledger
-            .update(move |ledger| {
-                let step = admission::undo_clock_step(ledger, &rules_now, now);
-                admission::add_jobs(ledger, &rules_now, now, fastrand::f64());
-                let decision = admission::next(ledger, &rules_now, now);
-                if let Some(decision) = decision
-                    && decision.at <= now
-                {
-                    admission::record_start(ledger, &rules_now, decision.job, now);
-                }
-                (step, decision)
-            })
-            .await;
-        if let Ok((Some(step), _)) = &decision {
-            warn_clock_step(&token_name, *step);
-            store.clock_stepped_back(unix(now));
-        }
-        let decision = match decision {
-            Ok((_, Some(decision))) => decision,
-            Ok((_, None)) => return,
-            // The file may be good: nothing is called until it can be read (logged by storage).
-            Err(Unavailable) => {
-                store.update_token(token, |state| state.state_saved = Some(false));
-                store.publish();
-                tokio::select! {
-                    () = tokio::time::sleep(UNREADABLE_RETRY) => continue,
-                    () = stop_requested(&mut stop) => return,
-                }
-            }
-        };
-        if decision.at > now {
-            publish_schedule(&store, token, &jobs, ledger.get(), &rules, &clock);
-            let wake = admission::look_again_at(ledger.get(), decision.at, now);
-            tokio::select! {
-                () = tokio::time::sleep_until(clock.instant_at(wake)) => {}
-                () = stop_requested(&mut stop) => return,
-            }
-            // Ask again: the wall clock may have moved otherwise than the sleep, and another
-            // process on the state directory may have called.
-            continue;
-        }
+        let targets_now = &mut targets;
+        let called = driver.next_call(&mut pace, &mut observer, |job| {
+            let Job { target, api, .. } = jobs[job];
+            refresh_token(&mut targets_now[target]);
+            call(source.as_ref(), &targets_now[target], api, &clock)
+        });
+        let Some(Called { decision, started, ended, took, outcome }) = called.await else { return };
         let job = jobs[decision.job];
-        let target = &mut targets[job.target];
-        refresh_token(target);
-        let started = tokio::time::Instant::now();
-        let (outcome, info) = call(source.as_ref(), target, job.api, &clock).await;
         // One report, shared by the store that serves it and the answers that keep it.
-        let outcome = outcome.map(Arc::new);
-        let took = started.elapsed();
-        let ended = clock.now();
-        let (rules_now, failure) = (rules.clone(), outcome.as_ref().err().cloned());
-        let jitter = fastrand::f64();
-        ledger.record(move |ledger| admission::record_end(ledger, &rules_now, decision.job, ended, failure.as_ref(), jitter)).await;
+        let (outcome, info) = match outcome {
+            Ok((report, info)) => (Ok(Arc::new(report)), info),
+            Err(failure) => (Err(failure), None),
+        };
         if let (Ok(report), Some(storage)) = (&outcome, &storage) {
             let answer = Answer { succeeded_at: ended, report: report.clone() };
             // The previous write has ended (it is awaited), so this does not copy the map.
@@ -222,6 +171,7 @@ pub async fn run_lane<S: UsageSource>(source: Arc<S>, lane: Lane, store: Arc<Sto
             save_answers(storage, &token_name, answers.clone()).await;
         }
 
+        let ledger = driver.ledger();
         let calls_today = ledger.get().calls_on(clock.now(), &rules.zone);
         log_stretch(&token_name, rules.daily_budget, calls_today, decision.spacing, (was_stretched, decision.held_by_budget));
         was_stretched = decision.held_by_budget;
@@ -232,17 +182,37 @@ pub async fn run_lane<S: UsageSource>(source: Arc<S>, lane: Lane, store: Arc<Sto
             state.info = info.or(state.info.take());
             state.state_saved = ledger.saved();
         });
-        let due = ledger.get().jobs.get(&rules.jobs[decision.job].key).and_then(|j| j.due).unwrap_or(now);
+        let due = ledger.get().jobs.get(&rules.jobs[decision.job].key).and_then(|j| j.due).unwrap_or(started);
         log_outcome(&targets[job.target], job.api, &outcome, took, until(clock.now(), due));
         publish_schedule(&store, token, &jobs, ledger.get(), &rules, &clock);
         store.record(job.id, outcome, took, unix(ended));
     }
 }
 
-/// Resolves once a stop is asked for; never if nobody can ask any more.
-async fn stop_requested(stop: &mut watch::Receiver<bool>) {
-    if stop.wait_for(|&stopping| stopping).await.is_err() {
-        std::future::pending::<()>().await;
+/// What a lane shows while it waits: when each job may call next, on the landing page; and that
+/// the state directory cannot be read.
+struct Schedule {
+    store: Arc<Store>,
+    token: TokenId,
+    jobs: Vec<Job>,
+    rules: Arc<TokenRules>,
+    clock: Clock,
+}
+
+impl Observer for Schedule {
+    fn waiting(&mut self, ledger: &Ledger, _now: Timestamp, at: Timestamp, hold: Hold) -> Timestamp {
+        match hold {
+            Hold::Unreadable => {
+                self.store.update_token(self.token, |state| state.state_saved = Some(false));
+                self.store.publish();
+            }
+            Hold::Rules | Hold::ExportersTurn => publish_schedule(&self.store, self.token, &self.jobs, ledger, &self.rules, &self.clock),
+        }
+        at
+    }
+
+    fn clock_stepped_back(&mut self, now: Timestamp) {
+        self.store.clock_stepped_back(unix(now));
     }
 }
 
@@ -259,7 +229,7 @@ async fn call<S: UsageSource>(
     target: &Target,
     api: &'static Api,
     clock: &Clock,
-) -> (Result<Report, Failure>, Option<TokenInfo>) {
+) -> Result<(Report, Option<TokenInfo>), Failure> {
     let now = clock.now();
     let window = Window::current_month(&now.to_zoned(target.timezone.clone()));
     let is_token_info = std::ptr::eq(api, &catalogue::TOKEN_INFO);
@@ -273,12 +243,9 @@ async fn call<S: UsageSource>(
         now,
     };
     if is_token_info {
-        match source.token_info(&request).await {
-            Ok(info) => (Ok(Report::default()), Some(info)),
-            Err(failure) => (Err(failure), None),
-        }
+        source.token_info(&request).await.map(|info| (Report::default(), Some(info)))
     } else {
-        (source.poll(&request).await, None)
+        source.poll(&request).await.map(|report| (report, None))
     }
 }
 

@@ -100,14 +100,17 @@ impl TargetState {
     /// Unix time at which the current billing month ends in the target's zone: the first instant
     /// of the next month there.
     pub fn month_end_unix(&self, unix: f64) -> Option<f64> {
-        let next = self.month_start(unix)?.checked_add(jiff::Span::new().months(1)).ok()?;
-        Some(next.timestamp().as_second() as f64)
+        Some(crate::wolkvox::window::month_end(&self.zoned(unix)?)?.timestamp().as_second() as f64)
     }
 
     /// The first instant of the current billing month in the target's zone.
     fn month_start(&self, unix: f64) -> Option<jiff::Zoned> {
-        let now = jiff::Timestamp::from_second(unix.floor() as i64).ok()?.to_zoned(self.timezone.clone());
-        Some(crate::wolkvox::window::month_start(&now))
+        Some(crate::wolkvox::window::month_start(&self.zoned(unix)?))
+    }
+
+    /// Unix time `unix` in the target's zone.
+    fn zoned(&self, unix: f64) -> Option<jiff::Zoned> {
+        Some(jiff::Timestamp::from_second(unix.floor() as i64).ok()?.to_zoned(self.timezone.clone()))
     }
 
     /// When (Unix time) the usage series will go stale, if they are still being served.

@@ -121,6 +121,13 @@ impl Failure {
     pub fn is_transient(&self) -> bool {
         matches!(self.consequence(), Consequence::Backoff | Consequence::BackoffAndRestToken)
     }
+
+    /// Wolkvox refused the token (wrong, expired, not tied to the account): no call with it can
+    /// succeed until someone fixes it. The exporter keeps polling at its interval (a rotated token
+    /// file is read before each poll); a side command such as the backfill stops calling with it.
+    pub fn rejects_token(&self) -> bool {
+        self.reason == Reason::Auth
+    }
 }
 
 /// When the next call may come after a failure (see `admission` for the numbers).
@@ -173,5 +180,13 @@ mod tests {
         assert!(!with_status(Reason::Http, 404).is_transient());
         assert!(!with_status(Reason::Quota, 403).is_transient());
         assert!(!Failure::new(Reason::Decode, "").is_transient());
+    }
+
+    #[test]
+    fn only_auth_failures_reject_the_token() {
+        assert!(Failure::new(Reason::Auth, "PLEASE VALIDATE TOKEN").rejects_token());
+        for reason in Reason::ALL.into_iter().filter(|&reason| reason != Reason::Auth) {
+            assert!(!Failure::new(reason, "").rejects_token(), "{reason}");
+        }
     }
 }

@@ -64,6 +64,12 @@ pub fn month_start(now: &Zoned) -> Zoned {
     now.first_of_month().and_then(|day| day.start_of_day()).expect("the first of the current month exists in every zone")
 }
 
+/// The first instant of the month after `now`'s, in its zone: where the billing month ends (None
+/// past the last month jiff can represent).
+pub fn month_end(now: &Zoned) -> Option<Zoned> {
+    now.last_of_month().and_then(|last| last.tomorrow()).and_then(|next| next.start_of_day()).ok()
+}
+
 fn clamp_to_max_span(start: Zoned, end: &Zoned) -> Zoned {
     let earliest = end.checked_sub(MAX_SPAN).expect("31 days before now is representable");
     if start < earliest { earliest } else { start }
@@ -78,6 +84,14 @@ mod tests {
 
     fn zoned(text: &str) -> Zoned {
         text.parse().unwrap()
+    }
+
+    #[test]
+    fn the_month_ends_at_midnight_on_the_next_first_in_the_zone() {
+        let end = |now: &str| month_end(&zoned(now)).unwrap().timestamp().to_string();
+        assert_eq!(end("2026-11-27T09:15:42-05:00[America/Bogota]"), "2026-12-01T05:00:00Z");
+        assert_eq!(end("2026-12-31T23:59:59-05:00[America/Bogota]"), "2027-01-01T05:00:00Z");
+        assert_eq!(end("2026-02-01T00:00:00-05:00[America/Bogota]"), "2026-03-01T05:00:00Z");
     }
 
     #[test]

@@ -1,0 +1,115 @@
+//! One month's answer as dated rows: the call's window (the whole month in the target's zone, the
+//! current one up to now), the rows the API dated inside it, and the past months the state
+//! directory keeps so that a second run calls only for what is missing.
+
+use std::path::PathBuf;
+
+use jiff::civil::DateTime;
+use serde::{Deserialize, Serialize};
+
+use crate::backfill::history::DatedRow;
+use crate::backfill::plan::Month;
+use crate::clock::Clock;
+use crate::config::Target;
+use crate::storage::Storage;
+use crate::wolkvox::client::{Call, Request};
+use crate::wolkvox::window::Window;
+use crate::wolkvox::{Client, Failure};
+
+/// One month's call: the whole month in the target's zone (the current one up to now).
+pub(super) async fn fetch_month(client: &Client, target: &Target, month: &Month, clock: &Clock) -> Result<Vec<DatedRow>, Failure> {
+    let now = clock.now().to_zoned(target.timezone.clone());
+    let first = month.month.to_datetime(jiff::civil::time(0, 0, 0, 0));
+    let last = if month.current { now.datetime() } else { month.month.last_of_month().to_datetime(jiff::civil::time(23, 59, 59, 0)) };
+    let window = Window::between(first, last);
+    let request = Request {
+        base_url: &target.base_url,
+        server: &target.server,
+        call: Call::Billing { api: month.api.name, window: &window },
+        token: &target.token,
+        timeout: target.timeout,
+        max_response_bytes: target.max_response_bytes,
+        now: now.timestamp(),
+    };
+    let answer = client.fetch_rows(&request).await?;
+    let (mut outside, mut undated) = (0, 0);
+    let mut rows = Vec::with_capacity(answer.rows.len());
+    for row in answer.rows {
+        let Some(at) = row.at else {
+            undated += 1;
+            continue;
+        };
+        if !window.contains(at.date()) {
+            outside += 1;
+            continue;
+        }
+        rows.push(DatedRow { operation: row.operation, description: row.description, at, value: row.value });
+    }
+    if outside > 0 {
+        tracing::warn!(server = %target.server, api = month.api.name, month = %month.month.strftime("%Y-%m"), rows = outside, "rows dated outside the window asked for were not placed (the API ignored the window?)");
+    }
+    if undated > 0 {
+        tracing::warn!(server = %target.server, api = month.api.name, month = %month.month.strftime("%Y-%m"), rows = undated, "rows whose date could not be read were skipped");
+    }
+    Ok(rows)
+}
+
+/// A past month's answer as the state directory keeps it: the usable rows, dates read.
+#[derive(Serialize, Deserialize)]
+struct KeptMonth {
+    version: u32,
+    server: String,
+    api: String,
+    month: String,
+    rows: Vec<KeptRow>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct KeptRow {
+    operation: String,
+    description: String,
+    at: DateTime,
+    value: f64,
+}
+
+/// Where the state directory keeps a past month: one file per server, API and month.
+fn kept_path(storage: &Storage, targets: &[Target], month: &Month) -> PathBuf {
+    storage.path().join("backfill").join(format!(
+        "{}-{}-{}.json",
+        targets[month.target].server,
+        month.api.name,
+        month.month.strftime("%Y-%m")
+    ))
+}
+
+/// A past month kept by an earlier run; None if there is none, or one of another format version.
+pub(super) fn read_kept(storage: &Storage, targets: &[Target], month: &Month) -> Option<Vec<DatedRow>> {
+    let path = kept_path(storage, targets, month);
+    match storage.load_json::<KeptMonth>(&path)? {
+        kept if kept.version == crate::storage::VERSION => Some(
+            kept.rows
+                .into_iter()
+                .map(|r| DatedRow { operation: r.operation, description: r.description, at: r.at, value: r.value })
+                .collect(),
+        ),
+        _ => {
+            tracing::warn!(file = %path.display(), "a kept month has another format version: fetching it again");
+            None
+        }
+    }
+}
+
+/// Keeps a past month's rows, so that the next run need not call for it.
+pub(super) fn keep(storage: &Storage, targets: &[Target], month: &Month, rows: &[DatedRow]) {
+    let kept = KeptMonth {
+        version: crate::storage::VERSION,
+        server: targets[month.target].server.clone(),
+        api: month.api.name.to_owned(),
+        month: month.month.strftime("%Y-%m").to_string(),
+        rows: rows
+            .iter()
+            .map(|r| KeptRow { operation: r.operation.clone(), description: r.description.clone(), at: r.at, value: r.value })
+            .collect(),
+    };
+    storage.save_json(&kept_path(storage, targets, month), &kept);
+}
