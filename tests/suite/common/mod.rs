@@ -2,6 +2,10 @@
 //! scraping and reading samples.
 #![allow(dead_code)]
 
+pub mod certs;
+pub mod grafana;
+pub mod tools;
+
 use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -137,23 +141,61 @@ where
     }
 }
 
-/// What the exporters of this test binary log, at info level and up: the first call installs a
-/// global subscriber writing to memory (a test binary has no other). For tests that must know
-/// something happened that shows nowhere else, such as a refused reload.
+/// What the exporters of this test binary log, at info level and up, from every thread. For tests
+/// that must know something happened that shows nowhere else, such as a refused reload.
 pub fn captured_logs() -> Logs {
+    global_logs().clone()
+}
+
+thread_local! {
+    /// Where everything logged on this thread goes besides, at every level: see [`logging_everything`].
+    static EVERYTHING: std::cell::RefCell<Option<Logs>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The binary's one global log subscriber, installed by the first call (the tests share a process,
+/// and a process has one): info and up from every thread into the returned logs, and every level
+/// on the threads of [`logging_everything`] into that test's logs. The libraries' `log` records
+/// come through it too.
+fn global_logs() -> &'static Logs {
     static LOGS: OnceLock<Logs> = OnceLock::new();
     LOGS.get_or_init(|| {
+        use tracing_subscriber::filter::{LevelFilter, filter_fn};
+        use tracing_subscriber::prelude::*;
         let logs = Logs::default();
         let writer = logs.clone();
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::INFO)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .try_init()
-            .expect("no other global log subscriber in this test binary");
+        let info = tracing_subscriber::fmt::layer().with_ansi(false).with_writer(move || writer.clone()).with_filter(LevelFilter::INFO);
+        let everything = tracing_subscriber::fmt::layer()
+            .with_writer(|| EVERYTHING.with(|logs| logs.borrow().clone().unwrap_or_default()))
+            .with_filter(filter_fn(|_| EVERYTHING.with(|logs| logs.borrow().is_some())));
+        tracing_subscriber::registry().with(info).with(everything).try_init().expect("no other global log subscriber in this test binary");
         logs
     })
-    .clone()
+}
+
+/// Runs `test` to completion on a runtime of its own, every thread of which (the caller's, and the
+/// blocking pool's) logs at every level into `logs`, the libraries' records included: what one
+/// test's exporter logs, apart from the other tests running in this process at the same time.
+pub fn logging_everything<F: Future>(logs: &Logs, test: F) -> F::Output {
+    global_logs();
+    struct Marked;
+    impl Drop for Marked {
+        fn drop(&mut self) {
+            EVERYTHING.with(|marked| *marked.borrow_mut() = None);
+        }
+    }
+    let mark = {
+        let logs = logs.clone();
+        move || EVERYTHING.with(|marked| *marked.borrow_mut() = Some(logs.clone()))
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .on_thread_start(mark.clone())
+        .on_thread_stop(|| EVERYTHING.with(|marked| *marked.borrow_mut() = None))
+        .build()
+        .expect("a runtime");
+    mark();
+    let _marked = Marked;
+    runtime.block_on(test)
 }
 
 #[derive(Clone, Default)]

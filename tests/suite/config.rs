@@ -1,6 +1,6 @@
 //! Configuration: every invalid value is refused with a message naming the field, never the token.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::time::Duration;

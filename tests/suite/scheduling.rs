@@ -1,7 +1,7 @@
 //! The polling policy under tokio's paused clock: hours of schedule in milliseconds, with a
 //! scripted usage source instead of the network.
 
-mod common;
+use crate::common;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};

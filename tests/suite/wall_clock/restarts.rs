@@ -5,9 +5,8 @@
 //! And a backfill beside a running exporter on the same state directory: the two share the
 //! token's ledger, so their calls never overlap.
 
-mod common;
-#[path = "common/tools.rs"]
-mod tools;
+use crate::common;
+use crate::common::tools;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};

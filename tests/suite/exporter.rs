@@ -1,6 +1,6 @@
 //! The whole exporter, in-process, against the simulator over real HTTP on 127.0.0.1.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,9 +1,8 @@
 //! The ways to install it, each validated with the tools that run here (there is no container
 //! engine or cluster): hadolint, Compose's own config check, the Kubernetes schemas, promtool and
-//! systemd-analyze. See tests/common/tools.rs for how a missing tool is treated.
+//! systemd-analyze. See tests/suite/common/tools.rs for how a missing tool is treated.
 
-#[path = "common/tools.rs"]
-mod tools;
+use crate::common::tools;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

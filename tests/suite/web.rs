@@ -2,11 +2,9 @@
 //! slow clients from stopping scrapes: the exporter's server with real clients (reqwest over
 //! rustls, and raw TCP where a client must misbehave).
 
-#[path = "common/certs.rs"]
-mod certs;
-mod common;
-#[path = "common/tools.rs"]
-mod tools;
+use crate::common;
+use crate::common::certs;
+use crate::common::tools;
 
 use std::path::Path;
 use std::time::Duration;

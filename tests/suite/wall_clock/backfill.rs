@@ -3,11 +3,9 @@
 //! days return what the simulator answered for those days, and every dashboard panel that can
 //! show history has data over six weeks of it.
 
-mod common;
-#[path = "common/grafana.rs"]
-mod grafana;
-#[path = "common/tools.rs"]
-mod tools;
+use crate::common;
+use crate::common::grafana;
+use crate::common::tools;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

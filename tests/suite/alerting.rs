@@ -1,10 +1,9 @@
 //! The alerting bundle beyond promtool's own checks: where the runbook links point and the script
 //! that moves them, what the promtool cases prove, and the example Alertmanager's inhibitions
-//! against the real Alertmanager. See tests/common/tools.rs for how a missing tool is treated.
+//! against the real Alertmanager. See tests/suite/common/tools.rs for how a missing tool is treated.
 
-mod common;
-#[path = "common/tools.rs"]
-mod tools;
+use crate::common;
+use crate::common::tools;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
