@@ -3,8 +3,9 @@
 //! module. Helpers shared by the modules are in `common`.
 //!
 //! `wall_clock` holds the tests whose code under test takes the date from the system clock (a real
-//! exporter or backfill process): scripts/faketime-tests.sh runs those again at 23:59:52 on the
-//! last day of a month and of a year. Everything else runs on an injected clock.
+//! exporter, demo or backfill process): scripts/faketime-tests.sh runs those, and only those, again
+//! at 23:59:52 on the last day of a month and of a year. Everything else takes the date from an
+//! injected clock (`wolkvox_exporter::clock::Clock`), whatever the real time.
 
 mod admission;
 mod alerting;
