@@ -168,7 +168,7 @@ async fn every_metric_and_reason_the_rules_read_is_served_by_the_exporter() {
 }
 
 /// The files scripts/set-runbook-url.sh reads and writes, copied to a temporary tree.
-fn copy_of_the_bundle() -> std::path::PathBuf {
+fn copy_of_the_bundle() -> tools::TestDir {
     let root = temp_dir("runbook-url");
     for dir in ["scripts", "deploy/prometheus/rules", "deploy/kubernetes", "dashboards"] {
         std::fs::create_dir_all(root.join(dir)).unwrap();

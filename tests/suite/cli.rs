@@ -1,13 +1,12 @@
 //! The binary as an operator runs it: exit codes, messages, `--config.check`. (`--demo` and its
 //! signals are in wall_clock::demo.)
 
-use std::process::Command;
+use crate::common::process;
 
-const BIN: &str = env!("CARGO_BIN_EXE_wolkvox_exporter");
 const FAKE_TOKEN: &str = "fake-token-for-tests-0001";
 
 fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let mut command = Command::new(BIN);
+    let mut command = process::binary();
     command.args(args).env_clear();
     for (key, value) in env {
         command.env(key, value);

@@ -12,11 +12,10 @@ use std::time::Duration;
 use certs::{Authority, Issued};
 use common::{FAKE_TOKEN, config, wait_for};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use wolkvox_exporter::Exporter;
 use wolkvox_exporter::simulator::Simulator;
 
 /// The exporter against a simulator, serving with the given web configuration file.
-async fn start(simulator: &Simulator, web_config: &Path, extra: &[&str]) -> Exporter {
+async fn start(simulator: &Simulator, web_config: &Path, extra: &[&str]) -> common::TestExporter {
     let mut args = vec!["--web.config.file", web_config.to_str().unwrap()];
     args.extend_from_slice(extra);
     common::start_exporter(simulator, "1h", &args).await

@@ -4,6 +4,7 @@
 
 pub mod certs;
 pub mod grafana;
+pub mod process;
 pub mod tools;
 
 use std::future::Future;
@@ -17,6 +18,8 @@ use wolkvox_exporter::clock::Clock;
 use wolkvox_exporter::config::{Config, ConfigError, Flags, Target};
 use wolkvox_exporter::simulator::{Fault, Simulator};
 use wolkvox_exporter::wolkvox::Reason;
+
+use tools::{TestDir, temp_dir};
 
 /// Obviously fake; tests check that it never shows up anywhere.
 pub const FAKE_TOKEN: &str = "fake-token-for-tests-0001";
@@ -32,35 +35,55 @@ pub fn target(server: &str, interval: &str) -> Target {
     config(&args, &[("WOLKVOX_TOKEN", FAKE_TOKEN)]).expect("valid").targets.remove(0)
 }
 
+/// An exporter started in this process, with the temporary directories it uses (its state, its
+/// configuration file), removed once it is dropped. It derefs to the [`Exporter`].
+pub struct TestExporter {
+    exporter: Exporter,
+    _dirs: Vec<TestDir>,
+}
+
+impl std::ops::Deref for TestExporter {
+    type Target = Exporter;
+    fn deref(&self) -> &Exporter {
+        &self.exporter
+    }
+}
+
+impl TestExporter {
+    /// [`Exporter::stop`]; then the directories go.
+    pub async fn stop(self) {
+        self.exporter.stop().await;
+    }
+}
+
 /// Starts an exporter on 127.0.0.1 polling the simulator as server 0042 every `interval`, on the
 /// tests' fixed clock ([`start_time`]).
-pub async fn start_exporter(simulator: &Simulator, interval: &str, extra: &[&str]) -> Exporter {
+pub async fn start_exporter(simulator: &Simulator, interval: &str, extra: &[&str]) -> TestExporter {
     start_exporter_on(simulator, interval, extra, Clock::starting_at(start_time())).await
 }
 
 /// As [`start_exporter`], on `clock`: the real one beside a real server, which keeps the real time.
-pub async fn start_exporter_on(simulator: &Simulator, interval: &str, extra: &[&str], clock: Clock) -> Exporter {
-    start_with(simulator, interval, &[&["--wolkvox.server", "0042"], extra].concat(), clock).await
+pub async fn start_exporter_on(simulator: &Simulator, interval: &str, extra: &[&str], clock: Clock) -> TestExporter {
+    start_with(simulator, interval, &[&["--wolkvox.server", "0042"], extra].concat(), clock, Vec::new()).await
 }
 
 /// Starts an exporter on 127.0.0.1 from a config file holding `yaml`, polling the simulator every
 /// `interval`; targets take their token from `token_env: WOLKVOX_TOKEN`.
-pub async fn start_exporter_from_file(simulator: &Simulator, yaml: &str, interval: &str) -> Exporter {
+pub async fn start_exporter_from_file(simulator: &Simulator, yaml: &str, interval: &str) -> TestExporter {
     start_exporter_from_file_on(simulator, yaml, interval, Clock::starting_at(start_time())).await
 }
 
 /// As [`start_exporter_from_file`], on `clock`.
-pub async fn start_exporter_from_file_on(simulator: &Simulator, yaml: &str, interval: &str, clock: Clock) -> Exporter {
-    let dir = std::env::temp_dir().join(format!("wolkvox-file-{}-{}", std::process::id(), fastrand::u64(..)));
-    std::fs::create_dir_all(&dir).unwrap();
+pub async fn start_exporter_from_file_on(simulator: &Simulator, yaml: &str, interval: &str, clock: Clock) -> TestExporter {
+    let dir = temp_dir("file");
     let path = dir.join("wolkvox.yml");
     std::fs::write(&path, yaml).unwrap();
-    start_with(simulator, interval, &["--config.file", path.to_str().unwrap()], clock).await
+    start_with(simulator, interval, &["--config.file", path.to_str().unwrap()], clock, vec![dir]).await
 }
 
 /// The flags every test exporter shares (fast polls of the simulator, a port picked at run time)
 /// and `args`, with the fake token in `WOLKVOX_TOKEN`.
-async fn start_with(simulator: &Simulator, interval: &str, args: &[&str], clock: Clock) -> Exporter {
+async fn start_with(simulator: &Simulator, interval: &str, args: &[&str], clock: Clock, mut dirs: Vec<TestDir>) -> TestExporter {
     let base_url = simulator.base_url();
     let common = [
         "--wolkvox.base-url",
@@ -72,11 +95,12 @@ async fn start_with(simulator: &Simulator, interval: &str, args: &[&str], clock:
         "127.0.0.1:0",
     ];
     // A state directory of its own, unless the test names one.
-    let storage = std::env::temp_dir().join(format!("wolkvox-state-{}-{}", std::process::id(), fastrand::u64(..)));
-    let storage = storage.to_str().unwrap().to_owned();
-    let own_storage: &[&str] = if args.contains(&"--storage.path") { &[] } else { &["--storage.path", &storage] };
+    let storage = temp_dir("state");
+    let state = storage.join("state").to_str().unwrap().to_owned();
+    let own_storage: &[&str] = if args.contains(&"--storage.path") { &[] } else { &["--storage.path", &state] };
     let config = config(&[&common[..], own_storage, args].concat(), &[("WOLKVOX_TOKEN", FAKE_TOKEN)]).expect("valid config");
-    Exporter::start_with_clock(config, clock).await.expect("exporter starts")
+    dirs.push(storage);
+    TestExporter { exporter: Exporter::start_with_clock(config, clock).await.expect("exporter starts"), _dirs: dirs }
 }
 
 /// The wall time test exporters start at, whatever the real time: 10:00 in Bogota on November 15,

@@ -2,16 +2,16 @@
 //! clock.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_wolkvox_exporter");
+use crate::common::process;
 
 /// `--demo` needs nothing but itself; it becomes ready, serves usage, and stops cleanly on SIGTERM.
 #[test]
 fn demo_runs_becomes_ready_and_stops_on_sigterm() {
     let started = Instant::now();
-    let mut child = Command::new(BIN)
+    let mut child = process::binary()
         .args(["--demo", "--web.listen-address", "127.0.0.1:0"])
         .env_clear()
         .stderr(Stdio::piped())
@@ -23,6 +23,8 @@ fn demo_runs_becomes_ready_and_stops_on_sigterm() {
         .map_while(Result::ok)
         .find_map(|line| line.split_whitespace().find_map(|field| field.strip_prefix("address=").map(str::to_owned)))
         .expect("the listen address is logged");
+
+    let mut running = process::Running::started(child, &address);
 
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -36,8 +38,7 @@ fn demo_runs_becomes_ready_and_stops_on_sigterm() {
     eprintln!("demo served usage {:?} after start", started.elapsed());
     assert_eq!(http_status(&address, "/-/ready"), Some(200));
 
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    let status = child.wait().unwrap();
+    let status = running.signal("-TERM");
     assert!(status.success(), "exit after SIGTERM: {status:?}");
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(rest.iter().any(|l| l.contains("shutting down")), "{rest:?}");

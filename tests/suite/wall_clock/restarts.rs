@@ -6,11 +6,12 @@
 //! token's ledger, so their calls never overlap.
 
 use crate::common;
-use crate::common::tools;
+use crate::common::process::{self, Running};
+use crate::common::tools::{self, TestDir};
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{FAKE_TOKEN, known_rows, sample, samples};
@@ -20,72 +21,12 @@ use wolkvox_exporter::simulator::{Fault, Simulator};
 /// comes within 5 s), short enough for a test.
 const WATCH: Duration = Duration::from_secs(8);
 
-struct Running {
-    child: Child,
-    url: String,
-}
-
-impl Running {
-    fn port(&self) -> u16 {
-        self.url.rsplit(':').next().unwrap().parse().unwrap()
-    }
-
-    /// Starts the exporter binary polling `simulator` every 5 minutes, its state in `state`.
-    fn start(simulator: &Simulator, state: &Path) -> Running {
-        Running::start_polling(simulator, state, &["--wolkvox.poll-interval", "5m"])
-    }
-
-    fn start_polling(simulator: &Simulator, state: &Path, polling: &[&str]) -> Running {
-        let mut exporter = Command::new(env!("CARGO_BIN_EXE_wolkvox_exporter"));
-        exporter.env("WOLKVOX_TOKEN", FAKE_TOKEN);
-        Running::launch(exporter, simulator, state, polling)
-    }
-
-    /// Starts `exporter` (the binary, or a wrapper that runs it, with the caller's environment)
-    /// as server 0042 against `simulator` on a port of its own, its state in `state`, with `args`.
-    fn launch(mut exporter: Command, simulator: &Simulator, state: &Path, args: &[&str]) -> Running {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = exporter
-            .args(["--wolkvox.server", "0042", "--wolkvox.timeout", "30s"])
-            .args(args)
-            .args(["--wolkvox.base-url", &simulator.base_url(), "--web.listen-address", &format!("127.0.0.1:{port}")])
-            .arg("--storage.path")
-            .arg(state)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the exporter starts");
-        Running { child, url: format!("http://127.0.0.1:{port}") }
-    }
-
-    /// The metrics text, once the exporter answers (within 10 s of start).
-    async fn scrape(&self) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(response) = reqwest::get(format!("{}/metrics", self.url)).await {
-                return response.text().await.unwrap();
-            }
-            assert!(Instant::now() < deadline, "the exporter never answered");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn signal(&mut self, signal: &str) {
-        let status = Command::new("kill").args([signal, &self.child.id().to_string()]).status().unwrap();
-        assert!(status.success());
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn state_dir(tag: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("wolkvox-restart-{tag}-{}-{}", std::process::id(), fastrand::u64(..)))
+/// A directory of the test's own, removed at its end, and the state directory to be made in it
+/// (the exporter makes it, 0700); files beside the state go in the first.
+fn state_dir(tag: &str) -> (TestDir, PathBuf) {
+    let dir = tools::temp_dir(&format!("restart-{tag}"));
+    let state = dir.join("state");
+    (dir, state)
 }
 
 async fn wait_for_calls(simulator: &Simulator, calls: u64) {
@@ -122,7 +63,7 @@ async fn scrape_expecting(running: &Running, good: &[(String, f64)], success: f6
 async fn restarts_within_the_interval_make_no_call_and_serve_the_last_values_at_once() {
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     simulator.set_rows(known_rows());
-    let state = state_dir("term");
+    let (_dir, state) = state_dir("term");
     let mut first = Running::start(&simulator, &state);
     wait_for_calls(&simulator, 1).await;
     let text = loop {
@@ -167,7 +108,7 @@ async fn a_crash_during_a_call_counts_as_a_call_in_flight() {
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     // The call hangs: the exporter is killed while Wolkvox still works on it.
     simulator.set_fault(Some(Fault::Delay(Duration::from_secs(20))));
-    let state = state_dir("kill");
+    let (_dir, state) = state_dir("kill");
     let mut first = Running::start(&simulator, &state);
     wait_for_calls(&simulator, 1).await;
     first.signal("-KILL");
@@ -184,7 +125,7 @@ async fn a_crash_during_a_call_counts_as_a_call_in_flight() {
 async fn a_quota_pause_survives_a_restart() {
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     simulator.set_daily_quota(Some(0));
-    let state = state_dir("quota");
+    let (_dir, state) = state_dir("quota");
     let mut first = Running::start(&simulator, &state);
     wait_for_calls(&simulator, 1).await;
     let text = loop {
@@ -220,10 +161,10 @@ async fn a_quota_pause_survives_a_restart() {
 #[tokio::test]
 async fn a_second_exporter_on_the_same_path_refuses_to_start() {
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
-    let state = state_dir("twice");
+    let (_dir, state) = state_dir("twice");
     let first = Running::start(&simulator, &state);
     first.scrape().await;
-    let output = Command::new(env!("CARGO_BIN_EXE_wolkvox_exporter"))
+    let output = process::binary()
         .args(["--wolkvox.server", "0042", "--wolkvox.base-url", &simulator.base_url(), "--web.listen-address", "127.0.0.1:0"])
         .arg("--storage.path")
         .arg(&state)
@@ -242,13 +183,13 @@ async fn a_backfill_beside_the_exporter_shares_its_ledger_and_their_calls_never_
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     // Slow calls every second from two processes: without one ledger under one lock they overlap.
     simulator.set_fault(Some(Fault::Delay(Duration::from_millis(400))));
-    let state = state_dir("beside");
+    let (_dir, state) = state_dir("beside");
     let fast = ["--wolkvox.poll-interval", "1s", "--wolkvox.allow-fast-poll"];
     let exporter = Running::start_polling(&simulator, &state, &fast);
     wait_for_calls(&simulator, 1).await;
 
     let output = state.with_extension("om");
-    let mut backfill = Command::new(env!("CARGO_BIN_EXE_wolkvox_exporter"));
+    let mut backfill = process::binary();
     backfill
         .args(["backfill", "--wolkvox.server", "0042", "--wolkvox.base-url", &simulator.base_url()])
         .args(fast)
@@ -275,7 +216,7 @@ async fn a_backfill_beside_the_exporter_shares_its_ledger_and_their_calls_never_
 /// them.
 #[tokio::test]
 async fn files_made_by_root_in_anothers_state_directory_are_handed_to_its_owner() {
-    let Some(state) = services_state_dir("owner") else { return };
+    let Some((_dir, state)) = services_state_dir("owner") else { return };
     backfill_one_month(&state).await;
     let made = common::walk(&state);
     assert!(made.iter().any(|path| path.ends_with("token-WOLKVOX_TOKEN.ledger.json")), "{made:?}");
@@ -287,20 +228,20 @@ async fn files_made_by_root_in_anothers_state_directory_are_handed_to_its_owner(
 
 /// A state directory owned by the service's user, or None (said) when this process is not root:
 /// only root can give a directory away, and only root could write into it afterwards.
-fn services_state_dir(tag: &str) -> Option<PathBuf> {
-    let state = state_dir(tag);
+fn services_state_dir(tag: &str) -> Option<(TestDir, PathBuf)> {
+    let (dir, state) = state_dir(tag);
     std::fs::create_dir_all(&state).unwrap();
     if std::os::unix::fs::chown(&state, Some(SERVICE_USER), Some(SERVICE_USER)).is_err() {
         tools::missing("root, to run a backfill in another user's state directory");
         return None;
     }
-    Some(state)
+    Some((dir, state))
 }
 
 /// A backfill of January 2026 on `state`, against a simulator of its own; it must succeed.
 async fn backfill_one_month(state: &Path) {
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
-    let mut backfill = Command::new(env!("CARGO_BIN_EXE_wolkvox_exporter"));
+    let mut backfill = process::binary();
     backfill
         .args(["backfill", "--wolkvox.server", "0042", "--wolkvox.base-url", &simulator.base_url()])
         .args(["--from", "2026-01", "--to", "2026-01", "--output", state.with_extension("om").to_str().unwrap()])
@@ -343,7 +284,7 @@ fn ledger_of_an_hour_ago(state: &Path) {
 async fn a_state_directory_that_cannot_be_written_makes_no_call_storm() {
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     simulator.set_rows(known_rows());
-    let state = state_dir("unwritable");
+    let (_dir, state) = state_dir("unwritable");
     ledger_of_an_hour_ago(&state);
     std::fs::create_dir(state.join("token-WOLKVOX_TOKEN.ledger.json.tmp")).unwrap();
 
@@ -361,7 +302,7 @@ async fn a_state_directory_that_cannot_be_written_makes_no_call_storm() {
 fn start_with_descriptors(simulator: &Simulator, state: &Path, descriptors: u32, extra: &[&str]) -> Running {
     // bash sets the limit, then becomes the exporter: a signal to the child reaches it.
     let mut exporter = Command::new("bash");
-    exporter.args(["-c", &format!("ulimit -n {descriptors} && exec \"$0\" \"$@\""), env!("CARGO_BIN_EXE_wolkvox_exporter")]);
+    exporter.args(["-c", &format!("ulimit -n {descriptors} && exec \"$0\" \"$@\""), process::BIN]);
     exporter.env("WOLKVOX_TOKEN", FAKE_TOKEN);
     Running::launch(exporter, simulator, state, &[&["--wolkvox.poll-interval", "1s", "--wolkvox.allow-fast-poll"], extra].concat())
 }
@@ -381,7 +322,7 @@ async fn idle_connections(port: u16, count: usize) -> Vec<tokio::net::TcpStream>
 async fn a_ledger_that_cannot_be_opened_for_a_while_is_kept_and_nothing_forgotten() {
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     simulator.set_rows(known_rows());
-    let state = state_dir("descriptors");
+    let (_dir, state) = state_dir("descriptors");
     let running = start_with_descriptors(&simulator, &state, 64, &["--web.max-connections", "0"]);
     let port = running.port();
     running.scrape().await;
@@ -416,8 +357,8 @@ async fn a_ledger_that_cannot_be_opened_for_a_while_is_kept_and_nothing_forgotte
 /// away.
 #[tokio::test]
 async fn links_planted_in_the_state_directory_give_its_owner_nothing_of_roots() {
-    let Some(state) = services_state_dir("planted") else { return };
-    let victims = state_dir("victims");
+    let Some((_dir, state)) = services_state_dir("planted") else { return };
+    let (_victims, victims) = state_dir("victims");
     std::fs::create_dir_all(&victims).unwrap();
     let names =
         ["backfill.lock", "lock", "token-WOLKVOX_TOKEN.lock", "token-WOLKVOX_TOKEN.ledger.json.tmp", "token-WOLKVOX_TOKEN.ledger.json"];
@@ -453,8 +394,8 @@ async fn a_clock_stepped_back_a_day_costs_no_day_of_polling() {
     let libfaketime = multiarch.into_iter().find(|p| p.exists()).expect("libfaketime.so.1 beside the faketime command");
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     simulator.set_rows(known_rows());
-    let state = state_dir("stepped");
-    let mut exporter = Command::new(env!("CARGO_BIN_EXE_wolkvox_exporter"));
+    let (_dir, state) = state_dir("stepped");
+    let mut exporter = process::binary();
     exporter.env("LD_PRELOAD", &libfaketime).env("FAKETIME", "+1d").env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
     exporter.env("WOLKVOX_TOKEN", FAKE_TOKEN);
     let mut ahead = Running::launch(exporter, &simulator, &state, &["--wolkvox.poll-interval", "2s", "--wolkvox.allow-fast-poll"]);
@@ -476,12 +417,12 @@ async fn a_clock_stepped_back_a_day_costs_no_day_of_polling() {
 #[tokio::test]
 async fn a_token_file_replaced_by_a_fifo_holds_up_nothing() {
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
-    let state = state_dir("fifo");
+    let (_dir, state) = state_dir("fifo");
     std::fs::create_dir_all(&state).unwrap();
     let token_file = state.with_extension("token");
     std::fs::write(&token_file, FAKE_TOKEN).unwrap();
     let polling = ["--wolkvox.poll-interval", "1s", "--wolkvox.allow-fast-poll", "--wolkvox.token-file", token_file.to_str().unwrap()];
-    let mut running = Running::launch(Command::new(env!("CARGO_BIN_EXE_wolkvox_exporter")), &simulator, &state, &polling);
+    let mut running = Running::launch(process::binary(), &simulator, &state, &polling);
     wait_for_calls(&simulator, 1).await;
 
     std::fs::remove_file(&token_file).unwrap();
@@ -491,8 +432,7 @@ async fn a_token_file_replaced_by_a_fifo_holds_up_nothing() {
     let text = running.scrape().await;
     assert_eq!(sample(&text, "wolkvox_up{server=\"0042\",api=\"gamification\"}"), Some(1.0), "polling with the previous token");
 
-    let status = Command::new("kill").args(["-TERM", &running.child.id().to_string()]).status().unwrap();
-    assert!(status.success());
+    running.send("-TERM");
     let deadline = Instant::now() + Duration::from_secs(15);
     while running.child.try_wait().unwrap().is_none() {
         assert!(Instant::now() < deadline, "the exporter did not exit within 15 s of SIGTERM");
@@ -506,7 +446,7 @@ async fn a_token_file_replaced_by_a_fifo_holds_up_nothing() {
 async fn idle_connections_never_take_the_descriptors_the_state_directory_needs() {
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     simulator.set_rows(known_rows());
-    let state = state_dir("connections");
+    let (_dir, state) = state_dir("connections");
     let running = start_with_descriptors(&simulator, &state, 128, &[]);
     running.scrape().await;
     wait_for_calls(&simulator, 2).await;
@@ -531,7 +471,7 @@ async fn sigterm_lets_the_call_in_flight_end_and_be_recorded() {
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     simulator.set_rows(known_rows());
     simulator.set_fault(Some(Fault::Delay(Duration::from_secs(2))));
-    let state = state_dir("sigterm");
+    let (_dir, state) = state_dir("sigterm");
     let mut running = Running::start(&simulator, &state);
     wait_for_calls(&simulator, 1).await;
     running.signal("-TERM");
