@@ -19,6 +19,7 @@ mod exporter;
 mod hostile;
 mod monitoring;
 mod properties;
+mod restarts;
 mod scheduling;
 mod secrets;
 mod wall_clock;

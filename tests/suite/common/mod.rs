@@ -315,6 +315,23 @@ pub async fn check_faults(cases: Vec<(Fault, &'static str)>) {
     }
 }
 
+/// A directory of the test's own, removed at its end, and the state directory to be made in it
+/// (the exporter makes it, 0700); files beside the state go in the first.
+pub fn state_dir(tag: &str) -> (TestDir, std::path::PathBuf) {
+    let dir = temp_dir(&format!("restart-{tag}"));
+    let state = dir.join("state");
+    (dir, state)
+}
+
+/// Until `simulator` has had `calls` requests, for at most 15 s of real time.
+pub async fn wait_for_calls(simulator: &Simulator, calls: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while simulator.counts().0 < calls {
+        assert!(std::time::Instant::now() < deadline, "only {} calls arrived", simulator.counts().0);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Every file and directory below `dir`.
 pub fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     std::fs::read_dir(dir)
