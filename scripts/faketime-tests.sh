@@ -15,7 +15,8 @@
 # Only the test binary runs under faketime, never cargo (it would see source files dated in the
 # future).
 #
-#   scripts/faketime-tests.sh [TEST-ARGS...]   e.g. a narrower name filter, or --nocapture
+#   scripts/faketime-tests.sh [TEST-ARGS...]   e.g. --skip NAME, or --nocapture (a name filter would
+#                                              add to the selection: libtest runs what any filter names)
 #
 # Needs faketime (apt-get install faketime, or scripts/install-test-tools.sh) and python3.
 set -euo pipefail
