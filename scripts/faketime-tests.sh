@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
-# Runs the tests again at the worst times of day: 23:59:52 in America/Bogota on the last day of a
-# month (2026-11-30) and of a year (2026-12-31), with the wall clock running on from there, so
-# that the tests cross midnight, a month's end and a year's while they run. A test must take the
-# date and time of day from the exporter's injected clock, or assert something true at any time.
+# Runs the tests that read the wall clock again at the worst times of day: 23:59:52 in
+# America/Bogota on the last day of a month (2026-11-30) and of a year (2026-12-31), with the wall
+# clock running on from there, so that they cross midnight, a month's end and a year's while they
+# run. Such a test must assert something true at any time.
 #
-# Only the test binaries run under faketime, never cargo (it would see source files dated in the
-# future); the tests that drive real Prometheus and Alertmanager servers over the present
-# (monitoring, alerting, dashboards, deploy) do not: those programs would get the fake clock too.
-# The backfill's do: its Prometheus serves fixed past months, which a fake present leaves alone.
+# Which tests: those under the `wall_clock` module of the integration tests (tests/suite/wall_clock/),
+# selected by the libtest filter `wall_clock::` and no other way. They run code that takes the date
+# from the system clock: the exporter and the backfill as real processes. Every other test runs on
+# an injected clock (wolkvox_exporter::clock::Clock, started at a fixed date) and gains nothing from
+# a fake one; the tests that drive real Prometheus and Alertmanager servers over the present must
+# not get it (those programs would get the fake clock too). A test that reads the system clock
+# belongs under wall_clock. The run fails if the filter selects no test.
 #
-#   scripts/faketime-tests.sh [TEST-ARGS...]   e.g. a test name filter, or --nocapture
+# Only the test binary runs under faketime, never cargo (it would see source files dated in the
+# future).
+#
+#   scripts/faketime-tests.sh [TEST-ARGS...]   e.g. --skip NAME, or --nocapture (a name filter would
+#                                              add to the selection: libtest runs what any filter names)
 #
 # Needs faketime (apt-get install faketime, or scripts/install-test-tools.sh) and python3.
 set -euo pipefail
@@ -17,34 +24,28 @@ cd "$(dirname "$0")/.."
 
 command -v faketime > /dev/null || { echo "faketime is not installed: apt-get install faketime" >&2; exit 1; }
 
-# Integration tests that drive real servers (or their linters) and stay on the real clock.
-real_servers=(monitoring alerting dashboards deploy)
+selection=wall_clock::
 starts=('2026-11-30 23:59:52' '2026-12-31 23:59:52')
 zone=America/Bogota
 
-targets=(--lib)
-for file in tests/*.rs; do
-  name=$(basename "$file" .rs)
-  [[ " ${real_servers[*]} " == *" $name "* ]] || targets+=(--test "$name")
-done
-
-# Build once, on the real clock; cargo's JSON names each test executable.
-binaries=$(cargo test --no-run --message-format=json "${targets[@]}" | python3 -c '
+# Build once, on the real clock; cargo's JSON names the test executable.
+binary=$(cargo test --no-run --message-format=json --test suite | python3 -c '
 import json, sys
 for line in sys.stdin:
     message = json.loads(line)
     if message.get("reason") == "compiler-message":
         print(message["message"]["rendered"], end="", file=sys.stderr)
     elif message.get("reason") == "compiler-artifact" and message["profile"]["test"] and message.get("executable"):
-        kind = message["target"]["kind"][0]
-        print(("lib" if kind == "lib" else "tests/" + message["target"]["name"]) + " " + message["executable"])
+        print(message["executable"])
 ')
-[[ -n $binaries ]] || { echo "cargo built no test binary" >&2; exit 1; }
-
+[[ -n $binary ]] || { echo "cargo built no test binary" >&2; exit 1; }
+selected=$("$binary" --list "$selection" | grep -c ': test$' || true)
+((selected > 0)) || { echo "the filter $selection selects no test in $binary: nothing would run on the fake clock" >&2; exit 1; }
+echo "faketime: $selected tests under $selection" >&2
 # The clock: libfaketime's relative format, -f "+SECONDS", with the offset from now to the start
-# taken just before each binary starts, so the binary starts at 23:59:52 and its clock keeps
+# taken just before the binary starts, so it starts at 23:59:52 and its clock keeps
 # running. Not the start-at format '@2026-11-30 23:59:52': it starts the clock again in every process,
-# so an exporter process a test starts (tests/restarts.rs kills and restarts them) would go back to
+# so an exporter process a test starts (tests/suite/wall_clock/restarts.rs kills and restarts them) would go back to
 # 23:59:52 while its test runs on; an offset is one clock for the binary and all its children. Not
 # the absolute format without @ either: it freezes the clock.
 # FAKETIME_DONT_FAKE_MONOTONIC=1: only the wall clock is faked. Rust's std waits with absolute
@@ -64,19 +65,19 @@ for start in "${starts[@]}"; do
   # A libfaketime that does not take would make every run pass on the real clock.
   seen=$(TZ=$zone faketime -f "$(offset_to "$start")" date '+%Y-%m-%d %H:%M')
   [[ $seen == "${start:0:16}" ]] || { echo "faketime gives $seen, not $start" >&2; exit 1; }
-  while read -r name binary; do
-    status=0
-    # A hang fails the run (exit 124) rather than CI.
-    TZ=$zone timeout 900 faketime -f "$(offset_to "$start")" "$binary" "$@" > "$log" 2>&1 || status=$?
-    result=$(grep -E '^test result:' "$log" | tail -n 1 | sed -E 's/^test result: //' || true)
-    if ((status != 0)); then
-      failed=1
-      echo "=== $name at $start $zone failed (exit $status):" >&2
-      # The failure messages; the passing tests' lines are noise here.
-      grep -vE '^test .* \.\.\. ok$' "$log" >&2 || true
-    fi
-    summary+=("faketime $start $zone $name: ${result:-no result, exit $status}")
-  done <<< "$binaries"
+  status=0
+  # A hang fails the run (exit 124) rather than CI.
+  TZ=$zone timeout 900 faketime -f "$(offset_to "$start")" "$binary" "$selection" "$@" > "$log" 2>&1 || status=$?
+  result=$(grep -E '^test result:' "$log" | tail -n 1 | sed -E 's/^test result: //' || true)
+  # A run that passed nothing tested nothing.
+  [[ $status != 0 || $result != "ok. 0 passed;"* ]] || status=1
+  if ((status != 0)); then
+    failed=1
+    echo "=== $selection at $start $zone failed (exit $status):" >&2
+    # The failure messages; the passing tests' lines are noise here.
+    grep -vE '^test .* \.\.\. ok$' "$log" >&2 || true
+  fi
+  summary+=("faketime $start $zone tests/suite[$selection]: ${result:-no result, exit $status}")
 done
 printf '%s\n' "${summary[@]}"
 exit "$failed"

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs every external tool the tests drive, on Debian (run as root, or with sudo at hand):
-# Prometheus, promtool, Alertmanager and amtool (tests/monitoring.rs, tests/alerting.rs,
-# tests/dashboards.rs), systemd-analyze (the systemd unit in tests/deploy.rs), faketime
+# Prometheus, promtool, Alertmanager and amtool (tests/suite/monitoring.rs, tests/suite/alerting.rs,
+# tests/suite/dashboards.rs), systemd-analyze (the systemd unit in tests/suite/deploy.rs), faketime
 # (scripts/faketime-tests.sh), the deployment linters hadolint, docker-compose and
 # kubernetes-validate, kubectl (its built-in kustomize renders an overlay of deploy/kubernetes/ in
-# tests/deploy.rs), and Python's prometheus_client (tests/properties.rs). A test whose tool is
+# tests/suite/deploy.rs), and Python's prometheus_client (tests/suite/properties.rs). A test whose tool is
 # missing fails; .ci/run calls this script first, and so should a fresh machine.
 set -euo pipefail
 

@@ -2,7 +2,7 @@
 # Regenerates the Kubernetes copies of the alert rules and the dashboard from their sources:
 #   deploy/prometheus/rules/wolkvox.rules.yml -> deploy/kubernetes/prometheusrule.yaml
 #   dashboards/*.json                         -> deploy/kubernetes/dashboard-configmap.yaml
-# tests/deploy.rs fails when the copies drift; run this script and commit.
+# tests/suite/deploy.rs fails when the copies drift; run this script and commit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

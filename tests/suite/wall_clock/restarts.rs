@@ -1,101 +1,25 @@
-//! A real exporter process stopped (SIGTERM) or killed (SIGKILL, in the middle of a call) and
-//! started again at once on the same state directory, against the simulator with a 5-minute
-//! interval: no call before the API's rules allow it, the last good values served within a second,
-//! the day's calls and a quota pause carried over, and the token nowhere in the state directory.
-//! And a backfill beside a running exporter on the same state directory: the two share the
-//! token's ledger, so their calls never overlap.
+//! The exporter as a real process on its state directory, where only a real process will do: one
+//! stopped by SIGTERM and started again (the rest of the restarts run in this process, on a paused
+//! clock: tests/suite/restarts.rs), SIGTERM during a call, a second exporter on the lock, descriptor
+//! limits, a token file that became a FIFO, a clock stepped back, and root's backfill in a
+//! service's directory. And a backfill beside a running exporter on the same state directory: the
+//! two share the token's ledger, so their calls never overlap.
 
-mod common;
-#[path = "common/tools.rs"]
-mod tools;
+use crate::common;
+use crate::common::process::{self, Running};
+use crate::common::tools::{self, TestDir};
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{FAKE_TOKEN, known_rows, sample, samples};
+use common::{FAKE_TOKEN, known_rows, sample, samples, state_dir, wait_for_calls};
 use wolkvox_exporter::simulator::{Fault, Simulator};
 
 /// Long enough that an exporter restarted without its ledger would have called (its first poll
 /// comes within 5 s), short enough for a test.
 const WATCH: Duration = Duration::from_secs(8);
-
-struct Running {
-    child: Child,
-    url: String,
-}
-
-impl Running {
-    fn port(&self) -> u16 {
-        self.url.rsplit(':').next().unwrap().parse().unwrap()
-    }
-
-    /// Starts the exporter binary polling `simulator` every 5 minutes, its state in `state`.
-    fn start(simulator: &Simulator, state: &Path) -> Running {
-        Running::start_polling(simulator, state, &["--wolkvox.poll-interval", "5m"])
-    }
-
-    fn start_polling(simulator: &Simulator, state: &Path, polling: &[&str]) -> Running {
-        let mut exporter = Command::new(env!("CARGO_BIN_EXE_wolkvox_exporter"));
-        exporter.env("WOLKVOX_TOKEN", FAKE_TOKEN);
-        Running::launch(exporter, simulator, state, polling)
-    }
-
-    /// Starts `exporter` (the binary, or a wrapper that runs it, with the caller's environment)
-    /// as server 0042 against `simulator` on a port of its own, its state in `state`, with `args`.
-    fn launch(mut exporter: Command, simulator: &Simulator, state: &Path, args: &[&str]) -> Running {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = exporter
-            .args(["--wolkvox.server", "0042", "--wolkvox.timeout", "30s"])
-            .args(args)
-            .args(["--wolkvox.base-url", &simulator.base_url(), "--web.listen-address", &format!("127.0.0.1:{port}")])
-            .arg("--storage.path")
-            .arg(state)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the exporter starts");
-        Running { child, url: format!("http://127.0.0.1:{port}") }
-    }
-
-    /// The metrics text, once the exporter answers (within 10 s of start).
-    async fn scrape(&self) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(response) = reqwest::get(format!("{}/metrics", self.url)).await {
-                return response.text().await.unwrap();
-            }
-            assert!(Instant::now() < deadline, "the exporter never answered");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn signal(&mut self, signal: &str) {
-        let status = Command::new("kill").args([signal, &self.child.id().to_string()]).status().unwrap();
-        assert!(status.success());
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn state_dir(tag: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("wolkvox-restart-{tag}-{}-{}", std::process::id(), fastrand::u64(..)))
-}
-
-async fn wait_for_calls(simulator: &Simulator, calls: u64) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while simulator.counts().0 < calls {
-        assert!(Instant::now() < deadline, "only {} calls arrived", simulator.counts().0);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 fn usage(text: &str) -> Vec<(String, f64)> {
     samples(text, "wolkvox_gamification_licenses")
@@ -119,11 +43,13 @@ async fn scrape_expecting(running: &Running, good: &[(String, f64)], success: f6
     text
 }
 
+/// The restart as a real process lives it, once (tests/suite/restarts.rs has the rest in this
+/// process): SIGTERM between polls and an immediate restart make no call and serve the last values.
 #[tokio::test]
-async fn restarts_within_the_interval_make_no_call_and_serve_the_last_values_at_once() {
+async fn a_process_stopped_and_started_again_makes_no_call_within_the_interval() {
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     simulator.set_rows(known_rows());
-    let state = state_dir("term");
+    let (_dir, state) = state_dir("term");
     let mut first = Running::start(&simulator, &state);
     wait_for_calls(&simulator, 1).await;
     let text = loop {
@@ -134,97 +60,22 @@ async fn restarts_within_the_interval_make_no_call_and_serve_the_last_values_at_
     };
     let success = sample(&text, "wolkvox_last_success_timestamp_seconds{server=\"0042\",api=\"gamification\"}").unwrap();
 
-    // SIGTERM between polls, then SIGKILL, each followed by an immediate restart.
-    first.signal("-TERM");
-    let mut second = Running::start(&simulator, &state);
-    let started = Instant::now();
+    let status = first.signal("-TERM");
+    assert!(status.success(), "exit after SIGTERM: {status:?}");
+    let second = Running::start(&simulator, &state);
     let restored = scrape_expecting(&second, &usage(&text), success, "the last good values are served at once").await;
-    assert!(started.elapsed() < Duration::from_secs(1), "the first scrape came {:?} after the restart", started.elapsed());
-    assert_eq!(
-        sample(&restored, "wolkvox_last_success_timestamp_seconds{server=\"0042\",api=\"gamification\"}"),
-        Some(success),
-        "with their original success time"
-    );
-    assert_eq!(sample(&restored, "wolkvox_up{server=\"0042\",api=\"gamification\"}"), Some(1.0));
     assert_eq!(sample(&restored, "wolkvox_token_calls_today{token_name=\"WOLKVOX_TOKEN\"}"), Some(1.0), "the day's calls carry over");
-    let ready = reqwest::get(format!("{}/-/ready", second.url)).await.unwrap().status().as_u16();
-    assert_eq!(ready, 200, "ready from the restored success");
-
-    second.signal("-KILL");
-    let third = Running::start(&simulator, &state);
     tokio::time::sleep(WATCH).await;
     assert_eq!(simulator.counts().0, 1, "a restart within the interval called Wolkvox");
-    scrape_expecting(&third, &usage(&text), success, "after a SIGKILL too").await;
-
-    // The token is nowhere in the state directory.
-    for entry in std::fs::read_dir(&state).unwrap() {
-        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
-        assert!(!String::from_utf8_lossy(&bytes).contains(FAKE_TOKEN), "the token was written to the state directory");
-    }
-}
-
-#[tokio::test]
-async fn a_crash_during_a_call_counts_as_a_call_in_flight() {
-    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
-    // The call hangs: the exporter is killed while Wolkvox still works on it.
-    simulator.set_fault(Some(Fault::Delay(Duration::from_secs(20))));
-    let state = state_dir("kill");
-    let mut first = Running::start(&simulator, &state);
-    wait_for_calls(&simulator, 1).await;
-    first.signal("-KILL");
-
-    simulator.set_fault(None);
-    let second = Running::start(&simulator, &state);
-    tokio::time::sleep(WATCH).await;
-    assert_eq!(simulator.counts().0, 1, "the restarted exporter called while the first call may still run");
-    let text = second.scrape().await;
-    assert_eq!(sample(&text, "wolkvox_token_calls_today{token_name=\"WOLKVOX_TOKEN\"}"), Some(1.0));
-}
-
-#[tokio::test]
-async fn a_quota_pause_survives_a_restart() {
-    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
-    simulator.set_daily_quota(Some(0));
-    let state = state_dir("quota");
-    let mut first = Running::start(&simulator, &state);
-    wait_for_calls(&simulator, 1).await;
-    let text = loop {
-        let text = first.scrape().await;
-        if sample(&text, "wolkvox_api_request_failures_total{server=\"0042\",api=\"gamification\",reason=\"quota\"}") == Some(1.0) {
-            break text;
-        }
-    };
-    assert_eq!(sample(&text, "wolkvox_up{server=\"0042\",api=\"gamification\"}"), Some(0.0));
-    first.signal("-TERM");
-
-    let restarted_at = jiff::Timestamp::now();
-    let second = Running::start(&simulator, &state);
-    tokio::time::sleep(WATCH).await;
-    // The pause lasts until midnight in Bogota; only a run that crossed it may call again.
-    let bogota = jiff::tz::TimeZone::get("America/Bogota").unwrap();
-    let crossed_midnight = restarted_at.to_zoned(bogota.clone()).date() != jiff::Timestamp::now().to_zoned(bogota.clone()).date();
-    if !crossed_midnight {
-        assert_eq!(simulator.counts().0, 1, "the restart forgot the quota pause");
-    }
-    let text = second.scrape().await;
-    assert_eq!(sample(&text, "wolkvox_up{server=\"0042\",api=\"gamification\"}"), Some(0.0), "up is the last poll's result");
-    // The state says so after the restart too: the quota's pause, until midnight in Bogota, and
-    // the streak of failures it began.
-    let midnight = wolkvox_exporter::calls::admission::next_midnight(restarted_at, &bogota).as_second() as f64;
-    let paused = sample(&text, "wolkvox_token_paused_until_timestamp_seconds{token_name=\"WOLKVOX_TOKEN\",reason=\"quota\"}");
-    let streak = sample(&text, "wolkvox_failure_streak{server=\"0042\",api=\"gamification\",reason=\"quota\"}");
-    if !crossed_midnight {
-        assert_eq!((paused, streak), (Some(midnight), Some(1.0)), "{text}");
-    }
 }
 
 #[tokio::test]
 async fn a_second_exporter_on_the_same_path_refuses_to_start() {
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
-    let state = state_dir("twice");
+    let (_dir, state) = state_dir("twice");
     let first = Running::start(&simulator, &state);
     first.scrape().await;
-    let output = Command::new(env!("CARGO_BIN_EXE_wolkvox_exporter"))
+    let output = process::binary()
         .args(["--wolkvox.server", "0042", "--wolkvox.base-url", &simulator.base_url(), "--web.listen-address", "127.0.0.1:0"])
         .arg("--storage.path")
         .arg(&state)
@@ -243,13 +94,13 @@ async fn a_backfill_beside_the_exporter_shares_its_ledger_and_their_calls_never_
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     // Slow calls every second from two processes: without one ledger under one lock they overlap.
     simulator.set_fault(Some(Fault::Delay(Duration::from_millis(400))));
-    let state = state_dir("beside");
+    let (_dir, state) = state_dir("beside");
     let fast = ["--wolkvox.poll-interval", "1s", "--wolkvox.allow-fast-poll"];
     let exporter = Running::start_polling(&simulator, &state, &fast);
     wait_for_calls(&simulator, 1).await;
 
     let output = state.with_extension("om");
-    let mut backfill = Command::new(env!("CARGO_BIN_EXE_wolkvox_exporter"));
+    let mut backfill = process::binary();
     backfill
         .args(["backfill", "--wolkvox.server", "0042", "--wolkvox.base-url", &simulator.base_url()])
         .args(fast)
@@ -276,7 +127,7 @@ async fn a_backfill_beside_the_exporter_shares_its_ledger_and_their_calls_never_
 /// them.
 #[tokio::test]
 async fn files_made_by_root_in_anothers_state_directory_are_handed_to_its_owner() {
-    let Some(state) = services_state_dir("owner") else { return };
+    let Some((_dir, state)) = services_state_dir("owner") else { return };
     backfill_one_month(&state).await;
     let made = common::walk(&state);
     assert!(made.iter().any(|path| path.ends_with("token-WOLKVOX_TOKEN.ledger.json")), "{made:?}");
@@ -288,20 +139,20 @@ async fn files_made_by_root_in_anothers_state_directory_are_handed_to_its_owner(
 
 /// A state directory owned by the service's user, or None (said) when this process is not root:
 /// only root can give a directory away, and only root could write into it afterwards.
-fn services_state_dir(tag: &str) -> Option<PathBuf> {
-    let state = state_dir(tag);
+fn services_state_dir(tag: &str) -> Option<(TestDir, PathBuf)> {
+    let (dir, state) = state_dir(tag);
     std::fs::create_dir_all(&state).unwrap();
     if std::os::unix::fs::chown(&state, Some(SERVICE_USER), Some(SERVICE_USER)).is_err() {
         tools::missing("root, to run a backfill in another user's state directory");
         return None;
     }
-    Some(state)
+    Some((dir, state))
 }
 
 /// A backfill of January 2026 on `state`, against a simulator of its own; it must succeed.
 async fn backfill_one_month(state: &Path) {
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
-    let mut backfill = Command::new(env!("CARGO_BIN_EXE_wolkvox_exporter"));
+    let mut backfill = process::binary();
     backfill
         .args(["backfill", "--wolkvox.server", "0042", "--wolkvox.base-url", &simulator.base_url()])
         .args(["--from", "2026-01", "--to", "2026-01", "--output", state.with_extension("om").to_str().unwrap()])
@@ -315,54 +166,11 @@ async fn backfill_one_month(state: &Path) {
 /// The user of the image and of the Kubernetes pod.
 const SERVICE_USER: u32 = 65532;
 
-/// A ledger of one call an hour ago, due since, as an earlier run would have left it.
-fn ledger_of_an_hour_ago(state: &Path) {
-    use wolkvox_exporter::calls::admission::{JobLedger, Ledger};
-    use wolkvox_exporter::storage::{Role, Storage};
-    let hour_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1);
-    let end = hour_ago + jiff::SignedDuration::from_secs(1);
-    let job = JobLedger {
-        last_start: Some(hour_ago),
-        last_end: Some(end),
-        due: Some(end + jiff::SignedDuration::from_mins(5)),
-        ..JobLedger::default()
-    };
-    let ledger = Ledger {
-        jobs: [("0042/gamification".to_owned(), job)].into(),
-        last_call_start: Some(hour_ago),
-        last_call_end: Some(end),
-        ..Ledger::default()
-    };
-    let storage = Storage::open(state, Role::Backfill, wolkvox_exporter::clock::Clock::system()).unwrap();
-    assert!(storage.save_ledger("WOLKVOX_TOKEN", &ledger));
-}
-
-/// A state directory that can no longer be written (a directory where the ledger's temporary file
-/// goes fails every write, as a full disk does): each decision must not be taken on the file's
-/// stale ledger, which says the call is still due. The rules hold from what the process knows.
-#[tokio::test]
-async fn a_state_directory_that_cannot_be_written_makes_no_call_storm() {
-    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
-    simulator.set_rows(known_rows());
-    let state = state_dir("unwritable");
-    ledger_of_an_hour_ago(&state);
-    std::fs::create_dir(state.join("token-WOLKVOX_TOKEN.ledger.json.tmp")).unwrap();
-
-    let running = Running::start(&simulator, &state);
-    wait_for_calls(&simulator, 1).await;
-    tokio::time::sleep(WATCH).await;
-    assert_eq!(simulator.counts().0, 1, "calls within the 5-minute floor while the state directory could not be written");
-    let text = running.scrape().await;
-    assert_eq!(sample(&text, "wolkvox_up{server=\"0042\",api=\"gamification\"}"), Some(1.0), "still serving");
-    assert!(sample(&text, "wolkvox_storage_write_failures_total").is_some_and(|n| n >= 2.0), "the failed writes are counted");
-    assert_eq!(sample(&text, "wolkvox_token_state_saved{token_name=\"WOLKVOX_TOKEN\"}"), Some(0.0), "and the state says so");
-}
-
 /// The exporter binary polling every second under `ulimit -n descriptors`.
 fn start_with_descriptors(simulator: &Simulator, state: &Path, descriptors: u32, extra: &[&str]) -> Running {
     // bash sets the limit, then becomes the exporter: a signal to the child reaches it.
     let mut exporter = Command::new("bash");
-    exporter.args(["-c", &format!("ulimit -n {descriptors} && exec \"$0\" \"$@\""), env!("CARGO_BIN_EXE_wolkvox_exporter")]);
+    exporter.args(["-c", &format!("ulimit -n {descriptors} && exec \"$0\" \"$@\""), process::BIN]);
     exporter.env("WOLKVOX_TOKEN", FAKE_TOKEN);
     Running::launch(exporter, simulator, state, &[&["--wolkvox.poll-interval", "1s", "--wolkvox.allow-fast-poll"], extra].concat())
 }
@@ -382,7 +190,7 @@ async fn idle_connections(port: u16, count: usize) -> Vec<tokio::net::TcpStream>
 async fn a_ledger_that_cannot_be_opened_for_a_while_is_kept_and_nothing_forgotten() {
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     simulator.set_rows(known_rows());
-    let state = state_dir("descriptors");
+    let (_dir, state) = state_dir("descriptors");
     let running = start_with_descriptors(&simulator, &state, 64, &["--web.max-connections", "0"]);
     let port = running.port();
     running.scrape().await;
@@ -417,8 +225,8 @@ async fn a_ledger_that_cannot_be_opened_for_a_while_is_kept_and_nothing_forgotte
 /// away.
 #[tokio::test]
 async fn links_planted_in_the_state_directory_give_its_owner_nothing_of_roots() {
-    let Some(state) = services_state_dir("planted") else { return };
-    let victims = state_dir("victims");
+    let Some((_dir, state)) = services_state_dir("planted") else { return };
+    let (_victims, victims) = state_dir("victims");
     std::fs::create_dir_all(&victims).unwrap();
     let names =
         ["backfill.lock", "lock", "token-WOLKVOX_TOKEN.lock", "token-WOLKVOX_TOKEN.ledger.json.tmp", "token-WOLKVOX_TOKEN.ledger.json"];
@@ -454,8 +262,8 @@ async fn a_clock_stepped_back_a_day_costs_no_day_of_polling() {
     let libfaketime = multiarch.into_iter().find(|p| p.exists()).expect("libfaketime.so.1 beside the faketime command");
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     simulator.set_rows(known_rows());
-    let state = state_dir("stepped");
-    let mut exporter = Command::new(env!("CARGO_BIN_EXE_wolkvox_exporter"));
+    let (_dir, state) = state_dir("stepped");
+    let mut exporter = process::binary();
     exporter.env("LD_PRELOAD", &libfaketime).env("FAKETIME", "+1d").env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
     exporter.env("WOLKVOX_TOKEN", FAKE_TOKEN);
     let mut ahead = Running::launch(exporter, &simulator, &state, &["--wolkvox.poll-interval", "2s", "--wolkvox.allow-fast-poll"]);
@@ -477,12 +285,12 @@ async fn a_clock_stepped_back_a_day_costs_no_day_of_polling() {
 #[tokio::test]
 async fn a_token_file_replaced_by_a_fifo_holds_up_nothing() {
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
-    let state = state_dir("fifo");
+    let (_dir, state) = state_dir("fifo");
     std::fs::create_dir_all(&state).unwrap();
     let token_file = state.with_extension("token");
     std::fs::write(&token_file, FAKE_TOKEN).unwrap();
     let polling = ["--wolkvox.poll-interval", "1s", "--wolkvox.allow-fast-poll", "--wolkvox.token-file", token_file.to_str().unwrap()];
-    let mut running = Running::launch(Command::new(env!("CARGO_BIN_EXE_wolkvox_exporter")), &simulator, &state, &polling);
+    let mut running = Running::launch(process::binary(), &simulator, &state, &polling);
     wait_for_calls(&simulator, 1).await;
 
     std::fs::remove_file(&token_file).unwrap();
@@ -492,8 +300,7 @@ async fn a_token_file_replaced_by_a_fifo_holds_up_nothing() {
     let text = running.scrape().await;
     assert_eq!(sample(&text, "wolkvox_up{server=\"0042\",api=\"gamification\"}"), Some(1.0), "polling with the previous token");
 
-    let status = Command::new("kill").args(["-TERM", &running.child.id().to_string()]).status().unwrap();
-    assert!(status.success());
+    running.send("-TERM");
     let deadline = Instant::now() + Duration::from_secs(15);
     while running.child.try_wait().unwrap().is_none() {
         assert!(Instant::now() < deadline, "the exporter did not exit within 15 s of SIGTERM");
@@ -507,7 +314,7 @@ async fn a_token_file_replaced_by_a_fifo_holds_up_nothing() {
 async fn idle_connections_never_take_the_descriptors_the_state_directory_needs() {
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     simulator.set_rows(known_rows());
-    let state = state_dir("connections");
+    let (_dir, state) = state_dir("connections");
     let running = start_with_descriptors(&simulator, &state, 128, &[]);
     running.scrape().await;
     wait_for_calls(&simulator, 2).await;
@@ -532,7 +339,7 @@ async fn sigterm_lets_the_call_in_flight_end_and_be_recorded() {
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     simulator.set_rows(known_rows());
     simulator.set_fault(Some(Fault::Delay(Duration::from_secs(2))));
-    let state = state_dir("sigterm");
+    let (_dir, state) = state_dir("sigterm");
     let mut running = Running::start(&simulator, &state);
     wait_for_calls(&simulator, 1).await;
     running.signal("-TERM");

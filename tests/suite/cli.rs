@@ -1,14 +1,12 @@
-//! The binary as an operator runs it: exit codes, messages, `--config.check`, `--demo`, signals.
+//! The binary as an operator runs it: exit codes, messages, `--config.check`. (`--demo` and its
+//! signals are in wall_clock::demo.)
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use crate::common::process;
 
-const BIN: &str = env!("CARGO_BIN_EXE_wolkvox_exporter");
 const FAKE_TOKEN: &str = "fake-token-for-tests-0001";
 
 fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let mut command = Command::new(BIN);
+    let mut command = process::binary();
     command.args(args).env_clear();
     for (key, value) in env {
         command.env(key, value);
@@ -70,53 +68,4 @@ fn config_check_prints_the_targets_without_the_token() {
     let (code, _, stderr) = run(&["--wolkvox.server", "0042", "--config.check"], &[]);
     assert_ne!(code, 0);
     assert!(stderr.contains("no token"));
-}
-
-/// `--demo` needs nothing but itself; it becomes ready, serves usage, and stops cleanly on SIGTERM.
-#[test]
-fn demo_runs_becomes_ready_and_stops_on_sigterm() {
-    let started = Instant::now();
-    let mut child = Command::new(BIN)
-        .args(["--demo", "--web.listen-address", "127.0.0.1:0"])
-        .env_clear()
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let address = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|line| line.split_whitespace().find_map(|field| field.strip_prefix("address=").map(str::to_owned)))
-        .expect("the listen address is logged");
-
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let body = http_get(&address, "/metrics").unwrap_or_default();
-        if body.contains("wolkvox_gamification_licenses{server=\"0042\"") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the demo served no usage within 10 s: {body}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    eprintln!("demo served usage {:?} after start", started.elapsed());
-    assert_eq!(http_status(&address, "/-/ready"), Some(200));
-
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    let status = child.wait().unwrap();
-    assert!(status.success(), "exit after SIGTERM: {status:?}");
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    assert!(rest.iter().any(|l| l.contains("shutting down")), "{rest:?}");
-}
-
-fn http_get(address: &str, path: &str) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(address).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    Some(response)
-}
-
-fn http_status(address: &str, path: &str) -> Option<u16> {
-    http_get(address, path)?.split_whitespace().nth(1)?.parse().ok()
 }

@@ -3,11 +3,10 @@
 //! days return what the simulator answered for those days, and every dashboard panel that can
 //! show history has data over six weeks of it.
 
-mod common;
-#[path = "common/grafana.rs"]
-mod grafana;
-#[path = "common/tools.rs"]
-mod tools;
+use crate::common;
+use crate::common::grafana;
+use crate::common::process;
+use crate::common::tools;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -23,7 +22,7 @@ use tools::{Prometheus, run_tool, temp_dir, tool};
 use wolkvox_exporter::simulator::{DocumentedError, Fault, Simulator, past_gamification};
 
 fn backfill(simulator: &Simulator, state: &Path, extra: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wolkvox_exporter"))
+    process::binary()
         .arg("backfill")
         .args(["--wolkvox.server", "0042", "--wolkvox.base-url", &simulator.base_url()])
         .args(["--wolkvox.poll-interval", "1s", "--wolkvox.allow-fast-poll"])
@@ -276,7 +275,7 @@ async fn on_a_terminal_a_progress_bar_counts_the_months_and_calls() {
     let command = format!(
         "{} backfill --wolkvox.server 0042 --wolkvox.base-url {} --wolkvox.poll-interval 1s --wolkvox.allow-fast-poll \
          --from 2026-01 --to 2026-02 --output {} --storage.path {}",
-        env!("CARGO_BIN_EXE_wolkvox_exporter"),
+        process::BIN,
         simulator.base_url(),
         dir.join("history.om").display(),
         dir.join("data").display()
@@ -303,7 +302,7 @@ async fn two_tokens_are_backfilled_at_once_each_one_call_at_a_time() {
         format!("  - server: '{server}'\n    token_env: {token_env}\n    base_url: {}\n    poll_interval: 1s\n", simulator.base_url())
     };
     std::fs::write(&targets, format!("targets:\n{}{}", target("0042", "TOKEN_A"), target("0043", "TOKEN_B"))).unwrap();
-    let mut run = Command::new(env!("CARGO_BIN_EXE_wolkvox_exporter"));
+    let mut run = process::binary();
     run.args(["backfill", "--wolkvox.allow-fast-poll", "--from", "2026-01", "--to", "2026-03", "--output"])
         .arg(dir.join("history.om"))
         .arg("--config.file")
@@ -332,7 +331,7 @@ async fn an_interrupted_run_leaves_no_file() {
     let dir = temp_dir("backfill-interrupted");
     let output = dir.join("history.om");
     // A 5-minute interval: the second month waits, and is interrupted there.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wolkvox_exporter"))
+    let mut child = process::binary()
         .arg("backfill")
         .args(["--wolkvox.server", "0042", "--wolkvox.base-url", &simulator.base_url(), "--wolkvox.poll-interval", "5m"])
         .args(["--from", "2026-01", "--to", "2026-02", "--output", output.to_str().unwrap()])
@@ -394,7 +393,7 @@ async fn a_dry_run_into_a_pipe_closed_early_ends_quietly() {
     let dir = temp_dir("backfill-head");
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
-    let output = Command::new(env!("CARGO_BIN_EXE_wolkvox_exporter"))
+    let output = process::binary()
         .args(["backfill", "--wolkvox.server", "0042", "--wolkvox.base-url", &simulator.base_url()])
         .args(["--from", "2024-01", "--to", "2026-01", "--dry-run", "--storage.path", dir.join("data").to_str().unwrap()])
         .env("WOLKVOX_TOKEN", FAKE_TOKEN)

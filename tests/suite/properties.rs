@@ -2,8 +2,7 @@
 //! (checked against a model of its rules), and any label value survives the trip through the
 //! exposition text, as read back by a real parser (Python's prometheus_client).
 
-#[path = "common/tools.rs"]
-mod tools;
+use crate::common::tools;
 
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;

@@ -2,11 +2,9 @@
 //! slow clients from stopping scrapes: the exporter's server with real clients (reqwest over
 //! rustls, and raw TCP where a client must misbehave).
 
-#[path = "common/certs.rs"]
-mod certs;
-mod common;
-#[path = "common/tools.rs"]
-mod tools;
+use crate::common;
+use crate::common::certs;
+use crate::common::tools;
 
 use std::path::Path;
 use std::time::Duration;
@@ -14,11 +12,10 @@ use std::time::Duration;
 use certs::{Authority, Issued};
 use common::{FAKE_TOKEN, config, wait_for};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use wolkvox_exporter::Exporter;
 use wolkvox_exporter::simulator::Simulator;
 
 /// The exporter against a simulator, serving with the given web configuration file.
-async fn start(simulator: &Simulator, web_config: &Path, extra: &[&str]) -> Exporter {
+async fn start(simulator: &Simulator, web_config: &Path, extra: &[&str]) -> common::TestExporter {
     let mut args = vec!["--web.config.file", web_config.to_str().unwrap()];
     args.extend_from_slice(extra);
     common::start_exporter(simulator, "1h", &args).await

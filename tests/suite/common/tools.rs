@@ -71,10 +71,52 @@ pub fn run_tool(program: &Path, args: &[&str], stdin: Option<&[u8]>) -> (bool, S
     (output.status.success(), text)
 }
 
-pub fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("wolkvox-{tag}-{}-{}", std::process::id(), fastrand::u64(..)));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A new directory of the test's own (mode 0700), named after `tag`, removed with everything in it
+/// when dropped: keep it for as long as the test uses what is inside. It derefs to its path.
+pub fn temp_dir(tag: &str) -> TestDir {
+    TestDir(tempfile::Builder::new().prefix(&format!("wolkvox-{tag}-")).tempdir().expect("a temporary directory"))
+}
+
+pub struct TestDir(tempfile::TempDir);
+
+impl std::ops::Deref for TestDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<Path> for TestDir {
+    fn as_ref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+/// A file named `name` holding `text`, alone in a [`temp_dir`] of its own that goes with it. It
+/// derefs to its path.
+pub fn temp_file(name: &str, text: &str) -> TestFile {
+    let dir = temp_dir("file");
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    TestFile { _dir: dir, path }
+}
+
+pub struct TestFile {
+    _dir: TestDir,
+    path: PathBuf,
+}
+
+impl std::ops::Deref for TestFile {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<Path> for TestFile {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
 }
 
 fn free_port() -> u16 {
@@ -85,7 +127,7 @@ fn free_port() -> u16 {
 pub struct Prometheus {
     child: Child,
     pub url: String,
-    dir: PathBuf,
+    dir: TestDir,
 }
 
 impl Prometheus {
@@ -106,7 +148,7 @@ impl Prometheus {
         Prometheus::launch(binary, temp_dir("prometheus"), "global: {}\n", tsdb, &["--storage.tsdb.retention.time=100y"]).await
     }
 
-    async fn launch(binary: &Path, dir: PathBuf, config: &str, tsdb: &Path, extra: &[&str]) -> Prometheus {
+    async fn launch(binary: &Path, dir: TestDir, config: &str, tsdb: &Path, extra: &[&str]) -> Prometheus {
         std::fs::write(dir.join("prometheus.yml"), config).unwrap();
         let port = free_port();
         let child = Command::new(binary)
@@ -177,7 +219,6 @@ impl Drop for Prometheus {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -185,7 +226,7 @@ impl Drop for Prometheus {
 pub struct Alertmanager {
     child: Child,
     pub url: String,
-    dir: PathBuf,
+    dir: TestDir,
 }
 
 impl Alertmanager {
@@ -239,6 +280,5 @@ impl Drop for Alertmanager {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

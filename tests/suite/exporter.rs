@@ -1,6 +1,6 @@
 //! The whole exporter, in-process, against the simulator over real HTTP on 127.0.0.1.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -300,18 +300,15 @@ async fn custom_telemetry_path() {
     exporter.stop().await;
 }
 
-fn tempdir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("wolkvox-test-{}-{}", std::process::id(), fastrand::u64(..)));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn tempdir() -> common::tools::TestDir {
+    common::tools::temp_dir("test")
 }
 
 #[tokio::test]
 async fn a_rotated_token_file_is_used_at_the_next_poll_without_a_restart() {
     const NEXT_TOKEN: &str = "fake-token-for-tests-0002";
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
-    let dir = std::env::temp_dir().join(format!("wolkvox-rotation-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::tools::temp_dir("rotation");
     let token_file = dir.join("token");
     std::fs::write(&token_file, FAKE_TOKEN).unwrap();
     let base_url = simulator.base_url();

@@ -2,6 +2,11 @@
 //! scraping and reading samples.
 #![allow(dead_code)]
 
+pub mod certs;
+pub mod grafana;
+pub mod process;
+pub mod tools;
+
 use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -13,6 +18,8 @@ use wolkvox_exporter::clock::Clock;
 use wolkvox_exporter::config::{Config, ConfigError, Flags, Target};
 use wolkvox_exporter::simulator::{Fault, Simulator};
 use wolkvox_exporter::wolkvox::Reason;
+
+use tools::{TestDir, temp_dir};
 
 /// Obviously fake; tests check that it never shows up anywhere.
 pub const FAKE_TOKEN: &str = "fake-token-for-tests-0001";
@@ -28,35 +35,55 @@ pub fn target(server: &str, interval: &str) -> Target {
     config(&args, &[("WOLKVOX_TOKEN", FAKE_TOKEN)]).expect("valid").targets.remove(0)
 }
 
+/// An exporter started in this process, with the temporary directories it uses (its state, its
+/// configuration file), removed once it is dropped. It derefs to the [`Exporter`].
+pub struct TestExporter {
+    exporter: Exporter,
+    _dirs: Vec<TestDir>,
+}
+
+impl std::ops::Deref for TestExporter {
+    type Target = Exporter;
+    fn deref(&self) -> &Exporter {
+        &self.exporter
+    }
+}
+
+impl TestExporter {
+    /// [`Exporter::stop`]; then the directories go.
+    pub async fn stop(self) {
+        self.exporter.stop().await;
+    }
+}
+
 /// Starts an exporter on 127.0.0.1 polling the simulator as server 0042 every `interval`, on the
 /// tests' fixed clock ([`start_time`]).
-pub async fn start_exporter(simulator: &Simulator, interval: &str, extra: &[&str]) -> Exporter {
+pub async fn start_exporter(simulator: &Simulator, interval: &str, extra: &[&str]) -> TestExporter {
     start_exporter_on(simulator, interval, extra, Clock::starting_at(start_time())).await
 }
 
 /// As [`start_exporter`], on `clock`: the real one beside a real server, which keeps the real time.
-pub async fn start_exporter_on(simulator: &Simulator, interval: &str, extra: &[&str], clock: Clock) -> Exporter {
-    start_with(simulator, interval, &[&["--wolkvox.server", "0042"], extra].concat(), clock).await
+pub async fn start_exporter_on(simulator: &Simulator, interval: &str, extra: &[&str], clock: Clock) -> TestExporter {
+    start_with(simulator, interval, &[&["--wolkvox.server", "0042"], extra].concat(), clock, Vec::new()).await
 }
 
 /// Starts an exporter on 127.0.0.1 from a config file holding `yaml`, polling the simulator every
 /// `interval`; targets take their token from `token_env: WOLKVOX_TOKEN`.
-pub async fn start_exporter_from_file(simulator: &Simulator, yaml: &str, interval: &str) -> Exporter {
+pub async fn start_exporter_from_file(simulator: &Simulator, yaml: &str, interval: &str) -> TestExporter {
     start_exporter_from_file_on(simulator, yaml, interval, Clock::starting_at(start_time())).await
 }
 
 /// As [`start_exporter_from_file`], on `clock`.
-pub async fn start_exporter_from_file_on(simulator: &Simulator, yaml: &str, interval: &str, clock: Clock) -> Exporter {
-    let dir = std::env::temp_dir().join(format!("wolkvox-file-{}-{}", std::process::id(), fastrand::u64(..)));
-    std::fs::create_dir_all(&dir).unwrap();
+pub async fn start_exporter_from_file_on(simulator: &Simulator, yaml: &str, interval: &str, clock: Clock) -> TestExporter {
+    let dir = temp_dir("file");
     let path = dir.join("wolkvox.yml");
     std::fs::write(&path, yaml).unwrap();
-    start_with(simulator, interval, &["--config.file", path.to_str().unwrap()], clock).await
+    start_with(simulator, interval, &["--config.file", path.to_str().unwrap()], clock, vec![dir]).await
 }
 
 /// The flags every test exporter shares (fast polls of the simulator, a port picked at run time)
 /// and `args`, with the fake token in `WOLKVOX_TOKEN`.
-async fn start_with(simulator: &Simulator, interval: &str, args: &[&str], clock: Clock) -> Exporter {
+async fn start_with(simulator: &Simulator, interval: &str, args: &[&str], clock: Clock, mut dirs: Vec<TestDir>) -> TestExporter {
     let base_url = simulator.base_url();
     let common = [
         "--wolkvox.base-url",
@@ -68,11 +95,12 @@ async fn start_with(simulator: &Simulator, interval: &str, args: &[&str], clock:
         "127.0.0.1:0",
     ];
     // A state directory of its own, unless the test names one.
-    let storage = std::env::temp_dir().join(format!("wolkvox-state-{}-{}", std::process::id(), fastrand::u64(..)));
-    let storage = storage.to_str().unwrap().to_owned();
-    let own_storage: &[&str] = if args.contains(&"--storage.path") { &[] } else { &["--storage.path", &storage] };
+    let storage = temp_dir("state");
+    let state = storage.join("state").to_str().unwrap().to_owned();
+    let own_storage: &[&str] = if args.contains(&"--storage.path") { &[] } else { &["--storage.path", &state] };
     let config = config(&[&common[..], own_storage, args].concat(), &[("WOLKVOX_TOKEN", FAKE_TOKEN)]).expect("valid config");
-    Exporter::start_with_clock(config, clock).await.expect("exporter starts")
+    dirs.push(storage);
+    TestExporter { exporter: Exporter::start_with_clock(config, clock).await.expect("exporter starts"), _dirs: dirs }
 }
 
 /// The wall time test exporters start at, whatever the real time: 10:00 in Bogota on November 15,
@@ -137,23 +165,61 @@ where
     }
 }
 
-/// What the exporters of this test binary log, at info level and up: the first call installs a
-/// global subscriber writing to memory (a test binary has no other). For tests that must know
-/// something happened that shows nowhere else, such as a refused reload.
+/// What the exporters of this test binary log, at info level and up, from every thread. For tests
+/// that must know something happened that shows nowhere else, such as a refused reload.
 pub fn captured_logs() -> Logs {
+    global_logs().clone()
+}
+
+thread_local! {
+    /// Where everything logged on this thread goes besides, at every level: see [`logging_everything`].
+    static EVERYTHING: std::cell::RefCell<Option<Logs>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The binary's one global log subscriber, installed by the first call (the tests share a process,
+/// and a process has one): info and up from every thread into the returned logs, and every level
+/// on the threads of [`logging_everything`] into that test's logs. The libraries' `log` records
+/// come through it too.
+fn global_logs() -> &'static Logs {
     static LOGS: OnceLock<Logs> = OnceLock::new();
     LOGS.get_or_init(|| {
+        use tracing_subscriber::filter::{LevelFilter, filter_fn};
+        use tracing_subscriber::prelude::*;
         let logs = Logs::default();
         let writer = logs.clone();
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::INFO)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .try_init()
-            .expect("no other global log subscriber in this test binary");
+        let info = tracing_subscriber::fmt::layer().with_ansi(false).with_writer(move || writer.clone()).with_filter(LevelFilter::INFO);
+        let everything = tracing_subscriber::fmt::layer()
+            .with_writer(|| EVERYTHING.with(|logs| logs.borrow().clone().unwrap_or_default()))
+            .with_filter(filter_fn(|_| EVERYTHING.with(|logs| logs.borrow().is_some())));
+        tracing_subscriber::registry().with(info).with(everything).try_init().expect("no other global log subscriber in this test binary");
         logs
     })
-    .clone()
+}
+
+/// Runs `test` to completion on a runtime of its own, every thread of which (the caller's, and the
+/// blocking pool's) logs at every level into `logs`, the libraries' records included: what one
+/// test's exporter logs, apart from the other tests running in this process at the same time.
+pub fn logging_everything<F: Future>(logs: &Logs, test: F) -> F::Output {
+    global_logs();
+    struct Marked;
+    impl Drop for Marked {
+        fn drop(&mut self) {
+            EVERYTHING.with(|marked| *marked.borrow_mut() = None);
+        }
+    }
+    let mark = {
+        let logs = logs.clone();
+        move || EVERYTHING.with(|marked| *marked.borrow_mut() = Some(logs.clone()))
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .on_thread_start(mark.clone())
+        .on_thread_stop(|| EVERYTHING.with(|marked| *marked.borrow_mut() = None))
+        .build()
+        .expect("a runtime");
+    mark();
+    let _marked = Marked;
+    runtime.block_on(test)
 }
 
 #[derive(Clone, Default)]
@@ -246,6 +312,23 @@ pub async fn check_faults(cases: Vec<(Fault, &'static str)>) {
     }
     while let Some(result) = running.join_next().await {
         result.expect("fault case passed");
+    }
+}
+
+/// A directory of the test's own, removed at its end, and the state directory to be made in it
+/// (the exporter makes it, 0700); files beside the state go in the first.
+pub fn state_dir(tag: &str) -> (TestDir, std::path::PathBuf) {
+    let dir = temp_dir(&format!("restart-{tag}"));
+    let state = dir.join("state");
+    (dir, state)
+}
+
+/// Until `simulator` has had `calls` requests, for at most 15 s of real time.
+pub async fn wait_for_calls(simulator: &Simulator, calls: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while simulator.counts().0 < calls {
+        assert!(std::time::Instant::now() < deadline, "only {} calls arrived", simulator.counts().0);
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

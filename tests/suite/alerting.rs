@@ -1,10 +1,9 @@
 //! The alerting bundle beyond promtool's own checks: where the runbook links point (docs/runbook.md) and the script
 //! that moves them, what the promtool cases prove, and the example Alertmanager's inhibitions
-//! against the real Alertmanager. See tests/common/tools.rs for how a missing tool is treated.
+//! against the real Alertmanager. See tests/suite/common/tools.rs for how a missing tool is treated.
 
-mod common;
-#[path = "common/tools.rs"]
-mod tools;
+use crate::common;
+use crate::common::tools;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -169,7 +168,7 @@ async fn every_metric_and_reason_the_rules_read_is_served_by_the_exporter() {
 }
 
 /// The files scripts/set-runbook-url.sh reads and writes, copied to a temporary tree.
-fn copy_of_the_bundle() -> std::path::PathBuf {
+fn copy_of_the_bundle() -> tools::TestDir {
     let root = temp_dir("runbook-url");
     for dir in ["scripts", "deploy/prometheus/rules", "deploy/kubernetes", "dashboards"] {
         std::fs::create_dir_all(root.join(dir)).unwrap();

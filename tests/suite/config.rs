@@ -1,20 +1,16 @@
 //! Configuration: every invalid value is refused with a message naming the field, never the token.
 
-mod common;
+use crate::common;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
+use common::tools::{TestFile, temp_file};
 use common::{FAKE_TOKEN, config};
 
 const TOKEN_ENV: (&str, &str) = ("WOLKVOX_TOKEN", FAKE_TOKEN);
 
-fn write_temp(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("wolkvox-config-{}-{}", std::process::id(), fastrand::u64(..)));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
+fn write_temp(name: &str, text: &str) -> TestFile {
+    temp_file(name, text)
 }
 
 /// The error for these flags and environment, checked to name `field` and not to leak the token.

@@ -1,9 +1,8 @@
 //! The ways to install it, each validated with the tools that run here (there is no container
 //! engine or cluster): hadolint, Compose's own config check, the Kubernetes schemas, promtool and
-//! systemd-analyze. See tests/common/tools.rs for how a missing tool is treated.
+//! systemd-analyze. See tests/suite/common/tools.rs for how a missing tool is treated.
 
-#[path = "common/tools.rs"]
-mod tools;
+use crate::common::{process, tools};
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -642,7 +641,8 @@ fn the_prometheus_rule_holds_exactly_the_bundled_rules_and_passes_promtool() {
     assert_eq!(rule["spec"], yaml("deploy/prometheus/rules/wolkvox.rules.yml"), "drifted: run scripts/sync-kubernetes.sh");
 
     let Some(promtool) = tool("promtool") else { return };
-    let file = temp_dir("prometheusrule").join("rules.yml");
+    let dir = temp_dir("prometheusrule");
+    let file = dir.join("rules.yml");
     std::fs::write(&file, serde_norway::to_string(&rule["spec"]).unwrap()).unwrap();
     let (ok, output) = run_tool(&promtool, &["check", "rules", file.to_str().unwrap()], None);
     assert!(ok, "{output}");
@@ -774,13 +774,7 @@ fn config_check_as_the_unit(drop_ins: &[&str], config: Option<&str>) -> String {
         };
         std::fs::write(credentials.join(id), content).unwrap();
     }
-    let output = Command::new(env!("CARGO_BIN_EXE_wolkvox_exporter"))
-        .args(&args)
-        .arg("--config.check")
-        .env_clear()
-        .envs(environment.clone())
-        .output()
-        .unwrap();
+    let output = process::binary().args(&args).arg("--config.check").env_clear().envs(environment.clone()).output().unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success(), "--config.check with the unit's arguments {args:?} and environment {environment:?}: {text}");
     text
@@ -811,7 +805,7 @@ fn the_systemd_unit_is_hardened_and_verifies() {
     let dir = temp_dir("systemd");
     let copy = dir.join("wolkvox_exporter.service");
     let unit = unit
-        .replace("/usr/local/bin/wolkvox_exporter", env!("CARGO_BIN_EXE_wolkvox_exporter"))
+        .replace("/usr/local/bin/wolkvox_exporter", process::BIN)
         .replace("/etc/default/wolkvox_exporter", repo_path("deploy/systemd/wolkvox_exporter.env").to_str().unwrap());
     std::fs::write(&copy, unit).unwrap();
     let (ok, output) = run_tool(&analyze, &["verify", copy.to_str().unwrap()], None);

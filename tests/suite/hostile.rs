@@ -1,11 +1,9 @@
 //! Upstreams that misbehave on purpose: the exporter survives, keeps serving the last good values,
-//! and says why. (The documented faults are in tests/exporter.rs.)
+//! and says why. (The documented faults are in tests/suite/exporter.rs.)
 
-#[path = "common/certs.rs"]
-mod certs;
-mod common;
-#[path = "common/tools.rs"]
-mod tools;
+use crate::common;
+use crate::common::certs;
+use crate::common::tools;
 
 use std::time::Duration;
 

@@ -1,11 +1,9 @@
 //! The monitoring stack against the real servers: promtool, amtool and a real Prometheus scraping
-//! the exporter. See tests/common/tools.rs for how a missing tool is treated.
+//! the exporter. See tests/suite/common/tools.rs for how a missing tool is treated.
 
-mod common;
-#[path = "common/grafana.rs"]
-mod grafana;
-#[path = "common/tools.rs"]
-mod tools;
+use crate::common;
+use crate::common::grafana;
+use crate::common::tools;
 
 use std::collections::BTreeMap;
 
@@ -222,7 +220,7 @@ async fn every_dashboard_query_returns_series_from_a_real_prometheus() {
                 assert!(result.iter().all(|s| s["metric"]["api"] != "token_info"), "{}: $api lists token_info", path.display());
             }
             if past_months(&promql) {
-                // Past months' values: this Prometheus is a minute old. tests/dashboards.rs runs
+                // Past months' values: this Prometheus is a minute old. tests/suite/dashboards.rs runs
                 // these across months' ends; here they only have to run.
                 past += 1;
                 continue;

@@ -1,8 +1,7 @@
 //! The billing family: several APIs of one server on one token, polled through its single lane.
 
-mod common;
-#[path = "common/tools.rs"]
-mod tools;
+use crate::common;
+use crate::common::tools;
 
 use std::time::Duration;
 

@@ -1,34 +1,22 @@
 //! The token appears nowhere: not in logs at any level (ours and the libraries'), not in any HTTP
 //! response, not even when the upstream echoes it back.
 
-mod common;
+use crate::common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{FAKE_TOKEN, get, scrape, start_exporter, wait_first_success, wait_for};
 use wolkvox_exporter::simulator::{DocumentedError, Fault, Simulator};
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(data);
-        Ok(data.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+// Its own runtime, whose threads log everything into `logs`: the other tests of the binary run
+// beside it in this process.
+#[test]
+fn the_token_never_appears_in_logs_or_responses() {
+    let logs = common::Logs::default();
+    common::logging_everything(&logs, the_token_never_appears(&logs));
 }
 
-#[tokio::test]
-async fn the_token_never_appears_in_logs_or_responses() {
-    let logs = Captured::default();
-    let writer = logs.clone();
-    tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE).with_writer(move || writer.clone()).init();
-
+async fn the_token_never_appears(logs: &common::Logs) {
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     let exporter = start_exporter(&simulator, "100ms", &["--wolkvox.timeout", "300ms"]).await;
     wait_first_success(&exporter).await;
@@ -62,7 +50,7 @@ async fn the_token_never_appears_in_logs_or_responses() {
     }
     exporter.stop().await;
 
-    let logs = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    let logs = logs.text();
     assert!(logs.contains("poll failed"), "the failures were logged");
     assert!(logs.contains("<redacted>"), "the echoed token was replaced");
     let traces = [FAKE_TOKEN.to_owned(), FAKE_TOKEN.to_uppercase(), FAKE_TOKEN[..12].to_owned(), encoded.trim_end_matches('=').to_owned()];

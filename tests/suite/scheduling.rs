@@ -1,7 +1,7 @@
 //! The polling policy under tokio's paused clock: hours of schedule in milliseconds, with a
 //! scripted usage source instead of the network.
 
-mod common;
+use crate::common;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -325,7 +325,7 @@ async fn token_info_takes_a_place_on_the_lane_and_in_the_budget() {
 
 #[test]
 fn planning_drops_the_jobs_no_longer_configured_from_the_state_directory() {
-    let dir = std::env::temp_dir().join(format!("wolkvox-plan-{}-{}", std::process::id(), fastrand::u64(..)));
+    let dir = common::tools::temp_dir("plan");
     let storage = Arc::new(Storage::open(&dir, Role::Exporter, Clock::system()).unwrap());
     let targets = vec![common::target("0042", "5m")];
     let token_name = &targets[0].token_name;

@@ -7,10 +7,8 @@
 //! Prometheus on blocks promtool made from OpenMetrics history (each month's peak of the chargeback
 //! table).
 
-#[path = "common/grafana.rs"]
-mod grafana;
-#[path = "common/tools.rs"]
-mod tools;
+use crate::common::grafana;
+use crate::common::tools;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
