@@ -2,11 +2,13 @@
 //! name per token and one token per name, one daily budget per token (and so one time zone for its
 //! day), and a budget that lets every API of the token be polled at least once a day, and often
 //! enough for `stale_after`. A name, budget or `token_info` given on any of a token's targets then
-//! becomes that of all of them, and a budget that cannot pay for the intervals lengthens them.
+//! becomes that of all of them, and a budget that cannot pay for the intervals lengthens them to
+//! the interval the admission's rule gives (`calls::admission::budget_interval`).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::calls::admission;
 use crate::config::error::ConfigError;
 use crate::config::target::Target;
 use crate::config::token::Token;
@@ -93,19 +95,18 @@ impl<'a> Shared<'a> {
         Ok(Shared { lane, name, budget, budgeted, token_info, calls })
     }
 
-    /// The interval the budget allows each API of the token (zero without a budget); a budget
-    /// too small to poll each of them once a day is refused.
+    /// The interval the budget allows each API of the token (zero without a budget), by the
+    /// admission's rule ([`admission::budget_interval`]); a budget too small to poll each of them
+    /// once a day is refused.
     fn budget_period(&self, field_of: FieldOf<'_>) -> Result<Duration, ConfigError> {
         let (name, calls) = (&self.name, self.calls);
-        if let Some(budget) = self.budget.filter(|&b| (b as usize) < calls) {
-            return Err(ConfigError::new(
+        let Some(budget) = self.budget else { return Ok(Duration::ZERO) };
+        admission::budget_interval(budget, calls).ok_or_else(|| {
+            ConfigError::new(
                 field_of(self.budgeted.unwrap_or(self.lane[0]), "daily_call_budget"),
                 format!("{budget} calls a day cannot poll the {calls} APIs (token_info included) that use token {name:?} even once a day"),
-            ));
-        }
-        // A budget smaller than the intervals ask for stretches them: every API of the token gets an
-        // equal share of the day's calls.
-        Ok(self.budget.map_or(Duration::ZERO, |budget| Duration::from_secs(24 * 3600 * calls as u64 / u64::from(budget))))
+            )
+        })
     }
 
     /// A budget that polls less often than series go stale would let them vanish between polls.

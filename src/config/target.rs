@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use jiff::tz::TimeZone;
 
+use crate::calls::admission::FLOOR;
 use crate::config::error::ConfigError;
 use crate::config::file::FileTarget;
 use crate::config::flags::{Flags, parse_duration};
@@ -13,8 +14,6 @@ use crate::config::token::Token;
 use crate::config::token_source;
 use crate::wolkvox::{Api, catalogue};
 
-/// The API allows one call every 5 minutes; faster needs `--wolkvox.allow-fast-poll`.
-const MIN_POLL_INTERVAL: Duration = Duration::from_secs(300);
 /// Even with fast polling allowed, a lane must breathe between calls.
 const MIN_FAST_POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Upper bounds keep every deadline computable; nothing sensible lies beyond them.
@@ -171,12 +170,14 @@ fn poll_interval(flags: &Flags, entry: &FileTarget, origin: Origin) -> Result<Du
     if poll_interval < MIN_FAST_POLL_INTERVAL || poll_interval > MAX_POLL_INTERVAL {
         return Err(ConfigError::new(field, "must be between 100ms and 24h"));
     }
-    if poll_interval < MIN_POLL_INTERVAL && !flags.allow_fast_poll {
+    // The floor is the admission's rule; here it only refuses a schedule that would always wait on it.
+    if poll_interval < FLOOR && !flags.allow_fast_poll {
         return Err(ConfigError::new(
             field,
             format!(
-                "{} is under the API's limit of one call every 5m (--wolkvox.allow-fast-poll overrides it, for simulators only)",
-                humantime::format_duration(poll_interval)
+                "{} is under the API's limit of one call every {} (--wolkvox.allow-fast-poll overrides it, for simulators only)",
+                humantime::format_duration(poll_interval),
+                humantime::format_duration(FLOOR)
             ),
         ));
     }
