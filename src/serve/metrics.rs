@@ -475,4 +475,69 @@ mod tests {
             assert_eq!(after_labels.split_whitespace().count(), 1, "{line}");
         }
     }
+
+    /// Every family with samples, a token's pause, a series left behind, a budget used and one
+    /// not: the exposition byte for byte, so that how `render` is written may change but not what
+    /// it writes. The build's own version, revision and compiler fill in the build_info line.
+    #[test]
+    fn every_family_is_written_byte_for_byte() {
+        use crate::calls::admission::PauseReason;
+        use crate::serve::target_state::LastPoll;
+        use crate::wolkvox::{Failure, TokenInfo};
+
+        let now = 1.5e9;
+        let mut usage = state("ventas", now - 600.0, Duration::from_secs(3600));
+        let mut report = (*usage.last_success.as_ref().unwrap().report).clone();
+        let behind = Series {
+            operation: "soporte".into(),
+            latest: 2.0,
+            max: 7.25,
+            latest_at: Some(jiff::civil::date(2017, 7, 11).at(23, 0, 0, 0)),
+            ..report.series[0].clone()
+        };
+        report.series.push(behind);
+        report.rows = 40;
+        usage.last_success = Some(Success { report: Arc::new(report), unix: now - 600.0 });
+        usage.requests = 7;
+        usage.failures[1] = 2;
+        usage.skipped[2] = 3;
+        usage.consecutive_failures = 2;
+        let failure = Some(Failure::new(Reason::Timeout, "slow"));
+        usage.last_poll = Some(LastPoll { finished_unix: now, duration: Duration::from_millis(1500), failure });
+        // Another server and API that has not answered yet: health and no usage.
+        let idle = TargetState {
+            server: "0099".to_owned(),
+            api: catalogue::find("chat_licenses").unwrap(),
+            token_name: "other".to_owned(),
+            requests: 0,
+            last_poll: None,
+            last_success: None,
+            ..TargetState::after_one_success(Report::default(), now)
+        };
+        let main = TokenState {
+            daily_call_budget: Some(500),
+            calls_today: 12,
+            call_spacing: Duration::from_secs(90),
+            stretched: true,
+            info: Some(TokenInfo { limit: Some(1000.0), used_today: Some(15.0), all_tokens_used_today: Some(40.0) }),
+            state_saved: Some(false),
+            pause: Some((now + 60.0, PauseReason::Budget)),
+            ..TokenState::new_named("main")
+        };
+        let budget = |operation: &str, quantity| Budget {
+            api: catalogue::gamification(),
+            server: "0042".to_owned(),
+            operation: operation.to_owned(),
+            description: "Gamification".to_owned(),
+            quantity,
+        };
+        let budgets = [budget("ventas", 10.0), budget("nadie", 5.0)];
+        let failures = Some(StorageFailures { writes: 1, reads: 2 });
+        let text = render(&[usage, idle], &[main, TokenState::new_named("other")], &budgets, now, failures);
+        let expected = include_str!("testdata/every_family.prom")
+            .replace("{version}", env!("CARGO_PKG_VERSION"))
+            .replace("{revision}", env!("WOLKVOX_REVISION"))
+            .replace("{rustc_version}", env!("WOLKVOX_RUSTC_VERSION"));
+        assert_eq!(text, expected);
+    }
 }
