@@ -1,18 +1,35 @@
+//! The binary: the exporter, or `wolkvox_exporter backfill`. Parses the command line, builds the
+//! configuration and runs either on its own tokio runtime.
+
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
 use wolkvox_exporter::app::ExporterError;
 use wolkvox_exporter::backfill::BackfillFlags;
 use wolkvox_exporter::clock::Clock;
 use wolkvox_exporter::config::{Config, Flags};
 
-/// `wolkvox_exporter backfill`: the exporter's target flags and the backfill's own.
+// The exporter's flags, or a subcommand with its own (a plain comment: a doc comment would replace
+// the flags' `about` in --help). A flag before the subcommand is refused rather than ignored
+// (`args_conflicts_with_subcommands`); clap counts only the command line there, so the WOLKVOX_*
+// variables that Docker Compose and systemd set do not conflict with `backfill`.
 #[derive(Parser)]
-#[command(
-    name = "wolkvox_exporter backfill",
-    version,
-    about = "Writes months of Wolkvox billing history as OpenMetrics for `promtool tsdb create-blocks-from openmetrics`"
-)]
+#[command(args_conflicts_with_subcommands = true, disable_help_subcommand = true)]
+struct Cli {
+    #[command(flatten)]
+    flags: Flags,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Writes months of Wolkvox billing history as OpenMetrics for `promtool tsdb create-blocks-from openmetrics`
+    Backfill(BackfillCli),
+}
+
+/// `wolkvox_exporter backfill`: the exporter's target flags and the backfill's own.
+#[derive(Args)]
 struct BackfillCli {
     #[command(flatten)]
     flags: Flags,
@@ -21,11 +38,15 @@ struct BackfillCli {
 }
 
 fn main() -> ExitCode {
-    if std::env::args().nth(1).as_deref() == Some("backfill") {
-        return backfill(std::env::args().skip(2));
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Backfill(backfill_cli)) => backfill(backfill_cli),
+        None => exporter(&cli.flags),
     }
-    let flags = Flags::parse();
-    let config = match Config::from_flags(&flags, &|name| std::env::var(name).ok()) {
+}
+
+fn exporter(flags: &Flags) -> ExitCode {
+    let config = match Config::from_flags(flags, &|name| std::env::var(name).ok()) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("wolkvox_exporter: {error}");
@@ -55,8 +76,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn backfill(args: impl Iterator<Item = String>) -> ExitCode {
-    let cli = BackfillCli::parse_from(std::iter::once("wolkvox_exporter backfill".to_owned()).chain(args));
+fn backfill(cli: BackfillCli) -> ExitCode {
     let config = match Config::from_flags(&cli.flags, &|name| std::env::var(name).ok()) {
         Ok(config) => config,
         Err(error) => {

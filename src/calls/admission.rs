@@ -273,6 +273,15 @@ fn due_of(ledger: &Ledger, rules: &TokenRules, job: usize) -> Option<Timestamp> 
     ledger.jobs.get(&rules.jobs[job].key).and_then(|j| j.due)
 }
 
+/// How often each of a token's `jobs` can call on `daily_budget` calls a day: an equal share of the
+/// day each. Configuration lengthens shorter intervals to it, so that a budgeted schedule asks no
+/// more than the budget gives; `TokenHold` then spaces the calls by what is left of the day.
+/// None when the budget cannot pay for one call of each job a day.
+pub fn budget_interval(daily_budget: u32, jobs: usize) -> Option<Duration> {
+    let jobs = u64::try_from(jobs).ok()?;
+    (daily_budget > 0 && u64::from(daily_budget) >= jobs).then(|| Duration::from_secs(24 * 3600 * jobs / u64::from(daily_budget)))
+}
+
 /// What holds back every job of a token at one instant: the call in flight, the spread, a pause
 /// and the budget.
 struct TokenHold {

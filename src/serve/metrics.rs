@@ -1,5 +1,8 @@
 //! Target state -> Prometheus exposition text, written by [`Exposition`] straight into one buffer.
+//! The families are a table, [`FAMILIES`]: a new metric is a new row (name, type, help, and where
+//! its samples come from), and the order of the rows is the order of the text.
 
+use jiff::civil::DateTime;
 use prometheus::{Encoder, Registry, TextEncoder};
 
 use crate::config::contracts::Budget;
@@ -7,7 +10,7 @@ use crate::serve::exposition::{Exposition, Kind, Samples};
 use crate::serve::target_state::{TargetState, TokenState};
 use crate::storage::StorageFailures;
 use crate::wolkvox::model::Series;
-use crate::wolkvox::{Reason, Report, SkipReason, catalogue};
+use crate::wolkvox::{Api, Reason, Report, SkipReason, catalogue};
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -23,283 +26,311 @@ pub fn render(
     unix: f64,
     storage_failures: Option<StorageFailures>,
 ) -> String {
-    let fresh: Vec<(&TargetState, &Report)> = targets.iter().filter_map(|t| Some((t, t.fresh_report(unix)?))).collect();
-    let mut text = Exposition::with_capacity(8192 + fresh.iter().map(|(t, report)| usage_bytes(t, report)).sum::<usize>());
+    let view = View::new(targets, tokens, budgets, unix, storage_failures);
+    let mut text = Exposition::with_capacity(8192 + view.fresh.iter().map(|(t, report)| usage_bytes(t, report)).sum::<usize>());
+    usage_families(&mut text, &view);
+    for family in FAMILIES {
+        text.family(family.name, family.help, family.kind, |samples| family.samples.write(&view, samples));
+    }
+    text.finish()
+}
 
-    // One pair of families per billing API, in the catalogue's order.
-    for api in catalogue::APIS.iter().filter(|api| targets.iter().any(|t| t.api == *api)) {
-        let usage = |samples: &mut Samples<'_>, value: fn(&Series) -> f64| {
-            for (target, report) in fresh.iter().filter(|(t, _)| t.api == api) {
-                for series in &report.series {
-                    let labels =
-                        [("server", target.server.as_str()), ("operation", &series.operation), ("description", &series.description)];
-                    samples.add(&labels, value(series));
+/// What the families are written from: the state [`render`] is given, and what several families
+/// need, worked out once.
+struct View<'a> {
+    targets: &'a [TargetState],
+    tokens: &'a [TokenState],
+    budgets: &'a [Budget],
+    /// Wall time of the render, Unix: staleness, the month's end, a pause's end.
+    unix: f64,
+    /// None without a state directory.
+    storage_failures: Option<StorageFailures>,
+    /// The targets whose usage is served, with their last good answer.
+    fresh: Vec<(&'a TargetState, &'a Report)>,
+    /// The newest row of each of `fresh`'s answers.
+    newest: Vec<Option<DateTime>>,
+}
+
+impl<'a> View<'a> {
+    fn new(
+        targets: &'a [TargetState],
+        tokens: &'a [TokenState],
+        budgets: &'a [Budget],
+        unix: f64,
+        storage_failures: Option<StorageFailures>,
+    ) -> View<'a> {
+        let fresh: Vec<(&TargetState, &Report)> = targets.iter().filter_map(|t| Some((t, t.fresh_report(unix)?))).collect();
+        let newest = fresh.iter().map(|(_, report)| report.series.iter().filter_map(|s| s.latest_at).max()).collect();
+        View { targets, tokens, budgets, unix, storage_failures, fresh, newest }
+    }
+}
+
+/// One metric family: a row of [`FAMILIES`].
+struct Family {
+    name: &'static str,
+    kind: Kind,
+    help: &'static str,
+    samples: Source,
+}
+
+/// Where a family's samples come from.
+enum Source {
+    /// One sample per target, labelled `server` and `api`; None leaves the target out.
+    PerTarget(fn(&TargetState) -> Option<f64>),
+    /// One sample per token, labelled `token_name`; None leaves the token out.
+    PerToken(fn(&TokenState) -> Option<f64>),
+    /// One unlabelled counter, served with a state directory only.
+    Storage(fn(&StorageFailures) -> u64),
+    /// Any other shape: the function writes the samples itself.
+    Written(fn(&View<'_>, &mut Samples<'_>)),
+}
+
+impl Source {
+    fn write(&self, view: &View<'_>, samples: &mut Samples<'_>) {
+        match *self {
+            Source::PerTarget(value) => {
+                for target in view.targets {
+                    if let Some(value) = value(target) {
+                        samples.add(&[("server", &target.server), ("api", target.api.name)], value);
+                    }
                 }
             }
-        };
-        let help = format!("{} (latest row per operation and product). {CACHED}", api.counts);
-        text.family(api.metric, &help, Kind::Gauge, |samples| usage(samples, |series| series.latest));
-        let help = format!("{}: the highest value in the current month's window. {CACHED}", api.counts);
-        text.family(&format!("{}_max", api.metric), &help, Kind::Gauge, |samples| usage(samples, |series| series.max));
+            Source::PerToken(value) => {
+                for token in view.tokens {
+                    if let Some(value) = value(token) {
+                        samples.add(&[("token_name", &token.name)], value);
+                    }
+                }
+            }
+            Source::Storage(count) => {
+                if let Some(failures) = &view.storage_failures {
+                    samples.add(&[], count(failures) as f64);
+                }
+            }
+            Source::Written(write) => write(view, samples),
+        }
     }
+}
 
+const fn gauge(name: &'static str, help: &'static str, samples: Source) -> Family {
+    Family { name, kind: Kind::Gauge, help, samples }
+}
+
+const fn counter(name: &'static str, help: &'static str, samples: Source) -> Family {
+    Family { name, kind: Kind::Counter, help, samples }
+}
+
+use Source::{PerTarget, PerToken, Storage, Written};
+
+/// Every family after the usage ones ([`usage_families`]), in the order of the text.
+const FAMILIES: &[Family] = &[
     // How old the usage is: the answer's newest row per target, and each series left behind by a
     // day or more (an operation that stopped appearing keeps its last value). Only those: a date
     // for every series grew the text by two thirds at 60,000 series, for what the first says.
-    let newest: Vec<Option<jiff::civil::DateTime>> =
-        fresh.iter().map(|(_, report)| report.series.iter().filter_map(|s| s.latest_at).max()).collect();
-    let unix_of = |target: &TargetState, at: jiff::civil::DateTime| {
-        at.to_zoned(target.timezone.clone()).ok().map(|z| z.timestamp().as_second() as f64)
-    };
-    text.family(
+    gauge(
         "wolkvox_usage_newest_row_timestamp_seconds",
         "Unix time of the newest date among the rows of the last good answer (read in the target's time zone): the day the API's figures are as of.",
-        Kind::Gauge,
-        |samples| {
-            for ((target, _), newest) in fresh.iter().zip(&newest) {
-                if let Some(at) = newest.and_then(|at| unix_of(target, at)) {
-                    samples.add(&[("server", target.server.as_str()), ("api", target.api.name)], at);
-                }
-            }
-        },
-    );
-    text.family(
+        Written(newest_row),
+    ),
+    gauge(
         "wolkvox_usage_latest_row_timestamp_seconds",
         "Unix time of a usage series' latest row, served only for a series whose rows end a day or more before the answer's newest: an operation that stopped appearing keeps its last value, and this says how old it is.",
-        Kind::Gauge,
-        |samples| {
-            for ((target, report), newest) in fresh.iter().zip(&newest) {
-                let Some(newest) = newest.map(|at| at.date()) else { continue };
-                for series in &report.series {
-                    let Some(at) = series.latest_at.filter(|at| at.date() < newest) else { continue };
-                    let Some(at) = unix_of(target, at) else { continue };
-                    let labels = [
-                        ("server", target.server.as_str()),
-                        ("api", target.api.name),
-                        ("operation", &series.operation),
-                        ("description", &series.description),
-                    ];
-                    samples.add(&labels, at);
-                }
-            }
-        },
-    );
-
-    let health = |text: &mut Exposition, name: &str, help: &str, kind: Kind, value: fn(&TargetState) -> Option<f64>| {
-        text.family(name, help, kind, |samples| {
-            for target in targets {
-                if let Some(value) = value(target) {
-                    samples.add(&[("server", &target.server), ("api", target.api.name)], value);
-                }
-            }
-        });
-    };
-    health(
-        &mut text,
+        Written(series_left_behind),
+    ),
+    // The health of each target's polls.
+    gauge(
         "wolkvox_up",
         "1 if the last background poll of this target succeeded, 0 if it failed or none finished yet.",
-        Kind::Gauge,
-        |t| Some(if t.last_poll.as_ref().is_some_and(|poll| poll.failure.is_none()) { 1.0 } else { 0.0 }),
-    );
-    health(&mut text, "wolkvox_last_success_timestamp_seconds", "Unix time of the last successful background poll.", Kind::Gauge, |t| {
-        t.last_success.as_ref().map(|success| success.unix)
-    });
-    health(
-        &mut text,
+        PerTarget(|t| Some(if t.last_poll.as_ref().is_some_and(|poll| poll.failure.is_none()) { 1.0 } else { 0.0 })),
+    ),
+    gauge(
+        "wolkvox_last_success_timestamp_seconds",
+        "Unix time of the last successful background poll.",
+        PerTarget(|t| t.last_success.as_ref().map(|success| success.unix)),
+    ),
+    gauge(
         "wolkvox_last_poll_duration_seconds",
         "How long the last background poll took, successful or not.",
-        Kind::Gauge,
-        |t| t.last_poll.as_ref().map(|poll| poll.duration.as_secs_f64()),
-    );
-    health(
-        &mut text,
+        PerTarget(|t| t.last_poll.as_ref().map(|poll| poll.duration.as_secs_f64())),
+    ),
+    gauge(
         "wolkvox_poll_interval_seconds",
         "Configured time between polls of this target (retries after failures may come sooner).",
-        Kind::Gauge,
-        |t| Some(t.poll_interval.as_secs_f64()),
-    );
-    health(
-        &mut text,
+        PerTarget(|t| Some(t.poll_interval.as_secs_f64())),
+    ),
+    gauge(
         "wolkvox_consecutive_failures",
         "Polls of this target that failed in a row since its last success (0 after a success and before the first poll).",
-        Kind::Gauge,
-        |t| Some(f64::from(t.consecutive_failures)),
-    );
-    text.family(
+        PerTarget(|t| Some(f64::from(t.consecutive_failures))),
+    ),
+    gauge(
         "wolkvox_failure_streak",
         "While the target's polls fail: how many in a row, labelled with the reason of the last one (absent after a success). Restored with the state directory.",
-        Kind::Gauge,
-        |samples| {
-            for target in targets {
-                let last_failure = target.last_poll.as_ref().and_then(|poll| poll.failure.as_ref());
-                if let Some(failure) = last_failure.filter(|_| target.consecutive_failures > 0) {
-                    let labels = [("server", target.server.as_str()), ("api", target.api.name), ("reason", failure.reason.as_str())];
-                    samples.add(&labels, f64::from(target.consecutive_failures));
-                }
-            }
-        },
-    );
-    text.family(
+        Written(failure_streak),
+    ),
+    gauge(
         "wolkvox_month_end_timestamp_seconds",
         "Unix time at which the current billing month ends in the target's time zone (the first instant of the next month there).",
-        Kind::Gauge,
-        |samples| {
-            for target in targets {
-                if let Some(end) = target.month_end_unix(unix) {
-                    samples.add(&[("server", &target.server), ("api", target.api.name)], end);
-                }
-            }
-        },
-    );
-    health(
-        &mut text,
+        Written(month_end),
+    ),
+    counter(
         "wolkvox_api_requests_total",
         "Calls made to the Wolkvox API (each one costs a call of the daily quota).",
-        Kind::Counter,
-        |t| Some(t.requests as f64),
-    );
-    text.family("wolkvox_api_request_failures_total", "Failed calls to the Wolkvox API, by reason.", Kind::Counter, |samples| {
-        by_reason(samples, targets, &Reason::ALL.map(Reason::as_str), |t| &t.failures);
-    });
-    health(&mut text, "wolkvox_rows", "Rows in the last successful response.", Kind::Gauge, |t| {
-        t.last_success.as_ref().map(|success| success.report.rows as f64)
-    });
-    text.family("wolkvox_rows_skipped_total", "Rows skipped because they carried no usable number, by reason.", Kind::Counter, |samples| {
-        by_reason(samples, targets, &SkipReason::ALL.map(SkipReason::as_str), |t| &t.skipped);
-    });
-
-    text.family(
+        PerTarget(|t| Some(t.requests as f64)),
+    ),
+    counter("wolkvox_api_request_failures_total", "Failed calls to the Wolkvox API, by reason.", Written(request_failures)),
+    gauge("wolkvox_rows", "Rows in the last successful response.", PerTarget(|t| t.last_success.as_ref().map(|s| s.report.rows as f64))),
+    counter("wolkvox_rows_skipped_total", "Rows skipped because they carried no usable number, by reason.", Written(rows_skipped)),
+    gauge(
         "wolkvox_target_info",
         "Always 1: the name of the token each target polls with (never the token), to join a token's targets.",
-        Kind::Gauge,
-        |samples| {
-            for target in targets {
-                samples.add(&[("server", &target.server), ("api", target.api.name), ("token_name", &target.token_name)], 1.0);
-            }
-        },
-    );
-
-    text.family(
+        Written(target_info),
+    ),
+    // Contracts.
+    gauge(
         "wolkvox_billing_budget",
         "Contracted quantity of a billing API for an operation and product, from the config file's budgets.",
-        Kind::Gauge,
-        |samples| {
-            for budget in budgets {
-                samples.add(&budget_labels(budget), budget.quantity);
-            }
-        },
-    );
-    text.family(
+        Written(billing_budget),
+    ),
+    gauge(
         "wolkvox_billing_budget_used",
         "This month's highest value of a budgeted series (the API's own _max metric), labelled like wolkvox_billing_budget so the two compare directly.",
-        Kind::Gauge,
-        |samples| {
-            for budget in budgets {
-                let report = fresh.iter().find(|(t, _)| t.api == budget.api && t.server == budget.server).map(|(_, report)| report);
-                let series = report.and_then(|r| r.series.iter().find(|s| s.operation == budget.operation && s.description == budget.description));
-                if let Some(series) = series {
-                    samples.add(&budget_labels(budget), series.max);
-                }
-            }
-        },
-    );
-
-    let token = |text: &mut Exposition, name: &str, help: &str, value: fn(&TokenState) -> Option<f64>| {
-        text.family(name, help, Kind::Gauge, |samples| {
-            for token in tokens {
-                if let Some(value) = value(token) {
-                    samples.add(&[("token_name", &token.name)], value);
-                }
-            }
-        });
-    };
-    token(
-        &mut text,
+        Written(billing_budget_used),
+    ),
+    // Each token: its calls, its budget, its pause, and Wolkvox's own count.
+    gauge(
         "wolkvox_token_calls_today",
         "Calls this exporter made with the token since midnight in the target's time zone (each one costs a call of the daily quota).",
-        |t| Some(f64::from(t.calls_today)),
-    );
-    token(
-        &mut text,
+        PerToken(|t| Some(f64::from(t.calls_today))),
+    ),
+    gauge(
         "wolkvox_token_state_saved",
         "1 while the state directory (--storage.path) holds all that the token did; 0 while its ledger cannot be written or read: the API's rules hold from memory, but a restart now may call early or forget a pause.",
-        |t| t.state_saved.map(|saved| f64::from(u8::from(saved))),
-    );
-    text.family(
+        PerToken(|t| t.state_saved.map(|saved| f64::from(u8::from(saved)))),
+    ),
+    gauge(
         "wolkvox_token_paused_until_timestamp_seconds",
         "While the token makes no call for a reason of its own: until when (Unix time), and why (quota: Wolkvox's daily quota is spent; budget: the daily call budget is; timeout_rest: a call timed out and may still run at Wolkvox). Restored with the state directory.",
-        Kind::Gauge,
-        |samples| {
-            for token in tokens {
-                if let Some((until, reason)) = token.pause.filter(|&(until, _)| until > unix) {
-                    samples.add(&[("token_name", &token.name), ("reason", reason.as_str())], until);
-                }
-            }
-        },
-    );
-    token(&mut text, "wolkvox_token_daily_call_budget", "The configured daily call budget of the token.", |t| {
-        t.daily_call_budget.map(f64::from)
-    });
-    token(
-        &mut text,
+        Written(token_pause),
+    ),
+    gauge(
+        "wolkvox_token_daily_call_budget",
+        "The configured daily call budget of the token.",
+        PerToken(|t| t.daily_call_budget.map(f64::from)),
+    ),
+    gauge(
         "wolkvox_token_call_spacing_seconds",
         "Least time between two calls of the token that its daily budget imposes now, so the calls last the day (0 without a budget).",
-        |t| Some(t.call_spacing.as_secs_f64()),
-    );
-    token(
-        &mut text,
+        PerToken(|t| Some(t.call_spacing.as_secs_f64())),
+    ),
+    gauge(
         "wolkvox_token_budget_stretched",
         "1 if the daily call budget delayed the token's last call past its schedule, else 0.",
-        |t| Some(if t.stretched { 1.0 } else { 0.0 }),
-    );
-
-    token(&mut text, "wolkvox_token_info_limit", "Daily call limit of the token, as Wolkvox's token_info reports it.", |t| {
-        t.info.as_ref()?.limit
-    });
-    token(
-        &mut text,
+        PerToken(|t| Some(if t.stretched { 1.0 } else { 0.0 })),
+    ),
+    gauge(
+        "wolkvox_token_info_limit",
+        "Daily call limit of the token, as Wolkvox's token_info reports it.",
+        PerToken(|t| t.info.as_ref()?.limit),
+    ),
+    gauge(
         "wolkvox_token_info_used_today",
         "Calls of the token today, as Wolkvox's token_info reports it (other users of the token included).",
-        |t| t.info.as_ref()?.used_today,
-    );
-    token(
-        &mut text,
+        PerToken(|t| t.info.as_ref()?.used_today),
+    ),
+    gauge(
         "wolkvox_token_info_all_tokens_used_today",
         "Calls of all the operation's tokens today, as Wolkvox's token_info reports it.",
-        |t| t.info.as_ref()?.all_tokens_used_today,
-    );
-
-    // Served with a state directory only.
-    let storage = |text: &mut Exposition, name: &str, help: &str, count: fn(&StorageFailures) -> u64| {
-        text.family(name, help, Kind::Counter, |samples| {
-            if let Some(failures) = &storage_failures {
-                samples.add(&[], count(failures) as f64);
-            }
-        });
-    };
-    storage(
-        &mut text,
+        PerToken(|t| t.info.as_ref()?.all_tokens_used_today),
+    ),
+    // The state directory, when there is one.
+    counter(
         "wolkvox_storage_write_failures_total",
         "Writes to the state directory (--storage.path) that failed since start-up; the API's rules hold from memory, but a restart while they fail may call Wolkvox early.",
-        |failures| failures.writes,
-    );
-    storage(
-        &mut text,
+        Storage(|failures| failures.writes),
+    ),
+    counter(
         "wolkvox_storage_read_failures_total",
         "Reads and locks of the state directory (--storage.path) that failed since start-up; the file is kept, and its token makes no call until it can be read.",
-        |failures| failures.reads,
-    );
-    text.family("wolkvox_exporter_build_info", "Version of the exporter; the value is always 1.", Kind::Gauge, |samples| {
-        samples.add(
-            &[
-                ("version", env!("CARGO_PKG_VERSION")),
-                ("revision", env!("WOLKVOX_REVISION")),
-                ("rustc_version", env!("WOLKVOX_RUSTC_VERSION")),
-            ],
-            1.0,
-        );
-    });
-    text.finish()
+        Storage(|failures| failures.reads),
+    ),
+    gauge("wolkvox_exporter_build_info", "Version of the exporter; the value is always 1.", Written(build_info)),
+];
+
+/// One pair of families per billing API polled, in the catalogue's order: the latest value of each
+/// series, and the month's highest.
+fn usage_families(text: &mut Exposition, view: &View<'_>) {
+    for api in catalogue::APIS.iter().filter(|api| view.targets.iter().any(|t| t.api == *api)) {
+        let help = format!("{} (latest row per operation and product). {CACHED}", api.counts);
+        text.family(api.metric, &help, Kind::Gauge, |samples| usage(samples, view, api, |series| series.latest));
+        let help = format!("{}: the highest value in the current month's window. {CACHED}", api.counts);
+        text.family(&format!("{}_max", api.metric), &help, Kind::Gauge, |samples| usage(samples, view, api, |series| series.max));
+    }
+}
+
+fn usage(samples: &mut Samples<'_>, view: &View<'_>, api: &Api, value: fn(&Series) -> f64) {
+    for (target, report) in view.fresh.iter().filter(|(t, _)| t.api == api) {
+        for series in &report.series {
+            let labels = [("server", target.server.as_str()), ("operation", &series.operation), ("description", &series.description)];
+            samples.add(&labels, value(series));
+        }
+    }
+}
+
+/// A row's date as Unix time, read in the target's zone.
+fn unix_of(target: &TargetState, at: DateTime) -> Option<f64> {
+    at.to_zoned(target.timezone.clone()).ok().map(|z| z.timestamp().as_second() as f64)
+}
+
+fn newest_row(view: &View<'_>, samples: &mut Samples<'_>) {
+    for ((target, _), newest) in view.fresh.iter().zip(&view.newest) {
+        if let Some(at) = newest.and_then(|at| unix_of(target, at)) {
+            samples.add(&[("server", target.server.as_str()), ("api", target.api.name)], at);
+        }
+    }
+}
+
+fn series_left_behind(view: &View<'_>, samples: &mut Samples<'_>) {
+    for ((target, report), newest) in view.fresh.iter().zip(&view.newest) {
+        let Some(newest) = newest.map(|at| at.date()) else { continue };
+        for series in &report.series {
+            let Some(at) = series.latest_at.filter(|at| at.date() < newest) else { continue };
+            let Some(at) = unix_of(target, at) else { continue };
+            let labels = [
+                ("server", target.server.as_str()),
+                ("api", target.api.name),
+                ("operation", &series.operation),
+                ("description", &series.description),
+            ];
+            samples.add(&labels, at);
+        }
+    }
+}
+
+fn failure_streak(view: &View<'_>, samples: &mut Samples<'_>) {
+    for target in view.targets {
+        let last_failure = target.last_poll.as_ref().and_then(|poll| poll.failure.as_ref());
+        if let Some(failure) = last_failure.filter(|_| target.consecutive_failures > 0) {
+            let labels = [("server", target.server.as_str()), ("api", target.api.name), ("reason", failure.reason.as_str())];
+            samples.add(&labels, f64::from(target.consecutive_failures));
+        }
+    }
+}
+
+fn month_end(view: &View<'_>, samples: &mut Samples<'_>) {
+    for target in view.targets {
+        if let Some(end) = target.month_end_unix(view.unix) {
+            samples.add(&[("server", &target.server), ("api", target.api.name)], end);
+        }
+    }
+}
+
+fn request_failures(view: &View<'_>, samples: &mut Samples<'_>) {
+    by_reason(samples, view.targets, &Reason::ALL.map(Reason::as_str), |t| &t.failures);
+}
+
+fn rows_skipped(view: &View<'_>, samples: &mut Samples<'_>) {
+    by_reason(samples, view.targets, &SkipReason::ALL.map(SkipReason::as_str), |t| &t.skipped);
 }
 
 /// One sample per target and reason, every reason included (at 0 too), in `reasons`' order.
@@ -311,8 +342,44 @@ fn by_reason(samples: &mut Samples<'_>, targets: &[TargetState], reasons: &[&str
     }
 }
 
+fn target_info(view: &View<'_>, samples: &mut Samples<'_>) {
+    for target in view.targets {
+        samples.add(&[("server", &target.server), ("api", target.api.name), ("token_name", &target.token_name)], 1.0);
+    }
+}
+
+fn billing_budget(view: &View<'_>, samples: &mut Samples<'_>) {
+    for budget in view.budgets {
+        samples.add(&budget_labels(budget), budget.quantity);
+    }
+}
+
+fn billing_budget_used(view: &View<'_>, samples: &mut Samples<'_>) {
+    for budget in view.budgets {
+        let report = view.fresh.iter().find(|(t, _)| t.api == budget.api && t.server == budget.server).map(|(_, report)| report);
+        let series = report.and_then(|r| r.series.iter().find(|s| s.operation == budget.operation && s.description == budget.description));
+        if let Some(series) = series {
+            samples.add(&budget_labels(budget), series.max);
+        }
+    }
+}
+
 fn budget_labels(b: &Budget) -> [(&str, &str); 4] {
     [("api", b.api.name), ("server", &b.server), ("operation", &b.operation), ("description", &b.description)]
+}
+
+fn token_pause(view: &View<'_>, samples: &mut Samples<'_>) {
+    for token in view.tokens {
+        if let Some((until, reason)) = token.pause.filter(|&(until, _)| until > view.unix) {
+            samples.add(&[("token_name", &token.name), ("reason", reason.as_str())], until);
+        }
+    }
+}
+
+fn build_info(_: &View<'_>, samples: &mut Samples<'_>) {
+    let labels =
+        [("version", env!("CARGO_PKG_VERSION")), ("revision", env!("WOLKVOX_REVISION")), ("rustc_version", env!("WOLKVOX_RUSTC_VERSION"))];
+    samples.add(&labels, 1.0);
 }
 
 /// About what a target's usage series take in the text (two families), so the buffer is sized once.
@@ -474,5 +541,70 @@ mod tests {
             let after_labels = line.rsplit_once('}').map_or(line, |(_, rest)| rest);
             assert_eq!(after_labels.split_whitespace().count(), 1, "{line}");
         }
+    }
+
+    /// Every family with samples, a token's pause, a series left behind, a budget used and one
+    /// not: the exposition byte for byte, so that how `render` is written may change but not what
+    /// it writes. The build's own version, revision and compiler fill in the build_info line.
+    #[test]
+    fn every_family_is_written_byte_for_byte() {
+        use crate::calls::admission::PauseReason;
+        use crate::serve::target_state::LastPoll;
+        use crate::wolkvox::{Failure, TokenInfo};
+
+        let now = 1.5e9;
+        let mut usage = state("ventas", now - 600.0, Duration::from_secs(3600));
+        let mut report = (*usage.last_success.as_ref().unwrap().report).clone();
+        let behind = Series {
+            operation: "soporte".into(),
+            latest: 2.0,
+            max: 7.25,
+            latest_at: Some(jiff::civil::date(2017, 7, 11).at(23, 0, 0, 0)),
+            ..report.series[0].clone()
+        };
+        report.series.push(behind);
+        report.rows = 40;
+        usage.last_success = Some(Success { report: Arc::new(report), unix: now - 600.0 });
+        usage.requests = 7;
+        usage.failures[1] = 2;
+        usage.skipped[2] = 3;
+        usage.consecutive_failures = 2;
+        let failure = Some(Failure::new(Reason::Timeout, "slow"));
+        usage.last_poll = Some(LastPoll { finished_unix: now, duration: Duration::from_millis(1500), failure });
+        // Another server and API that has not answered yet: health and no usage.
+        let idle = TargetState {
+            server: "0099".to_owned(),
+            api: catalogue::find("chat_licenses").unwrap(),
+            token_name: "other".to_owned(),
+            requests: 0,
+            last_poll: None,
+            last_success: None,
+            ..TargetState::after_one_success(Report::default(), now)
+        };
+        let main = TokenState {
+            daily_call_budget: Some(500),
+            calls_today: 12,
+            call_spacing: Duration::from_secs(90),
+            stretched: true,
+            info: Some(TokenInfo { limit: Some(1000.0), used_today: Some(15.0), all_tokens_used_today: Some(40.0) }),
+            state_saved: Some(false),
+            pause: Some((now + 60.0, PauseReason::Budget)),
+            ..TokenState::new_named("main")
+        };
+        let budget = |operation: &str, quantity| Budget {
+            api: catalogue::gamification(),
+            server: "0042".to_owned(),
+            operation: operation.to_owned(),
+            description: "Gamification".to_owned(),
+            quantity,
+        };
+        let budgets = [budget("ventas", 10.0), budget("nadie", 5.0)];
+        let failures = Some(StorageFailures { writes: 1, reads: 2 });
+        let text = render(&[usage, idle], &[main, TokenState::new_named("other")], &budgets, now, failures);
+        let expected = include_str!("testdata/every_family.prom")
+            .replace("{version}", env!("CARGO_PKG_VERSION"))
+            .replace("{revision}", env!("WOLKVOX_REVISION"))
+            .replace("{rustc_version}", env!("WOLKVOX_RUSTC_VERSION"));
+        assert_eq!(text, expected);
     }
 }

@@ -31,6 +31,27 @@ fn version_and_help() {
     }
 }
 
+/// `backfill` is a subcommand that --help lists. The WOLKVOX_* variables that Docker Compose sets
+/// for the exporter do not conflict with it; a flag given before it is refused, not ignored.
+#[test]
+fn help_lists_the_backfill_subcommand_which_takes_the_environment() {
+    let (code, stdout, _) = run(&["--help"], &[]);
+    assert_eq!(code, 0);
+    assert!(stdout.lines().any(|line| line.trim_start().starts_with("backfill ")), "--help lacks backfill: {stdout}");
+    let env = [("WOLKVOX_SERVER", "0042"), ("WOLKVOX_TOKEN", FAKE_TOKEN), ("WOLKVOX_STORAGE_PATH", "")];
+    let (code, stdout, stderr) = run(&["backfill", "--help"], &[("WOLKVOX_TOKEN_FILE", "/run/secrets/wolkvox_token"), env[0]]);
+    assert_eq!(code, 0, "{stderr}");
+    for flag in ["--wolkvox.server", "--config.file", "--from", "--output", "--dry-run"] {
+        assert!(stdout.contains(flag), "backfill --help lacks {flag}");
+    }
+    let (code, stdout, stderr) = run(&["backfill", "--from", "2026-01", "--dry-run"], &env);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("backfill plan"), "{stdout}");
+    let (code, _, stderr) = run(&["--wolkvox.server", "0042", "backfill", "--from", "2026-01", "--dry-run"], &env);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("cannot be used with"), "{stderr}");
+}
+
 #[test]
 fn invalid_configuration_exits_non_zero_with_one_clear_line() {
     let cases: [(&[&str], &str); 6] = [
