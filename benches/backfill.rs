@@ -5,6 +5,8 @@
 //!   cargo bench --bench backfill            SERIES=500 DAYS=31 PROMTOOL=1 cargo bench --bench backfill
 //!   SERIES=500 DAYS=365 PROMTOOL=1 BLOCKS=2400h cargo bench --bench backfill      (a year)
 
+#![allow(missing_docs, reason = "criterion_group! and criterion_main! make undocumented functions")]
+
 use std::io::{BufWriter, Write};
 use std::time::{Duration, Instant};
 

@@ -4,6 +4,8 @@
 //!
 //! cargo bench --bench render
 
+#![allow(missing_docs, reason = "criterion_group! and criterion_main! make undocumented functions")]
+
 use std::hint::black_box;
 use std::time::Duration;
 

@@ -5,6 +5,8 @@
 //!
 //! cargo bench --bench soak            (POLLS=20000 for a longer run)
 
+#![allow(missing_docs, reason = "criterion_group! and criterion_main! make undocumented functions")]
+
 use std::time::{Duration, Instant};
 
 use clap::Parser;

@@ -14,6 +14,8 @@
 //! The files go to a directory under Cargo's target directory (`CARGO_TARGET_TMPDIR`), so that
 //! the fsyncs hit the same disk as a real state directory would, not a tmpfs.
 
+#![allow(missing_docs, reason = "criterion_group! and criterion_main! make undocumented functions")]
+
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::path::PathBuf;

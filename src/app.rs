@@ -25,19 +25,30 @@ const CALL_END_MARGIN: Duration = Duration::from_secs(5);
 /// Why the exporter could not start, or stopped on its own.
 #[derive(Debug, thiserror::Error)]
 pub enum ExporterError {
+    /// `--demo`: the embedded simulator could not listen.
     #[error("cannot start the demo simulator: {0}")]
     Simulator(#[source] std::io::Error),
+    /// `--web.listen-address` could not be bound.
     #[error("cannot listen on {address}: {source}")]
-    Listen { address: String, source: std::io::Error },
+    Listen {
+        /// The address as given.
+        address: String,
+        /// Why not.
+        source: std::io::Error,
+    },
+    /// The bound socket could not say its address.
     #[error("cannot read the listen address: {0}")]
     ListenAddress(#[source] std::io::Error),
+    /// The Wolkvox client could not be built (its TLS set-up, the CAs of `--wolkvox.ca-file`).
     #[error("cannot build the HTTP client: {0}")]
     Client(#[source] reqwest::Error),
     /// An unusable or locked `--storage.path`: a configuration problem (exit code 2).
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// A lane, the renderer or the server panicked.
     #[error("a background task panicked")]
     BackgroundPanicked,
+    /// A lane, the renderer or the server ended, which none of them does on its own.
     #[error("a background task ended")]
     BackgroundEnded,
 }
@@ -112,14 +123,17 @@ impl Exporter {
         Ok(Exporter { addr, store, lanes: running_lanes, stopping, longest_call, background, server, shutdown: Some(shutdown), simulator })
     }
 
+    /// The address it listens on (the port chosen, if 0 was asked for).
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
+    /// What the lanes recorded and `/metrics` serves.
     pub fn store(&self) -> &Arc<Store> {
         &self.store
     }
 
+    /// The embedded simulator, in demo mode.
     pub fn simulator(&self) -> Option<&Simulator> {
         self.simulator.as_ref()
     }

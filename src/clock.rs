@@ -8,6 +8,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use tokio::time::Instant;
 
+/// The wall clock every date comes from, and the tokio time every wait runs on.
 #[derive(Clone, Debug)]
 pub struct Clock {
     /// None: the system's wall clock. Some: this wall time at this tokio instant, running with it.
@@ -15,6 +16,7 @@ pub struct Clock {
 }
 
 impl Clock {
+    /// The system's wall clock.
     pub fn system() -> Clock {
         Clock { fixed: None }
     }

@@ -1,23 +1,41 @@
-//! wolkvox_exporter: a background poller for the Wolkvox billing API and a Prometheus
-//! endpoint that serves the cached result.
+//! wolkvox_exporter: a background poller for the Wolkvox billing API and a Prometheus endpoint
+//! that serves the cached result. `docs/architecture.md` walks the data path:
 //!
 //! ```text
-//! config -> calls (one lane per token: admission, ledger) -> wolkvox (client, decode) -> serve::store
-//! serve::store -> serve::metrics (once per poll) -> published bytes <- web + serve::router (/metrics)
-//! storage: the ledgers and last answers a restart must not forget; backfill: history for promtool
+//! config -> calls (one lane per token: the call driver, admission, ledger) -> wolkvox (client,
+//! decode) -> serve::store -> serve::metrics (once per poll) -> published bytes <- web (/metrics)
+//! storage: what a restart must not forget; backfill: history for promtool; simulator: --demo
 //! ```
+//!
+//! The public API is what the binary needs: start an [`Exporter`] (or [`run`] one until a
+//! signal) from a [`Config`] built from [`Flags`], or run a [`backfill`]. The stages are
+//! crate-private. With the `test-util` feature, which the crate's own dev-dependency turns on for
+//! the integration tests and benches, the stages' modules are public too, and `unreachable_pub`,
+//! judged in that build, keeps every other item `pub(crate)`.
 
-pub mod app;
-pub mod backfill;
-pub mod calls;
+// In a build without test-util the stages are private, and every `pub` in them is unreachable by
+// design: the lint is judged in the test-util build, where `pub` is what the tests may use.
+#![cfg_attr(not(feature = "test-util"), allow(unreachable_pub))]
+// The stages' items are documented for the reader, not as an API: only the API must be.
+#![cfg_attr(feature = "test-util", allow(missing_docs))]
+
+/// The stages: private, or public with `test-util`.
+macro_rules! stages {
+    ($($name:ident),* $(,)?) => {$(
+        #[cfg(feature = "test-util")]
+        pub mod $name;
+        #[cfg(not(feature = "test-util"))]
+        mod $name;
+    )*};
+}
+
+stages!(app, backfill, calls, config, serve, simulator, storage, wolkvox);
 pub mod clock;
-pub mod config;
-pub mod logging;
-pub mod serve;
-pub mod simulator;
-pub mod storage;
+mod logging;
 mod web;
-pub mod wolkvox;
 
-pub use app::Exporter;
-pub use config::Config;
+pub use app::{Exporter, ExporterError, run};
+pub use backfill::{BackfillError, BackfillFlags, run_with_demo as backfill};
+pub use clock::Clock;
+pub use config::{Config, ConfigError, Flags};
+pub use logging::init as init_logging;

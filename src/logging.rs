@@ -6,6 +6,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::{LogFormat, LogLevel};
 
+/// Logs at `level` and above to standard error, as logfmt or JSON.
 pub fn init(level: LogLevel, format: LogFormat) {
     let level = match level {
         LogLevel::Error => "error",

@@ -4,10 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use wolkvox_exporter::app::ExporterError;
-use wolkvox_exporter::backfill::BackfillFlags;
-use wolkvox_exporter::clock::Clock;
-use wolkvox_exporter::config::{Config, Flags};
+use wolkvox_exporter::{BackfillFlags, Clock, Config, ExporterError, Flags};
 
 // The exporter's flags, or a subcommand with its own (a plain comment: a doc comment would replace
 // the flags' `about` in --help). A flag before the subcommand is refused rather than ignored
@@ -54,10 +51,10 @@ fn exporter(flags: &Flags) -> ExitCode {
         }
     };
     if flags.config_check {
-        print_targets(&config);
+        print!("{}", config.summary());
         return ExitCode::SUCCESS;
     }
-    wolkvox_exporter::logging::init(config.log_level, config.log_format);
+    wolkvox_exporter::init_logging(config.log_level, config.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(usize::from(flags.worker_threads)).enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -65,7 +62,7 @@ fn exporter(flags: &Flags) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(wolkvox_exporter::app::run(config)) {
+    match runtime.block_on(wolkvox_exporter::run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "exporter stopped");
@@ -84,7 +81,7 @@ fn backfill(cli: BackfillCli) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    wolkvox_exporter::logging::init(config.log_level, config.log_format);
+    wolkvox_exporter::init_logging(config.log_level, config.log_format);
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -92,30 +89,11 @@ fn backfill(cli: BackfillCli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(wolkvox_exporter::backfill::run_with_demo(config, cli.backfill, Clock::system())) {
+    match runtime.block_on(wolkvox_exporter::backfill(config, cli.backfill, Clock::system())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("wolkvox_exporter backfill: {error}");
             ExitCode::from(error.exit_code())
         }
-    }
-}
-
-fn print_targets(config: &Config) {
-    println!("configuration is valid: {} target(s), {} budget(s)", config.targets.len(), config.budgets.len());
-    for target in &config.targets {
-        println!(
-            "server={} apis={} base_url={} token={} token_name={} daily_call_budget={} token_info={} poll_interval={} timeout={} timezone={}",
-            target.server,
-            target.apis.iter().map(|api| api.name).collect::<Vec<_>>().join(","),
-            target.base_url,
-            target.token_source,
-            target.token_name,
-            target.daily_call_budget.map_or("none".to_owned(), |budget| budget.to_string()),
-            target.token_info,
-            humantime::format_duration(target.poll_interval),
-            humantime::format_duration(target.timeout),
-            target.timezone_name,
-        );
     }
 }

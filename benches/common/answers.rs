@@ -5,7 +5,7 @@ use wolkvox_exporter::wolkvox::model::{Decoded, decode};
 
 /// A response as the API would send it: one row per operation and product for each of `days`
 /// days (1: every row its own series, the most the exporter can be asked to render).
-pub fn response(rows: usize, days: usize) -> Vec<u8> {
+pub(crate) fn response(rows: usize, days: usize) -> Vec<u8> {
     let products = ["Gamification", "Gamification Premium"];
     let series = rows.div_ceil(days);
     let data: Vec<serde_json::Value> = (0..rows)
@@ -23,7 +23,7 @@ pub fn response(rows: usize, days: usize) -> Vec<u8> {
         .unwrap()
 }
 
-pub fn decoded(body: &[u8]) -> Report {
+pub(crate) fn decoded(body: &[u8]) -> Report {
     match decode(body) {
         Ok(Decoded::Answer(report)) => report,
         other => panic!("not a report: {other:?}"),

@@ -36,7 +36,7 @@ pub(super) struct Calls<'a> {
 impl Calls<'_> {
     /// Fetches the months without rows in `results`, the tokens (`lanes`: the targets of each) at
     /// once, each one call at a time: the API's rules are per token.
-    pub async fn fetch_all(&self, lanes: &[Vec<usize>], results: &[Option<Vec<DatedRow>>]) -> Result<Vec<TokenMonths>, BackfillError> {
+    pub(super) async fn fetch_all(&self, lanes: &[Vec<usize>], results: &[Option<Vec<DatedRow>>]) -> Result<Vec<TokenMonths>, BackfillError> {
         let tokens = lanes.iter().map(|members| self.fetch_token(members, still_to_fetch(self.months, results, members)));
         futures_util::future::try_join_all(tokens).await
     }

@@ -67,23 +67,36 @@ pub struct BackfillFlags {
 }
 
 /// Why a backfill did not complete.
+/// Why a backfill stopped; [`BackfillError::exit_code`] maps each to the command's exit status.
 #[derive(Debug, thiserror::Error)]
 pub enum BackfillError {
+    /// A flag or the range is wrong.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The state directory cannot be used.
     #[error(transparent)]
     Storage(#[from] crate::storage::StorageError),
+    /// The output could not be written.
     #[error("cannot write {path}: {source}")]
-    Output { path: String, source: std::io::Error },
+    Output {
+        /// `--output`.
+        path: String,
+        /// Why not.
+        source: std::io::Error,
+    },
+    /// The Wolkvox client could not be built.
     #[error("cannot build the HTTP client: {0}")]
     Client(#[source] reqwest::Error),
+    /// Some months failed; what was fetched is written.
     #[error("{} month(s) failed, run again to fetch only those: {}", .0.len(), .0.join(", "))]
     Failed(Vec<String>),
     /// Wolkvox rejected a token: each entry says which, and what was left uncalled.
     #[error("{}", .0.join("; "))]
     TokenRejected(Vec<String>),
+    /// Ctrl-C or SIGTERM before the output was written.
     #[error("interrupted: nothing was written")]
     Interrupted,
+    /// `--demo`: the embedded simulator could not listen.
     #[error("cannot start the demo simulator: {0}")]
     Simulator(#[source] std::io::Error),
 }

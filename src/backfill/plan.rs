@@ -28,11 +28,11 @@ pub(super) struct Month {
 }
 
 impl Month {
-    pub fn name(&self, targets: &[Target]) -> String {
+    pub(super) fn name(&self, targets: &[Target]) -> String {
         format!("{} {} {}", targets[self.target].server, self.api.name, self.month.strftime("%Y-%m"))
     }
 
-    pub fn key(&self, targets: &[Target]) -> String {
+    pub(super) fn key(&self, targets: &[Target]) -> String {
         jobs::job_key(&targets[self.target], self.api)
     }
 }

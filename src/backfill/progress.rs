@@ -18,7 +18,7 @@ use crate::wolkvox::Failure;
 /// A terminal's bar is redrawn this often while waiting.
 const REDRAW: SignedDuration = SignedDuration::from_secs(1);
 
-pub struct Progress {
+pub(super) struct Progress {
     bar: Option<ProgressBar>,
     calls: AtomicUsize,
     /// The least time between two calls of a token: the interval, or the API's floor.
@@ -29,7 +29,7 @@ pub struct Progress {
 
 impl Progress {
     /// `months`: the calls to make; `spacing`: the least time between two of them.
-    pub fn new(months: usize, spacing: Duration) -> Progress {
+    pub(super) fn new(months: usize, spacing: Duration) -> Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
             let style = ProgressStyle::with_template("{bar:30} {pos}/{len} months  {msg}").expect("a valid template").progress_chars("=> ");
             ProgressBar::new(months as u64).with_style(style)
@@ -39,7 +39,7 @@ impl Progress {
 
     /// Waiting until `at` for `why`, with `left` months to go (this one included). Returns when to
     /// look again at the latest, for a terminal's countdown.
-    pub fn waiting(&self, month: &str, now: Timestamp, at: Timestamp, why: &str, left: usize) -> Timestamp {
+    pub(super) fn waiting(&self, month: &str, now: Timestamp, at: Timestamp, why: &str, left: usize) -> Timestamp {
         let wait = until(now, at);
         match &self.bar {
             Some(bar) => {
@@ -63,7 +63,7 @@ impl Progress {
         }
     }
 
-    pub fn fetched(&self, month: &str, rows: usize, left: usize) {
+    pub(super) fn fetched(&self, month: &str, rows: usize, left: usize) {
         self.calls.fetch_add(1, Ordering::Relaxed);
         match &self.bar {
             Some(bar) => bar.inc(1),
@@ -71,7 +71,7 @@ impl Progress {
         }
     }
 
-    pub fn failed(&self, month: &str, failure: &Failure) {
+    pub(super) fn failed(&self, month: &str, failure: &Failure) {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let warn = || tracing::warn!(month, reason = failure.reason.as_str(), msg = %failure.detail, "month failed");
         match &self.bar {
@@ -84,7 +84,7 @@ impl Progress {
     }
 
     /// A month's call failed in a way that is tried again (transient, or the quota's pause).
-    pub fn trying_again(&self, month: &str, failure: &Failure) {
+    pub(super) fn trying_again(&self, month: &str, failure: &Failure) {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let warn = || tracing::warn!(month, reason = failure.reason.as_str(), msg = %failure.detail, "month failed; trying it again");
         match &self.bar {
@@ -93,7 +93,7 @@ impl Progress {
         }
     }
 
-    pub fn finish(&self) {
+    pub(super) fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_with_message(format!("{} calls made", self.calls.load(Ordering::Relaxed)));
         }

@@ -25,11 +25,11 @@ const EXPORTER_RECHECK: SignedDuration = SignedDuration::from_secs(5);
 
 /// A stop was asked for (the exporter's shutdown, Ctrl-C of a command) before or during a call.
 #[derive(Debug)]
-pub struct Stopped;
+pub(crate) struct Stopped;
 
 /// What holds the next call back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Hold {
+pub(crate) enum Hold {
     /// The API's rules: the floor, the spread, a pause, the budget, a call in flight.
     Rules,
     /// A running exporter is due for the same API: it calls first.
@@ -40,7 +40,7 @@ pub enum Hold {
 
 /// One call made through the driver, its end recorded.
 #[derive(Debug)]
-pub struct Called<T> {
+pub(crate) struct Called<T> {
     pub decision: Decision,
     pub started: Timestamp,
     pub ended: Timestamp,
@@ -49,7 +49,7 @@ pub struct Called<T> {
 }
 
 /// How time passes for a driver, and how its caller stops it.
-pub trait Pace {
+pub(crate) trait Pace {
     /// The wall time.
     fn now(&self) -> Timestamp;
     /// Whether a stop has been asked for; looked at before each decision.
@@ -62,7 +62,7 @@ pub trait Pace {
 }
 
 /// What a driver's caller shows of its waits.
-pub trait Observer {
+pub(crate) trait Observer {
     /// The driver waits until `at` for `hold`. Returns when to look again at the latest (the
     /// driver may look again sooner).
     fn waiting(&mut self, ledger: &Ledger, now: Timestamp, at: Timestamp, hold: Hold) -> Timestamp {
@@ -82,12 +82,12 @@ pub trait Observer {
 }
 
 /// An observer that shows nothing.
-pub struct Quiet;
+pub(crate) struct Quiet;
 
 impl Observer for Quiet {}
 
 /// How a caller on real time is stopped.
-pub enum Stop {
+pub(crate) enum Stop {
     /// The exporter's shutdown: between calls at once; a call in flight is finished and recorded
     /// first (cut short, it would cost a call of the quota for nothing).
     Shutdown(watch::Receiver<bool>),
@@ -96,13 +96,13 @@ pub enum Stop {
 }
 
 /// Tokio's clock under the wall clock: what every caller that really calls runs on.
-pub struct RealTime {
+pub(crate) struct RealTime {
     clock: Clock,
     stop: Stop,
 }
 
 impl RealTime {
-    pub fn new(clock: Clock, stop: Stop) -> RealTime {
+    pub(crate) fn new(clock: Clock, stop: Stop) -> RealTime {
         RealTime { clock, stop }
     }
 }
@@ -149,12 +149,12 @@ async fn shutdown(stop: &mut watch::Receiver<bool>) {
 }
 
 /// A dry run's time: every wait is over at once, and no stop comes.
-pub struct SimulatedTime {
+pub(crate) struct SimulatedTime {
     now: Timestamp,
 }
 
 impl SimulatedTime {
-    pub fn starting_at(now: Timestamp) -> SimulatedTime {
+    pub(crate) fn starting_at(now: Timestamp) -> SimulatedTime {
         SimulatedTime { now }
     }
 }
@@ -180,27 +180,23 @@ impl Pace for SimulatedTime {
 
 /// The exporter's calls on one token: admission picks each job by the ledger's schedule, and a
 /// call's end sets the job's next one (interval, backoff, `Retry-After`, the token's pauses).
-pub struct ExporterDriver {
+pub(crate) struct ExporterDriver {
     core: Core,
 }
 
 impl ExporterDriver {
-    pub fn new(rules: Arc<TokenRules>, ledger: TokenLedger) -> ExporterDriver {
+    pub(crate) fn new(rules: Arc<TokenRules>, ledger: TokenLedger) -> ExporterDriver {
         ExporterDriver { core: Core { rules, ledger } }
     }
 
-    pub fn rules(&self) -> &Arc<TokenRules> {
-        &self.core.rules
-    }
-
-    pub fn ledger(&self) -> &TokenLedger {
+    pub(crate) fn ledger(&self) -> &TokenLedger {
         &self.core.ledger
     }
 
     /// Makes the token's next call: waits until admission lets one in, calls `call` with its job
     /// (an index into the rules' jobs), and records its end. None once a stop is asked for, and
     /// for a token without jobs.
-    pub async fn next_call<T, F>(
+    pub(crate) async fn next_call<T, F>(
         &mut self,
         pace: &mut impl Pace,
         observer: &mut impl Observer,
@@ -220,11 +216,11 @@ impl ExporterDriver {
 
 /// A side command tries one job's call at most this many times in a row while the failure table
 /// says to try again (a transient failure, the quota's pause): each try costs a call of the quota.
-pub const SIDE_ATTEMPTS: u32 = 4;
+pub(crate) const SIDE_ATTEMPTS: u32 = 4;
 
 /// How a side command's call of a job came out, after the tries the failure table allows.
 #[derive(Debug)]
-pub enum SideOutcome<T> {
+pub(crate) enum SideOutcome<T> {
     Done(T),
     /// A lasting failure, or one retried [`SIDE_ATTEMPTS`] times: a later run may do better.
     Failed(Failure),
@@ -237,7 +233,7 @@ pub enum SideOutcome<T> {
 /// `Retry-After`); the API's floor, the token's pauses and its budget hold as for the exporter,
 /// through the shared ledger, and it takes turns with an exporter running on the same state
 /// directory.
-pub struct SideDriver {
+pub(crate) struct SideDriver {
     core: Core,
     /// Where to see whether an exporter runs (None: nobody to take turns with).
     storage: Option<Arc<Storage>>,
@@ -248,11 +244,11 @@ pub struct SideDriver {
 }
 
 impl SideDriver {
-    pub fn new(rules: Arc<TokenRules>, ledger: TokenLedger, storage: Option<Arc<Storage>>) -> SideDriver {
+    pub(crate) fn new(rules: Arc<TokenRules>, ledger: TokenLedger, storage: Option<Arc<Storage>>) -> SideDriver {
         SideDriver { core: Core { rules, ledger }, storage, own_due: None, own_starts: HashMap::new() }
     }
 
-    pub fn rules(&self) -> &Arc<TokenRules> {
+    pub(crate) fn rules(&self) -> &Arc<TokenRules> {
         &self.core.rules
     }
 
@@ -260,7 +256,7 @@ impl SideDriver {
     /// it: a transient failure is tried again after the table's backoff, the quota's once its pause
     /// is over (up to [`SIDE_ATTEMPTS`] tries); a rejected token stops at once; any other failure
     /// is for a later run.
-    pub async fn call<T, F>(
+    pub(crate) async fn call<T, F>(
         &mut self,
         job: usize,
         pace: &mut impl Pace,

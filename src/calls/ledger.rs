@@ -14,10 +14,10 @@ use crate::calls::admission::Ledger;
 use crate::storage::Storage;
 
 /// How soon a caller tries again a ledger it could not read (nothing is called meanwhile).
-pub const UNREADABLE_RETRY: Duration = Duration::from_secs(2);
+pub(crate) const UNREADABLE_RETRY: Duration = Duration::from_secs(2);
 
 /// Says that the ledger's times were taken back by a clock step (`admission::undo_clock_step`).
-pub fn warn_clock_step(token_name: &str, step: jiff::SignedDuration) {
+pub(crate) fn warn_clock_step(token_name: &str, step: jiff::SignedDuration) {
     let step = humantime::format_duration(Duration::from_secs(step.as_secs().unsigned_abs())).to_string();
     tracing::warn!(
         token_name,

@@ -9,7 +9,7 @@
 //! - [`lanes`]: the exporter's lanes, one per token, which take each outcome to the store.
 
 pub mod admission;
-pub mod driver;
-pub mod jobs;
+pub(crate) mod driver;
+pub(crate) mod jobs;
 pub mod lanes;
 pub(crate) mod ledger;

@@ -19,7 +19,7 @@ pub struct Budget {
 /// A `budgets:` entry as written; checked by [`check`].
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileBudget {
+pub(crate) struct FileBudget {
     api: String,
     server: Option<String>,
     operation: String,
@@ -29,13 +29,13 @@ pub struct FileBudget {
 
 /// A configured server and the billing APIs polled for it: all a budget is checked against.
 #[derive(Clone, Copy, Debug)]
-pub struct Polled<'a> {
+pub(crate) struct Polled<'a> {
     pub server: &'a str,
     pub apis: &'a [&'static Api],
 }
 
 /// Every entry must name a polled API of a configured server, once, with a quantity of 0 or more.
-pub fn check(entries: Vec<FileBudget>, targets: &[Polled<'_>]) -> Result<Vec<Budget>, ConfigError> {
+pub(crate) fn check(entries: Vec<FileBudget>, targets: &[Polled<'_>]) -> Result<Vec<Budget>, ConfigError> {
     let mut budgets: Vec<Budget> = Vec::with_capacity(entries.len());
     for (i, entry) in entries.into_iter().enumerate() {
         let field = |key: &str| format!("budgets[{i}].{key}");

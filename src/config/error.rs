@@ -8,7 +8,9 @@ use std::fmt;
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 #[error("invalid configuration: {field}: {problem}")]
 pub struct ConfigError {
+    /// The flag (`--wolkvox.server`) or field (`targets[2].timezone`) at fault.
     pub field: String,
+    /// What is wrong with it.
     pub problem: String,
 }
 

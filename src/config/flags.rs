@@ -21,6 +21,7 @@ pub const DEFAULT_STORAGE_PATH: &str = "data/";
     after_help = "The token comes from --wolkvox.token-file, or from the environment variable WOLKVOX_TOKEN \
                   (never from a flag: command lines are visible to every user through ps)."
 )]
+#[allow(missing_docs, reason = "a doc comment would become clap's long about, beside the about above")]
 pub struct Flags {
     /// Wolkvox server number, e.g. 0042 (required unless --config.file or --demo).
     #[arg(long = "wolkvox.server", env = "WOLKVOX_SERVER", value_name = "NUMBER")]
@@ -91,8 +92,10 @@ pub struct Flags {
     #[arg(long = "runtime.worker-threads", env = "WOLKVOX_RUNTIME_WORKER_THREADS", default_value_t = 2,
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub worker_threads: u16,
+    /// Only log lines of this level and above.
     #[arg(long = "log.level", env = "WOLKVOX_LOG_LEVEL", value_enum, default_value = "info")]
     pub log_level: LogLevel,
+    /// logfmt, as the Go exporters write, or JSON.
     #[arg(long = "log.format", env = "WOLKVOX_LOG_FORMAT", value_enum, default_value = "logfmt")]
     pub log_format: LogFormat,
     /// Validate flags, config file and token sources, print the targets and exit.
@@ -133,7 +136,7 @@ pub struct InvalidDuration {
 /// A value of a size flag that is not a size.
 #[derive(Debug, thiserror::Error)]
 #[error("{text:?} is not a size such as 32MiB ({reason})")]
-pub struct InvalidSize {
+pub(crate) struct InvalidSize {
     pub text: String,
     /// bytesize says what is wrong only in words.
     pub reason: String,
@@ -145,6 +148,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, InvalidDuration> {
 }
 
 /// `32MiB`, `1GB`, a number of bytes: for `--wolkvox.max-response-bytes`.
-pub fn parse_bytes(text: &str) -> Result<u64, InvalidSize> {
+pub(crate) fn parse_bytes(text: &str) -> Result<u64, InvalidSize> {
     text.trim().parse::<bytesize::ByteSize>().map(|size| size.as_u64()).map_err(|reason| InvalidSize { text: text.to_owned(), reason })
 }

@@ -24,30 +24,39 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use crate::config::error::ConfigError;
-pub use crate::config::flags::{
-    DEFAULT_LISTEN_ADDRESS, DEFAULT_STORAGE_PATH, Flags, InvalidDuration, InvalidSize, LogFormat, LogLevel, parse_bytes, parse_duration,
-};
+#[cfg(feature = "test-util")]
+pub use crate::config::flags::DEFAULT_LISTEN_ADDRESS;
+pub use crate::config::flags::{DEFAULT_STORAGE_PATH, Flags, LogFormat, LogLevel, parse_duration};
 pub use crate::config::shared_tokens::group_by_token;
-pub use crate::config::target::{DEMO_POLL_INTERVAL, DEMO_SERVER, DEMO_TOKEN, Target};
-pub use crate::config::token_source::{TokenFileError, read_token_file, readable_by_others};
+pub use crate::config::target::{DEMO_TOKEN, Target};
+pub use crate::config::token_source::{read_token_file, readable_by_others};
 use crate::web::WebSettings;
 use contracts::{Budget, FileBudget, Polled};
 
 /// Everything the exporter needs, validated.
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// One per server and token: what the lanes poll.
     pub targets: Vec<Target>,
+    /// `--web.listen-address`, as `host:port`.
     pub listen_address: String,
+    /// `--web.telemetry-path`.
     pub telemetry_path: String,
+    /// `--log.level`.
     pub log_level: LogLevel,
+    /// `--log.format`.
     pub log_format: LogFormat,
     /// The single target points at the embedded simulator, whose address is known only once it runs.
     pub demo: bool,
     /// The CAs of `--wolkvox.ca-file`, to trust besides the system's.
     pub ca_certificates: Vec<reqwest::Certificate>,
+    /// `--web.config.file`, watched for changes.
     pub web_config_file: Option<PathBuf>,
+    /// The web configuration as first read (TLS, basic auth, headers).
     pub web: Arc<WebSettings>,
+    /// `--web.max-requests`: concurrent requests served.
     pub max_requests: usize,
+    /// `--web.max-connections`: connections held open.
     pub max_connections: usize,
     /// Things worth a warning once logging runs (a token file others can read).
     pub warnings: Vec<String>,
@@ -58,6 +67,29 @@ pub struct Config {
 }
 
 impl Config {
+    /// What `--config.check` prints: a line for the whole and one per target, never a token.
+    pub fn summary(&self) -> String {
+        use std::fmt::Write;
+        let mut text = format!("configuration is valid: {} target(s), {} budget(s)\n", self.targets.len(), self.budgets.len());
+        for target in &self.targets {
+            let _ = writeln!(
+                text,
+                "server={} apis={} base_url={} token={} token_name={} daily_call_budget={} token_info={} poll_interval={} timeout={} timezone={}",
+                target.server,
+                target.apis.iter().map(|api| api.name).collect::<Vec<_>>().join(","),
+                target.base_url,
+                target.token_source,
+                target.token_name,
+                target.daily_call_budget.map_or("none".to_owned(), |budget| budget.to_string()),
+                target.token_info,
+                humantime::format_duration(target.poll_interval),
+                humantime::format_duration(target.timeout),
+                target.timezone_name,
+            );
+        }
+        text
+    }
+
     /// Builds the configuration from parsed flags; `env` looks up environment variables (the
     /// token ones), so tests can pass their own.
     pub fn from_flags(flags: &Flags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {

@@ -23,10 +23,10 @@ const MAX_STALE_AFTER: Duration = Duration::from_secs(31 * 24 * 3600);
 /// The API caps a result at 256 MB; more than 1 GiB cannot be a billing answer.
 const MAX_RESPONSE_BYTES: u64 = 1 << 30;
 /// `--demo` polls the embedded simulator this often.
-pub const DEMO_POLL_INTERVAL: Duration = Duration::from_secs(15);
+pub(crate) const DEMO_POLL_INTERVAL: Duration = Duration::from_secs(15);
 /// The token `--demo` hands the simulator: a public placeholder, not a secret.
 pub const DEMO_TOKEN: &str = "demo-token-not-a-secret";
-pub const DEMO_SERVER: &str = "0042";
+pub(crate) const DEMO_SERVER: &str = "0042";
 
 /// One Wolkvox server to poll, with the token that pays for it.
 #[derive(Clone, Debug)]

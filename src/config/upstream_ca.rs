@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 /// Why a CA file cannot be used; each message names the file.
 #[derive(Debug, thiserror::Error)]
-pub enum CaFileError {
+pub(crate) enum CaFileError {
     #[error("cannot read {}: {source}", path.display())]
     Read { path: PathBuf, source: std::io::Error },
     #[error("{}: {source}", path.display())]
@@ -17,7 +17,7 @@ pub enum CaFileError {
 const MAX_CA_FILE_BYTES: u64 = 16 << 20;
 
 /// The certificates of a PEM file.
-pub fn ca_certificates(path: &Path) -> Result<Vec<reqwest::Certificate>, CaFileError> {
+pub(crate) fn ca_certificates(path: &Path) -> Result<Vec<reqwest::Certificate>, CaFileError> {
     let pem = crate::storage::read_file::read_regular_file(path, MAX_CA_FILE_BYTES)
         .map_err(|source| CaFileError::Read { path: path.to_owned(), source })?;
     let certificates =

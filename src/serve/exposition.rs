@@ -6,7 +6,7 @@
 use std::fmt::Write;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Gauge,
     Counter,
 }
@@ -21,24 +21,24 @@ impl Kind {
 }
 
 /// The text being written.
-pub struct Exposition {
+pub(crate) struct Exposition {
     out: String,
 }
 
 /// The samples of one family; `name` is written in front of each.
-pub struct Samples<'a> {
+pub(crate) struct Samples<'a> {
     out: &'a mut String,
     name: &'a str,
 }
 
 impl Exposition {
-    pub fn with_capacity(bytes: usize) -> Exposition {
+    pub(crate) fn with_capacity(bytes: usize) -> Exposition {
         Exposition { out: String::with_capacity(bytes) }
     }
 
     /// Writes a family's HELP and TYPE lines and whatever samples `fill` adds; a family that gets
     /// no sample is left out entirely, as the prometheus crate's encoder does.
-    pub fn family(&mut self, name: &str, help: &str, kind: Kind, fill: impl FnOnce(&mut Samples<'_>)) {
+    pub(crate) fn family(&mut self, name: &str, help: &str, kind: Kind, fill: impl FnOnce(&mut Samples<'_>)) {
         let start = self.out.len();
         self.out.push_str("# HELP ");
         self.out.push_str(name);
@@ -56,13 +56,13 @@ impl Exposition {
         }
     }
 
-    pub fn finish(self) -> String {
+    pub(crate) fn finish(self) -> String {
         self.out
     }
 }
 
 impl Samples<'_> {
-    pub fn add(&mut self, labels: &[(&str, &str)], value: f64) {
+    pub(crate) fn add(&mut self, labels: &[(&str, &str)], value: f64) {
         let out = &mut *self.out;
         out.push_str(self.name);
         if let Some(((first_name, first_value), rest)) = labels.split_first() {

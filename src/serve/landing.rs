@@ -16,7 +16,7 @@ th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top
 .ok{color:#1a7f37}.failing{color:#b42318;font-weight:bold}.waiting{color:#6e6e6e}small{color:#555}";
 
 /// The whole page at Unix time `now`.
-pub fn page(published: &Published, telemetry_path: &str, now: f64) -> String {
+pub(super) fn page(published: &Published, telemetry_path: &str, now: f64) -> String {
     let mut html = String::with_capacity(4096 + 512 * published.targets.len());
     let path = escape(telemetry_path);
     let _ = write!(
@@ -93,7 +93,7 @@ fn age(seconds: f64) -> String {
     humantime::format_duration(Duration::from_secs(seconds.max(0.0) as u64)).to_string()
 }
 
-pub fn escape(text: &str) -> String {
+pub(super) fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 

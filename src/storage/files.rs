@@ -20,7 +20,7 @@ const NO_FOLLOW: i32 = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
 /// a warning if every user could write into it. Creates it (0700) when missing. A symbolic link is
 /// followed only if root made it (systemd's `StateDirectory=` with `DynamicUser=` is a link to
 /// `/var/lib/private/NAME`): the directory's owner could not have planted it beside itself.
-pub fn private_directory(dir: &Path) -> io::Result<PathBuf> {
+pub(crate) fn private_directory(dir: &Path) -> io::Result<PathBuf> {
     if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::DirBuilder::new().recursive(true).mode(0o700).create(parent)?;
     }
@@ -57,7 +57,7 @@ pub fn private_directory(dir: &Path) -> io::Result<PathBuf> {
 
 /// A subdirectory of the state directory (the backfill's months): created 0700 and handed to the
 /// state directory's owner, or an existing real directory.
-pub fn subdirectory(dir: &Path) -> io::Result<()> {
+pub(crate) fn subdirectory(dir: &Path) -> io::Result<()> {
     match fs::DirBuilder::new().mode(0o700).create(dir) {
         Ok(()) => hand_to_directory_owner(&open_directory(dir)?, dir),
         Err(error) if error.kind() == io::ErrorKind::AlreadyExists => drop(open_directory(dir)?),
@@ -84,7 +84,7 @@ fn open_directory(dir: &Path) -> io::Result<File> {
 /// if it does not exist. Something else in its place (a link, a FIFO, a file with a second name) is
 /// moved to `aside` and the lock made anew: a planted link must neither be followed nor stop the
 /// exporter for good.
-pub fn open_lock(path: &Path, aside: &Path) -> io::Result<File> {
+pub(crate) fn open_lock(path: &Path, aside: &Path) -> io::Result<File> {
     let create = || OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).custom_flags(NO_FOLLOW).open(path);
     let created = |file: File| {
         hand_to_directory_owner(&file, path);
@@ -109,7 +109,7 @@ pub fn open_lock(path: &Path, aside: &Path) -> io::Result<File> {
 }
 
 /// What reading a file found.
-pub enum Contents {
+pub(crate) enum Contents {
     Missing,
     Read(Vec<u8>),
     /// Not a file to read: a link, a FIFO, a device, or one larger
@@ -119,7 +119,7 @@ pub enum Contents {
 
 /// Reads a regular file of at most `limit` bytes. An error is a failure to read (out of file
 /// descriptors, say), which may pass, unlike what a file holds.
-pub fn read_bounded(path: &Path, limit: u64) -> io::Result<Contents> {
+pub(crate) fn read_bounded(path: &Path, limit: u64) -> io::Result<Contents> {
     let file = match OpenOptions::new().read(true).custom_flags(NO_FOLLOW).open(path) {
         Ok(file) => file,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Contents::Missing),
@@ -137,7 +137,7 @@ pub fn read_bounded(path: &Path, limit: u64) -> io::Result<Contents> {
 
 /// Temporary file (created anew, never reused), fsync, rename over the old one, fsync of the
 /// directory: a crash at any point leaves the old file or the new one, never half of one.
-pub fn write_atomically(path: &Path, text: &[u8]) -> io::Result<()> {
+pub(crate) fn write_atomically(path: &Path, text: &[u8]) -> io::Result<()> {
     let mut name = path.file_name().unwrap_or_default().to_owned();
     name.push(".tmp");
     let temporary = path.with_file_name(name);
@@ -153,7 +153,7 @@ pub fn write_atomically(path: &Path, text: &[u8]) -> io::Result<()> {
 /// Creates a file of this process's own at `path` (`mode`): what was there, left by a crash or
 /// planted, is removed first (a link goes, not what it points at); if something takes its place in
 /// between, the exclusive create fails.
-pub fn create_anew(path: &Path, mode: u32) -> io::Result<File> {
+pub(crate) fn create_anew(path: &Path, mode: u32) -> io::Result<File> {
     match fs::remove_file(path) {
         Ok(()) => {}
         Err(error) if error.kind() == io::ErrorKind::NotFound => {}

@@ -8,7 +8,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// The whole file, if it is a regular file of at most `limit` bytes.
-pub fn read_regular_file(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+pub(crate) fn read_regular_file(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
     let file = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC).open(path)?;
     if !file.metadata()?.is_file() {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file (a FIFO, a device or a directory)"));
@@ -17,14 +17,14 @@ pub fn read_regular_file(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
 }
 
 /// All of `source` if it holds at most `limit` bytes (None if more: not read past the bound).
-pub fn read_at_most(source: impl Read, limit: u64) -> io::Result<Option<Vec<u8>>> {
+pub(crate) fn read_at_most(source: impl Read, limit: u64) -> io::Result<Option<Vec<u8>>> {
     let mut text = Vec::new();
     source.take(limit + 1).read_to_end(&mut text)?;
     Ok((text.len() as u64 <= limit).then_some(text))
 }
 
 /// The same, as UTF-8 text.
-pub fn read_regular_text(path: &Path, limit: u64) -> io::Result<String> {
+pub(crate) fn read_regular_text(path: &Path, limit: u64) -> io::Result<String> {
     String::from_utf8(read_regular_file(path, limit)?).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
 

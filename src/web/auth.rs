@@ -54,7 +54,7 @@ pub struct BcryptTurns {
 }
 
 /// Held until the hash is checked, even if the request that asked for it is gone.
-pub struct BcryptTurn {
+pub(crate) struct BcryptTurn {
     _turn: OwnedSemaphorePermit,
     _request_slot: Option<OwnedSemaphorePermit>,
 }

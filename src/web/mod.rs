@@ -2,9 +2,9 @@
 //! basic auth, security headers), reloaded without a restart, and limits that keep slow or idle
 //! clients from stopping other scrapes.
 
-pub mod auth;
-pub mod config;
-pub mod server;
+pub(crate) mod auth;
+pub(crate) mod config;
+pub(crate) mod server;
 
-pub use config::WebSettings;
-pub use server::{Limits, Web};
+pub(crate) use config::WebSettings;
+pub(crate) use server::{Limits, Web};

@@ -30,7 +30,7 @@ const RELOAD_CHECK: Duration = Duration::from_secs(1);
 
 /// Protections against clients that are slow, idle or too many.
 #[derive(Clone, Debug)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Requests served at once; more get 503 at once, as exporter-toolkit's `--web.max-requests`. 0: no cap.
     pub max_requests: usize,
     /// Connections open at once; past it the next waits to be accepted. 0: no cap.
@@ -51,13 +51,13 @@ impl Default for Limits {
 }
 
 /// The web settings in force, swapped whole when the file changes.
-pub struct Web {
+pub(crate) struct Web {
     settings: ArcSwap<WebSettings>,
     path: Option<PathBuf>,
 }
 
 impl Web {
-    pub fn new(path: Option<PathBuf>, settings: Arc<WebSettings>) -> Arc<Web> {
+    pub(crate) fn new(path: Option<PathBuf>, settings: Arc<WebSettings>) -> Arc<Web> {
         if let Some(path) = &path
             && settings.unprotected()
         {
@@ -67,18 +67,18 @@ impl Web {
         Arc::new(Web { settings: ArcSwap::new(settings), path })
     }
 
-    pub fn current(&self) -> Arc<WebSettings> {
+    pub(crate) fn current(&self) -> Arc<WebSettings> {
         self.settings.load_full()
     }
 
-    pub fn has_file(&self) -> bool {
+    pub(crate) fn has_file(&self) -> bool {
         self.path.is_some()
     }
 
     /// Reloads when the file or a file it names changes; an invalid or empty file is logged and the
     /// last good settings stay, and a valid one that removes TLS, client certificates or basic auth
     /// is applied with a warning. Returns only without a file.
-    pub async fn watch_forever(self: Arc<Self>) {
+    pub(crate) async fn watch_forever(self: Arc<Self>) {
         let Some(path) = self.path.clone() else { return };
         let mut seen = fingerprint(&self.current().watched);
         loop {
@@ -129,7 +129,7 @@ struct Gate {
 }
 
 /// Wraps the router in basic auth (but for the probes), security headers and the request cap.
-pub fn protect(router: Router, web: Arc<Web>, limits: &Limits) -> Router {
+pub(crate) fn protect(router: Router, web: Arc<Web>, limits: &Limits) -> Router {
     let request_slots = (limits.max_requests > 0).then(|| Arc::new(Semaphore::new(limits.max_requests)));
     let router = match &request_slots {
         // One count for every route, and past it a 503 at once, as exporter-toolkit.
@@ -151,7 +151,7 @@ pub fn protect(router: Router, web: Arc<Web>, limits: &Limits) -> Router {
 
 /// Served without credentials: they say only "up" and "ready", and a Kubernetes or load-balancer
 /// probe has no password to send (a 401 would restart a healthy pod).
-pub const PROBE_PATHS: [&str; 2] = ["/-/healthy", "/-/ready"];
+pub(crate) const PROBE_PATHS: [&str; 2] = ["/-/healthy", "/-/ready"];
 
 async fn authenticate(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> Response {
     let settings = gate.web.current();
@@ -174,7 +174,7 @@ async fn authenticate(State(gate): State<Arc<Gate>>, request: Request, next: Nex
 }
 
 /// Serves until `shutdown` resolves, then lets open requests finish (10 s at most).
-pub async fn serve(listener: TcpListener, router: Router, web: Arc<Web>, limits: Limits, shutdown: impl Future<Output = ()>) {
+pub(crate) async fn serve(listener: TcpListener, router: Router, web: Arc<Web>, limits: Limits, shutdown: impl Future<Output = ()>) {
     let service = TowerToHyperService::new(router);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
@@ -243,7 +243,7 @@ const RESERVED_DESCRIPTORS: usize = 64;
 
 /// `wanted` connections, or fewer if the process's descriptor limit (`ulimit -n`) leaves room for
 /// fewer: idle connections must never take the descriptors that the rest needs. 0 (no cap) stays.
-pub fn connections_within_descriptors(wanted: usize) -> usize {
+pub(crate) fn connections_within_descriptors(wanted: usize) -> usize {
     let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
     let soft = limits.lines().find_map(|l| l.strip_prefix("Max open files")?.split_whitespace().next()?.parse::<usize>().ok());
     let Some(soft) = soft else { return wanted };

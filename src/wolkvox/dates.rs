@@ -20,11 +20,11 @@
 
 use jiff::civil::{Date, DateTime, Time};
 
-pub use super::window::Window;
+pub(crate) use super::window::Window;
 
 /// Which field of `AA/BB/YYYY` is the day.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DayMonthOrder {
+pub(crate) enum DayMonthOrder {
     /// `DD/MM/YYYY`, as in Latin America.
     DayFirst,
     /// `MM/DD/YYYY`, as in the United States.
@@ -35,7 +35,7 @@ pub enum DayMonthOrder {
 /// fits some order is a valid date inside the window. A row that fits neither order (a date of
 /// another month under both readings) says nothing about the order and is left out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DateOrder {
+pub(crate) struct DateOrder {
     day_first: bool,
     month_first: bool,
 }
@@ -57,14 +57,14 @@ impl From<DayMonthOrder> for DateOrder {
 
 impl DateOrder {
     /// Both orders possible (nothing seen yet, or nothing told them apart): read day first.
-    pub const ANY: DateOrder = DateOrder { day_first: true, month_first: true };
-    pub const DAY_FIRST: DateOrder = DateOrder { day_first: true, month_first: false };
-    pub const MONTH_FIRST: DateOrder = DateOrder { day_first: false, month_first: true };
+    pub(crate) const ANY: DateOrder = DateOrder { day_first: true, month_first: true };
+    pub(crate) const DAY_FIRST: DateOrder = DateOrder { day_first: true, month_first: false };
+    pub(crate) const MONTH_FIRST: DateOrder = DateOrder { day_first: false, month_first: true };
     /// No order fits every row: only dates that are valid under one order alone are read.
-    pub const NONE: DateOrder = DateOrder { day_first: false, month_first: false };
+    pub(crate) const NONE: DateOrder = DateOrder { day_first: false, month_first: false };
 
     /// Keeps the orders that fit one more row.
-    pub fn narrow(&mut self, reading: &Reading, window: &Window) {
+    pub(crate) fn narrow(&mut self, reading: &Reading, window: &Window) {
         if let Reading::Ambiguous { day_first, month_first } = reading {
             let fits = |at: &Option<DateTime>| at.is_some_and(|at| window.contains(at.date()));
             let (day_first, month_first) = (fits(day_first), fits(month_first));
@@ -76,7 +76,7 @@ impl DateOrder {
     }
 
     /// The order to read with: day first when both fit, none when neither does.
-    pub fn order(self) -> Option<DayMonthOrder> {
+    pub(crate) fn order(self) -> Option<DayMonthOrder> {
         if self.day_first {
             Some(DayMonthOrder::DayFirst)
         } else if self.month_first {
@@ -88,8 +88,10 @@ impl DateOrder {
 }
 
 /// The first pass over an answer's dates: the day/month orders that fit all of them (see
-/// [`DateOrder`]), for [`parse`] to read them with.
-pub fn settle<'a>(dates: impl IntoIterator<Item = &'a str>, window: &Window) -> DateOrder {
+/// [`DateOrder`]), for [`parse`] to read them with. The decoder narrows the order row by row as
+/// the rows stream in; these two read a whole list at once, for the tests.
+#[cfg(test)]
+pub(crate) fn settle<'a>(dates: impl IntoIterator<Item = &'a str>, window: &Window) -> DateOrder {
     let mut order = DateOrder::ANY;
     for reading in dates.into_iter().filter_map(Reading::of) {
         order.narrow(&reading, window);
@@ -98,13 +100,14 @@ pub fn settle<'a>(dates: impl IntoIterator<Item = &'a str>, window: &Window) -> 
 }
 
 /// Reads one date with the order settled for its answer; `None` if it does not read as a date.
-pub fn parse(text: &str, order: DateOrder) -> Option<DateTime> {
+#[cfg(test)]
+pub(crate) fn parse(text: &str, order: DateOrder) -> Option<DateTime> {
     Reading::of(text)?.resolve(order)
 }
 
 /// A date string read once, before the answer's order is known.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reading {
+pub(crate) enum Reading {
     /// A spelling with one meaning (also `AA/BB/YYYY` with `AA` = `BB`).
     Fixed(DateTime),
     /// `AA/BB/YYYY` read both ways; at least one of them is a valid date.
@@ -113,7 +116,7 @@ pub enum Reading {
 
 impl Reading {
     /// `None` if `text` is no date under any order.
-    pub fn of(text: &str) -> Option<Reading> {
+    pub(crate) fn of(text: &str) -> Option<Reading> {
         let mut text = Cursor { text: text.trim().as_bytes(), at: 0 };
         let run = text.run();
         match run {
@@ -175,7 +178,7 @@ impl Reading {
 
     /// The date under `order`. With no order ([`DateOrder::NONE`]), an ambiguous spelling is read
     /// only if one order alone makes it a valid date.
-    pub fn resolve(self, order: DateOrder) -> Option<DateTime> {
+    pub(crate) fn resolve(self, order: DateOrder) -> Option<DateTime> {
         match self {
             Reading::Fixed(at) => Some(at),
             Reading::Ambiguous { day_first, month_first } => match order.order() {

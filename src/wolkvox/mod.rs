@@ -3,10 +3,10 @@
 
 pub mod catalogue;
 pub mod client;
-pub mod dates;
+pub(crate) mod dates;
 pub mod failure;
 pub mod model;
-pub mod token_info;
+pub(crate) mod token_info;
 pub mod window;
 
 pub use catalogue::Api;

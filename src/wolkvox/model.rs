@@ -73,6 +73,7 @@ pub enum Decoded<T = Report> {
 
 /// Decodes a body with no window known: the order of day and month in `AA/BB/YYYY` dates is the
 /// one under which every row's date is valid (day first when both are). See [`decode_in`].
+#[cfg(any(test, feature = "test-util"))]
 pub fn decode(body: &[u8]) -> Result<Decoded, String> {
     decode_in(body, &Window::ANY)
 }

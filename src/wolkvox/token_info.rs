@@ -18,7 +18,7 @@ pub struct TokenInfo {
 }
 
 /// The answer is a few hundred bytes (and capped like any other): a plain JSON tree is fine here.
-pub fn decode(body: &[u8]) -> Result<Decoded<TokenInfo>, String> {
+pub(crate) fn decode(body: &[u8]) -> Result<Decoded<TokenInfo>, String> {
     let envelope: Value = serde_json::from_slice(body).map_err(|e| format!("not a token_info response: {e}"))?;
     let Value::Object(envelope) = envelope else { return Err("not a token_info response: not a JSON object".to_owned()) };
     if let Some(refusal) = api_error(envelope.get("code"), envelope.get("error"), envelope.get("msg")) {

@@ -3,7 +3,7 @@
 //! answer's rows are checked against (a row dated outside it is counted, and it settles how
 //! `AA/BB/YYYY` dates are read): one type from the request to the decoding.
 
-use jiff::civil::{Date, DateTime, Time};
+use jiff::civil::{Date, DateTime};
 use jiff::{SignedDuration, Zoned};
 
 /// The API refuses ranges longer than this.
@@ -22,8 +22,9 @@ impl Window {
     pub const ANY: Window = Window { first: DateTime::MIN, last: DateTime::MAX };
 
     /// Whole days: `first` at 00:00:00 to `last` at 23:59:59.
+    #[cfg(any(test, feature = "test-util"))]
     pub fn new(first: Date, last: Date) -> Window {
-        Window::between(first.to_datetime(Time::midnight()), last.to_datetime(LAST_SECOND))
+        Window::between(first.to_datetime(jiff::civil::Time::midnight()), last.to_datetime(LAST_SECOND))
     }
 
     /// Any window, as civil times of the target's zone (the backfill's whole past months).
@@ -37,6 +38,7 @@ impl Window {
     }
 
     /// The first of `today`'s month to the end of `today`, in whole days.
+    #[cfg(any(test, feature = "test-util"))]
     pub fn month_to_date(today: Date) -> Window {
         Window::new(today.first_of_month(), today)
     }
@@ -57,7 +59,8 @@ impl Window {
     }
 }
 
-const LAST_SECOND: Time = Time::constant(23, 59, 59, 0);
+#[cfg(any(test, feature = "test-util"))]
+const LAST_SECOND: jiff::civil::Time = jiff::civil::Time::constant(23, 59, 59, 0);
 
 /// 00:00:00 on the first of `now`'s month, in its zone: where the billing month begins.
 pub fn month_start(now: &Zoned) -> Zoned {

@@ -476,6 +476,7 @@ fn labels(pairs: &[(&str, &str)]) -> Value {
 }
 
 #[tokio::test]
+#[allow(clippy::too_many_lines, reason = "one scenario: the alerts posted, then the table of what each must hold back")]
 async fn the_example_alertmanager_holds_back_only_what_a_wolkvox_alert_explains() {
     let Some(binary) = tool("prometheus-alertmanager") else { return };
     let alertmanager = Alertmanager::start(&binary, &bundled_config_without_receivers()).await;

@@ -6,20 +6,20 @@ use std::path::{Path, PathBuf};
 
 use rcgen::{BasicConstraints, Certificate, CertificateParams, DnType, IsCa, KeyPair};
 
-pub struct Authority {
+pub(crate) struct Authority {
     cert: Certificate,
     key: KeyPair,
 }
 
 /// PEM files of one certificate: `cert`, `key`, and the issuing CA's `ca`.
-pub struct Issued {
+pub(crate) struct Issued {
     pub cert: PathBuf,
     pub key: PathBuf,
     pub ca: PathBuf,
 }
 
 impl Authority {
-    pub fn new(name: &str) -> Authority {
+    pub(crate) fn new(name: &str) -> Authority {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.distinguished_name.push(DnType::CommonName, name);
@@ -29,7 +29,7 @@ impl Authority {
     }
 
     /// A certificate for `names` (DNS names or IP addresses), written under `dir` as `stem`.pem.
-    pub fn issue(&self, dir: &Path, stem: &str, names: &[&str]) -> Issued {
+    pub(crate) fn issue(&self, dir: &Path, stem: &str, names: &[&str]) -> Issued {
         let params = CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>()).unwrap();
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
@@ -41,7 +41,7 @@ impl Authority {
         issued
     }
 
-    pub fn pem(&self) -> String {
+    pub(crate) fn pem(&self) -> String {
         self.cert.pem()
     }
 }

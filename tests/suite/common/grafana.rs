@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 
 /// Every dashboard, by path, in the order of their names.
-pub fn dashboards() -> Vec<(PathBuf, Value)> {
+pub(crate) fn dashboards() -> Vec<(PathBuf, Value)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("dashboards");
     let mut files: Vec<(PathBuf, Value)> = std::fs::read_dir(dir)
         .unwrap()
@@ -26,7 +26,7 @@ pub fn dashboards() -> Vec<(PathBuf, Value)> {
 }
 
 /// Every panel but rows, those inside collapsed rows included.
-pub fn panels(dashboard: &Value) -> Vec<&Value> {
+pub(crate) fn panels(dashboard: &Value) -> Vec<&Value> {
     let mut all = Vec::new();
     let mut stack: Vec<&Value> = dashboard["panels"].as_array().unwrap().iter().collect();
     while let Some(panel) = stack.pop() {
@@ -39,7 +39,7 @@ pub fn panels(dashboard: &Value) -> Vec<&Value> {
 }
 
 /// A `$name` or `${name}` Grafana would replace; `$1` in label_replace is PromQL's own.
-pub fn unreplaced_variable(promql: &str) -> Option<&str> {
+pub(crate) fn unreplaced_variable(promql: &str) -> Option<&str> {
     promql
         .match_indices('$')
         .map(|(at, _)| &promql[at..])

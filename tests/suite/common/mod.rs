@@ -2,10 +2,10 @@
 //! scraping and reading samples.
 #![allow(dead_code)]
 
-pub mod certs;
-pub mod grafana;
-pub mod process;
-pub mod tools;
+pub(crate) mod certs;
+pub(crate) mod grafana;
+pub(crate) mod process;
+pub(crate) mod tools;
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -22,22 +22,22 @@ use wolkvox_exporter::wolkvox::Reason;
 use tools::{TestDir, temp_dir};
 
 /// Obviously fake; tests check that it never shows up anywhere.
-pub const FAKE_TOKEN: &str = "fake-token-for-tests-0001";
+pub(crate) const FAKE_TOKEN: &str = "fake-token-for-tests-0001";
 
-pub fn config(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+pub(crate) fn config(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
     let flags = Flags::try_parse_from(std::iter::once("wolkvox_exporter").chain(args.iter().copied())).expect("flags parse");
     Config::from_flags(&flags, &|name| env.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned()))
 }
 
 /// A target as the scheduler sees it; `interval` below 5m is allowed.
-pub fn target(server: &str, interval: &str) -> Target {
+pub(crate) fn target(server: &str, interval: &str) -> Target {
     let args = ["--wolkvox.server", server, "--wolkvox.poll-interval", interval, "--wolkvox.allow-fast-poll"];
     config(&args, &[("WOLKVOX_TOKEN", FAKE_TOKEN)]).expect("valid").targets.remove(0)
 }
 
 /// An exporter started in this process, with the temporary directories it uses (its state, its
 /// configuration file), removed once it is dropped. It derefs to the [`Exporter`].
-pub struct TestExporter {
+pub(crate) struct TestExporter {
     exporter: Exporter,
     _dirs: Vec<TestDir>,
 }
@@ -51,30 +51,30 @@ impl std::ops::Deref for TestExporter {
 
 impl TestExporter {
     /// [`Exporter::stop`]; then the directories go.
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.exporter.stop().await;
     }
 }
 
 /// Starts an exporter on 127.0.0.1 polling the simulator as server 0042 every `interval`, on the
 /// tests' fixed clock ([`start_time`]).
-pub async fn start_exporter(simulator: &Simulator, interval: &str, extra: &[&str]) -> TestExporter {
+pub(crate) async fn start_exporter(simulator: &Simulator, interval: &str, extra: &[&str]) -> TestExporter {
     start_exporter_on(simulator, interval, extra, Clock::starting_at(start_time())).await
 }
 
 /// As [`start_exporter`], on `clock`: the real one beside a real server, which keeps the real time.
-pub async fn start_exporter_on(simulator: &Simulator, interval: &str, extra: &[&str], clock: Clock) -> TestExporter {
+pub(crate) async fn start_exporter_on(simulator: &Simulator, interval: &str, extra: &[&str], clock: Clock) -> TestExporter {
     start_with(simulator, interval, &[&["--wolkvox.server", "0042"], extra].concat(), clock, Vec::new()).await
 }
 
 /// Starts an exporter on 127.0.0.1 from a config file holding `yaml`, polling the simulator every
 /// `interval`; targets take their token from `token_env: WOLKVOX_TOKEN`.
-pub async fn start_exporter_from_file(simulator: &Simulator, yaml: &str, interval: &str) -> TestExporter {
+pub(crate) async fn start_exporter_from_file(simulator: &Simulator, yaml: &str, interval: &str) -> TestExporter {
     start_exporter_from_file_on(simulator, yaml, interval, Clock::starting_at(start_time())).await
 }
 
 /// As [`start_exporter_from_file`], on `clock`.
-pub async fn start_exporter_from_file_on(simulator: &Simulator, yaml: &str, interval: &str, clock: Clock) -> TestExporter {
+pub(crate) async fn start_exporter_from_file_on(simulator: &Simulator, yaml: &str, interval: &str, clock: Clock) -> TestExporter {
     let dir = temp_dir("file");
     let path = dir.join("wolkvox.yml");
     std::fs::write(&path, yaml).unwrap();
@@ -105,17 +105,17 @@ async fn start_with(simulator: &Simulator, interval: &str, args: &[&str], clock:
 
 /// The wall time test exporters start at, whatever the real time: 10:00 in Bogota on November 15,
 /// so that no day or month ends during a test.
-pub fn start_time() -> jiff::Timestamp {
+pub(crate) fn start_time() -> jiff::Timestamp {
     "2026-11-15T10:00:00-05:00".parse().unwrap()
 }
 
-pub async fn get(exporter: &Exporter, path: &str) -> (u16, String) {
+pub(crate) async fn get(exporter: &Exporter, path: &str) -> (u16, String) {
     let response = reqwest::get(format!("http://{}{path}", exporter.addr())).await.expect("exporter answers");
     let status = response.status().as_u16();
     (status, response.text().await.expect("body"))
 }
 
-pub async fn scrape(exporter: &Exporter) -> String {
+pub(crate) async fn scrape(exporter: &Exporter) -> String {
     let (status, body) = get(exporter, "/metrics").await;
     assert_eq!(status, 200);
     body
@@ -123,7 +123,7 @@ pub async fn scrape(exporter: &Exporter) -> String {
 
 /// The value of the sample whose name-and-labels text is exactly `series`, e.g.
 /// `wolkvox_up{server="0042",api="gamification"}`.
-pub fn sample(text: &str, series: &str) -> Option<f64> {
+pub(crate) fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines().filter(|line| !line.starts_with('#')).find_map(|line| {
         let (name, value) = line.rsplit_once(' ')?;
         (name == series).then(|| value.parse().expect("a number"))
@@ -131,7 +131,7 @@ pub fn sample(text: &str, series: &str) -> Option<f64> {
 }
 
 /// All samples of a metric name, as (series text, value).
-pub fn samples(text: &str, name: &str) -> Vec<(String, f64)> {
+pub(crate) fn samples(text: &str, name: &str) -> Vec<(String, f64)> {
     text.lines()
         .filter(|line| line.starts_with(&format!("{name}{{")) || line.starts_with(&format!("{name} ")))
         .map(|line| {
@@ -141,16 +141,16 @@ pub fn samples(text: &str, name: &str) -> Vec<(String, f64)> {
         .collect()
 }
 
-pub fn failures(text: &str, reason: &str) -> f64 {
+pub(crate) fn failures(text: &str, reason: &str) -> f64 {
     sample(text, &format!("wolkvox_api_request_failures_total{{server=\"0042\",api=\"gamification\",reason=\"{reason}\"}}")).unwrap_or(0.0)
 }
 
-pub fn up(text: &str) -> Option<f64> {
+pub(crate) fn up(text: &str) -> Option<f64> {
     sample(text, "wolkvox_up{server=\"0042\",api=\"gamification\"}")
 }
 
 /// Polls `check` every 20 ms until it returns Some, or panics after `limit` naming `what`.
-pub async fn wait_for<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+pub(crate) async fn wait_for<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -167,7 +167,7 @@ where
 
 /// What the exporters of this test binary log, at info level and up, from every thread. For tests
 /// that must know something happened that shows nowhere else, such as a refused reload.
-pub fn captured_logs() -> Logs {
+pub(crate) fn captured_logs() -> Logs {
     global_logs().clone()
 }
 
@@ -199,7 +199,7 @@ fn global_logs() -> &'static Logs {
 /// Runs `test` to completion on a runtime of its own, every thread of which (the caller's, and the
 /// blocking pool's) logs at every level into `logs`, the libraries' records included: what one
 /// test's exporter logs, apart from the other tests running in this process at the same time.
-pub fn logging_everything<F: Future>(logs: &Logs, test: F) -> F::Output {
+pub(crate) fn logging_everything<F: Future>(logs: &Logs, test: F) -> F::Output {
     global_logs();
     struct Marked;
     impl Drop for Marked {
@@ -223,15 +223,15 @@ pub fn logging_everything<F: Future>(logs: &Logs, test: F) -> F::Output {
 }
 
 #[derive(Clone, Default)]
-pub struct Logs(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct Logs(Arc<Mutex<Vec<u8>>>);
 
 impl Logs {
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
 
     /// The lines that contain every one of `words`.
-    pub fn lines_with(&self, words: &[&str]) -> Vec<String> {
+    pub(crate) fn lines_with(&self, words: &[&str]) -> Vec<String> {
         self.text().lines().filter(|line| words.iter().all(|w| line.contains(w))).map(str::to_owned).collect()
     }
 }
@@ -247,7 +247,7 @@ impl std::io::Write for Logs {
 }
 
 /// Every server has had a successful poll of one of its APIs (`wolkvox_up` 1).
-pub async fn wait_first_success(exporter: &Exporter) {
+pub(crate) async fn wait_first_success(exporter: &Exporter) {
     wait_for(Duration::from_secs(10), "a first successful poll of every server", || async {
         let text = scrape(exporter).await;
         let mut servers = std::collections::BTreeMap::<String, bool>::new();
@@ -261,7 +261,7 @@ pub async fn wait_first_success(exporter: &Exporter) {
 }
 
 /// Every API of every target polled successfully.
-pub async fn wait_all_up(exporter: &Exporter) {
+pub(crate) async fn wait_all_up(exporter: &Exporter) {
     wait_for(Duration::from_secs(10), "every API up", || async {
         let text = scrape(exporter).await;
         let up: Vec<f64> =
@@ -272,7 +272,7 @@ pub async fn wait_all_up(exporter: &Exporter) {
 }
 
 /// Rows with a known outcome: ventas 15 (latest of two), soporte 7, one blank row skipped.
-pub fn known_rows() -> Vec<serde_json::Value> {
+pub(crate) fn known_rows() -> Vec<serde_json::Value> {
     vec![
         json!({"operation": "ventas", "description": "Gamification", "items": "12", "date": "2026-11-01 10:00:00"}),
         json!({"operation": "ventas", "description": "Gamification", "items": "15", "date": "2026-11-02 10:00:00"}),
@@ -283,7 +283,7 @@ pub fn known_rows() -> Vec<serde_json::Value> {
 
 /// Each fault against an exporter and simulator of its own, all at once: after a good poll, the
 /// fault makes `up` 0, is counted under `reason` and no other, and the last good values stay.
-pub async fn check_faults(cases: Vec<(Fault, &'static str)>) {
+pub(crate) async fn check_faults(cases: Vec<(Fault, &'static str)>) {
     let mut running = tokio::task::JoinSet::new();
     for (fault, reason) in cases {
         running.spawn(async move {
@@ -317,14 +317,14 @@ pub async fn check_faults(cases: Vec<(Fault, &'static str)>) {
 
 /// A directory of the test's own, removed at its end, and the state directory to be made in it
 /// (the exporter makes it, 0700); files beside the state go in the first.
-pub fn state_dir(tag: &str) -> (TestDir, std::path::PathBuf) {
+pub(crate) fn state_dir(tag: &str) -> (TestDir, std::path::PathBuf) {
     let dir = temp_dir(&format!("restart-{tag}"));
     let state = dir.join("state");
     (dir, state)
 }
 
 /// Until `simulator` has had `calls` requests, for at most 15 s of real time.
-pub async fn wait_for_calls(simulator: &Simulator, calls: u64) {
+pub(crate) async fn wait_for_calls(simulator: &Simulator, calls: u64) {
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     while simulator.counts().0 < calls {
         assert!(std::time::Instant::now() < deadline, "only {} calls arrived", simulator.counts().0);
@@ -333,7 +333,7 @@ pub async fn wait_for_calls(simulator: &Simulator, calls: u64) {
 }
 
 /// Every file and directory below `dir`.
-pub fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+pub(crate) fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     std::fs::read_dir(dir)
         .unwrap()
         .flat_map(|entry| {

@@ -11,27 +11,27 @@ use wolkvox_exporter::simulator::Simulator;
 use super::FAKE_TOKEN;
 
 /// The binary cargo built for these tests.
-pub const BIN: &str = env!("CARGO_BIN_EXE_wolkvox_exporter");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_wolkvox_exporter");
 
 /// A command running the binary, with the test's environment and nothing else added.
-pub fn binary() -> Command {
+pub(crate) fn binary() -> Command {
     Command::new(BIN)
 }
 
 /// An exporter process; dropped, it is killed (SIGKILL) and waited for.
-pub struct Running {
+pub(crate) struct Running {
     pub child: Child,
     pub url: String,
 }
 
 impl Running {
     /// Starts the binary polling `simulator` every 5 minutes, its state in `state`.
-    pub fn start(simulator: &Simulator, state: &Path) -> Running {
+    pub(crate) fn start(simulator: &Simulator, state: &Path) -> Running {
         Running::start_polling(simulator, state, &["--wolkvox.poll-interval", "5m"])
     }
 
     /// Starts the binary with the fake token in `WOLKVOX_TOKEN` and `polling` (see [`Running::launch`]).
-    pub fn start_polling(simulator: &Simulator, state: &Path, polling: &[&str]) -> Running {
+    pub(crate) fn start_polling(simulator: &Simulator, state: &Path, polling: &[&str]) -> Running {
         let mut exporter = binary();
         exporter.env("WOLKVOX_TOKEN", FAKE_TOKEN);
         Running::launch(exporter, simulator, state, polling)
@@ -39,7 +39,7 @@ impl Running {
 
     /// Starts `exporter` (the binary, or a wrapper that runs it, with the caller's environment)
     /// as server 0042 against `simulator` on a port of its own, its state in `state`, with `args`.
-    pub fn launch(mut exporter: Command, simulator: &Simulator, state: &Path, args: &[&str]) -> Running {
+    pub(crate) fn launch(mut exporter: Command, simulator: &Simulator, state: &Path, args: &[&str]) -> Running {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = exporter
             .args(["--wolkvox.server", "0042", "--wolkvox.timeout", "30s"])
@@ -55,16 +55,16 @@ impl Running {
     }
 
     /// A process started by the caller, listening at `address` (host:port).
-    pub fn started(child: Child, address: &str) -> Running {
+    pub(crate) fn started(child: Child, address: &str) -> Running {
         Running { child, url: format!("http://{address}") }
     }
 
-    pub fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.url.rsplit(':').next().unwrap().parse().unwrap()
     }
 
     /// The metrics text, once the exporter answers (within 10 s of start).
-    pub async fn scrape(&self) -> String {
+    pub(crate) async fn scrape(&self) -> String {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(response) = reqwest::get(format!("{}/metrics", self.url)).await {
@@ -76,13 +76,13 @@ impl Running {
     }
 
     /// Sends `signal` (`-TERM`, `-KILL`) and waits for the process to end.
-    pub fn signal(&mut self, signal: &str) -> std::process::ExitStatus {
+    pub(crate) fn signal(&mut self, signal: &str) -> std::process::ExitStatus {
         self.send(signal);
         self.child.wait().unwrap()
     }
 
     /// Sends `signal` without waiting.
-    pub fn send(&self, signal: &str) {
+    pub(crate) fn send(&self, signal: &str) {
         let status = Command::new("kill").args([signal, &self.child.id().to_string()]).status().unwrap();
         assert!(status.success());
     }

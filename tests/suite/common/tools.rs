@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 /// The opt-out for machines without the tools; CI ignores it.
-pub const SKIP_MISSING_TOOLS: &str = "WOLKVOX_SKIP_MISSING_TOOLS";
+pub(crate) const SKIP_MISSING_TOOLS: &str = "WOLKVOX_SKIP_MISSING_TOOLS";
 
 /// What to install for each tool, for the failure message.
 fn install_hint(name: &str) -> &'static str {
@@ -31,7 +31,7 @@ fn install_hint(name: &str) -> &'static str {
 
 /// The tool's path. Missing, it fails the test, or with the opt-out returns None after saying
 /// which check did not run.
-pub fn tool(name: &str) -> Option<PathBuf> {
+pub(crate) fn tool(name: &str) -> Option<PathBuf> {
     let found = std::env::var_os("PATH").and_then(|path| std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file()));
     if found.is_none() {
         missing(name);
@@ -40,7 +40,7 @@ pub fn tool(name: &str) -> Option<PathBuf> {
 }
 
 /// Fails the test for a missing `name`, unless the opt-out is set (then it reports the skip).
-pub fn missing(name: &str) {
+pub(crate) fn missing(name: &str) {
     let hint = install_hint(name);
     let opted_out = std::env::var_os(SKIP_MISSING_TOOLS).is_some_and(|v| v == "1") && std::env::var_os("CI").is_none();
     assert!(opted_out, "{name} is not installed: {hint} (or set {SKIP_MISSING_TOOLS}=1 to skip the checks that need it)");
@@ -49,12 +49,12 @@ pub fn missing(name: &str) {
     let _ = writeln!(std::io::stderr().lock(), "SKIPPED {test}: {name} is not installed ({hint})");
 }
 
-pub fn repo_path(relative: &str) -> PathBuf {
+pub(crate) fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
 
 /// Runs a tool to completion with `stdin`, returning (success, stdout + stderr).
-pub fn run_tool(program: &Path, args: &[&str], stdin: Option<&[u8]>) -> (bool, String) {
+pub(crate) fn run_tool(program: &Path, args: &[&str], stdin: Option<&[u8]>) -> (bool, String) {
     use std::io::Write;
     let mut child = Command::new(program)
         .args(args)
@@ -73,11 +73,11 @@ pub fn run_tool(program: &Path, args: &[&str], stdin: Option<&[u8]>) -> (bool, S
 
 /// A new directory of the test's own (mode 0700), named after `tag`, removed with everything in it
 /// when dropped: keep it for as long as the test uses what is inside. It derefs to its path.
-pub fn temp_dir(tag: &str) -> TestDir {
+pub(crate) fn temp_dir(tag: &str) -> TestDir {
     TestDir(tempfile::Builder::new().prefix(&format!("wolkvox-{tag}-")).tempdir().expect("a temporary directory"))
 }
 
-pub struct TestDir(tempfile::TempDir);
+pub(crate) struct TestDir(tempfile::TempDir);
 
 impl std::ops::Deref for TestDir {
     type Target = Path;
@@ -94,14 +94,14 @@ impl AsRef<Path> for TestDir {
 
 /// A file named `name` holding `text`, alone in a [`temp_dir`] of its own that goes with it. It
 /// derefs to its path.
-pub fn temp_file(name: &str, text: &str) -> TestFile {
+pub(crate) fn temp_file(name: &str, text: &str) -> TestFile {
     let dir = temp_dir("file");
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
     TestFile { _dir: dir, path }
 }
 
-pub struct TestFile {
+pub(crate) struct TestFile {
     _dir: TestDir,
     path: PathBuf,
 }
@@ -124,14 +124,14 @@ fn free_port() -> u16 {
 }
 
 /// A real Prometheus on 127.0.0.1 scraping `target` every second with the bundled rules loaded.
-pub struct Prometheus {
+pub(crate) struct Prometheus {
     child: Child,
     pub url: String,
     dir: TestDir,
 }
 
 impl Prometheus {
-    pub async fn start(binary: &Path, target: std::net::SocketAddr) -> Prometheus {
+    pub(crate) async fn start(binary: &Path, target: std::net::SocketAddr) -> Prometheus {
         let dir = temp_dir("prometheus");
         let rules = repo_path("deploy/prometheus/rules/wolkvox.rules.yml");
         let config = format!(
@@ -144,7 +144,7 @@ impl Prometheus {
 
     /// A Prometheus that scrapes nothing, on an existing TSDB (backfilled blocks), keeping them for
     /// a century.
-    pub async fn start_on_tsdb(binary: &Path, tsdb: &Path) -> Prometheus {
+    pub(crate) async fn start_on_tsdb(binary: &Path, tsdb: &Path) -> Prometheus {
         Prometheus::launch(binary, temp_dir("prometheus"), "global: {}\n", tsdb, &["--storage.tsdb.retention.time=100y"]).await
     }
 
@@ -173,22 +173,22 @@ impl Prometheus {
         }
     }
 
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default()
     }
 
     /// An instant query; panics on an API error, returns the result vector.
-    pub async fn query(&self, promql: &str) -> Vec<Value> {
+    pub(crate) async fn query(&self, promql: &str) -> Vec<Value> {
         self.api("query", &[("query", promql)]).await
     }
 
     /// An instant query at Unix time `at`.
-    pub async fn query_at(&self, promql: &str, at: i64) -> Vec<Value> {
+    pub(crate) async fn query_at(&self, promql: &str, at: i64) -> Vec<Value> {
         self.api("query", &[("query", promql), ("time", &at.to_string())]).await
     }
 
     /// A range query from `start` to `end` (Unix times) every `step`; returns the result matrix.
-    pub async fn query_range(&self, promql: &str, start: i64, end: i64, step: Duration) -> Vec<Value> {
+    pub(crate) async fn query_range(&self, promql: &str, start: i64, end: i64, step: Duration) -> Vec<Value> {
         let (start, end, step) = (start.to_string(), end.to_string(), step.as_secs_f64().to_string());
         self.api("query_range", &[("query", promql), ("start", &start), ("end", &end), ("step", &step)]).await
     }
@@ -202,7 +202,7 @@ impl Prometheus {
     }
 
     /// Repeats `query` until `accept` takes its result, for at most a minute.
-    pub async fn wait_for(&self, promql: &str, mut accept: impl FnMut(&[Value]) -> bool) -> Vec<Value> {
+    pub(crate) async fn wait_for(&self, promql: &str, mut accept: impl FnMut(&[Value]) -> bool) -> Vec<Value> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let result = self.query(promql).await;
@@ -223,14 +223,14 @@ impl Drop for Prometheus {
 }
 
 /// A real Alertmanager on 127.0.0.1 with `config` as its configuration file and clustering off.
-pub struct Alertmanager {
+pub(crate) struct Alertmanager {
     child: Child,
     pub url: String,
     dir: TestDir,
 }
 
 impl Alertmanager {
-    pub async fn start(binary: &Path, config: &str) -> Alertmanager {
+    pub(crate) async fn start(binary: &Path, config: &str) -> Alertmanager {
         let dir = temp_dir("alertmanager");
         std::fs::write(dir.join("alertmanager.yml"), config).unwrap();
         let port = free_port();
@@ -257,19 +257,19 @@ impl Alertmanager {
         }
     }
 
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("alertmanager.log")).unwrap_or_default()
     }
 
     /// Sends alerts as Prometheus does: `POST /api/v2/alerts` with a JSON array.
-    pub async fn post_alerts(&self, alerts: &Value) {
+    pub(crate) async fn post_alerts(&self, alerts: &Value) {
         let response = reqwest::Client::new().post(format!("{}/api/v2/alerts", self.url)).json(alerts).send().await.unwrap();
         let status = response.status();
         assert!(status.is_success(), "POST /api/v2/alerts: {status} {}", response.text().await.unwrap_or_default());
     }
 
     /// Every alert it holds, with its status (`GET /api/v2/alerts`).
-    pub async fn alerts(&self) -> Vec<Value> {
+    pub(crate) async fn alerts(&self) -> Vec<Value> {
         let response = reqwest::get(format!("{}/api/v2/alerts", self.url)).await.unwrap();
         assert!(response.status().is_success(), "GET /api/v2/alerts: {}", response.status());
         response.json::<Value>().await.unwrap().as_array().cloned().unwrap_or_default()
