@@ -4,15 +4,14 @@
 
 use std::path::PathBuf;
 
-use jiff::civil::DateTime;
 use serde::{Deserialize, Serialize};
 
-use crate::backfill::history::DatedRow;
 use crate::backfill::plan::Month;
 use crate::clock::Clock;
 use crate::config::Target;
 use crate::storage::Storage;
 use crate::wolkvox::client::{Call, Request};
+use crate::wolkvox::model::DatedRow;
 use crate::wolkvox::window::Window;
 use crate::wolkvox::{Client, Failure};
 
@@ -32,19 +31,10 @@ pub(super) async fn fetch_month(client: &Client, target: &Target, month: &Month,
         now: now.timestamp(),
     };
     let answer = client.fetch_rows(&request).await?;
-    let (mut outside, mut undated) = (0, 0);
-    let mut rows = Vec::with_capacity(answer.rows.len());
-    for row in answer.rows {
-        let Some(at) = row.at else {
-            undated += 1;
-            continue;
-        };
-        if !window.contains(at.date()) {
-            outside += 1;
-            continue;
-        }
-        rows.push(DatedRow { operation: row.operation, description: row.description, at, value: row.value });
-    }
+    let (undated, mut rows) = (answer.undated, answer.rows);
+    let before = rows.len();
+    rows.retain(|row| window.contains(row.at.date()));
+    let outside = before - rows.len();
     if outside > 0 {
         tracing::warn!(server = %target.server, api = month.api.name, month = %month.month.strftime("%Y-%m"), rows = outside, "rows dated outside the window asked for were not placed (the API ignored the window?)");
     }
@@ -54,22 +44,15 @@ pub(super) async fn fetch_month(client: &Client, target: &Target, month: &Month,
     Ok(rows)
 }
 
-/// A past month's answer as the state directory keeps it: the usable rows, dates read.
+/// A past month's answer as the state directory keeps it: the usable rows, dates read. `R`, the
+/// rows, owned when read and borrowed when written.
 #[derive(Serialize, Deserialize)]
-struct KeptMonth {
+struct KeptMonth<R> {
     version: u32,
     server: String,
     api: String,
     month: String,
-    rows: Vec<KeptRow>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct KeptRow {
-    operation: String,
-    description: String,
-    at: DateTime,
-    value: f64,
+    rows: R,
 }
 
 /// Where the state directory keeps a past month: one file per server, API and month.
@@ -85,13 +68,8 @@ fn kept_path(storage: &Storage, targets: &[Target], month: &Month) -> PathBuf {
 /// A past month kept by an earlier run; None if there is none, or one of another format version.
 pub(super) fn read_kept(storage: &Storage, targets: &[Target], month: &Month) -> Option<Vec<DatedRow>> {
     let path = kept_path(storage, targets, month);
-    match storage.load_json::<KeptMonth>(&path)? {
-        kept if kept.version == crate::storage::VERSION => Some(
-            kept.rows
-                .into_iter()
-                .map(|r| DatedRow { operation: r.operation, description: r.description, at: r.at, value: r.value })
-                .collect(),
-        ),
+    match storage.load_json::<KeptMonth<Vec<DatedRow>>>(&path)? {
+        kept if kept.version == crate::storage::VERSION => Some(kept.rows),
         _ => {
             tracing::warn!(file = %path.display(), "a kept month has another format version: fetching it again");
             None
@@ -106,10 +84,7 @@ pub(super) fn keep(storage: &Storage, targets: &[Target], month: &Month, rows: &
         server: targets[month.target].server.clone(),
         api: month.api.name.to_owned(),
         month: month.month.strftime("%Y-%m").to_string(),
-        rows: rows
-            .iter()
-            .map(|r| KeptRow { operation: r.operation.clone(), description: r.description.clone(), at: r.at, value: r.value })
-            .collect(),
+        rows,
     };
     storage.save_json(&kept_path(storage, targets, month), &kept);
 }
