@@ -2,10 +2,6 @@
 //! current one up to now), the rows the API dated inside it, and the past months the state
 //! directory keeps so that a second run calls only for what is missing.
 
-use std::path::PathBuf;
-
-use serde::{Deserialize, Serialize};
-
 use crate::backfill::plan::Month;
 use crate::clock::Clock;
 use crate::config::Target;
@@ -44,47 +40,13 @@ pub(super) async fn fetch_month(client: &Client, target: &Target, month: &Month,
     Ok(rows)
 }
 
-/// A past month's answer as the state directory keeps it: the usable rows, dates read. `R`, the
-/// rows, owned when read and borrowed when written.
-#[derive(Serialize, Deserialize)]
-struct KeptMonth<R> {
-    version: u32,
-    server: String,
-    api: String,
-    month: String,
-    rows: R,
-}
-
-/// Where the state directory keeps a past month: one file per server, API and month.
-fn kept_path(storage: &Storage, targets: &[Target], month: &Month) -> PathBuf {
-    storage.path().join("backfill").join(format!(
-        "{}-{}-{}.json",
-        targets[month.target].server,
-        month.api.name,
-        month.month.strftime("%Y-%m")
-    ))
-}
-
-/// A past month kept by an earlier run; None if there is none, or one of another format version.
+/// A past month kept by an earlier run; None if there is none, or one that cannot be used (set
+/// aside by the storage, with a warning).
 pub(super) fn read_kept(storage: &Storage, targets: &[Target], month: &Month) -> Option<Vec<DatedRow>> {
-    let path = kept_path(storage, targets, month);
-    match storage.load_json::<KeptMonth<Vec<DatedRow>>>(&path)? {
-        kept if kept.version == crate::storage::VERSION => Some(kept.rows),
-        _ => {
-            tracing::warn!(file = %path.display(), "a kept month has another format version: fetching it again");
-            None
-        }
-    }
+    storage.load_kept_month(&targets[month.target].server, month.api.name, month.month)
 }
 
 /// Keeps a past month's rows, so that the next run need not call for it.
 pub(super) fn keep(storage: &Storage, targets: &[Target], month: &Month, rows: &[DatedRow]) {
-    let kept = KeptMonth {
-        version: crate::storage::VERSION,
-        server: targets[month.target].server.clone(),
-        api: month.api.name.to_owned(),
-        month: month.month.strftime("%Y-%m").to_string(),
-        rows,
-    };
-    storage.save_json(&kept_path(storage, targets, month), &kept);
+    storage.save_kept_month(&targets[month.target].server, month.api.name, month.month, rows);
 }
