@@ -170,11 +170,12 @@ struct Rows<'de> {
     window: Window,
     order: DateOrder,
     /// Every usable row, for history (`decode_rows`); None for the live decoder.
-    kept: Option<Vec<KeptRow<'de>>>,
+    kept: Option<Vec<UnreadRow<'de>>>,
 }
 
-/// operation, description, value and date of a usable row.
-type KeptRow<'de> = (Cow<'de, str>, Cow<'de, str>, f64, Option<Reading>);
+/// operation, description, value and date of a usable row, its date not yet read: the order of day
+/// and month is known only at the end of the answer, when it becomes a [`DatedRow`] or is counted.
+type UnreadRow<'de> = (Cow<'de, str>, Cow<'de, str>, f64, Option<Reading>);
 
 struct Acc {
     max: f64,
