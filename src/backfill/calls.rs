@@ -10,7 +10,6 @@ use jiff::Timestamp;
 
 use crate::backfill::BackfillError;
 use crate::backfill::fetch::{fetch_month, keep};
-use crate::backfill::history::DatedRow;
 use crate::backfill::plan::{Month, still_to_fetch};
 use crate::backfill::progress::Progress;
 use crate::calls::admission::{Ledger, TokenRules};
@@ -20,6 +19,7 @@ use crate::calls::ledger::TokenLedger;
 use crate::clock::{Clock, until};
 use crate::config::Target;
 use crate::storage::Storage;
+use crate::wolkvox::model::DatedRow;
 use crate::wolkvox::{Client, Failure};
 
 /// What every token's calls share: the run's targets, months, state directory, client, clock and

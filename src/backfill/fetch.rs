@@ -2,17 +2,12 @@
 //! current one up to now), the rows the API dated inside it, and the past months the state
 //! directory keeps so that a second run calls only for what is missing.
 
-use std::path::PathBuf;
-
-use jiff::civil::DateTime;
-use serde::{Deserialize, Serialize};
-
-use crate::backfill::history::DatedRow;
 use crate::backfill::plan::Month;
 use crate::clock::Clock;
 use crate::config::Target;
 use crate::storage::Storage;
 use crate::wolkvox::client::{Call, Request};
+use crate::wolkvox::model::DatedRow;
 use crate::wolkvox::window::Window;
 use crate::wolkvox::{Client, Failure};
 
@@ -32,19 +27,10 @@ pub(super) async fn fetch_month(client: &Client, target: &Target, month: &Month,
         now: now.timestamp(),
     };
     let answer = client.fetch_rows(&request).await?;
-    let (mut outside, mut undated) = (0, 0);
-    let mut rows = Vec::with_capacity(answer.rows.len());
-    for row in answer.rows {
-        let Some(at) = row.at else {
-            undated += 1;
-            continue;
-        };
-        if !window.contains(at.date()) {
-            outside += 1;
-            continue;
-        }
-        rows.push(DatedRow { operation: row.operation, description: row.description, at, value: row.value });
-    }
+    let (undated, mut rows) = (answer.undated, answer.rows);
+    let before = rows.len();
+    rows.retain(|row| window.contains(row.at.date()));
+    let outside = before - rows.len();
     if outside > 0 {
         tracing::warn!(server = %target.server, api = month.api.name, month = %month.month.strftime("%Y-%m"), rows = outside, "rows dated outside the window asked for were not placed (the API ignored the window?)");
     }
@@ -54,62 +40,13 @@ pub(super) async fn fetch_month(client: &Client, target: &Target, month: &Month,
     Ok(rows)
 }
 
-/// A past month's answer as the state directory keeps it: the usable rows, dates read.
-#[derive(Serialize, Deserialize)]
-struct KeptMonth {
-    version: u32,
-    server: String,
-    api: String,
-    month: String,
-    rows: Vec<KeptRow>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct KeptRow {
-    operation: String,
-    description: String,
-    at: DateTime,
-    value: f64,
-}
-
-/// Where the state directory keeps a past month: one file per server, API and month.
-fn kept_path(storage: &Storage, targets: &[Target], month: &Month) -> PathBuf {
-    storage.path().join("backfill").join(format!(
-        "{}-{}-{}.json",
-        targets[month.target].server,
-        month.api.name,
-        month.month.strftime("%Y-%m")
-    ))
-}
-
-/// A past month kept by an earlier run; None if there is none, or one of another format version.
+/// A past month kept by an earlier run; None if there is none, or one that cannot be used (set
+/// aside by the storage, with a warning).
 pub(super) fn read_kept(storage: &Storage, targets: &[Target], month: &Month) -> Option<Vec<DatedRow>> {
-    let path = kept_path(storage, targets, month);
-    match storage.load_json::<KeptMonth>(&path)? {
-        kept if kept.version == crate::storage::VERSION => Some(
-            kept.rows
-                .into_iter()
-                .map(|r| DatedRow { operation: r.operation, description: r.description, at: r.at, value: r.value })
-                .collect(),
-        ),
-        _ => {
-            tracing::warn!(file = %path.display(), "a kept month has another format version: fetching it again");
-            None
-        }
-    }
+    storage.load_kept_month(&targets[month.target].server, month.api.name, month.month)
 }
 
 /// Keeps a past month's rows, so that the next run need not call for it.
 pub(super) fn keep(storage: &Storage, targets: &[Target], month: &Month, rows: &[DatedRow]) {
-    let kept = KeptMonth {
-        version: crate::storage::VERSION,
-        server: targets[month.target].server.clone(),
-        api: month.api.name.to_owned(),
-        month: month.month.strftime("%Y-%m").to_string(),
-        rows: rows
-            .iter()
-            .map(|r| KeptRow { operation: r.operation.clone(), description: r.description.clone(), at: r.at, value: r.value })
-            .collect(),
-    };
-    storage.save_json(&kept_path(storage, targets, month), &kept);
+    storage.save_kept_month(&targets[month.target].server, month.api.name, month.month, rows);
 }

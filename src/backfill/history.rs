@@ -4,16 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use jiff::civil::{Date, DateTime};
+use jiff::civil::Date;
 
-/// One usable row of an answer, its date already read.
-#[derive(Clone, Debug, PartialEq)]
-pub struct DatedRow {
-    pub operation: String,
-    pub description: String,
-    pub at: DateTime,
-    pub value: f64,
-}
+use crate::wolkvox::model::DatedRow;
 
 /// A series' values on one day.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -30,8 +30,8 @@ use crate::config::{self, Config, ConfigError};
 use crate::simulator::Simulator;
 use crate::storage::{Role, Storage};
 use crate::wolkvox::Client;
+use crate::wolkvox::model::DatedRow;
 use calls::Calls;
-use history::DatedRow;
 use output::Fetched;
 use plan::Month;
 use progress::Progress;
@@ -162,4 +162,62 @@ pub async fn run(config: Config, flags: BackfillFlags, clock: Clock) -> Result<(
         return Err(BackfillError::TokenRejected(rejected));
     }
     if failed.is_empty() { Ok(()) } else { Err(BackfillError::Failed(failed)) }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use clap::Parser;
+
+    use super::*;
+
+    const TOKEN: &str = "fake-token-for-backfill-tests";
+
+    /// January 2026 of server 0042 from `simulator`, with `state` as the state directory.
+    async fn backfill_january(simulator: &Simulator, state: &Path, output: &Path) {
+        let args = ["--wolkvox.server", "0042", "--wolkvox.base-url", &simulator.base_url()];
+        let args =
+            [&args[..], &["--wolkvox.poll-interval", "1s", "--wolkvox.allow-fast-poll"], &["--storage.path", state.to_str().unwrap()]];
+        let flags = config::Flags::try_parse_from(std::iter::once("wolkvox_exporter").chain(args.concat())).unwrap();
+        let config = Config::from_flags(&flags, &|name| (name == "WOLKVOX_TOKEN").then(|| TOKEN.to_owned())).unwrap();
+        let flags = BackfillFlags {
+            from: "2026-01".into(),
+            to: Some("2026-01".into()),
+            output: Some(output.to_str().unwrap().into()),
+            job: "wolkvox".into(),
+            instance: None,
+            dry_run: false,
+            refetch: false,
+            sample_interval: Duration::from_secs(300),
+        };
+        run(config, flags, Clock::system()).await.unwrap();
+    }
+
+    // Multi-threaded: the backfill's storage blocks while the simulator answers on the runtime.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_damaged_kept_month_is_set_aside_and_fetched_again() {
+        let simulator = Simulator::start(&[TOKEN]).await.unwrap();
+        let dir = std::env::temp_dir().join(format!("wolkvox-backfill-kept-{}-{}", std::process::id(), fastrand::u64(..)));
+        let (state, output) = (dir.join("data"), dir.join("history.om"));
+        backfill_january(&simulator, &state, &output).await;
+        let written = std::fs::read_to_string(&output).unwrap();
+        assert_eq!(simulator.requests().len(), 1);
+
+        let kept = state.join("backfill").join("0042-gamification-2026-01.json");
+        std::fs::write(&kept, "{\"version\":1,\"server\":").unwrap();
+        backfill_january(&simulator, &state, &output).await;
+        assert_eq!(simulator.requests().len(), 2, "the damaged month was not fetched again");
+        assert_eq!(std::fs::read_to_string(&output).unwrap(), written);
+        let aside = std::fs::read_dir(state.join("backfill")).unwrap().filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy().starts_with("0042-gamification-2026-01.json.bad-")
+        });
+        assert_eq!(aside.count(), 1, "the damaged month was not kept for inspection");
+
+        // Kept again, whole: the next run calls for nothing.
+        backfill_january(&simulator, &state, &output).await;
+        assert_eq!(simulator.requests().len(), 2);
+        assert_eq!(std::fs::read_to_string(&output).unwrap(), written);
+    }
 }

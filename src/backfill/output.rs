@@ -7,10 +7,11 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
-use crate::backfill::history::{self, DatedRow, Day};
+use crate::backfill::history::{self, Day};
 use crate::backfill::plan::Month;
 use crate::backfill::{BackfillError, BackfillFlags, openmetrics};
 use crate::config::Target;
+use crate::wolkvox::model::DatedRow;
 use crate::wolkvox::{catalogue, window};
 
 /// What the output is written from: each month fetched (or kept from an earlier run), with its rows.

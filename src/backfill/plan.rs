@@ -8,10 +8,10 @@ use jiff::civil::Date;
 use jiff::{Timestamp, ToSpan};
 
 use crate::backfill::BackfillFlags;
-use crate::backfill::history::DatedRow;
 use crate::calls::{admission, jobs};
 use crate::config::{ConfigError, Target};
 use crate::wolkvox::Api;
+use crate::wolkvox::model::DatedRow;
 
 /// One call to make (or to read from the state directory): a month of one API of one target.
 #[derive(Clone, Debug)]

@@ -66,6 +66,15 @@ pub(crate) fn subdirectory(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Checks a subdirectory of the state directory before reading from it: missing, or a real
+/// directory (not a link to one elsewhere).
+pub fn existing_subdirectory(dir: &Path) -> io::Result<()> {
+    match open_directory(dir) {
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+        opened => opened.map(drop),
+    }
+}
+
 /// A directory, opened without following a link.
 fn open_directory(dir: &Path) -> io::Result<File> {
     OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC).open(dir).map_err(|error| {

@@ -1,13 +1,15 @@
 //! The state directory (`--storage.path`): what a restart must not forget. Per token, named by its
 //! token name (never the token): its call ledger, written before and after every call so that a
 //! crash during a call is remembered as a call in flight; and the last good answer of each of its
-//! jobs, written after each success, so that a restart serves them at once.
+//! jobs, written after each success, so that a restart serves them at once. And, for the backfill,
+//! each past month it fetched (`backfill/`), so that a second run calls only for what is missing.
 //!
 //! Every file is versioned JSON, written atomically (temporary file, fsync, rename, fsync of the
 //! directory), mode 0600 in a 0700 directory, never through a link (see `files`). A file read
-//! whole and found unusable is set aside with one warning and the token starts clean; a file that
-//! cannot be read is kept, and its token waits (`token_ledger`); a write that fails is counted and
-//! logged at most once a minute, and polling goes on with the rules held from memory.
+//! whole and found unusable is set aside with one warning and the token starts clean (a kept month
+//! is fetched again); a file that cannot be read is kept, and its token waits (`token_ledger`); a
+//! write that fails is counted and logged at most once a minute, and polling goes on with the rules
+//! held from memory.
 //!
 //! Locks: `lock` keeps a second exporter out, `backfill.lock` a second backfill; an exporter and a
 //! backfill share the directory, and each change of a token's ledger is made under that token's
@@ -26,13 +28,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
+use jiff::civil::Date;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::calls::admission::Ledger;
 use crate::clock::Clock;
 use crate::wolkvox::Report;
-use crate::wolkvox::model::Series;
+use crate::wolkvox::model::{DatedRow, Series};
 use files::Contents;
 
 /// The format of every file; a file of another version is set aside.
@@ -46,10 +49,36 @@ const BACKFILL_LOCK: &str = "backfill.lock";
 const LOCK_PATIENCE: Duration = Duration::from_secs(1);
 /// Failures are logged at most this often.
 const LOG_EVERY: Duration = Duration::from_secs(60);
-/// The largest ledger read: thousands of jobs fit in a small part of it.
-const LEDGER_LIMIT: u64 = 16 << 20;
-/// The largest answers file read: millions of series.
-const ANSWERS_LIMIT: u64 = 512 << 20;
+/// The backfill's subdirectory, for the months it keeps.
+const KEPT_MONTHS: &str = "backfill";
+
+/// A kind of state file: the most of it read, whose it is, and what follows when one cannot be used.
+struct Kind {
+    limit: u64,
+    /// What a file names to say whose it is ("token name").
+    owner: &'static str,
+    /// Said when one is set aside.
+    unusable: &'static str,
+    /// Said when one cannot be read.
+    unreadable: &'static str,
+}
+
+/// Thousands of jobs fit in a small part of the bound.
+const LEDGER: Kind = Kind {
+    limit: 16 << 20,
+    owner: "token name",
+    unusable: "starting this token clean",
+    unreadable: "the file is kept and no call is made until it can be read",
+};
+/// Millions of series.
+const ANSWERS: Kind = Kind { limit: 512 << 20, ..LEDGER };
+/// A month of one API's rows.
+const KEPT_MONTH: Kind = Kind {
+    limit: 512 << 20,
+    owner: "server, API and month",
+    unusable: "fetching the month again",
+    unreadable: "the file is kept and the month fetched again",
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -120,6 +149,18 @@ struct AnswersFile<A> {
     version: u32,
     token_name: String,
     answers: A,
+}
+
+/// A past month the backfill fetched, likewise: its usable rows, dates read.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeptMonthFile<R> {
+    version: u32,
+    server: String,
+    api: String,
+    /// `YYYY-MM`.
+    month: String,
+    rows: R,
 }
 
 /// Only the version, read when a file does not parse, to name a newer format as such.
@@ -208,18 +249,18 @@ impl Storage {
     /// error when it could not be read, which may pass (the file is left as it is).
     pub fn load_ledger(&self, token_name: &str) -> io::Result<Option<Ledger>> {
         let path = self.ledger_path(token_name);
-        let file = self.read::<LedgerFile<Ledger>>(&path, LEDGER_LIMIT, token_name, |f| (f.version, &f.token_name));
-        file.map(|file| file.map(|f| f.ledger)).inspect_err(|error| self.count_read_failure(&path, error))
+        let file = self.read::<LedgerFile<Ledger>>(&path, &LEDGER, token_name, |f| (f.version, f.token_name.clone()));
+        file.map(|file| file.map(|f| f.ledger)).inspect_err(|error| self.count_read_failure(&path, &LEDGER, error))
     }
 
     /// The last good answers of the token's jobs, by job key (none if the file cannot be used or
     /// read: they come back with the next poll).
     pub fn load_answers(&self, token_name: &str) -> BTreeMap<String, Answer> {
         let path = self.answers_path(token_name);
-        match self.read::<AnswersFile<BTreeMap<String, Answer>>>(&path, ANSWERS_LIMIT, token_name, |f| (f.version, &f.token_name)) {
+        match self.read::<AnswersFile<BTreeMap<String, Answer>>>(&path, &ANSWERS, token_name, |f| (f.version, f.token_name.clone())) {
             Ok(file) => file.map(|f| f.answers).unwrap_or_default(),
             Err(error) => {
-                self.count_read_failure(&path, &error);
+                self.count_read_failure(&path, &ANSWERS, &error);
                 BTreeMap::new()
             }
         }
@@ -238,7 +279,7 @@ impl Storage {
         let path = self.dir.join(format!("token-{token_name}.lock"));
         files::open_lock(&path, &aside(&path, &self.clock))
             .and_then(|lock| lock.lock().map(|()| lock))
-            .inspect_err(|error| self.count_read_failure(&path, error))
+            .inspect_err(|error| self.count_read_failure(&path, &LEDGER, error))
     }
 
     pub fn save_answers(&self, token_name: &str, answers: &BTreeMap<String, Answer>) {
@@ -246,34 +287,39 @@ impl Storage {
         self.write(&self.answers_path(token_name), &file);
     }
 
-    /// Writes any other file of the directory (the backfill's months) the same way, in a
-    /// subdirectory made if needed.
-    pub fn save_json(&self, path: &Path, value: &impl Serialize) {
+    /// A past month of `server`'s `api` the backfill kept: None when there is none, or one that
+    /// cannot be used (set aside) or read; the backfill then fetches it again.
+    pub fn load_kept_month(&self, server: &str, api: &str, month: Date) -> Option<Vec<DatedRow>> {
+        let month = month.strftime("%Y-%m").to_string();
+        let path = self.kept_month_path(server, api, &month);
+        // Not read through a link in the subdirectory's place, which a write would refuse too.
+        if let Some(error) = path.parent().and_then(|dir| files::existing_subdirectory(dir).err()) {
+            self.count_read_failure(&path, &KEPT_MONTH, &error);
+            return None;
+        }
+        let identity = |f: &KeptMonthFile<Vec<DatedRow>>| (f.version, kept_month_name(&f.server, &f.api, &f.month));
+        match self.read(&path, &KEPT_MONTH, &kept_month_name(server, api, &month), identity) {
+            Ok(file) => file.map(|f| f.rows),
+            Err(error) => {
+                self.count_read_failure(&path, &KEPT_MONTH, &error);
+                None
+            }
+        }
+    }
+
+    /// Keeps a past month's rows, in a subdirectory made if needed, so that the next backfill need
+    /// not call for it.
+    pub fn save_kept_month(&self, server: &str, api: &str, month: Date, rows: &[DatedRow]) {
+        let month = month.strftime("%Y-%m").to_string();
+        let path = self.kept_month_path(server, api, &month);
         if let Some(dir) = path.parent()
             && let Err(error) = files::subdirectory(dir)
         {
             self.count_failure(dir, &error);
             return;
         }
-        self.write(path, value);
-    }
-
-    /// Reads another file of the directory (the backfill's months); None when missing, unusable
-    /// (set aside) or unreadable.
-    pub fn load_json<T: DeserializeOwned>(&self, path: &Path) -> Option<T> {
-        let problem = match files::read_bounded(path, ANSWERS_LIMIT) {
-            Ok(Contents::Missing) => return None,
-            Ok(Contents::Unusable(why)) => why,
-            Ok(Contents::Read(text)) => match serde_json::from_slice(&text) {
-                Ok(value) => return Some(value),
-                Err(error) => format!("is damaged: {error}"),
-            },
-            Err(error) => {
-                self.count_read_failure(path, &error);
-                return None;
-            }
-        };
-        self.set_aside(path, &problem)
+        let file = KeptMonthFile { version: VERSION, server: server.to_owned(), api: api.to_owned(), month, rows };
+        self.write(&path, &file);
     }
 
     fn ledger_path(&self, token_name: &str) -> PathBuf {
@@ -284,25 +330,31 @@ impl Storage {
         self.dir.join(format!("token-{token_name}.answers.json"))
     }
 
+    /// One file per server, API and month (`YYYY-MM`).
+    fn kept_month_path(&self, server: &str, api: &str, month: &str) -> PathBuf {
+        self.dir.join(KEPT_MONTHS).join(format!("{server}-{api}-{month}.json"))
+    }
+
     /// A state file: Ok(None) when missing or unusable (then set aside), an error when it could not
     /// be read. Only a file read whole is judged: an error reading it says nothing of its contents.
+    /// `identity` gives a file's version and whose it is, to be `wanted`.
     fn read<T: DeserializeOwned>(
         &self,
         path: &Path,
-        limit: u64,
-        token_name: &str,
-        identity: impl Fn(&T) -> (u32, &String),
+        kind: &Kind,
+        wanted: &str,
+        identity: impl Fn(&T) -> (u32, String),
     ) -> io::Result<Option<T>> {
-        let text = match files::read_bounded(path, limit)? {
+        let text = match files::read_bounded(path, kind.limit)? {
             Contents::Missing => return Ok(None),
-            Contents::Unusable(why) => return Ok(self.set_aside(path, &why)),
+            Contents::Unusable(why) => return Ok(self.set_aside(path, &why, kind)),
             Contents::Read(text) => text,
         };
         // One parse when the file is good; the version is looked at only to say why one is not.
         let problem = match serde_json::from_slice::<T>(&text) {
             Ok(file) => match identity(&file) {
                 (version, _) if version != VERSION => format!("has format version {version}, this exporter reads version {VERSION}"),
-                (_, name) if name != token_name => format!("belongs to token name {name:?}, not {token_name:?}"),
+                (_, name) if name != wanted => format!("belongs to {} {name:?}, not {wanted:?}", kind.owner),
                 _ => return Ok(Some(file)),
             },
             Err(error) => match serde_json::from_slice::<Versioned>(&text) {
@@ -313,20 +365,17 @@ impl Storage {
                 Err(error) => format!("is not a state file of this exporter: {error}"),
             },
         };
-        Ok(self.set_aside(path, &problem))
+        Ok(self.set_aside(path, &problem, kind))
     }
 
     /// Moves a file that cannot be used out of the way, kept for inspection (a link is moved as a
     /// link: what it points at is left alone).
-    fn set_aside<T>(&self, path: &Path, problem: &str) -> Option<T> {
+    fn set_aside<T>(&self, path: &Path, problem: &str, kind: &Kind) -> Option<T> {
         let aside = aside(path, &self.clock);
+        let instead = kind.unusable;
         match fs::rename(path, &aside) {
-            Ok(()) => {
-                tracing::warn!(file = %path.display(), moved_to = %aside.display(), "the state file {problem}; starting this token clean")
-            }
-            Err(error) => {
-                tracing::warn!(file = %path.display(), %error, "the state file {problem}, and cannot be moved aside; starting this token clean")
-            }
+            Ok(()) => tracing::warn!(file = %path.display(), moved_to = %aside.display(), "the state file {problem}; {instead}"),
+            Err(error) => tracing::warn!(file = %path.display(), %error, "the state file {problem}, and cannot be moved aside; {instead}"),
         }
         None
     }
@@ -346,10 +395,10 @@ impl Storage {
         }
     }
 
-    fn count_read_failure(&self, path: &Path, error: &io::Error) {
+    fn count_read_failure(&self, path: &Path, kind: &Kind, error: &io::Error) {
         self.read_failures.fetch_add(1, Ordering::Relaxed);
         if self.time_to_log() {
-            tracing::error!(file = %path.display(), %error, "cannot read the state file; the file is kept and no call is made until it can be read");
+            tracing::error!(file = %path.display(), %error, "cannot read the state file; {}", kind.unreadable);
         }
     }
 
@@ -369,6 +418,11 @@ fn aside(path: &Path, clock: &Clock) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_owned();
     name.push(format!(".bad-{}", clock.now().as_second()));
     path.with_file_name(name)
+}
+
+/// Whose a kept month is, to compare and to name in a warning.
+fn kept_month_name(server: &str, api: &str, month: &str) -> String {
+    format!("{server} {api} {month}")
 }
 
 fn hostname() -> String {
@@ -440,6 +494,100 @@ mod tests {
             });
             assert!(kept, "{name} was not kept for inspection");
         }
+    }
+
+    /// What `f` logged, as text.
+    fn logged<T>(f: impl FnOnce() -> T) -> (T, String) {
+        struct Log(Arc<Mutex<Vec<u8>>>);
+        impl Write for Log {
+            fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let text = Arc::new(Mutex::new(Vec::new()));
+        let writer = text.clone();
+        let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || Log(writer.clone())).finish();
+        let result = tracing::subscriber::with_default(subscriber, f);
+        let text = String::from_utf8(text.lock().unwrap().clone()).unwrap();
+        (result, text)
+    }
+
+    const JANUARY: Date = jiff::civil::date(2026, 1, 1);
+    const KEPT_JANUARY: &str = "backfill/0042-gamification-2026-01.json";
+
+    fn rows() -> Vec<DatedRow> {
+        let at = jiff::civil::date(2026, 1, 31).at(23, 59, 59, 0);
+        vec![DatedRow { operation: "ventas".into(), description: "Gamification".into(), at, value: 12.5 }]
+    }
+
+    /// The files set aside beside `path`.
+    fn set_aside_beside(path: &Path) -> Vec<PathBuf> {
+        let name = format!("{}.bad-", path.file_name().unwrap().to_string_lossy());
+        let entries = fs::read_dir(path.parent().unwrap()).unwrap().map(|e| e.unwrap().path());
+        entries.filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(&name)).collect()
+    }
+
+    #[test]
+    fn a_kept_month_is_restored_and_one_that_cannot_be_used_is_set_aside_with_a_warning() {
+        let dir = temp_dir("kept");
+        let storage = Storage::open(&dir, Role::Backfill, Clock::system()).unwrap();
+        assert_eq!(storage.load_kept_month("0042", "gamification", JANUARY), None);
+        storage.save_kept_month("0042", "gamification", JANUARY, &rows());
+        assert_eq!(storage.load_kept_month("0042", "gamification", JANUARY), Some(rows()));
+        let path = dir.join(KEPT_JANUARY);
+        assert_eq!(fs::metadata(dir.join("backfill")).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        let good = fs::read_to_string(&path).unwrap();
+        assert!(good.starts_with(r#"{"version":1,"server":"0042","api":"gamification","month":"2026-01","rows":[{"#), "{good}");
+
+        for (name, text) in [
+            ("damaged", good[..good.len() / 2].to_owned()),
+            ("future", good.replace(r#""version":1"#, r#""version":2"#)),
+            ("another month's", good.replace(r#""month":"2026-01""#, r#""month":"2026-02""#)),
+        ] {
+            fs::write(&path, text).unwrap();
+            let (kept, log) = logged(|| storage.load_kept_month("0042", "gamification", JANUARY));
+            assert_eq!(kept, None, "{name}");
+            assert!(!path.exists() && !set_aside_beside(&path).is_empty(), "{name} was not set aside");
+            assert!(log.contains("WARN") && log.contains("fetching the month again"), "{name}: {log}");
+        }
+        assert_eq!(storage.failures(), StorageFailures::default(), "a file that cannot be used is no failure to read");
+    }
+
+    #[test]
+    fn a_kept_month_is_neither_read_nor_written_through_a_link() {
+        let dir = temp_dir("kept-link");
+        let storage = Storage::open(&dir, Role::Backfill, Clock::system()).unwrap();
+        storage.save_kept_month("0042", "gamification", JANUARY, &rows());
+        let path = dir.join(KEPT_JANUARY);
+        // A good kept month elsewhere, which a link followed would read as this one.
+        let elsewhere = temp_dir("kept-elsewhere");
+        let victim = elsewhere.join("0042-gamification-2026-01.json");
+        fs::rename(&path, &victim).unwrap();
+        let good = fs::read_to_string(&victim).unwrap();
+
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        let (kept, log) = logged(|| storage.load_kept_month("0042", "gamification", JANUARY));
+        assert_eq!(kept, None);
+        assert!(log.contains("symbolic link"), "{log}");
+        let aside = set_aside_beside(&path);
+        assert!(aside.len() == 1 && aside[0].is_symlink(), "the link is set aside as a link: {aside:?}");
+        // Written where a link is: the link is replaced, what it points at left alone.
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        storage.save_kept_month("0042", "gamification", JANUARY, &[]);
+        assert!(!path.is_symlink() && storage.load_kept_month("0042", "gamification", JANUARY) == Some(Vec::new()));
+
+        // A link in the place of the subdirectory: not read through, and refused for writing.
+        fs::rename(dir.join("backfill"), dir.join("backfill.old")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, dir.join("backfill")).unwrap();
+        assert_eq!(storage.load_kept_month("0042", "gamification", JANUARY), None);
+        storage.save_kept_month("0042", "gamification", JANUARY, &[]);
+        assert_eq!(storage.failures(), StorageFailures { writes: 1, reads: 1 });
+        assert_eq!(fs::read_to_string(&victim).unwrap(), good, "the file linked to is untouched");
     }
 
     #[test]

@@ -87,24 +87,28 @@ pub fn decode_in(body: &[u8], window: &Window) -> Result<Decoded, String> {
     decode_with(body, Spec { window: *window, keep_rows: false }, Rows::finish)
 }
 
-/// A usable row, kept whole for history rather than folded into its series.
-#[derive(Clone, Debug, PartialEq)]
+/// A usable row whose date was read, kept whole for history rather than folded into its series;
+/// the backfill places it by that date, and keeps it so in the state directory.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DatedRow {
     pub operation: String,
     pub description: String,
+    /// In the target's zone, read under the order of day and month the answer settled on.
+    pub at: DateTime,
     pub value: f64,
-    /// None when the date could not be read under the order the answer settled on.
-    pub at: Option<DateTime>,
 }
 
-/// Every usable row of an answer, in the answer's order (rows the live decoder skips are skipped).
+/// Every usable row of an answer whose date could be read, in the answer's order (rows the live
+/// decoder skips are skipped), and how many usable rows had no date that could be read.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RowsAnswer {
     pub rows: Vec<DatedRow>,
+    pub undated: usize,
 }
 
 /// Decodes a body answering a request over `window` into its usable rows, dates read under the
-/// order of day and month that the whole answer settles on.
+/// order of day and month that the whole answer settles on; a row without one is only counted:
+/// history cannot place it.
 pub fn decode_rows(body: &[u8], window: &Window) -> Result<Decoded<RowsAnswer>, String> {
     decode_with(body, Spec { window: *window, keep_rows: true }, Rows::finish_rows)
 }
@@ -167,11 +171,12 @@ struct Rows<'de> {
     window: Window,
     order: DateOrder,
     /// Every usable row, for history (`decode_rows`); None for the live decoder.
-    kept: Option<Vec<KeptRow<'de>>>,
+    kept: Option<Vec<UnreadRow<'de>>>,
 }
 
-/// operation, description, value and date of a usable row.
-type KeptRow<'de> = (Cow<'de, str>, Cow<'de, str>, f64, Option<Reading>);
+/// operation, description, value and date of a usable row, its date not yet read: the order of day
+/// and month is known only at the end of the answer, when it becomes a [`DatedRow`] or is counted.
+type UnreadRow<'de> = (Cow<'de, str>, Cow<'de, str>, f64, Option<Reading>);
 
 struct Acc {
     max: f64,
@@ -269,16 +274,19 @@ impl<'de> Rows<'de> {
         }
     }
 
-    /// The kept rows, each date read under the order the answer settled on.
+    /// The kept rows, each date read under the order the answer settled on; the undated counted.
     fn finish_rows(self) -> RowsAnswer {
         let order = self.order;
-        let rows = self.kept.unwrap_or_default().into_iter().map(|(operation, description, value, date)| DatedRow {
-            operation: operation.into_owned(),
-            description: description.into_owned(),
-            value,
-            at: date.and_then(|reading| reading.resolve(order)),
-        });
-        RowsAnswer { rows: rows.collect() }
+        let mut answer = RowsAnswer::default();
+        for (operation, description, value, date) in self.kept.unwrap_or_default() {
+            match date.and_then(|reading| reading.resolve(order)) {
+                Some(at) => {
+                    answer.rows.push(DatedRow { operation: operation.into_owned(), description: description.into_owned(), at, value })
+                }
+                None => answer.undated += 1,
+            }
+        }
+        answer
     }
 
     fn finish(self) -> Report {
@@ -725,6 +733,28 @@ mod tests {
         let at = |d, h| Some(jiff::civil::date(2026, 11, d).at(h, 0, 0, 0));
         // 11/10/2026 read month first within the window: November 10th, later than the 4th.
         assert_eq!(dates, [("a", 9.0, at(3, 10)), ("c", 1.0, None), ("e", 2.0, at(10, 0))]);
+    }
+
+    #[test]
+    fn rows_for_history_keep_their_dates_and_only_the_undated_are_counted() {
+        let body = r#"{"code": 200, "data": [
+            {"operation": "a", "description": "b", "items": "9", "date": "11/10/2026"},
+            {"operation": "a", "description": "b", "items": "4"},
+            {"operation": "a", "description": "b", "items": ""},
+            {"operation": "c", "description": "d", "items": "1", "date": "2026-11-04 08:00:00"},
+            {"operation": "c", "description": "d", "items": "2", "date": "soon"}]}"#;
+        let Ok(Decoded::Answer(answer)) = decode_rows(body.as_bytes(), &Window::month_to_date(jiff::civil::date(2026, 11, 15))) else {
+            panic!()
+        };
+        let row = |operation: &str, description: &str, day, hour, value| DatedRow {
+            operation: operation.into(),
+            description: description.into(),
+            at: jiff::civil::date(2026, 11, day).at(hour, 0, 0, 0),
+            value,
+        };
+        // 11/10/2026 read month first within the window, as the live decoder reads it.
+        assert_eq!(answer.rows, [row("a", "b", 10, 0, 9.0), row("c", "d", 4, 8, 1.0)]);
+        assert_eq!(answer.undated, 2, "the blank row is skipped, not undated");
     }
 
     #[test]
