@@ -68,7 +68,7 @@ pub(crate) fn subdirectory(dir: &Path) -> io::Result<()> {
 
 /// Checks a subdirectory of the state directory before reading from it: missing, or a real
 /// directory (not a link to one elsewhere).
-pub fn existing_subdirectory(dir: &Path) -> io::Result<()> {
+pub(crate) fn existing_subdirectory(dir: &Path) -> io::Result<()> {
     match open_directory(dir) {
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
         opened => opened.map(drop),

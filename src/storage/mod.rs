@@ -236,7 +236,8 @@ impl Storage {
         matches!(lock.try_lock(), Err(fs::TryLockError::WouldBlock))
     }
 
-    pub fn path(&self) -> &Path {
+    #[cfg(test)]
+    pub(crate) fn path(&self) -> &Path {
         &self.dir
     }
 
