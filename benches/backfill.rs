@@ -19,11 +19,9 @@ fn env(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-fn main() {
-    let (series, days) = (env("SERIES", 500), env("DAYS", 365));
-    let zone = TimeZone::get("America/Bogota").unwrap();
-    let first: Date = "2025-12-01".parse().unwrap();
-    let history: Vec<Vec<Day>> = (0..series)
+/// `series` series of `days` days from `first`, each day's value a different one.
+fn history(series: usize, days: usize, first: Date) -> Vec<Vec<Day>> {
+    (0..series)
         .map(|s| {
             let mut date = first;
             (0..days)
@@ -34,23 +32,52 @@ fn main() {
                 })
                 .collect()
         })
-        .collect();
+        .collect()
+}
+
+fn main() {
+    let (series, days) = (env("SERIES", 500), env("DAYS", 365));
+    let zone = TimeZone::get("America/Bogota").unwrap();
+    let first: Date = "2025-12-01".parse().unwrap();
+    let history = history(series, days, first);
     let names: Vec<String> = (0..series).map(|s| format!("operation_{s:04}")).collect();
-    let path = std::env::temp_dir().join(format!("wolkvox-backfill-bench-{}.om", std::process::id()));
+    let path =
+        std::env::temp_dir().join(format!("wolkvox-backfill-bench-{}.om", std::process::id()));
     let started = Instant::now();
     let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&path).unwrap());
     let families: Vec<Series<'_>> = history
         .iter()
         .zip(&names)
         .map(|(days, name)| Series {
-            labels: vec![("job", "wolkvox"), ("server", "0042"), ("operation", name), ("description", "Gamification")],
+            labels: vec![
+                ("job", "wolkvox"),
+                ("server", "0042"),
+                ("operation", name),
+                ("description", "Gamification"),
+            ],
             days,
             zone: &zone,
         })
         .collect();
     let step = Duration::from_secs(300);
-    openmetrics::family(&mut out, "wolkvox_gamification_licenses", "Licenses.", Value::Latest, &families, step).unwrap();
-    openmetrics::family(&mut out, "wolkvox_gamification_licenses_max", "Peak.", Value::Max, &families, step).unwrap();
+    openmetrics::family(
+        &mut out,
+        "wolkvox_gamification_licenses",
+        "Licenses.",
+        Value::Latest,
+        &families,
+        step,
+    )
+    .unwrap();
+    openmetrics::family(
+        &mut out,
+        "wolkvox_gamification_licenses_max",
+        "Peak.",
+        Value::Max,
+        &families,
+        step,
+    )
+    .unwrap();
     openmetrics::eof(&mut out).unwrap();
     out.flush().unwrap();
     let took = started.elapsed();
@@ -69,7 +96,8 @@ fn main() {
         let blocks = std::env::var("BLOCKS").unwrap_or_else(|_| "2h,2400h".to_owned());
         let timer = std::path::Path::new("/usr/bin/time");
         for block in blocks.split(',') {
-            let dir = std::env::temp_dir().join(format!("wolkvox-backfill-bench-tsdb-{}-{block}", std::process::id()));
+            let dir = std::env::temp_dir()
+                .join(format!("wolkvox-backfill-bench-tsdb-{}-{block}", std::process::id()));
             let peak_file = dir.with_extension("peak");
             let mut promtool = if timer.exists() {
                 let mut timed = std::process::Command::new(timer);
@@ -80,13 +108,19 @@ fn main() {
             };
             let started = Instant::now();
             let status = promtool
-                .args(["tsdb", "create-blocks-from", "openmetrics", &format!("--max-block-duration={block}")])
+                .args([
+                    "tsdb",
+                    "create-blocks-from",
+                    "openmetrics",
+                    &format!("--max-block-duration={block}"),
+                ])
                 .arg(&path)
                 .arg(&dir)
                 .stdout(std::process::Stdio::null())
                 .status()
                 .unwrap();
-            let peak = std::fs::read_to_string(&peak_file).map_or("not measured".to_owned(), |kb| kb.trim().to_owned());
+            let peak = std::fs::read_to_string(&peak_file)
+                .map_or("not measured".to_owned(), |kb| kb.trim().to_owned());
             let _ = std::fs::remove_file(&peak_file);
             let size: u64 = walk(&dir);
             println!(
@@ -103,6 +137,15 @@ fn main() {
 
 fn walk(dir: &std::path::Path) -> u64 {
     std::fs::read_dir(dir).map_or(0, |entries| {
-        entries.filter_map(|e| e.ok()).map(|e| if e.path().is_dir() { walk(&e.path()) } else { e.metadata().map_or(0, |m| m.len()) }).sum()
+        entries
+            .filter_map(|e| e.ok())
+            .map(|e| {
+                if e.path().is_dir() {
+                    walk(&e.path())
+                } else {
+                    e.metadata().map_or(0, |m| m.len())
+                }
+            })
+            .sum()
     })
 }

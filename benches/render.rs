@@ -32,10 +32,17 @@ fn state(report: Report) -> TargetState {
 fn benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("poll");
     group.sample_size(10).measurement_time(Duration::from_secs(5));
-    for (name, rows, days) in [("100", 100, 30), ("10000", 10_000, 30), ("60000", 60_000, 30), ("60000-distinct", 60_000, 1)] {
+    for (name, rows, days) in [
+        ("100", 100, 30),
+        ("10000", 10_000, 30),
+        ("60000", 60_000, 30),
+        ("60000-distinct", 60_000, 1),
+    ] {
         let body = response(rows, days);
         group.throughput(Throughput::Elements(rows as u64));
-        group.bench_with_input(BenchmarkId::new("decode", name), &body, |b, body| b.iter(|| decoded(black_box(body))));
+        group.bench_with_input(BenchmarkId::new("decode", name), &body, |b, body| {
+            b.iter(|| decoded(black_box(body)))
+        });
         let states = [state(decoded(&body))];
         group.bench_with_input(BenchmarkId::new("render", name), &states, |b, states| {
             b.iter(|| metrics::render(black_box(states), &[], &[], 0.0, None))
@@ -76,11 +83,18 @@ fn scrapes(c: &mut Criterion) {
     let mut group = c.benchmark_group("scrape");
     group.sample_size(20).measurement_time(Duration::from_secs(5));
     for (name, rows, days) in [("100", 100, 30), ("10000", 10_000, 1), ("60000", 60_000, 1)] {
-        let store = Store::from_states(vec![state(decoded(&response(rows, days)))], vec![], &[], Clock::system());
+        let store = Store::from_states(
+            vec![state(decoded(&response(rows, days)))],
+            vec![],
+            &[],
+            Clock::system(),
+        );
         let router = router::router(store, "/metrics");
         for (kind, gzip) in [("plain", false), ("gzip", true)] {
             assert!(runtime.block_on(scrape(router.clone(), gzip)) > 0);
-            group.bench_function(BenchmarkId::new(kind, name), |b| b.iter(|| runtime.block_on(scrape(router.clone(), gzip))));
+            group.bench_function(BenchmarkId::new(kind, name), |b| {
+                b.iter(|| runtime.block_on(scrape(router.clone(), gzip)))
+            });
         }
     }
     group.finish();

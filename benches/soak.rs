@@ -18,7 +18,11 @@ const TOKEN: &str = "fake-token-for-soak";
 
 fn resident_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok()).unwrap_or(0)
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap_or(0)
 }
 
 fn open_fds() -> usize {
@@ -48,7 +52,11 @@ struct Sample {
 }
 
 fn sample() -> Sample {
-    Sample { rss_kib: resident_kib(), fds: open_fds(), tasks: tokio::runtime::Handle::current().metrics().num_alive_tasks() }
+    Sample {
+        rss_kib: resident_kib(),
+        fds: open_fds(),
+        tasks: tokio::runtime::Handle::current().metrics().num_alive_tasks(),
+    }
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -76,7 +84,9 @@ async fn main() {
         "",
     ];
     let flags = Flags::try_parse_from(args).unwrap();
-    let config = Config::from_flags(&flags, &|name| (name == "WOLKVOX_TOKEN").then(|| TOKEN.to_owned())).unwrap();
+    let config =
+        Config::from_flags(&flags, &|name| (name == "WOLKVOX_TOKEN").then(|| TOKEN.to_owned()))
+            .unwrap();
     // The 100 ms interval is the floor of the policy; the soak needs calls back to back.
     let mut config = config;
     config.targets[0].poll_interval = Duration::from_millis(1);
@@ -123,7 +133,10 @@ async fn main() {
         end.rss_kib,
         end.rss_kib as i64 - start.rss_kib as i64
     );
-    println!("open file descriptors: {} -> {}; live tasks: {} -> {}", start.fds, end.fds, start.tasks, end.tasks);
+    println!(
+        "open file descriptors: {} -> {}; live tasks: {} -> {}",
+        start.fds, end.fds, start.tasks, end.tasks
+    );
     println!(
         "exporter: {} requests = {} successes + {failures} failures; simulator: {seen} requests, {faulted} faulted",
         state.requests,

@@ -49,8 +49,14 @@ fn answers(rows: usize, days: usize, succeeded_at: Timestamp) -> BTreeMap<String
 /// A ledger as a lane writes it after a call: a few jobs of one token.
 fn ledger() -> Ledger {
     let at: Timestamp = "2026-11-15T15:00:00Z".parse().unwrap();
-    let job = JobLedger { last_start: Some(at), last_end: Some(at), due: Some(at), ..JobLedger::default() };
-    let jobs = ["gamification", "chat_licenses", "ivr_minutes", "token_info"].map(|api| (format!("0042/{api}"), job.clone()));
+    let job = JobLedger {
+        last_start: Some(at),
+        last_end: Some(at),
+        due: Some(at),
+        ..JobLedger::default()
+    };
+    let jobs = ["gamification", "chat_licenses", "ivr_minutes", "token_info"]
+        .map(|api| (format!("0042/{api}"), job.clone()));
     Ledger {
         jobs: BTreeMap::from(jobs),
         last_call_start: Some(at),
@@ -64,14 +70,18 @@ fn ledger() -> Ledger {
 }
 
 fn directory(tag: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("state-bench-{tag}-{}", std::process::id()));
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("state-bench-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
 
 fn benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("state");
-    group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
 
     let dir = directory("ledger");
     let storage = Storage::open(&dir, Role::Exporter, Clock::system()).unwrap();
@@ -79,25 +89,37 @@ fn benches(c: &mut Criterion) {
     storage.save_ledger(TOKEN, &ledger);
     let bytes = std::fs::metadata(dir.join(format!("token-{TOKEN}.ledger.json"))).unwrap().len();
     eprintln!("state: ledger file of 4 jobs: {bytes} bytes");
-    group.bench_function("save_ledger", |b| b.iter(|| storage.save_ledger(TOKEN, black_box(&ledger))));
+    group.bench_function("save_ledger", |b| {
+        b.iter(|| storage.save_ledger(TOKEN, black_box(&ledger)))
+    });
     assert_eq!(storage.failures().writes, 0);
     drop(storage);
     let _ = std::fs::remove_dir_all(&dir);
 
-    for (name, rows, days) in
-        [("100", 100, 30), ("10000", 10_000, 30), ("60000", 60_000, 30), ("10000-distinct", 10_000, 1), ("60000-distinct", 60_000, 1)]
-    {
+    for (name, rows, days) in [
+        ("100", 100, 30),
+        ("10000", 10_000, 30),
+        ("60000", 60_000, 30),
+        ("10000-distinct", 10_000, 1),
+        ("60000-distinct", 60_000, 1),
+    ] {
         let dir = directory(name);
         let storage = Storage::open(&dir, Role::Exporter, Clock::system()).unwrap();
         let answers = answers(rows, days, "2026-11-15T15:00:00Z".parse().unwrap());
         storage.save_ledger(TOKEN, &ledger);
         storage.save_answers(TOKEN, &answers);
-        let bytes = std::fs::metadata(dir.join(format!("token-{TOKEN}.answers.json"))).unwrap().len();
-        eprintln!("state: {name} rows ({} series): answers file {bytes} bytes", answers[JOB].report.series.len());
+        let bytes =
+            std::fs::metadata(dir.join(format!("token-{TOKEN}.answers.json"))).unwrap().len();
+        eprintln!(
+            "state: {name} rows ({} series): answers file {bytes} bytes",
+            answers[JOB].report.series.len()
+        );
         // What the write costs without the disk: the same map serialized in memory.
-        group.bench_with_input(BenchmarkId::new("serialize_answers", name), &answers, |b, answers| {
-            b.iter(|| serde_json::to_vec(black_box(answers)).unwrap())
-        });
+        group.bench_with_input(
+            BenchmarkId::new("serialize_answers", name),
+            &answers,
+            |b, answers| b.iter(|| serde_json::to_vec(black_box(answers)).unwrap()),
+        );
         group.bench_with_input(BenchmarkId::new("save_answers", name), &answers, |b, answers| {
             b.iter(|| storage.save_answers(TOKEN, black_box(answers)))
         });
@@ -127,13 +149,21 @@ fn config(dir: &std::path::Path) -> Config {
         dir.to_str().unwrap(),
     ])
     .unwrap();
-    Config::from_flags(&flags, &|name| (name == "WOLKVOX_TOKEN").then(|| "fake-token-for-benchmarks".to_owned())).unwrap()
+    Config::from_flags(&flags, &|name| {
+        (name == "WOLKVOX_TOKEN").then(|| "fake-token-for-benchmarks".to_owned())
+    })
+    .unwrap()
 }
 
 fn restarts(c: &mut Criterion) {
     let mut group = c.benchmark_group("restart");
-    group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
-    for (name, rows, days) in [("100", 100, 30), ("60000", 60_000, 30), ("60000-distinct", 60_000, 1)] {
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    for (name, rows, days) in
+        [("100", 100, 30), ("60000", 60_000, 30), ("60000-distinct", 60_000, 1)]
+    {
         let dir = directory(&format!("restart-{name}"));
         let config = config(&dir);
         let storage = Arc::new(Storage::open(&dir, Role::Exporter, Clock::system()).unwrap());
@@ -141,17 +171,32 @@ fn restarts(c: &mut Criterion) {
         storage.save_ledger(token_name, &ledger());
         // Answered just now: an answer older than --wolkvox.stale-after is restored but not rendered.
         storage.save_answers(token_name, &answers(rows, days, Timestamp::now()));
-        let (_, store) = lanes::plan(&config.targets, &config.budgets, Clock::system(), Some(storage.clone()));
+        let (_, store) =
+            lanes::plan(&config.targets, &config.budgets, Clock::system(), Some(storage.clone()));
         let published = store.published();
         assert!(published.every_server_answered(), "the restored answer was not served");
         eprintln!("restart: {name} rows: first /metrics body {} bytes", published.text.len());
         drop(published);
         group.bench_function(BenchmarkId::new("plan", name), |b| {
-            b.iter(|| lanes::plan(black_box(&config.targets), &config.budgets, Clock::system(), Some(storage.clone())))
+            b.iter(|| {
+                lanes::plan(
+                    black_box(&config.targets),
+                    &config.budgets,
+                    Clock::system(),
+                    Some(storage.clone()),
+                )
+            })
         });
         let (states, tokens) = (store.states(), store.tokens());
         group.bench_function(BenchmarkId::new("first_render_gzip", name), |b| {
-            b.iter(|| Store::from_states(black_box(states.clone()), tokens.clone(), &config.budgets, Clock::system()))
+            b.iter(|| {
+                Store::from_states(
+                    black_box(states.clone()),
+                    tokens.clone(),
+                    &config.budgets,
+                    Clock::system(),
+                )
+            })
         });
         drop(storage);
         let _ = std::fs::remove_dir_all(&dir);

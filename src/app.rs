@@ -76,11 +76,15 @@ impl Exporter {
     }
 
     /// The same on a clock of the caller's (tests start it at a date of their choosing).
-    pub async fn start_with_clock(mut config: Config, clock: Clock) -> Result<Exporter, ExporterError> {
-        let simulator = Simulator::for_demo(&mut config, &clock).await.map_err(ExporterError::Simulator)?;
-        let listener = TcpListener::bind(&config.listen_address)
-            .await
-            .map_err(|source| ExporterError::Listen { address: config.listen_address.clone(), source })?;
+    pub async fn start_with_clock(
+        mut config: Config,
+        clock: Clock,
+    ) -> Result<Exporter, ExporterError> {
+        let simulator =
+            Simulator::for_demo(&mut config, &clock).await.map_err(ExporterError::Simulator)?;
+        let listener = TcpListener::bind(&config.listen_address).await.map_err(|source| {
+            ExporterError::Listen { address: config.listen_address.clone(), source }
+        })?;
         let addr = listener.local_addr().map_err(ExporterError::ListenAddress)?;
 
         let storage = match &config.storage_path {
@@ -88,14 +92,21 @@ impl Exporter {
             None => None,
         };
         let (lanes, store) = lanes::plan(&config.targets, &config.budgets, clock.clone(), storage);
-        let client = Arc::new(Client::new(config.ca_certificates.clone()).map_err(ExporterError::Client)?);
+        let client =
+            Arc::new(Client::new(config.ca_certificates.clone()).map_err(ExporterError::Client)?);
         let mut background = JoinSet::new();
         background.spawn(store.clone().render_forever());
         let (stopping, stop) = watch::channel(false);
         let longest_call = config.targets.iter().map(|t| t.timeout).max().unwrap_or_default();
         let mut running_lanes = JoinSet::new();
         for lane in lanes {
-            running_lanes.spawn(lanes::run_lane(client.clone(), lane, store.clone(), clock.clone(), stop.clone()));
+            running_lanes.spawn(lanes::run_lane(
+                client.clone(),
+                lane,
+                store.clone(),
+                clock.clone(),
+                stop.clone(),
+            ));
         }
 
         for warning in &config.warnings {
@@ -110,7 +121,11 @@ impl Exporter {
             max_connections: web::server::connections_within_descriptors(config.max_connections),
             ..Limits::default()
         };
-        let router = web::server::protect(router::router(store.clone(), &config.telemetry_path), web.clone(), &limits);
+        let router = web::server::protect(
+            router::router(store.clone(), &config.telemetry_path),
+            web.clone(),
+            &limits,
+        );
         let (shutdown, stopped) = oneshot::channel::<()>();
         let tls = web.current().tls.is_some();
         let server = tokio::spawn(web::server::serve(listener, router, web, limits, async {
@@ -120,7 +135,17 @@ impl Exporter {
         if let Some(simulator) = &simulator {
             tracing::info!(simulator = %simulator.base_url(), metrics = %format!("http://{}{}", local_url(addr), config.telemetry_path), "demo mode: polling the embedded simulator");
         }
-        Ok(Exporter { addr, store, lanes: running_lanes, stopping, longest_call, background, server, shutdown: Some(shutdown), simulator })
+        Ok(Exporter {
+            addr,
+            store,
+            lanes: running_lanes,
+            stopping,
+            longest_call,
+            background,
+            server,
+            shutdown: Some(shutdown),
+            simulator,
+        })
     }
 
     /// The address it listens on (the port chosen, if 0 was asked for).
@@ -190,7 +215,8 @@ async fn shutdown_signal() {
     #[cfg(unix)]
     {
         let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("a SIGTERM handler can be installed");
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("a SIGTERM handler can be installed");
         tokio::select! {
             _ = interrupt => {}
             _ = terminate.recv() => {}

@@ -19,20 +19,43 @@
 // The stages' items are documented for the reader, not as an API: only the API must be.
 #![cfg_attr(feature = "test-util", allow(missing_docs))]
 
-/// The stages: private, or public with `test-util`.
-macro_rules! stages {
-    ($($name:ident),* $(,)?) => {$(
-        #[cfg(feature = "test-util")]
-        pub mod $name;
-        #[cfg(not(feature = "test-util"))]
-        mod $name;
-    )*};
-}
-
-stages!(app, backfill, calls, config, serve, simulator, storage, wolkvox);
+// The stages: private, or public with `test-util`. Written out rather than made by a macro, so
+// that rustfmt (which does not expand macros) finds their files.
+#[cfg(feature = "test-util")]
+pub mod app;
+#[cfg(not(feature = "test-util"))]
+mod app;
+#[cfg(feature = "test-util")]
+pub mod backfill;
+#[cfg(not(feature = "test-util"))]
+mod backfill;
+#[cfg(feature = "test-util")]
+pub mod calls;
+#[cfg(not(feature = "test-util"))]
+mod calls;
 pub mod clock;
+#[cfg(feature = "test-util")]
+pub mod config;
+#[cfg(not(feature = "test-util"))]
+mod config;
 mod logging;
+#[cfg(feature = "test-util")]
+pub mod serve;
+#[cfg(not(feature = "test-util"))]
+mod serve;
+#[cfg(feature = "test-util")]
+pub mod simulator;
+#[cfg(not(feature = "test-util"))]
+mod simulator;
+#[cfg(feature = "test-util")]
+pub mod storage;
+#[cfg(not(feature = "test-util"))]
+mod storage;
 mod web;
+#[cfg(feature = "test-util")]
+pub mod wolkvox;
+#[cfg(not(feature = "test-util"))]
+mod wolkvox;
 
 pub use app::{Exporter, ExporterError, run};
 pub use backfill::{BackfillError, BackfillFlags, run_with_demo as backfill};

@@ -19,9 +19,17 @@ pub fn init(level: LogLevel, format: LogFormat) {
     let filter = EnvFilter::new(format!("warn,wolkvox_exporter={level}"));
     let registry = tracing_subscriber::registry().with(filter);
     match format {
-        LogFormat::Logfmt => {
-            registry.with(tracing_logfmt::builder().with_span_name(false).with_span_path(false).layer().with_writer(std::io::stderr)).init()
-        }
-        LogFormat::Json => registry.with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr)).init(),
+        LogFormat::Logfmt => registry
+            .with(
+                tracing_logfmt::builder()
+                    .with_span_name(false)
+                    .with_span_path(false)
+                    .layer()
+                    .with_writer(std::io::stderr),
+            )
+            .init(),
+        LogFormat::Json => registry
+            .with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr))
+            .init(),
     }
 }

@@ -55,7 +55,11 @@ fn exporter(flags: &Flags) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     wolkvox_exporter::init_logging(config.log_level, config.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(usize::from(flags.worker_threads)).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(usize::from(flags.worker_threads))
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("wolkvox_exporter: cannot start the async runtime: {error}");
@@ -68,7 +72,11 @@ fn exporter(flags: &Flags) -> ExitCode {
             tracing::error!(%error, "exporter stopped");
             eprintln!("wolkvox_exporter: {error}");
             // A state directory that cannot be used is a configuration problem, like a bad flag.
-            if matches!(error, ExporterError::Storage(_)) { ExitCode::from(2) } else { ExitCode::FAILURE }
+            if matches!(error, ExporterError::Storage(_)) {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

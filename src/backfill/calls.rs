@@ -13,7 +13,9 @@ use crate::backfill::fetch::{fetch_month, keep};
 use crate::backfill::plan::{Month, still_to_fetch};
 use crate::backfill::progress::Progress;
 use crate::calls::admission::{Ledger, TokenRules};
-use crate::calls::driver::{Hold, Observer, Pace, Quiet, RealTime, SideDriver, SideOutcome, SimulatedTime, Stop, Stopped};
+use crate::calls::driver::{
+    Hold, Observer, Pace, Quiet, RealTime, SideDriver, SideOutcome, SimulatedTime, Stop, Stopped,
+};
 use crate::calls::jobs;
 use crate::calls::ledger::TokenLedger;
 use crate::clock::{Clock, until};
@@ -36,28 +38,46 @@ pub(super) struct Calls<'a> {
 impl Calls<'_> {
     /// Fetches the months without rows in `results`, the tokens (`lanes`: the targets of each) at
     /// once, each one call at a time: the API's rules are per token.
-    pub(super) async fn fetch_all(&self, lanes: &[Vec<usize>], results: &[Option<Vec<DatedRow>>]) -> Result<Vec<TokenMonths>, BackfillError> {
-        let tokens = lanes.iter().map(|members| self.fetch_token(members, still_to_fetch(self.months, results, members)));
+    pub(super) async fn fetch_all(
+        &self,
+        lanes: &[Vec<usize>],
+        results: &[Option<Vec<DatedRow>>],
+    ) -> Result<Vec<TokenMonths>, BackfillError> {
+        let tokens = lanes.iter().map(|members| {
+            self.fetch_token(members, still_to_fetch(self.months, results, members))
+        });
         futures_util::future::try_join_all(tokens).await
     }
 
     /// Fetches months `todo` (indices into the months) of the token of targets `members`, one call
     /// at a time, trying a month again as the failure table says; a rejected token stops them.
-    async fn fetch_token(&self, members: &[usize], todo: Vec<usize>) -> Result<TokenMonths, BackfillError> {
+    async fn fetch_token(
+        &self,
+        members: &[usize],
+        todo: Vec<usize>,
+    ) -> Result<TokenMonths, BackfillError> {
         let mut done = TokenMonths::default();
         let Some(&first) = members.first() else { return Ok(done) };
         let token_name = &self.targets[first].token_name;
         let ledger = TokenLedger::new(Ledger::default(), token_name, self.storage.clone());
-        let mut driver = SideDriver::new(Arc::new(rules_of(self.targets, members)), ledger, self.storage.clone());
+        let mut driver = SideDriver::new(
+            Arc::new(rules_of(self.targets, members)),
+            ledger,
+            self.storage.clone(),
+        );
         let mut pace = RealTime::new(self.clock.clone(), Stop::Interrupt);
         for (k, &m) in todo.iter().enumerate() {
             let (month, left) = (&self.months[m], todo.len() - k);
             let name = month.name(self.targets);
             let job = job_of(driver.rules(), month, self.targets);
             let mut waiting = Waiting { progress: self.progress, month: &name, left };
-            let fetch_month = |_| fetch_month(self.client, &self.targets[month.target], month, self.clock);
+            let fetch_month =
+                |_| fetch_month(self.client, &self.targets[month.target], month, self.clock);
             // Interrupted during a call, the call stays open in the ledger: Wolkvox may still be answering it.
-            let outcome = driver.call(job, &mut pace, &mut waiting, fetch_month).await.map_err(|Stopped| BackfillError::Interrupted)?;
+            let outcome = driver
+                .call(job, &mut pace, &mut waiting, fetch_month)
+                .await
+                .map_err(|Stopped| BackfillError::Interrupted)?;
             match outcome {
                 SideOutcome::Done(rows) => {
                     self.progress.fetched(&name, rows.len(), left - 1);
@@ -108,7 +128,13 @@ struct Waiting<'a> {
 }
 
 impl Observer for Waiting<'_> {
-    fn waiting(&mut self, _ledger: &Ledger, now: Timestamp, at: Timestamp, hold: Hold) -> Timestamp {
+    fn waiting(
+        &mut self,
+        _ledger: &Ledger,
+        now: Timestamp,
+        at: Timestamp,
+        hold: Hold,
+    ) -> Timestamp {
         let why = match hold {
             Hold::ExportersTurn => "the exporter on this state directory, whose turn it is",
             Hold::Rules | Hold::Unreadable => "the API's rules",
@@ -156,7 +182,9 @@ pub(super) async fn print_plan(
     ));
     for members in lanes {
         let target = &targets[members[0]];
-        let ledger = storage.and_then(|s| s.load_ledger(&target.token_name).ok().flatten()).unwrap_or_default();
+        let ledger = storage
+            .and_then(|s| s.load_ledger(&target.token_name).ok().flatten())
+            .unwrap_or_default();
         // The real calls' driver, on a copy of the ledger and a simulated clock, and calls that
         // reach nobody: each at the earliest the API's rules let it.
         let ledger = TokenLedger::new(ledger, &target.token_name, None);
@@ -165,15 +193,26 @@ pub(super) async fn print_plan(
         let mut calls = 0;
         for month in still_to_fetch(months, results, members).into_iter().map(|m| &months[m]) {
             let job = job_of(driver.rules(), month, targets);
-            let Ok(SideOutcome::Done(())) = driver.call(job, &mut time, &mut Quiet, |_| async { Ok::<(), Failure>(()) }).await else {
+            let Ok(SideOutcome::Done(())) =
+                driver.call(job, &mut time, &mut Quiet, |_| async { Ok::<(), Failure>(()) }).await
+            else {
                 break;
             };
             // A call that reaches nobody takes no time: it started when the clock reads now.
-            say(format!("  {} at {}", month.name(targets), time.now().to_zoned(target.timezone.clone()).strftime("%Y-%m-%d %H:%M:%S %Z")));
+            say(format!(
+                "  {} at {}",
+                month.name(targets),
+                time.now().to_zoned(target.timezone.clone()).strftime("%Y-%m-%d %H:%M:%S %Z")
+            ));
             calls += 1;
         }
-        let wait = humantime::format_duration(Duration::from_secs(until(clock.now(), time.now()).as_secs()));
-        say(format!("token {}: {calls} call(s), the last at the earliest in {wait}", target.token_name));
+        let wait = humantime::format_duration(Duration::from_secs(
+            until(clock.now(), time.now()).as_secs(),
+        ));
+        say(format!(
+            "token {}: {calls} call(s), the last at the earliest in {wait}",
+            target.token_name
+        ));
         if storage.is_some_and(Storage::exporter_running) {
             say("  an exporter runs on this state directory: the backfill takes turns with it, and may finish later".to_owned());
         }

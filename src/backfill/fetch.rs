@@ -12,10 +12,19 @@ use crate::wolkvox::window::Window;
 use crate::wolkvox::{Client, Failure};
 
 /// One month's call: the whole month in the target's zone (the current one up to now).
-pub(super) async fn fetch_month(client: &Client, target: &Target, month: &Month, clock: &Clock) -> Result<Vec<DatedRow>, Failure> {
+pub(super) async fn fetch_month(
+    client: &Client,
+    target: &Target,
+    month: &Month,
+    clock: &Clock,
+) -> Result<Vec<DatedRow>, Failure> {
     let now = clock.now().to_zoned(target.timezone.clone());
     let first = month.month.to_datetime(jiff::civil::time(0, 0, 0, 0));
-    let last = if month.current { now.datetime() } else { month.month.last_of_month().to_datetime(jiff::civil::time(23, 59, 59, 0)) };
+    let last = if month.current {
+        now.datetime()
+    } else {
+        month.month.last_of_month().to_datetime(jiff::civil::time(23, 59, 59, 0))
+    };
     let window = Window::between(first, last);
     let request = Request {
         base_url: &target.base_url,
@@ -42,7 +51,11 @@ pub(super) async fn fetch_month(client: &Client, target: &Target, month: &Month,
 
 /// A past month kept by an earlier run; None if there is none, or one that cannot be used (set
 /// aside by the storage, with a warning).
-pub(super) fn read_kept(storage: &Storage, targets: &[Target], month: &Month) -> Option<Vec<DatedRow>> {
+pub(super) fn read_kept(
+    storage: &Storage,
+    targets: &[Target],
+    month: &Month,
+) -> Option<Vec<DatedRow>> {
     storage.load_kept_month(&targets[month.target].server, month.api.name, month.month)
 }
 

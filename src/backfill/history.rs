@@ -61,7 +61,12 @@ mod tests {
     use super::*;
 
     fn row(operation: &str, at: &str, value: f64) -> DatedRow {
-        DatedRow { operation: operation.to_owned(), description: "Gamification".to_owned(), at: at.parse().unwrap(), value }
+        DatedRow {
+            operation: operation.to_owned(),
+            description: "Gamification".to_owned(),
+            at: at.parse().unwrap(),
+            value,
+        }
     }
 
     fn date(text: &str) -> Date {
@@ -77,24 +82,37 @@ mod tests {
             row("soporte", "2026-03-04T08:00:00", 4.0),
         ];
         let days = days(&rows, date("2026-03-01"), date("2026-03-06"));
-        let ventas: Vec<(i8, f64, f64)> =
-            days[&("ventas".into(), "Gamification".into())].iter().map(|d| (d.date.day(), d.latest, d.max)).collect();
-        assert_eq!(ventas, [(2, 20.0, 20.0), (3, 12.0, 20.0), (4, 12.0, 20.0), (5, 9.0, 20.0), (6, 9.0, 20.0)]);
-        let soporte: Vec<i8> = days[&("soporte".into(), "Gamification".into())].iter().map(|d| d.date.day()).collect();
+        let ventas: Vec<(i8, f64, f64)> = days[&("ventas".into(), "Gamification".into())]
+            .iter()
+            .map(|d| (d.date.day(), d.latest, d.max))
+            .collect();
+        assert_eq!(
+            ventas,
+            [(2, 20.0, 20.0), (3, 12.0, 20.0), (4, 12.0, 20.0), (5, 9.0, 20.0), (6, 9.0, 20.0)]
+        );
+        let soporte: Vec<i8> =
+            days[&("soporte".into(), "Gamification".into())].iter().map(|d| d.date.day()).collect();
         assert_eq!(soporte, [4, 5, 6], "no value before the first row");
     }
 
     #[test]
     fn rows_of_the_same_time_keep_the_answers_order() {
-        let rows = [row("ventas", "2026-03-02T10:00:00", 5.0), row("ventas", "2026-03-02T10:00:00", 7.0)];
+        let rows =
+            [row("ventas", "2026-03-02T10:00:00", 5.0), row("ventas", "2026-03-02T10:00:00", 7.0)];
         let days = days(&rows, date("2026-03-02"), date("2026-03-02"));
         assert_eq!(days[&("ventas".into(), "Gamification".into())][0].latest, 7.0);
     }
 
     #[test]
     fn a_range_inside_the_month_still_counts_the_months_earlier_rows() {
-        let rows = [row("ventas", "2026-03-01T10:00:00", 30.0), row("ventas", "2026-03-10T10:00:00", 10.0)];
+        let rows = [
+            row("ventas", "2026-03-01T10:00:00", 30.0),
+            row("ventas", "2026-03-10T10:00:00", 10.0),
+        ];
         let days = days(&rows, date("2026-03-10"), date("2026-03-10"));
-        assert_eq!(days[&("ventas".into(), "Gamification".into())], [Day { date: date("2026-03-10"), latest: 10.0, max: 30.0 }]);
+        assert_eq!(
+            days[&("ventas".into(), "Gamification".into())],
+            [Day { date: date("2026-03-10"), latest: 10.0, max: 30.0 }]
+        );
     }
 }

@@ -113,8 +113,13 @@ impl BackfillError {
 
 /// Runs the backfill; with `--demo`, against the embedded simulator (which keeps past months of
 /// gamification).
-pub async fn run_with_demo(mut config: Config, flags: BackfillFlags, clock: Clock) -> Result<(), BackfillError> {
-    let simulator = Simulator::for_demo(&mut config, &clock).await.map_err(BackfillError::Simulator)?;
+pub async fn run_with_demo(
+    mut config: Config,
+    flags: BackfillFlags,
+    clock: Clock,
+) -> Result<(), BackfillError> {
+    let simulator =
+        Simulator::for_demo(&mut config, &clock).await.map_err(BackfillError::Simulator)?;
     let result = run(config, flags, clock).await;
     drop(simulator);
     result
@@ -137,15 +142,29 @@ pub async fn run(config: Config, flags: BackfillFlags, clock: Clock) -> Result<(
     let mut results: Vec<Option<Vec<DatedRow>>> = months.iter().map(kept).collect();
     let lanes = config::group_by_token(&config.targets);
     if flags.dry_run {
-        calls::print_plan(&config.targets, &months, &results, &lanes, storage.as_deref(), &clock).await;
+        calls::print_plan(&config.targets, &months, &results, &lanes, storage.as_deref(), &clock)
+            .await;
         return Ok(());
     }
 
     let client = Client::new(config.ca_certificates.clone()).map_err(BackfillError::Client)?;
-    let spacing =
-        config.targets.iter().map(|t| if t.allow_fast_poll { t.poll_interval } else { t.poll_interval.max(admission::FLOOR) }).max();
-    let progress = Progress::new(results.iter().filter(|r| r.is_none()).count(), spacing.unwrap_or_default());
-    let calls = Calls { targets: &config.targets, months: &months, storage: &storage, client: &client, clock: &clock, progress: &progress };
+    let spacing = config
+        .targets
+        .iter()
+        .map(|t| {
+            if t.allow_fast_poll { t.poll_interval } else { t.poll_interval.max(admission::FLOOR) }
+        })
+        .max();
+    let progress =
+        Progress::new(results.iter().filter(|r| r.is_none()).count(), spacing.unwrap_or_default());
+    let calls = Calls {
+        targets: &config.targets,
+        months: &months,
+        storage: &storage,
+        client: &client,
+        clock: &clock,
+        progress: &progress,
+    };
     let (mut failed, mut rejected) = (Vec::new(), Vec::new());
     for token in calls.fetch_all(&lanes, &results).await? {
         for (m, rows) in token.fetched {
@@ -156,7 +175,11 @@ pub async fn run(config: Config, flags: BackfillFlags, clock: Clock) -> Result<(
     }
     progress.finish();
 
-    let with_rows = months.iter().zip(&results).filter_map(|(month, rows)| Some((month, rows.as_deref()?))).collect();
+    let with_rows = months
+        .iter()
+        .zip(&results)
+        .filter_map(|(month, rows)| Some((month, rows.as_deref()?)))
+        .collect();
     output::write_output(&Fetched { targets: &config.targets, months: with_rows, flags: &flags })?;
     if !rejected.is_empty() {
         return Err(BackfillError::TokenRejected(rejected));
@@ -177,10 +200,17 @@ mod tests {
     /// January 2026 of server 0042 from `simulator`, with `state` as the state directory.
     async fn backfill_january(simulator: &Simulator, state: &Path, output: &Path) {
         let args = ["--wolkvox.server", "0042", "--wolkvox.base-url", &simulator.base_url()];
-        let args =
-            [&args[..], &["--wolkvox.poll-interval", "1s", "--wolkvox.allow-fast-poll"], &["--storage.path", state.to_str().unwrap()]];
-        let flags = config::Flags::try_parse_from(std::iter::once("wolkvox_exporter").chain(args.concat())).unwrap();
-        let config = Config::from_flags(&flags, &|name| (name == "WOLKVOX_TOKEN").then(|| TOKEN.to_owned())).unwrap();
+        let args = [
+            &args[..],
+            &["--wolkvox.poll-interval", "1s", "--wolkvox.allow-fast-poll"],
+            &["--storage.path", state.to_str().unwrap()],
+        ];
+        let flags =
+            config::Flags::try_parse_from(std::iter::once("wolkvox_exporter").chain(args.concat()))
+                .unwrap();
+        let config =
+            Config::from_flags(&flags, &|name| (name == "WOLKVOX_TOKEN").then(|| TOKEN.to_owned()))
+                .unwrap();
         let flags = BackfillFlags {
             from: "2026-01".into(),
             to: Some("2026-01".into()),
@@ -198,7 +228,11 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_damaged_kept_month_is_set_aside_and_fetched_again() {
         let simulator = Simulator::start(&[TOKEN]).await.unwrap();
-        let dir = std::env::temp_dir().join(format!("wolkvox-backfill-kept-{}-{}", std::process::id(), fastrand::u64(..)));
+        let dir = std::env::temp_dir().join(format!(
+            "wolkvox-backfill-kept-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
         let (state, output) = (dir.join("data"), dir.join("history.om"));
         backfill_january(&simulator, &state, &output).await;
         let written = std::fs::read_to_string(&output).unwrap();

@@ -29,7 +29,14 @@ pub enum Value {
 
 /// Writes one gauge family: for each series, a sample every `step` of each of its days, from the
 /// day's first instant in its zone to its last before the next day.
-pub fn family(out: &mut impl Write, name: &str, help: &str, value: Value, series: &[Series<'_>], step: Duration) -> io::Result<()> {
+pub fn family(
+    out: &mut impl Write,
+    name: &str,
+    help: &str,
+    value: Value,
+    series: &[Series<'_>],
+    step: Duration,
+) -> io::Result<()> {
     if series.is_empty() {
         return Ok(());
     }
@@ -75,7 +82,9 @@ pub fn eof(out: &mut impl Write) -> io::Result<()> {
 
 /// The Unix seconds of the day's first instant in the zone and of the next day's.
 fn day_bounds(date: jiff::civil::Date, zone: &TimeZone) -> (i64, i64) {
-    let start = |date: jiff::civil::Date| date.to_zoned(zone.clone()).map_or(0, |z| z.timestamp().as_second());
+    let start = |date: jiff::civil::Date| {
+        date.to_zoned(zone.clone()).map_or(0, |z| z.timestamp().as_second())
+    };
     let next = date.tomorrow().map_or(i64::MAX, start);
     (start(date), next)
 }
@@ -92,9 +101,21 @@ mod tests {
     fn samples_cover_each_day_in_the_zone_every_step_with_escaped_labels() {
         let days = [day("2026-03-01", 5.0, 7.5)];
         let zone = TimeZone::get("America/Bogota").unwrap();
-        let series = [Series { labels: vec![("job", "wolkvox"), ("operation", "a \"b\"\n")], days: &days, zone: &zone }];
+        let series = [Series {
+            labels: vec![("job", "wolkvox"), ("operation", "a \"b\"\n")],
+            days: &days,
+            zone: &zone,
+        }];
         let mut out = Vec::new();
-        family(&mut out, "wolkvox_gamification_licenses_max", "Highest.\nValue", Value::Max, &series, Duration::from_secs(21600)).unwrap();
+        family(
+            &mut out,
+            "wolkvox_gamification_licenses_max",
+            "Highest.\nValue",
+            Value::Max,
+            &series,
+            Duration::from_secs(21600),
+        )
+        .unwrap();
         eof(&mut out).unwrap();
         // 2026-03-01 00:00 in Bogota is 05:00 UTC: 1772341200.
         let expected = "# HELP wolkvox_gamification_licenses_max Highest.\\nValue\n# TYPE wolkvox_gamification_licenses_max gauge\n\

@@ -43,14 +43,23 @@ pub(super) fn write_output(fetched: &Fetched<'_>) -> Result<(), BackfillError> {
             return write_families(&mut out, fetched).and_then(|()| out.flush()).map_err(failed);
         }
         if !found.is_file() {
-            let why = if found.file_type().is_symlink() { "is a symbolic link" } else { "is not a regular file" };
+            let why = if found.file_type().is_symlink() {
+                "is a symbolic link"
+            } else {
+                "is not a regular file"
+            };
             return Err(failed(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
-                format!("{why}, which the backfill would replace; name a file, or write to standard output with --output -"),
+                format!(
+                    "{why}, which the backfill would replace; name a file, or write to standard output with --output -"
+                ),
             )));
         }
     }
-    let temporary = path.with_file_name(format!(".{}.partial", path.file_name().and_then(|n| n.to_str()).unwrap_or("backfill")));
+    let temporary = path.with_file_name(format!(
+        ".{}.partial",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("backfill")
+    ));
     let written = crate::storage::files::create_anew(&temporary, 0o644).and_then(|file| {
         let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
         write_families(&mut out, fetched)?;
@@ -74,7 +83,10 @@ fn write_families(out: &mut impl Write, fetched: &Fetched<'_>) -> std::io::Resul
             let target = &fetched.targets[month.target];
             zones.insert(target.server.clone(), target.timezone.clone());
             for ((operation, description), days) in history::days(rows, month.first, month.last) {
-                series.entry((target.server.clone(), operation, description)).or_default().extend(days);
+                series
+                    .entry((target.server.clone(), operation, description))
+                    .or_default()
+                    .extend(days);
             }
         }
         if series.is_empty() {
@@ -97,12 +109,23 @@ fn write_families(out: &mut impl Write, fetched: &Fetched<'_>) -> std::io::Resul
                 .map(|((server, operation, description), days)| {
                     let labels = labels(
                         fetched.flags,
-                        [("server", server.as_str()), ("operation", operation.as_str()), ("description", description.as_str())],
+                        [
+                            ("server", server.as_str()),
+                            ("operation", operation.as_str()),
+                            ("description", description.as_str()),
+                        ],
                     );
                     openmetrics::Series { labels, days, zone: &zones[server] }
                 })
                 .collect();
-            openmetrics::family(out, &name, &help, value, &rendered, fetched.flags.sample_interval)?;
+            openmetrics::family(
+                out,
+                &name,
+                &help,
+                value,
+                &rendered,
+                fetched.flags.sample_interval,
+            )?;
         }
     }
     write_month_ends(out, fetched)?;
@@ -117,7 +140,8 @@ fn write_month_ends(out: &mut impl Write, fetched: &Fetched<'_>) -> std::io::Res
     let targets = fetched.targets;
     for (month, _) in &fetched.months {
         let zone = &targets[month.target].timezone;
-        let end = month.month.to_zoned(zone.clone()).ok().and_then(|first| window::month_end(&first));
+        let end =
+            month.month.to_zoned(zone.clone()).ok().and_then(|first| window::month_end(&first));
         let Some(end) = end.map(|end| end.timestamp().as_second() as f64) else { continue };
         let days = covered.entry((month.target, month.api.name)).or_default();
         let mut date = month.first;
@@ -132,7 +156,10 @@ fn write_month_ends(out: &mut impl Write, fetched: &Fetched<'_>) -> std::io::Res
     let series: Vec<openmetrics::Series<'_>> = covered
         .iter()
         .map(|((target, api), days)| {
-            let labels = labels(fetched.flags, [("server", targets[*target].server.as_str()), ("api", *api)]);
+            let labels = labels(
+                fetched.flags,
+                [("server", targets[*target].server.as_str()), ("api", *api)],
+            );
             openmetrics::Series { labels, days, zone: &targets[*target].timezone }
         })
         .collect();
@@ -148,7 +175,10 @@ fn write_month_ends(out: &mut impl Write, fetched: &Fetched<'_>) -> std::io::Res
 }
 
 /// `job`, `instance` when given, then the series' own labels.
-fn labels<'a, const N: usize>(flags: &'a BackfillFlags, own: [(&'a str, &'a str); N]) -> Vec<(&'a str, &'a str)> {
+fn labels<'a, const N: usize>(
+    flags: &'a BackfillFlags,
+    own: [(&'a str, &'a str); N],
+) -> Vec<(&'a str, &'a str)> {
     let job = [("job", flags.job.as_str())].into_iter();
     job.chain(flags.instance.as_deref().map(|instance| ("instance", instance))).chain(own).collect()
 }

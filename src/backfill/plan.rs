@@ -29,7 +29,12 @@ pub(super) struct Month {
 
 impl Month {
     pub(super) fn name(&self, targets: &[Target]) -> String {
-        format!("{} {} {}", targets[self.target].server, self.api.name, self.month.strftime("%Y-%m"))
+        format!(
+            "{} {} {}",
+            targets[self.target].server,
+            self.api.name,
+            self.month.strftime("%Y-%m")
+        )
     }
 
     pub(super) fn key(&self, targets: &[Target]) -> String {
@@ -39,7 +44,11 @@ impl Month {
 
 /// The months of each target's APIs between `--from` and `--to`. Gamification takes any past
 /// window; the other APIs document only the current month, so their earlier months are skipped.
-pub(super) fn plan(targets: &[Target], flags: &BackfillFlags, now: Timestamp) -> Result<Vec<Month>, ConfigError> {
+pub(super) fn plan(
+    targets: &[Target],
+    flags: &BackfillFlags,
+    now: Timestamp,
+) -> Result<Vec<Month>, ConfigError> {
     let mut months = Vec::new();
     for (index, target) in targets.iter().enumerate() {
         let today = now.to_zoned(target.timezone.clone()).date();
@@ -49,10 +58,16 @@ pub(super) fn plan(targets: &[Target], flags: &BackfillFlags, now: Timestamp) ->
             None => today.yesterday().map_err(|e| ConfigError::new("--to", e))?,
         };
         if from > today {
-            return Err(ConfigError::new("--from", format!("{from} is in the future (today is {today} in {})", target.timezone_name)));
+            return Err(ConfigError::new(
+                "--from",
+                format!("{from} is in the future (today is {today} in {})", target.timezone_name),
+            ));
         }
         if to > today {
-            return Err(ConfigError::new("--to", format!("{to} is in the future (today is {today} in {})", target.timezone_name)));
+            return Err(ConfigError::new(
+                "--to",
+                format!("{to} is in the future (today is {today} in {})", target.timezone_name),
+            ));
         }
         if from > to {
             return Err(ConfigError::new("--from", format!("{from} is after --to {to}")));
@@ -67,13 +82,23 @@ pub(super) fn plan(targets: &[Target], flags: &BackfillFlags, now: Timestamp) ->
                     tracing::warn!(server = %target.server, api = api.name, month = %month.strftime("%Y-%m"), "skipped: Wolkvox documents only the current month for this API");
                     continue;
                 }
-                months.push(Month { target: index, api, month, first: from.max(month), last: to.min(last_day), current });
+                months.push(Month {
+                    target: index,
+                    api,
+                    month,
+                    first: from.max(month),
+                    last: to.min(last_day),
+                    current,
+                });
             }
             month = month.checked_add(1.month()).map_err(|e| ConfigError::new("--to", e))?;
         }
     }
     if months.is_empty() {
-        return Err(ConfigError::new("--from", "nothing to backfill in this range (only gamification has past months)"));
+        return Err(ConfigError::new(
+            "--from",
+            "nothing to backfill in this range (only gamification has past months)",
+        ));
     }
     check_sample_interval(flags.sample_interval)?;
     if months.len() > MANY_MONTHS {
@@ -93,7 +118,10 @@ const MANY_MONTHS: usize = 36;
 /// Prometheus' 5-minute lookback, an instant query between two finds nothing.
 fn check_sample_interval(interval: Duration) -> Result<(), ConfigError> {
     if interval < Duration::from_secs(1) {
-        return Err(ConfigError::new("--sample-interval", "must be at least 1s (5m, the default, suits Prometheus' lookback)"));
+        return Err(ConfigError::new(
+            "--sample-interval",
+            "must be at least 1s (5m, the default, suits Prometheus' lookback)",
+        ));
     }
     if interval < Duration::from_secs(60) {
         let times = 300 / interval.as_secs();
@@ -116,9 +144,12 @@ fn parse_bound(flag: &str, text: &str, bound: Bound) -> Result<Date, ConfigError
     if let Ok(day) = text.parse::<Date>() {
         return Ok(day);
     }
-    let month = format!("{text}-01")
-        .parse::<Date>()
-        .map_err(|_| ConfigError::new(flag, format!("{text:?} is neither a month (2026-01) nor a day (2026-01-15)")))?;
+    let month = format!("{text}-01").parse::<Date>().map_err(|_| {
+        ConfigError::new(
+            flag,
+            format!("{text:?} is neither a month (2026-01) nor a day (2026-01-15)"),
+        )
+    })?;
     Ok(match bound {
         Bound::First => month,
         Bound::Last => month.last_of_month(),
@@ -126,8 +157,14 @@ fn parse_bound(flag: &str, text: &str, bound: Bound) -> Result<Date, ConfigError
 }
 
 /// The months of the token of targets `members` that are neither fetched nor kept.
-pub(super) fn still_to_fetch(months: &[Month], results: &[Option<Vec<DatedRow>>], members: &[usize]) -> Vec<usize> {
-    (0..months.len()).filter(|&m| members.contains(&months[m].target) && results[m].is_none()).collect()
+pub(super) fn still_to_fetch(
+    months: &[Month],
+    results: &[Option<Vec<DatedRow>>],
+    members: &[usize],
+) -> Vec<usize> {
+    (0..months.len())
+        .filter(|&m| members.contains(&months[m].target) && results[m].is_none())
+        .collect()
 }
 
 #[cfg(test)]
@@ -136,9 +173,18 @@ mod tests {
 
     #[test]
     fn bounds_are_months_or_days() {
-        assert_eq!(parse_bound("--from", "2026-01", Bound::First).unwrap(), "2026-01-01".parse::<Date>().unwrap());
-        assert_eq!(parse_bound("--to", "2026-02", Bound::Last).unwrap(), "2026-02-28".parse::<Date>().unwrap());
-        assert_eq!(parse_bound("--to", "2026-02-10", Bound::Last).unwrap(), "2026-02-10".parse::<Date>().unwrap());
+        assert_eq!(
+            parse_bound("--from", "2026-01", Bound::First).unwrap(),
+            "2026-01-01".parse::<Date>().unwrap()
+        );
+        assert_eq!(
+            parse_bound("--to", "2026-02", Bound::Last).unwrap(),
+            "2026-02-28".parse::<Date>().unwrap()
+        );
+        assert_eq!(
+            parse_bound("--to", "2026-02-10", Bound::Last).unwrap(),
+            "2026-02-10".parse::<Date>().unwrap()
+        );
         let error = parse_bound("--from", "January", Bound::First).unwrap_err();
         assert_eq!(error.field, "--from");
     }

@@ -31,7 +31,9 @@ impl Progress {
     /// `months`: the calls to make; `spacing`: the least time between two of them.
     pub(super) fn new(months: usize, spacing: Duration) -> Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
-            let style = ProgressStyle::with_template("{bar:30} {pos}/{len} months  {msg}").expect("a valid template").progress_chars("=> ");
+            let style = ProgressStyle::with_template("{bar:30} {pos}/{len} months  {msg}")
+                .expect("a valid template")
+                .progress_chars("=> ");
             ProgressBar::new(months as u64).with_style(style)
         });
         Progress { bar, calls: AtomicUsize::new(0), spacing, announced: Mutex::default() }
@@ -39,7 +41,14 @@ impl Progress {
 
     /// Waiting until `at` for `why`, with `left` months to go (this one included). Returns when to
     /// look again at the latest, for a terminal's countdown.
-    pub(super) fn waiting(&self, month: &str, now: Timestamp, at: Timestamp, why: &str, left: usize) -> Timestamp {
+    pub(super) fn waiting(
+        &self,
+        month: &str,
+        now: Timestamp,
+        at: Timestamp,
+        why: &str,
+        left: usize,
+    ) -> Timestamp {
         let wait = until(now, at);
         match &self.bar {
             Some(bar) => {

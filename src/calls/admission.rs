@@ -143,14 +143,17 @@ impl Ledger {
     /// call is admitted that either view forbids.
     pub fn merge(&mut self, other: &Ledger) {
         // The token's latest call, with its end; the same start seen ended is the later view.
-        let same_call_ended_there = other.last_call_start == self.last_call_start && self.last_call_end.is_none();
+        let same_call_ended_there =
+            other.last_call_start == self.last_call_start && self.last_call_end.is_none();
         if other.last_call_start > self.last_call_start || same_call_ended_there {
             self.last_call_start = other.last_call_start;
             self.last_call_end = other.last_call_end;
             self.open_call_until = other.open_call_until;
         }
         match other.day.cmp(&self.day) {
-            std::cmp::Ordering::Greater => (self.day, self.calls_today) = (other.day, other.calls_today),
+            std::cmp::Ordering::Greater => {
+                (self.day, self.calls_today) = (other.day, other.calls_today)
+            }
             std::cmp::Ordering::Equal => self.calls_today = self.calls_today.max(other.calls_today),
             std::cmp::Ordering::Less => {}
         }
@@ -183,20 +186,31 @@ impl Ledger {
 /// ahead. Every time in the ledger moves back by that step, so that each wait is what its rule
 /// asked, counted from the present, rather than the clock's error on top of it (a day ahead, a
 /// day without a call). A day count of a future day is today's. Returns the step, if any.
-pub fn undo_clock_step(ledger: &mut Ledger, rules: &TokenRules, now: Timestamp) -> Option<SignedDuration> {
+pub fn undo_clock_step(
+    ledger: &mut Ledger,
+    rules: &TokenRules,
+    now: Timestamp,
+) -> Option<SignedDuration> {
     let events = ledger.jobs.values().flat_map(|job| [job.last_start, job.last_end]);
     let latest = events.chain([ledger.last_call_start, ledger.last_call_end]).flatten().max()?;
     let step = latest.duration_since(now);
     if step <= CLOCK_TOLERANCE {
         return None;
     }
-    let back = |at: &mut Option<Timestamp>| *at = at.map(|at| at.checked_sub(step).unwrap_or(Timestamp::MIN));
+    let back = |at: &mut Option<Timestamp>| {
+        *at = at.map(|at| at.checked_sub(step).unwrap_or(Timestamp::MIN))
+    };
     for job in ledger.jobs.values_mut() {
         [&mut job.last_start, &mut job.last_end, &mut job.due].into_iter().for_each(back);
     }
-    [&mut ledger.last_call_start, &mut ledger.last_call_end, &mut ledger.paused_until, &mut ledger.open_call_until]
-        .into_iter()
-        .for_each(back);
+    [
+        &mut ledger.last_call_start,
+        &mut ledger.last_call_end,
+        &mut ledger.paused_until,
+        &mut ledger.open_call_until,
+    ]
+    .into_iter()
+    .for_each(back);
     let today = now.to_zoned(rules.zone.clone()).date();
     if ledger.day > Some(today) {
         ledger.day = Some(today);
@@ -225,7 +239,9 @@ pub fn add_jobs(ledger: &mut Ledger, rules: &TokenRules, now: Timestamp, jitter:
 /// Which job calls next, and when; None only for a token without jobs.
 pub fn next(ledger: &Ledger, rules: &TokenRules, now: Timestamp) -> Option<Decision> {
     // The earliest; of equals, the job that was due first, then the first configured.
-    schedule(ledger, rules, now).into_iter().min_by_key(|decision| (decision.at, due_of(ledger, rules, decision.job)))
+    schedule(ledger, rules, now)
+        .into_iter()
+        .min_by_key(|decision| (decision.at, due_of(ledger, rules, decision.job)))
 }
 
 /// When to look at the ledger again for a call admitted at `at`: then, or soon while a call is
@@ -240,13 +256,21 @@ pub fn look_again_at(ledger: &Ledger, at: Timestamp, now: Timestamp) -> Timestam
 /// When each job may call, if it were the next (one decision per job, in configuration order).
 pub fn schedule(ledger: &Ledger, rules: &TokenRules, now: Timestamp) -> Vec<Decision> {
     let hold = TokenHold::of(ledger, rules, now);
-    (0..rules.jobs.len()).map(|job| hold.decide(ledger, rules, job, due_of(ledger, rules, job).unwrap_or(now))).collect()
+    (0..rules.jobs.len())
+        .map(|job| hold.decide(ledger, rules, job, due_of(ledger, rules, job).unwrap_or(now)))
+        .collect()
 }
 
 /// When a side command (the backfill) may call job `job`: the API's floor, the token's own
 /// constraints and its budget hold as for the exporter, but the job's schedule is the side
 /// command's own (`own_due`: its interval since its last call), not the exporter's.
-pub fn next_side_call(ledger: &Ledger, rules: &TokenRules, job: usize, now: Timestamp, own_due: Option<Timestamp>) -> Decision {
+pub fn next_side_call(
+    ledger: &Ledger,
+    rules: &TokenRules,
+    job: usize,
+    now: Timestamp,
+    own_due: Option<Timestamp>,
+) -> Decision {
     TokenHold::of(ledger, rules, now).decide(ledger, rules, job, own_due.unwrap_or(now))
 }
 
@@ -266,7 +290,8 @@ pub fn exporters_turn(
     let state = ledger.jobs.get(&rules.jobs[job].key)?;
     let last_was_ours = own_last_start.is_some() && state.last_start == own_last_start;
     let exporter_at = TokenHold::of(ledger, rules, at).decide(ledger, rules, job, state.due?).at;
-    (last_was_ours && exporter_at < at + floor && at < exporter_at + floor).then_some(exporter_at + floor)
+    (last_was_ours && exporter_at < at + floor && at < exporter_at + floor)
+        .then_some(exporter_at + floor)
 }
 
 fn due_of(ledger: &Ledger, rules: &TokenRules, job: usize) -> Option<Timestamp> {
@@ -279,7 +304,8 @@ fn due_of(ledger: &Ledger, rules: &TokenRules, job: usize) -> Option<Timestamp> 
 /// None when the budget cannot pay for one call of each job a day.
 pub fn budget_interval(daily_budget: u32, jobs: usize) -> Option<Duration> {
     let jobs = u64::try_from(jobs).ok()?;
-    (daily_budget > 0 && u64::from(daily_budget) >= jobs).then(|| Duration::from_secs(24 * 3600 * jobs / u64::from(daily_budget)))
+    (daily_budget > 0 && u64::from(daily_budget) >= jobs)
+        .then(|| Duration::from_secs(24 * 3600 * jobs / u64::from(daily_budget)))
 }
 
 /// What holds back every job of a token at one instant: the call in flight, the spread, a pause
@@ -326,10 +352,19 @@ impl TokenHold {
     /// Job `job`, due by its schedule at `due`, calls at the latest of that, its API's floor and
     /// what holds the token.
     fn decide(&self, ledger: &Ledger, rules: &TokenRules, job: usize, due: Timestamp) -> Decision {
-        let floor_at = ledger.jobs.get(&rules.jobs[job].key).and_then(|s| s.last_start).map(|start| start + signed(self.floor));
+        let floor_at = ledger
+            .jobs
+            .get(&rules.jobs[job].key)
+            .and_then(|s| s.last_start)
+            .map(|start| start + signed(self.floor));
         let scheduled = latest([Some(due), floor_at, Some(self.token_at)]);
         let at = latest([Some(scheduled), self.budget_at]);
-        Decision { job, at, spacing: self.spacing, held_by_budget: self.budget_at.is_some_and(|b| b > scheduled) }
+        Decision {
+            job,
+            at,
+            spacing: self.spacing,
+            held_by_budget: self.budget_at.is_some_and(|b| b > scheduled),
+        }
     }
 }
 
@@ -347,7 +382,14 @@ pub fn record_start(ledger: &mut Ledger, rules: &TokenRules, job: usize, now: Ti
 
 /// Notes that job `job`'s call ended at `now` with `failure` (None: success), and schedules what
 /// follows. `jitter` in [0, 1) lengthens the wait a little.
-pub fn record_end(ledger: &mut Ledger, rules: &TokenRules, job: usize, now: Timestamp, failure: Option<&Failure>, jitter: f64) {
+pub fn record_end(
+    ledger: &mut Ledger,
+    rules: &TokenRules,
+    job: usize,
+    now: Timestamp,
+    failure: Option<&Failure>,
+    jitter: f64,
+) {
     let state = ledger.jobs.entry(rules.jobs[job].key.clone()).or_default();
     let consequence = failure.map(Failure::consequence);
     let wait = wait_after(rules, job, state.failures_in_a_row, failure, now);
@@ -355,9 +397,12 @@ pub fn record_end(ledger: &mut Ledger, rules: &TokenRules, job: usize, now: Time
 
     state.last_end = Some(now);
     state.last_failure = failure.map(|f| f.reason);
-    state.failures_since_success = if failure.is_some() { state.failures_since_success + 1 } else { 0 };
+    state.failures_since_success =
+        if failure.is_some() { state.failures_since_success + 1 } else { 0 };
     state.failures_in_a_row = match consequence {
-        Some(Consequence::Backoff | Consequence::BackoffAndRestToken) => state.failures_in_a_row + 1,
+        Some(Consequence::Backoff | Consequence::BackoffAndRestToken) => {
+            state.failures_in_a_row + 1
+        }
         _ => 0,
     };
     state.due = Some(now + signed(wait));
@@ -368,37 +413,64 @@ pub fn record_end(ledger: &mut Ledger, rules: &TokenRules, job: usize, now: Time
 /// before any jitter, by the failure's consequence: the interval; the backoff of a transient
 /// failure (`failures_in_a_row` before this one); until midnight in the token's zone for the
 /// quota; and longer whenever the server said when to come back.
-pub fn wait_after(rules: &TokenRules, job: usize, failures_in_a_row: u32, failure: Option<&Failure>, now: Timestamp) -> Duration {
+pub fn wait_after(
+    rules: &TokenRules,
+    job: usize,
+    failures_in_a_row: u32,
+    failure: Option<&Failure>,
+    now: Timestamp,
+) -> Duration {
     let interval = rules.jobs[job].interval;
     let wait = match failure.map(Failure::consequence) {
         None | Some(Consequence::Interval) => interval,
-        Some(Consequence::Backoff | Consequence::BackoffAndRestToken) => backoff(failures_in_a_row, interval, rules.fast_poll),
+        Some(Consequence::Backoff | Consequence::BackoffAndRestToken) => {
+            backoff(failures_in_a_row, interval, rules.fast_poll)
+        }
         Some(Consequence::PauseTokenUntilMidnight) => until(now, next_midnight(now, &rules.zone)),
     };
     // A server that says when to come back is obeyed, whatever the failure.
-    let asked = failure.and_then(|f| f.retry_after).map_or(Duration::ZERO, |d| d.min(MAX_RETRY_AFTER));
+    let asked =
+        failure.and_then(|f| f.retry_after).map_or(Duration::ZERO, |d| d.min(MAX_RETRY_AFTER));
     wait.max(asked)
 }
 
 /// Notes that a side command's call of job `job` ended at `now`: what it means for the token (the
 /// call in flight ends, a quota or a timeout pauses every caller) is recorded as for the exporter;
 /// the job's own schedule and failure counts, which the exporter reports, are left alone.
-pub fn record_side_end(ledger: &mut Ledger, rules: &TokenRules, job: usize, now: Timestamp, failure: Option<&Failure>) {
+pub fn record_side_end(
+    ledger: &mut Ledger,
+    rules: &TokenRules,
+    job: usize,
+    now: Timestamp,
+    failure: Option<&Failure>,
+) {
     end_token_call(ledger, rules, job, now, failure.map(Failure::consequence));
 }
 
-fn end_token_call(ledger: &mut Ledger, rules: &TokenRules, job: usize, now: Timestamp, consequence: Option<Consequence>) {
+fn end_token_call(
+    ledger: &mut Ledger,
+    rules: &TokenRules,
+    job: usize,
+    now: Timestamp,
+    consequence: Option<Consequence>,
+) {
     let started = ledger.jobs.get(&rules.jobs[job].key).and_then(|j| j.last_start).unwrap_or(now);
     ledger.last_call_end = Some(now);
     ledger.open_call_until = None;
     let pause = match consequence {
         // The quota belongs to the token: every job waits for the next day.
-        Some(Consequence::PauseTokenUntilMidnight) => Some((next_midnight(now, &rules.zone), PauseReason::Quota)),
+        Some(Consequence::PauseTokenUntilMidnight) => {
+            Some((next_midnight(now, &rules.zone), PauseReason::Quota))
+        }
         // Wolkvox may still be answering the call we dropped: give it the API's full minute
         // before the token makes another call, so two can never overlap on its side.
         Some(Consequence::BackoffAndRestToken) => {
             let rest = started + signed(API_MAX_CALL);
-            let rest = if rules.fast_poll { rest.min(now + signed(rules.jobs[job].interval)) } else { rest };
+            let rest = if rules.fast_poll {
+                rest.min(now + signed(rules.jobs[job].interval))
+            } else {
+                rest
+            };
             Some((rest, PauseReason::TimeoutRest))
         }
         _ => None,
@@ -412,12 +484,23 @@ fn end_token_call(ledger: &mut Ledger, rules: &TokenRules, job: usize, now: Time
 
 /// The pause that holds the whole token at `now`, if any: until when, and why. A spent daily budget
 /// counts, like a pause Wolkvox imposed; of two, the one that lasts longer.
-pub fn pause(ledger: &Ledger, rules: &TokenRules, now: Timestamp) -> Option<(Timestamp, PauseReason)> {
+pub fn pause(
+    ledger: &Ledger,
+    rules: &TokenRules,
+    now: Timestamp,
+) -> Option<(Timestamp, PauseReason)> {
     // A ledger of an earlier version has no reason: a rest lasts a minute, a quota a day.
-    let imposed = ledger.paused_until.filter(|&until| until > now).map(|until| (until, ledger.pause_reason.unwrap_or(PauseReason::Quota)));
-    let budget_spent = rules.daily_budget.is_some_and(|budget| ledger.calls_on(now, &rules.zone) >= budget);
+    let imposed = ledger
+        .paused_until
+        .filter(|&until| until > now)
+        .map(|until| (until, ledger.pause_reason.unwrap_or(PauseReason::Quota)));
+    let budget_spent =
+        rules.daily_budget.is_some_and(|budget| ledger.calls_on(now, &rules.zone) >= budget);
     let budget = budget_spent.then(|| (next_midnight(now, &rules.zone), PauseReason::Budget));
-    [imposed, budget].into_iter().flatten().max_by_key(|&(until, reason)| (until, reason != PauseReason::Budget))
+    [imposed, budget]
+        .into_iter()
+        .flatten()
+        .max_by_key(|&(until, reason)| (until, reason != PauseReason::Budget))
 }
 
 /// 30 s doubling per failure in a row, up to the interval; with fast polling the first retry may
@@ -430,7 +513,10 @@ fn backoff(failures_in_a_row: u32, interval: Duration, fast: bool) -> Duration {
 /// 00:00:00 of the day after `now`'s in the zone, when the daily quota is assumed to reset.
 pub fn next_midnight(now: Timestamp, zone: &TimeZone) -> Timestamp {
     let zoned = now.to_zoned(zone.clone());
-    zoned.tomorrow().and_then(|day| day.start_of_day()).map_or(Timestamp::MAX, |midnight| midnight.timestamp())
+    zoned
+        .tomorrow()
+        .and_then(|day| day.start_of_day())
+        .map_or(Timestamp::MAX, |midnight| midnight.timestamp())
 }
 
 fn latest<const N: usize>(times: [Option<Timestamp>; N]) -> Timestamp {
@@ -460,7 +546,12 @@ mod tests {
     }
 
     fn rules(jobs: Vec<JobRules>) -> TokenRules {
-        TokenRules { zone: TimeZone::get("America/Bogota").unwrap(), daily_budget: None, fast_poll: false, jobs }
+        TokenRules {
+            zone: TimeZone::get("America/Bogota").unwrap(),
+            daily_budget: None,
+            fast_poll: false,
+            jobs,
+        }
     }
 
     fn failure(reason: Reason, status: Option<u16>) -> Failure {
@@ -468,13 +559,26 @@ mod tests {
     }
 
     /// Records one call of `job` from `start` to `end`.
-    fn call(ledger: &mut Ledger, rules: &TokenRules, job: usize, start: Timestamp, end: Timestamp, failure: Option<&Failure>) {
+    fn call(
+        ledger: &mut Ledger,
+        rules: &TokenRules,
+        job: usize,
+        start: Timestamp,
+        end: Timestamp,
+        failure: Option<&Failure>,
+    ) {
         record_start(ledger, rules, job, start);
         record_end(ledger, rules, job, end, failure, 0.0);
     }
 
     /// Records one call of a side command (the backfill) of `job`, at `at`, over at once.
-    fn side_call(ledger: &mut Ledger, rules: &TokenRules, job: usize, at: Timestamp, failure: Option<&Failure>) {
+    fn side_call(
+        ledger: &mut Ledger,
+        rules: &TokenRules,
+        job: usize,
+        at: Timestamp,
+        failure: Option<&Failure>,
+    ) {
         record_start(ledger, rules, job, at);
         record_side_end(ledger, rules, job, at, failure);
     }
@@ -517,7 +621,14 @@ mod tests {
         let rules = rules(vec![job("a", 5 * MINUTE)]);
         let mut ledger = started(&rules, at(NOON));
         // A transient failure asks for a 30 s retry; the API's floor says 5 minutes after the start.
-        call(&mut ledger, &rules, 0, at(NOON), at("2026-11-15T12:00:01-05:00"), Some(&failure(Reason::Transport, None)));
+        call(
+            &mut ledger,
+            &rules,
+            0,
+            at(NOON),
+            at("2026-11-15T12:00:01-05:00"),
+            Some(&failure(Reason::Transport, None)),
+        );
         assert_eq!(ledger.jobs["a"].due, Some(at("2026-11-15T12:00:31-05:00")));
         assert_eq!(next(&ledger, &rules, at(NOON)).unwrap().at, at("2026-11-15T12:05:00-05:00"));
         // With fast polling allowed (simulators, tests) there is no floor.
@@ -537,13 +648,19 @@ mod tests {
 
     #[test]
     fn a_call_open_in_another_process_holds_the_token_until_its_timeout() {
-        let rules = TokenRules { fast_poll: true, ..rules(vec![JobRules { timeout: 10 * MINUTE, ..job("a", MINUTE) }, job("b", MINUTE)]) };
+        let rules = TokenRules {
+            fast_poll: true,
+            ..rules(vec![JobRules { timeout: 10 * MINUTE, ..job("a", MINUTE) }, job("b", MINUTE)])
+        };
         let mut ledger = started(&rules, at(NOON));
         record_start(&mut ledger, &rules, 0, at(NOON));
         // A backfill's call with a 10-minute timeout may run past the API's minute on our side.
         assert_eq!(next(&ledger, &rules, at(NOON)).unwrap().at, at("2026-11-15T12:10:00-05:00"));
         record_end(&mut ledger, &rules, 0, at("2026-11-15T12:03:00-05:00"), None, 0.0);
-        assert_eq!(next(&ledger, &rules, at("2026-11-15T12:03:00-05:00")).unwrap().at, at("2026-11-15T12:03:00-05:00"));
+        assert_eq!(
+            next(&ledger, &rules, at("2026-11-15T12:03:00-05:00")).unwrap().at,
+            at("2026-11-15T12:03:00-05:00")
+        );
     }
 
     #[test]
@@ -554,17 +671,35 @@ mod tests {
         call(&mut ledger, &rules, 0, at(NOON), at(NOON), None);
         let exporters = ledger.jobs["0042/gamification"].clone();
         // The backfill is held by the API's floor, not by the exporter's hour.
-        assert_eq!(next_side_call(&ledger, &rules, 0, at(NOON), None).at, at("2026-11-15T12:05:00-05:00"));
+        assert_eq!(
+            next_side_call(&ledger, &rules, 0, at(NOON), None).at,
+            at("2026-11-15T12:05:00-05:00")
+        );
         let side = at("2026-11-15T12:05:00-05:00");
         side_call(&mut ledger, &rules, 0, side, None);
-        assert_eq!(ledger.jobs["0042/gamification"].due, exporters.due, "the exporter's schedule is its own");
+        assert_eq!(
+            ledger.jobs["0042/gamification"].due, exporters.due,
+            "the exporter's schedule is its own"
+        );
         assert_eq!(ledger.calls_today, 2, "the budget counts every caller");
         // ...and its own interval after that, when it is longer.
         let own_due = Some(side + SignedDuration::from_mins(20));
-        assert_eq!(next_side_call(&ledger, &rules, 0, side, own_due).at, at("2026-11-15T12:25:00-05:00"));
+        assert_eq!(
+            next_side_call(&ledger, &rules, 0, side, own_due).at,
+            at("2026-11-15T12:25:00-05:00")
+        );
         // A quota error of a side call pauses the exporter too.
-        side_call(&mut ledger, &rules, 0, at("2026-11-15T12:25:00-05:00"), Some(&failure(Reason::Quota, Some(403))));
-        assert_eq!(next(&ledger, &rules, at("2026-11-15T12:25:00-05:00")).unwrap().at, at("2026-11-16T00:00:00-05:00"));
+        side_call(
+            &mut ledger,
+            &rules,
+            0,
+            at("2026-11-15T12:25:00-05:00"),
+            Some(&failure(Reason::Quota, Some(403))),
+        );
+        assert_eq!(
+            next(&ledger, &rules, at("2026-11-15T12:25:00-05:00")).unwrap().at,
+            at("2026-11-16T00:00:00-05:00")
+        );
     }
 
     #[test]
@@ -581,10 +716,17 @@ mod tests {
         let next_floor = at("2026-11-15T12:10:00-05:00");
         let given_up = at("2026-11-15T12:15:00-05:00");
         assert_eq!(exporters_turn(&ledger, &rules, 0, next_floor, Some(floor)), Some(given_up));
-        assert_eq!(exporters_turn(&ledger, &rules, 0, given_up, Some(floor)), None, "the exporter does not call");
+        assert_eq!(
+            exporters_turn(&ledger, &rules, 0, given_up, Some(floor)),
+            None,
+            "the exporter does not call"
+        );
         // Once the exporter has called, the turn is the side call's again.
         call(&mut ledger, &rules, 0, next_floor, next_floor, None);
-        assert_eq!(exporters_turn(&ledger, &rules, 0, at("2026-11-15T12:15:00-05:00"), Some(floor)), None);
+        assert_eq!(
+            exporters_turn(&ledger, &rules, 0, at("2026-11-15T12:15:00-05:00"), Some(floor)),
+            None
+        );
         // An exporter due long after the floor is not delayed by a side call: no turn to wait for.
         let hourly = rules_with_interval(60 * MINUTE);
         let mut ledger = started(&hourly, at(NOON));
@@ -595,7 +737,11 @@ mod tests {
 
     #[test]
     fn one_call_at_a_time_and_a_tokens_apis_spread_over_the_interval() {
-        let rules = rules(["gamification", "chat_licenses", "ivr_minutes"].map(|api| job(api, 5 * MINUTE)).to_vec());
+        let rules = rules(
+            ["gamification", "chat_licenses", "ivr_minutes"]
+                .map(|api| job(api, 5 * MINUTE))
+                .to_vec(),
+        );
         let mut ledger = started(&rules, at(NOON));
         let mut now = at(NOON);
         let mut starts = Vec::new();
@@ -610,12 +756,20 @@ mod tests {
         }
         // Three APIs every 5 minutes: one call every 100 s, not three back to back.
         for pair in starts.windows(2) {
-            assert!(pair[1].1.duration_since(pair[0].1) >= SignedDuration::from_secs(100), "{starts:?}");
+            assert!(
+                pair[1].1.duration_since(pair[0].1) >= SignedDuration::from_secs(100),
+                "{starts:?}"
+            );
         }
         for api in 0..3 {
-            let mine: Vec<Timestamp> = starts.iter().filter(|(j, _)| *j == api).map(|(_, t)| *t).collect();
+            let mine: Vec<Timestamp> =
+                starts.iter().filter(|(j, _)| *j == api).map(|(_, t)| *t).collect();
             assert_eq!(mine.len(), 3, "{starts:?}");
-            assert!(mine.windows(2).all(|w| w[1].duration_since(w[0]) >= SignedDuration::from_secs(300)), "{starts:?}");
+            assert!(
+                mine.windows(2)
+                    .all(|w| w[1].duration_since(w[0]) >= SignedDuration::from_secs(300)),
+                "{starts:?}"
+            );
         }
     }
 
@@ -625,7 +779,13 @@ mod tests {
         let mut ledger = started(&rules, at(NOON));
         let mut now = at(NOON);
         let mut waits = Vec::new();
-        for reason in [Reason::Transport, Reason::Timeout, Reason::RateLimited, Reason::Transport, Reason::Transport] {
+        for reason in [
+            Reason::Transport,
+            Reason::Timeout,
+            Reason::RateLimited,
+            Reason::Transport,
+            Reason::Transport,
+        ] {
             call(&mut ledger, &rules, 0, now, now, Some(&failure(reason, Some(429))));
             let due = ledger.jobs["a"].due.unwrap();
             waits.push(due.duration_since(now).as_secs());
@@ -645,24 +805,40 @@ mod tests {
     #[test]
     fn lasting_failures_wait_the_interval_and_retry_after_is_obeyed_on_any() {
         let rules = rules(vec![job("a", 5 * MINUTE)]);
-        for reason in [Reason::Auth, Reason::Concurrency, Reason::Forbidden, Reason::BadRequest, Reason::Decode, Reason::TooLarge] {
+        for reason in [
+            Reason::Auth,
+            Reason::Concurrency,
+            Reason::Forbidden,
+            Reason::BadRequest,
+            Reason::Decode,
+            Reason::TooLarge,
+        ] {
             let mut ledger = started(&rules, at(NOON));
             call(&mut ledger, &rules, 0, at(NOON), at(NOON), Some(&failure(reason, Some(403))));
             assert_eq!(ledger.jobs["a"].due, Some(at("2026-11-15T12:05:00-05:00")), "{reason}");
             assert_eq!(ledger.paused_until, None, "{reason}");
         }
         let mut ledger = started(&rules, at(NOON));
-        let maintenance = Failure { retry_after: Some(15 * MINUTE), ..failure(Reason::Forbidden, Some(403)) };
+        let maintenance =
+            Failure { retry_after: Some(15 * MINUTE), ..failure(Reason::Forbidden, Some(403)) };
         call(&mut ledger, &rules, 0, at(NOON), at(NOON), Some(&maintenance));
         assert_eq!(next(&ledger, &rules, at(NOON)).unwrap().at, at("2026-11-15T12:15:00-05:00"));
-        let absurd = Failure { retry_after: Some(Duration::from_secs(10 * 86400)), ..failure(Reason::RateLimited, Some(429)) };
+        let absurd = Failure {
+            retry_after: Some(Duration::from_secs(10 * 86400)),
+            ..failure(Reason::RateLimited, Some(429))
+        };
         call(&mut ledger, &rules, 0, at(NOON), at(NOON), Some(&absurd));
-        assert_eq!(ledger.jobs["a"].due, Some(at("2026-11-16T12:00:00-05:00")), "a Retry-After over a day is capped");
+        assert_eq!(
+            ledger.jobs["a"].due,
+            Some(at("2026-11-16T12:00:00-05:00")),
+            "a Retry-After over a day is capped"
+        );
     }
 
     #[test]
     fn a_quota_error_pauses_every_job_of_the_token_until_midnight_in_its_zone() {
-        let rules = rules(vec![job("0001/gamification", 5 * MINUTE), job("0002/gamification", 5 * MINUTE)]);
+        let rules =
+            rules(vec![job("0001/gamification", 5 * MINUTE), job("0002/gamification", 5 * MINUTE)]);
         // 23:30 in Bogota is 04:30 UTC the next day: midnight is Bogota's, 30 minutes away.
         let now = at("2026-11-30T23:30:00-05:00");
         let mut ledger = started(&rules, now);
@@ -675,11 +851,22 @@ mod tests {
 
     #[test]
     fn after_a_timeout_the_token_rests_until_the_api_would_have_given_up() {
-        let rules = TokenRules { fast_poll: true, ..rules(vec![job("a", MINUTE), job("b", MINUTE)]) };
+        let rules =
+            TokenRules { fast_poll: true, ..rules(vec![job("a", MINUTE), job("b", MINUTE)]) };
         let mut ledger = started(&rules, at(NOON));
-        call(&mut ledger, &rules, 0, at(NOON), at("2026-11-15T12:00:10-05:00"), Some(&failure(Reason::Timeout, None)));
+        call(
+            &mut ledger,
+            &rules,
+            0,
+            at(NOON),
+            at("2026-11-15T12:00:10-05:00"),
+            Some(&failure(Reason::Timeout, None)),
+        );
         // Job b is due, but Wolkvox may work on the dropped call until a minute after it began.
-        assert_eq!(next(&ledger, &rules, at("2026-11-15T12:00:10-05:00")).unwrap().at, at("2026-11-15T12:01:00-05:00"));
+        assert_eq!(
+            next(&ledger, &rules, at("2026-11-15T12:00:10-05:00")).unwrap().at,
+            at("2026-11-15T12:01:00-05:00")
+        );
     }
 
     #[test]
@@ -693,10 +880,21 @@ mod tests {
         assert_eq!((first.at, first.spacing), (evening, Duration::from_secs(2 * 3600)));
         call(&mut ledger, &rules, 0, evening, evening, None);
         let second = next(&ledger, &rules, evening).unwrap();
-        assert_eq!(second.at, at("2026-11-15T21:00:00-05:00"), "three hours for each of the two calls left");
+        assert_eq!(
+            second.at,
+            at("2026-11-15T21:00:00-05:00"),
+            "three hours for each of the two calls left"
+        );
         assert!(second.held_by_budget);
         call(&mut ledger, &rules, 0, second.at, second.at, None);
-        call(&mut ledger, &rules, 0, at("2026-11-15T22:00:00-05:00"), at("2026-11-15T22:00:00-05:00"), None);
+        call(
+            &mut ledger,
+            &rules,
+            0,
+            at("2026-11-15T22:00:00-05:00"),
+            at("2026-11-15T22:00:00-05:00"),
+            None,
+        );
         assert_eq!(ledger.calls_on(at("2026-11-15T22:00:00-05:00"), &rules.zone), 3);
         let spent = next(&ledger, &rules, at("2026-11-15T22:00:00-05:00")).unwrap();
         assert_eq!(spent.at, at("2026-11-16T00:00:00-05:00"), "spent: nothing until the next day");
@@ -723,7 +921,10 @@ mod tests {
         let mut ledger = started(&rules, at(NOON));
         call(&mut ledger, &rules, 0, at(NOON), at(NOON), None);
         let an_hour_earlier = at("2026-11-15T11:00:00-05:00");
-        assert_eq!(next(&ledger, &rules, an_hour_earlier).unwrap().at, at("2026-11-15T12:05:00-05:00"));
+        assert_eq!(
+            next(&ledger, &rules, an_hour_earlier).unwrap().at,
+            at("2026-11-15T12:05:00-05:00")
+        );
     }
 
     #[test]
@@ -763,19 +964,39 @@ mod tests {
 
         let mut merged = mine.clone();
         merged.merge(&file);
-        assert_eq!(merged.last_call_start, Some(at("2026-11-15T12:02:00-05:00")), "this process's call stays open");
+        assert_eq!(
+            merged.last_call_start,
+            Some(at("2026-11-15T12:02:00-05:00")),
+            "this process's call stays open"
+        );
         assert_eq!(merged.last_call_end, None);
         assert_eq!(merged.paused_until, file.paused_until, "the other's pause holds");
         assert_eq!(merged.calls_today, 2);
-        assert_eq!(merged.jobs["a"].last_start, Some(at("2026-11-15T12:02:00-05:00")), "a's floor holds");
+        assert_eq!(
+            merged.jobs["a"].last_start,
+            Some(at("2026-11-15T12:02:00-05:00")),
+            "a's floor holds"
+        );
         // Taking the file instead would admit a at once; the merge admits nothing before the pause.
-        assert!(next(&file, &rules, at("2026-11-15T12:02:01-05:00")).unwrap().at >= at("2026-11-16T00:00:00-05:00"));
-        assert!(next(&merged, &rules, at("2026-11-15T12:02:01-05:00")).unwrap().at >= at("2026-11-16T00:00:00-05:00"));
+        assert!(
+            next(&file, &rules, at("2026-11-15T12:02:01-05:00")).unwrap().at
+                >= at("2026-11-16T00:00:00-05:00")
+        );
+        assert!(
+            next(&merged, &rules, at("2026-11-15T12:02:01-05:00")).unwrap().at
+                >= at("2026-11-16T00:00:00-05:00")
+        );
         let unpaused = Ledger { paused_until: None, ..file.clone() };
-        assert_eq!(next(&unpaused, &rules, at("2026-11-15T12:02:01-05:00")).unwrap().at, at("2026-11-15T12:02:30-05:00"));
+        assert_eq!(
+            next(&unpaused, &rules, at("2026-11-15T12:02:01-05:00")).unwrap().at,
+            at("2026-11-15T12:02:30-05:00")
+        );
         let mut merged_unpaused = mine.clone();
         merged_unpaused.merge(&unpaused);
-        assert!(next(&merged_unpaused, &rules, at("2026-11-15T12:02:01-05:00")).unwrap().at >= at("2026-11-15T12:03:00-05:00"));
+        assert!(
+            next(&merged_unpaused, &rules, at("2026-11-15T12:02:01-05:00")).unwrap().at
+                >= at("2026-11-15T12:03:00-05:00")
+        );
 
         // The end of the same call, seen on the other side, ends it here too.
         let mut ended = mine.clone();
@@ -791,14 +1012,28 @@ mod tests {
         let ahead = at("2026-11-16T12:00:00-05:00");
         let mut ledger = started(&rules, ahead);
         // The quota, hit on the wrong clock: paused until its midnight.
-        call(&mut ledger, &rules, 0, ahead, ahead + SignedDuration::from_secs(1), Some(&failure(Reason::Quota, Some(429))));
+        call(
+            &mut ledger,
+            &rules,
+            0,
+            ahead,
+            ahead + SignedDuration::from_secs(1),
+            Some(&failure(Reason::Quota, Some(429))),
+        );
         let now = at(NOON);
         let mut corrected = ledger.clone();
         let step = undo_clock_step(&mut corrected, &rules, now).expect("a step");
         assert_eq!(step, SignedDuration::from_hours(24) + SignedDuration::from_secs(1));
         assert_eq!(corrected.last_call_end, Some(now), "the latest event is now, at the latest");
-        assert_eq!(corrected.paused_until, Some(at("2026-11-16T00:00:00-05:00") - SignedDuration::from_secs(1)));
-        assert_eq!(corrected.calls_on(now, &rules.zone), 1, "the calls of the wrong day are today's");
+        assert_eq!(
+            corrected.paused_until,
+            Some(at("2026-11-16T00:00:00-05:00") - SignedDuration::from_secs(1))
+        );
+        assert_eq!(
+            corrected.calls_on(now, &rules.zone),
+            1,
+            "the calls of the wrong day are today's"
+        );
         // On the wrong clock nothing would be called before the day after tomorrow.
         assert_eq!(next(&ledger, &rules, now).unwrap().at, at("2026-11-17T00:00:00-05:00"));
         assert!(next(&corrected, &rules, now).unwrap().at <= at("2026-11-16T00:00:00-05:00"));
@@ -816,9 +1051,23 @@ mod tests {
         let rules = rules(vec![job("a", 5 * MINUTE)]);
         let mut ledger = started(&rules, at(NOON));
         assert_eq!(pause(&ledger, &rules, at(NOON)), None);
-        call(&mut ledger, &rules, 0, at(NOON), at("2026-11-15T12:00:30-05:00"), Some(&failure(Reason::Timeout, None)));
-        assert_eq!(pause(&ledger, &rules, at(NOON)), Some((at("2026-11-15T12:01:00-05:00"), PauseReason::TimeoutRest)));
-        assert_eq!(pause(&ledger, &rules, at("2026-11-15T12:01:00-05:00")), None, "over at its end");
+        call(
+            &mut ledger,
+            &rules,
+            0,
+            at(NOON),
+            at("2026-11-15T12:00:30-05:00"),
+            Some(&failure(Reason::Timeout, None)),
+        );
+        assert_eq!(
+            pause(&ledger, &rules, at(NOON)),
+            Some((at("2026-11-15T12:01:00-05:00"), PauseReason::TimeoutRest))
+        );
+        assert_eq!(
+            pause(&ledger, &rules, at("2026-11-15T12:01:00-05:00")),
+            None,
+            "over at its end"
+        );
         let midnight = at("2026-11-16T00:00:00-05:00");
         call(
             &mut ledger,
@@ -828,7 +1077,10 @@ mod tests {
             at("2026-11-15T12:06:01-05:00"),
             Some(&failure(Reason::Quota, Some(403))),
         );
-        assert_eq!(pause(&ledger, &rules, at("2026-11-15T12:07:00-05:00")), Some((midnight, PauseReason::Quota)));
+        assert_eq!(
+            pause(&ledger, &rules, at("2026-11-15T12:07:00-05:00")),
+            Some((midnight, PauseReason::Quota))
+        );
         // A timeout after the quota does not shorten the pause nor change its reason.
         call(
             &mut ledger,
@@ -838,15 +1090,31 @@ mod tests {
             at("2026-11-15T13:00:30-05:00"),
             Some(&failure(Reason::Timeout, None)),
         );
-        assert_eq!(pause(&ledger, &rules, at("2026-11-15T13:01:00-05:00")), Some((midnight, PauseReason::Quota)));
+        assert_eq!(
+            pause(&ledger, &rules, at("2026-11-15T13:01:00-05:00")),
+            Some((midnight, PauseReason::Quota))
+        );
         // A spent budget pauses the token until midnight too; a quota says more, and wins a tie.
         let budgeted = TokenRules { daily_budget: Some(2), ..rules.clone() };
-        assert_eq!(pause(&ledger, &budgeted, at("2026-11-15T13:01:00-05:00")), Some((midnight, PauseReason::Quota)));
+        assert_eq!(
+            pause(&ledger, &budgeted, at("2026-11-15T13:01:00-05:00")),
+            Some((midnight, PauseReason::Quota))
+        );
         let mut spent = started(&budgeted, at(NOON));
         call(&mut spent, &budgeted, 0, at(NOON), at(NOON), None);
         assert_eq!(pause(&spent, &budgeted, at(NOON)), None);
-        call(&mut spent, &budgeted, 0, at("2026-11-15T12:05:00-05:00"), at("2026-11-15T12:05:00-05:00"), None);
-        assert_eq!(pause(&spent, &budgeted, at("2026-11-15T12:06:00-05:00")), Some((midnight, PauseReason::Budget)));
+        call(
+            &mut spent,
+            &budgeted,
+            0,
+            at("2026-11-15T12:05:00-05:00"),
+            at("2026-11-15T12:05:00-05:00"),
+            None,
+        );
+        assert_eq!(
+            pause(&spent, &budgeted, at("2026-11-15T12:06:00-05:00")),
+            Some((midnight, PauseReason::Budget))
+        );
         // The ledger keeps the reason, in its file too.
         let text = serde_json::to_string(&ledger).unwrap();
         assert!(text.contains("\"pause_reason\":\"quota\""), "{text}");

@@ -58,7 +58,10 @@ pub(crate) trait Pace {
     fn sleep_until(&mut self, at: Timestamp) -> impl Future<Output = Result<(), Stopped>> + Send;
     /// Runs a call to its end, unless a stop cuts it short: it then stays open in the ledger, as
     /// Wolkvox may still be answering it.
-    fn finish<F: Future + Send>(&mut self, call: F) -> impl Future<Output = Result<F::Output, Stopped>> + Send;
+    fn finish<F: Future + Send>(
+        &mut self,
+        call: F,
+    ) -> impl Future<Output = Result<F::Output, Stopped>> + Send;
 }
 
 /// What a driver's caller shows of its waits.
@@ -206,10 +209,19 @@ impl ExporterDriver {
         F: Future<Output = Result<T, Failure>> + Send,
     {
         let called = self.core.call(|| Ask::Next, pace, observer, call).await.ok()??;
-        let (rules, job, ended, failure) =
-            (self.core.rules.clone(), called.decision.job, called.ended, called.outcome.as_ref().err().cloned());
+        let (rules, job, ended, failure) = (
+            self.core.rules.clone(),
+            called.decision.job,
+            called.ended,
+            called.outcome.as_ref().err().cloned(),
+        );
         let jitter = fastrand::f64();
-        self.core.ledger.record(move |ledger| admission::record_end(ledger, &rules, job, ended, failure.as_ref(), jitter)).await;
+        self.core
+            .ledger
+            .record(move |ledger| {
+                admission::record_end(ledger, &rules, job, ended, failure.as_ref(), jitter)
+            })
+            .await;
         Some(called)
     }
 }
@@ -244,8 +256,17 @@ pub(crate) struct SideDriver {
 }
 
 impl SideDriver {
-    pub(crate) fn new(rules: Arc<TokenRules>, ledger: TokenLedger, storage: Option<Arc<Storage>>) -> SideDriver {
-        SideDriver { core: Core { rules, ledger }, storage, own_due: None, own_starts: HashMap::new() }
+    pub(crate) fn new(
+        rules: Arc<TokenRules>,
+        ledger: TokenLedger,
+        storage: Option<Arc<Storage>>,
+    ) -> SideDriver {
+        SideDriver {
+            core: Core { rules, ledger },
+            storage,
+            own_due: None,
+            own_starts: HashMap::new(),
+        }
     }
 
     pub(crate) fn rules(&self) -> &Arc<TokenRules> {
@@ -268,15 +289,17 @@ impl SideDriver {
     {
         let mut failures_in_a_row = 0;
         loop {
-            let failure = match self.call_once(job, failures_in_a_row, pace, observer, &mut call).await? {
-                Ok(value) => return Ok(SideOutcome::Done(value)),
-                Err(failure) => failure,
-            };
+            let failure =
+                match self.call_once(job, failures_in_a_row, pace, observer, &mut call).await? {
+                    Ok(value) => return Ok(SideOutcome::Done(value)),
+                    Err(failure) => failure,
+                };
             if failure.rejects_token() {
                 return Ok(SideOutcome::TokenRejected(failure));
             }
             failures_in_a_row += 1;
-            let tried_again = failure.is_transient() || failure.consequence() == Consequence::PauseTokenUntilMidnight;
+            let tried_again = failure.is_transient()
+                || failure.consequence() == Consequence::PauseTokenUntilMidnight;
             if !tried_again || failures_in_a_row >= SIDE_ATTEMPTS {
                 return Ok(SideOutcome::Failed(failure));
             }
@@ -298,17 +321,25 @@ impl SideDriver {
     where
         F: Future<Output = Result<T, Failure>> + Send,
     {
-        let (own_due, own_last_start, storage) = (self.own_due, self.own_starts.get(&job).copied(), &self.storage);
+        let (own_due, own_last_start, storage) =
+            (self.own_due, self.own_starts.get(&job).copied(), &self.storage);
         let exporter_running = || storage.as_ref().is_some_and(|s| s.exporter_running());
-        let ask = || Ask::Side { job, own_due, own_last_start, exporter_running: exporter_running() };
+        let ask =
+            || Ask::Side { job, own_due, own_last_start, exporter_running: exporter_running() };
         let Some(called) = self.core.call(ask, pace, observer, call).await? else {
             unreachable!("a side call names its job: admission always answers it")
         };
         self.own_starts.insert(job, called.started);
-        let (rules, ended, failure) = (self.core.rules.clone(), called.ended, called.outcome.as_ref().err().cloned());
+        let (rules, ended, failure) =
+            (self.core.rules.clone(), called.ended, called.outcome.as_ref().err().cloned());
         let wait = admission::wait_after(&rules, job, failures_in_a_row, failure.as_ref(), ended);
         self.own_due = Some(ended + SignedDuration::try_from(wait).unwrap_or(SignedDuration::MAX));
-        self.core.ledger.record(move |ledger| admission::record_side_end(ledger, &rules, job, ended, failure.as_ref())).await;
+        self.core
+            .ledger
+            .record(move |ledger| {
+                admission::record_side_end(ledger, &rules, job, ended, failure.as_ref())
+            })
+            .await;
         Ok(called.outcome)
     }
 }
@@ -325,7 +356,12 @@ enum Ask {
     /// The exporter's next call, whichever job it is.
     Next,
     /// A side command's call of `job`, on its own schedule, taking turns with a running exporter.
-    Side { job: usize, own_due: Option<Timestamp>, own_last_start: Option<Timestamp>, exporter_running: bool },
+    Side {
+        job: usize,
+        own_due: Option<Timestamp>,
+        own_last_start: Option<Timestamp>,
+        exporter_running: bool,
+    },
 }
 
 /// Admission's answer, taken on the ledger in one step with the start of the call it admits.
@@ -352,7 +388,9 @@ impl Core {
     where
         F: Future<Output = Result<T, Failure>> + Send,
     {
-        let Some((decision, started)) = self.admit(ask, pace, observer).await? else { return Ok(None) };
+        let Some((decision, started)) = self.admit(ask, pace, observer).await? else {
+            return Ok(None);
+        };
         let timer = tokio::time::Instant::now();
         let outcome = pace.finish(call(decision.job)).await?;
         Ok(Some(Called { decision, started, ended: pace.now(), took: timer.elapsed(), outcome }))
@@ -376,7 +414,8 @@ impl Core {
             // New jobs of the exporter come within a few random seconds, so that exporters started
             // together spread; a side command's at once.
             let jitter = if matches!(ask, Ask::Next) { fastrand::f64() } else { 0.0 };
-            let decided = self.ledger.update(move |ledger| decide(ledger, &rules, now, ask, jitter)).await;
+            let decided =
+                self.ledger.update(move |ledger| decide(ledger, &rules, now, ask, jitter)).await;
             let (hold, at) = match decided {
                 Ok((step, turn)) => {
                     if let Some(step) = step {
@@ -391,7 +430,10 @@ impl Core {
                     }
                 }
                 // The file may be good: nothing is called until it can be read (logged by storage).
-                Err(Unavailable) => (Hold::Unreadable, now + SignedDuration::try_from(UNREADABLE_RETRY).unwrap_or_default()),
+                Err(Unavailable) => (
+                    Hold::Unreadable,
+                    now + SignedDuration::try_from(UNREADABLE_RETRY).unwrap_or_default(),
+                ),
             };
             let wake = observer.waiting(self.ledger.get(), now, at, hold);
             // Look again sooner while another process's call is open, or while it is a running
@@ -408,7 +450,13 @@ impl Core {
 }
 
 /// Decides on the ledger as it is at `now`, and records the start of a call admitted now.
-fn decide(ledger: &mut Ledger, rules: &TokenRules, now: Timestamp, ask: Ask, jitter: f64) -> (Option<SignedDuration>, Turn) {
+fn decide(
+    ledger: &mut Ledger,
+    rules: &TokenRules,
+    now: Timestamp,
+    ask: Ask,
+    jitter: f64,
+) -> (Option<SignedDuration>, Turn) {
     let step = admission::undo_clock_step(ledger, rules, now);
     admission::add_jobs(ledger, rules, now, jitter);
     let turn = match ask {
@@ -419,7 +467,9 @@ fn decide(ledger: &mut Ledger, rules: &TokenRules, now: Timestamp, ask: Ask, jit
         },
         Ask::Side { job, own_due, own_last_start, exporter_running } => {
             let decision = admission::next_side_call(ledger, rules, job, now, own_due);
-            let turn = exporter_running.then(|| admission::exporters_turn(ledger, rules, job, decision.at.max(now), own_last_start));
+            let turn = exporter_running.then(|| {
+                admission::exporters_turn(ledger, rules, job, decision.at.max(now), own_last_start)
+            });
             match turn.flatten() {
                 Some(until) => Turn::Exporters(until),
                 None if decision.at <= now => Turn::Call(decision),
@@ -445,14 +495,24 @@ mod tests {
 
     /// One job every 5 minutes, with fast polling (no floor), so that the backoff shows.
     fn driver() -> SideDriver {
-        let job = JobRules { key: "0042/gamification".to_owned(), interval: Duration::from_secs(300), timeout: Duration::from_secs(60) };
-        let rules =
-            TokenRules { zone: jiff::tz::TimeZone::get("America/Bogota").unwrap(), daily_budget: None, fast_poll: true, jobs: vec![job] };
+        let job = JobRules {
+            key: "0042/gamification".to_owned(),
+            interval: Duration::from_secs(300),
+            timeout: Duration::from_secs(60),
+        };
+        let rules = TokenRules {
+            zone: jiff::tz::TimeZone::get("America/Bogota").unwrap(),
+            daily_budget: None,
+            fast_poll: true,
+            jobs: vec![job],
+        };
         SideDriver::new(Arc::new(rules), TokenLedger::new(Ledger::default(), "token", None), None)
     }
 
     /// Calls that answer from a script, then succeed.
-    fn scripted(outcomes: Vec<Result<(), Failure>>) -> impl FnMut(usize) -> std::future::Ready<Result<(), Failure>> {
+    fn scripted(
+        outcomes: Vec<Result<(), Failure>>,
+    ) -> impl FnMut(usize) -> std::future::Ready<Result<(), Failure>> {
         let mut outcomes = VecDeque::from(outcomes);
         move |_| std::future::ready(outcomes.pop_front().unwrap_or(Ok(())))
     }
@@ -471,7 +531,8 @@ mod tests {
     #[tokio::test]
     async fn a_side_call_tries_a_transient_failure_again_after_the_tables_backoff() {
         let start: Timestamp = NOON.parse().unwrap();
-        let (mut driver, mut time, mut waits) = (driver(), SimulatedTime::starting_at(start), Waits::default());
+        let (mut driver, mut time, mut waits) =
+            (driver(), SimulatedTime::starting_at(start), Waits::default());
         let unavailable = Failure { status: Some(503), ..Failure::new(Reason::Http, "503") };
         let script = scripted(vec![Err(unavailable.clone()), Err(unavailable)]);
         let outcome = driver.call(0, &mut time, &mut waits, script).await.unwrap();
@@ -483,16 +544,43 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_rejected_token_stops_at_once_a_lasting_failure_is_not_tried_again_and_tries_are_counted() {
+    async fn a_rejected_token_stops_at_once_a_lasting_failure_is_not_tried_again_and_tries_are_counted()
+     {
         let (mut driver, mut time) = (driver(), SimulatedTime::starting_at(NOON.parse().unwrap()));
-        let rejected = Failure { status: Some(403), ..Failure::new(Reason::Auth, "PLEASE VALIDATE TOKEN") };
-        let outcome = driver.call(0, &mut time, &mut Quiet, scripted(vec![Err(rejected)])).await.unwrap();
-        assert!(matches!(outcome, SideOutcome::TokenRejected(ref f) if f.reason == Reason::Auth), "{outcome:?}");
-        let outcome = driver.call(0, &mut time, &mut Quiet, scripted(vec![Err(Failure::new(Reason::Decode, "not JSON"))])).await.unwrap();
-        assert!(matches!(outcome, SideOutcome::Failed(ref f) if f.reason == Reason::Decode), "{outcome:?}");
+        let rejected =
+            Failure { status: Some(403), ..Failure::new(Reason::Auth, "PLEASE VALIDATE TOKEN") };
         let outcome =
-            driver.call(0, &mut time, &mut Quiet, scripted(vec![Err(Failure::new(Reason::Transport, "reset")); 9])).await.unwrap();
-        assert!(matches!(outcome, SideOutcome::Failed(ref f) if f.reason == Reason::Transport), "{outcome:?}");
+            driver.call(0, &mut time, &mut Quiet, scripted(vec![Err(rejected)])).await.unwrap();
+        assert!(
+            matches!(outcome, SideOutcome::TokenRejected(ref f) if f.reason == Reason::Auth),
+            "{outcome:?}"
+        );
+        let outcome = driver
+            .call(
+                0,
+                &mut time,
+                &mut Quiet,
+                scripted(vec![Err(Failure::new(Reason::Decode, "not JSON"))]),
+            )
+            .await
+            .unwrap();
+        assert!(
+            matches!(outcome, SideOutcome::Failed(ref f) if f.reason == Reason::Decode),
+            "{outcome:?}"
+        );
+        let outcome = driver
+            .call(
+                0,
+                &mut time,
+                &mut Quiet,
+                scripted(vec![Err(Failure::new(Reason::Transport, "reset")); 9]),
+            )
+            .await
+            .unwrap();
+        assert!(
+            matches!(outcome, SideOutcome::Failed(ref f) if f.reason == Reason::Transport),
+            "{outcome:?}"
+        );
         assert_eq!(driver.core.ledger.get().calls_today, 2 + SIDE_ATTEMPTS);
     }
 }

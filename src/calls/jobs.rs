@@ -19,7 +19,10 @@ pub(crate) fn job_key(target: &Target, api: &Api) -> String {
 
 /// The billing APIs of a token's targets: each target's APIs, in configuration order.
 pub(crate) fn billing_jobs<T: Borrow<Target>>(targets: &[T]) -> Vec<TokenJob> {
-    let apis = targets.iter().enumerate().flat_map(|(index, target)| target.borrow().apis.iter().map(move |&api| (index, api)));
+    let apis = targets
+        .iter()
+        .enumerate()
+        .flat_map(|(index, target)| target.borrow().apis.iter().map(move |&api| (index, api)));
     apis.collect()
 }
 
@@ -45,7 +48,11 @@ pub(crate) fn token_rules<T: Borrow<Target>>(targets: &[T], jobs: &[TokenJob]) -
             .iter()
             .map(|&(index, api)| {
                 let target = targets[index].borrow();
-                JobRules { key: job_key(target, api), interval: target.poll_interval, timeout: target.timeout }
+                JobRules {
+                    key: job_key(target, api),
+                    interval: target.poll_interval,
+                    timeout: target.timeout,
+                }
             })
             .collect(),
     }

@@ -29,7 +29,10 @@ use crate::wolkvox::{Api, Client, Failure, Report, TokenInfo, catalogue};
 /// Where usage comes from: the Wolkvox client in production, a script in scheduling tests.
 pub trait UsageSource: Send + Sync + 'static {
     fn poll(&self, request: &Request<'_>) -> impl Future<Output = Result<Report, Failure>> + Send;
-    fn token_info(&self, request: &Request<'_>) -> impl Future<Output = Result<TokenInfo, Failure>> + Send;
+    fn token_info(
+        &self,
+        request: &Request<'_>,
+    ) -> impl Future<Output = Result<TokenInfo, Failure>> + Send;
 }
 
 impl UsageSource for Client {
@@ -37,7 +40,10 @@ impl UsageSource for Client {
         self.fetch(request)
     }
 
-    fn token_info(&self, request: &Request<'_>) -> impl Future<Output = Result<TokenInfo, Failure>> + Send {
+    fn token_info(
+        &self,
+        request: &Request<'_>,
+    ) -> impl Future<Output = Result<TokenInfo, Failure>> + Send {
         self.fetch_token_info(request)
     }
 }
@@ -71,7 +77,12 @@ pub struct Job {
 /// the APIs of the token's first target; and the store that holds their states. With a state
 /// directory, each token starts from what it holds: its ledger, and its last good answers served
 /// at once.
-pub fn plan(targets: &[Target], budgets: &[Budget], clock: Clock, storage: Option<Arc<Storage>>) -> (Vec<Lane>, Arc<Store>) {
+pub fn plan(
+    targets: &[Target],
+    budgets: &[Budget],
+    clock: Clock,
+    storage: Option<Arc<Storage>>,
+) -> (Vec<Lane>, Arc<Store>) {
     let mut store = StoreBuilder::default();
     let now = clock.now();
     let lanes = config::group_by_token(targets)
@@ -83,7 +94,8 @@ pub fn plan(targets: &[Target], budgets: &[Budget], clock: Clock, storage: Optio
             // The ledger made to hold exactly the configured jobs, and written so, under the
             // token's lock: a backfill may be using it. One that cannot be read now is read again
             // before every decision, and nothing is called until it can be.
-            let mut ledger = TokenLedger::new(Ledger::default(), &targets[0].token_name, storage.clone());
+            let mut ledger =
+                TokenLedger::new(Ledger::default(), &targets[0].token_name, storage.clone());
             let jitter = fastrand::f64();
             let reconciled = ledger.update_blocking(|ledger| {
                 let step = admission::undo_clock_step(ledger, &rules, now);
@@ -93,13 +105,17 @@ pub fn plan(targets: &[Target], budgets: &[Budget], clock: Clock, storage: Optio
             if let Ok(Some(step)) = reconciled {
                 warn_clock_step(&targets[0].token_name, step);
             }
-            let mut answers = storage.as_ref().map(|s| s.load_answers(&targets[0].token_name)).unwrap_or_default();
+            let mut answers = storage
+                .as_ref()
+                .map(|s| s.load_answers(&targets[0].token_name))
+                .unwrap_or_default();
             answers.retain(|key, _| rules.jobs.iter().any(|job| job.key == *key));
 
             let token = store.token(TokenState {
                 calls_today: ledger.get().calls_on(now, &rules.zone),
                 state_saved: ledger.saved(),
-                pause: admission::pause(ledger.get(), &rules, now).map(|(until, reason)| (unix(until), reason)),
+                pause: admission::pause(ledger.get(), &rules, now)
+                    .map(|(until, reason)| (unix(until), reason)),
                 ..TokenState::new(&targets[0])
             });
             let jobs = planned
@@ -115,7 +131,15 @@ pub fn plan(targets: &[Target], budgets: &[Budget], clock: Clock, storage: Optio
                     Job { id: store.job(state), target, api }
                 })
                 .collect();
-            Lane { token, targets, jobs, rules: Arc::new(rules), ledger, answers: Arc::new(answers), storage: storage.clone() }
+            Lane {
+                token,
+                targets,
+                jobs,
+                rules: Arc::new(rules),
+                ledger,
+                answers: Arc::new(answers),
+                storage: storage.clone(),
+            }
         })
         .collect();
     (lanes, store.build(budgets, clock, storage))
@@ -123,7 +147,12 @@ pub fn plan(targets: &[Target], budgets: &[Budget], clock: Clock, storage: Optio
 
 /// A target as it was before the restart: its last good answer served at once, with its original
 /// success time, and `wolkvox_up` from the last poll's outcome.
-fn restored_state(mut state: TargetState, job: Option<&JobLedger>, answer: Option<&Answer>, now: Timestamp) -> TargetState {
+fn restored_state(
+    mut state: TargetState,
+    job: Option<&JobLedger>,
+    answer: Option<&Answer>,
+    now: Timestamp,
+) -> TargetState {
     if let Some(answer) = answer {
         // Never in the future: a clock stepped back since would make it look fresh for as long.
         let succeeded = unix(answer.succeeded_at.min(now));
@@ -133,7 +162,8 @@ fn restored_state(mut state: TargetState, job: Option<&JobLedger>, answer: Optio
         && let Some(end) = job.last_end
     {
         let failure = job.last_failure.map(|reason| Failure::new(reason, "before the restart"));
-        state.last_poll = Some(LastPoll { finished_unix: unix(end), duration: Duration::ZERO, failure });
+        state.last_poll =
+            Some(LastPoll { finished_unix: unix(end), duration: Duration::ZERO, failure });
         state.consecutive_failures = job.failures_since_success;
     }
     state
@@ -143,12 +173,24 @@ fn restored_state(mut state: TargetState, job: Option<&JobLedger>, answer: Optio
 /// between calls at once, or once the call in flight has ended and been recorded (a call cut short
 /// would cost a call of the quota for nothing). Each outcome goes to the store, and a success to
 /// the answers the state directory keeps.
-pub async fn run_lane<S: UsageSource>(source: Arc<S>, lane: Lane, store: Arc<Store>, clock: Clock, stop: watch::Receiver<bool>) {
+pub async fn run_lane<S: UsageSource>(
+    source: Arc<S>,
+    lane: Lane,
+    store: Arc<Store>,
+    clock: Clock,
+    stop: watch::Receiver<bool>,
+) {
     let Lane { token, mut targets, jobs, rules, ledger, mut answers, storage } = lane;
     let token_name = targets[0].token_name.clone();
     let mut driver = ExporterDriver::new(rules.clone(), ledger);
     let mut pace = RealTime::new(clock.clone(), Stop::Shutdown(stop));
-    let mut observer = Schedule { store: store.clone(), token, jobs: jobs.clone(), rules: rules.clone(), clock: clock.clone() };
+    let mut observer = Schedule {
+        store: store.clone(),
+        token,
+        jobs: jobs.clone(),
+        rules: rules.clone(),
+        clock: clock.clone(),
+    };
     let mut was_stretched = false;
     loop {
         let targets_now = &mut targets;
@@ -173,7 +215,13 @@ pub async fn run_lane<S: UsageSource>(source: Arc<S>, lane: Lane, store: Arc<Sto
 
         let ledger = driver.ledger();
         let calls_today = ledger.get().calls_on(clock.now(), &rules.zone);
-        log_stretch(&token_name, rules.daily_budget, calls_today, decision.spacing, (was_stretched, decision.held_by_budget));
+        log_stretch(
+            &token_name,
+            rules.daily_budget,
+            calls_today,
+            decision.spacing,
+            (was_stretched, decision.held_by_budget),
+        );
         was_stretched = decision.held_by_budget;
         store.update_token(token, |state| {
             state.calls_today = calls_today;
@@ -182,7 +230,12 @@ pub async fn run_lane<S: UsageSource>(source: Arc<S>, lane: Lane, store: Arc<Sto
             state.info = info.or(state.info.take());
             state.state_saved = ledger.saved();
         });
-        let due = ledger.get().jobs.get(&rules.jobs[decision.job].key).and_then(|j| j.due).unwrap_or(started);
+        let due = ledger
+            .get()
+            .jobs
+            .get(&rules.jobs[decision.job].key)
+            .and_then(|j| j.due)
+            .unwrap_or(started);
         log_outcome(&targets[job.target], job.api, &outcome, took, until(clock.now(), due));
         publish_schedule(&store, token, &jobs, ledger.get(), &rules, &clock);
         store.record(job.id, outcome, took, unix(ended));
@@ -200,13 +253,26 @@ struct Schedule {
 }
 
 impl Observer for Schedule {
-    fn waiting(&mut self, ledger: &Ledger, _now: Timestamp, at: Timestamp, hold: Hold) -> Timestamp {
+    fn waiting(
+        &mut self,
+        ledger: &Ledger,
+        _now: Timestamp,
+        at: Timestamp,
+        hold: Hold,
+    ) -> Timestamp {
         match hold {
             Hold::Unreadable => {
                 self.store.update_token(self.token, |state| state.state_saved = Some(false));
                 self.store.publish();
             }
-            Hold::Rules | Hold::ExportersTurn => publish_schedule(&self.store, self.token, &self.jobs, ledger, &self.rules, &self.clock),
+            Hold::Rules | Hold::ExportersTurn => publish_schedule(
+                &self.store,
+                self.token,
+                &self.jobs,
+                ledger,
+                &self.rules,
+                &self.clock,
+            ),
         }
         at
     }
@@ -217,7 +283,11 @@ impl Observer for Schedule {
 }
 
 /// Writes the answers off the async workers (the write ends with an fsync).
-async fn save_answers(storage: &Arc<Storage>, token_name: &str, answers: Arc<BTreeMap<String, Answer>>) {
+async fn save_answers(
+    storage: &Arc<Storage>,
+    token_name: &str,
+    answers: Arc<BTreeMap<String, Answer>>,
+) {
     let (storage, token_name) = (storage.clone(), token_name.to_owned());
     let _ = tokio::task::spawn_blocking(move || storage.save_answers(&token_name, &answers)).await;
 }
@@ -236,7 +306,11 @@ async fn call<S: UsageSource>(
     let request = Request {
         base_url: &target.base_url,
         server: &target.server,
-        call: if is_token_info { Call::TokenInfo } else { Call::Billing { api: api.name, window: &window } },
+        call: if is_token_info {
+            Call::TokenInfo
+        } else {
+            Call::Billing { api: api.name, window: &window }
+        },
         token: &target.token,
         timeout: target.timeout,
         max_response_bytes: target.max_response_bytes,
@@ -251,7 +325,14 @@ async fn call<S: UsageSource>(
 
 /// Tells the store when each job may call next, for the landing page: its own schedule and the
 /// token's (a pause, the budget, the call in flight) together; and the pause that holds the token.
-fn publish_schedule(store: &Store, token: TokenId, jobs: &[Job], ledger: &Ledger, rules: &TokenRules, clock: &Clock) {
+fn publish_schedule(
+    store: &Store,
+    token: TokenId,
+    jobs: &[Job],
+    ledger: &Ledger,
+    rules: &TokenRules,
+    clock: &Clock,
+) {
     let now = clock.now();
     let pause = admission::pause(ledger, rules, now).map(|(until, reason)| (unix(until), reason));
     store.update_token(token, |state| state.pause = pause);
@@ -261,13 +342,30 @@ fn publish_schedule(store: &Store, token: TokenId, jobs: &[Job], ledger: &Ledger
 }
 
 /// Logs when the budget starts or stops holding the schedule back.
-fn log_stretch(name: &str, budget: Option<u32>, calls_today: u32, spacing: Duration, (was_stretched, stretched): (bool, bool)) {
+fn log_stretch(
+    name: &str,
+    budget: Option<u32>,
+    calls_today: u32,
+    spacing: Duration,
+    (was_stretched, stretched): (bool, bool),
+) {
     let budget = budget.unwrap_or(0);
     if stretched && !was_stretched {
         let every = humantime::format_duration(Duration::from_secs(spacing.as_secs())).to_string();
-        tracing::info!(token_name = name, budget, calls_today, every, "the daily call budget stretches the schedule");
+        tracing::info!(
+            token_name = name,
+            budget,
+            calls_today,
+            every,
+            "the daily call budget stretches the schedule"
+        );
     } else if !stretched && was_stretched {
-        tracing::info!(token_name = name, budget, calls_today, "the schedule fits the daily call budget again");
+        tracing::info!(
+            token_name = name,
+            budget,
+            calls_today,
+            "the schedule fits the daily call budget again"
+        );
     }
 }
 
@@ -284,11 +382,19 @@ fn refresh_token(target: &mut Target) {
             target.token = token;
         }
         Ok(_) => {}
-        Err(error) => tracing::warn!(server = %target.server, %error, "cannot read the token file; polling with the previous token"),
+        Err(error) => {
+            tracing::warn!(server = %target.server, %error, "cannot read the token file; polling with the previous token")
+        }
     }
 }
 
-fn log_outcome(target: &Target, api: &Api, outcome: &Result<Arc<Report>, Failure>, took: Duration, wait: Duration) {
+fn log_outcome(
+    target: &Target,
+    api: &Api,
+    outcome: &Result<Arc<Report>, Failure>,
+    took: Duration,
+    wait: Duration,
+) {
     let took_ms = took.as_millis() as u64;
     let next_poll_in = humantime::format_duration(Duration::from_secs(wait.as_secs())).to_string();
     match outcome {

@@ -18,7 +18,8 @@ pub(crate) const UNREADABLE_RETRY: Duration = Duration::from_secs(2);
 
 /// Says that the ledger's times were taken back by a clock step (`admission::undo_clock_step`).
 pub(crate) fn warn_clock_step(token_name: &str, step: jiff::SignedDuration) {
-    let step = humantime::format_duration(Duration::from_secs(step.as_secs().unsigned_abs())).to_string();
+    let step =
+        humantime::format_duration(Duration::from_secs(step.as_secs().unsigned_abs())).to_string();
     tracing::warn!(
         token_name,
         step,
@@ -47,7 +48,12 @@ pub struct Unavailable;
 
 impl TokenLedger {
     pub fn new(ledger: Ledger, token_name: &str, storage: Option<Arc<Storage>>) -> TokenLedger {
-        TokenLedger { held: Held { ledger, ahead_of_file: false }, readable: true, token_name: token_name.to_owned(), storage }
+        TokenLedger {
+            held: Held { ledger, ahead_of_file: false },
+            readable: true,
+            token_name: token_name.to_owned(),
+            storage,
+        }
     }
 
     /// Whether the file holds all that this process did (None without a state directory).
@@ -67,7 +73,10 @@ impl TokenLedger {
     /// Reads the ledger again, lets `change` edit it, and writes it back: a decision and the call
     /// it admits are one step that no other process can come between. Blocks on the lock and the
     /// write's fsync.
-    pub fn update_blocking<R>(&mut self, change: impl FnOnce(&mut Ledger) -> R) -> Result<R, Unavailable> {
+    pub fn update_blocking<R>(
+        &mut self,
+        change: impl FnOnce(&mut Ledger) -> R,
+    ) -> Result<R, Unavailable> {
         let result = match &self.storage {
             None => Ok(change(&mut self.held.ledger)),
             Some(storage) => self.held.update(storage, &self.token_name, change),
@@ -77,7 +86,10 @@ impl TokenLedger {
     }
 
     /// [`Self::update_blocking`] off the async workers.
-    pub async fn update<R: Send + 'static>(&mut self, change: impl FnOnce(&mut Ledger) -> R + Send + 'static) -> Result<R, Unavailable> {
+    pub async fn update<R: Send + 'static>(
+        &mut self,
+        change: impl FnOnce(&mut Ledger) -> R + Send + 'static,
+    ) -> Result<R, Unavailable> {
         let Some(storage) = self.storage.clone() else { return Ok(change(&mut self.held.ledger)) };
         let (token_name, mut held) = (self.token_name.clone(), std::mem::take(&mut self.held));
         let (held, result) = tokio::task::spawn_blocking(move || {
@@ -94,7 +106,10 @@ impl TokenLedger {
     /// Records what happened (a call's end) whatever the directory does: changed on the file as
     /// [`Self::update`] does, or, when it cannot be read, in memory, to be merged into the file
     /// once it can.
-    pub async fn record<R: Send + 'static>(&mut self, change: impl FnOnce(&mut Ledger) -> R + Clone + Send + 'static) -> R {
+    pub async fn record<R: Send + 'static>(
+        &mut self,
+        change: impl FnOnce(&mut Ledger) -> R + Clone + Send + 'static,
+    ) -> R {
         match self.update(change.clone()).await {
             Ok(result) => result,
             Err(Unavailable) => {
@@ -106,7 +121,12 @@ impl TokenLedger {
 }
 
 impl Held {
-    fn update<R>(&mut self, storage: &Storage, token_name: &str, change: impl FnOnce(&mut Ledger) -> R) -> Result<R, Unavailable> {
+    fn update<R>(
+        &mut self,
+        storage: &Storage,
+        token_name: &str,
+        change: impl FnOnce(&mut Ledger) -> R,
+    ) -> Result<R, Unavailable> {
         // The storage counts and logs the failure; the caller only needs to know nothing was done.
         let _lock = storage.lock_token(token_name).map_err(|_| Unavailable)?;
         match storage.load_ledger(token_name).map_err(|_| Unavailable)? {

@@ -35,18 +35,30 @@ pub(crate) struct Polled<'a> {
 }
 
 /// Every entry must name a polled API of a configured server, once, with a quantity of 0 or more.
-pub(crate) fn check(entries: Vec<FileBudget>, targets: &[Polled<'_>]) -> Result<Vec<Budget>, ConfigError> {
+pub(crate) fn check(
+    entries: Vec<FileBudget>,
+    targets: &[Polled<'_>],
+) -> Result<Vec<Budget>, ConfigError> {
     let mut budgets: Vec<Budget> = Vec::with_capacity(entries.len());
     for (i, entry) in entries.into_iter().enumerate() {
         let field = |key: &str| format!("budgets[{i}].{key}");
         let api = catalogue::find(&entry.api).map_err(|why| ConfigError::new(field("api"), why))?;
         let target = match &entry.server {
-            Some(server) => targets
-                .iter()
-                .find(|t| t.server == server.trim())
-                .ok_or_else(|| ConfigError::new(field("server"), format!("{server:?} is not the server of any target")))?,
+            Some(server) => {
+                targets.iter().find(|t| t.server == server.trim()).ok_or_else(|| {
+                    ConfigError::new(
+                        field("server"),
+                        format!("{server:?} is not the server of any target"),
+                    )
+                })?
+            }
             None if targets.len() == 1 => &targets[0],
-            None => return Err(ConfigError::new(field("server"), "required when the file lists several targets")),
+            None => {
+                return Err(ConfigError::new(
+                    field("server"),
+                    "required when the file lists several targets",
+                ));
+            }
         };
         if !target.apis.contains(&api) {
             let polled: Vec<&str> = target.apis.iter().map(|api| api.name).collect();
@@ -60,7 +72,10 @@ pub(crate) fn check(entries: Vec<FileBudget>, targets: &[Polled<'_>]) -> Result<
             ));
         }
         if !(entry.quantity.is_finite() && entry.quantity >= 0.0) {
-            return Err(ConfigError::new(field("quantity"), format!("{} is not a quantity of 0 or more", entry.quantity)));
+            return Err(ConfigError::new(
+                field("quantity"),
+                format!("{} is not a quantity of 0 or more", entry.quantity),
+            ));
         }
         let budget = Budget {
             api,
@@ -69,11 +84,14 @@ pub(crate) fn check(entries: Vec<FileBudget>, targets: &[Polled<'_>]) -> Result<
             description: entry.description,
             quantity: entry.quantity,
         };
-        if let Some(first) = budgets
-            .iter()
-            .position(|b| (b.api, &b.server, &b.operation, &b.description) == (api, &budget.server, &budget.operation, &budget.description))
-        {
-            return Err(ConfigError::new(format!("budgets[{i}]"), format!("duplicate of budgets[{first}]")));
+        if let Some(first) = budgets.iter().position(|b| {
+            (b.api, &b.server, &b.operation, &b.description)
+                == (api, &budget.server, &budget.operation, &budget.description)
+        }) {
+            return Err(ConfigError::new(
+                format!("budgets[{i}]"),
+                format!("duplicate of budgets[{first}]"),
+            ));
         }
         budgets.push(budget);
     }

@@ -27,7 +27,11 @@ mod tests {
 
     #[test]
     fn names_the_field_first() {
-        let error = ConfigError::new("--wolkvox.timeout", "must be longer than zero and at most 10m");
-        assert_eq!(error.to_string(), "invalid configuration: --wolkvox.timeout: must be longer than zero and at most 10m");
+        let error =
+            ConfigError::new("--wolkvox.timeout", "must be longer than zero and at most 10m");
+        assert_eq!(
+            error.to_string(),
+            "invalid configuration: --wolkvox.timeout: must be longer than zero and at most 10m"
+        );
     }
 }

@@ -50,10 +50,13 @@ pub(super) fn targets_from_file(
     flags: &Flags,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(Vec<Target>, Vec<FileBudget>), ConfigError> {
-    let text = crate::storage::read_file::read_regular_text(path, MAX_CONFIG_FILE_BYTES)
-        .map_err(|e| ConfigError::new("--config.file", format!("cannot read {}: {e}", path.display())))?;
-    let file: TargetsFile =
-        serde_norway::from_str(&text).map_err(|e| ConfigError::new(format!("--config.file {}", path.display()), e.to_string()))?;
+    let text =
+        crate::storage::read_file::read_regular_text(path, MAX_CONFIG_FILE_BYTES).map_err(|e| {
+            ConfigError::new("--config.file", format!("cannot read {}: {e}", path.display()))
+        })?;
+    let file: TargetsFile = serde_norway::from_str(&text).map_err(|e| {
+        ConfigError::new(format!("--config.file {}", path.display()), e.to_string())
+    })?;
     if file.targets.is_empty() {
         return Err(ConfigError::new("targets", "lists no target"));
     }
@@ -76,12 +79,21 @@ pub(super) fn targets_from_file(
 }
 
 /// Entry `i`'s token, from `token_file` or `token_env` (exactly one of them), and its source.
-fn token_of(entry: &FileTarget, i: usize, env: &dyn Fn(&str) -> Option<String>) -> Result<(Token, String), ConfigError> {
+fn token_of(
+    entry: &FileTarget,
+    i: usize,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Token, String), ConfigError> {
     let field = |key: &str| format!("targets[{i}].{key}");
     match (&entry.token_file, &entry.token_env) {
-        (Some(_), Some(_)) => Err(ConfigError::new(field("token_file"), "set either token_file or token_env, not both")),
+        (Some(_), Some(_)) => Err(ConfigError::new(
+            field("token_file"),
+            "set either token_file or token_env, not both",
+        )),
         (Some(path), None) => token_source::from_file(&field("token_file"), path),
         (None, Some(name)) => token_source::from_named_env(&field("token_env"), name, env),
-        (None, None) => Err(ConfigError::new(field("token_file"), "no token: set token_file or token_env")),
+        (None, None) => {
+            Err(ConfigError::new(field("token_file"), "no token: set token_file or token_env"))
+        }
     }
 }

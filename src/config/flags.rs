@@ -21,7 +21,10 @@ pub const DEFAULT_STORAGE_PATH: &str = "data/";
     after_help = "The token comes from --wolkvox.token-file, or from the environment variable WOLKVOX_TOKEN \
                   (never from a flag: command lines are visible to every user through ps)."
 )]
-#[allow(missing_docs, reason = "a doc comment would become clap's long about, beside the about above")]
+#[allow(
+    missing_docs,
+    reason = "a doc comment would become clap's long about, beside the about above"
+)]
 pub struct Flags {
     /// Wolkvox server number, e.g. 0042 (required unless --config.file or --demo).
     #[arg(long = "wolkvox.server", env = "WOLKVOX_SERVER", value_name = "NUMBER")]
@@ -30,7 +33,11 @@ pub struct Flags {
     #[arg(long = "wolkvox.token-file", env = "WOLKVOX_TOKEN_FILE", value_name = "PATH")]
     pub token_file: Option<PathBuf>,
     /// Where the API lives; {server} is replaced by the server number.
-    #[arg(long = "wolkvox.base-url", env = "WOLKVOX_BASE_URL", default_value = "https://wv{server}.wolkvox.com")]
+    #[arg(
+        long = "wolkvox.base-url",
+        env = "WOLKVOX_BASE_URL",
+        default_value = "https://wv{server}.wolkvox.com"
+    )]
     pub base_url: String,
     /// How often each target is polled (e.g. 90s, 5m).
     #[arg(long = "wolkvox.poll-interval", env = "WOLKVOX_POLL_INTERVAL", default_value = "5m", value_parser = parse_duration)]
@@ -51,7 +58,12 @@ pub struct Flags {
     #[arg(long = "wolkvox.max-response-bytes", env = "WOLKVOX_MAX_RESPONSE_BYTES", default_value = "32MiB", value_parser = parse_bytes)]
     pub max_response_bytes: u64,
     /// Billing APIs to poll, comma-separated (see the catalogue in docs/metrics.md); each costs one call per poll.
-    #[arg(long = "wolkvox.apis", env = "WOLKVOX_APIS", default_value = "gamification", value_name = "API,...")]
+    #[arg(
+        long = "wolkvox.apis",
+        env = "WOLKVOX_APIS",
+        default_value = "gamification",
+        value_name = "API,..."
+    )]
     pub apis: String,
     /// A name for the token in metrics and logs (default: the token file's name, or the
     /// environment variable's); never the token itself.
@@ -59,7 +71,11 @@ pub struct Flags {
     pub token_name: Option<String>,
     /// Calls the token may spend per day (midnight to midnight in the time zone); the schedule is
     /// stretched to stay within it. Default: no budget.
-    #[arg(long = "wolkvox.daily-call-budget", env = "WOLKVOX_DAILY_CALL_BUDGET", value_name = "CALLS")]
+    #[arg(
+        long = "wolkvox.daily-call-budget",
+        env = "WOLKVOX_DAILY_CALL_BUDGET",
+        value_name = "CALLS"
+    )]
     pub daily_call_budget: Option<u32>,
     /// Also poll information.php?api=token_info with each token (Wolkvox's own count of its calls
     /// today; each poll costs a call).
@@ -82,10 +98,18 @@ pub struct Flags {
     pub max_requests: usize,
     /// Connections open at once, idle ones included; past it new ones wait to be accepted (0: no
     /// limit). Never more than the file descriptors leave room for.
-    #[arg(long = "web.max-connections", env = "WOLKVOX_WEB_MAX_CONNECTIONS", default_value_t = 512)]
+    #[arg(
+        long = "web.max-connections",
+        env = "WOLKVOX_WEB_MAX_CONNECTIONS",
+        default_value_t = 512
+    )]
     pub max_connections: usize,
     /// Path under which the metrics are served.
-    #[arg(long = "web.telemetry-path", env = "WOLKVOX_WEB_TELEMETRY_PATH", default_value = "/metrics")]
+    #[arg(
+        long = "web.telemetry-path",
+        env = "WOLKVOX_WEB_TELEMETRY_PATH",
+        default_value = "/metrics"
+    )]
     pub telemetry_path: String,
     /// Async worker threads. An exporter needs few, and tokio's default of one per CPU of the
     /// node multiplies memory on a large machine.
@@ -144,10 +168,14 @@ pub(crate) struct InvalidSize {
 
 /// `90s`, `5m`, `1h 30m`: for the duration flags and fields.
 pub fn parse_duration(text: &str) -> Result<Duration, InvalidDuration> {
-    humantime::parse_duration(text.trim()).map_err(|source| InvalidDuration { text: text.to_owned(), source })
+    humantime::parse_duration(text.trim())
+        .map_err(|source| InvalidDuration { text: text.to_owned(), source })
 }
 
 /// `32MiB`, `1GB`, a number of bytes: for `--wolkvox.max-response-bytes`.
 pub(crate) fn parse_bytes(text: &str) -> Result<u64, InvalidSize> {
-    text.trim().parse::<bytesize::ByteSize>().map(|size| size.as_u64()).map_err(|reason| InvalidSize { text: text.to_owned(), reason })
+    text.trim()
+        .parse::<bytesize::ByteSize>()
+        .map(|size| size.as_u64())
+        .map_err(|reason| InvalidSize { text: text.to_owned(), reason })
 }

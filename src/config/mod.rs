@@ -70,7 +70,11 @@ impl Config {
     /// What `--config.check` prints: a line for the whole and one per target, never a token.
     pub fn summary(&self) -> String {
         use std::fmt::Write;
-        let mut text = format!("configuration is valid: {} target(s), {} budget(s)\n", self.targets.len(), self.budgets.len());
+        let mut text = format!(
+            "configuration is valid: {} target(s), {} budget(s)\n",
+            self.targets.len(),
+            self.budgets.len()
+        );
         for target in &self.targets {
             let _ = writeln!(
                 text,
@@ -92,7 +96,10 @@ impl Config {
 
     /// Builds the configuration from parsed flags; `env` looks up environment variables (the
     /// token ones), so tests can pass their own.
-    pub fn from_flags(flags: &Flags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    pub fn from_flags(
+        flags: &Flags,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         let listen_address = listen_address(&flags.listen_address)?;
         let telemetry_path = telemetry_path(&flags.telemetry_path)?;
         let (mut targets, file_budgets) = targets(flags, env)?;
@@ -102,18 +109,26 @@ impl Config {
             (None, _) => "--wolkvox.daily-call-budget".to_owned(),
         };
         shared_tokens::check_tokens(&mut targets, &field_of)?;
-        let polled: Vec<Polled<'_>> = targets.iter().map(|t| Polled { server: &t.server, apis: &t.apis }).collect();
+        let polled: Vec<Polled<'_>> =
+            targets.iter().map(|t| Polled { server: &t.server, apis: &t.apis }).collect();
         let budgets = contracts::check(file_budgets, &polled)?;
         // Read once here, where an error names the flag, and handed to the client as read.
         let ca_certificates = match &flags.ca_file {
-            Some(path) => upstream_ca::ca_certificates(path).map_err(|why| ConfigError::new("--wolkvox.ca-file", why))?,
+            Some(path) => upstream_ca::ca_certificates(path)
+                .map_err(|why| ConfigError::new("--wolkvox.ca-file", why))?,
             None => Vec::new(),
         };
         let web = match &flags.web_config_file {
-            Some(path) => WebSettings::load(path).map_err(|why| ConfigError::new(format!("--web.config.file {}", path.display()), why))?,
+            Some(path) => WebSettings::load(path).map_err(|why| {
+                ConfigError::new(format!("--web.config.file {}", path.display()), why)
+            })?,
             None => WebSettings::plain(),
         };
-        let mut warnings: Vec<String> = targets.iter().filter_map(|t| t.token_file.as_deref()).filter_map(readable_by_others).collect();
+        let mut warnings: Vec<String> = targets
+            .iter()
+            .filter_map(|t| t.token_file.as_deref())
+            .filter_map(readable_by_others)
+            .collect();
         let storage_path = storage_path(flags, &mut warnings);
         Ok(Config {
             targets,
@@ -135,10 +150,16 @@ impl Config {
 }
 
 /// The targets of `--demo`, of the config file (with its budgets), or of the flags: one of them.
-fn targets(flags: &Flags, env: &dyn Fn(&str) -> Option<String>) -> Result<(Vec<Target>, Vec<FileBudget>), ConfigError> {
+fn targets(
+    flags: &Flags,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Vec<Target>, Vec<FileBudget>), ConfigError> {
     if flags.demo {
         if flags.config_file.is_some() || flags.server.is_some() {
-            return Err(ConfigError::new("--demo", "polls only the embedded simulator: drop --config.file and --wolkvox.server"));
+            return Err(ConfigError::new(
+                "--demo",
+                "polls only the embedded simulator: drop --config.file and --wolkvox.server",
+            ));
         }
         Ok((vec![target::demo(flags)?], Vec::new()))
     } else if let Some(path) = &flags.config_file {
@@ -175,13 +196,17 @@ fn listen_address(text: &str) -> Result<String, ConfigError> {
     let address = if text.starts_with(':') { format!("0.0.0.0{text}") } else { text.to_owned() };
     match address.to_socket_addrs().map(|mut addrs| addrs.next()) {
         Ok(Some(_)) => Ok(address),
-        _ => Err(ConfigError::new("--web.listen-address", format!("{text:?} is not HOST:PORT or :PORT"))),
+        _ => Err(ConfigError::new(
+            "--web.listen-address",
+            format!("{text:?} is not HOST:PORT or :PORT"),
+        )),
     }
 }
 
 fn telemetry_path(path: &str) -> Result<String, ConfigError> {
     let plain = path.chars().all(|c| c.is_ascii_alphanumeric() || "/-._~".contains(c));
-    let reserved = matches!(path, "/" | "/-/healthy" | "/-/ready" | "/README.md") || path.starts_with("/docs/");
+    let reserved = matches!(path, "/" | "/-/healthy" | "/-/ready" | "/README.md")
+        || path.starts_with("/docs/");
     if !path.starts_with('/') || !plain || reserved {
         return Err(ConfigError::new(
             "--web.telemetry-path",

@@ -31,7 +31,10 @@ pub fn group_by_token(targets: &[Target]) -> Vec<Vec<usize>> {
 }
 
 /// Checks the targets of each token against each other and gives them the token's settings.
-pub(super) fn check_tokens(targets: &mut [Target], field_of: FieldOf<'_>) -> Result<(), ConfigError> {
+pub(super) fn check_tokens(
+    targets: &mut [Target],
+    field_of: FieldOf<'_>,
+) -> Result<(), ConfigError> {
     let lanes = group_by_token(targets);
     for lane in &lanes {
         let shared = Shared::agreed(targets, lane, field_of)?;
@@ -63,15 +66,26 @@ struct Shared<'a> {
 impl<'a> Shared<'a> {
     /// The name given on any target (or the first's default), the budget and `token_info` given on
     /// any; names and budgets that differ are refused, and so are time zones under a budget.
-    fn agreed(targets: &[Target], lane: &'a [usize], field_of: FieldOf<'_>) -> Result<Shared<'a>, ConfigError> {
-        let named = lane.iter().copied().find(|&i| !targets[i].token_name_is_default).unwrap_or(lane[0]);
+    fn agreed(
+        targets: &[Target],
+        lane: &'a [usize],
+        field_of: FieldOf<'_>,
+    ) -> Result<Shared<'a>, ConfigError> {
+        let named =
+            lane.iter().copied().find(|&i| !targets[i].token_name_is_default).unwrap_or(lane[0]);
         let budgeted = lane.iter().copied().find(|&i| targets[i].daily_call_budget.is_some());
-        let (name, budget) = (targets[named].token_name.clone(), budgeted.and_then(|i| targets[i].daily_call_budget));
+        let (name, budget) = (
+            targets[named].token_name.clone(),
+            budgeted.and_then(|i| targets[i].daily_call_budget),
+        );
         for &i in lane {
             if !targets[i].token_name_is_default && targets[i].token_name != name {
                 return Err(ConfigError::new(
                     field_of(i, "token_name"),
-                    format!("{:?} differs from {name:?}, given to the same token: give both the same token_name", targets[i].token_name),
+                    format!(
+                        "{:?} differs from {name:?}, given to the same token: give both the same token_name",
+                        targets[i].token_name
+                    ),
                 ));
             }
             if budget.is_some() && targets[i].timezone_name != targets[lane[0]].timezone_name {
@@ -91,7 +105,8 @@ impl<'a> Shared<'a> {
             }
         }
         let token_info = lane.iter().any(|&i| targets[i].token_info);
-        let calls: usize = lane.iter().map(|&i| targets[i].apis.len()).sum::<usize>() + usize::from(token_info);
+        let calls: usize =
+            lane.iter().map(|&i| targets[i].apis.len()).sum::<usize>() + usize::from(token_info);
         Ok(Shared { lane, name, budget, budgeted, token_info, calls })
     }
 
@@ -110,7 +125,13 @@ impl<'a> Shared<'a> {
     }
 
     /// A budget that polls less often than series go stale would let them vanish between polls.
-    fn check_stale_after(&self, target: &Target, i: usize, budget_period: Duration, field_of: FieldOf<'_>) -> Result<(), ConfigError> {
+    fn check_stale_after(
+        &self,
+        target: &Target,
+        i: usize,
+        budget_period: Duration,
+        field_of: FieldOf<'_>,
+    ) -> Result<(), ConfigError> {
         if budget_period > target.stale_after {
             return Err(ConfigError::new(
                 field_of(self.budgeted.unwrap_or(i), "daily_call_budget"),
@@ -129,10 +150,16 @@ impl<'a> Shared<'a> {
 }
 
 /// Two tokens may not share a name: their series would merge.
-fn one_token_per_name(targets: &[Target], lanes: &[Vec<usize>], field_of: FieldOf<'_>) -> Result<(), ConfigError> {
+fn one_token_per_name(
+    targets: &[Target],
+    lanes: &[Vec<usize>],
+    field_of: FieldOf<'_>,
+) -> Result<(), ConfigError> {
     for lane in lanes {
         let name = &targets[lane[0]].token_name;
-        if let Some(other) = lanes.iter().find(|other| other[0] != lane[0] && targets[other[0]].token_name == *name) {
+        if let Some(other) =
+            lanes.iter().find(|other| other[0] != lane[0] && targets[other[0]].token_name == *name)
+        {
             return Err(ConfigError::new(
                 field_of(other[0].max(lane[0]), "token_name"),
                 format!("{name:?} already names another token: give each token its own token_name"),

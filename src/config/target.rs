@@ -78,13 +78,24 @@ impl Origin {
 }
 
 /// The one target of the flags (no config file): `--wolkvox.server` and its token.
-pub(super) fn from_flags(flags: &Flags, env: &dyn Fn(&str) -> Option<String>) -> Result<Target, ConfigError> {
+pub(super) fn from_flags(
+    flags: &Flags,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Target, ConfigError> {
     let server = flags.server.clone().ok_or_else(|| {
-        ConfigError::new("--wolkvox.server", "required (or use --config.file, or --demo to try the exporter without an account)")
+        ConfigError::new(
+            "--wolkvox.server",
+            "required (or use --config.file, or --demo to try the exporter without an account)",
+        )
     })?;
     let server = check_server("--wolkvox.server", &server)?;
     let (token, token_source) = match (&flags.token_file, env("WOLKVOX_TOKEN")) {
-        (Some(_), Some(_)) => return Err(ConfigError::new("--wolkvox.token-file", "set either the token file or WOLKVOX_TOKEN, not both")),
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                "--wolkvox.token-file",
+                "set either the token file or WOLKVOX_TOKEN, not both",
+            ));
+        }
         (Some(path), None) => token_source::from_file("--wolkvox.token-file", path)?,
         (None, Some(value)) => token_source::from_env("WOLKVOX_TOKEN", "WOLKVOX_TOKEN", &value)?,
         (None, None) => {
@@ -100,9 +111,17 @@ pub(super) fn from_flags(flags: &Flags, env: &dyn Fn(&str) -> Option<String>) ->
 
 /// The target of `--demo`: the embedded simulator, polled every [`DEMO_POLL_INTERVAL`].
 pub(super) fn demo(flags: &Flags) -> Result<Target, ConfigError> {
-    let demo_flags = Flags { poll_interval: DEMO_POLL_INTERVAL, allow_fast_poll: true, ..flags.clone() };
+    let demo_flags =
+        Flags { poll_interval: DEMO_POLL_INTERVAL, allow_fast_poll: true, ..flags.clone() };
     let token = Token::new(DEMO_TOKEN).expect("the demo token is valid");
-    build(&demo_flags, &FileTarget::default(), Origin::Flags, DEMO_SERVER.to_owned(), token, "demo".to_owned())
+    build(
+        &demo_flags,
+        &FileTarget::default(),
+        Origin::Flags,
+        DEMO_SERVER.to_owned(),
+        token,
+        "demo".to_owned(),
+    )
 }
 
 /// A target of `server` and `token`: each setting `entry`'s, or else the flag's, checked in turn.
@@ -117,20 +136,31 @@ pub(super) fn build(
     let poll_interval = poll_interval(flags, entry, origin)?;
     let timeout = duration(origin, "timeout", "--wolkvox.timeout", &entry.timeout, flags.timeout)?;
     if timeout.is_zero() || timeout > MAX_TIMEOUT {
-        return Err(ConfigError::new(origin.name("timeout", "--wolkvox.timeout"), "must be longer than zero and at most 10m"));
+        return Err(ConfigError::new(
+            origin.name("timeout", "--wolkvox.timeout"),
+            "must be longer than zero and at most 10m",
+        ));
     }
     check_stale_after(flags, entry, origin, poll_interval)?;
     let timezone_name = entry.timezone.clone().unwrap_or_else(|| flags.timezone.clone());
     let timezone = TimeZone::get(&timezone_name).map_err(|_| {
-        ConfigError::new(origin.name("timezone", "--wolkvox.timezone"), format!("unknown IANA time zone {timezone_name:?}"))
+        ConfigError::new(
+            origin.name("timezone", "--wolkvox.timezone"),
+            format!("unknown IANA time zone {timezone_name:?}"),
+        )
     })?;
     let base_url = base_url(flags, entry, origin, &server)?;
     if flags.max_response_bytes == 0 || flags.max_response_bytes > MAX_RESPONSE_BYTES {
-        return Err(ConfigError::new("--wolkvox.max-response-bytes", "must be larger than zero and at most 1GiB"));
+        return Err(ConfigError::new(
+            "--wolkvox.max-response-bytes",
+            "must be larger than zero and at most 1GiB",
+        ));
     }
     let apis = match &entry.apis {
         Some(names) => apis(&origin.name("apis", "--wolkvox.apis"), names)?,
-        None => apis("--wolkvox.apis", &flags.apis.split(',').map(str::to_owned).collect::<Vec<_>>())?,
+        None => {
+            apis("--wolkvox.apis", &flags.apis.split(',').map(str::to_owned).collect::<Vec<_>>())?
+        }
     };
     let given = entry.token_name.as_ref().or(flags.token_name.as_ref());
     let token_name = token_name(origin, given, &token, &token_source)?;
@@ -156,7 +186,13 @@ pub(super) fn build(
 }
 
 /// A duration setting: the entry's text, parsed, or else the flag's value.
-fn duration(origin: Origin, key: &str, flag: &str, value: &Option<String>, default: Duration) -> Result<Duration, ConfigError> {
+fn duration(
+    origin: Origin,
+    key: &str,
+    flag: &str,
+    value: &Option<String>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
     match value {
         None => Ok(default),
         Some(text) => parse_duration(text).map_err(|e| ConfigError::new(origin.name(key, flag), e)),
@@ -164,8 +200,18 @@ fn duration(origin: Origin, key: &str, flag: &str, value: &Option<String>, defau
 }
 
 /// Within bounds, and no faster than the API's floor unless fast polling is allowed.
-fn poll_interval(flags: &Flags, entry: &FileTarget, origin: Origin) -> Result<Duration, ConfigError> {
-    let poll_interval = duration(origin, "poll_interval", "--wolkvox.poll-interval", &entry.poll_interval, flags.poll_interval)?;
+fn poll_interval(
+    flags: &Flags,
+    entry: &FileTarget,
+    origin: Origin,
+) -> Result<Duration, ConfigError> {
+    let poll_interval = duration(
+        origin,
+        "poll_interval",
+        "--wolkvox.poll-interval",
+        &entry.poll_interval,
+        flags.poll_interval,
+    )?;
     let field = origin.name("poll_interval", "--wolkvox.poll-interval");
     if poll_interval < MIN_FAST_POLL_INTERVAL || poll_interval > MAX_POLL_INTERVAL {
         return Err(ConfigError::new(field, "must be between 100ms and 24h"));
@@ -185,7 +231,12 @@ fn poll_interval(flags: &Flags, entry: &FileTarget, origin: Origin) -> Result<Du
 }
 
 /// Series must outlive the time between two polls, or they would vanish between them.
-fn check_stale_after(flags: &Flags, entry: &FileTarget, origin: Origin, poll_interval: Duration) -> Result<(), ConfigError> {
+fn check_stale_after(
+    flags: &Flags,
+    entry: &FileTarget,
+    origin: Origin,
+    poll_interval: Duration,
+) -> Result<(), ConfigError> {
     if flags.stale_after > MAX_STALE_AFTER {
         return Err(ConfigError::new("--wolkvox.stale-after", "must be at most 31d"));
     }
@@ -209,23 +260,47 @@ fn check_stale_after(flags: &Flags, entry: &FileTarget, origin: Origin, poll_int
 }
 
 /// The base URL with the server number in it: http(s) only.
-fn base_url(flags: &Flags, entry: &FileTarget, origin: Origin, server: &str) -> Result<String, ConfigError> {
+fn base_url(
+    flags: &Flags,
+    entry: &FileTarget,
+    origin: Origin,
+    server: &str,
+) -> Result<String, ConfigError> {
     let base_url = entry.base_url.as_deref().unwrap_or(&flags.base_url).replace("{server}", server);
-    if !(base_url.starts_with("https://") || base_url.starts_with("http://")) || base_url.parse::<reqwest::Url>().is_err() {
-        return Err(ConfigError::new(origin.name("base_url", "--wolkvox.base-url"), format!("{base_url:?} is not an http(s) URL")));
+    if !(base_url.starts_with("https://") || base_url.starts_with("http://"))
+        || base_url.parse::<reqwest::Url>().is_err()
+    {
+        return Err(ConfigError::new(
+            origin.name("base_url", "--wolkvox.base-url"),
+            format!("{base_url:?} is not an http(s) URL"),
+        ));
     }
     Ok(base_url)
 }
 
 /// The name given (trimmed), or one made from the token's source; a label value, never the token.
-fn token_name(origin: Origin, given: Option<&String>, token: &Token, token_source: &str) -> Result<String, ConfigError> {
+fn token_name(
+    origin: Origin,
+    given: Option<&String>,
+    token: &Token,
+    token_source: &str,
+) -> Result<String, ConfigError> {
     let field = origin.name("token_name", "--wolkvox.token-name");
-    let token_name = given.map_or_else(|| default_token_name(token_source), |name| name.trim().to_owned());
-    if token_name.is_empty() || !token_name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-        return Err(ConfigError::new(field, "must be letters, digits, - _ . (it is a metric label)"));
+    let token_name =
+        given.map_or_else(|| default_token_name(token_source), |name| name.trim().to_owned());
+    if token_name.is_empty()
+        || !token_name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(ConfigError::new(
+            field,
+            "must be letters, digits, - _ . (it is a metric label)",
+        ));
     }
     if token_name == token.expose() {
-        return Err(ConfigError::new(field, "is the token itself: choose a name that is not a secret"));
+        return Err(ConfigError::new(
+            field,
+            "is the token itself: choose a name that is not a secret",
+        ));
     }
     Ok(token_name)
 }
@@ -235,7 +310,9 @@ fn token_name(origin: Origin, given: Option<&String>, token: &Token, token_sourc
 fn default_token_name(token_source: &str) -> String {
     let name = token_source.split_once(' ').map_or(token_source, |(_, rest)| rest);
     let name = Path::new(name).file_name().map_or(name.into(), |file| file.to_string_lossy());
-    name.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect()
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .collect()
 }
 
 /// Billing API names, checked against the catalogue: none unknown, none twice, at least one.
@@ -249,7 +326,10 @@ fn apis(field: &str, names: &[String]) -> Result<Vec<&'static Api>, ConfigError>
         apis.push(api);
     }
     if apis.is_empty() {
-        return Err(ConfigError::new(field, format!("lists no API; the billing APIs are: {}", catalogue::names())));
+        return Err(ConfigError::new(
+            field,
+            format!("lists no API; the billing APIs are: {}", catalogue::names()),
+        ));
     }
     Ok(apis)
 }
@@ -258,7 +338,10 @@ fn apis(field: &str, names: &[String]) -> Result<Vec<&'static Api>, ConfigError>
 pub(super) fn check_server(field: &str, server: &str) -> Result<String, ConfigError> {
     let server = server.trim();
     if server.is_empty() || !server.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return Err(ConfigError::new(field, format!("{server:?} is not a server number such as 0042")));
+        return Err(ConfigError::new(
+            field,
+            format!("{server:?} is not a server number such as 0042"),
+        ));
     }
     Ok(server.to_owned())
 }

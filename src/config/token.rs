@@ -32,19 +32,31 @@ impl Token {
     pub fn redact(&self, text: &str) -> String {
         let token = self.0.as_bytes();
         let shortest = SHORTEST_PIECE.min(token.len());
-        let encoded = [&base64::engine::general_purpose::STANDARD, &base64::engine::general_purpose::URL_SAFE]
-            .map(|engine| base64::Engine::encode(engine, token));
+        let encoded = [
+            &base64::engine::general_purpose::STANDARD,
+            &base64::engine::general_purpose::URL_SAFE,
+        ]
+        .map(|engine| base64::Engine::encode(engine, token));
         let bytes = text.as_bytes();
         let mut secret = vec![false; bytes.len()];
         for start in 0..bytes.len() {
             // The longest piece of the token, in any case, that starts here.
             let piece = (0..token.len())
-                .map(|from| bytes[start..].iter().zip(&token[from..]).take_while(|(a, b)| a.eq_ignore_ascii_case(b)).count())
+                .map(|from| {
+                    bytes[start..]
+                        .iter()
+                        .zip(&token[from..])
+                        .take_while(|(a, b)| a.eq_ignore_ascii_case(b))
+                        .count()
+                })
                 .max()
                 .unwrap_or(0);
             let piece = if piece >= shortest { piece } else { 0 };
             // Base64 keeps its case: matched as it is, padding or not.
-            let base64 = encoded.iter().map(|e| e.trim_end_matches('=')).find(|e| bytes[start..].starts_with(e.as_bytes()));
+            let base64 = encoded
+                .iter()
+                .map(|e| e.trim_end_matches('='))
+                .find(|e| bytes[start..].starts_with(e.as_bytes()));
             let len = piece.max(base64.map_or(0, str::len));
             secret[start..start + len].iter_mut().for_each(|s| *s = true);
         }
@@ -71,7 +83,9 @@ const SHORTEST_PIECE: usize = 8;
 pub enum InvalidToken {
     #[error("the token is empty")]
     Empty,
-    #[error("the token holds spaces, control or non-ASCII characters, which an HTTP header cannot carry")]
+    #[error(
+        "the token holds spaces, control or non-ASCII characters, which an HTTP header cannot carry"
+    )]
     NotHeaderSafe,
 }
 
@@ -97,7 +111,10 @@ mod tests {
         let redact = |text: &str| token.redact(text);
         assert_eq!(redact("TOKEN SECRET-ABC-123456 IS INVALID"), "TOKEN <redacted> IS INVALID");
         assert_eq!(redact("token secret-abc-1... is invalid"), "token <redacted>... is invalid");
-        assert_eq!(redact("header c2VjcmV0LWFiYy0xMjM0NTY= rejected"), "header <redacted>= rejected");
+        assert_eq!(
+            redact("header c2VjcmV0LWFiYy0xMjM0NTY= rejected"),
+            "header <redacted>= rejected"
+        );
         assert_eq!(redact("ñandú secret-abc-123456ñ"), "ñandú <redacted>ñ");
         // Short runs of its characters are words, not the token.
         assert_eq!(redact("the secret is abc-123"), "the secret is abc-123");

@@ -47,17 +47,34 @@ pub(super) fn from_file(field: &str, path: &Path) -> Result<(Token, String), Con
 }
 
 /// The token held by the environment variable `name` (its value `value`), and its source ("env NAME").
-pub(super) fn from_env(field: &str, name: &str, value: &str) -> Result<(Token, String), ConfigError> {
-    let token = Token::new(value).map_err(|why| ConfigError::new(field, format!("{name}: {why}")))?;
+pub(super) fn from_env(
+    field: &str,
+    name: &str,
+    value: &str,
+) -> Result<(Token, String), ConfigError> {
+    let token =
+        Token::new(value).map_err(|why| ConfigError::new(field, format!("{name}: {why}")))?;
     Ok((token, format!("env {name}")))
 }
 
 /// The token of the variable a config file names (`token_env`), looked up through `env`.
-pub(super) fn from_named_env(field: &str, name: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<(Token, String), ConfigError> {
+pub(super) fn from_named_env(
+    field: &str,
+    name: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Token, String), ConfigError> {
     // A pasted token instead of a variable name must not end up quoted in the error.
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || name.starts_with(|c: char| c.is_ascii_digit()) {
-        return Err(ConfigError::new(field, "must be the name of an environment variable (letters, digits, _)"));
+    if name.is_empty()
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        || name.starts_with(|c: char| c.is_ascii_digit())
+    {
+        return Err(ConfigError::new(
+            field,
+            "must be the name of an environment variable (letters, digits, _)",
+        ));
     }
-    let value = env(name).ok_or_else(|| ConfigError::new(field, format!("the environment variable {name} is not set")))?;
+    let value = env(name).ok_or_else(|| {
+        ConfigError::new(field, format!("the environment variable {name} is not set"))
+    })?;
     from_env(field, name, &value)
 }

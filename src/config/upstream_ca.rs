@@ -20,8 +20,8 @@ const MAX_CA_FILE_BYTES: u64 = 16 << 20;
 pub(crate) fn ca_certificates(path: &Path) -> Result<Vec<reqwest::Certificate>, CaFileError> {
     let pem = crate::storage::read_file::read_regular_file(path, MAX_CA_FILE_BYTES)
         .map_err(|source| CaFileError::Read { path: path.to_owned(), source })?;
-    let certificates =
-        reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| CaFileError::NotPem { path: path.to_owned(), source })?;
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|source| CaFileError::NotPem { path: path.to_owned(), source })?;
     if certificates.is_empty() {
         return Err(CaFileError::Empty { path: path.to_owned() });
     }

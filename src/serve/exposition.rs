@@ -38,7 +38,13 @@ impl Exposition {
 
     /// Writes a family's HELP and TYPE lines and whatever samples `fill` adds; a family that gets
     /// no sample is left out entirely, as the prometheus crate's encoder does.
-    pub(crate) fn family(&mut self, name: &str, help: &str, kind: Kind, fill: impl FnOnce(&mut Samples<'_>)) {
+    pub(crate) fn family(
+        &mut self,
+        name: &str,
+        help: &str,
+        kind: Kind,
+        fill: impl FnOnce(&mut Samples<'_>),
+    ) {
         let start = self.out.len();
         self.out.push_str("# HELP ");
         self.out.push_str(name);
@@ -112,7 +118,10 @@ pub(crate) fn push_value(out: &mut String, value: f64) {
         out.push_str("NaN");
     } else if value.is_infinite() {
         out.push_str(if value > 0.0 { "+Inf" } else { "-Inf" });
-    } else if value.fract() == 0.0 && value.abs() < 1e15 && !(value == 0.0 && value.is_sign_negative()) {
+    } else if value.fract() == 0.0
+        && value.abs() < 1e15
+        && !(value == 0.0 && value.is_sign_negative())
+    {
         // Counts are whole numbers: integer formatting is several times faster than a float's.
         write!(out, "{}", value as i64).expect("writing to a String cannot fail");
     } else {
@@ -147,7 +156,17 @@ mod tests {
     #[test]
     fn special_values_use_the_formats_spelling() {
         let text = render(|samples| {
-            for value in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.25, -0.0, 0.0, -7.0, 1e15, 123456789012345.0] {
+            for value in [
+                f64::NAN,
+                f64::INFINITY,
+                f64::NEG_INFINITY,
+                -0.25,
+                -0.0,
+                0.0,
+                -7.0,
+                1e15,
+                123456789012345.0,
+            ] {
                 samples.add(&[], value);
             }
         });

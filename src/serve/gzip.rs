@@ -52,7 +52,10 @@ impl GzipPrefix {
 
     /// The rest of the stream: `tail` compressed as the final blocks, then the trailer.
     pub fn finish(&self, tail: &[u8]) -> Bytes {
-        let mut encoder = DeflateEncoder::new(BytesMut::with_capacity(tail.len() / 2 + 16).writer(), Compression::fast());
+        let mut encoder = DeflateEncoder::new(
+            BytesMut::with_capacity(tail.len() / 2 + 16).writer(),
+            Compression::fast(),
+        );
         encoder.write_all(tail).expect("writing to memory cannot fail");
         let mut out = encoder.finish().expect("writing to memory cannot fail").into_inner();
         let mut crc = self.crc.clone();

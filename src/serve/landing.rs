@@ -60,16 +60,28 @@ fn target_row(html: &mut String, target: &TargetState, token: Option<&TokenState
             let series = target.last_success.as_ref().map_or(0, |s| s.report.series.len());
             format!("<span class=\"ok\">ok</span> ({series} series)")
         }
-        Some(_) => format!("<span class=\"failing\">failing</span> ({} in a row)", target.consecutive_failures),
+        Some(_) => format!(
+            "<span class=\"failing\">failing</span> ({} in a row)",
+            target.consecutive_failures
+        ),
     };
-    let last_success = target.last_success.as_ref().map_or("never".to_owned(), |s| format!("{} ({} ago)", utc(s.unix), age(now - s.unix)));
+    let last_success = target
+        .last_success
+        .as_ref()
+        .map_or("never".to_owned(), |s| format!("{} ({} ago)", utc(s.unix), age(now - s.unix)));
     let next_poll = match target.next_poll_unix {
         Some(at) if at > now => format!("{} (in {})", utc(at), age(at - now)),
         Some(_) => "now".to_owned(),
         None => "not planned".to_owned(),
     };
     let last_failure = target.last_failure.as_ref().map_or("none".to_owned(), |(at, failure)| {
-        format!("{} ({} ago): <b>{}</b> {}", utc(*at), age(now - at), failure.reason, escape(&failure.detail))
+        format!(
+            "{} ({} ago): <b>{}</b> {}",
+            utc(*at),
+            age(now - at),
+            failure.reason,
+            escape(&failure.detail)
+        )
     });
     let calls = token.map_or(String::new(), |t| match t.daily_call_budget {
         Some(budget) => format!("{} of {budget}", t.calls_today),
@@ -85,7 +97,8 @@ fn target_row(html: &mut String, target: &TargetState, token: Option<&TokenState
 }
 
 fn utc(unix: f64) -> String {
-    jiff::Timestamp::from_second(unix as i64).map_or_else(|_| "?".to_owned(), |t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
+    jiff::Timestamp::from_second(unix as i64)
+        .map_or_else(|_| "?".to_owned(), |t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
 }
 
 /// Whole seconds, as "3m 12s".
@@ -108,7 +121,8 @@ mod tests {
     fn a_target_shows_its_last_success_next_poll_failure_and_budget() {
         let mut target = TargetState::after_one_success(Report::default(), Clock::system().unix());
         let success = target.last_success.as_ref().unwrap().unix;
-        target.last_failure = Some((success - 600.0, Failure::new(Reason::Http, "HTTP 502 <Bad Gateway>")));
+        target.last_failure =
+            Some((success - 600.0, Failure::new(Reason::Http, "HTTP 502 <Bad Gateway>")));
         target.next_poll_unix = Some(success + 300.0);
         let token = TokenState {
             name: "WOLKVOX_TOKEN".to_owned(),

@@ -27,10 +27,14 @@ pub fn render(
     storage_failures: Option<StorageFailures>,
 ) -> String {
     let view = View::new(targets, tokens, budgets, unix, storage_failures);
-    let mut text = Exposition::with_capacity(8192 + view.fresh.iter().map(|(t, report)| usage_bytes(t, report)).sum::<usize>());
+    let mut text = Exposition::with_capacity(
+        8192 + view.fresh.iter().map(|(t, report)| usage_bytes(t, report)).sum::<usize>(),
+    );
     usage_families(&mut text, &view);
     for family in FAMILIES {
-        text.family(family.name, family.help, family.kind, |samples| family.samples.write(&view, samples));
+        text.family(family.name, family.help, family.kind, |samples| {
+            family.samples.write(&view, samples)
+        });
     }
     text.finish()
 }
@@ -59,8 +63,12 @@ impl<'a> View<'a> {
         unix: f64,
         storage_failures: Option<StorageFailures>,
     ) -> View<'a> {
-        let fresh: Vec<(&TargetState, &Report)> = targets.iter().filter_map(|t| Some((t, t.fresh_report(unix)?))).collect();
-        let newest = fresh.iter().map(|(_, report)| report.series.iter().filter_map(|s| s.latest_at).max()).collect();
+        let fresh: Vec<(&TargetState, &Report)> =
+            targets.iter().filter_map(|t| Some((t, t.fresh_report(unix)?))).collect();
+        let newest = fresh
+            .iter()
+            .map(|(_, report)| report.series.iter().filter_map(|s| s.latest_at).max())
+            .collect();
         View { targets, tokens, budgets, unix, storage_failures, fresh, newest }
     }
 }
@@ -141,7 +149,13 @@ const FAMILIES: &[Family] = &[
     gauge(
         "wolkvox_up",
         "1 if the last background poll of this target succeeded, 0 if it failed or none finished yet.",
-        PerTarget(|t| Some(if t.last_poll.as_ref().is_some_and(|poll| poll.failure.is_none()) { 1.0 } else { 0.0 })),
+        PerTarget(|t| {
+            Some(if t.last_poll.as_ref().is_some_and(|poll| poll.failure.is_none()) {
+                1.0
+            } else {
+                0.0
+            })
+        }),
     ),
     gauge(
         "wolkvox_last_success_timestamp_seconds",
@@ -178,9 +192,21 @@ const FAMILIES: &[Family] = &[
         "Calls made to the Wolkvox API (each one costs a call of the daily quota).",
         PerTarget(|t| Some(t.requests as f64)),
     ),
-    counter("wolkvox_api_request_failures_total", "Failed calls to the Wolkvox API, by reason.", Written(request_failures)),
-    gauge("wolkvox_rows", "Rows in the last successful response.", PerTarget(|t| t.last_success.as_ref().map(|s| s.report.rows as f64))),
-    counter("wolkvox_rows_skipped_total", "Rows skipped because they carried no usable number, by reason.", Written(rows_skipped)),
+    counter(
+        "wolkvox_api_request_failures_total",
+        "Failed calls to the Wolkvox API, by reason.",
+        Written(request_failures),
+    ),
+    gauge(
+        "wolkvox_rows",
+        "Rows in the last successful response.",
+        PerTarget(|t| t.last_success.as_ref().map(|s| s.report.rows as f64)),
+    ),
+    counter(
+        "wolkvox_rows_skipped_total",
+        "Rows skipped because they carried no usable number, by reason.",
+        Written(rows_skipped),
+    ),
     gauge(
         "wolkvox_target_info",
         "Always 1: the name of the token each target polls with (never the token), to join a token's targets.",
@@ -254,7 +280,11 @@ const FAMILIES: &[Family] = &[
         "Reads and locks of the state directory (--storage.path) that failed since start-up; the file is kept, and its token makes no call until it can be read.",
         Storage(|failures| failures.reads),
     ),
-    gauge("wolkvox_exporter_build_info", "Version of the exporter; the value is always 1.", Written(build_info)),
+    gauge(
+        "wolkvox_exporter_build_info",
+        "Version of the exporter; the value is always 1.",
+        Written(build_info),
+    ),
 ];
 
 /// One pair of families per billing API polled, in the catalogue's order: the latest value of each
@@ -262,16 +292,25 @@ const FAMILIES: &[Family] = &[
 fn usage_families(text: &mut Exposition, view: &View<'_>) {
     for api in catalogue::APIS.iter().filter(|api| view.targets.iter().any(|t| t.api == *api)) {
         let help = format!("{} (latest row per operation and product). {CACHED}", api.counts);
-        text.family(api.metric, &help, Kind::Gauge, |samples| usage(samples, view, api, |series| series.latest));
-        let help = format!("{}: the highest value in the current month's window. {CACHED}", api.counts);
-        text.family(&format!("{}_max", api.metric), &help, Kind::Gauge, |samples| usage(samples, view, api, |series| series.max));
+        text.family(api.metric, &help, Kind::Gauge, |samples| {
+            usage(samples, view, api, |series| series.latest)
+        });
+        let help =
+            format!("{}: the highest value in the current month's window. {CACHED}", api.counts);
+        text.family(&format!("{}_max", api.metric), &help, Kind::Gauge, |samples| {
+            usage(samples, view, api, |series| series.max)
+        });
     }
 }
 
 fn usage(samples: &mut Samples<'_>, view: &View<'_>, api: &Api, value: fn(&Series) -> f64) {
     for (target, report) in view.fresh.iter().filter(|(t, _)| t.api == api) {
         for series in &report.series {
-            let labels = [("server", target.server.as_str()), ("operation", &series.operation), ("description", &series.description)];
+            let labels = [
+                ("server", target.server.as_str()),
+                ("operation", &series.operation),
+                ("description", &series.description),
+            ];
             samples.add(&labels, value(series));
         }
     }
@@ -311,7 +350,11 @@ fn failure_streak(view: &View<'_>, samples: &mut Samples<'_>) {
     for target in view.targets {
         let last_failure = target.last_poll.as_ref().and_then(|poll| poll.failure.as_ref());
         if let Some(failure) = last_failure.filter(|_| target.consecutive_failures > 0) {
-            let labels = [("server", target.server.as_str()), ("api", target.api.name), ("reason", failure.reason.as_str())];
+            let labels = [
+                ("server", target.server.as_str()),
+                ("api", target.api.name),
+                ("reason", failure.reason.as_str()),
+            ];
             samples.add(&labels, f64::from(target.consecutive_failures));
         }
     }
@@ -334,17 +377,32 @@ fn rows_skipped(view: &View<'_>, samples: &mut Samples<'_>) {
 }
 
 /// One sample per target and reason, every reason included (at 0 too), in `reasons`' order.
-fn by_reason(samples: &mut Samples<'_>, targets: &[TargetState], reasons: &[&str], counts: fn(&TargetState) -> &[u64]) {
+fn by_reason(
+    samples: &mut Samples<'_>,
+    targets: &[TargetState],
+    reasons: &[&str],
+    counts: fn(&TargetState) -> &[u64],
+) {
     for target in targets {
         for (reason, count) in reasons.iter().zip(counts(target)) {
-            samples.add(&[("server", &target.server), ("api", target.api.name), ("reason", reason)], *count as f64);
+            samples.add(
+                &[("server", &target.server), ("api", target.api.name), ("reason", reason)],
+                *count as f64,
+            );
         }
     }
 }
 
 fn target_info(view: &View<'_>, samples: &mut Samples<'_>) {
     for target in view.targets {
-        samples.add(&[("server", &target.server), ("api", target.api.name), ("token_name", &target.token_name)], 1.0);
+        samples.add(
+            &[
+                ("server", &target.server),
+                ("api", target.api.name),
+                ("token_name", &target.token_name),
+            ],
+            1.0,
+        );
     }
 }
 
@@ -356,8 +414,16 @@ fn billing_budget(view: &View<'_>, samples: &mut Samples<'_>) {
 
 fn billing_budget_used(view: &View<'_>, samples: &mut Samples<'_>) {
     for budget in view.budgets {
-        let report = view.fresh.iter().find(|(t, _)| t.api == budget.api && t.server == budget.server).map(|(_, report)| report);
-        let series = report.and_then(|r| r.series.iter().find(|s| s.operation == budget.operation && s.description == budget.description));
+        let report = view
+            .fresh
+            .iter()
+            .find(|(t, _)| t.api == budget.api && t.server == budget.server)
+            .map(|(_, report)| report);
+        let series = report.and_then(|r| {
+            r.series
+                .iter()
+                .find(|s| s.operation == budget.operation && s.description == budget.description)
+        });
         if let Some(series) = series {
             samples.add(&budget_labels(budget), series.max);
         }
@@ -365,7 +431,12 @@ fn billing_budget_used(view: &View<'_>, samples: &mut Samples<'_>) {
 }
 
 fn budget_labels(b: &Budget) -> [(&str, &str); 4] {
-    [("api", b.api.name), ("server", &b.server), ("operation", &b.operation), ("description", &b.description)]
+    [
+        ("api", b.api.name),
+        ("server", &b.server),
+        ("operation", &b.operation),
+        ("description", &b.description),
+    ]
 }
 
 fn token_pause(view: &View<'_>, samples: &mut Samples<'_>) {
@@ -377,8 +448,11 @@ fn token_pause(view: &View<'_>, samples: &mut Samples<'_>) {
 }
 
 fn build_info(_: &View<'_>, samples: &mut Samples<'_>) {
-    let labels =
-        [("version", env!("CARGO_PKG_VERSION")), ("revision", env!("WOLKVOX_REVISION")), ("rustc_version", env!("WOLKVOX_RUSTC_VERSION"))];
+    let labels = [
+        ("version", env!("CARGO_PKG_VERSION")),
+        ("revision", env!("WOLKVOX_REVISION")),
+        ("rustc_version", env!("WOLKVOX_RUSTC_VERSION")),
+    ];
     samples.add(&labels, 1.0);
 }
 
@@ -405,7 +479,9 @@ impl ProcessMetrics {
 
     pub fn render(&self) -> Vec<u8> {
         let mut buffer = Vec::with_capacity(2048);
-        TextEncoder::new().encode(&self.registry.gather(), &mut buffer).expect("encoding to a Vec cannot fail");
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buffer)
+            .expect("encoding to a Vec cannot fail");
         buffer
     }
 }
@@ -451,14 +527,29 @@ mod tests {
         let mut failing = state("ventas", now - 600.0, Duration::from_secs(3600));
         failing.consecutive_failures = 2;
         let failure = Some(crate::wolkvox::Failure::new(Reason::Auth, "401"));
-        failing.last_poll = Some(crate::serve::target_state::LastPoll { finished_unix: now, duration: Duration::ZERO, failure });
+        failing.last_poll = Some(crate::serve::target_state::LastPoll {
+            finished_unix: now,
+            duration: Duration::ZERO,
+            failure,
+        });
         let token = |pause| TokenState { pause, ..TokenState::new_named("main") };
         let quota = Some((now + 60.0, crate::calls::admission::PauseReason::Quota));
         let text = render(&[failing.clone()], &[token(quota)], &[], now, None);
-        assert!(text.contains("wolkvox_failure_streak{server=\"0042\",api=\"gamification\",reason=\"auth\"} 2\n"), "{text}");
+        assert!(
+            text.contains(
+                "wolkvox_failure_streak{server=\"0042\",api=\"gamification\",reason=\"auth\"} 2\n"
+            ),
+            "{text}"
+        );
         assert!(text.contains("wolkvox_token_paused_until_timestamp_seconds{token_name=\"main\",reason=\"quota\"} 1500000060\n"), "{text}");
         // A success ends the streak; a pause ends at its time.
-        let text = render(&[state("ventas", now, Duration::from_secs(3600))], &[token(quota)], &[], now + 60.0, None);
+        let text = render(
+            &[state("ventas", now, Duration::from_secs(3600))],
+            &[token(quota)],
+            &[],
+            now + 60.0,
+            None,
+        );
         assert!(!text.contains("wolkvox_failure_streak{"), "{text}");
         assert!(!text.contains("wolkvox_token_paused_until_timestamp_seconds{"), "{text}");
     }
@@ -466,14 +557,26 @@ mod tests {
     #[test]
     fn label_values_are_escaped_whatever_they_hold() {
         let now = 1.5e9;
-        let text = render(&[state("a \"quoted\" back\\slash\nnew line ñ 😀 \t tab", now, Duration::from_secs(60))], &[], &[], now, None);
+        let text = render(
+            &[state(
+                "a \"quoted\" back\\slash\nnew line ñ 😀 \t tab",
+                now,
+                Duration::from_secs(60),
+            )],
+            &[],
+            &[],
+            now,
+            None,
+        );
         assert!(
             text.contains(
                 "wolkvox_gamification_licenses{server=\"0042\",operation=\"a \\\"quoted\\\" back\\\\slash\\nnew line ñ 😀 \t tab\",description=\"Gamification\"} 3\n"
             ),
             "{text}"
         );
-        assert!(text.contains("wolkvox_gamification_licenses_max{server=\"0042\",operation=\"a \\\"quoted"));
+        assert!(text.contains(
+            "wolkvox_gamification_licenses_max{server=\"0042\",operation=\"a \\\"quoted"
+        ));
         assert!(text.contains("} 4.5\n"));
     }
 
@@ -505,15 +608,22 @@ mod tests {
     fn stale_usage_is_left_out_but_health_stays() {
         let now = 1.5e9;
         let old = state("ventas", now, Duration::from_secs(60));
-        let text = render(&[old], &[], &[], now + 61.0, Some(StorageFailures { writes: 2, reads: 3 }));
+        let text =
+            render(&[old], &[], &[], now + 61.0, Some(StorageFailures { writes: 2, reads: 3 }));
         assert!(!text.contains("wolkvox_gamification_licenses"), "{text}");
         assert!(text.contains("wolkvox_up{server=\"0042\",api=\"gamification\"} 1\n"));
         assert!(text.contains("wolkvox_last_success_timestamp_seconds{server=\"0042\",api=\"gamification\"} 1500000000\n"));
-        assert!(text.contains("wolkvox_consecutive_failures{server=\"0042\",api=\"gamification\"} 0\n"));
+        assert!(
+            text.contains("wolkvox_consecutive_failures{server=\"0042\",api=\"gamification\"} 0\n")
+        );
         assert!(text.contains("wolkvox_target_info{server=\"0042\",api=\"gamification\",token_name=\"WOLKVOX_TOKEN\"} 1\n"));
         let month_end: f64 = text
             .lines()
-            .find_map(|l| l.strip_prefix("wolkvox_month_end_timestamp_seconds{server=\"0042\",api=\"gamification\"} "))
+            .find_map(|l| {
+                l.strip_prefix(
+                    "wolkvox_month_end_timestamp_seconds{server=\"0042\",api=\"gamification\"} ",
+                )
+            })
             .expect("the month's end is exported")
             .parse()
             .unwrap();
@@ -521,14 +631,22 @@ mod tests {
         assert_eq!(month_end, 1_501_563_600.0);
         assert!(text.contains("wolkvox_storage_write_failures_total 2\n"), "{text}");
         assert!(text.contains("wolkvox_storage_read_failures_total 3\n"), "{text}");
-        let fresh = render(&[state("ventas", now, Duration::from_secs(60))], &[], &[], now + 60.0, None);
-        assert!(fresh.contains("wolkvox_gamification_licenses{"), "fresh until stale_after has passed");
-        assert!(!fresh.contains("wolkvox_storage_write_failures_total "), "no state directory, no counter");
+        let fresh =
+            render(&[state("ventas", now, Duration::from_secs(60))], &[], &[], now + 60.0, None);
+        assert!(
+            fresh.contains("wolkvox_gamification_licenses{"),
+            "fresh until stale_after has passed"
+        );
+        assert!(
+            !fresh.contains("wolkvox_storage_write_failures_total "),
+            "no state directory, no counter"
+        );
     }
 
     #[test]
     fn help_says_the_values_are_cached_and_no_sample_has_a_timestamp() {
-        let text = render(&[state("ventas", 1.5e9, Duration::from_secs(60))], &[], &[], 1.5e9, None);
+        let text =
+            render(&[state("ventas", 1.5e9, Duration::from_secs(60))], &[], &[], 1.5e9, None);
         assert!(text.contains("# HELP wolkvox_gamification_licenses Active gamification licenses"));
         assert!(
             text.lines()
@@ -570,7 +688,8 @@ mod tests {
         usage.skipped[2] = 3;
         usage.consecutive_failures = 2;
         let failure = Some(Failure::new(Reason::Timeout, "slow"));
-        usage.last_poll = Some(LastPoll { finished_unix: now, duration: Duration::from_millis(1500), failure });
+        usage.last_poll =
+            Some(LastPoll { finished_unix: now, duration: Duration::from_millis(1500), failure });
         // Another server and API that has not answered yet: health and no usage.
         let idle = TargetState {
             server: "0099".to_owned(),
@@ -586,7 +705,11 @@ mod tests {
             calls_today: 12,
             call_spacing: Duration::from_secs(90),
             stretched: true,
-            info: Some(TokenInfo { limit: Some(1000.0), used_today: Some(15.0), all_tokens_used_today: Some(40.0) }),
+            info: Some(TokenInfo {
+                limit: Some(1000.0),
+                used_today: Some(15.0),
+                all_tokens_used_today: Some(40.0),
+            }),
             state_saved: Some(false),
             pause: Some((now + 60.0, PauseReason::Budget)),
             ..TokenState::new_named("main")
@@ -600,7 +723,13 @@ mod tests {
         };
         let budgets = [budget("ventas", 10.0), budget("nadie", 5.0)];
         let failures = Some(StorageFailures { writes: 1, reads: 2 });
-        let text = render(&[usage, idle], &[main, TokenState::new_named("other")], &budgets, now, failures);
+        let text = render(
+            &[usage, idle],
+            &[main, TokenState::new_named("other")],
+            &budgets,
+            now,
+            failures,
+        );
         let expected = include_str!("testdata/every_family.prom")
             .replace("{version}", env!("CARGO_PKG_VERSION"))
             .replace("{revision}", env!("WOLKVOX_REVISION"))

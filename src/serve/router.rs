@@ -69,14 +69,20 @@ impl AppState {
         }
         let plain = Bytes::from(self.process.render());
         let gzip_body = [snapshot.gzip.bytes(), snapshot.gzip.finish(&plain)].concat().into();
-        let tail = Arc::new(Tail { built: Instant::now(), snapshot: snapshot.clone(), plain, gzip_body });
+        let tail =
+            Arc::new(Tail { built: Instant::now(), snapshot: snapshot.clone(), plain, gzip_body });
         self.tail.store(Some(tail.clone()));
         tail
     }
 }
 
 pub fn router(store: Arc<Store>, telemetry_path: &str) -> Router {
-    let state = AppState { store, process: Arc::new(ProcessMetrics::new()), tail: Arc::default(), telemetry_path: telemetry_path.into() };
+    let state = AppState {
+        store,
+        process: Arc::new(ProcessMetrics::new()),
+        tail: Arc::default(),
+        telemetry_path: telemetry_path.into(),
+    };
     let mut router = Router::new()
         .route(telemetry_path, get(metrics))
         .route("/", get(landing))
@@ -101,7 +107,10 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
         // The text can be megabytes: sent as two shared buffers rather than copied into one.
         let (text, process) = (published.text.clone(), tail.plain.clone());
         let length = text.len() + process.len();
-        (Body::from_stream(futures_util::stream::iter([Ok::<_, Infallible>(text), Ok(process)])), length)
+        (
+            Body::from_stream(futures_util::stream::iter([Ok::<_, Infallible>(text), Ok(process)])),
+            length,
+        )
     };
     let mut response = Response::new(body);
     let headers = response.headers_mut();
@@ -119,10 +128,20 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
 fn accepts_gzip(headers: &HeaderMap) -> bool {
     let mut named = None;
     let mut any = false;
-    for item in headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')) {
+    for item in headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+    {
         let mut parts = item.split(';');
         let coding = parts.next().unwrap_or("").trim();
-        let refused = parts.any(|p| p.trim().strip_prefix("q=").and_then(|q| q.trim().parse::<f32>().ok()).is_some_and(|q| q == 0.0));
+        let refused = parts.any(|p| {
+            p.trim()
+                .strip_prefix("q=")
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .is_some_and(|q| q == 0.0)
+        });
         if coding.eq_ignore_ascii_case("gzip") {
             named = Some(named.unwrap_or(false) || !refused);
         } else if coding == "*" {

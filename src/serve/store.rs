@@ -49,7 +49,12 @@ impl StoreBuilder {
     }
 
     /// The store, its first render published (restored answers included).
-    pub fn build(self, budgets: &[Budget], clock: Clock, storage: Option<Arc<Storage>>) -> Arc<Store> {
+    pub fn build(
+        self,
+        budgets: &[Budget],
+        clock: Clock,
+        storage: Option<Arc<Storage>>,
+    ) -> Arc<Store> {
         Store::new(self.states, self.tokens, budgets, clock, storage)
     }
 }
@@ -68,7 +73,9 @@ impl Published {
     /// Every target (server) has had a successful poll of one of its APIs: one API the token may
     /// not call says what is wrong in its own wolkvox_up. For the landing page, not readiness.
     pub fn every_server_answered(&self) -> bool {
-        let answered = |server: &str| self.targets.iter().any(|t| t.server == server && t.last_success.is_some());
+        let answered = |server: &str| {
+            self.targets.iter().any(|t| t.server == server && t.last_success.is_some())
+        };
         self.targets.iter().all(|t| answered(&t.server))
     }
 }
@@ -102,7 +109,12 @@ pub struct Store {
 impl Store {
     /// A store that already holds these states, rendered and published (for benchmarks and
     /// tests; the poller builds its store with [`StoreBuilder`]).
-    pub fn from_states(states: Vec<TargetState>, tokens: Vec<TokenState>, budgets: &[Budget], clock: Clock) -> Arc<Store> {
+    pub fn from_states(
+        states: Vec<TargetState>,
+        tokens: Vec<TokenState>,
+        budgets: &[Budget],
+        clock: Clock,
+    ) -> Arc<Store> {
         Store::new(states, tokens, budgets, clock, None)
     }
 
@@ -116,7 +128,14 @@ impl Store {
         let failures = storage.as_ref().map(|s| s.failures());
         // Restored answers may be megabytes: the first render compresses fast so that the first
         // scrape comes soon, and the renderer redoes it at once at the usual level.
-        let published = Published::build(states.clone(), tokens.clone(), budgets, clock.unix(), failures, GzipPrefix::fast);
+        let published = Published::build(
+            states.clone(),
+            tokens.clone(),
+            budgets,
+            clock.unix(),
+            failures,
+            GzipPrefix::fast,
+        );
         let changed = Notify::new();
         changed.notify_one();
         Arc::new(Store {
@@ -160,7 +179,8 @@ impl Store {
 
     /// Notes when a job is due next; published with the next recorded poll.
     pub fn schedule(&self, job: JobId, next_poll_unix: f64) {
-        self.states.lock().expect("no panic while holding the lock")[job.0].next_poll_unix = Some(next_poll_unix);
+        self.states.lock().expect("no panic while holding the lock")[job.0].next_poll_unix =
+            Some(next_poll_unix);
     }
 
     /// The wall clock has been stepped back past what the store holds: what happened happened at
@@ -183,7 +203,13 @@ impl Store {
 
     /// Records one poll of a job that took `duration` and finished at `finished_unix`. A failure
     /// keeps the last good report.
-    pub fn record(&self, job: JobId, outcome: Result<Arc<Report>, Failure>, duration: Duration, finished_unix: f64) {
+    pub fn record(
+        &self,
+        job: JobId,
+        outcome: Result<Arc<Report>, Failure>,
+        duration: Duration,
+        finished_unix: f64,
+    ) {
         {
             let mut states = self.states.lock().expect("no panic while holding the lock");
             let state = &mut states[job.0];
@@ -229,15 +255,21 @@ impl Store {
             // Series going stale and the month's end change the text: render then too.
             let unix = self.clock.unix();
             let month_end = states.iter().filter_map(|s| s.month_end_unix(unix));
-            let next = states.iter().filter_map(|s| s.stale_deadline(unix)).chain(month_end).reduce(f64::min);
-            next_render = next.map(|at| Instant::now() + Duration::from_secs_f64((at - unix).max(0.0) + 0.001));
+            let next = states
+                .iter()
+                .filter_map(|s| s.stale_deadline(unix))
+                .chain(month_end)
+                .reduce(f64::min);
+            next_render = next
+                .map(|at| Instant::now() + Duration::from_secs_f64((at - unix).max(0.0) + 0.001));
             // Rendering a large response takes milliseconds of CPU: keep it off the async workers.
             let (tokens, budgets) = (self.tokens(), self.budgets.clone());
             let storage_failures = self.storage.as_ref().map(|s| s.failures());
-            let published =
-                tokio::task::spawn_blocking(move || Published::build(states, tokens, &budgets, unix, storage_failures, GzipPrefix::new))
-                    .await
-                    .expect("rendering does not panic");
+            let published = tokio::task::spawn_blocking(move || {
+                Published::build(states, tokens, &budgets, unix, storage_failures, GzipPrefix::new)
+            })
+            .await
+            .expect("rendering does not panic");
             self.published.store(Arc::new(published));
         }
     }
@@ -260,6 +292,10 @@ mod tests {
         store.record(job, Ok(Arc::new(Report::default())), Duration::from_secs(1), 3.0);
         let state = &store.states()[0];
         assert_eq!(state.consecutive_failures, 0);
-        assert_eq!(state.last_failure.as_ref().map(|(_, f)| f.reason), Some(Reason::Timeout), "kept after the success");
+        assert_eq!(
+            state.last_failure.as_ref().map(|(_, f)| f.reason),
+            Some(Reason::Timeout),
+            "kept after the success"
+        );
     }
 }

@@ -75,12 +75,17 @@ impl TargetState {
             stale_after: Duration::from_secs(3600),
             poll_interval: Duration::from_secs(300),
             token_name: "WOLKVOX_TOKEN".to_owned(),
-            timezone: jiff::tz::TimeZone::get("America/Bogota").expect("the bundled zone database knows Bogota"),
+            timezone: jiff::tz::TimeZone::get("America/Bogota")
+                .expect("the bundled zone database knows Bogota"),
             requests: 1,
             failures: [0; Reason::ALL.len()],
             consecutive_failures: 0,
             skipped: [0; SkipReason::ALL.len()],
-            last_poll: Some(LastPoll { finished_unix: now, duration: Duration::from_millis(800), failure: None }),
+            last_poll: Some(LastPoll {
+                finished_unix: now,
+                duration: Duration::from_millis(800),
+                failure: None,
+            }),
             last_success: Some(Success { report: Arc::new(report), unix: now }),
             last_failure: None,
             next_poll_unix: Some(now + 300.0),
@@ -93,8 +98,11 @@ impl TargetState {
     /// this month's, and an alert on them would fire on a month that is over.
     pub fn fresh_report(&self, unix: f64) -> Option<&Report> {
         let success = self.last_success.as_ref()?;
-        let this_month = self.month_start(unix).is_some_and(|start| success.unix >= start.timestamp().as_second() as f64);
-        (unix - success.unix <= self.stale_after.as_secs_f64() && this_month).then_some(&*success.report)
+        let this_month = self
+            .month_start(unix)
+            .is_some_and(|start| success.unix >= start.timestamp().as_second() as f64);
+        (unix - success.unix <= self.stale_after.as_secs_f64() && this_month)
+            .then_some(&*success.report)
     }
 
     /// Unix time at which the current billing month ends in the target's zone: the first instant
@@ -110,7 +118,9 @@ impl TargetState {
 
     /// Unix time `unix` in the target's zone.
     fn zoned(&self, unix: f64) -> Option<jiff::Zoned> {
-        Some(jiff::Timestamp::from_second(unix.floor() as i64).ok()?.to_zoned(self.timezone.clone()))
+        Some(
+            jiff::Timestamp::from_second(unix.floor() as i64).ok()?.to_zoned(self.timezone.clone()),
+        )
     }
 
     /// When (Unix time) the usage series will go stale, if they are still being served.
@@ -141,7 +151,10 @@ pub struct TokenState {
 
 impl TokenState {
     pub fn new(target: &Target) -> TokenState {
-        TokenState { daily_call_budget: target.daily_call_budget, ..TokenState::new_named(&target.token_name) }
+        TokenState {
+            daily_call_budget: target.daily_call_budget,
+            ..TokenState::new_named(&target.token_name)
+        }
     }
 
     /// A token of that name, with no budget, that has made no call.
@@ -170,22 +183,46 @@ mod tests {
     #[test]
     fn last_months_usage_is_not_served_once_the_month_has_ended_in_the_targets_zone() {
         // A success at 23:58 on November 30 in Bogota, 04:58 UTC on December 1.
-        let november = TargetState::after_one_success(Report::default(), unix("2026-12-01T04:58:00Z"));
-        assert!(november.fresh_report(unix("2026-12-01T04:59:59Z")).is_some(), "still November in Bogota");
-        assert!(november.fresh_report(unix("2026-12-01T05:00:00Z")).is_none(), "December has begun in Bogota");
-        assert_eq!(november.stale_deadline(unix("2026-12-01T04:59:00Z")), Some(unix("2026-12-01T05:58:00Z") + 0.001));
-        let december = TargetState::after_one_success(Report::default(), unix("2026-12-01T05:00:00Z"));
+        let november =
+            TargetState::after_one_success(Report::default(), unix("2026-12-01T04:58:00Z"));
+        assert!(
+            november.fresh_report(unix("2026-12-01T04:59:59Z")).is_some(),
+            "still November in Bogota"
+        );
+        assert!(
+            november.fresh_report(unix("2026-12-01T05:00:00Z")).is_none(),
+            "December has begun in Bogota"
+        );
+        assert_eq!(
+            november.stale_deadline(unix("2026-12-01T04:59:00Z")),
+            Some(unix("2026-12-01T05:58:00Z") + 0.001)
+        );
+        let december =
+            TargetState::after_one_success(Report::default(), unix("2026-12-01T05:00:00Z"));
         assert!(december.fresh_report(unix("2026-12-01T05:30:00Z")).is_some());
     }
 
     #[test]
     fn the_month_ends_at_midnight_in_the_targets_zone_not_utc() {
-        let target = TargetState::after_one_success(Report::default(), unix("2026-11-15T15:00:00Z"));
+        let target =
+            TargetState::after_one_success(Report::default(), unix("2026-11-15T15:00:00Z"));
         // 02:00 UTC on December 1 is still November 30 in Bogota (UTC-5).
-        assert_eq!(target.month_end_unix(unix("2026-12-01T02:00:00Z")), Some(unix("2026-12-01T05:00:00Z")));
-        assert_eq!(target.month_end_unix(unix("2026-12-01T05:00:00Z")), Some(unix("2027-01-01T05:00:00Z")));
-        assert_eq!(target.month_end_unix(unix("2026-12-31T23:59:59Z")), Some(unix("2027-01-01T05:00:00Z")));
+        assert_eq!(
+            target.month_end_unix(unix("2026-12-01T02:00:00Z")),
+            Some(unix("2026-12-01T05:00:00Z"))
+        );
+        assert_eq!(
+            target.month_end_unix(unix("2026-12-01T05:00:00Z")),
+            Some(unix("2027-01-01T05:00:00Z"))
+        );
+        assert_eq!(
+            target.month_end_unix(unix("2026-12-31T23:59:59Z")),
+            Some(unix("2027-01-01T05:00:00Z"))
+        );
         let utc = TargetState { timezone: jiff::tz::TimeZone::UTC, ..target };
-        assert_eq!(utc.month_end_unix(unix("2026-12-01T02:00:00Z")), Some(unix("2027-01-01T00:00:00Z")));
+        assert_eq!(
+            utc.month_end_unix(unix("2026-12-01T02:00:00Z")),
+            Some(unix("2027-01-01T00:00:00Z"))
+        );
     }
 }

@@ -38,11 +38,17 @@ pub enum DocumentedError {
 impl DocumentedError {
     pub fn body(self) -> Value {
         let (code, error, msg) = match self {
-            DocumentedError::ApiDoesNotExist => (400, "BAD REQUEST", "THE API YOU WANT TO CONSULT DOES NOT EXIST"),
-            DocumentedError::ParametersRequired => (400, "BAD REQUEST", "SOME PARAMETERS ARE REQUIRED"),
+            DocumentedError::ApiDoesNotExist => {
+                (400, "BAD REQUEST", "THE API YOU WANT TO CONSULT DOES NOT EXIST")
+            }
+            DocumentedError::ParametersRequired => {
+                (400, "BAD REQUEST", "SOME PARAMETERS ARE REQUIRED")
+            }
             DocumentedError::EnterToken => (401, "UNAUTHORIZED", "PLEASE ENTER THE WOLKVOX-TOKEN"),
             DocumentedError::TokenLimitExceeded => (403, "FORBIDDEN", "TOKEN LIMIT EXCEEDED"),
-            DocumentedError::SimultaneousRequests => (403, "FORBIDDEN", "EXCEEDS THE LIMIT OF SIMULTANEOUS REQUESTS PER TOKEN (2)"),
+            DocumentedError::SimultaneousRequests => {
+                (403, "FORBIDDEN", "EXCEEDS THE LIMIT OF SIMULTANEOUS REQUESTS PER TOKEN (2)")
+            }
             DocumentedError::ValidateToken => (403, "FORBIDDEN", "PLEASE VALIDATE TOKEN"),
         };
         json!({"code": code, "error": error, "msg": msg})
@@ -147,7 +153,10 @@ impl Simulator {
 
     /// With `--demo`, the simulator on the exporter's clock, every target pointed at it; None
     /// otherwise.
-    pub async fn for_demo(config: &mut Config, clock: &Clock) -> std::io::Result<Option<Simulator>> {
+    pub async fn for_demo(
+        config: &mut Config,
+        clock: &Clock,
+    ) -> std::io::Result<Option<Simulator>> {
         if !config.demo {
             return Ok(None);
         }
@@ -160,18 +169,29 @@ impl Simulator {
 
     /// The same over HTTPS, with the certificate of a web configuration file (reachable as
     /// `https://localhost:PORT`).
-    pub async fn start_tls(accepted_tokens: &[&str], web_config: &std::path::Path) -> std::io::Result<Simulator> {
+    pub async fn start_tls(
+        accepted_tokens: &[&str],
+        web_config: &std::path::Path,
+    ) -> std::io::Result<Simulator> {
         let settings = WebSettings::load(web_config).map_err(std::io::Error::other)?;
         Simulator::launch(accepted_tokens, Some(settings), Clock::system()).await
     }
 
-    async fn launch(accepted_tokens: &[&str], tls: Option<WebSettings>, clock: Clock) -> std::io::Result<Simulator> {
+    async fn launch(
+        accepted_tokens: &[&str],
+        tls: Option<WebSettings>,
+        clock: Clock,
+    ) -> std::io::Result<Simulator> {
         let shared = Arc::new(Mutex::new(Inner {
             clock,
             accepted_tokens: accepted_tokens.iter().map(|t| (*t).to_owned()).collect(),
             fixed_rows: None,
             fixed_rows_by_api: HashMap::new(),
-            drift: catalogue::APIS.iter().enumerate().map(|(k, api)| (api.name, Drift::new(api, k))).collect(),
+            drift: catalogue::APIS
+                .iter()
+                .enumerate()
+                .map(|(k, api)| (api.name, Drift::new(api, k)))
+                .collect(),
             daily_quota: None,
             calls_today: HashMap::new(),
             next_faults: VecDeque::new(),
@@ -192,13 +212,23 @@ impl Simulator {
         let tls_enabled = tls.is_some();
         let web = Web::new(None, Arc::new(tls.unwrap_or_else(WebSettings::plain)));
         let limits = Limits { max_requests: 0, ..Limits::default() };
-        let server = tokio::spawn(crate::web::server::serve(listener, app, web, limits, std::future::pending()));
+        let server = tokio::spawn(crate::web::server::serve(
+            listener,
+            app,
+            web,
+            limits,
+            std::future::pending(),
+        ));
         Ok(Simulator { shared, addr, tls: tls_enabled, server })
     }
 
     /// The value for `--wolkvox.base-url`.
     pub fn base_url(&self) -> String {
-        if self.tls { format!("https://localhost:{}", self.addr.port()) } else { format!("http://{}", self.addr) }
+        if self.tls {
+            format!("https://localhost:{}", self.addr.port())
+        } else {
+            format!("http://{}", self.addr)
+        }
     }
 
     /// From now on, only these tokens are accepted (a token rotated on the Wolkvox side).
@@ -287,7 +317,12 @@ impl Drop for InFlight {
 
 /// Both endpoints: every billing API, and `information.php?api=token_info`.
 #[allow(clippy::too_many_lines, reason = "being split into short functions (#20)")]
-async fn billing(State(shared): State<Shared>, uri: Uri, Query(query): Query<HashMap<String, String>>, headers: HeaderMap) -> Response {
+async fn billing(
+    State(shared): State<Shared>,
+    uri: Uri,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
     let information = uri.path().ends_with("/information.php");
     let token = headers.get("wolkvox-token").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let (fault, refusal, api, token_info, _guard) = {
@@ -306,15 +341,23 @@ async fn billing(State(shared): State<Shared>, uri: Uri, Query(query): Query<Has
             *count
         });
         let api = match query.get("api") {
-            Some(name) if information => (name == catalogue::TOKEN_INFO.name).then_some(&catalogue::TOKEN_INFO),
+            Some(name) if information => {
+                (name == catalogue::TOKEN_INFO.name).then_some(&catalogue::TOKEN_INFO)
+            }
             Some(name) => catalogue::find(name).ok(),
             None => None,
         };
         let refusal = match &token {
             None => Some(DocumentedError::EnterToken),
-            Some(token) if !inner.accepted_tokens.contains(token) => Some(DocumentedError::ValidateToken),
-            Some(_) if inner.daily_quota.is_some_and(|quota| calls_today > quota) => Some(DocumentedError::TokenLimitExceeded),
-            Some(token) if inner.in_flight[token] > SIMULTANEOUS_LIMIT => Some(DocumentedError::SimultaneousRequests),
+            Some(token) if !inner.accepted_tokens.contains(token) => {
+                Some(DocumentedError::ValidateToken)
+            }
+            Some(_) if inner.daily_quota.is_some_and(|quota| calls_today > quota) => {
+                Some(DocumentedError::TokenLimitExceeded)
+            }
+            Some(token) if inner.in_flight[token] > SIMULTANEOUS_LIMIT => {
+                Some(DocumentedError::SimultaneousRequests)
+            }
             Some(_) if api.is_none() => Some(DocumentedError::ApiDoesNotExist),
             Some(_) if !valid_date(query.get("date_ini")) || !valid_date(query.get("date_end")) => {
                 Some(DocumentedError::ParametersRequired)
@@ -328,7 +371,8 @@ async fn billing(State(shared): State<Shared>, uri: Uri, Query(query): Query<Has
             "available_consumption_options": "billing, information",
         });
         let fault = inner.next_faults.pop_front().or_else(|| inner.every_fault.clone());
-        let faulted = refusal.is_some() || fault.as_ref().is_some_and(|f| !matches!(f, Fault::Delay(_) | Fault::Trickle(_)));
+        let faulted = refusal.is_some()
+            || fault.as_ref().is_some_and(|f| !matches!(f, Fault::Delay(_) | Fault::Trickle(_)));
         inner.counted += 1;
         inner.counted_faulted += u64::from(faulted);
         if inner.recording {
@@ -336,7 +380,10 @@ async fn billing(State(shared): State<Shared>, uri: Uri, Query(query): Query<Has
                 api: query.get("api").cloned(),
                 date_ini: query.get("date_ini").cloned(),
                 date_end: query.get("date_end").cloned(),
-                server_header: headers.get("wolkvox_server").and_then(|v| v.to_str().ok()).map(str::to_owned),
+                server_header: headers
+                    .get("wolkvox_server")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
                 had_token: token.is_some(),
                 faulted,
                 received_at: Instant::now(),
@@ -348,13 +395,21 @@ async fn billing(State(shared): State<Shared>, uri: Uri, Query(query): Query<Has
         return json_response(error.status(), &error.body());
     }
     if information && fault.is_none() {
-        return json_response(200, &json!({"code": 200, "error": null, "msg": "Token information", "data": token_info}));
+        return json_response(
+            200,
+            &json!({"code": 200, "error": null, "msg": "Token information", "data": token_info}),
+        );
     }
     let api = api.map_or("", |api| api.name);
-    let window = (query.get("date_ini").and_then(|d| civil_date(d)), query.get("date_end").and_then(|d| civil_date(d)));
+    let window = (
+        query.get("date_ini").and_then(|d| civil_date(d)),
+        query.get("date_end").and_then(|d| civil_date(d)),
+    );
     // Rows a test set stand whatever the window; otherwise a past window of gamification gets history.
     let rows_now = || match window {
-        (Some(first), Some(last)) if api == "gamification" && is_past(&shared, last) && !has_fixed_rows(&shared, api) => {
+        (Some(first), Some(last))
+            if api == "gamification" && is_past(&shared, last) && !has_fixed_rows(&shared, api) =>
+        {
             past_gamification_rows(first, last)
         }
         _ => rows_now(&shared, api),
@@ -367,8 +422,12 @@ async fn billing(State(shared): State<Shared>, uri: Uri, Query(query): Query<Has
         }
         Some(Fault::Documented { error, http_status }) => json_response(http_status, &error.body()),
         Some(Fault::Raw { status, body }) => (status_code(status), body).into_response(),
-        Some(Fault::RetryAfter { status, seconds }) => (status_code(status), [(header::RETRY_AFTER, seconds.to_string())]).into_response(),
-        Some(Fault::MalformedJson) => (StatusCode::OK, "{\"code\": 200, \"data\": [{,}").into_response(),
+        Some(Fault::RetryAfter { status, seconds }) => {
+            (status_code(status), [(header::RETRY_AFTER, seconds.to_string())]).into_response()
+        }
+        Some(Fault::MalformedJson) => {
+            (StatusCode::OK, "{\"code\": 200, \"data\": [{,}").into_response()
+        }
         Some(Fault::TruncatedJson) => {
             let body = envelope(rows_now()).to_string().into_bytes();
             (StatusCode::OK, Bytes::copy_from_slice(&body[..body.len() / 2])).into_response()
@@ -403,19 +462,31 @@ async fn billing(State(shared): State<Shared>, uri: Uri, Query(query): Query<Has
             Response::new(Body::from_stream(bytes))
         }
         Some(Fault::GzipBomb(size)) => {
-            let body = tokio::task::spawn_blocking(move || gzip_of_blanks(size)).await.unwrap_or_default();
-            (StatusCode::OK, [(header::CONTENT_ENCODING, "gzip"), (header::CONTENT_TYPE, "application/json")], body).into_response()
+            let body =
+                tokio::task::spawn_blocking(move || gzip_of_blanks(size)).await.unwrap_or_default();
+            (
+                StatusCode::OK,
+                [(header::CONTENT_ENCODING, "gzip"), (header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+                .into_response()
         }
         Some(Fault::ResetMidBody) => {
             let body = Bytes::from(envelope(rows_now()).to_string());
             let half = body.slice(..body.len() / 2);
             let parts = futures_util::stream::iter([
                 Ok(half),
-                Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by the simulator")),
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "reset by the simulator",
+                )),
             ]);
             Response::new(Body::from_stream(parts))
         }
-        Some(Fault::RedirectLoop) => (StatusCode::FOUND, [(header::LOCATION, "/api/v2/billing.php?api=gamification")]).into_response(),
+        Some(Fault::RedirectLoop) => {
+            (StatusCode::FOUND, [(header::LOCATION, "/api/v2/billing.php?api=gamification")])
+                .into_response()
+        }
     }
 }
 
@@ -436,7 +507,9 @@ fn is_past(shared: &Shared, last: jiff::civil::Date) -> bool {
 
 /// The simulated API's time of day: Bogota's.
 fn in_bogota(clock: &Clock) -> jiff::Zoned {
-    clock.now().to_zoned(jiff::tz::TimeZone::get("America/Bogota").unwrap_or(jiff::tz::TimeZone::UTC))
+    clock
+        .now()
+        .to_zoned(jiff::tz::TimeZone::get("America/Bogota").unwrap_or(jiff::tz::TimeZone::UTC))
 }
 
 /// The gamification series of the demo in a past window: one row per series and day, dated at the
@@ -469,7 +542,8 @@ pub fn past_gamification(day: jiff::civil::Date) -> Vec<(&'static str, &'static 
         .iter()
         .enumerate()
         .map(|(k, &(operation, description, base))| {
-            let wobble = ((day.day() as usize * 7 + day.month() as usize * 13 + k * 3) % 11) as f64 - 5.0;
+            let wobble =
+                ((day.day() as usize * 7 + day.month() as usize * 13 + k * 3) % 11) as f64 - 5.0;
             (operation, description, (base + wobble).max(0.0))
         })
         .collect()
@@ -507,7 +581,8 @@ fn padded_body(size: usize) -> String {
 }
 
 fn json_response(status: u16, body: &Value) -> Response {
-    (status_code(status), [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    (status_code(status), [(header::CONTENT_TYPE, "application/json")], body.to_string())
+        .into_response()
 }
 
 fn status_code(status: u16) -> StatusCode {
@@ -538,10 +613,21 @@ impl Drift {
             ["ventas_bogota", "soporte_cdmx", "cobranza_medellín"]
                 .into_iter()
                 .enumerate()
-                .map(|(i, operation)| (operation, api.counts.split(" (").next().unwrap_or(api.name), scale * (1.0 + i as f64) / 2.0))
+                .map(|(i, operation)| {
+                    (
+                        operation,
+                        api.counts.split(" (").next().unwrap_or(api.name),
+                        scale * (1.0 + i as f64) / 2.0,
+                    )
+                })
                 .collect()
         };
-        Drift { series: series.into_iter().map(|(operation, description, value)| (operation, description.to_owned(), value)).collect() }
+        Drift {
+            series: series
+                .into_iter()
+                .map(|(operation, description, value)| (operation, description.to_owned(), value))
+                .collect(),
+        }
     }
 
     /// One row per series for each day of the month so far (past days settled, today drifting).
@@ -558,7 +644,10 @@ impl Drift {
                     (*current, now.strftime("%Y-%m-%d %H:%M:%S").to_string())
                 } else {
                     let wobble = ((day as usize * 7 + k * 3) % 9) as f64 - 4.0;
-                    ((*current + wobble).max(0.0), format!("{} 23:59:59", date.strftime("%Y-%m-%d")))
+                    (
+                        (*current + wobble).max(0.0),
+                        format!("{} 23:59:59", date.strftime("%Y-%m-%d")),
+                    )
                 };
                 rows.push(json!({"operation": operation, "description": description, "items": format!("{items}"), "date": stamp}));
             }

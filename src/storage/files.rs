@@ -30,7 +30,11 @@ pub(crate) fn private_directory(dir: &Path) -> io::Result<PathBuf> {
         Err(error) => return Err(error),
     }
     let link = fs::symlink_metadata(dir)?;
-    let dir = if link.file_type().is_symlink() && link.uid() == 0 { fs::canonicalize(dir)? } else { dir.to_owned() };
+    let dir = if link.file_type().is_symlink() && link.uid() == 0 {
+        fs::canonicalize(dir)?
+    } else {
+        dir.to_owned()
+    };
     // Every check and change is made on what was opened, not on the path again: a link swapped
     // in between is never followed.
     let opened = open_directory(&dir)?;
@@ -77,16 +81,22 @@ pub(crate) fn existing_subdirectory(dir: &Path) -> io::Result<()> {
 
 /// A directory, opened without following a link.
 fn open_directory(dir: &Path) -> io::Result<File> {
-    OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC).open(dir).map_err(|error| {
-        // Linux says ENOTDIR for a link opened this way: look at what is there, for the message.
-        match error.raw_os_error() {
-            Some(libc::ELOOP | libc::ENOTDIR) if fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) => {
-                refused("is a symbolic link that root did not make; name the directory itself")
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(dir)
+        .map_err(|error| {
+            // Linux says ENOTDIR for a link opened this way: look at what is there, for the message.
+            match error.raw_os_error() {
+                Some(libc::ELOOP | libc::ENOTDIR)
+                    if fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) =>
+                {
+                    refused("is a symbolic link that root did not make; name the directory itself")
+                }
+                Some(libc::ENOTDIR) => refused("is not a directory"),
+                _ => error,
             }
-            Some(libc::ENOTDIR) => refused("is not a directory"),
-            _ => error,
-        }
-    })
+        })
 }
 
 /// Opens a lock file for reading and writing, creating it (0600, handed to the directory's owner)
@@ -94,7 +104,15 @@ fn open_directory(dir: &Path) -> io::Result<File> {
 /// moved to `aside` and the lock made anew: a planted link must neither be followed nor stop the
 /// exporter for good.
 pub(crate) fn open_lock(path: &Path, aside: &Path) -> io::Result<File> {
-    let create = || OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).custom_flags(NO_FOLLOW).open(path);
+    let create = || {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(NO_FOLLOW)
+            .open(path)
+    };
     let created = |file: File| {
         hand_to_directory_owner(&file, path);
         file
@@ -132,7 +150,9 @@ pub(crate) fn read_bounded(path: &Path, limit: u64) -> io::Result<Contents> {
     let file = match OpenOptions::new().read(true).custom_flags(NO_FOLLOW).open(path) {
         Ok(file) => file,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Contents::Missing),
-        Err(error) if error.raw_os_error() == Some(libc::ELOOP) => return Ok(Contents::Unusable(LINK.to_owned())),
+        Err(error) if error.raw_os_error() == Some(libc::ELOOP) => {
+            return Ok(Contents::Unusable(LINK.to_owned()));
+        }
         Err(error) => return Err(error),
     };
     if !file.metadata()?.is_file() {

@@ -122,13 +122,19 @@ struct AnswerFields<S> {
 
 impl Serialize for Answer {
     fn serialize<W: serde::Serializer>(&self, serializer: W) -> Result<W::Ok, W::Error> {
-        AnswerFields { succeeded_at: self.succeeded_at, rows: self.report.rows, series: &self.report.series }.serialize(serializer)
+        AnswerFields {
+            succeeded_at: self.succeeded_at,
+            rows: self.report.rows,
+            series: &self.report.series,
+        }
+        .serialize(serializer)
     }
 }
 
 impl<'de> Deserialize<'de> for Answer {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Answer, D::Error> {
-        let AnswerFields { succeeded_at, rows, series } = AnswerFields::<Vec<Series>>::deserialize(deserializer)?;
+        let AnswerFields { succeeded_at, rows, series } =
+            AnswerFields::<Vec<Series>>::deserialize(deserializer)?;
         Ok(Answer { succeeded_at, report: Arc::new(Report { rows, series, skipped: Vec::new() }) })
     }
 }
@@ -198,26 +204,35 @@ impl Storage {
             Role::Exporter => EXPORTER_LOCK,
             Role::Backfill => BACKFILL_LOCK,
         };
-        let mut lock = files::open_lock(&dir.join(name), &aside(&dir.join(name), &clock)).map_err(unusable)?;
+        let mut lock =
+            files::open_lock(&dir.join(name), &aside(&dir.join(name), &clock)).map_err(unusable)?;
         let patience = Instant::now() + LOCK_PATIENCE;
         loop {
             match lock.try_lock() {
                 Ok(()) => break,
-                Err(fs::TryLockError::WouldBlock) if role == Role::Exporter && Instant::now() < patience => {
+                Err(fs::TryLockError::WouldBlock)
+                    if role == Role::Exporter && Instant::now() < patience =>
+                {
                     std::thread::sleep(Duration::from_millis(50));
                 }
                 Err(fs::TryLockError::WouldBlock) => {
                     let mut holder = String::new();
                     let _ = (&lock).take(256).read_to_string(&mut holder);
                     let holder = holder.trim();
-                    let holder = if holder.is_empty() { "a process that wrote no pid".to_owned() } else { holder.to_owned() };
+                    let holder = if holder.is_empty() {
+                        "a process that wrote no pid".to_owned()
+                    } else {
+                        holder.to_owned()
+                    };
                     return Err(StorageError::Locked { path: dir.to_owned(), role, holder });
                 }
                 Err(fs::TryLockError::Error(error)) => return Err(unusable(error)),
             }
         }
         lock.set_len(0)
-            .and_then(|()| lock.write_all(format!("pid {} on {}\n", std::process::id(), hostname()).as_bytes()))
+            .and_then(|()| {
+                lock.write_all(format!("pid {} on {}\n", std::process::id(), hostname()).as_bytes())
+            })
             .map_err(unusable)?;
         Ok(Storage {
             dir: dir.to_owned(),
@@ -243,22 +258,30 @@ impl Storage {
 
     /// What failed since start-up.
     pub fn failures(&self) -> StorageFailures {
-        StorageFailures { writes: self.write_failures.load(Ordering::Relaxed), reads: self.read_failures.load(Ordering::Relaxed) }
+        StorageFailures {
+            writes: self.write_failures.load(Ordering::Relaxed),
+            reads: self.read_failures.load(Ordering::Relaxed),
+        }
     }
 
     /// The token's ledger: None when there is no file, or one that cannot be used (set aside); an
     /// error when it could not be read, which may pass (the file is left as it is).
     pub fn load_ledger(&self, token_name: &str) -> io::Result<Option<Ledger>> {
         let path = self.ledger_path(token_name);
-        let file = self.read::<LedgerFile<Ledger>>(&path, &LEDGER, token_name, |f| (f.version, f.token_name.clone()));
-        file.map(|file| file.map(|f| f.ledger)).inspect_err(|error| self.count_read_failure(&path, &LEDGER, error))
+        let file = self.read::<LedgerFile<Ledger>>(&path, &LEDGER, token_name, |f| {
+            (f.version, f.token_name.clone())
+        });
+        file.map(|file| file.map(|f| f.ledger))
+            .inspect_err(|error| self.count_read_failure(&path, &LEDGER, error))
     }
 
     /// The last good answers of the token's jobs, by job key (none if the file cannot be used or
     /// read: they come back with the next poll).
     pub fn load_answers(&self, token_name: &str) -> BTreeMap<String, Answer> {
         let path = self.answers_path(token_name);
-        match self.read::<AnswersFile<BTreeMap<String, Answer>>>(&path, &ANSWERS, token_name, |f| (f.version, f.token_name.clone())) {
+        match self.read::<AnswersFile<BTreeMap<String, Answer>>>(&path, &ANSWERS, token_name, |f| {
+            (f.version, f.token_name.clone())
+        }) {
             Ok(file) => file.map(|f| f.answers).unwrap_or_default(),
             Err(error) => {
                 self.count_read_failure(&path, &ANSWERS, &error);
@@ -298,7 +321,9 @@ impl Storage {
             self.count_read_failure(&path, &KEPT_MONTH, &error);
             return None;
         }
-        let identity = |f: &KeptMonthFile<Vec<DatedRow>>| (f.version, kept_month_name(&f.server, &f.api, &f.month));
+        let identity = |f: &KeptMonthFile<Vec<DatedRow>>| {
+            (f.version, kept_month_name(&f.server, &f.api, &f.month))
+        };
         match self.read(&path, &KEPT_MONTH, &kept_month_name(server, api, &month), identity) {
             Ok(file) => file.map(|f| f.rows),
             Err(error) => {
@@ -319,7 +344,13 @@ impl Storage {
             self.count_failure(dir, &error);
             return;
         }
-        let file = KeptMonthFile { version: VERSION, server: server.to_owned(), api: api.to_owned(), month, rows };
+        let file = KeptMonthFile {
+            version: VERSION,
+            server: server.to_owned(),
+            api: api.to_owned(),
+            month,
+            rows,
+        };
         self.write(&path, &file);
     }
 
@@ -354,8 +385,12 @@ impl Storage {
         // One parse when the file is good; the version is looked at only to say why one is not.
         let problem = match serde_json::from_slice::<T>(&text) {
             Ok(file) => match identity(&file) {
-                (version, _) if version != VERSION => format!("has format version {version}, this exporter reads version {VERSION}"),
-                (_, name) if name != wanted => format!("belongs to {} {name:?}, not {wanted:?}", kind.owner),
+                (version, _) if version != VERSION => {
+                    format!("has format version {version}, this exporter reads version {VERSION}")
+                }
+                (_, name) if name != wanted => {
+                    format!("belongs to {} {name:?}, not {wanted:?}", kind.owner)
+                }
                 _ => return Ok(Some(file)),
             },
             Err(error) => match serde_json::from_slice::<Versioned>(&text) {
@@ -375,8 +410,12 @@ impl Storage {
         let aside = aside(path, &self.clock);
         let instead = kind.unusable;
         match fs::rename(path, &aside) {
-            Ok(()) => tracing::warn!(file = %path.display(), moved_to = %aside.display(), "the state file {problem}; {instead}"),
-            Err(error) => tracing::warn!(file = %path.display(), %error, "the state file {problem}, and cannot be moved aside; {instead}"),
+            Ok(()) => {
+                tracing::warn!(file = %path.display(), moved_to = %aside.display(), "the state file {problem}; {instead}")
+            }
+            Err(error) => {
+                tracing::warn!(file = %path.display(), %error, "the state file {problem}, and cannot be moved aside; {instead}")
+            }
         }
         None
     }
@@ -427,7 +466,9 @@ fn kept_month_name(server: &str, api: &str, month: &str) -> String {
 }
 
 fn hostname() -> String {
-    fs::read_to_string("/proc/sys/kernel/hostname").map(|name| name.trim().to_owned()).unwrap_or_else(|_| "this host".to_owned())
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_else(|_| "this host".to_owned())
 }
 
 #[cfg(test)]
@@ -438,14 +479,24 @@ mod tests {
     use crate::calls::ledger::TokenLedger;
 
     fn temp_dir(tag: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("wolkvox-storage-{tag}-{}-{}", std::process::id(), fastrand::u64(..)));
+        let dir = std::env::temp_dir().join(format!(
+            "wolkvox-storage-{tag}-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
         fs::create_dir_all(&dir).unwrap();
         dir
     }
 
     fn answer() -> Answer {
         let latest_at = Some(jiff::civil::date(2026, 11, 15).at(9, 30, 0, 0));
-        let series = Series { operation: "ventas".into(), description: "Gamification".into(), latest: 15.0, max: 17.0, latest_at };
+        let series = Series {
+            operation: "ventas".into(),
+            description: "Gamification".into(),
+            latest: 15.0,
+            max: 17.0,
+            latest_at,
+        };
         let report = Report { rows: 3, series: vec![series], skipped: Vec::new() };
         Answer { succeeded_at: "2026-11-15T15:00:00Z".parse().unwrap(), report: Arc::new(report) }
     }
@@ -459,11 +510,19 @@ mod tests {
         storage.save_answers("main", &BTreeMap::from([("0042/gamification".to_owned(), answer())]));
         assert_eq!(storage.load_ledger("main").unwrap(), Some(ledger));
         assert_eq!(storage.load_answers("main")["0042/gamification"], answer());
-        assert_eq!((storage.load_ledger("other").unwrap(), storage.load_answers("other")), (None, BTreeMap::new()));
+        assert_eq!(
+            (storage.load_ledger("other").unwrap(), storage.load_answers("other")),
+            (None, BTreeMap::new())
+        );
         assert_eq!(fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
         for entry in fs::read_dir(&dir).unwrap() {
             let entry = entry.unwrap();
-            assert_eq!(entry.metadata().unwrap().permissions().mode() & 0o777, 0o600, "{:?}", entry.file_name());
+            assert_eq!(
+                entry.metadata().unwrap().permissions().mode() & 0o777,
+                0o600,
+                "{:?}",
+                entry.file_name()
+            );
         }
         let text = fs::read_to_string(dir.join("token-main.ledger.json")).unwrap();
         assert!(text.starts_with("{\"version\":1,"), "{text}");
@@ -473,9 +532,17 @@ mod tests {
     fn unusable_files_are_set_aside_and_the_token_starts_clean() {
         let dir = temp_dir("bad");
         // The name of a file set aside is dated by the exporter's clock.
-        let storage = Storage::open(&dir, Role::Exporter, Clock::starting_at("2026-11-30T23:59:58-05:00".parse().unwrap())).unwrap();
+        let storage = Storage::open(
+            &dir,
+            Role::Exporter,
+            Clock::starting_at("2026-11-30T23:59:58-05:00".parse().unwrap()),
+        )
+        .unwrap();
         let valid = |name: &str| {
-            format!("{{\"version\":1,\"token_name\":\"{name}\",\"ledger\":{}}}", serde_json::to_string(&Ledger::default()).unwrap())
+            format!(
+                "{{\"version\":1,\"token_name\":\"{name}\",\"ledger\":{}}}",
+                serde_json::to_string(&Ledger::default()).unwrap()
+            )
         };
         for (name, text) in [
             ("empty", String::new()),
@@ -511,7 +578,10 @@ mod tests {
         }
         let text = Arc::new(Mutex::new(Vec::new()));
         let writer = text.clone();
-        let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || Log(writer.clone())).finish();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || Log(writer.clone()))
+            .finish();
         let result = tracing::subscriber::with_default(subscriber, f);
         let text = String::from_utf8(text.lock().unwrap().clone()).unwrap();
         (result, text)
@@ -522,7 +592,12 @@ mod tests {
 
     fn rows() -> Vec<DatedRow> {
         let at = jiff::civil::date(2026, 1, 31).at(23, 59, 59, 0);
-        vec![DatedRow { operation: "ventas".into(), description: "Gamification".into(), at, value: 12.5 }]
+        vec![DatedRow {
+            operation: "ventas".into(),
+            description: "Gamification".into(),
+            at,
+            value: 12.5,
+        }]
     }
 
     /// The files set aside beside `path`.
@@ -543,7 +618,12 @@ mod tests {
         assert_eq!(fs::metadata(dir.join("backfill")).unwrap().permissions().mode() & 0o777, 0o700);
         assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         let good = fs::read_to_string(&path).unwrap();
-        assert!(good.starts_with(r#"{"version":1,"server":"0042","api":"gamification","month":"2026-01","rows":[{"#), "{good}");
+        assert!(
+            good.starts_with(
+                r#"{"version":1,"server":"0042","api":"gamification","month":"2026-01","rows":[{"#
+            ),
+            "{good}"
+        );
 
         for (name, text) in [
             ("damaged", good[..good.len() / 2].to_owned()),
@@ -553,10 +633,20 @@ mod tests {
             fs::write(&path, text).unwrap();
             let (kept, log) = logged(|| storage.load_kept_month("0042", "gamification", JANUARY));
             assert_eq!(kept, None, "{name}");
-            assert!(!path.exists() && !set_aside_beside(&path).is_empty(), "{name} was not set aside");
-            assert!(log.contains("WARN") && log.contains("fetching the month again"), "{name}: {log}");
+            assert!(
+                !path.exists() && !set_aside_beside(&path).is_empty(),
+                "{name} was not set aside"
+            );
+            assert!(
+                log.contains("WARN") && log.contains("fetching the month again"),
+                "{name}: {log}"
+            );
         }
-        assert_eq!(storage.failures(), StorageFailures::default(), "a file that cannot be used is no failure to read");
+        assert_eq!(
+            storage.failures(),
+            StorageFailures::default(),
+            "a file that cannot be used is no failure to read"
+        );
     }
 
     #[test]
@@ -576,11 +666,17 @@ mod tests {
         assert_eq!(kept, None);
         assert!(log.contains("symbolic link"), "{log}");
         let aside = set_aside_beside(&path);
-        assert!(aside.len() == 1 && aside[0].is_symlink(), "the link is set aside as a link: {aside:?}");
+        assert!(
+            aside.len() == 1 && aside[0].is_symlink(),
+            "the link is set aside as a link: {aside:?}"
+        );
         // Written where a link is: the link is replaced, what it points at left alone.
         std::os::unix::fs::symlink(&victim, &path).unwrap();
         storage.save_kept_month("0042", "gamification", JANUARY, &[]);
-        assert!(!path.is_symlink() && storage.load_kept_month("0042", "gamification", JANUARY) == Some(Vec::new()));
+        assert!(
+            !path.is_symlink()
+                && storage.load_kept_month("0042", "gamification", JANUARY) == Some(Vec::new())
+        );
 
         // A link in the place of the subdirectory: not read through, and refused for writing.
         fs::rename(dir.join("backfill"), dir.join("backfill.old")).unwrap();
@@ -595,8 +691,14 @@ mod tests {
     fn a_second_process_on_the_same_path_is_refused_naming_the_path_and_the_holder() {
         let dir = temp_dir("lock");
         let _first = Storage::open(&dir, Role::Exporter, Clock::system()).unwrap();
-        let error = Storage::open(&dir, Role::Exporter, Clock::system()).err().expect("the path is locked").to_string();
-        assert!(error.contains("--storage.path") && error.contains(&dir.display().to_string()), "{error}");
+        let error = Storage::open(&dir, Role::Exporter, Clock::system())
+            .err()
+            .expect("the path is locked")
+            .to_string();
+        assert!(
+            error.contains("--storage.path") && error.contains(&dir.display().to_string()),
+            "{error}"
+        );
         assert!(error.contains(&format!("pid {}", std::process::id())), "{error}");
     }
 
@@ -607,7 +709,10 @@ mod tests {
         assert!(!backfill.exporter_running());
         let exporter = Storage::open(&dir, Role::Exporter, Clock::system()).unwrap();
         assert!(backfill.exporter_running());
-        let error = Storage::open(&dir, Role::Backfill, Clock::system()).err().expect("one backfill at a time").to_string();
+        let error = Storage::open(&dir, Role::Backfill, Clock::system())
+            .err()
+            .expect("one backfill at a time")
+            .to_string();
         assert!(error.contains("another backfill"), "{error}");
 
         let (exporter, backfill) = (Arc::new(exporter), Arc::new(backfill));
@@ -629,7 +734,10 @@ mod tests {
     fn an_unwritable_path_is_refused_naming_the_flag() {
         let file = temp_dir("notadir").join("file");
         fs::write(&file, "").unwrap();
-        let error = Storage::open(&file.join("data"), Role::Exporter, Clock::system()).err().expect("not a directory").to_string();
+        let error = Storage::open(&file.join("data"), Role::Exporter, Clock::system())
+            .err()
+            .expect("not a directory")
+            .to_string();
         assert!(error.starts_with("invalid configuration: --storage.path"), "{error}");
     }
 
@@ -680,7 +788,11 @@ mod tests {
         drop(Storage::open(&dir, Role::Backfill, Clock::system()).unwrap());
         assert_eq!(fs::metadata(dir.join("backfill.lock")).unwrap().nlink(), 1);
 
-        assert_eq!(fs::read_to_string(&victim).unwrap(), "root:x:0:0\n", "the file linked to is untouched");
+        assert_eq!(
+            fs::read_to_string(&victim).unwrap(),
+            "root:x:0:0\n",
+            "the file linked to is untouched"
+        );
         assert_eq!(fs::metadata(&victim).unwrap().permissions().mode() & 0o777, 0o644);
     }
 
@@ -691,7 +803,8 @@ mod tests {
         let ledger = Ledger { calls_today: 5, ..Ledger::default() };
         assert!(storage.save_ledger("main", &ledger));
         // A backup made with `cp -al`: the good ledger must not be thrown away for it.
-        fs::hard_link(dir.join("token-main.ledger.json"), temp_dir("backup").join("ledger.json")).unwrap();
+        fs::hard_link(dir.join("token-main.ledger.json"), temp_dir("backup").join("ledger.json"))
+            .unwrap();
         assert_eq!(storage.load_ledger("main").unwrap(), Some(ledger));
     }
 
@@ -718,8 +831,12 @@ mod tests {
         std::os::unix::fs::symlink(&real, &link).unwrap();
         // Made by another user than root (the test's, or, as root, given to nobody).
         let as_root = std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).is_ok();
-        let error = Storage::open(&link, Role::Exporter, Clock::system()).err().unwrap().to_string();
-        assert!(error.contains(&link.display().to_string()) && error.contains("symbolic link"), "{error}");
+        let error =
+            Storage::open(&link, Role::Exporter, Clock::system()).err().unwrap().to_string();
+        assert!(
+            error.contains(&link.display().to_string()) && error.contains("symbolic link"),
+            "{error}"
+        );
         if as_root {
             // As systemd makes StateDirectory= with DynamicUser=: root's link is followed.
             let systemds = temp_dir("systemd-link").join("wolkvox_exporter");

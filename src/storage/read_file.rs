@@ -9,11 +9,19 @@ use std::path::Path;
 
 /// The whole file, if it is a regular file of at most `limit` bytes.
 pub(crate) fn read_regular_file(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
-    let file = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC).open(path)?;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)?;
     if !file.metadata()?.is_file() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file (a FIFO, a device or a directory)"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file (a FIFO, a device or a directory)",
+        ));
     }
-    read_at_most(file, limit)?.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("larger than {limit} bytes")))
+    read_at_most(file, limit)?.ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidData, format!("larger than {limit} bytes"))
+    })
 }
 
 /// All of `source` if it holds at most `limit` bytes (None if more: not read past the bound).
@@ -25,7 +33,8 @@ pub(crate) fn read_at_most(source: impl Read, limit: u64) -> io::Result<Option<V
 
 /// The same, as UTF-8 text.
 pub(crate) fn read_regular_text(path: &Path, limit: u64) -> io::Result<String> {
-    String::from_utf8(read_regular_file(path, limit)?).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
+    String::from_utf8(read_regular_file(path, limit)?)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
 
 #[cfg(test)]
@@ -34,14 +43,35 @@ mod tests {
 
     #[test]
     fn only_a_regular_file_within_the_bound_is_read() {
-        let dir = std::env::temp_dir().join(format!("wolkvox-read-{}-{}", std::process::id(), fastrand::u64(..)));
+        let dir = std::env::temp_dir().join(format!(
+            "wolkvox-read-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("small"), "fake-token\n").unwrap();
         assert_eq!(read_regular_text(&dir.join("small"), 64).unwrap(), "fake-token\n");
-        assert!(read_regular_file(&dir.join("small"), 4).unwrap_err().to_string().contains("larger than 4 bytes"));
-        assert!(read_regular_file(Path::new("/dev/zero"), 1 << 20).unwrap_err().to_string().contains("not a regular file"));
+        assert!(
+            read_regular_file(&dir.join("small"), 4)
+                .unwrap_err()
+                .to_string()
+                .contains("larger than 4 bytes")
+        );
+        assert!(
+            read_regular_file(Path::new("/dev/zero"), 1 << 20)
+                .unwrap_err()
+                .to_string()
+                .contains("not a regular file")
+        );
         // A FIFO that nobody writes: refused at once, not waited on.
-        assert!(std::process::Command::new("mkfifo").arg(dir.join("fifo")).status().unwrap().success());
-        assert!(read_regular_file(&dir.join("fifo"), 64).unwrap_err().to_string().contains("not a regular file"));
+        assert!(
+            std::process::Command::new("mkfifo").arg(dir.join("fifo")).status().unwrap().success()
+        );
+        assert!(
+            read_regular_file(&dir.join("fifo"), 64)
+                .unwrap_err()
+                .to_string()
+                .contains("not a regular file")
+        );
     }
 }

@@ -29,7 +29,9 @@ const BCRYPT_TURN_WAIT: Duration = Duration::from_secs(1);
 /// Why `basic_auth_users` cannot be used; each message names the field.
 #[derive(Debug, thiserror::Error)]
 pub enum UsersError {
-    #[error("basic_auth_users.{user}: not a bcrypt hash (make one with htpasswd -nBC 10 \"\" | tr -d ':\\n')")]
+    #[error(
+        "basic_auth_users.{user}: not a bcrypt hash (make one with htpasswd -nBC 10 \"\" | tr -d ':\\n')"
+    )]
     NotAHash { user: String },
     #[error("basic_auth_users: {0}")]
     Dummy(#[from] bcrypt::BcryptError),
@@ -61,7 +63,11 @@ pub(crate) struct BcryptTurn {
 
 impl BcryptTurns {
     pub fn new(request_slots: Option<Arc<Semaphore>>) -> BcryptTurns {
-        BcryptTurns { turns: Arc::new(Semaphore::new(BCRYPT_TURNS)), request_slots, wait: BCRYPT_TURN_WAIT }
+        BcryptTurns {
+            turns: Arc::new(Semaphore::new(BCRYPT_TURNS)),
+            request_slots,
+            wait: BCRYPT_TURN_WAIT,
+        }
     }
 
     /// The next turn, first come first served, with a request slot for it.
@@ -71,7 +77,9 @@ impl BcryptTurns {
             .map_err(|_| "Too many password checks at once\n")?
             .expect("the semaphore is never closed");
         let request_slot = match &self.request_slots {
-            Some(slots) => Some(slots.clone().try_acquire_owned().map_err(|_| "Too many concurrent requests\n")?),
+            Some(slots) => Some(
+                slots.clone().try_acquire_owned().map_err(|_| "Too many concurrent requests\n")?,
+            ),
             None => None,
         };
         Ok(BcryptTurn { _turn: turn, _request_slot: request_slot })
@@ -97,7 +105,11 @@ pub struct Users {
 
 impl Users {
     pub fn none() -> Users {
-        Users { hashes: BTreeMap::new(), dummy: String::new(), verified: Mutex::new(HashSet::new()) }
+        Users {
+            hashes: BTreeMap::new(),
+            dummy: String::new(),
+            verified: Mutex::new(HashSet::new()),
+        }
     }
 
     pub fn new(hashes: BTreeMap<String, String>) -> Result<Users, UsersError> {
@@ -109,7 +121,11 @@ impl Users {
             bcrypt::verify("", hash).map_err(not_a_hash)?;
             highest_cost = highest_cost.max(parts.get_cost());
         }
-        let dummy = if hashes.is_empty() { String::new() } else { bcrypt::hash(fastrand::u64(..).to_string(), highest_cost)? };
+        let dummy = if hashes.is_empty() {
+            String::new()
+        } else {
+            bcrypt::hash(fastrand::u64(..).to_string(), highest_cost)?
+        };
         Ok(Users { hashes, dummy, verified: Mutex::new(HashSet::new()) })
     }
 
@@ -193,13 +209,15 @@ mod tests {
 
     fn basic(user: &str, password: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
-        let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
         headers.insert(header::AUTHORIZATION, format!("Basic {encoded}").parse().unwrap());
         headers
     }
 
     fn prometheus(password: &str) -> Users {
-        Users::new(BTreeMap::from([("prometheus".to_owned(), bcrypt::hash(password, 4).unwrap())])).unwrap()
+        Users::new(BTreeMap::from([("prometheus".to_owned(), bcrypt::hash(password, 4).unwrap())]))
+            .unwrap()
     }
 
     /// Turns that are all taken: only pairs verified before get an answer.
@@ -224,7 +242,10 @@ mod tests {
         // Verified once, let in without a turn at bcrypt; never verified, not checked at all.
         let (no_turn, _taken) = no_turn_left().await;
         assert_eq!(users.check(&basic("prometheus", "s3cret"), &no_turn).await, Verdict::Allowed);
-        assert!(matches!(users.check(&basic("prometheus", "guess"), &no_turn).await, Verdict::Busy(_)));
+        assert!(matches!(
+            users.check(&basic("prometheus", "guess"), &no_turn).await,
+            Verdict::Busy(_)
+        ));
     }
 
     #[tokio::test]
@@ -233,7 +254,10 @@ mod tests {
         let turns = BcryptTurns::new(None);
         assert_eq!(users.check(&basic("prometheus", "s3cret"), &turns).await, Verdict::Allowed);
         for guess in 0..2 * VERIFIED_ENTRIES {
-            assert_eq!(users.check(&basic("prometheus", &format!("guess-{guess}")), &turns).await, Verdict::Refused);
+            assert_eq!(
+                users.check(&basic("prometheus", &format!("guess-{guess}")), &turns).await,
+                Verdict::Refused
+            );
         }
         let (no_turn, _taken) = no_turn_left().await;
         assert_eq!(users.check(&basic("prometheus", "s3cret"), &no_turn).await, Verdict::Allowed);
@@ -270,24 +294,36 @@ mod tests {
     #[tokio::test]
     async fn a_reload_keeps_the_pairs_verified_for_unchanged_hashes_only() {
         let hash = bcrypt::hash("s3cret", 4).unwrap();
-        let before = Users::new(BTreeMap::from([("prometheus".to_owned(), hash.clone()), ("grafana".to_owned(), hash.clone())])).unwrap();
+        let before = Users::new(BTreeMap::from([
+            ("prometheus".to_owned(), hash.clone()),
+            ("grafana".to_owned(), hash.clone()),
+        ]))
+        .unwrap();
         let turns = BcryptTurns::new(None);
         for user in ["prometheus", "grafana"] {
             assert_eq!(before.check(&basic(user, "s3cret"), &turns).await, Verdict::Allowed);
         }
         // grafana's password changed (to the same text, but a new hash: a new salt).
-        let after =
-            Users::new(BTreeMap::from([("prometheus".to_owned(), hash), ("grafana".to_owned(), bcrypt::hash("s3cret", 4).unwrap())]))
-                .unwrap();
+        let after = Users::new(BTreeMap::from([
+            ("prometheus".to_owned(), hash),
+            ("grafana".to_owned(), bcrypt::hash("s3cret", 4).unwrap()),
+        ]))
+        .unwrap();
         after.keep_verified_from(&before);
         let (no_turn, _taken) = no_turn_left().await;
         assert_eq!(after.check(&basic("prometheus", "s3cret"), &no_turn).await, Verdict::Allowed);
-        assert!(matches!(after.check(&basic("grafana", "s3cret"), &no_turn).await, Verdict::Busy(_)));
+        assert!(matches!(
+            after.check(&basic("grafana", "s3cret"), &no_turn).await,
+            Verdict::Busy(_)
+        ));
     }
 
     #[test]
     fn a_value_that_is_not_a_bcrypt_hash_is_refused_with_the_user_named() {
-        let error = Users::new(BTreeMap::from([("alice".to_owned(), "plaintext".to_owned())])).err().unwrap().to_string();
+        let error = Users::new(BTreeMap::from([("alice".to_owned(), "plaintext".to_owned())]))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(error.starts_with("basic_auth_users.alice:"), "{error}");
     }
 }

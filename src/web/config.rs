@@ -28,14 +28,20 @@ pub enum WebConfigError {
     Read { path: PathBuf, source: std::io::Error },
     /// Nothing but blank lines or comments: a file not written yet, or cut short, rather than a
     /// decision to drop TLS and basic auth, which `{}` states.
-    #[error("holds no settings (empty, or only comments); write {{}} to serve without TLS and basic auth on purpose")]
+    #[error(
+        "holds no settings (empty, or only comments); write {{}} to serve without TLS and basic auth on purpose"
+    )]
     Empty,
     /// Not YAML, or an unknown or mistyped key: the parser's message names it.
     #[error("{0}")]
     Syntax(#[from] serde_norway::Error),
-    #[error("tls_server_config.cert / key: inline certificates are not supported; use cert_file and key_file")]
+    #[error(
+        "tls_server_config.cert / key: inline certificates are not supported; use cert_file and key_file"
+    )]
     InlineCertificate,
-    #[error("tls_server_config.client_allowed_sans: not supported; trust only the client CA you mean")]
+    #[error(
+        "tls_server_config.client_allowed_sans: not supported; trust only the client CA you mean"
+    )]
     ClientAllowedSans,
     /// `cert_file` or `key_file` is missing.
     #[error("tls_server_config.{0}: required")]
@@ -49,7 +55,9 @@ pub enum WebConfigError {
     ClientCa { path: PathBuf, source: rustls::Error },
     #[error("tls_server_config.client_ca_file: {0}")]
     ClientVerifier(rustls::server::VerifierBuilderError),
-    #[error("tls_server_config.client_ca_file: set, but client_auth_type is NoClientCert (use RequireAndVerifyClientCert)")]
+    #[error(
+        "tls_server_config.client_ca_file: set, but client_auth_type is NoClientCert (use RequireAndVerifyClientCert)"
+    )]
     ClientCaWithoutClientAuth,
     #[error("tls_server_config.client_ca_file: required with client_auth_type {0}")]
     ClientCaRequired(String),
@@ -152,7 +160,8 @@ impl WebSettings {
     pub fn load(path: &Path) -> Result<WebSettings, WebConfigError> {
         let text = crate::storage::read_file::read_regular_text(path, MAX_WEB_CONFIG_BYTES)
             .map_err(|source| WebConfigError::Read { path: path.to_owned(), source })?;
-        let file: WebFile = serde_norway::from_str::<Option<WebFile>>(&text)?.ok_or(WebConfigError::Empty)?;
+        let file: WebFile =
+            serde_norway::from_str::<Option<WebFile>>(&text)?.ok_or(WebConfigError::Empty)?;
         let dir = path.parent().unwrap_or(Path::new("."));
         let mut watched = vec![path.to_owned()];
         let (tls, client_certificates) = match file.tls_server_config {
@@ -197,12 +206,19 @@ impl fmt::Debug for WebSettings {
             .field("tls", &self.tls.is_some())
             .field("client_certificates", &self.client_certificates)
             .field("users", &self.users.names())
-            .field("headers", &self.headers.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>())
+            .field(
+                "headers",
+                &self.headers.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
 
-fn tls_config(tls: TlsFile, dir: &Path, watched: &mut Vec<PathBuf>) -> Result<(rustls::ServerConfig, ClientCertificates), WebConfigError> {
+fn tls_config(
+    tls: TlsFile,
+    dir: &Path,
+    watched: &mut Vec<PathBuf>,
+) -> Result<(rustls::ServerConfig, ClientCertificates), WebConfigError> {
     if tls.cert.is_some() || tls.key.is_some() {
         return Err(WebConfigError::InlineCertificate);
     }
@@ -211,13 +227,15 @@ fn tls_config(tls: TlsFile, dir: &Path, watched: &mut Vec<PathBuf>) -> Result<(r
     }
     let cert_path = dir.join(tls.cert_file.ok_or(WebConfigError::Required("cert_file"))?);
     let key_path = dir.join(tls.key_file.ok_or(WebConfigError::Required("key_file"))?);
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem_file("cert_file", &cert_path)?)
-        .collect::<Result<_, _>>()
-        .map_err(pem_error("cert_file", &cert_path))?;
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(&pem_file("cert_file", &cert_path)?)
+            .collect::<Result<_, _>>()
+            .map_err(pem_error("cert_file", &cert_path))?;
     if certs.is_empty() {
         return Err(WebConfigError::NoCertificate { path: cert_path });
     }
-    let key = PrivateKeyDer::from_pem_slice(&pem_file("key_file", &key_path)?).map_err(pem_error("key_file", &key_path))?;
+    let key = PrivateKeyDer::from_pem_slice(&pem_file("key_file", &key_path)?)
+        .map_err(pem_error("key_file", &key_path))?;
     watched.extend([cert_path, key_path]);
 
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -240,12 +258,20 @@ fn tls_config(tls: TlsFile, dir: &Path, watched: &mut Vec<PathBuf>) -> Result<(r
             let mut roots = rustls::RootCertStore::empty();
             for cert in CertificateDer::pem_slice_iter(&pem_file("client_ca_file", &ca_path)?) {
                 let cert = cert.map_err(pem_error("client_ca_file", &ca_path))?;
-                roots.add(cert).map_err(|source| WebConfigError::ClientCa { path: ca_path.clone(), source })?;
+                roots
+                    .add(cert)
+                    .map_err(|source| WebConfigError::ClientCa { path: ca_path.clone(), source })?;
             }
             watched.push(ca_path);
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
-            let verifier = if kind == "VerifyClientCertIfGiven" { verifier.allow_unauthenticated() } else { verifier };
-            builder.with_client_cert_verifier(verifier.build().map_err(WebConfigError::ClientVerifier)?)
+            let verifier = if kind == "VerifyClientCertIfGiven" {
+                verifier.allow_unauthenticated()
+            } else {
+                verifier
+            };
+            builder.with_client_cert_verifier(
+                verifier.build().map_err(WebConfigError::ClientVerifier)?,
+            )
         }
         ("RequireAndVerifyClientCert" | "VerifyClientCertIfGiven", None) => {
             return Err(WebConfigError::ClientCaRequired(auth_type.to_owned()));
@@ -260,7 +286,8 @@ fn tls_config(tls: TlsFile, dir: &Path, watched: &mut Vec<PathBuf>) -> Result<(r
 /// A PEM file the configuration names, read as every file an operator names is (a regular file,
 /// without waiting on a FIFO, within a bound): a reload must not hang on it or fill memory.
 fn pem_file(field: &'static str, path: &Path) -> Result<Vec<u8>, WebConfigError> {
-    crate::storage::read_file::read_regular_file(path, MAX_PEM_BYTES).map_err(|error| pem_error(field, path)(PemError::Io(error)))
+    crate::storage::read_file::read_regular_file(path, MAX_PEM_BYTES)
+        .map_err(|error| pem_error(field, path)(PemError::Io(error)))
 }
 
 /// For `map_err` on reading the PEM file `path`, named by `field`.
@@ -270,7 +297,10 @@ fn pem_error(field: &'static str, path: &Path) -> impl FnOnce(PemError) -> WebCo
 }
 
 /// exporter-toolkit's names; rustls speaks TLS 1.2 and 1.3 only, so a lower minimum means 1.2.
-fn versions(min: Option<&str>, max: Option<&str>) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, WebConfigError> {
+fn versions(
+    min: Option<&str>,
+    max: Option<&str>,
+) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, WebConfigError> {
     let rank = |field: &'static str, name: &str| match name {
         "TLS10" | "TLS11" | "TLS12" => Ok(12),
         "TLS13" => Ok(13),
@@ -293,22 +323,29 @@ fn versions(min: Option<&str>, max: Option<&str>) -> Result<Vec<&'static rustls:
 }
 
 /// The security headers exporter-toolkit allows, with the values it allows.
-fn headers(configured: BTreeMap<String, String>) -> Result<Vec<(HeaderName, HeaderValue)>, WebConfigError> {
+fn headers(
+    configured: BTreeMap<String, String>,
+) -> Result<Vec<(HeaderName, HeaderValue)>, WebConfigError> {
     configured
         .into_iter()
         .map(|(name, value)| {
             let allowed = match name.to_ascii_lowercase().as_str() {
-                "strict-transport-security" | "content-security-policy" | "x-xss-protection" => true,
-                "x-frame-options" => matches!(value.to_ascii_lowercase().as_str(), "deny" | "sameorigin"),
+                "strict-transport-security" | "content-security-policy" | "x-xss-protection" => {
+                    true
+                }
+                "x-frame-options" => {
+                    matches!(value.to_ascii_lowercase().as_str(), "deny" | "sameorigin")
+                }
                 "x-content-type-options" => value.eq_ignore_ascii_case("nosniff"),
                 _ => return Err(WebConfigError::HeaderNotAllowed { name }),
             };
             if !allowed {
                 return Err(WebConfigError::HeaderValueNotAllowed { name, value });
             }
-            let header_name =
-                HeaderName::try_from(name.as_str()).map_err(|source| WebConfigError::HeaderName { name: name.clone(), source })?;
-            let header_value = HeaderValue::try_from(value.as_str()).map_err(|source| WebConfigError::HeaderValue { name, source })?;
+            let header_name = HeaderName::try_from(name.as_str())
+                .map_err(|source| WebConfigError::HeaderName { name: name.clone(), source })?;
+            let header_value = HeaderValue::try_from(value.as_str())
+                .map_err(|source| WebConfigError::HeaderValue { name, source })?;
             Ok((header_name, header_value))
         })
         .collect()
@@ -320,7 +357,11 @@ mod tests {
 
     #[test]
     fn a_file_without_settings_is_refused_but_an_empty_mapping_is_not() {
-        let dir = std::env::temp_dir().join(format!("wolkvox-web-empty-{}-{}", std::process::id(), fastrand::u64(..)));
+        let dir = std::env::temp_dir().join(format!(
+            "wolkvox-web-empty-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("web.yml");
         for text in ["", " \n\n", "# to be written\n", "---\n"] {
@@ -335,15 +376,29 @@ mod tests {
 
     #[test]
     fn a_certificate_or_key_that_is_a_device_or_a_fifo_is_refused_naming_the_field() {
-        let dir = std::env::temp_dir().join(format!("wolkvox-web-pem-{}-{}", std::process::id(), fastrand::u64(..)));
+        let dir = std::env::temp_dir().join(format!(
+            "wolkvox-web-pem-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
         std::fs::create_dir_all(&dir).unwrap();
-        assert!(std::process::Command::new("mkfifo").arg(dir.join("key.pem")).status().unwrap().success());
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(dir.join("key.pem"))
+                .status()
+                .unwrap()
+                .success()
+        );
         let path = dir.join("web.yml");
         // /dev/zero would fill memory, and a FIFO nobody writes would hold the reload for ever.
         let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
         std::fs::write(dir.join("cert.pem"), certified.cert.pem()).unwrap();
         for (cert, field) in [("/dev/zero", "cert_file"), ("cert.pem", "key_file")] {
-            std::fs::write(&path, format!("tls_server_config:\n  cert_file: {cert}\n  key_file: key.pem\n")).unwrap();
+            std::fs::write(
+                &path,
+                format!("tls_server_config:\n  cert_file: {cert}\n  key_file: key.pem\n"),
+            )
+            .unwrap();
             let error = WebSettings::load(&path).expect_err("refused").to_string();
             assert!(error.starts_with(&format!("tls_server_config.{field}:")), "{error}");
         }

@@ -119,7 +119,10 @@ impl Web {
 
 /// Modification time and length of each file: a change in any means a reload.
 fn fingerprint(paths: &[PathBuf]) -> Vec<Option<(SystemTime, u64)>> {
-    paths.iter().map(|p| std::fs::metadata(p).ok().and_then(|m| Some((m.modified().ok()?, m.len())))).collect()
+    paths
+        .iter()
+        .map(|p| std::fs::metadata(p).ok().and_then(|m| Some((m.modified().ok()?, m.len()))))
+        .collect()
 }
 
 /// What the password check needs beside the settings in force.
@@ -130,7 +133,8 @@ struct Gate {
 
 /// Wraps the router in basic auth (but for the probes), security headers and the request cap.
 pub(crate) fn protect(router: Router, web: Arc<Web>, limits: &Limits) -> Router {
-    let request_slots = (limits.max_requests > 0).then(|| Arc::new(Semaphore::new(limits.max_requests)));
+    let request_slots =
+        (limits.max_requests > 0).then(|| Arc::new(Semaphore::new(limits.max_requests)));
     let router = match &request_slots {
         // One count for every route, and past it a 503 at once, as exporter-toolkit.
         Some(slots) => router.layer(
@@ -155,13 +159,21 @@ pub(crate) const PROBE_PATHS: [&str; 2] = ["/-/healthy", "/-/ready"];
 
 async fn authenticate(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> Response {
     let settings = gate.web.current();
-    let needs_credentials = settings.users.enabled() && !PROBE_PATHS.contains(&request.uri().path());
-    let verdict = if needs_credentials { settings.users.check(request.headers(), &gate.bcrypt_turns).await } else { Verdict::Allowed };
+    let needs_credentials =
+        settings.users.enabled() && !PROBE_PATHS.contains(&request.uri().path());
+    let verdict = if needs_credentials {
+        settings.users.check(request.headers(), &gate.bcrypt_turns).await
+    } else {
+        Verdict::Allowed
+    };
     let mut response = match verdict {
         Verdict::Allowed => next.run(request).await,
         Verdict::Refused => {
             let mut refused = (StatusCode::UNAUTHORIZED, "Unauthorized\n").into_response();
-            refused.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"wolkvox_exporter\""));
+            refused.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"wolkvox_exporter\""),
+            );
             refused
         }
         // Not "wrong password": the password was not checked, and a later try may be.
@@ -174,12 +186,19 @@ async fn authenticate(State(gate): State<Arc<Gate>>, request: Request, next: Nex
 }
 
 /// Serves until `shutdown` resolves, then lets open requests finish (10 s at most).
-pub(crate) async fn serve(listener: TcpListener, router: Router, web: Arc<Web>, limits: Limits, shutdown: impl Future<Output = ()>) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    router: Router,
+    web: Arc<Web>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) {
     let service = TowerToHyperService::new(router);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
     let graceful = GracefulShutdown::new();
-    let connections = (limits.max_connections > 0).then(|| Arc::new(Semaphore::new(limits.max_connections)));
+    let connections =
+        (limits.max_connections > 0).then(|| Arc::new(Semaphore::new(limits.max_connections)));
     tokio::pin!(shutdown);
     loop {
         // A slot before the next accept: past the cap, connections wait in the kernel's queue
@@ -204,12 +223,14 @@ pub(crate) async fn serve(listener: TcpListener, router: Router, web: Arc<Web>, 
             () = &mut shutdown => break,
         };
         let tls = web.current().tls.clone();
-        let (service, http, watcher, handshake) = (service.clone(), http.clone(), graceful.watcher(), limits.tls_handshake_timeout);
+        let (service, http, watcher, handshake) =
+            (service.clone(), http.clone(), graceful.watcher(), limits.tls_handshake_timeout);
         tokio::spawn(async move {
             let _slot = slot;
             match tls {
                 None => {
-                    let _ = watcher.watch(http.serve_connection(TokioIo::new(stream), service)).await;
+                    let _ =
+                        watcher.watch(http.serve_connection(TokioIo::new(stream), service)).await;
                 }
                 Some(config) => {
                     // One time limit for the first byte and the whole handshake.
@@ -223,7 +244,9 @@ pub(crate) async fn serve(listener: TcpListener, router: Router, web: Arc<Web>, 
                     .await;
                     match accepted {
                         Ok(Some(Ok(tls_stream))) => {
-                            let _ = watcher.watch(http.serve_connection(TokioIo::new(tls_stream), service)).await;
+                            let _ = watcher
+                                .watch(http.serve_connection(TokioIo::new(tls_stream), service))
+                                .await;
                         }
                         Ok(Some(Err(error))) => tracing::debug!(%error, "TLS handshake failed"),
                         Ok(None) => {}
@@ -245,7 +268,9 @@ const RESERVED_DESCRIPTORS: usize = 64;
 /// fewer: idle connections must never take the descriptors that the rest needs. 0 (no cap) stays.
 pub(crate) fn connections_within_descriptors(wanted: usize) -> usize {
     let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
-    let soft = limits.lines().find_map(|l| l.strip_prefix("Max open files")?.split_whitespace().next()?.parse::<usize>().ok());
+    let soft = limits.lines().find_map(|l| {
+        l.strip_prefix("Max open files")?.split_whitespace().next()?.parse::<usize>().ok()
+    });
     let Some(soft) = soft else { return wanted };
     let room = soft.saturating_sub(RESERVED_DESCRIPTORS).max(soft / 2);
     if wanted > room {

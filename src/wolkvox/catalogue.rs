@@ -31,11 +31,19 @@ pub static APIS: [Api; 27] = [
     api("intelligent_dial", "wolkvox_intelligent_dial_licenses", "Smart-dialing licenses"),
     api("gamification", "wolkvox_gamification_licenses", "Active gamification licenses"),
     api("ivr_minutes", "wolkvox_ivr_minutes", "IVR minutes (minutes, the unit Wolkvox bills in)"),
-    api("rec_minutes", "wolkvox_rec_minutes", "IVR recording minutes (minutes, the unit Wolkvox bills in)"),
+    api(
+        "rec_minutes",
+        "wolkvox_rec_minutes",
+        "IVR recording minutes (minutes, the unit Wolkvox bills in)",
+    ),
     api("amazon_s3", "wolkvox_amazon_s3_licenses", "Licenses with Amazon S3 storage"),
     api("rsync", "wolkvox_rsync_licenses", "Licenses with external (rsync) storage"),
     api("rsync_s3_mp3", "wolkvox_rsync_s3_mp3_audios", "Audios copied to S3"),
-    api("rec_screen", "wolkvox_rec_screen_usage", "Screen-recording time (in the API's own unit, which Wolkvox does not document)"),
+    api(
+        "rec_screen",
+        "wolkvox_rec_screen_usage",
+        "Screen-recording time (in the API's own unit, which Wolkvox does not document)",
+    ),
     api("interactions", "wolkvox_interactions", "Omnichannel interactions"),
     api(
         "rec_screen_on_demand",
@@ -57,11 +65,23 @@ pub static APIS: [Api; 27] = [
     api("asr_calls", "wolkvox_asr_playbacks", "ASR (speech recognition) playbacks"),
     api("vision", "wolkvox_vision_uses", "Uses of the Vision component"),
     api("tts_chars", "wolkvox_tts_characters", "Text-to-speech characters"),
-    api("wp_connectors_official", "wolkvox_wp_connectors_official", "Official WhatsApp Business connectors"),
+    api(
+        "wp_connectors_official",
+        "wolkvox_wp_connectors_official",
+        "Official WhatsApp Business connectors",
+    ),
     api("contact_center_licenses", "wolkvox_contact_center_licenses", "Contact-center licenses"),
     api("amd_ai", "wolkvox_amd_ai_detections", "AI answering-machine detections"),
-    api("stereo_rec", "wolkvox_stereo_rec_minutes", "Stereo-recording minutes (minutes, the unit Wolkvox bills in)"),
-    api("nlp_ai", "wolkvox_nlp_ai_usage", "NLP consumption (in the API's own unit, which Wolkvox does not document)"),
+    api(
+        "stereo_rec",
+        "wolkvox_stereo_rec_minutes",
+        "Stereo-recording minutes (minutes, the unit Wolkvox bills in)",
+    ),
+    api(
+        "nlp_ai",
+        "wolkvox_nlp_ai_usage",
+        "NLP consumption (in the API's own unit, which Wolkvox does not document)",
+    ),
 ];
 
 /// `information.php?api=token_info`: not billing, but polled on a token's lane like the billing
@@ -108,8 +128,18 @@ mod tests {
         let metrics: HashSet<_> = APIS.iter().map(|api| api.metric).collect();
         assert_eq!((names.len(), metrics.len()), (27, 27));
         for api in &APIS {
-            assert!(api.metric.starts_with("wolkvox_") && !api.metric.ends_with("_total"), "{}", api.metric);
-            assert!(api.metric.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'), "{}", api.metric);
+            assert!(
+                api.metric.starts_with("wolkvox_") && !api.metric.ends_with("_total"),
+                "{}",
+                api.metric
+            );
+            assert!(
+                api.metric
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "{}",
+                api.metric
+            );
             // The `_max` family of one API must not be the plain family of another.
             assert!(!metrics.contains(format!("{}_max", api.metric).as_str()));
             assert!(!api.counts.is_empty());
@@ -120,6 +150,10 @@ mod tests {
     fn unknown_names_are_refused_with_the_list() {
         assert_eq!(find(" chat_licenses ").unwrap().metric, "wolkvox_chat_licenses");
         let error = find("chat").unwrap_err().to_string();
-        assert!(error.contains("unknown API \"chat\"") && error.contains("agent_script, intelligent_dial, gamification"), "{error}");
+        assert!(
+            error.contains("unknown API \"chat\"")
+                && error.contains("agent_script, intelligent_dial, gamification"),
+            "{error}"
+        );
     }
 }

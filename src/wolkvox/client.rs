@@ -45,7 +45,11 @@ impl Request<'_> {
 
     fn path_and_query(&self) -> String {
         match self.call {
-            Call::Billing { api, window } => format!("billing.php?api={api}&date_ini={}&date_end={}", window.date_ini(), window.date_end()),
+            Call::Billing { api, window } => format!(
+                "billing.php?api={api}&date_ini={}&date_end={}",
+                window.date_ini(),
+                window.date_end()
+            ),
             Call::TokenInfo => "information.php?api=token_info".to_owned(),
         }
     }
@@ -64,7 +68,11 @@ impl Client {
             .user_agent(concat!("wolkvox_exporter/", env!("CARGO_PKG_VERSION")))
             // A redirect would carry the token header to wherever it points: answer 3xx as an error.
             .redirect(reqwest::redirect::Policy::none());
-        let builder = if ca_certificates.is_empty() { builder } else { builder.tls_certs_merge(ca_certificates) };
+        let builder = if ca_certificates.is_empty() {
+            builder
+        } else {
+            builder.tls_certs_merge(ca_certificates)
+        };
         Ok(Client { http: builder.build()? })
     }
 
@@ -87,19 +95,36 @@ impl Client {
 
     /// One call of `/api/v2/...`. The whole call, from connect to the last byte of the body, is
     /// bounded by the request's timeout.
-    async fn call<T>(&self, request: &Request<'_>, decode: impl Fn(&[u8]) -> Result<Decoded<T>, String>) -> Result<T, Failure> {
+    async fn call<T>(
+        &self,
+        request: &Request<'_>,
+        decode: impl Fn(&[u8]) -> Result<Decoded<T>, String>,
+    ) -> Result<T, Failure> {
         let timeout = request.timeout;
         match tokio::time::timeout(timeout, self.call_unbounded(request, decode)).await {
             Ok(Ok(answer)) => Ok(answer),
             // An upstream that echoes the token in its message must not get it into our logs; and
             // its message, however long or many-lined, becomes one short line.
-            Ok(Err(failure)) => Err(Failure { detail: shown(&failure.detail, request.token), ..failure }),
-            Err(_) => Err(Failure::new(Reason::Timeout, format!("no complete answer within {}", humantime::format_duration(timeout)))),
+            Ok(Err(failure)) => {
+                Err(Failure { detail: shown(&failure.detail, request.token), ..failure })
+            }
+            Err(_) => Err(Failure::new(
+                Reason::Timeout,
+                format!("no complete answer within {}", humantime::format_duration(timeout)),
+            )),
         }
     }
 
-    async fn call_unbounded<T>(&self, request: &Request<'_>, decode: impl Fn(&[u8]) -> Result<Decoded<T>, String>) -> Result<T, Failure> {
-        let url = format!("{}/api/v2/{}", request.base_url.trim_end_matches('/'), request.path_and_query());
+    async fn call_unbounded<T>(
+        &self,
+        request: &Request<'_>,
+        decode: impl Fn(&[u8]) -> Result<Decoded<T>, String>,
+    ) -> Result<T, Failure> {
+        let url = format!(
+            "{}/api/v2/{}",
+            request.base_url.trim_end_matches('/'),
+            request.path_and_query()
+        );
         let mut response = self
             .http
             .get(url)
@@ -113,13 +138,22 @@ impl Client {
         let retry_after = retry_after(response.headers(), request.now);
         let max = request.max_response_bytes;
         if let Some(length) = response.content_length().filter(|&length| length > max) {
-            return Err(Failure::new(Reason::TooLarge, format!("the body announces {length} bytes, the cap is {max}")));
+            return Err(Failure::new(
+                Reason::TooLarge,
+                format!("the body announces {length} bytes, the cap is {max}"),
+            ));
         }
         // The announced length is the upstream's word: reserve no more than 1 MiB on it.
-        let mut body = Vec::with_capacity(response.content_length().unwrap_or(0).min(1 << 20) as usize);
-        while let Some(chunk) = response.chunk().await.map_err(|e| Failure::new(Reason::Transport, describe(&e)))? {
+        let mut body =
+            Vec::with_capacity(response.content_length().unwrap_or(0).min(1 << 20) as usize);
+        while let Some(chunk) =
+            response.chunk().await.map_err(|e| Failure::new(Reason::Transport, describe(&e)))?
+        {
             if (body.len() + chunk.len()) as u64 > max {
-                return Err(Failure::new(Reason::TooLarge, format!("the body passed the cap of {max} bytes")));
+                return Err(Failure::new(
+                    Reason::TooLarge,
+                    format!("the body passed the cap of {max} bytes"),
+                ));
             }
             body.extend_from_slice(&chunk);
         }
@@ -131,7 +165,11 @@ impl Client {
                 _ => String::new(),
             };
             let reason = Reason::classify(status, &text);
-            let detail = if text.is_empty() { format!("HTTP {status}") } else { format!("HTTP {status}: {text}") };
+            let detail = if text.is_empty() {
+                format!("HTTP {status}")
+            } else {
+                format!("HTTP {status}: {text}")
+            };
             return Err(Failure { reason, detail, status: Some(status), retry_after });
         }
         match decoded {
@@ -139,16 +177,27 @@ impl Client {
             Ok(Decoded::ApiError { code, text }) => {
                 let code = code.unwrap_or(status);
                 let reason = Reason::classify(code, &text);
-                Err(Failure { reason, detail: format!("HTTP {status}, code {code}: {text}"), status: Some(code), retry_after })
+                Err(Failure {
+                    reason,
+                    detail: format!("HTTP {status}, code {code}: {text}"),
+                    status: Some(code),
+                    retry_after,
+                })
             }
-            Err(why) => Err(Failure { reason: Reason::Decode, detail: why, status: Some(status), retry_after: None }),
+            Err(why) => Err(Failure {
+                reason: Reason::Decode,
+                detail: why,
+                status: Some(status),
+                retry_after: None,
+            }),
         }
     }
 }
 
 /// At most 300 characters, control characters (newlines included) turned into spaces.
 fn one_line(text: &str) -> String {
-    let mut line: String = text.chars().take(ONE_LINE).map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let mut line: String =
+        text.chars().take(ONE_LINE).map(|c| if c.is_control() { ' ' } else { c }).collect();
     if text.chars().nth(ONE_LINE).is_some() {
         line.push('…');
     }
@@ -184,7 +233,10 @@ fn retry_after(headers: &HeaderMap, now: jiff::Timestamp) -> Option<Duration> {
 /// The error and its causes on one line. reqwest names the URL, which carries no secret: the
 /// token travels only in a header.
 fn describe(error: &reqwest::Error) -> String {
-    std::iter::successors(Some(error as &dyn std::error::Error), |e| e.source()).map(|e| e.to_string()).collect::<Vec<_>>().join(": ")
+    std::iter::successors(Some(error as &dyn std::error::Error), |e| e.source())
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 #[cfg(test)]
@@ -204,7 +256,8 @@ mod tests {
         let token = Token::new("fake-token-for-tests-0001").unwrap();
         // The token starts 7 characters before the cut: cut there and then redacted, those 7 would
         // show, too short a piece to be known for the token's.
-        let message = format!("{}{}{}", "x".repeat(ONE_LINE - 7), token.expose(), "y".repeat(5 << 20));
+        let message =
+            format!("{}{}{}", "x".repeat(ONE_LINE - 7), token.expose(), "y".repeat(5 << 20));
         let line = shown(&message, &token);
         assert!(!line.contains("fake-to"), "{line}");
         assert!(line.ends_with('…') && line.chars().count() <= ONE_LINE + 1, "{line}");
@@ -221,7 +274,11 @@ mod tests {
         headers.insert(RETRY_AFTER, date.parse().unwrap());
         let wait = retry_after(&headers, now).unwrap();
         assert!(wait > Duration::from_secs(80) && wait <= Duration::from_secs(90), "{wait:?}");
-        assert_eq!(retry_after(&headers, soon + jiff::SignedDuration::from_secs(5)), Some(Duration::ZERO), "a date in the past is no wait");
+        assert_eq!(
+            retry_after(&headers, soon + jiff::SignedDuration::from_secs(5)),
+            Some(Duration::ZERO),
+            "a date in the past is no wait"
+        );
         headers.insert(RETRY_AFTER, "soon".parse().unwrap());
         assert_eq!(retry_after(&headers, now), None);
     }

@@ -137,7 +137,8 @@ impl Reading {
             8 | 14 => {
                 let (year, month, day) = (text.number(4)?, text.number(2)?, text.number(2)?);
                 let time = if run == 14 {
-                    let (hour, minute, second) = (text.number(2)?, text.number(2)?, text.number(2)?);
+                    let (hour, minute, second) =
+                        (text.number(2)?, text.number(2)?, text.number(2)?);
                     text.seconds_and_zone(hour, minute, Some(second))?
                 } else {
                     text.time()?
@@ -167,7 +168,8 @@ impl Reading {
                             return day_first.map(Reading::Fixed);
                         }
                         let month_first = date(year, first, second).map(|d| d.to_datetime(time));
-                        (day_first.is_some() || month_first.is_some()).then_some(Reading::Ambiguous { day_first, month_first })
+                        (day_first.is_some() || month_first.is_some())
+                            .then_some(Reading::Ambiguous { day_first, month_first })
                     }
                     _ => None,
                 }
@@ -231,7 +233,9 @@ impl Cursor<'_> {
     /// The next `len` bytes as a number (at most 4 digits, so it fits).
     fn number(&mut self, len: usize) -> Option<i16> {
         let digits = self.text.get(self.at..self.at + len)?;
-        let value = digits.iter().try_fold(0i16, |n, &b| b.is_ascii_digit().then(|| n * 10 + i16::from(b - b'0')))?;
+        let value = digits
+            .iter()
+            .try_fold(0i16, |n, &b| b.is_ascii_digit().then(|| n * 10 + i16::from(b - b'0')))?;
         self.at += len;
         Some(value)
     }
@@ -284,7 +288,8 @@ impl Cursor<'_> {
             }
             // Nanoseconds: the first nine digits, padded with zeros; any further ones are dropped.
             let digits = &self.text[self.at..self.at + run];
-            nanos = (0..9).fold(0, |n, k| n * 10 + digits.get(k).map_or(0, |&d| i32::from(d - b'0')));
+            nanos =
+                (0..9).fold(0, |n, k| n * 10 + digits.get(k).map_or(0, |&d| i32::from(d - b'0')));
             self.at += run;
         }
         while self.eat(b' ') {}
@@ -350,7 +355,10 @@ mod tests {
         let fraction = |nanos| Some(day(2026, 11, 5).at(10, 0, 1, nanos));
         assert_eq!(parse("2026-11-05T10:00:01.5", DateOrder::ANY), fraction(500_000_000));
         assert_eq!(parse("2026-11-05 10:00:01,25Z", DateOrder::ANY), fraction(250_000_000));
-        assert_eq!(parse("2026-11-05T10:00:01.123456789+00:00", DateOrder::ANY), fraction(123_456_789));
+        assert_eq!(
+            parse("2026-11-05T10:00:01.123456789+00:00", DateOrder::ANY),
+            fraction(123_456_789)
+        );
         assert_eq!(parse("2026-11-05T10:00:01.1234567891", DateOrder::ANY), fraction(123_456_789));
     }
 
@@ -375,15 +383,34 @@ mod tests {
         for text in ["13/11/2026", "13-11-2026", "13.11.2026"] {
             assert_eq!(parse(text, DateOrder::ANY), at(2026, 11, 13, 0, 0, 0), "{text}");
         }
-        for text in ["13/11/2026 10:30", "13/11/2026 10:30:00", "13/11/2026T10:30:00", "13-11-2026 10:30:00Z"] {
+        for text in [
+            "13/11/2026 10:30",
+            "13/11/2026 10:30:00",
+            "13/11/2026T10:30:00",
+            "13-11-2026 10:30:00Z",
+        ] {
             assert_eq!(parse(text, DateOrder::ANY), at(2026, 11, 13, 10, 30, 0), "{text}");
         }
         assert_eq!(parse("5/11/2026 9:05", DateOrder::DAY_FIRST), at(2026, 11, 5, 9, 5, 0));
         assert_eq!(parse("5/11/2026 9:05", DateOrder::MONTH_FIRST), at(2026, 5, 11, 9, 5, 0));
-        assert_eq!(parse("11/13/2026 10:30:00", DateOrder::MONTH_FIRST), at(2026, 11, 13, 10, 30, 0));
+        assert_eq!(
+            parse("11/13/2026 10:30:00", DateOrder::MONTH_FIRST),
+            at(2026, 11, 13, 10, 30, 0)
+        );
         // The same number twice reads the same either way.
-        assert_eq!(Reading::of("11/11/2026"), Some(Reading::Fixed(day(2026, 11, 11).at(0, 0, 0, 0))));
-        for wrong in ["13/11-2026", "13/11/26", "13/11/20266", "113/11/2026", "13//2026", "13/11/2026 10", "13/11/2026 10:3"] {
+        assert_eq!(
+            Reading::of("11/11/2026"),
+            Some(Reading::Fixed(day(2026, 11, 11).at(0, 0, 0, 0)))
+        );
+        for wrong in [
+            "13/11-2026",
+            "13/11/26",
+            "13/11/20266",
+            "113/11/2026",
+            "13//2026",
+            "13/11/2026 10",
+            "13/11/2026 10:3",
+        ] {
             assert_eq!(Reading::of(wrong), None, "{wrong}");
         }
     }
@@ -391,7 +418,8 @@ mod tests {
     #[test]
     fn month_only_stands_for_the_months_last_instant() {
         let end = |y, m, d| Some(day(y, m, d).to_datetime(Time::MAX));
-        for text in ["2026-11", "2026/11", "2026.11", "11/2026", "11-2026", "11.2026", " 11/2026 "] {
+        for text in ["2026-11", "2026/11", "2026.11", "11/2026", "11-2026", "11.2026", " 11/2026 "]
+        {
             assert_eq!(parse(text, DateOrder::ANY), end(2026, 11, 30), "{text}");
         }
         assert_eq!(parse("2/2028", DateOrder::ANY), end(2028, 2, 29));
@@ -427,7 +455,9 @@ mod tests {
             "2026-11-03\u{a0}10:00:00",
             "２０２６-11-03",
         ] {
-            for order in [DateOrder::ANY, DateOrder::DAY_FIRST, DateOrder::MONTH_FIRST, DateOrder::NONE] {
+            for order in
+                [DateOrder::ANY, DateOrder::DAY_FIRST, DateOrder::MONTH_FIRST, DateOrder::NONE]
+            {
                 assert_eq!(parse(wrong, order), None, "{wrong} {order:?}");
             }
         }
@@ -436,7 +466,10 @@ mod tests {
         assert_eq!(Reading::of("00/11/2026"), None);
         assert_eq!(Reading::of("13/13/2026"), None);
         // One reading is a date: the row is read if its answer's order allows it.
-        assert_eq!(Reading::of("13/11/2026"), Some(Reading::Ambiguous { day_first: at(2026, 11, 13, 0, 0, 0), month_first: None }));
+        assert_eq!(
+            Reading::of("13/11/2026"),
+            Some(Reading::Ambiguous { day_first: at(2026, 11, 13, 0, 0, 0), month_first: None })
+        );
     }
 
     #[test]
@@ -472,7 +505,10 @@ mod tests {
         assert_eq!(settle(["05/11/2026", "13/11/2026"], &Window::ANY), DateOrder::DAY_FIRST);
         assert_eq!(settle(["11/05/2026", "11/13/2026"], &Window::ANY), DateOrder::MONTH_FIRST);
         // No ambiguous date at all: nothing to settle.
-        assert_eq!(settle(["2026-11-05", "20261106", "garbage", "11/2026"], &november()), DateOrder::ANY);
+        assert_eq!(
+            settle(["2026-11-05", "20261106", "garbage", "11/2026"], &november()),
+            DateOrder::ANY
+        );
     }
 
     #[test]
@@ -510,7 +546,10 @@ mod tests {
 
     #[test]
     fn windows() {
-        assert_eq!(Window::month_to_date(day(2026, 11, 27)), Window::new(day(2026, 11, 1), day(2026, 11, 27)));
+        assert_eq!(
+            Window::month_to_date(day(2026, 11, 27)),
+            Window::new(day(2026, 11, 1), day(2026, 11, 27))
+        );
         assert!(november().contains(day(2026, 11, 30)) && !november().contains(day(2026, 12, 1)));
         assert!(Window::ANY.contains(Date::MIN) && Window::ANY.contains(Date::MAX));
     }

@@ -66,7 +66,10 @@ impl Reason {
             Reason::Quota
         } else if text.contains("SIMULTANEOUS") {
             Reason::Concurrency
-        } else if status == 401 || text.contains("VALIDATE TOKEN") || text.contains("ENTER THE WOLKVOX-TOKEN") {
+        } else if status == 401
+            || text.contains("VALIDATE TOKEN")
+            || text.contains("ENTER THE WOLKVOX-TOKEN")
+        {
             Reason::Auth
         } else {
             match status {
@@ -155,7 +158,11 @@ mod tests {
             (400, "BAD REQUEST SOME PARAMETERS ARE REQUIRED", Reason::BadRequest),
             (401, "UNAUTHORIZED PLEASE ENTER THE WOLKVOX-TOKEN", Reason::Auth),
             (403, "FORBIDDEN TOKEN LIMIT EXCEEDED", Reason::Quota),
-            (403, "FORBIDDEN EXCEEDS THE LIMIT OF SIMULTANEOUS REQUESTS PER TOKEN (2)", Reason::Concurrency),
+            (
+                403,
+                "FORBIDDEN EXCEEDS THE LIMIT OF SIMULTANEOUS REQUESTS PER TOKEN (2)",
+                Reason::Concurrency,
+            ),
             (403, "FORBIDDEN PLEASE VALIDATE TOKEN", Reason::Auth),
             (403, "", Reason::Forbidden),
             (429, "", Reason::RateLimited),
@@ -172,7 +179,8 @@ mod tests {
 
     #[test]
     fn only_transport_timeouts_429_and_5xx_are_transient() {
-        let with_status = |reason, status| Failure { status: Some(status), ..Failure::new(reason, "") };
+        let with_status =
+            |reason, status| Failure { status: Some(status), ..Failure::new(reason, "") };
         assert!(Failure::new(Reason::Timeout, "").is_transient());
         assert!(Failure::new(Reason::Transport, "").is_transient());
         assert!(with_status(Reason::RateLimited, 429).is_transient());

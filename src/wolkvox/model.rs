@@ -41,7 +41,8 @@ pub enum SkipReason {
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 3] = [SkipReason::BlankItems, SkipReason::InvalidItems, SkipReason::MalformedRow];
+    pub const ALL: [SkipReason; 3] =
+        [SkipReason::BlankItems, SkipReason::InvalidItems, SkipReason::MalformedRow];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -114,16 +115,27 @@ pub fn decode_rows(body: &[u8], window: &Window) -> Result<Decoded<RowsAnswer>, 
 }
 
 /// The envelope, its errors and its `data`; `finish` turns the rows into the answer.
-fn decode_with<'de, T: Default>(body: &'de [u8], spec: Spec, finish: impl FnOnce(Rows<'de>) -> T) -> Result<Decoded<T>, String> {
+fn decode_with<'de, T: Default>(
+    body: &'de [u8],
+    spec: Spec,
+    finish: impl FnOnce(Rows<'de>) -> T,
+) -> Result<Decoded<T>, String> {
     let mut reader = serde_json::Deserializer::from_slice(body);
-    let envelope = EnvelopeSeed(spec).deserialize(&mut reader).and_then(|envelope| reader.end().map(|()| envelope));
+    let envelope = EnvelopeSeed(spec)
+        .deserialize(&mut reader)
+        .and_then(|envelope| reader.end().map(|()| envelope));
     let envelope = envelope.map_err(|e| format!("not a billing response: {e}"))?;
     let code = envelope.code.as_ref().and_then(code_of);
-    if let Some(refusal) = api_error(envelope.code.as_ref(), envelope.error.as_ref(), envelope.msg.as_ref()) {
+    if let Some(refusal) =
+        api_error(envelope.code.as_ref(), envelope.error.as_ref(), envelope.msg.as_ref())
+    {
         return Ok(refusal);
     }
     match envelope.data {
-        Data::Rows(rows) if rows.count > 0 && rows.skipped[SkipReason::MalformedRow as usize] == rows.count as u64 => {
+        Data::Rows(rows)
+            if rows.count > 0
+                && rows.skipped[SkipReason::MalformedRow as usize] == rows.count as u64 =>
+        {
             Err(format!("none of the {} rows of `data` is an object", rows.count))
         }
         Data::Rows(rows) => Ok(Decoded::Answer(finish(rows))),
@@ -246,14 +258,23 @@ impl Acc {
 impl<'de> Rows<'de> {
     fn new(spec: Spec) -> Rows<'de> {
         let kept = spec.keep_rows.then(Vec::new);
-        Rows { count: 0, index: IndexMap::default(), skipped: [0; SkipReason::ALL.len()], window: spec.window, order: DateOrder::ANY, kept }
+        Rows {
+            count: 0,
+            index: IndexMap::default(),
+            skipped: [0; SkipReason::ALL.len()],
+            window: spec.window,
+            order: DateOrder::ANY,
+            kept,
+        }
     }
 
     fn add(&mut self, row: Row<'de>) {
         self.count += 1;
         let (key, items, date) = match row {
             Row::Malformed => return self.skipped[SkipReason::MalformedRow as usize] += 1,
-            Row::Usage { operation, description, items, date } => ((operation, description), items, date),
+            Row::Usage { operation, description, items, date } => {
+                ((operation, description), items, date)
+            }
         };
         let items = match items {
             Ok(items) => items,
@@ -280,9 +301,12 @@ impl<'de> Rows<'de> {
         let mut answer = RowsAnswer::default();
         for (operation, description, value, date) in self.kept.unwrap_or_default() {
             match date.and_then(|reading| reading.resolve(order)) {
-                Some(at) => {
-                    answer.rows.push(DatedRow { operation: operation.into_owned(), description: description.into_owned(), at, value })
-                }
+                Some(at) => answer.rows.push(DatedRow {
+                    operation: operation.into_owned(),
+                    description: description.into_owned(),
+                    at,
+                    value,
+                }),
                 None => answer.undated += 1,
             }
         }
@@ -306,13 +330,22 @@ impl<'de> Rows<'de> {
                 }
             })
             .collect();
-        let skipped = SkipReason::ALL.into_iter().map(|r| (r, self.skipped[r as usize])).filter(|(_, n)| *n > 0).collect();
+        let skipped = SkipReason::ALL
+            .into_iter()
+            .map(|r| (r, self.skipped[r as usize]))
+            .filter(|(_, n)| *n > 0)
+            .collect();
         Report { rows: self.count, series, skipped }
     }
 }
 
 enum Row<'de> {
-    Usage { operation: Cow<'de, str>, description: Cow<'de, str>, items: Result<f64, SkipReason>, date: Option<Reading> },
+    Usage {
+        operation: Cow<'de, str>,
+        description: Cow<'de, str>,
+        items: Result<f64, SkipReason>,
+        date: Option<Reading>,
+    },
     Malformed,
 }
 
@@ -369,7 +402,8 @@ impl<'de> DeserializeSeed<'de> for EnvelopeSeed {
                 f.write_str("a JSON object with code, error, msg and data")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Envelope<'de>, A::Error> {
-                let mut envelope = Envelope { code: None, error: None, msg: None, data: Data::Missing };
+                let mut envelope =
+                    Envelope { code: None, error: None, msg: None, data: Data::Missing };
                 while let Some(key) = map.next_key::<Key>()? {
                     match key {
                         Key::Code => envelope.code = map.next_value::<Scalar>()?.0,
@@ -417,7 +451,11 @@ impl<'de> DeserializeSeed<'de> for DataSeed {
                 Ok(Data::Rows(Rows::new(self.0)))
             }
             fn visit_str<E: de::Error>(self, text: &str) -> Result<Data<'de>, E> {
-                Ok(if text.trim().is_empty() { Data::Rows(Rows::new(self.0)) } else { Data::Invalid("a string") })
+                Ok(if text.trim().is_empty() {
+                    Data::Rows(Rows::new(self.0))
+                } else {
+                    Data::Invalid("a string")
+                })
             }
             fn visit_bool<E: de::Error>(self, _: bool) -> Result<Data<'de>, E> {
                 Ok(Data::Invalid("a boolean"))
@@ -590,14 +628,21 @@ fn grouped_thousands(text: &str) -> bool {
     let first = groups.next().unwrap_or_default();
     let rest: Vec<&str> = groups.collect();
     let digits = |g: &str| !g.is_empty() && g.bytes().all(|b| b.is_ascii_digit());
-    !rest.is_empty() && digits(first) && first.len() <= 3 && rest.iter().all(|g| g.len() == 3 && digits(g))
+    !rest.is_empty()
+        && digits(first)
+        && first.len() <= 3
+        && rest.iter().all(|g| g.len() == 3 && digits(g))
 }
 
 impl<'de> Deserialize<'de> for Items {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Items, D::Error> {
         struct ItemsVisitor;
         fn finite(value: f64) -> Items {
-            Items(if value.is_finite() && value >= 0.0 { Ok(value) } else { Err(SkipReason::InvalidItems) })
+            Items(if value.is_finite() && value >= 0.0 {
+                Ok(value)
+            } else {
+                Err(SkipReason::InvalidItems)
+            })
         }
         impl<'de> Visitor<'de> for ItemsVisitor {
             type Value = Items;
@@ -643,7 +688,11 @@ impl<'de> Deserialize<'de> for Items {
 }
 
 /// The error an envelope reports (`error` set, or a `code` outside 2xx), if any.
-pub(super) fn api_error<T>(code: Option<&Value>, error: Option<&Value>, msg: Option<&Value>) -> Option<Decoded<T>> {
+pub(super) fn api_error<T>(
+    code: Option<&Value>,
+    error: Option<&Value>,
+    msg: Option<&Value>,
+) -> Option<Decoded<T>> {
     let code = code.and_then(code_of);
     let error = error.and_then(text_of).filter(|e| !e.eq_ignore_ascii_case("null"));
     if error.is_none() && code.is_none_or(|c| (200..300).contains(&c)) {
@@ -690,7 +739,13 @@ mod tests {
     }
 
     fn series(operation: &str, description: &str, latest: f64, max: f64) -> Series {
-        Series { operation: operation.into(), description: description.into(), latest, max, latest_at: None }
+        Series {
+            operation: operation.into(),
+            description: description.into(),
+            latest,
+            max,
+            latest_at: None,
+        }
     }
 
     #[test]
@@ -706,15 +761,23 @@ mod tests {
 
     #[test]
     fn code_may_be_a_string_and_error_may_be_null_text_or_empty() {
-        for envelope in [r#""code": "200", "error": "null""#, r#""code": 200, "error": """#, r#""code": " 200 ""#] {
-            let r = report(&format!(r#"{{{envelope}, "data": [{{"operation": "a", "description": "b", "items": 3}}]}}"#));
+        for envelope in [
+            r#""code": "200", "error": "null""#,
+            r#""code": 200, "error": """#,
+            r#""code": " 200 ""#,
+        ] {
+            let r = report(&format!(
+                r#"{{{envelope}, "data": [{{"operation": "a", "description": "b", "items": 3}}]}}"#
+            ));
             assert_eq!(r.series, vec![series("a", "b", 3.0, 3.0)], "{envelope}");
         }
     }
 
     #[test]
     fn data_may_be_one_object_or_null() {
-        let one = report(r#"{"code": 200, "data": {"operation": "a", "description": "b", "items": " 7 "}}"#);
+        let one = report(
+            r#"{"code": 200, "data": {"operation": "a", "description": "b", "items": " 7 "}}"#,
+        );
         assert_eq!(one.series, vec![series("a", "b", 7.0, 7.0)]);
         assert_eq!(report(r#"{"code": 200, "error": null, "data": null}"#).series, vec![]);
         assert_eq!(report(r#"{"code": 200, "msg": "no data"}"#).series, vec![]);
@@ -728,8 +791,13 @@ mod tests {
             {"operation": "c", "description": "d", "items": "1"},
             {"operation": "e", "description": "f", "items": "2", "date": "11/10/2026"},
             {"operation": "e", "description": "f", "items": "3", "date": "2026-11-04"}]}"#;
-        let Ok(Decoded::Answer(r)) = decode_in(body.as_bytes(), &Window::month_to_date(jiff::civil::date(2026, 11, 15))) else { panic!() };
-        let dates: Vec<_> = r.series.iter().map(|s| (s.operation.as_str(), s.latest, s.latest_at)).collect();
+        let Ok(Decoded::Answer(r)) =
+            decode_in(body.as_bytes(), &Window::month_to_date(jiff::civil::date(2026, 11, 15)))
+        else {
+            panic!()
+        };
+        let dates: Vec<_> =
+            r.series.iter().map(|s| (s.operation.as_str(), s.latest, s.latest_at)).collect();
         let at = |d, h| Some(jiff::civil::date(2026, 11, d).at(h, 0, 0, 0));
         // 11/10/2026 read month first within the window: November 10th, later than the 4th.
         assert_eq!(dates, [("a", 9.0, at(3, 10)), ("c", 1.0, None), ("e", 2.0, at(10, 0))]);
@@ -743,7 +811,9 @@ mod tests {
             {"operation": "a", "description": "b", "items": ""},
             {"operation": "c", "description": "d", "items": "1", "date": "2026-11-04 08:00:00"},
             {"operation": "c", "description": "d", "items": "2", "date": "soon"}]}"#;
-        let Ok(Decoded::Answer(answer)) = decode_rows(body.as_bytes(), &Window::month_to_date(jiff::civil::date(2026, 11, 15))) else {
+        let Ok(Decoded::Answer(answer)) =
+            decode_rows(body.as_bytes(), &Window::month_to_date(jiff::civil::date(2026, 11, 15)))
+        else {
             panic!()
         };
         let row = |operation: &str, description: &str, day, hour, value| DatedRow {
@@ -778,7 +848,14 @@ mod tests {
         );
         assert_eq!(r.series, vec![series("a", "n", 1.25, 1.25), series("a", "h", 4.5, 4.5)]);
         assert_eq!(r.rows, 14);
-        assert_eq!(r.skipped, vec![(SkipReason::BlankItems, 3), (SkipReason::InvalidItems, 8), (SkipReason::MalformedRow, 1)]);
+        assert_eq!(
+            r.skipped,
+            vec![
+                (SkipReason::BlankItems, 3),
+                (SkipReason::InvalidItems, 8),
+                (SkipReason::MalformedRow, 1)
+            ]
+        );
     }
 
     #[test]
@@ -837,7 +914,15 @@ mod tests {
             ));
             assert_eq!(r.series, vec![series("a", "b", 9.0, 9.0)], "{text}");
         }
-        for wrong in ["03/11/26 soon", "2026-13-03", "2026-02-30 10:00:00", "2026-11-03 24:00:00", "31/02/2026", "2026-11/03", ""] {
+        for wrong in [
+            "03/11/26 soon",
+            "2026-13-03",
+            "2026-02-30 10:00:00",
+            "2026-11-03 24:00:00",
+            "31/02/2026",
+            "2026-11/03",
+            "",
+        ] {
             let r = report(&format!(
                 r#"{{"code": 200, "data": [
                     {{"operation": "a", "description": "b", "items": "9", "date": "2026-11-02"}},
@@ -888,7 +973,10 @@ mod tests {
         let want = vec![series("a", "b", 9.0, 9.0), series("a", "c", 1.0, 3.0)];
         assert_eq!(report(&body).series, want);
         assert_eq!(report_in(&body, &november()).series, want);
-        assert_eq!(report_in(&body, &Window::month_to_date(jiff::civil::date(2026, 11, 13))).series, want);
+        assert_eq!(
+            report_in(&body, &Window::month_to_date(jiff::civil::date(2026, 11, 13))).series,
+            want
+        );
     }
 
     #[test]
@@ -896,7 +984,8 @@ mod tests {
         let body = dated(&[("b", "9", "11/13/2026"), ("b", "7", "11/05/2026")]);
         assert_eq!(report(&body).series, vec![series("a", "b", 9.0, 9.0)]);
         // Both readings valid (Nov 10 / Oct 11, Nov 3 / Mar 11): only the window tells them apart.
-        let body = dated(&[("b", "9", "11/10/2026"), ("b", "7", "11/03/2026"), ("b", "3", "2026-11-04")]);
+        let body =
+            dated(&[("b", "9", "11/10/2026"), ("b", "7", "11/03/2026"), ("b", "3", "2026-11-04")]);
         assert_eq!(report_in(&body, &november()).series, vec![series("a", "b", 9.0, 9.0)]);
         // With no window both orders fit: day first, as Latin America writes dates.
         assert_eq!(report(&body).series, vec![series("a", "b", 3.0, 9.0)]);
@@ -913,20 +1002,34 @@ mod tests {
             ("c", "4", "11/14/2026"),
             ("c", "5", "13/11/2026"),
         ]);
-        assert_eq!(report_in(&body, &november()).series, vec![series("a", "b", 3.0, 3.0), series("a", "c", 4.0, 5.0)]);
+        assert_eq!(
+            report_in(&body, &november()).series,
+            vec![series("a", "b", 3.0, 3.0), series("a", "c", 4.0, 5.0)]
+        );
     }
 
     #[test]
     fn error_bodies_are_errors_even_with_code_200_or_http_200() {
-        let quota = decode(br#"{"code": 403, "error": "FORBIDDEN", "msg": "TOKEN LIMIT EXCEEDED"}"#).unwrap();
-        assert_eq!(quota, Decoded::ApiError { code: Some(403), text: "FORBIDDEN TOKEN LIMIT EXCEEDED".into() });
-        let error_only = decode(br#"{"code": "200", "error": "SOMETHING", "msg": "went wrong"}"#).unwrap();
-        assert_eq!(error_only, Decoded::ApiError { code: Some(200), text: "SOMETHING went wrong".into() });
+        let quota =
+            decode(br#"{"code": 403, "error": "FORBIDDEN", "msg": "TOKEN LIMIT EXCEEDED"}"#)
+                .unwrap();
+        assert_eq!(
+            quota,
+            Decoded::ApiError { code: Some(403), text: "FORBIDDEN TOKEN LIMIT EXCEEDED".into() }
+        );
+        let error_only =
+            decode(br#"{"code": "200", "error": "SOMETHING", "msg": "went wrong"}"#).unwrap();
+        assert_eq!(
+            error_only,
+            Decoded::ApiError { code: Some(200), text: "SOMETHING went wrong".into() }
+        );
     }
 
     #[test]
     fn non_responses_are_decode_errors() {
-        for body in ["", "{", "[]", "\"ok\"", "{}", r#"{"code": 200, "data": 5}"#, "<html>502</html>"] {
+        for body in
+            ["", "{", "[]", "\"ok\"", "{}", r#"{"code": 200, "data": 5}"#, "<html>502</html>"]
+        {
             assert!(decode(body.as_bytes()).is_err(), "{body:?} should not decode");
         }
         assert!(decode(b"\xff\xfe{}").is_err());
@@ -934,7 +1037,9 @@ mod tests {
 
     #[test]
     fn label_values_are_kept_as_sent() {
-        let r = report(r#"{"code": 200, "data": [{"operation": "Ventas \"Norte\"\\\n ñ 😀", "description": 42, "items": 1}]}"#);
+        let r = report(
+            r#"{"code": 200, "data": [{"operation": "Ventas \"Norte\"\\\n ñ 😀", "description": 42, "items": 1}]}"#,
+        );
         assert_eq!(r.series, vec![series("Ventas \"Norte\"\\\n ñ 😀", "42", 1.0, 1.0)]);
     }
 }

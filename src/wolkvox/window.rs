@@ -24,7 +24,10 @@ impl Window {
     /// Whole days: `first` at 00:00:00 to `last` at 23:59:59.
     #[cfg(any(test, feature = "test-util"))]
     pub fn new(first: Date, last: Date) -> Window {
-        Window::between(first.to_datetime(jiff::civil::Time::midnight()), last.to_datetime(LAST_SECOND))
+        Window::between(
+            first.to_datetime(jiff::civil::Time::midnight()),
+            last.to_datetime(LAST_SECOND),
+        )
     }
 
     /// Any window, as civil times of the target's zone (the backfill's whole past months).
@@ -64,7 +67,9 @@ const LAST_SECOND: jiff::civil::Time = jiff::civil::Time::constant(23, 59, 59, 0
 
 /// 00:00:00 on the first of `now`'s month, in its zone: where the billing month begins.
 pub fn month_start(now: &Zoned) -> Zoned {
-    now.first_of_month().and_then(|day| day.start_of_day()).expect("the first of the current month exists in every zone")
+    now.first_of_month()
+        .and_then(|day| day.start_of_day())
+        .expect("the first of the current month exists in every zone")
 }
 
 /// The first instant of the month after `now`'s, in its zone: where the billing month ends (None
@@ -100,7 +105,10 @@ mod tests {
     #[test]
     fn starts_at_midnight_on_the_first_in_the_zone() {
         let w = Window::current_month(&zoned("2026-11-27T09:15:42-05:00[America/Bogota]"));
-        assert_eq!((w.date_ini(), w.date_end()), ("20261101000000".to_owned(), "20261127091542".to_owned()));
+        assert_eq!(
+            (w.date_ini(), w.date_end()),
+            ("20261101000000".to_owned(), "20261127091542".to_owned())
+        );
     }
 
     #[test]

@@ -48,9 +48,16 @@ fn step() -> impl Strategy<Value = Step> {
 /// Mostly production rules; a fifth with fast polling (simulators), where only the floor is lifted.
 fn rules() -> impl Strategy<Value = TokenRules> {
     let fast_poll = prop::bool::weighted(0.2);
-    let intervals = prop::collection::vec(prop_oneof![Just(1u64), Just(30), Just(300), Just(600), Just(3600)], 1..4);
-    (fast_poll, intervals, prop_oneof![Just(None), Just(Some(3u32)), Just(Some(20)), Just(Some(100))]).prop_map(
-        |(fast_poll, intervals, daily_budget)| TokenRules {
+    let intervals = prop::collection::vec(
+        prop_oneof![Just(1u64), Just(30), Just(300), Just(600), Just(3600)],
+        1..4,
+    );
+    (
+        fast_poll,
+        intervals,
+        prop_oneof![Just(None), Just(Some(3u32)), Just(Some(20)), Just(Some(100))],
+    )
+        .prop_map(|(fast_poll, intervals, daily_budget)| TokenRules {
             zone: jiff::tz::TimeZone::get("America/Bogota").unwrap(),
             daily_budget,
             fast_poll,
@@ -60,12 +67,15 @@ fn rules() -> impl Strategy<Value = TokenRules> {
                 .map(|(i, &seconds)| JobRules {
                     key: format!("0042/api{i}"),
                     // Without fast polling the configuration refuses intervals under 5 minutes.
-                    interval: Duration::from_secs(if fast_poll { seconds } else { seconds.max(300) }),
+                    interval: Duration::from_secs(if fast_poll {
+                        seconds
+                    } else {
+                        seconds.max(300)
+                    }),
                     timeout: Duration::from_secs(60),
                 })
                 .collect(),
-        },
-    )
+        })
 }
 
 fn failure(outcome: u8) -> Option<Failure> {
@@ -78,12 +88,17 @@ fn failure(outcome: u8) -> Option<Failure> {
         _ => Reason::RateLimited,
     };
     let retry_after = (reason == Reason::RateLimited).then_some(Duration::from_secs(45));
-    Some(Failure { status: Some(if reason == Reason::Http { 503 } else { 429 }), retry_after, ..Failure::new(reason, "random") })
+    Some(Failure {
+        status: Some(if reason == Reason::Http { 503 } else { 429 }),
+        retry_after,
+        ..Failure::new(reason, "random")
+    })
 }
 
 /// What the state directory gives a restarted process.
 fn restart(persisted: &Ledger, rules: &TokenRules, wall: Timestamp, jitter: f64) -> Ledger {
-    let mut ledger: Ledger = serde_json::from_str(&serde_json::to_string(persisted).unwrap()).unwrap();
+    let mut ledger: Ledger =
+        serde_json::from_str(&serde_json::to_string(persisted).unwrap()).unwrap();
     admission::reconcile(&mut ledger, rules, wall, jitter);
     ledger
 }
@@ -163,12 +178,25 @@ struct Wolkvox {
 }
 
 impl Wolkvox {
-    fn call(&mut self, rules: &TokenRules, job: usize, at: Timestamp, answered_after: u64) -> Result<(), TestCaseError> {
-        prop_assert!(self.busy_until.is_none_or(|busy| at >= busy), "a call at {at} while Wolkvox works until {:?}", self.busy_until);
+    fn call(
+        &mut self,
+        rules: &TokenRules,
+        job: usize,
+        at: Timestamp,
+        answered_after: u64,
+    ) -> Result<(), TestCaseError> {
+        prop_assert!(
+            self.busy_until.is_none_or(|busy| at >= busy),
+            "a call at {at} while Wolkvox works until {:?}",
+            self.busy_until
+        );
         if let Some(previous) = self.last_start.insert(job, at)
             && !rules.fast_poll
         {
-            prop_assert!(at.duration_since(previous) >= secs(FLOOR.as_secs()), "job {job} called at {previous} and {at}");
+            prop_assert!(
+                at.duration_since(previous) >= secs(FLOOR.as_secs()),
+                "job {job} called at {previous} and {at}"
+            );
         }
         let day = at.to_zoned(rules.zone.clone()).date();
         let calls = self.per_day.entry(day).or_default();

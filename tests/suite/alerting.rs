@@ -30,7 +30,11 @@ fn yaml(path: &Path) -> Value {
 /// The alerting rules (not the recording rules) of a rules file.
 fn alert_rules(rules: &Value) -> Vec<&Value> {
     let groups = rules["groups"].as_array().expect("groups");
-    groups.iter().flat_map(|g| g["rules"].as_array().expect("rules")).filter(|r| r.get("alert").is_some()).collect()
+    groups
+        .iter()
+        .flat_map(|g| g["rules"].as_array().expect("rules"))
+        .filter(|r| r.get("alert").is_some())
+        .collect()
 }
 
 /// The anchor GitHub and most Markdown renderers give a heading.
@@ -67,8 +71,11 @@ fn runbook_urls(rules: &Value) -> Vec<(String, String)> {
         .into_iter()
         .map(|rule| {
             let name = rule["alert"].as_str().unwrap();
-            let url = rule["annotations"]["runbook_url"].as_str().unwrap_or_else(|| panic!("{name} has no runbook_url"));
-            let (base, anchor) = url.split_once('#').unwrap_or_else(|| panic!("{name}: {url} has no #section"));
+            let url = rule["annotations"]["runbook_url"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{name} has no runbook_url"));
+            let (base, anchor) =
+                url.split_once('#').unwrap_or_else(|| panic!("{name}: {url} has no #section"));
             assert_eq!(anchor, name.to_lowercase(), "{name}: {url} is not its own section");
             (base.to_owned(), anchor.to_owned())
         })
@@ -86,10 +93,17 @@ fn every_runbook_url_is_one_shared_base_and_a_runbook_section() {
         assert!(anchors.contains(section), "docs/runbook.md has no heading for #{section}");
     }
     let bases: BTreeSet<&str> = urls.iter().map(|(base, _)| base.as_str()).collect();
-    assert_eq!(bases, BTreeSet::from(["docs/runbook.md"]), "one base for every link, by default the runbook beside the bundle");
+    assert_eq!(
+        bases,
+        BTreeSet::from(["docs/runbook.md"]),
+        "one base for every link, by default the runbook beside the bundle"
+    );
     // No address the project does not own: the base is the only place for one, and it is set
     // by the operator (scripts/set-runbook-url.sh). Comments may show an example.
-    let hosts: Vec<&str> = rules_text.lines().filter(|l| !l.trim_start().starts_with('#') && l.contains("://")).collect();
+    let hosts: Vec<&str> = rules_text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#') && l.contains("://"))
+        .collect();
     assert!(hosts.is_empty(), "the rules name a host: {hosts:?}");
 }
 
@@ -108,8 +122,11 @@ budgets:
 
 /// The metric names (`wolkvox_…`, `process_…`) and failure reasons the rules read, and the
 /// recording rules they define and read.
-fn rule_inputs(rules: &Value) -> (BTreeSet<String>, BTreeSet<String>, BTreeSet<String>, BTreeSet<String>) {
-    let (mut metrics, mut reasons, mut recorded, mut read) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+fn rule_inputs(
+    rules: &Value,
+) -> (BTreeSet<String>, BTreeSet<String>, BTreeSet<String>, BTreeSet<String>) {
+    let (mut metrics, mut reasons, mut recorded, mut read) =
+        (BTreeSet::new(), BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
     for group in rules["groups"].as_array().unwrap() {
         for rule in group["rules"].as_array().unwrap() {
             if let Some(name) = rule["record"].as_str() {
@@ -157,13 +174,23 @@ async fn every_metric_and_reason_the_rules_read_is_served_by_the_exporter() {
     .await;
     exporter.stop().await;
     text.push_str(&failing);
-    let served: BTreeSet<&str> =
-        text.lines().filter(|l| !l.starts_with('#')).filter_map(|l| l.split(['{', ' ']).next()).filter(|n| !n.is_empty()).collect();
+    let served: BTreeSet<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .filter(|n| !n.is_empty())
+        .collect();
     for metric in &metrics {
-        assert!(served.contains(metric.as_str()), "the rules read {metric}, which the exporter does not serve");
+        assert!(
+            served.contains(metric.as_str()),
+            "the rules read {metric}, which the exporter does not serve"
+        );
     }
     for reason in &reasons {
-        assert!(text.contains(&format!("reason=\"{reason}\"")), "the rules read reason=\"{reason}\", which the exporter never counts");
+        assert!(
+            text.contains(&format!("reason=\"{reason}\"")),
+            "the rules read reason=\"{reason}\", which the exporter never counts"
+        );
     }
 }
 
@@ -183,8 +210,19 @@ fn copy_of_the_bundle() -> tools::TestDir {
 }
 
 fn set_runbook_url(root: &Path, url: &str) -> (bool, String) {
-    let output = Command::new("bash").arg(root.join("scripts/set-runbook-url.sh")).arg(url).output().expect("bash runs");
-    (output.status.success(), format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr)))
+    let output = Command::new("bash")
+        .arg(root.join("scripts/set-runbook-url.sh"))
+        .arg(url)
+        .output()
+        .expect("bash runs");
+    (
+        output.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    )
 }
 
 #[test]
@@ -192,7 +230,8 @@ fn set_runbook_url_moves_every_link_and_the_kubernetes_copy_follows() {
     let root = copy_of_the_bundle();
     let rules_path = root.join(RULES);
     let original = read(&rules_path);
-    let sections: Vec<String> = runbook_urls(&yaml(&rules_path)).into_iter().map(|(_, section)| section).collect();
+    let sections: Vec<String> =
+        runbook_urls(&yaml(&rules_path)).into_iter().map(|(_, section)| section).collect();
 
     for base in [
         "https://wiki.example.org/ops/wolkvox/docs/runbook.md?ref=main&plain=1",
@@ -205,7 +244,11 @@ fn set_runbook_url_moves_every_link_and_the_kubernetes_copy_follows() {
         let rules = yaml(&rules_path);
         let urls = runbook_urls(&rules);
         assert!(urls.iter().all(|(b, _)| b == base), "{base}: {urls:?}");
-        assert_eq!(urls.iter().map(|(_, s)| s.clone()).collect::<Vec<_>>(), sections, "the sections stay");
+        assert_eq!(
+            urls.iter().map(|(_, s)| s.clone()).collect::<Vec<_>>(),
+            sections,
+            "the sections stay"
+        );
         // Nothing else in the file changed.
         let text = read(&rules_path);
         assert_eq!(text.replace(&format!("\"{base}#"), "\"docs/runbook.md#"), original, "{base}");
@@ -216,15 +259,26 @@ fn set_runbook_url_moves_every_link_and_the_kubernetes_copy_follows() {
     assert_eq!(read(&rules_path), original, "back to the bundled base, byte for byte");
 
     // What would break the YAML, the sed expression or the #section is refused, and nothing moves.
-    for bad in ["", "https://wiki.example.org/README.md#top", "has space", "quo\"te", "back\\slash", "pipe|d"] {
+    for bad in [
+        "",
+        "https://wiki.example.org/README.md#top",
+        "has space",
+        "quo\"te",
+        "back\\slash",
+        "pipe|d",
+    ] {
         let (ok, output) = set_runbook_url(&root, bad);
         assert!(!ok, "{bad:?} was accepted: {output}");
         assert_eq!(read(&rules_path), original, "{bad:?} changed the rules");
     }
 
     if let Some(promtool) = tool("promtool") {
-        set_runbook_url(&root, "https://wiki.example.org/ops/wolkvox/docs/runbook.md?ref=main&plain=1");
-        let (ok, output) = run_tool(&promtool, &["check", "rules", rules_path.to_str().unwrap()], None);
+        set_runbook_url(
+            &root,
+            "https://wiki.example.org/ops/wolkvox/docs/runbook.md?ref=main&plain=1",
+        );
+        let (ok, output) =
+            run_tool(&promtool, &["check", "rules", rules_path.to_str().unwrap()], None);
         assert!(ok, "{output}");
     }
     let _ = std::fs::remove_dir_all(&root);
@@ -237,7 +291,12 @@ fn seconds(duration: &str) -> u64 {
         match c {
             '0'..='9' => number = number * 10 + u64::from(c.to_digit(10).unwrap()),
             unit => {
-                total += number * [('s', 1), ('m', 60), ('h', 3600), ('d', 86_400)].iter().find(|(u, _)| *u == unit).expect("a unit").1;
+                total += number
+                    * [('s', 1), ('m', 60), ('h', 3600), ('d', 86_400)]
+                        .iter()
+                        .find(|(u, _)| *u == unit)
+                        .expect("a unit")
+                        .1;
                 number = 0;
             }
         }
@@ -252,15 +311,25 @@ fn every_alert_has_a_firing_case_and_a_quiet_case_well_after_its_for() {
     let rules = yaml(&repo_path(RULES));
     let tests = yaml(&repo_path(RULE_TESTS));
     // The labels that tell one alert's series from another's.
-    const KEYS: [&str; 7] = ["job", "instance", "server", "api", "operation", "description", "token_name"];
+    const KEYS: [&str; 7] =
+        ["job", "instance", "server", "api", "operation", "description", "token_name"];
     for rule in alert_rules(&rules) {
         let name = rule["alert"].as_str().unwrap();
         let wait = rule["for"].as_str().map_or(0, seconds);
         let (mut fires, mut quiet) = (false, false);
         for group in tests["tests"].as_array().unwrap() {
-            let inputs: Vec<BTreeMap<String, String>> =
-                group["input_series"].as_array().unwrap().iter().map(|s| series_labels(s["series"].as_str().unwrap())).collect();
-            for case in group["alert_rule_test"].as_array().unwrap().iter().filter(|c| c["alertname"] == name) {
+            let inputs: Vec<BTreeMap<String, String>> = group["input_series"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| series_labels(s["series"].as_str().unwrap()))
+                .collect();
+            for case in group["alert_rule_test"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|c| c["alertname"] == name)
+            {
                 let expected = case["exp_alerts"].as_array().unwrap();
                 fires |= !expected.is_empty();
                 if seconds(case["eval_time"].as_str().unwrap()) < 2 * wait {
@@ -269,16 +338,21 @@ fn every_alert_has_a_firing_case_and_a_quiet_case_well_after_its_for() {
                 // An input series that no expected alert stands for.
                 quiet |= inputs.iter().any(|input| {
                     !expected.iter().any(|alert| {
-                        KEYS.iter().all(|key| match (alert["exp_labels"][key].as_str(), input.get(*key)) {
-                            (Some(want), Some(have)) => want == have,
-                            _ => true,
+                        KEYS.iter().all(|key| {
+                            match (alert["exp_labels"][key].as_str(), input.get(*key)) {
+                                (Some(want), Some(have)) => want == have,
+                                _ => true,
+                            }
                         })
                     })
                 });
             }
         }
         assert!(fires, "{name} has no promtool case where it fires");
-        assert!(quiet, "{name} has no promtool case where it must stay quiet, at twice its for: or later");
+        assert!(
+            quiet,
+            "{name} has no promtool case where it must stay quiet, at twice its for: or later"
+        );
     }
 }
 
@@ -300,7 +374,8 @@ fn every_alert_about_a_server_or_a_token_is_tested_across_a_pod_replacement_and_
         checked += 1;
         let (mut replaced, mut namespaces) = (false, false);
         for group in tests["tests"].as_array().unwrap() {
-            if !group["alert_rule_test"].as_array().unwrap().iter().any(|c| c["alertname"] == name) {
+            if !group["alert_rule_test"].as_array().unwrap().iter().any(|c| c["alertname"] == name)
+            {
                 continue;
             }
             let inputs: Vec<(String, BTreeMap<String, String>, &str)> = group["input_series"]
@@ -331,7 +406,8 @@ fn every_alert_about_a_server_or_a_token_is_tested_across_a_pod_replacement_and_
                         m == metric
                             && l.contains_key("namespace")
                             && l.get("namespace") != labels.get("namespace")
-                            && without(&without(l, "namespace"), "instance") == without(&without(labels, "namespace"), "instance")
+                            && without(&without(l, "namespace"), "instance")
+                                == without(&without(labels, "namespace"), "instance")
                     });
             }
         }
@@ -364,17 +440,23 @@ fn every_inhibition_is_scoped_to_wolkvox_alerts_that_carry_the_labels_it_compare
     for rule in rules {
         // Without the process (instance) to compare, the alerts compare where the exporter runs:
         // the same token name or server in another namespace is another exporter's.
-        let equal: Vec<&str> = rule["equal"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
+        let equal: Vec<&str> =
+            rule["equal"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
         if !equal.contains(&"instance") {
             for label in WHERE {
                 assert!(equal.contains(&label), "{rule} does not compare {label}");
             }
         }
         for side in ["source_matchers", "target_matchers"] {
-            let matchers: Vec<&str> =
-                rule[side].as_array().unwrap_or_else(|| panic!("{rule}: no {side}")).iter().map(|m| m.as_str().unwrap()).collect();
+            let matchers: Vec<&str> = rule[side]
+                .as_array()
+                .unwrap_or_else(|| panic!("{rule}: no {side}"))
+                .iter()
+                .map(|m| m.as_str().unwrap())
+                .collect();
             assert!(
-                matchers.iter().any(|m| m.starts_with("alertname=\"Wolkvox") || m.starts_with("alertname=~\"Wolkvox")),
+                matchers.iter().any(|m| m.starts_with("alertname=\"Wolkvox")
+                    || m.starts_with("alertname=~\"Wolkvox")),
                 "{side} of {rule} is not limited to Wolkvox alerts"
             );
             for label in rule["equal"].as_array().unwrap() {
@@ -382,7 +464,10 @@ fn every_inhibition_is_scoped_to_wolkvox_alerts_that_carry_the_labels_it_compare
                 let required = matchers.contains(&format!("{label}=~\".+\"").as_str());
                 // job is on every alert: Prometheus adds it to each series it scrapes. Where the
                 // exporter runs may be absent from both sides, which then means the same place.
-                assert!(required || WHERE.contains(&label), "{side} of {rule} does not require {label}");
+                assert!(
+                    required || WHERE.contains(&label),
+                    "{side} of {rule} does not require {label}"
+                );
             }
         }
     }
@@ -399,7 +484,8 @@ fn route(amtool: &Path, labels: &[&str]) -> (String, String) {
     args.insert(3, "--tree");
     let (ok, tree) = run_tool(amtool, &args, None);
     assert!(ok, "{labels:?}: {tree}");
-    let receiver = receiver.lines().filter(|l| !l.starts_with("Warning:")).collect::<Vec<_>>().join("\n");
+    let receiver =
+        receiver.lines().filter(|l| !l.starts_with("Warning:")).collect::<Vec<_>>().join("\n");
     (receiver.trim().to_owned(), tree)
 }
 
@@ -411,15 +497,28 @@ fn the_example_alertmanager_routes_only_wolkvox_alerts_to_the_wolkvox_receivers(
     let Some(amtool) = tool("amtool") else { return };
     let config = yaml(&repo_path(ALERTMANAGER));
     let root = &config["route"];
-    assert!(!root["receiver"].as_str().unwrap().starts_with("wolkvox"), "the root's receiver is another team's default: {root}");
-    let subtree: Vec<&Value> =
-        root["routes"].as_array().unwrap().iter().filter(|r| r["matchers"][0] == "alertname=~\"Wolkvox.+\"").collect();
+    assert!(
+        !root["receiver"].as_str().unwrap().starts_with("wolkvox"),
+        "the root's receiver is another team's default: {root}"
+    );
+    let subtree: Vec<&Value> = root["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["matchers"][0] == "alertname=~\"Wolkvox.+\"")
+        .collect();
     assert_eq!(subtree.len(), 1, "one Wolkvox subtree: {root}");
     assert_eq!(subtree[0]["continue"], json!(false));
 
     for (labels, receiver) in [
-        (&["alertname=WolkvoxTokenRejected", "severity=critical", "server=0042"][..], "wolkvox-pager"),
-        (&["alertname=WolkvoxQuotaExhausted", "severity=critical", "token_name=main"], "wolkvox-pager"),
+        (
+            &["alertname=WolkvoxTokenRejected", "severity=critical", "server=0042"][..],
+            "wolkvox-pager",
+        ),
+        (
+            &["alertname=WolkvoxQuotaExhausted", "severity=critical", "token_name=main"],
+            "wolkvox-pager",
+        ),
         (&["alertname=WolkvoxDataStale", "severity=warning", "server=0042"], "wolkvox-chat"),
         (&["alertname=WolkvoxExporterAbsent", "severity=warning", "job=wolkvox"], "wolkvox-chat"),
         // Another team's alerts, critical or not, with or without Wolkvox-like labels.
@@ -441,10 +540,14 @@ fn the_example_alertmanager_routes_only_wolkvox_alerts_to_the_wolkvox_receivers(
     let repeat = seconds(contract["repeat_interval"].as_str().expect("its own repeat_interval"));
     assert!((3 * 86_400..=120 * 3_600).contains(&repeat), "{contract}");
     for alert in ["WolkvoxUsageOverContract", "WolkvoxUsageProjectedOverContract"] {
-        let (receiver, tree) = route(&amtool, &[&format!("alertname={alert}"), "severity=warning", "server=0042"]);
+        let (receiver, tree) =
+            route(&amtool, &[&format!("alertname={alert}"), "severity=warning", "server=0042"]);
         assert_eq!(receiver, "wolkvox-chat");
         let matched = tree.lines().last_of_route();
-        assert!(matched.contains("WolkvoxUsageOverContract|WolkvoxUsageProjectedOverContract"), "{alert} took another route: {tree}");
+        assert!(
+            matched.contains("WolkvoxUsageOverContract|WolkvoxUsageProjectedOverContract"),
+            "{alert} took another route: {tree}"
+        );
     }
 }
 
@@ -476,17 +579,34 @@ fn labels(pairs: &[(&str, &str)]) -> Value {
 }
 
 #[tokio::test]
-#[allow(clippy::too_many_lines, reason = "one scenario: the alerts posted, then the table of what each must hold back")]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one scenario: the alerts posted, then the table of what each must hold back"
+)]
 async fn the_example_alertmanager_holds_back_only_what_a_wolkvox_alert_explains() {
     let Some(binary) = tool("prometheus-alertmanager") else { return };
     let alertmanager = Alertmanager::start(&binary, &bundled_config_without_receivers()).await;
 
     // Another team's critical alerts, one without a server label and one with it; then the two
     // Wolkvox criticals that explain something.
-    let node_down = labels(&[("alertname", "NodeDown"), ("severity", "critical"), ("job", "node"), ("instance", "node-1:9100")]);
-    let database_down = labels(&[("alertname", "DatabaseDown"), ("severity", "critical"), ("job", "db"), ("server", "0043")]);
-    let node_not_ready =
-        labels(&[("alertname", "KubeNodeNotReady"), ("severity", "critical"), ("job", "kube-state-metrics"), ("node", "node-1")]);
+    let node_down = labels(&[
+        ("alertname", "NodeDown"),
+        ("severity", "critical"),
+        ("job", "node"),
+        ("instance", "node-1:9100"),
+    ]);
+    let database_down = labels(&[
+        ("alertname", "DatabaseDown"),
+        ("severity", "critical"),
+        ("job", "db"),
+        ("server", "0043"),
+    ]);
+    let node_not_ready = labels(&[
+        ("alertname", "KubeNodeNotReady"),
+        ("severity", "critical"),
+        ("job", "kube-state-metrics"),
+        ("node", "node-1"),
+    ]);
     // The Wolkvox alerts about a server or a token carry no instance (a new pod continues them);
     // where the exporter runs is its job and namespace.
     let token_rejected = labels(&[
@@ -497,8 +617,12 @@ async fn the_example_alertmanager_holds_back_only_what_a_wolkvox_alert_explains(
         ("api", "gamification"),
         ("reason", "auth"),
     ]);
-    let exporter_down =
-        labels(&[("alertname", "WolkvoxExporterDown"), ("severity", "warning"), ("job", "wolkvox"), ("instance", "exp-b:10042")]);
+    let exporter_down = labels(&[
+        ("alertname", "WolkvoxExporterDown"),
+        ("severity", "warning"),
+        ("job", "wolkvox"),
+        ("instance", "exp-b:10042"),
+    ]);
     let quota_exhausted = labels(&[
         ("alertname", "WolkvoxQuotaExhausted"),
         ("severity", "critical"),
@@ -514,7 +638,13 @@ async fn the_example_alertmanager_holds_back_only_what_a_wolkvox_alert_explains(
     };
     let polling_failing = warning(
         "WolkvoxPollingFailing",
-        &[("job", "wolkvox"), ("namespace", "ops"), ("server", "0063"), ("api", "gamification"), ("token_name", "main")],
+        &[
+            ("job", "wolkvox"),
+            ("namespace", "ops"),
+            ("server", "0063"),
+            ("api", "gamification"),
+            ("token_name", "main"),
+        ],
     );
     fn target<'a>(server: &'a str, api: &'a str, token: &'a str) -> Vec<(&'a str, &'a str)> {
         vec![("job", "wolkvox"), ("server", server), ("api", api), ("token_name", token)]
@@ -522,16 +652,31 @@ async fn the_example_alertmanager_holds_back_only_what_a_wolkvox_alert_explains(
     // (alert, what must hold it back)
     let cases: Vec<(Value, Option<&Value>)> = vec![
         // Explained by the rejected token of the same server.
-        (warning("WolkvoxPollingFailing", &target("0042", "chat_licenses", "main")), Some(&token_rejected)),
-        (warning("WolkvoxDataStale", &target("0042", "gamification", "main")), Some(&token_rejected)),
-        (warning("WolkvoxPollsOftenFailing", &target("0042", "gamification", "main")), Some(&token_rejected)),
+        (
+            warning("WolkvoxPollingFailing", &target("0042", "chat_licenses", "main")),
+            Some(&token_rejected),
+        ),
+        (
+            warning("WolkvoxDataStale", &target("0042", "gamification", "main")),
+            Some(&token_rejected),
+        ),
+        (
+            warning("WolkvoxPollsOftenFailing", &target("0042", "gamification", "main")),
+            Some(&token_rejected),
+        ),
         // Another server (which another team's critical alert also names), and the same server
         // in another namespace.
         (warning("WolkvoxPollingFailing", &target("0043", "gamification", "main")), None),
         (
             warning(
                 "WolkvoxDataStale",
-                &[("job", "wolkvox"), ("namespace", "staging"), ("server", "0042"), ("api", "gamification"), ("token_name", "main")],
+                &[
+                    ("job", "wolkvox"),
+                    ("namespace", "staging"),
+                    ("server", "0042"),
+                    ("api", "gamification"),
+                    ("token_name", "main"),
+                ],
             ),
             None,
         ),
@@ -539,31 +684,67 @@ async fn the_example_alertmanager_holds_back_only_what_a_wolkvox_alert_explains(
         (warning("WolkvoxLicensesJumped", &[("job", "wolkvox"), ("server", "0042")]), None),
         // No server label, like the critical NodeDown: neither team's alerts may touch the other's.
         (warning("DiskFilling", &[("job", "node"), ("instance", "node-2:9100")]), None),
-        (warning("WolkvoxCallBudgetRunningOut", &[("job", "wolkvox"), ("instance", "exp-a:10042"), ("token_name", "main")]), None),
+        (
+            warning(
+                "WolkvoxCallBudgetRunningOut",
+                &[("job", "wolkvox"), ("instance", "exp-a:10042"), ("token_name", "main")],
+            ),
+            None,
+        ),
         // Explained by the exporter that cannot be scraped: the alerts about that process.
-        (warning("WolkvoxStateNotSaved", &[("job", "wolkvox"), ("instance", "exp-b:10042"), ("token_name", "main")]), Some(&exporter_down)),
+        (
+            warning(
+                "WolkvoxStateNotSaved",
+                &[("job", "wolkvox"), ("instance", "exp-b:10042"), ("token_name", "main")],
+            ),
+            Some(&exporter_down),
+        ),
         (
             warning(
                 "WolkvoxRowsSkipped",
-                &[("job", "wolkvox"), ("instance", "exp-b:10042"), ("server", "0050"), ("api", "gamification"), ("reason", "blank_items")],
+                &[
+                    ("job", "wolkvox"),
+                    ("instance", "exp-b:10042"),
+                    ("server", "0050"),
+                    ("api", "gamification"),
+                    ("reason", "blank_items"),
+                ],
             ),
             Some(&exporter_down),
         ),
         // The same instance, but not a Wolkvox alert; and a Wolkvox alert of another instance.
         (warning("ProcessMemoryHigh", &[("job", "wolkvox"), ("instance", "exp-b:10042")]), None),
-        (warning("WolkvoxStateNotSaved", &[("job", "wolkvox"), ("instance", "exp-c:10042"), ("token_name", "main")]), None),
+        (
+            warning(
+                "WolkvoxStateNotSaved",
+                &[("job", "wolkvox"), ("instance", "exp-c:10042"), ("token_name", "main")],
+            ),
+            None,
+        ),
         // The spent quota pauses every server of its token: their polls stop, their data goes stale.
         (
             warning(
                 "WolkvoxPollingFailing",
-                &[("job", "wolkvox"), ("namespace", "ops"), ("server", "0060"), ("api", "chat_licenses"), ("token_name", "shared")],
+                &[
+                    ("job", "wolkvox"),
+                    ("namespace", "ops"),
+                    ("server", "0060"),
+                    ("api", "chat_licenses"),
+                    ("token_name", "shared"),
+                ],
             ),
             Some(&quota_exhausted),
         ),
         (
             warning(
                 "WolkvoxDataStale",
-                &[("job", "wolkvox"), ("namespace", "ops"), ("server", "0061"), ("api", "gamification"), ("token_name", "shared")],
+                &[
+                    ("job", "wolkvox"),
+                    ("namespace", "ops"),
+                    ("server", "0061"),
+                    ("api", "gamification"),
+                    ("token_name", "shared"),
+                ],
             ),
             Some(&quota_exhausted),
         ),
@@ -572,14 +753,26 @@ async fn the_example_alertmanager_holds_back_only_what_a_wolkvox_alert_explains(
         (
             warning(
                 "WolkvoxDataStale",
-                &[("job", "wolkvox"), ("namespace", "ops"), ("server", "0062"), ("api", "gamification"), ("token_name", "other")],
+                &[
+                    ("job", "wolkvox"),
+                    ("namespace", "ops"),
+                    ("server", "0062"),
+                    ("api", "gamification"),
+                    ("token_name", "other"),
+                ],
             ),
             None,
         ),
         (
             warning(
                 "WolkvoxDataStale",
-                &[("job", "wolkvox"), ("namespace", "staging"), ("server", "0061"), ("api", "gamification"), ("token_name", "shared")],
+                &[
+                    ("job", "wolkvox"),
+                    ("namespace", "staging"),
+                    ("server", "0061"),
+                    ("api", "gamification"),
+                    ("token_name", "shared"),
+                ],
             ),
             None,
         ),
@@ -588,14 +781,26 @@ async fn the_example_alertmanager_holds_back_only_what_a_wolkvox_alert_explains(
         (
             warning(
                 "WolkvoxPollsOftenFailing",
-                &[("job", "wolkvox"), ("namespace", "ops"), ("server", "0063"), ("api", "gamification"), ("token_name", "main")],
+                &[
+                    ("job", "wolkvox"),
+                    ("namespace", "ops"),
+                    ("server", "0063"),
+                    ("api", "gamification"),
+                    ("token_name", "main"),
+                ],
             ),
             Some(&polling_failing),
         ),
         (
             warning(
                 "WolkvoxPollsOftenFailing",
-                &[("job", "wolkvox"), ("namespace", "ops"), ("server", "0063"), ("api", "chat_licenses"), ("token_name", "main")],
+                &[
+                    ("job", "wolkvox"),
+                    ("namespace", "ops"),
+                    ("server", "0063"),
+                    ("api", "chat_licenses"),
+                    ("token_name", "main"),
+                ],
             ),
             None,
         ),
@@ -612,16 +817,33 @@ async fn the_example_alertmanager_holds_back_only_what_a_wolkvox_alert_explains(
     // The inhibitor reads alerts in the order they arrive: the sources first, the ones expected to
     // inhibit nothing before the ones expected to, so that once the latter show their effect the
     // former have been seen too.
-    let sources = [&node_down, &node_not_ready, &database_down, &token_rejected, &exporter_down, &quota_exhausted, &polling_failing];
-    alertmanager.post_alerts(&json!(sources.iter().map(|l| json!({"labels": l})).collect::<Vec<_>>())).await;
-    let targets: Vec<Value> = cases.iter().filter(|(l, _)| !sources.contains(&l)).map(|(l, _)| json!({"labels": l})).collect();
+    let sources = [
+        &node_down,
+        &node_not_ready,
+        &database_down,
+        &token_rejected,
+        &exporter_down,
+        &quota_exhausted,
+        &polling_failing,
+    ];
+    alertmanager
+        .post_alerts(&json!(sources.iter().map(|l| json!({"labels": l})).collect::<Vec<_>>()))
+        .await;
+    let targets: Vec<Value> = cases
+        .iter()
+        .filter(|(l, _)| !sources.contains(&l))
+        .map(|(l, _)| json!({"labels": l}))
+        .collect();
     alertmanager.post_alerts(&Value::Array(targets)).await;
 
     let expected_inhibited = cases.iter().filter(|(_, by)| by.is_some()).count();
     let deadline = Instant::now() + Duration::from_secs(30);
     let alerts = loop {
         let alerts = alertmanager.alerts().await;
-        let inhibited = alerts.iter().filter(|a| a["status"]["inhibitedBy"].as_array().is_some_and(|by| !by.is_empty())).count();
+        let inhibited = alerts
+            .iter()
+            .filter(|a| a["status"]["inhibitedBy"].as_array().is_some_and(|by| !by.is_empty()))
+            .count();
         if alerts.len() == cases.len() && inhibited >= expected_inhibited {
             break alerts;
         }
@@ -634,17 +856,30 @@ async fn the_example_alertmanager_holds_back_only_what_a_wolkvox_alert_explains(
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
 
-    let find =
-        |wanted: &Value| alerts.iter().find(|a| &a["labels"] == wanted).unwrap_or_else(|| panic!("{wanted} not found in {alerts:#?}"));
+    let find = |wanted: &Value| {
+        alerts
+            .iter()
+            .find(|a| &a["labels"] == wanted)
+            .unwrap_or_else(|| panic!("{wanted} not found in {alerts:#?}"))
+    };
     for (alert, by) in &cases {
         let found = find(alert);
-        let inhibited_by: BTreeSet<&str> = found["status"]["inhibitedBy"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
-        let expected: BTreeSet<&str> = by.iter().map(|source| find(source)["fingerprint"].as_str().unwrap()).collect();
+        let inhibited_by: BTreeSet<&str> = found["status"]["inhibitedBy"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap())
+            .collect();
+        let expected: BTreeSet<&str> =
+            by.iter().map(|source| find(source)["fingerprint"].as_str().unwrap()).collect();
         assert_eq!(
             inhibited_by,
             expected,
             "{alert} (fingerprints: {:?})",
-            alerts.iter().map(|a| (&a["fingerprint"], &a["labels"]["alertname"])).collect::<Vec<_>>()
+            alerts
+                .iter()
+                .map(|a| (&a["fingerprint"], &a["labels"]["alertname"]))
+                .collect::<Vec<_>>()
         );
         let state = if by.is_some() { "suppressed" } else { "active" };
         assert_eq!(found["status"]["state"], state, "{alert}");
@@ -656,7 +891,12 @@ async fn the_example_alertmanager_holds_back_only_what_a_wolkvox_alert_explains(
             (true, Some("critical")) => "wolkvox-pager",
             (true, _) => "wolkvox-chat",
         };
-        let receivers: Vec<&str> = found["receivers"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+        let receivers: Vec<&str> = found["receivers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
         assert_eq!(receivers, [receiver], "{alert}");
     }
 }

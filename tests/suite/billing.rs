@@ -17,32 +17,59 @@ fn row(operation: &str, description: &str, items: &str) -> serde_json::Value {
 async fn each_api_becomes_its_own_family_and_the_token_never_has_two_calls_in_flight() {
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     simulator.set_rows_for("gamification", vec![row("ventas", "Gamification", "12")]);
-    simulator.set_rows_for("chat_licenses", vec![row("ventas", "Chat", "40"), row("soporte", "Chat", "9")]);
+    simulator.set_rows_for(
+        "chat_licenses",
+        vec![row("ventas", "Chat", "40"), row("soporte", "Chat", "9")],
+    );
     simulator.set_rows_for("ivr_minutes", vec![row("ventas", "IVR", "1234.5")]);
     // Every call takes a while, so that polls of the three APIs would overlap if the lane let them.
     simulator.set_fault(Some(wolkvox_exporter::simulator::Fault::Delay(Duration::from_millis(50))));
-    let exporter = start_exporter(&simulator, "300ms", &["--wolkvox.apis", "gamification,chat_licenses,ivr_minutes"]).await;
+    let exporter = start_exporter(
+        &simulator,
+        "300ms",
+        &["--wolkvox.apis", "gamification,chat_licenses,ivr_minutes"],
+    )
+    .await;
     common::wait_all_up(&exporter).await;
     // Each API polled twice at least: its calls and the others' had every chance to overlap.
     let text = wait_for(Duration::from_secs(20), "two polls of each API", || async {
         let text = scrape(&exporter).await;
-        let polled = |api: &str| sample(&text, &format!("wolkvox_api_requests_total{{server=\"0042\",api=\"{api}\"}}"));
-        ["gamification", "chat_licenses", "ivr_minutes"].iter().all(|api| polled(api).is_some_and(|n| n >= 2.0)).then_some(text)
+        let polled = |api: &str| {
+            sample(&text, &format!("wolkvox_api_requests_total{{server=\"0042\",api=\"{api}\"}}"))
+        };
+        ["gamification", "chat_licenses", "ivr_minutes"]
+            .iter()
+            .all(|api| polled(api).is_some_and(|n| n >= 2.0))
+            .then_some(text)
     })
     .await;
     let usage = |metric: &str, operation: &str, description: &str| {
-        sample(&text, &format!("{metric}{{server=\"0042\",operation=\"{operation}\",description=\"{description}\"}}"))
+        sample(
+            &text,
+            &format!(
+                "{metric}{{server=\"0042\",operation=\"{operation}\",description=\"{description}\"}}"
+            ),
+        )
     };
     assert_eq!(usage("wolkvox_gamification_licenses", "ventas", "Gamification"), Some(12.0));
     assert_eq!(usage("wolkvox_chat_licenses", "ventas", "Chat"), Some(40.0));
     assert_eq!(usage("wolkvox_chat_licenses", "soporte", "Chat"), Some(9.0));
     assert_eq!(usage("wolkvox_ivr_minutes", "ventas", "IVR"), Some(1234.5));
     assert_eq!(usage("wolkvox_ivr_minutes_max", "ventas", "IVR"), Some(1234.5));
-    assert!(text.contains("# HELP wolkvox_ivr_minutes IVR minutes (minutes, the unit Wolkvox bills in)"), "{text}");
+    assert!(
+        text.contains(
+            "# HELP wolkvox_ivr_minutes IVR minutes (minutes, the unit Wolkvox bills in)"
+        ),
+        "{text}"
+    );
     // Nothing of an API that is not polled.
     assert!(!text.contains("wolkvox_tts_characters"), "{text}");
     for api in ["gamification", "chat_licenses", "ivr_minutes"] {
-        assert_eq!(sample(&text, &format!("wolkvox_up{{server=\"0042\",api=\"{api}\"}}")), Some(1.0), "{api}");
+        assert_eq!(
+            sample(&text, &format!("wolkvox_up{{server=\"0042\",api=\"{api}\"}}")),
+            Some(1.0),
+            "{api}"
+        );
     }
 
     let requests = simulator.requests();
@@ -58,8 +85,12 @@ async fn each_api_becomes_its_own_family_and_the_token_never_has_two_calls_in_fl
 async fn the_simulator_serves_every_billing_api_and_refuses_unknown_ones() {
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     let client = reqwest::Client::new();
-    let get =
-        |api: &str| client.get(format!("{}/api/v2/billing.php?api={api}", simulator.base_url())).header("wolkvox-token", FAKE_TOKEN).send();
+    let get = |api: &str| {
+        client
+            .get(format!("{}/api/v2/billing.php?api={api}", simulator.base_url()))
+            .header("wolkvox-token", FAKE_TOKEN)
+            .send()
+    };
     for api in &wolkvox_exporter::wolkvox::catalogue::APIS {
         let body: serde_json::Value = get(api.name).await.unwrap().json().await.unwrap();
         assert_eq!(body["code"], 200, "{}", api.name);
@@ -71,7 +102,8 @@ async fn the_simulator_serves_every_billing_api_and_refuses_unknown_ones() {
 
 #[test]
 fn the_documented_catalogue_matches_the_code() {
-    let metrics = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/metrics.md")).unwrap();
+    let metrics =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/metrics.md")).unwrap();
     for (k, api) in wolkvox_exporter::wolkvox::catalogue::APIS.iter().enumerate() {
         let row = format!("| {} | `{}` | `{}` | {} |", k + 1, api.name, api.metric, api.counts);
         assert!(metrics.contains(&row), "docs/metrics.md lacks the catalogue row {row}");
@@ -94,10 +126,20 @@ async fn calls_of_the_day_are_counted_per_token_name_against_the_budget() {
     let counted = calls_today(&text).unwrap();
     let made = simulator.calls_today(FAKE_TOKEN) as f64;
     // A call may be on its way while the scrape runs.
-    assert!(counted >= 4.0 && (made - 1.0..=made).contains(&counted), "counted {counted}, the simulator saw {made}");
-    assert_eq!(sample(&text, "wolkvox_token_daily_call_budget{token_name=\"main\"}"), Some(10000000.0));
+    assert!(
+        counted >= 4.0 && (made - 1.0..=made).contains(&counted),
+        "counted {counted}, the simulator saw {made}"
+    );
+    assert_eq!(
+        sample(&text, "wolkvox_token_daily_call_budget{token_name=\"main\"}"),
+        Some(10000000.0)
+    );
     assert_eq!(sample(&text, "wolkvox_token_budget_stretched{token_name=\"main\"}"), Some(0.0));
-    assert!(sample(&text, "wolkvox_token_call_spacing_seconds{token_name=\"main\"}").is_some_and(|s| s > 0.0 && s < 1.0), "{text}");
+    assert!(
+        sample(&text, "wolkvox_token_call_spacing_seconds{token_name=\"main\"}")
+            .is_some_and(|s| s > 0.0 && s < 1.0),
+        "{text}"
+    );
     assert!(!text.contains(FAKE_TOKEN));
     exporter.stop().await;
 }
@@ -114,7 +156,8 @@ async fn token_limit_exceeded_pauses_every_api_of_the_token() {
     let dir = tools::temp_dir("quota");
     let witness_token = dir.join("witness-token");
     std::fs::write(&witness_token, WITNESS_TOKEN).unwrap();
-    std::fs::set_permissions(&witness_token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(&witness_token, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .unwrap();
     let yaml = format!(
         "targets:\n  - {{server: '0042', token_env: WOLKVOX_TOKEN, apis: [gamification, chat_licenses, ivr_minutes]}}\n  - {{server: '0043', token_file: '{}', base_url: '{}'}}\n",
         witness_token.display(),
@@ -123,11 +166,17 @@ async fn token_limit_exceeded_pauses_every_api_of_the_token() {
     let exporter = common::start_exporter_from_file(&simulator, &yaml, "200ms").await;
 
     // Three first polls and one more succeed; the fifth call is refused.
-    wait_for(Duration::from_secs(10), "the refused call", || async { (simulator.counts().1 >= 1).then_some(()) }).await;
+    wait_for(Duration::from_secs(10), "the refused call", || async {
+        (simulator.counts().1 >= 1).then_some(())
+    })
+    .await;
     // Then the token rests: while the witness polls five times (each of the three APIs would have
     // been due five times), the token makes no call.
     let witnessed = witness.counts().0;
-    wait_for(Duration::from_secs(15), "five polls of the witness", || async { (witness.counts().0 >= witnessed + 5).then_some(()) }).await;
+    wait_for(Duration::from_secs(15), "five polls of the witness", || async {
+        (witness.counts().0 >= witnessed + 5).then_some(())
+    })
+    .await;
     assert_eq!(simulator.counts(), (5, 1), "(calls, refused calls)");
     let text = scrape(&exporter).await;
     let quota: f64 = ["gamification", "chat_licenses", "ivr_minutes"]
@@ -142,16 +191,26 @@ async fn token_limit_exceeded_pauses_every_api_of_the_token() {
 #[tokio::test]
 async fn budgets_are_served_beside_the_usage_they_bound() {
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
-    simulator.set_rows_for("chat_licenses", vec![row("ventas", "Chat", "31"), row("soporte", "Chat", "9")]);
+    simulator.set_rows_for(
+        "chat_licenses",
+        vec![row("ventas", "Chat", "31"), row("soporte", "Chat", "9")],
+    );
     let yaml = "targets:\n  - {server: '0042', token_env: WOLKVOX_TOKEN, apis: [gamification, chat_licenses]}\nbudgets:\n  \
                 - {api: chat_licenses, operation: ventas, description: Chat, quantity: 30}\n  \
                 - {api: chat_licenses, operation: nadie, description: Chat, quantity: 5}\n";
     let exporter = common::start_exporter_from_file(&simulator, yaml, "1h").await;
     common::wait_all_up(&exporter).await;
     let text = scrape(&exporter).await;
-    let labels = |operation: &str| format!("{{api=\"chat_licenses\",server=\"0042\",operation=\"{operation}\",description=\"Chat\"}}");
+    let labels = |operation: &str| {
+        format!(
+            "{{api=\"chat_licenses\",server=\"0042\",operation=\"{operation}\",description=\"Chat\"}}"
+        )
+    };
     assert_eq!(sample(&text, &format!("wolkvox_billing_budget{}", labels("ventas"))), Some(30.0));
-    assert_eq!(sample(&text, &format!("wolkvox_billing_budget_used{}", labels("ventas"))), Some(31.0));
+    assert_eq!(
+        sample(&text, &format!("wolkvox_billing_budget_used{}", labels("ventas"))),
+        Some(31.0)
+    );
     // A budget whose series the API does not report has nothing used to show.
     assert_eq!(sample(&text, &format!("wolkvox_billing_budget{}", labels("nadie"))), Some(5.0));
     assert_eq!(sample(&text, &format!("wolkvox_billing_budget_used{}", labels("nadie"))), None);
@@ -162,11 +221,15 @@ async fn budgets_are_served_beside_the_usage_they_bound() {
 async fn token_info_reports_the_servers_own_count_when_asked_for() {
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     simulator.set_daily_quota(Some(5000));
-    let exporter = start_exporter(&simulator, "1h", &["--wolkvox.token-info", "--wolkvox.token-name", "main"]).await;
+    let exporter =
+        start_exporter(&simulator, "1h", &["--wolkvox.token-info", "--wolkvox.token-name", "main"])
+            .await;
     // Ready comes with the first answer of either call; wait for both.
     let text = common::wait_for(Duration::from_secs(10), "token_info polled", || async {
         let text = scrape(&exporter).await;
-        (text.contains("wolkvox_token_info_limit") && text.contains("wolkvox_up{server=\"0042\",api=\"gamification\"} 1")).then_some(text)
+        (text.contains("wolkvox_token_info_limit")
+            && text.contains("wolkvox_up{server=\"0042\",api=\"gamification\"} 1"))
+        .then_some(text)
     })
     .await;
     assert_eq!(sample(&text, "wolkvox_token_info_limit{token_name=\"main\"}"), Some(5000.0));
@@ -175,7 +238,11 @@ async fn token_info_reports_the_servers_own_count_when_asked_for() {
     assert!(used == 1.0 || used == 2.0, "{used}");
     assert_eq!(sample(&text, "wolkvox_up{server=\"0042\",api=\"token_info\"}"), Some(1.0));
     let requests = simulator.requests();
-    assert_eq!(requests.iter().filter(|r| r.api.as_deref() == Some("token_info")).count(), 1, "{requests:?}");
+    assert_eq!(
+        requests.iter().filter(|r| r.api.as_deref() == Some("token_info")).count(),
+        1,
+        "{requests:?}"
+    );
     exporter.stop().await;
 
     // Off by default: it costs a call.
@@ -192,7 +259,8 @@ async fn one_api_the_token_may_not_call_does_not_keep_the_server_unready() {
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     // ivr_minutes is refused for ever; gamification answers.
     simulator.set_rows_for("ivr_minutes", vec![json!("not a row")]);
-    let exporter = start_exporter(&simulator, "1h", &["--wolkvox.apis", "gamification,ivr_minutes"]).await;
+    let exporter =
+        start_exporter(&simulator, "1h", &["--wolkvox.apis", "gamification,ivr_minutes"]).await;
     wait_first_success(&exporter).await;
     let text = common::wait_for(Duration::from_secs(10), "both first polls", || async {
         let text = scrape(&exporter).await;

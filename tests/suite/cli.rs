@@ -26,7 +26,14 @@ fn version_and_help() {
     assert!(stdout.contains(env!("CARGO_PKG_VERSION")));
     let (code, stdout, _) = run(&["--help"], &[]);
     assert_eq!(code, 0);
-    for flag in ["--wolkvox.server", "--wolkvox.token-file", "--config.file", "--web.listen-address", "--demo", "WOLKVOX_TOKEN"] {
+    for flag in [
+        "--wolkvox.server",
+        "--wolkvox.token-file",
+        "--config.file",
+        "--web.listen-address",
+        "--demo",
+        "WOLKVOX_TOKEN",
+    ] {
         assert!(stdout.contains(flag), "--help lacks {flag}");
     }
 }
@@ -37,9 +44,16 @@ fn version_and_help() {
 fn help_lists_the_backfill_subcommand_which_takes_the_environment() {
     let (code, stdout, _) = run(&["--help"], &[]);
     assert_eq!(code, 0);
-    assert!(stdout.lines().any(|line| line.trim_start().starts_with("backfill ")), "--help lacks backfill: {stdout}");
-    let env = [("WOLKVOX_SERVER", "0042"), ("WOLKVOX_TOKEN", FAKE_TOKEN), ("WOLKVOX_STORAGE_PATH", "")];
-    let (code, stdout, stderr) = run(&["backfill", "--help"], &[("WOLKVOX_TOKEN_FILE", "/run/secrets/wolkvox_token"), env[0]]);
+    assert!(
+        stdout.lines().any(|line| line.trim_start().starts_with("backfill ")),
+        "--help lacks backfill: {stdout}"
+    );
+    let env =
+        [("WOLKVOX_SERVER", "0042"), ("WOLKVOX_TOKEN", FAKE_TOKEN), ("WOLKVOX_STORAGE_PATH", "")];
+    let (code, stdout, stderr) = run(
+        &["backfill", "--help"],
+        &[("WOLKVOX_TOKEN_FILE", "/run/secrets/wolkvox_token"), env[0]],
+    );
     assert_eq!(code, 0, "{stderr}");
     for flag in ["--wolkvox.server", "--config.file", "--from", "--output", "--dry-run"] {
         assert!(stdout.contains(flag), "backfill --help lacks {flag}");
@@ -47,7 +61,8 @@ fn help_lists_the_backfill_subcommand_which_takes_the_environment() {
     let (code, stdout, stderr) = run(&["backfill", "--from", "2026-01", "--dry-run"], &env);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("backfill plan"), "{stdout}");
-    let (code, _, stderr) = run(&["--wolkvox.server", "0042", "backfill", "--from", "2026-01", "--dry-run"], &env);
+    let (code, _, stderr) =
+        run(&["--wolkvox.server", "0042", "backfill", "--from", "2026-01", "--dry-run"], &env);
     assert_eq!(code, 2);
     assert!(stderr.contains("cannot be used with"), "{stderr}");
 }
@@ -65,14 +80,18 @@ fn invalid_configuration_exits_non_zero_with_one_clear_line() {
             "'--wolkvox.max-response-bytes <MAX_RESPONSE_BYTES>': \"lots\" is not a size such as 32MiB",
         ),
         (&["--wolkvox.server", "0042", "--wolkvox.timezone", "Nowhere/Land"], "--wolkvox.timezone"),
-        (&["--config.file", "/nonexistent/targets.yml"], "--config.file: cannot read /nonexistent/targets.yml"),
+        (
+            &["--config.file", "/nonexistent/targets.yml"],
+            "--config.file: cannot read /nonexistent/targets.yml",
+        ),
         (
             &["--wolkvox.server", "0042", "--web.config.file", "/nonexistent/web.yml"],
             "invalid configuration: --web.config.file /nonexistent/web.yml: cannot read /nonexistent/web.yml",
         ),
     ];
     for (args, expected) in cases {
-        let env: &[(&str, &str)] = if expected.contains("no token") { &[] } else { &[("WOLKVOX_TOKEN", FAKE_TOKEN)] };
+        let env: &[(&str, &str)] =
+            if expected.contains("no token") { &[] } else { &[("WOLKVOX_TOKEN", FAKE_TOKEN)] };
         let (code, _, stderr) = run(args, env);
         assert_ne!(code, 0, "{args:?}");
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
@@ -82,9 +101,13 @@ fn invalid_configuration_exits_non_zero_with_one_clear_line() {
 
 #[test]
 fn config_check_prints_the_targets_without_the_token() {
-    let (code, stdout, stderr) = run(&["--wolkvox.server", "0042", "--config.check"], &[("WOLKVOX_TOKEN", FAKE_TOKEN)]);
+    let (code, stdout, stderr) =
+        run(&["--wolkvox.server", "0042", "--config.check"], &[("WOLKVOX_TOKEN", FAKE_TOKEN)]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("server=0042") && stdout.contains("token=env WOLKVOX_TOKEN"), "{stdout}");
+    assert!(
+        stdout.contains("server=0042") && stdout.contains("token=env WOLKVOX_TOKEN"),
+        "{stdout}"
+    );
     assert!(!stdout.contains(FAKE_TOKEN) && !stderr.contains(FAKE_TOKEN));
     let (code, _, stderr) = run(&["--wolkvox.server", "0042", "--config.check"], &[]);
     assert_ne!(code, 0);

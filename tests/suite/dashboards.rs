@@ -21,7 +21,11 @@ use serde_json::{Value, json};
 use wolkvox_exporter::wolkvox::catalogue::APIS;
 
 fn dashboard(file: &str) -> Value {
-    dashboards().into_iter().find(|(path, _)| path.ends_with(file)).unwrap_or_else(|| panic!("{file}")).1
+    dashboards()
+        .into_iter()
+        .find(|(path, _)| path.ends_with(file))
+        .unwrap_or_else(|| panic!("{file}"))
+        .1
 }
 
 fn exprs(panel: &Value) -> Vec<&str> {
@@ -30,7 +34,10 @@ fn exprs(panel: &Value) -> Vec<&str> {
 
 fn expr_of<'a>(panel: &'a Value, ref_id: &str) -> &'a str {
     let targets = panel["targets"].as_array().unwrap();
-    targets.iter().find(|t| t["refId"] == ref_id).unwrap_or_else(|| panic!("{}: no query {ref_id}", panel["title"]))["expr"]
+    targets
+        .iter()
+        .find(|t| t["refId"] == ref_id)
+        .unwrap_or_else(|| panic!("{}: no query {ref_id}", panel["title"]))["expr"]
         .as_str()
         .unwrap()
 }
@@ -67,7 +74,8 @@ fn selects(expr: &str, prefix: &str) -> bool {
     })
 }
 
-const FINANCE_COLUMNS: [&str; 5] = ["Now", "Month's peak", "Contract", "% of contract", "Last month's final peak"];
+const FINANCE_COLUMNS: [&str; 5] =
+    ["Now", "Month's peak", "Contract", "% of contract", "Last month's final peak"];
 
 #[test]
 fn dashboards_are_provisionable_with_a_datasource_variable_and_stable_uid() {
@@ -79,14 +87,21 @@ fn dashboards_are_provisionable_with_a_datasource_variable_and_stable_uid() {
         uids.push(uid.to_owned());
         assert!(dashboard["title"].as_str().is_some_and(|t| !t.is_empty()), "{name}: title");
         assert!(dashboard["tags"].as_array().is_some_and(|t| !t.is_empty()), "{name}: tags");
-        assert!(dashboard["time"]["from"].is_string() && dashboard["refresh"].is_string(), "{name}: time range and refresh");
+        assert!(
+            dashboard["time"]["from"].is_string() && dashboard["refresh"].is_string(),
+            "{name}: time range and refresh"
+        );
         assert!(dashboard["id"].is_null(), "{name}: id must be null so any Grafana can import it");
         let variables = dashboard["templating"]["list"].as_array().unwrap();
-        let datasource = variables.iter().find(|v| v["name"] == "datasource").expect("a datasource variable");
+        let datasource =
+            variables.iter().find(|v| v["name"] == "datasource").expect("a datasource variable");
         assert_eq!(datasource["type"], "datasource");
         assert_eq!(datasource["query"], "prometheus");
         for name in ["job", "server"] {
-            let variable = variables.iter().find(|v| v["name"] == name).unwrap_or_else(|| panic!("{name} variable"));
+            let variable = variables
+                .iter()
+                .find(|v| v["name"] == name)
+                .unwrap_or_else(|| panic!("{name} variable"));
             assert_eq!(variable["datasource"]["uid"], "${datasource}");
             assert!(variable["query"]["query"].as_str().unwrap().starts_with("label_values("));
         }
@@ -102,7 +117,11 @@ fn dashboards_are_provisionable_with_a_datasource_variable_and_stable_uid() {
 fn the_month_so_far_of_one_job() {
     for (path, dashboard) in dashboards() {
         let name = path.display();
-        assert_eq!(dashboard["time"], json!({"from": "now/M", "to": "now"}), "{name}: default range: this month so far");
+        assert_eq!(
+            dashboard["time"],
+            json!({"from": "now/M", "to": "now"}),
+            "{name}: default range: this month so far"
+        );
         let variables = dashboard["templating"]["list"].as_array().unwrap();
         let job = variables.iter().find(|v| v["name"] == "job").unwrap();
         assert_eq!(job["multi"], false, "{name}: $job must be single-select");
@@ -118,8 +137,14 @@ fn every_panel_has_a_title_a_unit_a_description_and_the_datasource_variable() {
             let title = panel["title"].as_str().unwrap_or_default();
             let at = format!("{}: panel {title:?}", path.display());
             assert!(!title.is_empty(), "{at}: title");
-            assert!(panel["description"].as_str().is_some_and(|d| !d.is_empty() && !d.contains('\n')), "{at}: one-line description");
-            assert!(panel["fieldConfig"]["defaults"]["unit"].as_str().is_some_and(|u| !u.is_empty()), "{at}: unit");
+            assert!(
+                panel["description"].as_str().is_some_and(|d| !d.is_empty() && !d.contains('\n')),
+                "{at}: one-line description"
+            );
+            assert!(
+                panel["fieldConfig"]["defaults"]["unit"].as_str().is_some_and(|u| !u.is_empty()),
+                "{at}: unit"
+            );
             assert_eq!(panel["datasource"]["uid"], "${datasource}", "{at}: datasource");
             let targets = panel["targets"].as_array().expect("targets");
             assert!(!targets.is_empty(), "{at}: no query");
@@ -137,7 +162,9 @@ fn every_panel_has_a_title_a_unit_a_description_and_the_datasource_variable() {
 
 /// The label lists of every `by (...)` clause in `expr`.
 fn by_clauses(expr: &str) -> Vec<&str> {
-    expr.match_indices("by (").map(|(at, _)| &expr[at + 4..at + 4 + expr[at + 4..].find(')').unwrap()]).collect()
+    expr.match_indices("by (")
+        .map(|(at, _)| &expr[at + 4..at + 4 + expr[at + 4..].find(')').unwrap()])
+        .collect()
 }
 
 /// The range of every `function(`'s range selector, e.g. `1d` in `increase(x{…}[1d] offset -1d)`,
@@ -146,7 +173,8 @@ fn ranges<'a>(expr: &'a str, function: &str) -> Vec<(&'a str, &'a str)> {
     expr.match_indices(function)
         .map(|(at, _)| {
             let rest = &expr[at..];
-            let open = rest.find('[').unwrap_or_else(|| panic!("{function} without a range in {expr}"));
+            let open =
+                rest.find('[').unwrap_or_else(|| panic!("{function} without a range in {expr}"));
             let close = open + rest[open..].find(']').unwrap();
             let after = &rest[close + 1..];
             (&rest[open + 1..close], after[..after.find(')').unwrap()].trim())
@@ -160,7 +188,10 @@ fn queries_aggregate_honour_the_variables_and_keep_the_server() {
         for panel in panels(&dashboard) {
             for expr in exprs(panel) {
                 let at = format!("{}: {expr}", path.display());
-                assert!(expr.contains("sum") || expr.contains("min by") || expr.contains("max by"), "{at}: aggregate");
+                assert!(
+                    expr.contains("sum") || expr.contains("min by") || expr.contains("max by"),
+                    "{at}: aggregate"
+                );
                 // Token series have no server: the token is their selection.
                 let tokens = expr.contains("wolkvox_token_");
                 let selection = if tokens { "$token_name" } else { "$server" };
@@ -175,20 +206,27 @@ fn queries_aggregate_honour_the_variables_and_keep_the_server() {
                 // Two servers may hold operations of the same name: never add them up unseen.
                 for labels in by_clauses(expr) {
                     let kept = if tokens { "token_name" } else { "server" };
-                    assert!(labels.split(',').any(|l| l.trim() == kept), "{at}: by ({labels}) drops {kept}");
+                    assert!(
+                        labels.split(',').any(|l| l.trim() == kept),
+                        "{at}: by ({labels}) drops {kept}"
+                    );
                 }
                 // Gauges from two scrapes of one exporter (a restart overlap, two scrape configs)
                 // are one value: deduplicated with max before they are added up.
                 if expr.contains("sum") && !expr.contains("increase(") {
                     assert!(
-                        expr.contains("sum(max by (job, server") || expr.contains("(max by (job, server"),
+                        expr.contains("sum(max by (job, server")
+                            || expr.contains("(max by (job, server"),
                         "{at}: sum without max over instances"
                     );
                 }
                 for (window, _) in ranges(expr, "rate(") {
                     assert_eq!(window, "$__rate_interval", "{at}: rate() without $__rate_interval");
                 }
-                assert!(!expr.contains("$__interval") && !expr.contains("$__range"), "{at}: a window that changes with zoom");
+                assert!(
+                    !expr.contains("$__interval") && !expr.contains("$__range"),
+                    "{at}: a window that changes with zoom"
+                );
             }
         }
     }
@@ -199,7 +237,12 @@ fn queries_aggregate_honour_the_variables_and_keep_the_server() {
 #[test]
 fn the_dashboards_months_start_in_the_targets_zone() {
     for (path, dashboard) in dashboards() {
-        assert_eq!(dashboard["timezone"], "America/Bogota", "{}: the month would start in the viewer's zone", path.display());
+        assert_eq!(
+            dashboard["timezone"],
+            "America/Bogota",
+            "{}: the month would start in the viewer's zone",
+            path.display()
+        );
     }
 }
 
@@ -216,15 +259,31 @@ fn bars_count_a_fixed_window_at_a_step_of_the_same_length() {
                 let expr = target["expr"].as_str().unwrap();
                 for (window, after) in ranges(expr, "increase(") {
                     assert!(is_bars, "{at}: increase() outside a bar chart");
-                    assert!(!window.contains('$'), "{at}: increase() over a variable window {window}");
-                    assert_eq!(panel["interval"], window, "{at}: min interval must equal the window {window}");
-                    assert_eq!(target["interval"], window, "{at}: min step must equal the window {window}");
-                    assert_eq!(after, format!("offset -{window}"), "{at}: a bar at a day's start counts that day");
+                    assert!(
+                        !window.contains('$'),
+                        "{at}: increase() over a variable window {window}"
+                    );
+                    assert_eq!(
+                        panel["interval"], window,
+                        "{at}: min interval must equal the window {window}"
+                    );
+                    assert_eq!(
+                        target["interval"], window,
+                        "{at}: min step must equal the window {window}"
+                    );
+                    assert_eq!(
+                        after,
+                        format!("offset -{window}"),
+                        "{at}: a bar at a day's start counts that day"
+                    );
                     bars += 1;
                 }
             }
             if is_bars {
-                assert_eq!(panel["fieldConfig"]["defaults"]["custom"]["barAlignment"], 1, "{at}: the bar stands after its timestamp");
+                assert_eq!(
+                    panel["fieldConfig"]["defaults"]["custom"]["barAlignment"], 1,
+                    "{at}: the bar stands after its timestamp"
+                );
             }
         }
     }
@@ -237,11 +296,14 @@ fn is_grafana_default(steps: &Value) -> bool {
 }
 
 fn colours(defaults: &Value) -> Vec<&str> {
-    let steps = defaults["thresholds"]["steps"].as_array().into_iter().flatten().map(|s| &s["color"]);
+    let steps =
+        defaults["thresholds"]["steps"].as_array().into_iter().flatten().map(|s| &s["color"]);
     let mapped = defaults["mappings"].as_array().into_iter().flatten().flat_map(|m| {
         let results: Vec<&Value> = match m["options"]["result"].is_object() {
             true => vec![&m["options"]["result"]["color"]],
-            false => m["options"].as_object().into_iter().flatten().map(|(_, r)| &r["color"]).collect(),
+            false => {
+                m["options"].as_object().into_iter().flatten().map(|(_, r)| &r["color"]).collect()
+            }
         };
         results
     });
@@ -256,12 +318,19 @@ fn every_stat_gauge_and_bar_gauge_colours_its_value_explicitly_and_reads_now() {
             let at = format!("{}: panel {}", path.display(), panel["title"]);
             let defaults = &panel["fieldConfig"]["defaults"];
             let steps = &defaults["thresholds"]["steps"];
-            assert!(steps.as_array().is_some_and(|s| !s.is_empty()), "{at}: no thresholds: Grafana's green/red-at-80 would colour it");
+            assert!(
+                steps.as_array().is_some_and(|s| !s.is_empty()),
+                "{at}: no thresholds: Grafana's green/red-at-80 would colour it"
+            );
             assert!(!is_grafana_default(steps), "{at}: Grafana's default thresholds");
             assert_eq!(defaults["color"]["mode"], "thresholds", "{at}: colour by the thresholds");
             // A series the exporter expired must disappear, not keep its last value for days.
             for target in panel["targets"].as_array().unwrap() {
-                assert!(target["instant"] == true && target["range"] == false, "{at}: {} must be an instant query", target["refId"]);
+                assert!(
+                    target["instant"] == true && target["range"] == false,
+                    "{at}: {} must be an instant query",
+                    target["refId"]
+                );
                 if panel["type"] == "table" {
                     assert_eq!(target["format"], "table", "{at}: table format");
                 }
@@ -269,13 +338,21 @@ fn every_stat_gauge_and_bar_gauge_colours_its_value_explicitly_and_reads_now() {
             // Red only where the value is a failure or a contract passed; counts are one colour.
             let all = exprs(panel).join(" ");
             let about_failure =
-                ["wolkvox_up{", "wolkvox_last_success_timestamp_seconds", "wolkvox_billing_budget"].iter().any(|m| all.contains(m));
+                ["wolkvox_up{", "wolkvox_last_success_timestamp_seconds", "wolkvox_billing_budget"]
+                    .iter()
+                    .any(|m| all.contains(m));
             if colours(defaults).contains(&"red") {
                 assert!(about_failure, "{at}: red on a value that is no failure");
             }
-            let counts = ["_licenses", "wolkvox_rows", "_max", "wolkvox_token_call_spacing"].iter().any(|m| all.contains(m));
+            let counts = ["_licenses", "wolkvox_rows", "_max", "wolkvox_token_call_spacing"]
+                .iter()
+                .any(|m| all.contains(m));
             if counts && !about_failure {
-                assert_eq!(steps.as_array().unwrap().len(), 1, "{at}: a count gets one neutral colour");
+                assert_eq!(
+                    steps.as_array().unwrap().len(),
+                    1,
+                    "{at}: a count gets one neutral colour"
+                );
             }
             checked += 1;
         }
@@ -309,7 +386,10 @@ fn shares_run_from_zero_to_a_hundred_percent_and_turn_red_only_past_the_contract
                 assert_eq!(config["max"], max, "{at}: a share ends at 100%");
                 for step in config["thresholds"]["steps"].as_array().into_iter().flatten() {
                     if step["color"] == "red" {
-                        assert!(step["value"].as_f64().is_some_and(|v| v >= f64::from(max)), "{at}: red below 100%");
+                        assert!(
+                            step["value"].as_f64().is_some_and(|v| v >= f64::from(max)),
+                            "{at}: red below 100%"
+                        );
                     }
                 }
                 shares += 1;
@@ -323,18 +403,30 @@ fn shares_run_from_zero_to_a_hundred_percent_and_turn_red_only_past_the_contract
 fn polling_panels_say_failing_in_red_and_ok_in_green() {
     let mut checked = 0;
     for (path, dashboard) in dashboards() {
-        for panel in panels(&dashboard).into_iter().filter(|p| exprs(p).iter().any(|e| e.contains("wolkvox_up{"))) {
+        for panel in panels(&dashboard)
+            .into_iter()
+            .filter(|p| exprs(p).iter().any(|e| e.contains("wolkvox_up{")))
+        {
             if !shows_now(panel) || panel["type"] == "table" {
                 continue;
             }
             let at = format!("{}: panel {}", path.display(), panel["title"]);
             let defaults = &panel["fieldConfig"]["defaults"];
-            let values = defaults["mappings"].as_array().unwrap().iter().find(|m| m["type"] == "value").expect("a value mapping");
+            let values = defaults["mappings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["type"] == "value")
+                .expect("a value mapping");
             assert_eq!(values["options"]["0"]["color"], "red", "{at}: 0 in red");
             assert_eq!(values["options"]["0"]["text"], "failing", "{at}: 0 says failing");
             assert_eq!(values["options"]["1"]["color"], "green", "{at}: 1 in green");
             assert_eq!(values["options"]["1"]["text"], "ok", "{at}: 1 says ok");
-            assert_eq!(defaults["thresholds"]["steps"], json!([{"color": "red", "value": null}, {"color": "green", "value": 1}]), "{at}");
+            assert_eq!(
+                defaults["thresholds"]["steps"],
+                json!([{"color": "red", "value": null}, {"color": "green", "value": 1}]),
+                "{at}"
+            );
             checked += 1;
         }
     }
@@ -349,23 +441,35 @@ fn health_panels_pick_their_api_and_show_the_worst() {
         for panel in panels(&dashboard) {
             for expr in exprs(panel) {
                 let at = format!("{}: {expr}", path.display());
-                let mentioned: Vec<&str> = HEALTH.iter().copied().filter(|m| expr.contains(m)).collect();
+                let mentioned: Vec<&str> =
+                    HEALTH.iter().copied().filter(|m| expr.contains(m)).collect();
                 if mentioned.is_empty() {
                     continue;
                 }
                 for metric in mentioned {
-                    for selector in expr.match_indices(metric).map(|(at, _)| &expr[at..at + expr[at..].find('}').unwrap()]) {
-                        assert!(selector.contains("api=\"") || selector.contains("api=~\"$api\""), "{at}: {selector} mixes every API");
+                    for selector in expr
+                        .match_indices(metric)
+                        .map(|(at, _)| &expr[at..at + expr[at..].find('}').unwrap()])
+                    {
+                        assert!(
+                            selector.contains("api=\"") || selector.contains("api=~\"$api\""),
+                            "{at}: {selector} mixes every API"
+                        );
                     }
                 }
-                if expr.contains("wolkvox_up{") && !expr.contains("and on (job, server, api) wolkvox_up{") {
+                if expr.contains("wolkvox_up{")
+                    && !expr.contains("and on (job, server, api) wolkvox_up{")
+                {
                     assert!(expr.starts_with("min by ("), "{at}: the worst wolkvox_up is the min");
                 }
-                for (at_selector, _) in expr.match_indices("wolkvox_last_success_timestamp_seconds") {
+                for (at_selector, _) in expr.match_indices("wolkvox_last_success_timestamp_seconds")
+                {
                     let before = &expr[..at_selector];
                     assert!(
                         before.ends_with("min by (job, server) (max without (instance, pod) (")
-                            || before.ends_with("min by (job, server, api) (max without (instance, pod) ("),
+                            || before.ends_with(
+                                "min by (job, server, api) (max without (instance, pod) ("
+                            ),
                         "{at}: the oldest last success is the min"
                     );
                 }
@@ -383,8 +487,12 @@ fn panels_of_optional_features_say_what_to_configure_when_empty() {
             for (metric, setting) in OPTIONAL {
                 if exprs.iter().all(|e| selects(e, metric)) {
                     let at = format!("{}: panel {}", path.display(), panel["title"]);
-                    let no_value = panel["fieldConfig"]["defaults"]["noValue"].as_str().unwrap_or_default();
-                    assert!(no_value.contains(setting), "{at}: noValue must say to set {setting}, not {no_value:?}");
+                    let no_value =
+                        panel["fieldConfig"]["defaults"]["noValue"].as_str().unwrap_or_default();
+                    assert!(
+                        no_value.contains(setting),
+                        "{at}: noValue must say to set {setting}, not {no_value:?}"
+                    );
                     checked += 1;
                 }
             }
@@ -399,7 +507,13 @@ fn legends_offer_no_max_to_mistake_for_the_months_peak() {
         for panel in panels(&dashboard) {
             let calcs = panel["options"]["legend"]["calcs"].as_array().into_iter().flatten();
             for calc in calcs {
-                assert_ne!(calc, "max", "{}: panel {}: a legend max reads as the month's peak", path.display(), panel["title"]);
+                assert_ne!(
+                    calc,
+                    "max",
+                    "{}: panel {}: a legend max reads as the month's peak",
+                    path.display(),
+                    panel["title"]
+                );
             }
         }
     }
@@ -408,7 +522,10 @@ fn legends_offer_no_max_to_mistake_for_the_months_peak() {
 fn finance_table(dashboard: &Value) -> &Value {
     panels(dashboard)
         .into_iter()
-        .find(|p| p["type"] == "table" && p["transformations"].to_string().contains("Last month's final peak"))
+        .find(|p| {
+            p["type"] == "table"
+                && p["transformations"].to_string().contains("Last month's final peak")
+        })
         .expect("a finance table")
 }
 
@@ -433,14 +550,23 @@ fn each_dashboard_has_a_finance_table_with_its_columns() {
         let peak = expr_of(table, "B");
         assert!(peak.contains("_max"), "{at}: the month's peak is the _max series");
         assert!(expr_of(table, "C").contains("wolkvox_billing_budget{"), "{at}: the contract");
-        assert!(expr_of(table, "D").contains("wolkvox_billing_budget_used{") && expr_of(table, "D").contains(" / "), "{at}: the share");
+        assert!(
+            expr_of(table, "D").contains("wolkvox_billing_budget_used{")
+                && expr_of(table, "D").contains(" / "),
+            "{at}: the share"
+        );
         let last = expr_of(table, "E");
         assert!(
-            last.contains("_max") && last.contains("wolkvox_month_end_timestamp_seconds") && last.contains("@ end()"),
+            last.contains("_max")
+                && last.contains("wolkvox_month_end_timestamp_seconds")
+                && last.contains("@ end()"),
             "{at}: last month"
         );
         let overrides = table["fieldConfig"]["overrides"].to_string();
-        assert!(overrides.contains("\"% of contract\"") && overrides.contains("percentunit"), "{at}: the share's unit");
+        assert!(
+            overrides.contains("\"% of contract\"") && overrides.contains("percentunit"),
+            "{at}: the share's unit"
+        );
         assert!(overrides.contains("\"no budget\""), "{at}: an empty contract says why");
     }
 }
@@ -476,7 +602,8 @@ fn promtool_test(series: &[(String, String)], cases: Vec<Value>) {
 }
 
 fn case(expr: &str, hours: u32, expected: &[(&str, f64)]) -> Value {
-    let samples: Vec<Value> = expected.iter().map(|(labels, value)| json!({"labels": labels, "value": value})).collect();
+    let samples: Vec<Value> =
+        expected.iter().map(|(labels, value)| json!({"labels": labels, "value": value})).collect();
     json!({"expr": expr, "eval_time": format!("{hours}h"), "exp_samples": samples})
 }
 
@@ -485,11 +612,15 @@ fn case(expr: &str, hours: u32, expected: &[(&str, f64)]) -> Value {
 fn month_end_series(api: &str) -> Vec<(String, String)> {
     vec![
         (
-            format!("wolkvox_month_end_timestamp_seconds{{job='wolkvox', instance='a', server='0042', api='{api}'}}"),
+            format!(
+                "wolkvox_month_end_timestamp_seconds{{job='wolkvox', instance='a', server='0042', api='{api}'}}"
+            ),
             "2696400x748 5115600x351".into(),
         ),
         (
-            format!("wolkvox_month_end_timestamp_seconds{{job='wolkvox', instance='b', server='0042', api='{api}'}}"),
+            format!(
+                "wolkvox_month_end_timestamp_seconds{{job='wolkvox', instance='b', server='0042', api='{api}'}}"
+            ),
             "_x1099 5115600x321 7794000x279".into(),
         ),
     ]
@@ -499,8 +630,14 @@ fn month_end_series(api: &str) -> Vec<(String, String)> {
 /// series lags the month's start by a poll: it still holds the old month's peak at hour 749.
 fn peak_series(metric: &str, labels: &str) -> Vec<(String, String)> {
     vec![
-        (format!("{metric}{{job='wolkvox', instance='a', server='0042', {labels}}}"), "10x400 40x348 5x300 20x49".into()),
-        (format!("{metric}{{job='wolkvox', instance='b', server='0042', {labels}}}"), "_x1099 20x50 25x270 3x279".into()),
+        (
+            format!("{metric}{{job='wolkvox', instance='a', server='0042', {labels}}}"),
+            "10x400 40x348 5x300 20x49".into(),
+        ),
+        (
+            format!("{metric}{{job='wolkvox', instance='b', server='0042', {labels}}}"),
+            "_x1099 20x50 25x270 3x279".into(),
+        ),
     ]
 }
 
@@ -509,14 +646,17 @@ fn last_months_final_peak_is_the_peak_just_before_the_month_rolled_over_in_the_t
     let gamification = dashboard("wolkvox-gamification.json");
     let expr = for_promtool(expr_of(finance_table(&gamification), "E"), ".*");
     let mut series = month_end_series("gamification");
-    series.extend(peak_series("wolkvox_gamification_licenses_max", "operation='ventas', description='Gamification'"));
+    series.extend(peak_series(
+        "wolkvox_gamification_licenses_max",
+        "operation='ventas', description='Gamification'",
+    ));
     let row = "{job='wolkvox', server='0042', operation='ventas', description='Gamification'}";
     promtool_test(
         &series,
         vec![
-            case(&expr, 745, &[]),             // January 30th, 20:00 in Bogota: no December in the data
-            case(&expr, 752, &[(row, 40.0)]),  // February 1st, 02:00 in Bogota
-            case(&expr, 960, &[(row, 40.0)]),  // February 10th
+            case(&expr, 745, &[]), // January 30th, 20:00 in Bogota: no December in the data
+            case(&expr, 752, &[(row, 40.0)]), // February 1st, 02:00 in Bogota
+            case(&expr, 960, &[(row, 40.0)]), // February 10th
             case(&expr, 1420, &[(row, 40.0)]), // the last hour of February
             case(&expr, 1425, &[(row, 25.0)]), // March: February's, from the pod that replaced the first
             case(&expr, 1700, &[(row, 25.0)]), // March 12th: not January's higher peak
@@ -532,7 +672,9 @@ fn last_months_final_peak_is_the_peak_just_before_the_month_rolled_over_in_the_t
     ] {
         let mut series = month_end_series(api);
         series.extend(peak_series(metric, &format!("operation='ventas', description='{product}'")));
-        let row = format!("{{job='wolkvox', server='0042', api='{api}', operation='ventas', description='{product}'}}");
+        let row = format!(
+            "{{job='wolkvox', server='0042', api='{api}', operation='ventas', description='{product}'}}"
+        );
         promtool_test(
             &series,
             vec![
@@ -551,7 +693,10 @@ fn last_months_final_peak_is_the_peak_just_before_the_month_rolled_over_in_the_t
 fn the_billing_overview_finds_the_api_of_every_catalogue_metric() {
     let billing = dashboard("wolkvox-billing-overview.json");
     let table = finance_table(&billing);
-    let usage = panels(&billing).into_iter().find(|p| p["title"] == "Usage of every polled billing API").expect("the usage panel");
+    let usage = panels(&billing)
+        .into_iter()
+        .find(|p| p["title"] == "Usage of every polled billing API")
+        .expect("the usage panel");
     let mut series = Vec::new();
     for (k, api) in APIS.iter().enumerate() {
         let labels = "job='wolkvox', instance='x', server='0042', operation='op', description='d'";
@@ -562,12 +707,20 @@ fn the_billing_overview_finds_the_api_of_every_catalogue_metric() {
             "1800000000x10".into(),
         ));
     }
-    let row = |api: &str| format!("{{job='wolkvox', server='0042', api='{api}', operation='op', description='d'}}");
+    let row = |api: &str| {
+        format!("{{job='wolkvox', server='0042', api='{api}', operation='op', description='d'}}")
+    };
     let rows: Vec<String> = APIS.iter().map(|api| row(api.name)).collect();
-    let lines: Vec<String> = APIS.iter().map(|api| format!("{{__name__='{}', {}", api.metric, &row(api.name)[1..])).collect();
-    let now: Vec<(&str, f64)> = rows.iter().enumerate().map(|(k, r)| (r.as_str(), k as f64)).collect();
-    let peak: Vec<(&str, f64)> = rows.iter().enumerate().map(|(k, r)| (r.as_str(), (100 + k) as f64)).collect();
-    let line: Vec<(&str, f64)> = lines.iter().enumerate().map(|(k, r)| (r.as_str(), k as f64)).collect();
+    let lines: Vec<String> = APIS
+        .iter()
+        .map(|api| format!("{{__name__='{}', {}", api.metric, &row(api.name)[1..]))
+        .collect();
+    let now: Vec<(&str, f64)> =
+        rows.iter().enumerate().map(|(k, r)| (r.as_str(), k as f64)).collect();
+    let peak: Vec<(&str, f64)> =
+        rows.iter().enumerate().map(|(k, r)| (r.as_str(), (100 + k) as f64)).collect();
+    let line: Vec<(&str, f64)> =
+        lines.iter().enumerate().map(|(k, r)| (r.as_str(), k as f64)).collect();
     let chat = APIS.iter().position(|a| a.name == "chat_licenses").unwrap();
     let tts = APIS.iter().position(|a| a.name == "tts_chars").unwrap();
     let selected = [(rows[chat].as_str(), chat as f64), (rows[tts].as_str(), tts as f64)];
@@ -607,7 +760,9 @@ fn chargeback_column(k: usize) -> String {
 fn chargeback_table(dashboard: &Value) -> &Value {
     panels(dashboard)
         .into_iter()
-        .find(|p| p["type"] == "table" && p["title"].as_str().is_some_and(|t| t.starts_with("Chargeback")))
+        .find(|p| {
+            p["type"] == "table" && p["title"].as_str().is_some_and(|t| t.starts_with("Chargeback"))
+        })
         .expect("a chargeback table")
 }
 
@@ -616,7 +771,9 @@ fn chargeback_table(dashboard: &Value) -> &Value {
 fn chargeback_window(expr: &str) -> (Duration, Duration, &str) {
     let open = expr.find(")[").unwrap_or_else(|| panic!("no subquery in {expr}")) + 1;
     let close = open + expr[open..].find(']').unwrap();
-    let (range, step) = expr[open + 1..close].split_once(':').unwrap_or_else(|| panic!("a subquery without a step in {expr}"));
+    let (range, step) = expr[open + 1..close]
+        .split_once(':')
+        .unwrap_or_else(|| panic!("a subquery without a step in {expr}"));
     let after = &expr[close + 1..];
     let offset = after[..after.find(')').unwrap()].trim();
     let offset = match offset.strip_prefix("offset ") {
@@ -661,15 +818,22 @@ fn the_chargeback_table_has_a_column_per_month_and_a_row_per_server_operation_an
         // a poll late), then the highest of the series: backfill and live, a restart's old and
         // new pod, two scrapes of one exporter. This month's is now's value: the subquery's last
         // step is the last quarter hour (or, with nothing scraped now, the month's last value).
-        let body = expr.strip_prefix("max by (job, server, operation, description) (").unwrap_or_default();
+        let body =
+            expr.strip_prefix("max by (job, server, operation, description) (").unwrap_or_default();
         let last = "last_over_time((wolkvox_gamification_licenses_max{";
         let now = "(wolkvox_gamification_licenses_max{";
-        let shape = if k == 0 { body.starts_with(now) && body.contains(&format!(")) or {last}")) } else { body.starts_with(last) };
+        let shape = if k == 0 {
+            body.starts_with(now) && body.contains(&format!(")) or {last}"))
+        } else {
+            body.starts_with(last)
+        };
         assert!(shape, "{at}: the last _max of the month, highest over the series");
         // The month is the target's: the one whose end is k months before the end of now's.
         assert!(
             selects(expr, "wolkvox_month_end_timestamp_seconds")
-                && expr.contains("[31d] @ end())) - max by (job, server) (wolkvox_month_end_timestamp_seconds{")
+                && expr.contains(
+                    "[31d] @ end())) - max by (job, server) (wolkvox_month_end_timestamp_seconds{"
+                )
                 && expr.contains(&format!(") / {MONTH_SECONDS}) == {k})")),
             "{at}: the month {k} months before now's, from the month ends"
         );
@@ -719,10 +883,17 @@ fn each_chargeback_column_searches_a_window_holding_its_whole_month_in_any_zone(
             for now in [starts[current], current_end - 1] {
                 for (k, (range, offset)) in windows.iter().enumerate() {
                     let (start, end) = (starts[current - k], starts[current - k + 1]);
-                    let at = format!("{zone}, now {}: {}", Timestamp::from_second(now).unwrap(), chargeback_column(k));
+                    let at = format!(
+                        "{zone}, now {}: {}",
+                        Timestamp::from_second(now).unwrap(),
+                        chargeback_column(k)
+                    );
                     let months = ((current_end - end) as f64 / MONTH_SECONDS as f64).round();
                     assert_eq!(months, k as f64, "{at}: the month is counted wrong");
-                    assert!(now - offset - range <= start, "{at}: the window starts after the month");
+                    assert!(
+                        now - offset - range <= start,
+                        "{at}: the window starts after the month"
+                    );
                     assert!(end.min(now) <= now - offset, "{at}: the window ends before the month");
                 }
             }
@@ -732,14 +903,25 @@ fn each_chargeback_column_searches_a_window_holding_its_whole_month_in_any_zone(
 
 /// Unix seconds of a time of day in `zone`.
 fn unix_in(zone: &str, (year, month, day): (i16, i8, i8), hour: i8) -> i64 {
-    date(year, month, day).at(hour, 0, 0, 0).to_zoned(TimeZone::get(zone).unwrap()).unwrap().timestamp().as_second()
+    date(year, month, day)
+        .at(hour, 0, 0, 0)
+        .to_zoned(TimeZone::get(zone).unwrap())
+        .unwrap()
+        .timestamp()
+        .as_second()
 }
 
 /// What `wolkvox_month_end_timestamp_seconds` says at `unix`: the first instant of the next month
 /// in `zone`.
 fn month_end_in(zone: &str, unix: i64) -> f64 {
     let tz = TimeZone::get(zone).unwrap();
-    let next = Timestamp::from_second(unix).unwrap().to_zoned(tz.clone()).date().last_of_month().tomorrow().unwrap();
+    let next = Timestamp::from_second(unix)
+        .unwrap()
+        .to_zoned(tz.clone())
+        .date()
+        .last_of_month()
+        .tomorrow()
+        .unwrap();
     next.to_zoned(tz).unwrap().timestamp().as_second() as f64
 }
 
@@ -749,9 +931,18 @@ fn month_end_in(zone: &str, unix: i64) -> f64 {
 struct History(BTreeMap<&'static str, Vec<String>>);
 
 impl History {
-    fn add(&mut self, name: &'static str, labels: &str, from: i64, to: i64, value: impl Fn(i64) -> f64) {
+    fn add(
+        &mut self,
+        name: &'static str,
+        labels: &str,
+        from: i64,
+        to: i64,
+        value: impl Fn(i64) -> f64,
+    ) {
         let lines = self.0.entry(name).or_default();
-        lines.extend((from..to).step_by(300).map(|t| format!("{name}{{{labels}}} {} {t}", value(t))));
+        lines.extend(
+            (from..to).step_by(300).map(|t| format!("{name}{{{labels}}} {} {t}", value(t))),
+        );
     }
 
     fn openmetrics(&self) -> String {
@@ -798,13 +989,23 @@ fn chargeback_history() -> History {
     let backfill = (bogota((2026, 1, 1), 0), bogota((2026, 2, 11), 0));
     let pod_a = (bogota((2026, 2, 10), 0), bogota((2026, 2, 15), 12));
     let pod_b = (bogota((2026, 2, 15), 11), bogota((2026, 4, 10), 12));
-    for (instance, (from, to)) in [("", backfill), ("instance=\"a\",", pod_a), ("instance=\"b\",", pod_b)] {
+    for (instance, (from, to)) in
+        [("", backfill), ("instance=\"a\",", pod_a), ("instance=\"b\",", pod_b)]
+    {
         let labels = format!("job=\"wolkvox\",{instance}server=\"0042\"");
         history.add(month_end, &format!("{labels},api=\"gamification\""), from, to, bogota_end);
-        history.add(peak, &format!("{labels},operation=\"ventas\",description=\"Gamification\""), from, to, gamification);
+        history.add(
+            peak,
+            &format!("{labels},operation=\"ventas\",description=\"Gamification\""),
+            from,
+            to,
+            gamification,
+        );
     }
     let premium = "job=\"wolkvox\",instance=\"{}\",server=\"0042\",operation=\"ventas\",description=\"Premium\"";
-    history.add(peak, &premium.replace("{}", "a"), pod_a.0, pod_a.1, |t| if t < bogota((2026, 2, 12), 0) { 6.0 } else { 30.0 });
+    history.add(peak, &premium.replace("{}", "a"), pod_a.0, pod_a.1, |t| {
+        if t < bogota((2026, 2, 12), 0) { 6.0 } else { 30.0 }
+    });
     history.add(peak, &premium.replace("{}", "b"), pod_b.0, pod_b.1, |t| match t {
         t if t <= bogota((2026, 3, 1), 0) => 8.0,
         t if t <= bogota((2026, 4, 1), 0) => 9.0,
@@ -812,14 +1013,22 @@ fn chargeback_history() -> History {
     });
     let (from, to) = (utc((2026, 1, 20), 0), pod_b.1);
     let labels = "job=\"wolkvox\",instance=\"c\",server=\"0077\"";
-    history.add(month_end, &format!("{labels},api=\"gamification\""), from, to, |t| month_end_in("UTC", t));
-    history.add(peak, &format!("{labels},operation=\"ventas\",description=\"Gamification\""), from, to, move |t| match t {
-        t if t <= utc((2026, 2, 1), 0) => 11.0,
-        t if t < utc((2026, 2, 1), 2) => 2.0,
-        t if t <= utc((2026, 3, 1), 0) => 13.0,
-        t if t <= utc((2026, 4, 1), 0) => 6.0,
-        _ => 1.0,
+    history.add(month_end, &format!("{labels},api=\"gamification\""), from, to, |t| {
+        month_end_in("UTC", t)
     });
+    history.add(
+        peak,
+        &format!("{labels},operation=\"ventas\",description=\"Gamification\""),
+        from,
+        to,
+        move |t| match t {
+            t if t <= utc((2026, 2, 1), 0) => 11.0,
+            t if t < utc((2026, 2, 1), 2) => 2.0,
+            t if t <= utc((2026, 3, 1), 0) => 13.0,
+            t if t <= utc((2026, 4, 1), 0) => 6.0,
+            _ => 1.0,
+        },
+    );
     history
 }
 
@@ -827,8 +1036,12 @@ fn chargeback_history() -> History {
 /// across backfilled and live history, a restart, duplicate series and a lower later month; and
 /// still does when nothing was scraped for days.
 #[tokio::test]
-async fn each_chargeback_column_is_its_months_peak_in_the_targets_zone_from_backfilled_and_live_history() {
-    let (Some(promtool), Some(binary)) = (tools::tool("promtool"), tools::tool("prometheus")) else { return };
+async fn each_chargeback_column_is_its_months_peak_in_the_targets_zone_from_backfilled_and_live_history()
+ {
+    let (Some(promtool), Some(binary)) = (tools::tool("promtool"), tools::tool("prometheus"))
+    else {
+        return;
+    };
     let dir = tools::temp_dir("chargeback");
     let (input, tsdb) = (dir.join("history.om"), dir.join("tsdb"));
     std::fs::write(&input, chargeback_history().openmetrics()).unwrap();
@@ -858,7 +1071,11 @@ async fn each_chargeback_column_is_its_months_peak_in_the_targets_zone_from_back
     ];
     let cases: [(&str, i64, &[Row]); 8] = [
         ("April 10th, the last samples", bogota((2026, 4, 10), 12), &april),
-        ("April 10th, 11:10: a peak newer than the last quarter hour", bogota((2026, 4, 10), 11) + 10 * 60, &april),
+        (
+            "April 10th, 11:10: a peak newer than the last quarter hour",
+            bogota((2026, 4, 10), 11) + 10 * 60,
+            &april,
+        ),
         ("April 20th, nothing scraped for ten days", bogota((2026, 4, 20), 0), &april),
         (
             "April 1st, 01:00 in Bogota",
@@ -906,12 +1123,17 @@ async fn each_chargeback_column_is_its_months_peak_in_the_targets_zone_from_back
                 .iter()
                 .map(|sample| {
                     let label = |name: &str| sample["metric"][name].as_str().unwrap().to_owned();
-                    ((label("server"), label("description")), sample["value"][1].as_str().unwrap().parse().unwrap())
+                    (
+                        (label("server"), label("description")),
+                        sample["value"][1].as_str().unwrap().parse().unwrap(),
+                    )
                 })
                 .collect();
             let expected: BTreeMap<(String, String), f64> = rows
                 .iter()
-                .filter_map(|(server, product, peaks)| Some(((String::from(*server), String::from(*product)), (*peaks.get(k)?)?)))
+                .filter_map(|(server, product, peaks)| {
+                    Some(((String::from(*server), String::from(*product)), (*peaks.get(k)?)?))
+                })
                 .collect();
             assert_eq!(got, expected, "{when}: {}", chargeback_column(k));
         }
@@ -922,12 +1144,21 @@ async fn each_chargeback_column_is_its_months_peak_in_the_targets_zone_from_back
 
 #[test]
 fn every_alert_has_a_section_in_the_runbook() {
-    let rules = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/prometheus/rules/wolkvox.rules.yml")).unwrap();
-    let runbook = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/runbook.md")).unwrap();
-    let alerts: Vec<&str> = rules.lines().filter_map(|line| line.trim().strip_prefix("- alert: ")).collect();
+    let rules = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/prometheus/rules/wolkvox.rules.yml"
+    ))
+    .unwrap();
+    let runbook =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/runbook.md")).unwrap();
+    let alerts: Vec<&str> =
+        rules.lines().filter_map(|line| line.trim().strip_prefix("- alert: ")).collect();
     assert!(alerts.len() >= 8, "{alerts:?}");
     for alert in alerts {
-        assert!(runbook.contains(&format!("\n## {alert}\n")), "docs/runbook.md has no section for {alert}");
+        assert!(
+            runbook.contains(&format!("\n## {alert}\n")),
+            "docs/runbook.md has no section for {alert}"
+        );
         assert!(
             rules.contains(&format!("\"docs/runbook.md#{}\"", alert.to_lowercase())),
             "{alert}'s runbook_url does not point at its section"

@@ -36,18 +36,29 @@ fn the_image_is_pinned_minimal_non_root_and_keeps_secrets_out() {
     let dockerfile = read("Dockerfile");
     let froms: Vec<&str> = dockerfile.lines().filter_map(|l| l.strip_prefix("FROM ")).collect();
     assert_eq!(froms.len(), 2, "multi-stage: {froms:?}");
-    assert!(froms[0].contains("rust:1.") && !froms[0].contains("latest"), "pinned builder: {}", froms[0]);
+    assert!(
+        froms[0].contains("rust:1.") && !froms[0].contains("latest"),
+        "pinned builder: {}",
+        froms[0]
+    );
     assert!(froms[1].starts_with("gcr.io/distroless/"), "minimal runtime: {}", froms[1]);
     let user = dockerfile.lines().rev().find_map(|l| l.strip_prefix("USER ")).expect("a USER");
     assert!(!user.starts_with("root") && !user.starts_with('0'), "runs as {user}");
     assert!(dockerfile.contains(&format!("EXPOSE {}", default_port())));
     assert!(
-        dockerfile.contains(&format!("org.opencontainers.image.version=\"{}\"", env!("CARGO_PKG_VERSION"))),
+        dockerfile.contains(&format!(
+            "org.opencontainers.image.version=\"{}\"",
+            env!("CARGO_PKG_VERSION")
+        )),
         "the label tracks Cargo.toml"
     );
     assert!(!dockerfile.to_lowercase().contains("token="), "no token baked in");
     let ignore = read(".dockerignore");
-    assert_eq!(ignore.lines().find(|l| !l.starts_with('#')), Some("*"), ".dockerignore admits only listed paths");
+    assert_eq!(
+        ignore.lines().find(|l| !l.starts_with('#')),
+        Some("*"),
+        ".dockerignore admits only listed paths"
+    );
     assert!(!ignore.contains("!target") && !ignore.contains("!.git"));
 }
 
@@ -72,14 +83,17 @@ fn the_image_build_context_holds_every_file_the_build_reads() {
                     let rest = &text[at + macro_name.len()..];
                     let relative = &rest[..rest.find('"').unwrap()];
                     let file = path.parent().unwrap().join(relative);
-                    let file = file.canonicalize().unwrap_or_else(|e| panic!("{}: {relative}: {e}", path.display()));
+                    let file = file
+                        .canonicalize()
+                        .unwrap_or_else(|e| panic!("{}: {relative}: {e}", path.display()));
                     let root = repo_path("").canonicalize().unwrap();
                     found.insert(file.strip_prefix(&root).unwrap().to_str().unwrap().to_owned());
                 }
             }
         }
     }
-    let mut needed: BTreeSet<String> = ["Cargo.toml", "Cargo.lock", "build.rs"].map(str::to_owned).into();
+    let mut needed: BTreeSet<String> =
+        ["Cargo.toml", "Cargo.lock", "build.rs"].map(str::to_owned).into();
     included(&repo_path("src"), &mut needed);
     let dockerfile = read("Dockerfile");
     let copied: Vec<&str> = dockerfile
@@ -93,11 +107,19 @@ fn the_image_build_context_holds_every_file_the_build_reads() {
         .collect();
     let ignore = read(".dockerignore");
     let admitted: Vec<&str> = ignore.lines().filter_map(|l| l.trim().strip_prefix('!')).collect();
-    let under =
-        |file: &str, entry: &str| file == entry.trim_end_matches('/') || file.starts_with(&format!("{}/", entry.trim_end_matches('/')));
+    let under = |file: &str, entry: &str| {
+        file == entry.trim_end_matches('/')
+            || file.starts_with(&format!("{}/", entry.trim_end_matches('/')))
+    };
     for file in &needed {
-        assert!(copied.iter().any(|c| under(file, c)), "the Dockerfile does not COPY {file}, which the build reads (copied: {copied:?})");
-        assert!(admitted.iter().any(|a| under(file, a)), ".dockerignore keeps out {file}, which the build reads: add !{file}");
+        assert!(
+            copied.iter().any(|c| under(file, c)),
+            "the Dockerfile does not COPY {file}, which the build reads (copied: {copied:?})"
+        );
+        assert!(
+            admitted.iter().any(|a| under(file, a)),
+            ".dockerignore keeps out {file}, which the build reads: add !{file}"
+        );
     }
 }
 
@@ -122,14 +144,18 @@ fn dockerfile_stages() -> Vec<Vec<(String, String)>> {
         if instruction == "FROM" {
             stages.push(Vec::new());
         }
-        stages.last_mut().expect("FROM comes first").push((instruction, arguments.trim().to_owned()));
+        stages
+            .last_mut()
+            .expect("FROM comes first")
+            .push((instruction, arguments.trim().to_owned()));
     }
     stages
 }
 
 /// The words of an exec-form (`["a", "b"]`) or shell-form instruction.
 fn instruction_words(arguments: &str) -> Vec<String> {
-    serde_json::from_str(arguments).unwrap_or_else(|_| arguments.split_whitespace().map(str::to_owned).collect())
+    serde_json::from_str(arguments)
+        .unwrap_or_else(|_| arguments.split_whitespace().map(str::to_owned).collect())
 }
 
 /// A path without its trailing slash.
@@ -161,17 +187,25 @@ fn image_storage_path() -> String {
     let stages = dockerfile_stages();
     let image = stages.last().unwrap();
     let last = |name: &str| image.iter().rev().find(|(i, _)| i == name).map(|(_, a)| a.clone());
-    let command: Vec<String> = ["ENTRYPOINT", "CMD"].into_iter().filter_map(last).flat_map(|a| instruction_words(&a)).collect();
-    let from_command = command.iter().enumerate().find_map(|(i, word)| match word.strip_prefix("--storage.path") {
-        Some(rest) if rest.starts_with('=') => Some(rest[1..].to_owned()),
-        Some("") => command.get(i + 1).cloned(),
-        _ => None,
+    let command: Vec<String> = ["ENTRYPOINT", "CMD"]
+        .into_iter()
+        .filter_map(last)
+        .flat_map(|a| instruction_words(&a))
+        .collect();
+    let from_command = command.iter().enumerate().find_map(|(i, word)| {
+        match word.strip_prefix("--storage.path") {
+            Some(rest) if rest.starts_with('=') => Some(rest[1..].to_owned()),
+            Some("") => command.get(i + 1).cloned(),
+            _ => None,
+        }
     });
     let from_env = image
         .iter()
         .filter(|(i, _)| i == "ENV")
         .flat_map(|(_, a)| {
-            a.split_whitespace().filter_map(|pair| pair.split_once('=')).map(|(k, v)| (k.to_owned(), v.trim_matches('"').to_owned()))
+            a.split_whitespace()
+                .filter_map(|pair| pair.split_once('='))
+                .map(|(k, v)| (k.to_owned(), v.trim_matches('"').to_owned()))
         })
         .filter(|(k, _)| k == "WOLKVOX_STORAGE_PATH")
         .map(|(_, v)| v)
@@ -195,11 +229,19 @@ fn the_image_keeps_its_state_in_a_volume_its_user_owns() {
     let stages = dockerfile_stages();
     let image = stages.last().unwrap();
     let path = image_storage_path();
-    let volumes: Vec<String> =
-        image.iter().filter(|(i, _)| i == "VOLUME").flat_map(|(_, a)| instruction_words(a)).map(|v| directory(&v)).collect();
-    assert!(volumes.contains(&path), "the state directory {path} is not a VOLUME (volumes: {volumes:?})");
+    let volumes: Vec<String> = image
+        .iter()
+        .filter(|(i, _)| i == "VOLUME")
+        .flat_map(|(_, a)| instruction_words(a))
+        .map(|v| directory(&v))
+        .collect();
+    assert!(
+        volumes.contains(&path),
+        "the state directory {path} is not a VOLUME (volumes: {volumes:?})"
+    );
 
-    let user = image.iter().rev().find(|(i, _)| i == "USER").map(|(_, a)| a.clone()).expect("a USER");
+    let user =
+        image.iter().rev().find(|(i, _)| i == "USER").map(|(_, a)| a.clone()).expect("a USER");
     let owner = if user.contains(':') { user.clone() } else { format!("{user}:{user}") };
     let copy = image
         .iter()
@@ -212,20 +254,30 @@ fn the_image_keeps_its_state_in_a_volume_its_user_owns() {
         "{path} is not copied with --chown={owner}: uid {user} could not write it, nor a new volume copied from it ({copy:?})"
     );
     // The source exists: the stage it comes from creates it.
-    let stage = copy.iter().find_map(|w| w.strip_prefix("--from=")).expect("copied from the build stage");
+    let stage =
+        copy.iter().find_map(|w| w.strip_prefix("--from=")).expect("copied from the build stage");
     let source = copy[copy.len() - 2];
     let builder = stages
         .iter()
-        .find(|instructions| instructions[0].1.to_ascii_lowercase().ends_with(&format!(" as {}", stage.to_ascii_lowercase())))
+        .find(|instructions| {
+            instructions[0]
+                .1
+                .to_ascii_lowercase()
+                .ends_with(&format!(" as {}", stage.to_ascii_lowercase()))
+        })
         .unwrap_or_else(|| panic!("no stage {stage}"));
     assert!(
-        builder.iter().any(|(i, a)| i == "RUN" && a.split_whitespace().any(|w| directory(w) == directory(source))),
+        builder
+            .iter()
+            .any(|(i, a)| i == "RUN"
+                && a.split_whitespace().any(|w| directory(w) == directory(source))),
         "the {stage} stage does not create {source}"
     );
 }
 
 /// The variables the compose file reads, set in the tests to these values only.
-const COMPOSE_VARIABLES: [&str; 3] = ["WOLKVOX_SERVER", "WOLKVOX_TOKEN_FILE", "GRAFANA_ADMIN_PASSWORD"];
+const COMPOSE_VARIABLES: [&str; 3] =
+    ["WOLKVOX_SERVER", "WOLKVOX_TOKEN_FILE", "GRAFANA_ADMIN_PASSWORD"];
 const TEST_GRAFANA_PASSWORD: &str = "a-password-for-the-test";
 
 /// Runs `docker compose -f deploy/docker-compose.yml ARGS` with `env` as the only compose variables;
@@ -249,7 +301,10 @@ fn compose_config(env: &[(&str, &str)]) -> Value {
     let mut env = env.to_vec();
     env.push(("GRAFANA_ADMIN_PASSWORD", TEST_GRAFANA_PASSWORD));
     let (ok, stdout, stderr) = compose(&tool, &env, &["config", "--quiet"]);
-    assert!(ok && stdout.trim().is_empty() && stderr.trim().is_empty(), "docker compose config --quiet: {stdout}{stderr}");
+    assert!(
+        ok && stdout.trim().is_empty() && stderr.trim().is_empty(),
+        "docker compose config --quiet: {stdout}{stderr}"
+    );
     let (ok, stdout, stderr) = compose(&tool, &env, &["config", "--format", "json"]);
     assert!(ok, "{stderr}");
     serde_json::from_str(&stdout).unwrap()
@@ -274,8 +329,12 @@ fn compose_stack_is_valid_pinned_and_demo_by_default() {
     assert_eq!(exporter["command"], serde_json::json!(["--demo"]));
     assert_eq!(exporter["read_only"], true);
 
-    let real = compose_config(&[("WOLKVOX_SERVER", "0042"), ("WOLKVOX_TOKEN_FILE", "/srv/wolkvox/token")]);
-    assert_eq!(real["services"]["wolkvox-exporter"]["command"], serde_json::json!(["--wolkvox.server=0042"]));
+    let real =
+        compose_config(&[("WOLKVOX_SERVER", "0042"), ("WOLKVOX_TOKEN_FILE", "/srv/wolkvox/token")]);
+    assert_eq!(
+        real["services"]["wolkvox-exporter"]["command"],
+        serde_json::json!(["--wolkvox.server=0042"])
+    );
     assert_eq!(real["secrets"]["wolkvox_token"]["file"], "/srv/wolkvox/token");
 }
 
@@ -284,19 +343,27 @@ fn compose_stack_is_valid_pinned_and_demo_by_default() {
 /// read-only besides.
 #[test]
 fn compose_keeps_the_exporter_state_in_a_named_volume() {
-    for env in [&[][..], &[("WOLKVOX_SERVER", "0042"), ("WOLKVOX_TOKEN_FILE", "/srv/wolkvox/token")][..]] {
+    for env in
+        [&[][..], &[("WOLKVOX_SERVER", "0042"), ("WOLKVOX_TOKEN_FILE", "/srv/wolkvox/token")][..]]
+    {
         let config = compose_config(env);
         if config.is_null() {
             return;
         }
         let exporter = &config["services"]["wolkvox-exporter"];
         assert_eq!(exporter["read_only"], true);
-        let args: Vec<String> = exporter["command"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_owned()).collect();
-        let from_args = args.iter().enumerate().find_map(|(i, arg)| match arg.strip_prefix("--storage.path") {
-            Some(rest) if rest.starts_with('=') => Some(rest[1..].to_owned()),
-            Some("") => args.get(i + 1).cloned(),
-            _ => None,
-        });
+        let args: Vec<String> = exporter["command"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_owned())
+            .collect();
+        let from_args =
+            args.iter().enumerate().find_map(|(i, arg)| match arg.strip_prefix("--storage.path") {
+                Some(rest) if rest.starts_with('=') => Some(rest[1..].to_owned()),
+                Some("") => args.get(i + 1).cloned(),
+                _ => None,
+            });
         let from_env = exporter["environment"]["WOLKVOX_STORAGE_PATH"].as_str().map(str::to_owned);
         let path = match from_args.or(from_env) {
             Some(path) => path,
@@ -304,24 +371,33 @@ fn compose_keeps_the_exporter_state_in_a_named_volume() {
             None if args.iter().any(|a| a == "--demo") => continue,
             None => image_storage_path(),
         };
-        assert!(!path.trim().is_empty(), "--storage.path is empty in {env:?}: nothing survives a restart");
+        assert!(
+            !path.trim().is_empty(),
+            "--storage.path is empty in {env:?}: nothing survives a restart"
+        );
         let volume = exporter["volumes"]
             .as_array()
             .into_iter()
             .flatten()
             .filter(|v| lies_in(&path, v["target"].as_str().unwrap()))
             .max_by_key(|v| v["target"].as_str().unwrap().len())
-            .unwrap_or_else(|| panic!("nothing is mounted at {path}, where the exporter keeps its state ({env:?})"));
+            .unwrap_or_else(|| {
+                panic!("nothing is mounted at {path}, where the exporter keeps its state ({env:?})")
+            });
         assert_eq!(volume["type"], "volume", "a named volume at {path}, not {volume}");
         assert_ne!(volume["read_only"], true, "{volume} is read-only");
         let source = volume["source"].as_str().unwrap();
-        assert!(config["volumes"][source].is_object(), "the volume {source} is declared at the top level");
+        assert!(
+            config["volumes"][source].is_object(),
+            "the volume {source} is declared at the top level"
+        );
     }
 }
 
 /// Days in a Prometheus duration such as `400d`, `58w` or `2y` (one unit).
 fn duration_days(text: &str) -> f64 {
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or_else(|| panic!("no unit in {text:?}"));
+    let split =
+        text.find(|c: char| !c.is_ascii_digit()).unwrap_or_else(|| panic!("no unit in {text:?}"));
     let (number, unit) = text.split_at(split);
     let number: f64 = number.parse().unwrap_or_else(|_| panic!("not a duration: {text:?}"));
     let days_per_unit = match unit {
@@ -349,22 +425,39 @@ fn compose_publishes_only_on_loopback_and_keeps_prometheus_data_for_400_days() {
         }
     }
     let prometheus = &config["services"]["prometheus"];
-    let args: Vec<&str> =
-        prometheus["command"].as_array().expect("Prometheus' arguments are set").iter().map(|a| a.as_str().unwrap()).collect();
+    let args: Vec<&str> = prometheus["command"]
+        .as_array()
+        .expect("Prometheus' arguments are set")
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
     let flag = |name: &str| args.iter().find_map(|a| a.strip_prefix(&format!("--{name}=")));
-    let retention = flag("storage.tsdb.retention.time").expect("--storage.tsdb.retention.time (the default, 15d, loses last month)");
-    assert!(duration_days(retention) >= 400.0, "retention {retention} is under 400 days: the dashboards compare months");
-    assert_eq!(flag("config.file"), Some("/etc/prometheus/prometheus.yml"), "the bundled configuration");
+    let retention = flag("storage.tsdb.retention.time")
+        .expect("--storage.tsdb.retention.time (the default, 15d, loses last month)");
+    assert!(
+        duration_days(retention) >= 400.0,
+        "retention {retention} is under 400 days: the dashboards compare months"
+    );
+    assert_eq!(
+        flag("config.file"),
+        Some("/etc/prometheus/prometheus.yml"),
+        "the bundled configuration"
+    );
     let storage = flag("storage.tsdb.path").expect("--storage.tsdb.path");
     let volume = prometheus["volumes"]
         .as_array()
         .unwrap()
         .iter()
         .find(|v| v["target"] == storage)
-        .unwrap_or_else(|| panic!("nothing is mounted at {storage}: the data dies with the container"));
+        .unwrap_or_else(|| {
+            panic!("nothing is mounted at {storage}: the data dies with the container")
+        });
     assert_eq!(volume["type"], "volume", "a named volume at {storage}, not {volume}");
     let source = volume["source"].as_str().unwrap();
-    assert!(config["volumes"][source].is_object(), "the volume {source} is declared at the top level");
+    assert!(
+        config["volumes"][source].is_object(),
+        "the volume {source} is declared at the top level"
+    );
 }
 
 /// Manifests the kustomization leaves out, each named in a comment of it: they need adapting first.
@@ -384,14 +477,21 @@ fn kubernetes_manifests() -> BTreeSet<String> {
 fn kubernetes_manifests_pass_the_schemas() {
     let Some(validate) = tool("kubernetes-validate") else { return };
     let manifests = kubernetes_manifests();
-    assert!(manifests.len() >= 6 && OPTIONAL_MANIFESTS.iter().all(|m| manifests.contains(*m)), "{manifests:?}");
+    assert!(
+        manifests.len() >= 6 && OPTIONAL_MANIFESTS.iter().all(|m| manifests.contains(*m)),
+        "{manifests:?}"
+    );
     for manifest in manifests {
         let path = repo_path(&format!("deploy/kubernetes/{manifest}"));
         let (ok, output) = run_tool(&validate, &["--strict", path.to_str().unwrap()], None);
         // The prometheus-operator's kinds have no schema here; the tests below check them.
-        let operator_kind = yaml(&format!("deploy/kubernetes/{manifest}"))["apiVersion"] == "monitoring.coreos.com/v1"
+        let operator_kind = yaml(&format!("deploy/kubernetes/{manifest}"))["apiVersion"]
+            == "monitoring.coreos.com/v1"
             && output.contains("Couldn't find schema");
-        assert!(ok && (output.contains("passed") || operator_kind) && !output.contains("ERROR"), "{manifest}: {output}");
+        assert!(
+            ok && (output.contains("passed") || operator_kind) && !output.contains("ERROR"),
+            "{manifest}: {output}"
+        );
     }
 }
 
@@ -402,23 +502,38 @@ fn the_kustomization_applies_every_manifest_and_sets_the_selection_labels_in_one
     let kustomization = yaml("deploy/kubernetes/kustomization.yaml");
     assert_eq!(kustomization["apiVersion"], "kustomize.config.k8s.io/v1beta1");
     assert_eq!(kustomization["kind"], "Kustomization");
-    let resources: BTreeSet<String> =
-        kustomization["resources"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_owned()).collect();
+    let resources: BTreeSet<String> = kustomization["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap().to_owned())
+        .collect();
     let mut expected = kubernetes_manifests();
     for optional in OPTIONAL_MANIFESTS {
         assert!(expected.remove(optional), "{optional} is gone");
         let comment = format!("# - {optional}");
-        assert!(read("deploy/kubernetes/kustomization.yaml").contains(&comment), "kustomization.yaml says how to add it: {comment}");
+        assert!(
+            read("deploy/kubernetes/kustomization.yaml").contains(&comment),
+            "kustomization.yaml says how to add it: {comment}"
+        );
     }
-    assert_eq!(resources, expected, "kubectl apply -k must apply every manifest of the directory but the optional ones");
+    assert_eq!(
+        resources, expected,
+        "kubectl apply -k must apply every manifest of the directory but the optional ones"
+    );
     for field in ["commonLabels", "labels"] {
-        assert!(kustomization[field].is_null(), "{field} would label (and, for commonLabels, select) every resource");
+        assert!(
+            kustomization[field].is_null(),
+            "{field} would label (and, for commonLabels, select) every resource"
+        );
     }
 
     let transformers = kustomization["transformers"].as_array().expect("transformers");
     let labellers: Vec<Value> = transformers
         .iter()
-        .map(|t| serde_norway::from_str::<Value>(t.as_str().expect("an inline transformer")).unwrap())
+        .map(|t| {
+            serde_norway::from_str::<Value>(t.as_str().expect("an inline transformer")).unwrap()
+        })
         .filter(|t| t["kind"] == "LabelTransformer")
         .collect();
     assert_eq!(labellers.len(), 1, "one LabelTransformer: {labellers:?}");
@@ -433,7 +548,9 @@ fn the_kustomization_applies_every_manifest_and_sets_the_selection_labels_in_one
         .map(|spec| {
             assert_eq!(spec["path"], "metadata/labels", "{spec}");
             assert_eq!(spec["create"], true, "{spec}");
-            spec["kind"].as_str().expect("a kind: without one every resource, selectors included, gets the label")
+            spec["kind"]
+                .as_str()
+                .expect("a kind: without one every resource, selectors included, gets the label")
         })
         .collect();
     assert_eq!(kinds, BTreeSet::from(["ServiceMonitor", "PrometheusRule"]));
@@ -443,11 +560,17 @@ fn the_kustomization_applies_every_manifest_and_sets_the_selection_labels_in_one
     for manifest in kubernetes_manifests() {
         let document = yaml(&format!("deploy/kubernetes/{manifest}"));
         for key in labels.keys() {
-            assert!(document["metadata"]["labels"][key].is_null(), "{manifest} sets {key} itself: set it in kustomization.yaml only");
+            assert!(
+                document["metadata"]["labels"][key].is_null(),
+                "{manifest} sets {key} itself: set it in kustomization.yaml only"
+            );
         }
         selected.insert(document["kind"].as_str().unwrap().to_owned());
     }
-    assert!(selected.contains("ServiceMonitor") && selected.contains("PrometheusRule"), "{selected:?}");
+    assert!(
+        selected.contains("ServiceMonitor") && selected.contains("PrometheusRule"),
+        "{selected:?}"
+    );
 }
 
 /// Resident memory measured with the release binary and two workers (docs/deployment.md,
@@ -477,10 +600,17 @@ fn mebibytes(quantity: &str) -> f64 {
 
 /// The secret volume's defaultMode as Kubernetes reads it: YAML 1.1, where a leading 0 is octal.
 fn secret_default_mode(manifest: &str) -> u32 {
-    let modes: Vec<&str> = manifest.lines().filter_map(|l| l.trim().strip_prefix("defaultMode:")).map(str::trim).collect();
+    let modes: Vec<&str> = manifest
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("defaultMode:"))
+        .map(str::trim)
+        .collect();
     assert_eq!(modes.len(), 1, "one defaultMode: {modes:?}");
     let text = modes[0];
-    let parsed = match text.strip_prefix("0o").or_else(|| text.strip_prefix('0').filter(|rest| !rest.is_empty())) {
+    let parsed = match text
+        .strip_prefix("0o")
+        .or_else(|| text.strip_prefix('0').filter(|rest| !rest.is_empty()))
+    {
         Some(octal) => u32::from_str_radix(octal, 8),
         None => text.parse(),
     };
@@ -491,20 +621,28 @@ fn secret_default_mode(manifest: &str) -> u32 {
 fn container_flags(container: &Value) -> wolkvox_exporter::config::Flags {
     use clap::Parser;
     let args = container["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_owned());
-    wolkvox_exporter::config::Flags::try_parse_from(std::iter::once("wolkvox_exporter".to_owned()).chain(args))
-        .unwrap_or_else(|e| panic!("the container's arguments: {e}"))
+    wolkvox_exporter::config::Flags::try_parse_from(
+        std::iter::once("wolkvox_exporter".to_owned()).chain(args),
+    )
+    .unwrap_or_else(|e| panic!("the container's arguments: {e}"))
 }
 
 #[test]
 fn the_stateful_set_is_one_hardened_replica_with_probes_and_a_secret_token() {
     let workload = yaml("deploy/kubernetes/statefulset.yaml");
-    assert_eq!(workload["kind"], "StatefulSet", "a Deployment has no volumeClaimTemplates: its pods' state dies with each pod");
+    assert_eq!(
+        workload["kind"], "StatefulSet",
+        "a Deployment has no volumeClaimTemplates: its pods' state dies with each pod"
+    );
     let spec = &workload["spec"];
     assert_eq!(spec["replicas"], 1, "one token, one poller");
     // A StatefulSet's rolling update ends the old pod before it starts the new one; Parallel would
     // not wait, and OnDelete would never apply a change.
     assert_ne!(spec["podManagementPolicy"], "Parallel", "two pollers at once");
-    assert_ne!(spec["updateStrategy"]["type"], "OnDelete", "changes would wait for someone to delete the pod");
+    assert_ne!(
+        spec["updateStrategy"]["type"], "OnDelete",
+        "changes would wait for someone to delete the pod"
+    );
     let service = yaml("deploy/kubernetes/service.yaml");
     assert_eq!(spec["serviceName"], service["metadata"]["name"], "a StatefulSet names its Service");
     let pod = &spec["template"]["spec"];
@@ -514,7 +652,13 @@ fn the_stateful_set_is_one_hardened_replica_with_probes_and_a_secret_token() {
     assert_eq!(security["readOnlyRootFilesystem"], true);
     assert_eq!(security["allowPrivilegeEscalation"], false);
     assert_eq!(security["capabilities"]["drop"], serde_json::json!(["ALL"]));
-    let memory = |kind: &str| mebibytes(container["resources"][kind]["memory"].as_str().unwrap_or_else(|| panic!("memory {kind}")));
+    let memory = |kind: &str| {
+        mebibytes(
+            container["resources"][kind]["memory"]
+                .as_str()
+                .unwrap_or_else(|| panic!("memory {kind}")),
+        )
+    };
     assert!(
         memory("requests") >= MEASURED_UNDER_LOAD_MIB,
         "the memory request, {} MiB, is under the {MEASURED_UNDER_LOAD_MIB} MiB measured under load",
@@ -526,17 +670,26 @@ fn the_stateful_set_is_one_hardened_replica_with_probes_and_a_secret_token() {
         memory("limits")
     );
     // The measurements ran two async workers; more multiply the peak.
-    let arg =
-        |name: &str| container["args"].as_array().unwrap().iter().find_map(|a| a.as_str().unwrap().strip_prefix(name).map(str::to_owned));
+    let arg = |name: &str| {
+        container["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find_map(|a| a.as_str().unwrap().strip_prefix(name).map(str::to_owned))
+    };
     let workers: u32 = arg("--runtime.worker-threads=").map_or(2, |w| w.parse().unwrap());
     assert!(workers <= 2, "{workers} worker threads: the memory figures were measured with 2");
 
     // The Secret's files belong to root: only fsGroup (the image's uid) and a group-readable mode
     // let uid 65532 read the token.
-    let image_user = read("Dockerfile").lines().rev().find_map(|l| l.strip_prefix("USER ")).unwrap().to_owned();
+    let image_user =
+        read("Dockerfile").lines().rev().find_map(|l| l.strip_prefix("USER ")).unwrap().to_owned();
     let uid: u64 = image_user.split(':').next().unwrap().parse().unwrap();
     assert_eq!(pod["securityContext"]["runAsUser"], uid);
-    assert_eq!(pod["securityContext"]["fsGroup"], uid, "without fsGroup the token file is root's and unreadable");
+    assert_eq!(
+        pod["securityContext"]["fsGroup"], uid,
+        "without fsGroup the token file is root's and unreadable"
+    );
     let mode = secret_default_mode(&read("deploy/kubernetes/statefulset.yaml"));
     assert!(mode & 0o040 != 0, "defaultMode {mode:o}: the fsGroup cannot read the token");
     assert_eq!(mode & 0o227, 0, "defaultMode {mode:o}: writable, or readable by every user");
@@ -544,7 +697,13 @@ fn the_stateful_set_is_one_hardened_replica_with_probes_and_a_secret_token() {
     assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/-/healthy");
     assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/-/ready");
     assert_eq!(container["ports"][0]["containerPort"].to_string(), default_port());
-    assert!(container["args"].as_array().unwrap().iter().any(|a| a.as_str().unwrap().starts_with("--wolkvox.token-file=")));
+    assert!(
+        container["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a.as_str().unwrap().starts_with("--wolkvox.token-file="))
+    );
     assert!(pod["volumes"][0]["secret"]["secretName"].is_string(), "the token comes from a Secret");
 
     // SIGKILL comes after the grace period: it must leave room for a call to end.
@@ -566,9 +725,14 @@ fn the_token_secret_is_mounted_whole_so_a_rotated_token_reaches_the_pod() {
     let container = &pod["containers"][0];
     let token = container_flags(container).token_file.expect("--wolkvox.token-file");
     let token = token.to_str().unwrap();
-    let mount = mount_holding(container, token).unwrap_or_else(|| panic!("nothing is mounted at {token}"));
-    assert!(mount["subPath"].is_null() && mount["subPathExpr"].is_null(), "{mount}: a subPath mount never sees a new token");
-    let volume = pod["volumes"].as_array().unwrap().iter().find(|v| v["name"] == mount["name"]).unwrap();
+    let mount =
+        mount_holding(container, token).unwrap_or_else(|| panic!("nothing is mounted at {token}"));
+    assert!(
+        mount["subPath"].is_null() && mount["subPathExpr"].is_null(),
+        "{mount}: a subPath mount never sees a new token"
+    );
+    let volume =
+        pod["volumes"].as_array().unwrap().iter().find(|v| v["name"] == mount["name"]).unwrap();
     assert!(volume["secret"].is_object(), "{token} lies in {volume}, not the Secret");
 }
 
@@ -581,7 +745,8 @@ fn the_stateful_set_keeps_its_state_in_a_claimed_writable_volume() {
     let pod = &workload["spec"]["template"]["spec"];
     let container = &pod["containers"][0];
     assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
-    let args: Vec<&str> = container["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    let args: Vec<&str> =
+        container["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
     let path = args
         .iter()
         .find_map(|a| a.strip_prefix("--storage.path="))
@@ -605,17 +770,29 @@ fn the_stateful_set_keeps_its_state_in_a_claimed_writable_volume() {
         .into_iter()
         .flatten()
         .find(|c| c["metadata"]["name"] == name)
-        .unwrap_or_else(|| panic!("no volumeClaimTemplate {name}: the state would not outlive the pod"));
-    assert_eq!(claim["spec"]["accessModes"], serde_json::json!(["ReadWriteOnce"]), "one pod uses it");
-    let size = claim["spec"]["resources"]["requests"]["storage"].as_str().expect("a storage request");
+        .unwrap_or_else(|| {
+            panic!("no volumeClaimTemplate {name}: the state would not outlive the pod")
+        });
+    assert_eq!(
+        claim["spec"]["accessModes"],
+        serde_json::json!(["ReadWriteOnce"]),
+        "one pod uses it"
+    );
+    let size =
+        claim["spec"]["resources"]["requests"]["storage"].as_str().expect("a storage request");
     assert!(mebibytes(size) >= 1.0, "{size} is too small for the state");
     // The kubelet gives the volume the pod's fsGroup (most persistent volumes): the image's user,
     // which the container runs as, may write it.
-    let image_user = read("Dockerfile").lines().rev().find_map(|l| l.strip_prefix("USER ")).unwrap().to_owned();
+    let image_user =
+        read("Dockerfile").lines().rev().find_map(|l| l.strip_prefix("USER ")).unwrap().to_owned();
     let uid: u64 = image_user.split(':').next().unwrap().parse().unwrap();
     let security = &pod["securityContext"];
-    assert_eq!(security["fsGroup"], uid, "without fsGroup {uid} a persistent volume is root's and unwritable");
-    let runs_as = container["securityContext"]["runAsUser"].as_u64().or(security["runAsUser"].as_u64());
+    assert_eq!(
+        security["fsGroup"], uid,
+        "without fsGroup {uid} a persistent volume is root's and unwritable"
+    );
+    let runs_as =
+        container["securityContext"]["runAsUser"].as_u64().or(security["runAsUser"].as_u64());
     assert_eq!(runs_as, Some(uid), "the container runs as another user than the volume's group");
 }
 
@@ -626,10 +803,17 @@ fn service_monitor_selects_the_service_and_the_service_keeps_unready_pods() {
     assert_eq!(monitor["apiVersion"], "monitoring.coreos.com/v1");
     assert_eq!(monitor["kind"], "ServiceMonitor");
     for (key, value) in monitor["spec"]["selector"]["matchLabels"].as_object().unwrap() {
-        assert_eq!(&service["metadata"]["labels"][key], value, "the ServiceMonitor selects the Service by {key}");
+        assert_eq!(
+            &service["metadata"]["labels"][key], value,
+            "the ServiceMonitor selects the Service by {key}"
+        );
     }
     assert_eq!(monitor["spec"]["endpoints"][0]["port"], service["spec"]["ports"][0]["name"]);
-    assert_eq!(service_monitor_job(&monitor, &service), alerts_job(), "the job label the alerts expect");
+    assert_eq!(
+        service_monitor_job(&monitor, &service),
+        alerts_job(),
+        "the job label the alerts expect"
+    );
     assert_eq!(service["spec"]["publishNotReadyAddresses"], true);
 }
 
@@ -638,7 +822,11 @@ fn the_prometheus_rule_holds_exactly_the_bundled_rules_and_passes_promtool() {
     let rule = yaml("deploy/kubernetes/prometheusrule.yaml");
     assert_eq!(rule["apiVersion"], "monitoring.coreos.com/v1");
     assert_eq!(rule["kind"], "PrometheusRule");
-    assert_eq!(rule["spec"], yaml("deploy/prometheus/rules/wolkvox.rules.yml"), "drifted: run scripts/sync-kubernetes.sh");
+    assert_eq!(
+        rule["spec"],
+        yaml("deploy/prometheus/rules/wolkvox.rules.yml"),
+        "drifted: run scripts/sync-kubernetes.sh"
+    );
 
     let Some(promtool) = tool("promtool") else { return };
     let dir = temp_dir("prometheusrule");
@@ -653,13 +841,20 @@ fn the_dashboard_config_map_carries_every_dashboard_unchanged() {
     let config_map = yaml("deploy/kubernetes/dashboard-configmap.yaml");
     assert_eq!(config_map["metadata"]["labels"]["grafana_dashboard"], "1");
     let data = config_map["data"].as_object().unwrap();
-    let dashboards: Vec<_> = std::fs::read_dir(repo_path("dashboards")).unwrap().map(|e| e.unwrap().path()).collect();
+    let dashboards: Vec<_> =
+        std::fs::read_dir(repo_path("dashboards")).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(data.len(), dashboards.len(), "drifted: run scripts/sync-kubernetes.sh");
     for path in dashboards {
         let name = path.file_name().unwrap().to_str().unwrap();
-        let embedded = data[name].as_str().unwrap_or_else(|| panic!("{name} missing: run scripts/sync-kubernetes.sh"));
+        let embedded = data[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name} missing: run scripts/sync-kubernetes.sh"));
         let file = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(embedded.trim_end(), file.trim_end(), "{name} drifted: run scripts/sync-kubernetes.sh");
+        assert_eq!(
+            embedded.trim_end(),
+            file.trim_end(),
+            "{name} drifted: run scripts/sync-kubernetes.sh"
+        );
     }
 }
 
@@ -670,14 +865,20 @@ type Pairs = Vec<(String, String)>;
 /// `EnvironmentFile=` (which wins), minus `UnsetEnvironment=`, with `%d` the credentials
 /// directory and `%S` the root of state directories (`/var/lib`); and the credentials, ID to
 /// source path.
-fn systemd_service_environment(units: &[&str], credentials: &Path, state_root: &Path) -> (Pairs, Pairs) {
+fn systemd_service_environment(
+    units: &[&str],
+    credentials: &Path,
+    state_root: &Path,
+) -> (Pairs, Pairs) {
     let mut environment: Pairs = Vec::new();
     let mut files = Vec::new();
     let mut unset = Vec::new();
     let mut loaded = Vec::new();
     let set = |environment: &mut Pairs, key: &str, value: &str| {
         environment.retain(|(k, _)| k != key);
-        let value = value.replace("%d", credentials.to_str().unwrap()).replace("%S", state_root.to_str().unwrap());
+        let value = value
+            .replace("%d", credentials.to_str().unwrap())
+            .replace("%S", state_root.to_str().unwrap());
         environment.push((key.to_owned(), value));
     };
     for unit in units {
@@ -699,8 +900,14 @@ fn systemd_service_environment(units: &[&str], credentials: &Path, state_root: &
         }
     }
     for file in files {
-        assert_eq!(file, "/etc/default/wolkvox_exporter", "the environment file docs/deployment.md installs");
-        for line in read("deploy/systemd/wolkvox_exporter.env").lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')) {
+        assert_eq!(
+            file, "/etc/default/wolkvox_exporter",
+            "the environment file docs/deployment.md installs"
+        );
+        for line in read("deploy/systemd/wolkvox_exporter.env")
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        {
             let (name, value) = line.split_once('=').unwrap();
             set(&mut environment, name, value);
         }
@@ -722,8 +929,11 @@ fn unit_settings<'a>(units: &[&'a str]) -> Vec<(&'a str, &'a str)> {
 
 /// The directory `StateDirectory=` gives the service, below `state_root` (`%S`, `/var/lib`).
 fn systemd_state_directory(units: &[&str], state_root: &Path) -> Option<PathBuf> {
-    let names: Vec<&str> =
-        unit_settings(units).into_iter().filter(|(k, _)| *k == "StateDirectory").flat_map(|(_, v)| v.split_whitespace()).collect();
+    let names: Vec<&str> = unit_settings(units)
+        .into_iter()
+        .filter(|(k, _)| *k == "StateDirectory")
+        .flat_map(|(_, v)| v.split_whitespace())
+        .collect();
     assert!(names.len() <= 1, "one state directory: {names:?}");
     names.first().map(|name| state_root.join(name))
 }
@@ -732,25 +942,37 @@ fn systemd_state_directory(units: &[&str], state_root: &Path) -> Option<PathBuf>
 /// expanded as systemd expands them.
 fn systemd_exec_args(units: &[&str], state_root: &Path) -> Vec<String> {
     let settings = unit_settings(units);
-    let exec_start = settings.iter().rev().find(|(k, _)| *k == "ExecStart").map(|(_, v)| *v).expect("an ExecStart=");
-    let state = systemd_state_directory(units, state_root).map(|dir| dir.to_str().unwrap().to_owned()).unwrap_or_default();
+    let exec_start = settings
+        .iter()
+        .rev()
+        .find(|(k, _)| *k == "ExecStart")
+        .map(|(_, v)| *v)
+        .expect("an ExecStart=");
+    let state = systemd_state_directory(units, state_root)
+        .map(|dir| dir.to_str().unwrap().to_owned())
+        .unwrap_or_default();
     exec_start
         .split_whitespace()
         .skip(1)
         .map(|word| {
-            word.replace("${STATE_DIRECTORY}", &state).replace("$STATE_DIRECTORY", &state).replace("%S", state_root.to_str().unwrap())
+            word.replace("${STATE_DIRECTORY}", &state)
+                .replace("$STATE_DIRECTORY", &state)
+                .replace("%S", state_root.to_str().unwrap())
         })
         .collect()
 }
 
 /// The `--storage.path` the service runs with: on its command line, else from its environment.
 fn systemd_storage_path(args: &[String], environment: &Pairs) -> Option<String> {
-    let from_args = args.iter().enumerate().find_map(|(i, arg)| match arg.strip_prefix("--storage.path") {
-        Some(rest) if rest.starts_with('=') => Some(rest[1..].to_owned()),
-        Some("") => args.get(i + 1).cloned(),
-        _ => None,
-    });
-    from_args.or_else(|| environment.iter().find(|(k, _)| k == "WOLKVOX_STORAGE_PATH").map(|(_, v)| v.clone()))
+    let from_args =
+        args.iter().enumerate().find_map(|(i, arg)| match arg.strip_prefix("--storage.path") {
+            Some(rest) if rest.starts_with('=') => Some(rest[1..].to_owned()),
+            Some("") => args.get(i + 1).cloned(),
+            _ => None,
+        });
+    from_args.or_else(|| {
+        environment.iter().find(|(k, _)| k == "WOLKVOX_STORAGE_PATH").map(|(_, v)| v.clone())
+    })
 }
 
 /// Runs `--config.check` with exactly the arguments, environment and credentials systemd would
@@ -764,19 +986,38 @@ fn config_check_as_the_unit(drop_ins: &[&str], config: Option<&str>) -> String {
     let args = systemd_exec_args(&units, &state_root);
     // What the dynamic user may read: its credentials, never the root-only /etc/wolkvox_exporter/.
     for (name, value) in &environment {
-        assert!(!value.starts_with("/etc/wolkvox_exporter"), "{name}={value}: the dynamic user cannot read that directory (0700)");
+        assert!(
+            !value.starts_with("/etc/wolkvox_exporter"),
+            "{name}={value}: the dynamic user cannot read that directory (0700)"
+        );
     }
     for (id, source) in &loaded {
         let content = match (id.as_str(), config) {
             ("wolkvox-token", _) => "a-token-for-the-test".to_owned(),
-            (_, Some(config)) => config.replace("/run/credentials/wolkvox_exporter.service", credentials.to_str().unwrap()),
+            (_, Some(config)) => config.replace(
+                "/run/credentials/wolkvox_exporter.service",
+                credentials.to_str().unwrap(),
+            ),
             _ => panic!("unexpected credential {id} from {source}"),
         };
         std::fs::write(credentials.join(id), content).unwrap();
     }
-    let output = process::binary().args(&args).arg("--config.check").env_clear().envs(environment.clone()).output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "--config.check with the unit's arguments {args:?} and environment {environment:?}: {text}");
+    let output = process::binary()
+        .args(&args)
+        .arg("--config.check")
+        .env_clear()
+        .envs(environment.clone())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success(),
+        "--config.check with the unit's arguments {args:?} and environment {environment:?}: {text}"
+    );
     text
 }
 
@@ -797,29 +1038,48 @@ fn the_systemd_unit_is_hardened_and_verifies() {
         assert!(unit.contains(key), "the unit lacks {key:?}");
     }
     let env = read("deploy/systemd/wolkvox_exporter.env");
-    assert!(!env.contains("WOLKVOX_TOKEN="), "the token belongs in the credential, not the environment file");
+    assert!(
+        !env.contains("WOLKVOX_TOKEN="),
+        "the token belongs in the credential, not the environment file"
+    );
 
     let Some(analyze) = tool("systemd-analyze") else { return };
     // Verify copies pointing at the built binary and the bundled environment file, alone and
     // with the config-file drop-in.
     let dir = temp_dir("systemd");
     let copy = dir.join("wolkvox_exporter.service");
-    let unit = unit
-        .replace("/usr/local/bin/wolkvox_exporter", process::BIN)
-        .replace("/etc/default/wolkvox_exporter", repo_path("deploy/systemd/wolkvox_exporter.env").to_str().unwrap());
+    let unit = unit.replace("/usr/local/bin/wolkvox_exporter", process::BIN).replace(
+        "/etc/default/wolkvox_exporter",
+        repo_path("deploy/systemd/wolkvox_exporter.env").to_str().unwrap(),
+    );
     std::fs::write(&copy, unit).unwrap();
     let (ok, output) = run_tool(&analyze, &["verify", copy.to_str().unwrap()], None);
     assert!(ok && output.trim().is_empty(), "systemd-analyze verify: {output}");
-    let (_, security) = run_tool(&analyze, &["security", "--offline=true", copy.to_str().unwrap()], None);
+    let (_, security) =
+        run_tool(&analyze, &["security", "--offline=true", copy.to_str().unwrap()], None);
     let exposure: f64 = security
         .lines()
-        .find_map(|l| l.split_once("Overall exposure level for wolkvox_exporter.service: ")?.1.split_whitespace().next()?.parse().ok())
+        .find_map(|l| {
+            l.split_once("Overall exposure level for wolkvox_exporter.service: ")?
+                .1
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
         .expect("an exposure level");
-    assert!(exposure <= 2.0, "systemd-analyze security rates the unit {exposure} (at most 2.0 expected)");
+    assert!(
+        exposure <= 2.0,
+        "systemd-analyze security rates the unit {exposure} (at most 2.0 expected)"
+    );
 
     let drop_ins = dir.join("wolkvox_exporter.service.d");
     std::fs::create_dir(&drop_ins).unwrap();
-    std::fs::write(drop_ins.join("config-file.conf"), read("deploy/systemd/wolkvox_exporter-config-file.conf")).unwrap();
+    std::fs::write(
+        drop_ins.join("config-file.conf"),
+        read("deploy/systemd/wolkvox_exporter-config-file.conf"),
+    )
+    .unwrap();
     let (ok, output) = run_tool(&analyze, &["verify", copy.to_str().unwrap()], None);
     assert!(ok && output.trim().is_empty(), "systemd-analyze verify with the drop-in: {output}");
 }
@@ -832,7 +1092,10 @@ fn the_systemd_unit_and_its_config_file_drop_in_pass_the_config_check() {
     assert!(single.contains("server=0042"), "{single}");
 
     let drop_in = read("deploy/systemd/wolkvox_exporter-config-file.conf");
-    assert!(drop_in.contains("Environment=WOLKVOX_CONFIG_FILE=%d/"), "the config file is read as a credential");
+    assert!(
+        drop_in.contains("Environment=WOLKVOX_CONFIG_FILE=%d/"),
+        "the config file is read as a credential"
+    );
     let config = "targets:\n  - server: \"0042\"\n    token_file: /run/credentials/wolkvox_exporter.service/wolkvox-token\n  - server: \"0043\"\n    token_file: /run/credentials/wolkvox_exporter.service/wolkvox-token\n";
     assert!(
         drop_in.contains("token_file: /run/credentials/wolkvox_exporter.service/wolkvox-token"),
@@ -852,7 +1115,11 @@ fn the_systemd_unit_keeps_its_state_in_its_state_directory() {
     for units in [vec![unit.as_str()], vec![unit.as_str(), drop_in.as_str()]] {
         let state = systemd_state_directory(&units, root)
             .expect("no StateDirectory=: under ProtectSystem=strict the exporter has nowhere to write, and stops (exit 2)");
-        let (environment, _) = systemd_service_environment(&units, Path::new("/run/credentials/wolkvox_exporter.service"), root);
+        let (environment, _) = systemd_service_environment(
+            &units,
+            Path::new("/run/credentials/wolkvox_exporter.service"),
+            root,
+        );
         let storage = systemd_storage_path(&systemd_exec_args(&units, root), &environment)
             .expect("no --storage.path (or WOLKVOX_STORAGE_PATH): the default, data/ in the working directory /, is read-only");
         assert_eq!(
@@ -861,8 +1128,16 @@ fn the_systemd_unit_keeps_its_state_in_its_state_directory() {
             "--storage.path is {storage:?}, not the state directory {}: it would not survive, or not be writable",
             state.display()
         );
-        let modes: Vec<&str> = unit_settings(&units).into_iter().filter(|(k, _)| *k == "StateDirectoryMode").map(|(_, v)| v).collect();
-        assert_eq!(modes.last().copied(), Some("0700"), "StateDirectoryMode=0700: systemd's default, 0755, lets every user read the state");
+        let modes: Vec<&str> = unit_settings(&units)
+            .into_iter()
+            .filter(|(k, _)| *k == "StateDirectoryMode")
+            .map(|(_, v)| v)
+            .collect();
+        assert_eq!(
+            modes.last().copied(),
+            Some("0700"),
+            "StateDirectoryMode=0700: systemd's default, 0755, lets every user read the state"
+        );
     }
 }
 
@@ -874,8 +1149,12 @@ fn known_host(host: &str, compose_services: &BTreeSet<String>) -> bool {
         || compose_services.contains(&host)
         || host == "wolkvox.com"
         || host.ends_with(".wolkvox.com")
-        || [".example", ".invalid", ".test", ".localhost", ".example.internal"].iter().any(|tld| host.ends_with(tld))
-        || ["example.com", "example.org", "example.net"].iter().any(|d| host == *d || host.ends_with(&format!(".{d}")))
+        || [".example", ".invalid", ".test", ".localhost", ".example.internal"]
+            .iter()
+            .any(|tld| host.ends_with(tld))
+        || ["example.com", "example.org", "example.net"]
+            .iter()
+            .any(|d| host == *d || host.ends_with(&format!(".{d}")))
 }
 
 #[test]
@@ -889,7 +1168,8 @@ fn deployment_files_name_no_invented_host_or_repository() {
     let mut all = vec![repo_path("Dockerfile")];
     files(&repo_path("deploy"), &mut all);
     let compose = yaml("deploy/docker-compose.yml");
-    let services: BTreeSet<String> = compose["services"].as_object().unwrap().keys().cloned().collect();
+    let services: BTreeSet<String> =
+        compose["services"].as_object().unwrap().keys().cloned().collect();
     let mut invented = Vec::new();
     for path in &all {
         let text = std::fs::read_to_string(path).unwrap();
@@ -900,7 +1180,9 @@ fn deployment_files_name_no_invented_host_or_repository() {
         for scheme in ["http://", "https://"] {
             for (at, _) in text.match_indices(scheme) {
                 let rest = &text[at + scheme.len()..];
-                let host = &rest[..rest.find(|c: char| !(c.is_ascii_alphanumeric() || ".-:[]{}".contains(c))).unwrap_or(rest.len())];
+                let host = &rest[..rest
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || ".-:[]{}".contains(c)))
+                    .unwrap_or(rest.len())];
                 // A template such as wv{server}.wolkvox.com: judge the fixed part.
                 let host = host.rsplit('}').next().unwrap().trim_start_matches('.');
                 if !known_host(host, &services) {
@@ -922,12 +1204,16 @@ fn kustomize_overlay(kubectl: &Path, kustomization: &str, copies: &[&str]) -> Ve
     }
     let bundle = repo_path("deploy/kubernetes");
     // Kustomize takes a base only by a relative path.
-    let up = "../".repeat(dir.components().filter(|c| matches!(c, std::path::Component::Normal(_))).count());
+    let up = "../"
+        .repeat(dir.components().filter(|c| matches!(c, std::path::Component::Normal(_))).count());
     let relative = format!("{up}{}", bundle.to_str().unwrap().trim_start_matches('/'));
-    std::fs::write(dir.join("kustomization.yaml"), kustomization.replace("BUNDLE", &relative)).unwrap();
+    std::fs::write(dir.join("kustomization.yaml"), kustomization.replace("BUNDLE", &relative))
+        .unwrap();
     let (ok, output) = run_tool(kubectl, &["kustomize", dir.to_str().unwrap()], None);
     assert!(ok, "kubectl kustomize of the overlay {kustomization:?}: {output}");
-    serde_norway::Deserializer::from_str(&output).map(|document| Value::deserialize(document).unwrap()).collect()
+    serde_norway::Deserializer::from_str(&output)
+        .map(|document| Value::deserialize(document).unwrap())
+        .collect()
 }
 
 /// The one document of `kind` among `documents`.
@@ -944,7 +1230,10 @@ fn service_monitor_job(monitor: &Value, service: &Value) -> String {
     let mut labels: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
     let name = service["metadata"]["name"].as_str().unwrap().to_owned();
     labels.insert("__meta_kubernetes_service_name".into(), name.clone());
-    labels.insert("__meta_kubernetes_namespace".into(), service["metadata"]["namespace"].as_str().unwrap_or("default").into());
+    labels.insert(
+        "__meta_kubernetes_namespace".into(),
+        service["metadata"]["namespace"].as_str().unwrap_or("default").into(),
+    );
     let job = match monitor["spec"]["jobLabel"].as_str() {
         Some(label) => service["metadata"]["labels"][label].as_str().map_or(name, str::to_owned),
         None => name,
@@ -962,8 +1251,11 @@ fn service_monitor_job(monitor: &Value, service: &Value) -> String {
             .flatten()
             .map(|l| labels.get(l.as_str().unwrap()).map_or("", String::as_str))
             .collect();
-        let value =
-            rule["replacement"].as_str().unwrap_or("$1").replace("${1}", &source.join(separator)).replace("$1", &source.join(separator));
+        let value = rule["replacement"]
+            .as_str()
+            .unwrap_or("$1")
+            .replace("${1}", &source.join(separator))
+            .replace("$1", &source.join(separator));
         let target = rule["targetLabel"].as_str().expect("a targetLabel");
         labels.insert(target.to_owned(), value);
     }
@@ -997,20 +1289,38 @@ fn an_overlay_with_a_name_prefix_and_a_namespace_keeps_the_job_the_pods_and_the_
     );
     for document in &documents {
         if document["kind"] != "Namespace" {
-            assert_eq!(document["metadata"]["namespace"], "billing", "{} is not moved", document["metadata"]["name"]);
+            assert_eq!(
+                document["metadata"]["namespace"], "billing",
+                "{} is not moved",
+                document["metadata"]["name"]
+            );
         }
     }
     let service = only(&documents, "Service");
     assert_eq!(service["metadata"]["name"], "prod-wolkvox", "the overlay renames the Service");
     let monitor = only(&documents, "ServiceMonitor");
     for (key, value) in monitor["spec"]["selector"]["matchLabels"].as_object().unwrap() {
-        assert_eq!(&service["metadata"]["labels"][key], value, "the ServiceMonitor no longer selects the Service by {key}");
+        assert_eq!(
+            &service["metadata"]["labels"][key], value,
+            "the ServiceMonitor no longer selects the Service by {key}"
+        );
     }
-    assert!(monitor["spec"]["namespaceSelector"].is_null(), "the ServiceMonitor looks in its own namespace, the Service's");
+    assert!(
+        monitor["spec"]["namespaceSelector"].is_null(),
+        "the ServiceMonitor looks in its own namespace, the Service's"
+    );
     let job = service_monitor_job(monitor, service);
-    assert_eq!(job, alerts_job(), "the ServiceMonitor yields job={job:?}: the alerts' job=\"{}\" matchers miss it", alerts_job());
+    assert_eq!(
+        job,
+        alerts_job(),
+        "the ServiceMonitor yields job={job:?}: the alerts' job=\"{}\" matchers miss it",
+        alerts_job()
+    );
 
-    let workload = documents.iter().find(|d| d["kind"] == "StatefulSet" || d["kind"] == "Deployment").expect("a workload");
+    let workload = documents
+        .iter()
+        .find(|d| d["kind"] == "StatefulSet" || d["kind"] == "Deployment")
+        .expect("a workload");
     let pod_labels = &workload["spec"]["template"]["metadata"]["labels"];
     for (key, value) in service["spec"]["selector"].as_object().unwrap() {
         assert_eq!(&pod_labels[key], value, "the Service no longer selects the pods by {key}");
@@ -1027,13 +1337,22 @@ fn an_overlay_with_a_name_prefix_and_a_namespace_keeps_the_job_the_pods_and_the_
         .filter(|v| v["secret"]["secretName"].is_string())
         .collect();
     assert_eq!(secrets.len(), 1);
-    assert_eq!(secrets[0]["secret"]["secretName"], "wolkvox-token", "the kubectl create secret of docs/deployment.md makes wolkvox-token");
+    assert_eq!(
+        secrets[0]["secret"]["secretName"], "wolkvox-token",
+        "the kubectl create secret of docs/deployment.md makes wolkvox-token"
+    );
     let policy = only(&documents, "NetworkPolicy");
     for (key, value) in policy["spec"]["podSelector"]["matchLabels"].as_object().unwrap() {
-        assert_eq!(&pod_labels[key], value, "the NetworkPolicy no longer selects the pods by {key}");
+        assert_eq!(
+            &pod_labels[key], value,
+            "the NetworkPolicy no longer selects the pods by {key}"
+        );
     }
     if workload["kind"] == "StatefulSet" {
-        assert_eq!(workload["spec"]["serviceName"], service["metadata"]["name"], "the StatefulSet's serviceName follows the rename");
+        assert_eq!(
+            workload["spec"]["serviceName"], service["metadata"]["name"],
+            "the StatefulSet's serviceName follows the rename"
+        );
     }
     let pod = &workload["spec"]["template"]["spec"];
     let container = &pod["containers"][0];
@@ -1043,11 +1362,19 @@ fn an_overlay_with_a_name_prefix_and_a_namespace_keeps_the_job_the_pods_and_the_
         .iter()
         .find_map(|a| a.as_str().unwrap().strip_prefix("--storage.path="))
         .expect("--storage.path");
-    let mount = mount_holding(container, path).unwrap_or_else(|| panic!("nothing is mounted at {path} in the rendered bundle"));
+    let mount = mount_holding(container, path)
+        .unwrap_or_else(|| panic!("nothing is mounted at {path} in the rendered bundle"));
     let name = &mount["name"];
-    let claimed = workload["spec"]["volumeClaimTemplates"].as_array().into_iter().flatten().any(|c| &c["metadata"]["name"] == name);
+    let claimed = workload["spec"]["volumeClaimTemplates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| &c["metadata"]["name"] == name);
     let volume = pod["volumes"].as_array().into_iter().flatten().any(|v| &v["name"] == name);
-    assert!(claimed || volume, "the state mount {name} names no volume nor claim template in the rendered bundle");
+    assert!(
+        claimed || volume,
+        "the state mount {name} names no volume nor claim template in the rendered bundle"
+    );
 }
 
 /// For default-deny clusters: the policy selects the exporter's pods and lets in the metrics port
@@ -1058,7 +1385,9 @@ fn the_network_policy_lets_prometheus_in_and_wolkvox_and_dns_out() {
     assert_eq!(policy["kind"], "NetworkPolicy");
     let workload = yaml("deploy/kubernetes/statefulset.yaml");
     let pod_labels = &workload["spec"]["template"]["metadata"]["labels"];
-    let selector = policy["spec"]["podSelector"]["matchLabels"].as_object().expect("a podSelector with labels: {} would select every pod");
+    let selector = policy["spec"]["podSelector"]["matchLabels"]
+        .as_object()
+        .expect("a podSelector with labels: {} would select every pod");
     for (key, value) in selector {
         assert_eq!(&pod_labels[key], value, "the policy misses the exporter's pods by {key}");
     }
@@ -1068,24 +1397,43 @@ fn the_network_policy_lets_prometheus_in_and_wolkvox_and_dns_out() {
     let ingress = policy["spec"]["ingress"].as_array().expect("ingress rules");
     assert_eq!(ingress.len(), 1, "{ingress:?}");
     let from = ingress[0]["from"].as_array().expect("from Prometheus only, not from everywhere");
-    assert!(from.iter().all(|peer| peer["namespaceSelector"].is_object() && peer["podSelector"].is_object()), "{from:?}");
+    assert!(
+        from.iter()
+            .all(|peer| peer["namespaceSelector"].is_object() && peer["podSelector"].is_object()),
+        "{from:?}"
+    );
     let ports: Vec<&Value> = ingress[0]["ports"].as_array().unwrap().iter().collect();
     assert_eq!(ports.len(), 1, "{ports:?}");
     let port = &ports[0]["port"];
-    let metrics = container["ports"].as_array().unwrap().iter().find(|p| p["name"] == *port || p["containerPort"] == *port);
+    let metrics = container["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == *port || p["containerPort"] == *port);
     assert!(
-        metrics.is_some_and(|p| p["containerPort"].as_u64().map(|n| n.to_string()).as_deref() == Some(default_port())),
+        metrics.is_some_and(|p| p["containerPort"].as_u64().map(|n| n.to_string()).as_deref()
+            == Some(default_port())),
         "ingress port {port} is not the metrics port"
     );
 
     let mut allowed = BTreeSet::new();
     for rule in policy["spec"]["egress"].as_array().expect("egress rules") {
-        assert!(rule["to"].is_null(), "{rule}: Wolkvox's addresses are not fixed, and DNS may be node-local");
+        assert!(
+            rule["to"].is_null(),
+            "{rule}: Wolkvox's addresses are not fixed, and DNS may be node-local"
+        );
         for port in rule["ports"].as_array().unwrap() {
-            allowed.insert(format!("{}/{}", port["protocol"].as_str().unwrap_or("TCP"), port["port"]));
+            allowed.insert(format!(
+                "{}/{}",
+                port["protocol"].as_str().unwrap_or("TCP"),
+                port["port"]
+            ));
         }
     }
-    assert_eq!(allowed, BTreeSet::from(["TCP/443".to_owned(), "UDP/53".to_owned(), "TCP/53".to_owned()]));
+    assert_eq!(
+        allowed,
+        BTreeSet::from(["TCP/443".to_owned(), "UDP/53".to_owned(), "TCP/53".to_owned()])
+    );
 }
 
 /// Grafana never starts on admin/admin: Compose refuses to run without GRAFANA_ADMIN_PASSWORD
@@ -1094,7 +1442,10 @@ fn the_network_policy_lets_prometheus_in_and_wolkvox_and_dns_out() {
 fn compose_requires_a_grafana_password_and_keeps_alertmanager_silences() {
     let Some(tool) = tool("docker-compose") else { return };
     let (ok, stdout, stderr) = compose(&tool, &[], &["config", "--quiet"]);
-    assert!(!ok, "compose starts without GRAFANA_ADMIN_PASSWORD, so Grafana would take admin/admin: {stdout}{stderr}");
+    assert!(
+        !ok,
+        "compose starts without GRAFANA_ADMIN_PASSWORD, so Grafana would take admin/admin: {stdout}{stderr}"
+    );
     assert!(stderr.contains("GRAFANA_ADMIN_PASSWORD"), "the error names the variable: {stderr}");
     let (ok, _, stderr) = compose(&tool, &[("GRAFANA_ADMIN_PASSWORD", "")], &["config", "--quiet"]);
     assert!(!ok, "an empty password is accepted: {stderr}");
@@ -1102,29 +1453,47 @@ fn compose_requires_a_grafana_password_and_keeps_alertmanager_silences() {
     let config = compose_config(&[]);
     let grafana = &config["services"]["grafana"]["environment"];
     assert_eq!(grafana["GF_SECURITY_ADMIN_PASSWORD"], TEST_GRAFANA_PASSWORD, "{grafana}");
-    assert!(grafana["GF_SECURITY_ADMIN_USER"].as_str().is_none_or(|user| !user.is_empty()), "{grafana}");
+    assert!(
+        grafana["GF_SECURITY_ADMIN_USER"].as_str().is_none_or(|user| !user.is_empty()),
+        "{grafana}"
+    );
 
     let alertmanager = &config["services"]["alertmanager"];
-    let args: Vec<&str> =
-        alertmanager["command"].as_array().expect("Alertmanager's arguments are set").iter().map(|a| a.as_str().unwrap()).collect();
-    let storage = args.iter().find_map(|a| a.strip_prefix("--storage.path=")).expect("--storage.path");
-    assert!(args.contains(&"--config.file=/etc/alertmanager/alertmanager.yml"), "the bundled configuration: {args:?}");
+    let args: Vec<&str> = alertmanager["command"]
+        .as_array()
+        .expect("Alertmanager's arguments are set")
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    let storage =
+        args.iter().find_map(|a| a.strip_prefix("--storage.path=")).expect("--storage.path");
+    assert!(
+        args.contains(&"--config.file=/etc/alertmanager/alertmanager.yml"),
+        "the bundled configuration: {args:?}"
+    );
     let volume = alertmanager["volumes"]
         .as_array()
         .unwrap()
         .iter()
         .find(|v| directory(v["target"].as_str().unwrap()) == directory(storage))
-        .unwrap_or_else(|| panic!("nothing is mounted at {storage}: silences die with the container"));
+        .unwrap_or_else(|| {
+            panic!("nothing is mounted at {storage}: silences die with the container")
+        });
     assert_eq!(volume["type"], "volume", "a named volume at {storage}, not {volume}");
     let source = volume["source"].as_str().unwrap();
-    assert!(config["volumes"][source].is_object(), "the volume {source} is declared at the top level");
+    assert!(
+        config["volumes"][source].is_object(),
+        "the volume {source} is declared at the top level"
+    );
 }
 
 /// The text of the section `heading` (a `##` heading) of the Markdown file `relative`, up to the
 /// next heading of that level or above.
 fn doc_section(relative: &str, heading: &str) -> String {
     let text = read(relative);
-    let start = text.find(&format!("\n## {heading}\n")).unwrap_or_else(|| panic!("no section \"## {heading}\" in {relative}"));
+    let start = text
+        .find(&format!("\n## {heading}\n"))
+        .unwrap_or_else(|| panic!("no section \"## {heading}\" in {relative}"));
     let body = &text[start + heading.len() + 5..];
     let end = ["\n## ", "\n# "].iter().filter_map(|h| body.find(h)).min().unwrap_or(body.len());
     body[..end].to_owned()
@@ -1139,14 +1508,23 @@ fn every_install_method_says_what_a_new_token_needs() {
     let unit = read("deploy/systemd/wolkvox_exporter.service");
     if unit.lines().any(|l| l.starts_with("LoadCredential=wolkvox-token:")) {
         let restart = "systemctl restart wolkvox_exporter";
-        assert!(unit.contains(&format!("#   {restart}")), "the unit copies the token at start only: its comments must say {restart}");
+        assert!(
+            unit.contains(&format!("#   {restart}")),
+            "the unit copies the token at start only: its comments must say {restart}"
+        );
         assert!(section.contains(restart), "docs/deployment.md must say {restart}");
-        assert!(section.contains("systemctl reload` is not enough"), "reload does not load credentials again");
+        assert!(
+            section.contains("systemctl reload` is not enough"),
+            "reload does not load credentials again"
+        );
     }
     let compose = yaml("deploy/docker-compose.yml");
     if compose["secrets"]["wolkvox_token"]["file"].is_string() {
         let restart = "docker compose -f deploy/docker-compose.yml restart wolkvox-exporter";
-        assert!(read("deploy/docker-compose.yml").contains(restart), "the bind-mounted token needs {restart}: the compose file says so");
+        assert!(
+            read("deploy/docker-compose.yml").contains(restart),
+            "the bind-mounted token needs {restart}: the compose file says so"
+        );
         assert!(section.contains(restart), "docs/deployment.md must say {restart}");
     }
     assert!(section.contains("docker restart"), "docker run with a bind-mounted token file");
@@ -1257,29 +1635,48 @@ fn every_relative_link_of_the_docs_reaches_a_file_and_a_heading() {
         let text = read(doc);
         let dir = Path::new(doc).parent().unwrap().to_str().unwrap().to_owned();
         for target in link_targets(&text) {
-            if target.starts_with("http://") || target.starts_with("https://") || target.starts_with("mailto:") {
+            if target.starts_with("http://")
+                || target.starts_with("https://")
+                || target.starts_with("mailto:")
+            {
                 continue;
             }
-            assert!(!target.contains(' ') && !target.is_empty(), "{doc}: a link target with a space, or empty: {target:?}");
-            let (file, anchor) = target.split_once('#').map_or((target.as_str(), None), |(f, a)| (f, Some(a)));
+            assert!(
+                !target.contains(' ') && !target.is_empty(),
+                "{doc}: a link target with a space, or empty: {target:?}"
+            );
+            let (file, anchor) =
+                target.split_once('#').map_or((target.as_str(), None), |(f, a)| (f, Some(a)));
             let file = if file.is_empty() {
                 doc.clone()
             } else {
-                normalize(&format!("{dir}/{file}")).unwrap_or_else(|| panic!("{doc}: {target} leaves the repository"))
+                normalize(&format!("{dir}/{file}"))
+                    .unwrap_or_else(|| panic!("{doc}: {target} leaves the repository"))
             };
             checked += 1;
-            assert!(repo_path(&file).exists(), "{doc}: {target} names {file}, which does not exist");
+            assert!(
+                repo_path(&file).exists(),
+                "{doc}: {target} names {file}, which does not exist"
+            );
             if let Some(anchor) = anchor {
-                assert!(file.ends_with(".md"), "{doc}: {target}: an anchor in a file that is not Markdown");
+                assert!(
+                    file.ends_with(".md"),
+                    "{doc}: {target}: an anchor in a file that is not Markdown"
+                );
                 let anchors = github_anchors(&read(&file));
-                assert!(anchors.contains(anchor), "{doc}: {target}: {file} has no heading #{anchor} (it has {anchors:?})");
+                assert!(
+                    anchors.contains(anchor),
+                    "{doc}: {target}: {file} has no heading #{anchor} (it has {anchors:?})"
+                );
             }
         }
     }
     assert!(checked >= 40, "only {checked} relative links: is the link parser broken?");
     // The README links every file of docs/.
-    let readme_links: BTreeSet<String> =
-        link_targets(&read("README.md")).into_iter().filter_map(|t| normalize(t.split('#').next().unwrap())).collect();
+    let readme_links: BTreeSet<String> = link_targets(&read("README.md"))
+        .into_iter()
+        .filter_map(|t| normalize(t.split('#').next().unwrap()))
+        .collect();
     for doc in docs.iter().filter(|d| d.starts_with("docs/")).map(String::as_str) {
         assert!(readme_links.contains(doc), "the README does not link {doc}");
     }
@@ -1290,7 +1687,10 @@ fn the_link_checker_knows_the_anchors_and_links_it_checks() {
     let text = "# Title\n## TLS, basic auth: `--web.config.file`\n```\n# not a heading [x](nope.md)\n```\n## Title\n\
                 See [a](b.md#c) and `[d](e.md)` and [f](#title-1).\n";
     let anchors = github_anchors(text);
-    assert_eq!(anchors, BTreeSet::from(["title", "title-1", "tls-basic-auth---webconfigfile"].map(str::to_owned)));
+    assert_eq!(
+        anchors,
+        BTreeSet::from(["title", "title-1", "tls-basic-auth---webconfigfile"].map(str::to_owned))
+    );
     assert_eq!(link_targets(text), ["b.md#c", "#title-1"]);
     assert_eq!(normalize("docs/../README.md").as_deref(), Some("README.md"));
     assert_eq!(normalize("docs/../../x"), None);
@@ -1301,16 +1701,25 @@ fn the_link_checker_knows_the_anchors_and_links_it_checks() {
 #[test]
 fn the_readme_starts_with_the_demo_and_the_test_command_that_ci_runs() {
     let readme = read("README.md");
-    let block = readme.strip_prefix("# wolkvox_exporter\n\n```sh\n").expect("the README opens with a shell block under its title");
+    let block = readme
+        .strip_prefix("# wolkvox_exporter\n\n```sh\n")
+        .expect("the README opens with a shell block under its title");
     let block = &block[..block.find("\n```").expect("the block ends")];
     let commands: Vec<&str> = block.lines().map(|l| l.split(" #").next().unwrap().trim()).collect();
     assert_eq!(commands.len(), 2, "two commands: {commands:?}");
-    assert!(commands[0].starts_with("cargo run") && commands[0].ends_with(" --demo"), "first the demo: {}", commands[0]);
+    assert!(
+        commands[0].starts_with("cargo run") && commands[0].ends_with(" --demo"),
+        "first the demo: {}",
+        commands[0]
+    );
     let test = commands[1];
     assert!(test.starts_with("cargo test"), "then the tests: {test}");
     let ci = read(".ci/run");
     assert!(
-        ci.lines().any(|l| l.trim_start().strip_prefix(test).is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))),
+        ci.lines().any(|l| l
+            .trim_start()
+            .strip_prefix(test)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))),
         ".ci/run does not run the README's test command {test:?}"
     );
 }

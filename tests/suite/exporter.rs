@@ -5,14 +5,17 @@ use crate::common;
 use std::time::Duration;
 
 use common::{
-    FAKE_TOKEN, check_faults, failures, get, known_rows, sample, samples, scrape, start_exporter, up, wait_first_success, wait_for,
+    FAKE_TOKEN, check_faults, failures, get, known_rows, sample, samples, scrape, start_exporter,
+    up, wait_first_success, wait_for,
 };
 use wolkvox_exporter::simulator::{DocumentedError, Fault, Simulator};
 
 const WAIT: Duration = Duration::from_secs(10);
 
 fn licenses(operation: &str, description: &str) -> String {
-    format!("wolkvox_gamification_licenses{{server=\"0042\",operation=\"{operation}\",description=\"{description}\"}}")
+    format!(
+        "wolkvox_gamification_licenses{{server=\"0042\",operation=\"{operation}\",description=\"{description}\"}}"
+    )
 }
 
 #[tokio::test]
@@ -26,15 +29,22 @@ async fn serves_the_values_the_simulator_served() {
     // In the order the answer first named each series.
     assert_eq!(
         samples(&text, "wolkvox_gamification_licenses"),
-        vec![(licenses("ventas", "Gamification"), 15.0), (licenses("soporte", "Gamification"), 7.0)]
+        vec![
+            (licenses("ventas", "Gamification"), 15.0),
+            (licenses("soporte", "Gamification"), 7.0)
+        ]
     );
     let max = "wolkvox_gamification_licenses_max{server=\"0042\",operation=\"ventas\",description=\"Gamification\"}";
     assert_eq!(sample(&text, max), Some(15.0));
     assert_eq!(up(&text), Some(1.0));
     assert_eq!(sample(&text, "wolkvox_rows{server=\"0042\",api=\"gamification\"}"), Some(4.0));
-    let skipped = "wolkvox_rows_skipped_total{server=\"0042\",api=\"gamification\",reason=\"blank_items\"}";
+    let skipped =
+        "wolkvox_rows_skipped_total{server=\"0042\",api=\"gamification\",reason=\"blank_items\"}";
     assert_eq!(sample(&text, skipped), Some(1.0));
-    assert_eq!(sample(&text, "wolkvox_api_requests_total{server=\"0042\",api=\"gamification\"}"), Some(1.0));
+    assert_eq!(
+        sample(&text, "wolkvox_api_requests_total{server=\"0042\",api=\"gamification\"}"),
+        Some(1.0)
+    );
     assert!(text.contains("wolkvox_exporter_build_info{version=\""));
     assert!(text.contains("process_resident_memory_bytes"));
 
@@ -57,7 +67,11 @@ async fn scrapes_never_reach_the_api_and_repeat_identically() {
     wait_first_success(&exporter).await;
     let business = |text: String| {
         text.lines()
-            .filter(|l| !l.starts_with("process_") && !l.starts_with("# HELP process_") && !l.starts_with("# TYPE process_"))
+            .filter(|l| {
+                !l.starts_with("process_")
+                    && !l.starts_with("# HELP process_")
+                    && !l.starts_with("# TYPE process_")
+            })
             .collect::<Vec<_>>()
             .join("\n")
     };
@@ -75,15 +89,24 @@ async fn gzip_is_served_when_asked_and_decodes_to_the_same_text() {
     let exporter = start_exporter(&simulator, "1h", &[]).await;
     wait_first_success(&exporter).await;
     let client = reqwest::Client::new();
-    let response = client.get(format!("http://{}/metrics", exporter.addr())).header("accept-encoding", "gzip").send().await.unwrap();
+    let response = client
+        .get(format!("http://{}/metrics", exporter.addr()))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.headers()["content-encoding"], "gzip");
     let compressed = response.bytes().await.unwrap();
     let mut text = String::new();
-    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&compressed[..]), &mut text).expect("one valid gzip member");
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&compressed[..]), &mut text)
+        .expect("one valid gzip member");
     let plain = scrape(&exporter).await;
     let cached = |t: &str| t.split("# HELP process_").next().unwrap().to_owned();
     assert_eq!(cached(&text), cached(&plain));
-    assert!(text.contains("process_start_time_seconds"), "the per-scrape part is inside the same gzip member");
+    assert!(
+        text.contains("process_start_time_seconds"),
+        "the per-scrape part is inside the same gzip member"
+    );
     exporter.stop().await;
 }
 
@@ -136,10 +159,16 @@ async fn readiness_does_not_wait_for_wolkvox() {
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     simulator.set_fault(Some(Fault::Raw { status: 500, body: String::new() }));
     let exporter = start_exporter(&simulator, "200ms", &[]).await;
-    wait_for(WAIT, "a failed poll", || async { (failures(&scrape(&exporter).await, "http") >= 1.0).then_some(()) }).await;
+    wait_for(WAIT, "a failed poll", || async {
+        (failures(&scrape(&exporter).await, "http") >= 1.0).then_some(())
+    })
+    .await;
     assert_eq!(get(&exporter, "/-/ready").await.0, 200);
     assert_eq!(get(&exporter, "/-/healthy").await.0, 200);
-    assert!(get(&exporter, "/").await.1.contains("waiting for a first successful poll"), "the landing page says what is missing");
+    assert!(
+        get(&exporter, "/").await.1.contains("waiting for a first successful poll"),
+        "the landing page says what is missing"
+    );
 
     simulator.set_fault(None);
     wait_first_success(&exporter).await;
@@ -154,7 +183,10 @@ async fn usage_series_disappear_after_stale_after_but_health_stays() {
     wait_first_success(&exporter).await;
     assert!(!samples(&scrape(&exporter).await, "wolkvox_gamification_licenses").is_empty());
 
-    simulator.set_fault(Some(Fault::Documented { error: DocumentedError::ValidateToken, http_status: 403 }));
+    simulator.set_fault(Some(Fault::Documented {
+        error: DocumentedError::ValidateToken,
+        http_status: 403,
+    }));
     let text = wait_for(WAIT, "stale series to go", || async {
         let text = scrape(&exporter).await;
         samples(&text, "wolkvox_gamification_licenses").is_empty().then_some(text)
@@ -162,7 +194,13 @@ async fn usage_series_disappear_after_stale_after_but_health_stays() {
     .await;
     assert_eq!(up(&text), Some(0.0));
     assert!(samples(&text, "wolkvox_gamification_licenses_max").is_empty());
-    assert!(sample(&text, "wolkvox_last_success_timestamp_seconds{server=\"0042\",api=\"gamification\"}").is_some());
+    assert!(
+        sample(
+            &text,
+            "wolkvox_last_success_timestamp_seconds{server=\"0042\",api=\"gamification\"}"
+        )
+        .is_some()
+    );
     exporter.stop().await;
 }
 
@@ -198,7 +236,9 @@ async fn a_slow_api_never_sees_two_calls_from_targets_sharing_a_token() {
     // Enough slow calls, of all three targets, that they would have overlapped had the lane let them.
     wait_for(Duration::from_secs(20), "eight calls covering the three servers", || async {
         let requests = simulator.requests();
-        let every_server = ["0001", "0002", "0003"].iter().all(|s| requests.iter().any(|r| r.server_header.as_deref() == Some(*s)));
+        let every_server = ["0001", "0002", "0003"]
+            .iter()
+            .all(|s| requests.iter().any(|r| r.server_header.as_deref() == Some(*s)));
         (requests.len() >= 8 && every_server).then_some(())
     })
     .await;
@@ -224,9 +264,17 @@ async fn the_interval_is_respected_end_to_end() {
         let gap = pair[1] - pair[0];
         // The interval is a floor, counted from the end of the previous call, and jitter only adds
         // to it (at most 5%); 50 ms of slack for how late a call may be noticed.
-        assert!(gap >= Duration::from_millis(950), "poll {} came {gap:?} after the previous one at a 1 s interval", k + 2);
+        assert!(
+            gap >= Duration::from_millis(950),
+            "poll {} came {gap:?} after the previous one at a 1 s interval",
+            k + 2
+        );
         // Nor does the lane fall far behind its schedule.
-        assert!(gap < Duration::from_secs(3), "poll {} came {gap:?} after the previous one at a 1 s interval", k + 2);
+        assert!(
+            gap < Duration::from_secs(3),
+            "poll {} came {gap:?} after the previous one at a 1 s interval",
+            k + 2
+        );
     }
 }
 
@@ -241,28 +289,52 @@ async fn http_surface() {
     assert_eq!(get(&exporter, "/nope").await.0, 404);
     assert_eq!(client.post(url("/metrics")).send().await.unwrap().status().as_u16(), 405);
     assert_eq!(client.delete(url("/-/ready")).send().await.unwrap().status().as_u16(), 405);
-    let length = |response: &reqwest::Response| -> usize { response.headers()["content-length"].to_str().unwrap().parse().unwrap() };
+    let length = |response: &reqwest::Response| -> usize {
+        response.headers()["content-length"].to_str().unwrap().parse().unwrap()
+    };
     let head = client.head(url("/metrics")).send().await.unwrap();
     assert_eq!(head.status().as_u16(), 200);
-    assert!(head.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    assert!(
+        head.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4")
+    );
     let head_length = length(&head);
     assert!(head.bytes().await.unwrap().is_empty(), "HEAD sends no body");
     let full = client.get(url("/metrics")).send().await.unwrap();
     let get_length = length(&full);
-    assert_eq!(full.bytes().await.unwrap().len(), get_length, "Content-Length is the body's length");
+    assert_eq!(
+        full.bytes().await.unwrap().len(),
+        get_length,
+        "Content-Length is the body's length"
+    );
     // The process metrics at the end may change between the two requests by a few bytes.
-    assert!(head_length.abs_diff(get_length) < 64, "HEAD announces the GET's length: {head_length} vs {get_length}");
+    assert!(
+        head_length.abs_diff(get_length) < 64,
+        "HEAD announces the GET's length: {head_length} vs {get_length}"
+    );
 
     let (status, landing) = get(&exporter, "/").await;
     assert_eq!(status, 200);
-    assert!(landing.contains("<td>0042</td><td>gamification</td>") && landing.contains("href=\"/metrics\""), "{landing}");
-    assert!(landing.contains("<span class=\"ok\">ok</span> (") && landing.contains(" ago)"), "{landing}");
+    assert!(
+        landing.contains("<td>0042</td><td>gamification</td>")
+            && landing.contains("href=\"/metrics\""),
+        "{landing}"
+    );
+    assert!(
+        landing.contains("<span class=\"ok\">ok</span> (") && landing.contains(" ago)"),
+        "{landing}"
+    );
     let (status, readme) = get(&exporter, "/README.md").await;
     assert_eq!(status, 200);
-    assert!(readme.starts_with("# wolkvox_exporter\n"), "the landing page's README link serves the README");
+    assert!(
+        readme.starts_with("# wolkvox_exporter\n"),
+        "the landing page's README link serves the README"
+    );
     // Every link of the landing page answers, the docs among them.
-    let links: Vec<&str> = landing.split("href=\"").skip(1).map(|rest| &rest[..rest.find('"').unwrap()]).collect();
-    for needed in ["/metrics", "/README.md", "/docs/runbook.md", "/docs/configuration.md", "/docs/metrics.md"] {
+    let links: Vec<&str> =
+        landing.split("href=\"").skip(1).map(|rest| &rest[..rest.find('"').unwrap()]).collect();
+    for needed in
+        ["/metrics", "/README.md", "/docs/runbook.md", "/docs/configuration.md", "/docs/metrics.md"]
+    {
         assert!(links.contains(&needed), "the landing page does not link {needed}: {links:?}");
     }
     for link in &links {
@@ -271,19 +343,34 @@ async fn http_surface() {
     // The runbook every alert's runbook_url names: a heading for every alert of the rules.
     let (status, runbook) = get(&exporter, "/docs/runbook.md").await;
     assert_eq!(status, 200);
-    let rules = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/prometheus/rules/wolkvox.rules.yml")).unwrap();
-    let alerts: Vec<&str> = rules.lines().filter_map(|line| line.trim().strip_prefix("- alert: ")).collect();
+    let rules = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/prometheus/rules/wolkvox.rules.yml"
+    ))
+    .unwrap();
+    let alerts: Vec<&str> =
+        rules.lines().filter_map(|line| line.trim().strip_prefix("- alert: ")).collect();
     assert!(alerts.len() >= 8, "{alerts:?}");
     for alert in alerts {
-        assert!(runbook.contains(&format!("\n## {alert}\n")), "/docs/runbook.md has no section for {alert}");
+        assert!(
+            runbook.contains(&format!("\n## {alert}\n")),
+            "/docs/runbook.md has no section for {alert}"
+        );
     }
     // Every file of docs/ is served as built, and nothing else under /docs/.
     for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/docs")).unwrap() {
         let file = entry.unwrap().path();
         let name = file.file_name().unwrap().to_str().unwrap().to_owned();
         let (status, text) = get(&exporter, &format!("/docs/{name}")).await;
-        assert_eq!(status, 200, "docs/{name} is not served at /docs/{name}: add it to DOCS in src/serve/router.rs");
-        assert_eq!(text, std::fs::read_to_string(&file).unwrap(), "/docs/{name} is not docs/{name}");
+        assert_eq!(
+            status, 200,
+            "docs/{name} is not served at /docs/{name}: add it to DOCS in src/serve/router.rs"
+        );
+        assert_eq!(
+            text,
+            std::fs::read_to_string(&file).unwrap(),
+            "/docs/{name} is not docs/{name}"
+        );
     }
     assert_eq!(get(&exporter, "/docs/nope.md").await.0, 404);
     exporter.stop().await;
@@ -292,7 +379,8 @@ async fn http_surface() {
 #[tokio::test]
 async fn custom_telemetry_path() {
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
-    let exporter = start_exporter(&simulator, "1h", &["--web.telemetry-path", "/wolkvox/metrics"]).await;
+    let exporter =
+        start_exporter(&simulator, "1h", &["--web.telemetry-path", "/wolkvox/metrics"]).await;
     let (status, text) = get(&exporter, "/wolkvox/metrics").await;
     assert_eq!(status, 200);
     assert!(text.contains("wolkvox_up"));
@@ -328,16 +416,23 @@ async fn a_rotated_token_file_is_used_at_the_next_poll_without_a_restart() {
         "--storage.path",
         state_dir.to_str().unwrap(),
     ];
-    let exporter = wolkvox_exporter::Exporter::start(common::config(&args, &[]).unwrap()).await.unwrap();
+    let exporter =
+        wolkvox_exporter::Exporter::start(common::config(&args, &[]).unwrap()).await.unwrap();
     wait_first_success(&exporter).await;
 
     // The new token is valid on both sides before the file changes, as in a careful rotation.
     simulator.set_accepted_tokens(&[FAKE_TOKEN, NEXT_TOKEN]);
     std::fs::write(&token_file, format!("{NEXT_TOKEN}\n")).unwrap();
-    wait_for(WAIT, "a poll with the new token", || async { (simulator.max_in_flight(NEXT_TOKEN) > 0).then_some(()) }).await;
+    wait_for(WAIT, "a poll with the new token", || async {
+        (simulator.max_in_flight(NEXT_TOKEN) > 0).then_some(())
+    })
+    .await;
     simulator.set_accepted_tokens(&[NEXT_TOKEN]);
     let before = simulator.requests().len();
-    wait_for(WAIT, "more polls", || async { (simulator.requests().len() > before + 2).then_some(()) }).await;
+    wait_for(WAIT, "more polls", || async {
+        (simulator.requests().len() > before + 2).then_some(())
+    })
+    .await;
     let text = scrape(&exporter).await;
     assert_eq!(up(&text), Some(1.0));
     assert_eq!(failures(&text, "auth"), 0.0);

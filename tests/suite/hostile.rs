@@ -7,12 +7,16 @@ use crate::common::tools;
 
 use std::time::Duration;
 
-use common::{FAKE_TOKEN, check_faults, failures, samples, scrape, start_exporter, up, wait_first_success, wait_for};
+use common::{
+    FAKE_TOKEN, check_faults, failures, samples, scrape, start_exporter, up, wait_first_success,
+    wait_for,
+};
 use wolkvox_exporter::simulator::{Fault, Simulator};
 
 #[tokio::test]
 async fn hostile_bodies_are_survived_and_classified() {
-    let nested = format!("{{\"code\": 200, \"data\": {}{}}}", "[".repeat(10_000), "]".repeat(10_000));
+    let nested =
+        format!("{{\"code\": 200, \"data\": {}{}}}", "[".repeat(10_000), "]".repeat(10_000));
     check_faults(vec![
         // A byte every 300 ms: the total timeout (3 s) still holds.
         (Fault::Trickle(Duration::from_millis(300)), "timeout"),
@@ -50,7 +54,11 @@ async fn huge_but_finite_numbers_and_duplicate_keys_are_read_as_json_reads_them(
     let values = samples(&text, "wolkvox_gamification_licenses");
     assert_eq!(
         values[0],
-        ("wolkvox_gamification_licenses{server=\"0042\",operation=\"a\",description=\"b\"}".to_owned(), 7.0),
+        (
+            "wolkvox_gamification_licenses{server=\"0042\",operation=\"a\",description=\"b\"}"
+                .to_owned(),
+            7.0
+        ),
         "the last duplicate wins"
     );
     assert_eq!(values[1].1, 1.2345678901234568e29);
@@ -63,8 +71,15 @@ async fn an_upstream_certificate_that_does_not_verify_is_refused_unless_its_ca_i
     let authority = certs::Authority::new("private upstream CA");
     let server = authority.issue(&dir, "upstream", &["localhost"]);
     let web = dir.join("upstream-web.yml");
-    std::fs::write(&web, format!("tls_server_config:\n  cert_file: {}\n  key_file: {}\n", server.cert.display(), server.key.display()))
-        .unwrap();
+    std::fs::write(
+        &web,
+        format!(
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n",
+            server.cert.display(),
+            server.key.display()
+        ),
+    )
+    .unwrap();
     let simulator = Simulator::start_tls(&[FAKE_TOKEN], &web).await.unwrap();
 
     let untrusting = start_exporter(&simulator, "200ms", &[]).await;

@@ -7,7 +7,10 @@ use crate::common::tools;
 
 use std::collections::BTreeMap;
 
-use common::{FAKE_TOKEN, scrape, start_exporter, start_exporter_from_file_on, start_exporter_on, wait_first_success};
+use common::{
+    FAKE_TOKEN, scrape, start_exporter, start_exporter_from_file_on, start_exporter_on,
+    wait_first_success,
+};
 use grafana::unreplaced_variable;
 use serde_json::{Value, json};
 use tools::{Prometheus, repo_path, run_tool, tool};
@@ -35,7 +38,20 @@ async fn promtool_finds_nothing_in_the_demo_metrics() {
 
 /// Hundreds of series whose label values hold quotes, backslashes, newlines and any Unicode.
 fn awkward_rows() -> Vec<Value> {
-    let pieces = ["\"quoted\"", "back\\slash", "new\nline", "tab\there", "ñandú", "日本語", "😀", "{brace}", "a=b,c", " ", "", "#hash"];
+    let pieces = [
+        "\"quoted\"",
+        "back\\slash",
+        "new\nline",
+        "tab\there",
+        "ñandú",
+        "日本語",
+        "😀",
+        "{brace}",
+        "a=b,c",
+        " ",
+        "",
+        "#hash",
+    ];
     (0..300)
         .map(|i| {
             let operation = format!("op {} {}", pieces[i % pieces.len()], i / 25);
@@ -63,10 +79,14 @@ fn the_alert_rules_pass_promtool_check_and_their_unit_tests() {
     // Every alert has a unit test that expects it to fire.
     let tests_text = std::fs::read_to_string(&tests).unwrap();
     let rules_text = std::fs::read_to_string(&rules).unwrap();
-    let alerts: Vec<&str> = rules_text.lines().filter_map(|l| l.trim().strip_prefix("- alert: ")).collect();
+    let alerts: Vec<&str> =
+        rules_text.lines().filter_map(|l| l.trim().strip_prefix("- alert: ")).collect();
     assert!(alerts.len() >= 6, "{alerts:?}");
     for alert in alerts {
-        assert!(tests_text.contains(&format!("alertname: {alert}")), "{alert} has no promtool test");
+        assert!(
+            tests_text.contains(&format!("alertname: {alert}")),
+            "{alert} has no promtool test"
+        );
     }
 }
 
@@ -75,7 +95,8 @@ fn the_example_prometheus_and_alertmanager_configs_are_valid() {
     let Some(promtool) = tool("promtool") else { return };
     let Some(amtool) = tool("amtool") else { return };
     let prometheus = repo_path("deploy/prometheus/prometheus.yml");
-    let (ok, output) = run_tool(&promtool, &["check", "config", prometheus.to_str().unwrap()], None);
+    let (ok, output) =
+        run_tool(&promtool, &["check", "config", prometheus.to_str().unwrap()], None);
     assert!(ok, "{output}");
     let alertmanager = repo_path("deploy/alertmanager/alertmanager.yml");
     let (ok, output) = run_tool(&amtool, &["check-config", alertmanager.to_str().unwrap()], None);
@@ -129,7 +150,10 @@ async fn prometheus_stores_exactly_the_values_the_simulator_served() {
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     // Rows of this month's first two days, as the API answers on any date.
     let month = clock.now().to_zoned(bogota()).date().first_of_month();
-    let (first, second) = (month.strftime("%Y-%m-01 09:00:00").to_string(), month.strftime("%Y-%m-02 09:00:00").to_string());
+    let (first, second) = (
+        month.strftime("%Y-%m-01 09:00:00").to_string(),
+        month.strftime("%Y-%m-02 09:00:00").to_string(),
+    );
     simulator.set_rows(vec![
         json!({"operation": "ventas \"norte\"", "description": "Gamification", "items": "12", "date": first}),
         json!({"operation": "ventas \"norte\"", "description": "Gamification", "items": "15", "date": second}),
@@ -140,9 +164,17 @@ async fn prometheus_stores_exactly_the_values_the_simulator_served() {
     let prometheus = Prometheus::start(&binary, exporter.addr()).await;
 
     let mut expected = BTreeMap::new();
-    expected.insert(("0042".to_owned(), "cobranza medellín".to_owned(), "Premium\\Gold".to_owned()), 7.0);
-    expected.insert(("0042".to_owned(), "ventas \"norte\"".to_owned(), "Gamification".to_owned()), 15.0);
-    let result = prometheus.wait_for("wolkvox_gamification_licenses", |result| by_labels(result) == expected).await;
+    expected.insert(
+        ("0042".to_owned(), "cobranza medellín".to_owned(), "Premium\\Gold".to_owned()),
+        7.0,
+    );
+    expected.insert(
+        ("0042".to_owned(), "ventas \"norte\"".to_owned(), "Gamification".to_owned()),
+        15.0,
+    );
+    let result = prometheus
+        .wait_for("wolkvox_gamification_licenses", |result| by_labels(result) == expected)
+        .await;
     assert_eq!(result.len(), 2);
     assert!(result.iter().all(|s| s["metric"]["job"] == "wolkvox"));
     let up = prometheus.query("wolkvox_up").await;
@@ -178,7 +210,9 @@ async fn every_dashboard_query_returns_series_from_a_real_prometheus() {
     // Enough scrapes for increase() over the shortest range used below.
     prometheus
         .wait_for("count_over_time(wolkvox_up[1m])", |r| {
-            r.first().is_some_and(|s| s["value"][1].as_str().unwrap_or("0").parse::<f64>().unwrap() >= 4.0)
+            r.first().is_some_and(|s| {
+                s["value"][1].as_str().unwrap_or("0").parse::<f64>().unwrap() >= 4.0
+            })
         })
         .await;
     let families =
@@ -204,20 +238,33 @@ async fn every_dashboard_query_returns_series_from_a_real_prometheus() {
             .replace("$description", &regex_escape(description))
     };
 
-    let dashboards: Vec<_> = std::fs::read_dir(repo_path("dashboards")).unwrap().map(|e| e.unwrap().path()).collect();
+    let dashboards: Vec<_> =
+        std::fs::read_dir(repo_path("dashboards")).unwrap().map(|e| e.unwrap().path()).collect();
     assert!(!dashboards.is_empty());
     let (mut checked, mut past) = (0, 0);
     for path in dashboards {
-        let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let dashboard: Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         for query in dashboard_queries(&dashboard) {
             let promql = substitute(&query);
-            assert!(unreplaced_variable(&promql).is_none(), "{}: unreplaced variable in {promql}", path.display());
+            assert!(
+                unreplaced_variable(&promql).is_none(),
+                "{}: unreplaced variable in {promql}",
+                path.display()
+            );
             // Days with failures only (none here): without its filter the query finds every reason.
-            let promql = promql.strip_suffix(" > 0").filter(|q| q.contains("request_failures_total")).map_or(promql.clone(), str::to_owned);
+            let promql = promql
+                .strip_suffix(" > 0")
+                .filter(|q| q.contains("request_failures_total"))
+                .map_or(promql.clone(), str::to_owned);
             let result = query_at(&prometheus, &promql, evaluation_time(&promql)).await;
             if promql.starts_with("group by (api)") {
                 // token_info has no billing panels: listed, it would show them empty.
-                assert!(result.iter().all(|s| s["metric"]["api"] != "token_info"), "{}: $api lists token_info", path.display());
+                assert!(
+                    result.iter().all(|s| s["metric"]["api"] != "token_info"),
+                    "{}: $api lists token_info",
+                    path.display()
+                );
             }
             if past_months(&promql) {
                 // Past months' values: this Prometheus is a minute old. tests/suite/dashboards.rs runs
@@ -230,7 +277,10 @@ async fn every_dashboard_query_returns_series_from_a_real_prometheus() {
         }
     }
     assert!(checked >= 30, "only {checked} queries found");
-    assert_eq!(past, 13, "one last-month query per finance table, and the chargeback table's eleven past months");
+    assert_eq!(
+        past, 13,
+        "one last-month query per finance table, and the chargeback table's eleven past months"
+    );
     exporter.stop().await;
 }
 
@@ -243,7 +293,8 @@ fn past_months(promql: &str) -> bool {
 /// Bars (`increase(…[1d] offset -1d)`) count the day that starts at their timestamp: ask for the
 /// bar of the day that ends in half a minute, which holds every sample so far. Anything else: now.
 fn evaluation_time(promql: &str) -> f64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
     if promql.contains("offset -1d") { now - 86_400.0 + 30.0 } else { now }
 }
 
@@ -275,8 +326,12 @@ fn dashboard_queries(dashboard: &Value) -> Vec<String> {
         if variable["type"] != "query" {
             continue;
         }
-        let definition = variable["query"]["query"].as_str().or(variable["query"].as_str()).unwrap();
-        let inner = definition.strip_prefix("label_values(").and_then(|q| q.strip_suffix(')')).expect("label_values(selector, label)");
+        let definition =
+            variable["query"]["query"].as_str().or(variable["query"].as_str()).unwrap();
+        let inner = definition
+            .strip_prefix("label_values(")
+            .and_then(|q| q.strip_suffix(')'))
+            .expect("label_values(selector, label)");
         let (selector, label) = inner.rsplit_once(',').unwrap();
         queries.push(format!("group by ({}) ({})", label.trim(), selector.trim()));
     }

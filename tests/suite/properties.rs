@@ -19,10 +19,12 @@ fn json_value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
-        any::<f64>().prop_filter_map("finite", |n| serde_json::Number::from_f64(n).map(Value::Number)),
+        any::<f64>()
+            .prop_filter_map("finite", |n| serde_json::Number::from_f64(n).map(Value::Number)),
         any::<i64>().prop_map(|n| json!(n)),
         ".*".prop_map(Value::String),
-        prop_oneof![Just(" 12 "), Just(""), Just("1e999"), Just("null"), Just("200")].prop_map(|s| Value::String(s.to_owned())),
+        prop_oneof![Just(" 12 "), Just(""), Just("1e999"), Just("null"), Just("200")]
+            .prop_map(|s| Value::String(s.to_owned())),
     ];
     leaf.prop_recursive(4, 64, 8, |inner| {
         prop_oneof![
@@ -198,9 +200,11 @@ fn usable_row(row: &Value) -> Option<((String, String), f64)> {
     let label = |field: &str| match row.get(field) {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Bool(b)) => b.to_string(),
-        Some(Value::Number(n)) => {
-            n.as_u64().map(|u| u.to_string()).or(n.as_i64().map(|i| i.to_string())).unwrap_or_else(|| n.as_f64().unwrap().to_string())
-        }
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .map(|u| u.to_string())
+            .or(n.as_i64().map(|i| i.to_string()))
+            .unwrap_or_else(|| n.as_f64().unwrap().to_string()),
         _ => String::new(),
     };
     (value.is_finite() && value >= 0.0).then(|| ((label("operation"), label("description")), value))
@@ -269,7 +273,8 @@ fn modelled_items() -> impl Strategy<Value = (Option<Value>, Items)> {
 
 fn modelled_date() -> impl Strategy<Value = (Option<Value>, Option<When>)> {
     // Few distinct dates, so that ties happen.
-    let when = (1i8..=3, prop_oneof![Just(0i8), Just(10), Just(23)], prop_oneof![Just(0i8), Just(59)]);
+    let when =
+        (1i8..=3, prop_oneof![Just(0i8), Just(10), Just(23)], prop_oneof![Just(0i8), Just(59)]);
     prop_oneof![
         4 => (when, 0usize..7).prop_map(|((d, h, m), spelling)| {
             let text = match spelling {
@@ -320,8 +325,15 @@ fn modelled_row() -> impl Strategy<Value = (Value, Modelled)> {
 /// in for dates that do not parse. So the value is that of the last row that no earlier row of the
 /// key outdates (an undated row is outdated by nothing; an older dated row never takes over).
 fn latest(values: &[Dated]) -> f64 {
-    let not_outdated = |k: usize| values[k].1.is_none_or(|when| values[..k].iter().all(|(_, earlier)| earlier.is_none_or(|e| e <= when)));
-    let k = (0..values.len()).rev().find(|&k| not_outdated(k)).expect("the first row is never outdated");
+    let not_outdated = |k: usize| {
+        values[k].1.is_none_or(|when| {
+            values[..k].iter().all(|(_, earlier)| earlier.is_none_or(|e| e <= when))
+        })
+    };
+    let k = (0..values.len())
+        .rev()
+        .find(|&k| not_outdated(k))
+        .expect("the first row is never outdated");
     values[k].0
 }
 
@@ -354,7 +366,13 @@ fn arbitrary_label_values_round_trip_through_the_exposition_text() {
         .map(|i| {
             let (operation, description) = strategy.new_tree(&mut runner).unwrap().current();
             // The index keeps every series apart and tells the parsed values apart.
-            Series { operation: format!("{i} {operation}"), description, latest: i as f64, max: i as f64, latest_at: None }
+            Series {
+                operation: format!("{i} {operation}"),
+                description,
+                latest: i as f64,
+                max: i as f64,
+                latest_at: None,
+            }
         })
         .collect();
     let now = Clock::system().unix();
@@ -362,7 +380,8 @@ fn arbitrary_label_values_round_trip_through_the_exposition_text() {
     let (ok, output) = tools::run_tool(&python, &["-c", PARSE], Some(text.as_bytes()));
     assert!(ok, "{output}");
     let parsed: Vec<(String, String, f64)> = serde_json::from_str(output.trim()).unwrap();
-    let expected: Vec<(String, String, f64)> = series.into_iter().map(|s| (s.operation, s.description, s.latest)).collect();
+    let expected: Vec<(String, String, f64)> =
+        series.into_iter().map(|s| (s.operation, s.description, s.latest)).collect();
     let mut parsed = parsed;
     parsed.sort_by(|a, b| a.2.total_cmp(&b.2));
     assert_eq!(parsed.len(), expected.len());

@@ -17,7 +17,10 @@ use wolkvox_exporter::calls::admission::next_midnight;
 use wolkvox_exporter::clock::Clock;
 use wolkvox_exporter::simulator::{Fault, Simulator};
 
-use crate::common::{self, FAKE_TOKEN, TestExporter, known_rows, sample, samples, scrape, start_time, state_dir, wait_for_calls};
+use crate::common::{
+    self, FAKE_TOKEN, TestExporter, known_rows, sample, samples, scrape, start_time, state_dir,
+    wait_for_calls,
+};
 
 /// Long enough that an exporter restarted without its ledger would have called (its first poll
 /// comes within 5 s).
@@ -27,7 +30,13 @@ const WATCH: Duration = Duration::from_secs(8);
 /// `state`, on `clock` (the same clock across restarts: the wall time goes on).
 async fn start(simulator: &Simulator, state: &Path, clock: &Clock) -> TestExporter {
     let state = state.to_str().unwrap();
-    common::start_exporter_on(simulator, "5m", &["--wolkvox.timeout", "30s", "--storage.path", state], clock.clone()).await
+    common::start_exporter_on(
+        simulator,
+        "5m",
+        &["--wolkvox.timeout", "30s", "--storage.path", state],
+        clock.clone(),
+    )
+    .await
 }
 
 /// Stopped as SIGTERM stops it: the call in flight ends and is recorded, then everything stops.
@@ -52,7 +61,11 @@ async fn released(state: &Path) {
         if lock.try_lock().is_ok() {
             return;
         }
-        assert!(std::time::Instant::now() < deadline, "the stopped exporter still holds {}", state.display());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stopped exporter still holds {}",
+            state.display()
+        );
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
@@ -83,7 +96,13 @@ fn bogota() -> TimeZone {
 /// Scrapes `exporter`: its usage must be `good`, the values of a success at Unix time `success`,
 /// while that month lasts in Bogota (the exporter's zone) on `clock`, and none once it is over; a
 /// scrape while the month turns may show either.
-async fn scrape_expecting(exporter: &TestExporter, clock: &Clock, good: &[(String, f64)], success: f64, why: &str) -> String {
+async fn scrape_expecting(
+    exporter: &TestExporter,
+    clock: &Clock,
+    good: &[(String, f64)],
+    success: f64,
+    why: &str,
+) -> String {
     let month = |at: Timestamp| at.to_zoned(bogota()).first_of_month().unwrap().date();
     let succeeded_in = month(Timestamp::from_second(success as i64).unwrap());
     let before = month(clock.now());
@@ -113,21 +132,43 @@ async fn restarts_within_the_interval_make_no_call_and_serve_the_last_values_at_
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    let success = sample(&text, "wolkvox_last_success_timestamp_seconds{server=\"0042\",api=\"gamification\"}").unwrap();
+    let success = sample(
+        &text,
+        "wolkvox_last_success_timestamp_seconds{server=\"0042\",api=\"gamification\"}",
+    )
+    .unwrap();
 
     // Stopped between polls, then killed, each followed by an immediate restart.
     terminate(first, &state).await;
     let second = start(&simulator, &state, &clock).await;
     let started = std::time::Instant::now();
-    let restored = scrape_expecting(&second, &clock, &usage(&text), success, "the last good values are served at once").await;
-    assert!(started.elapsed() < Duration::from_secs(1), "the first scrape came {:?} after the restart", started.elapsed());
+    let restored = scrape_expecting(
+        &second,
+        &clock,
+        &usage(&text),
+        success,
+        "the last good values are served at once",
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "the first scrape came {:?} after the restart",
+        started.elapsed()
+    );
     assert_eq!(
-        sample(&restored, "wolkvox_last_success_timestamp_seconds{server=\"0042\",api=\"gamification\"}"),
+        sample(
+            &restored,
+            "wolkvox_last_success_timestamp_seconds{server=\"0042\",api=\"gamification\"}"
+        ),
         Some(success),
         "with their original success time"
     );
     assert_eq!(sample(&restored, "wolkvox_up{server=\"0042\",api=\"gamification\"}"), Some(1.0));
-    assert_eq!(sample(&restored, "wolkvox_token_calls_today{token_name=\"WOLKVOX_TOKEN\"}"), Some(1.0), "the day's calls carry over");
+    assert_eq!(
+        sample(&restored, "wolkvox_token_calls_today{token_name=\"WOLKVOX_TOKEN\"}"),
+        Some(1.0),
+        "the day's calls carry over"
+    );
     let ready = common::get(&second, "/-/ready").await.0;
     assert_eq!(ready, 200, "ready from the restored success");
 
@@ -140,7 +181,10 @@ async fn restarts_within_the_interval_make_no_call_and_serve_the_last_values_at_
     // The token is nowhere in the state directory.
     for entry in std::fs::read_dir(&state).unwrap() {
         let bytes = std::fs::read(entry.unwrap().path()).unwrap();
-        assert!(!String::from_utf8_lossy(&bytes).contains(FAKE_TOKEN), "the token was written to the state directory");
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(FAKE_TOKEN),
+            "the token was written to the state directory"
+        );
     }
 }
 
@@ -158,7 +202,11 @@ async fn a_crash_during_a_call_counts_as_a_call_in_flight() {
     simulator.set_fault(None);
     let second = start(&simulator, &state, &clock).await;
     watch(WATCH).await;
-    assert_eq!(simulator.counts().0, 1, "the restarted exporter called while the first call may still run");
+    assert_eq!(
+        simulator.counts().0,
+        1,
+        "the restarted exporter called while the first call may still run"
+    );
     let text = scrape(&second).await;
     assert_eq!(sample(&text, "wolkvox_token_calls_today{token_name=\"WOLKVOX_TOKEN\"}"), Some(1.0));
 }
@@ -176,7 +224,11 @@ async fn quota_pause_across_a_restart(start_at: &str, watched: Duration) {
     wait_for_calls(&simulator, 1).await;
     let text = loop {
         let text = scrape(&first).await;
-        if sample(&text, "wolkvox_api_request_failures_total{server=\"0042\",api=\"gamification\",reason=\"quota\"}") == Some(1.0) {
+        if sample(
+            &text,
+            "wolkvox_api_request_failures_total{server=\"0042\",api=\"gamification\",reason=\"quota\"}",
+        ) == Some(1.0)
+        {
             break text;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -189,22 +241,46 @@ async fn quota_pause_across_a_restart(start_at: &str, watched: Duration) {
     let midnight = next_midnight(restarted_at, &bogota());
     let end = restarted_at + jiff::SignedDuration::try_from(watched).unwrap();
     let crossed_midnight = end > midnight;
-    watch_until(&clock, if crossed_midnight { midnight - jiff::SignedDuration::from_secs(1) } else { end }).await;
+    watch_until(
+        &clock,
+        if crossed_midnight { midnight - jiff::SignedDuration::from_secs(1) } else { end },
+    )
+    .await;
     assert_eq!(simulator.counts().0, 1, "the restart forgot the quota pause");
     let text = scrape(&second).await;
-    assert_eq!(sample(&text, "wolkvox_up{server=\"0042\",api=\"gamification\"}"), Some(0.0), "up is the last poll's result");
+    assert_eq!(
+        sample(&text, "wolkvox_up{server=\"0042\",api=\"gamification\"}"),
+        Some(0.0),
+        "up is the last poll's result"
+    );
     // The state says so after the restart too: the quota's pause, until midnight in Bogota, and
     // the streak of failures it began.
-    let paused = |text: &str| sample(text, "wolkvox_token_paused_until_timestamp_seconds{token_name=\"WOLKVOX_TOKEN\",reason=\"quota\"}");
-    let streak = sample(&text, "wolkvox_failure_streak{server=\"0042\",api=\"gamification\",reason=\"quota\"}");
+    let paused = |text: &str| {
+        sample(
+            text,
+            "wolkvox_token_paused_until_timestamp_seconds{token_name=\"WOLKVOX_TOKEN\",reason=\"quota\"}",
+        )
+    };
+    let streak = sample(
+        &text,
+        "wolkvox_failure_streak{server=\"0042\",api=\"gamification\",reason=\"quota\"}",
+    );
     assert_eq!((paused(&text), streak), (Some(midnight.as_second() as f64), Some(1.0)), "{text}");
 
     if crossed_midnight {
         watch_until(&clock, end).await;
-        assert_eq!(simulator.counts().0, 2, "the pause ended at midnight: exactly one call after it, refused again");
+        assert_eq!(
+            simulator.counts().0,
+            2,
+            "the pause ended at midnight: exactly one call after it, refused again"
+        );
         let text = scrape(&second).await;
         let next = next_midnight(midnight, &bogota());
-        assert_eq!(paused(&text), Some(next.as_second() as f64), "paused again, until the next midnight: {text}");
+        assert_eq!(
+            paused(&text),
+            Some(next.as_second() as f64),
+            "paused again, until the next midnight: {text}"
+        );
     }
 }
 
@@ -258,9 +334,24 @@ async fn a_state_directory_that_cannot_be_written_makes_no_call_storm() {
     let running = start(&simulator, &state, &clock).await;
     wait_for_calls(&simulator, 1).await;
     watch(WATCH).await;
-    assert_eq!(simulator.counts().0, 1, "calls within the 5-minute floor while the state directory could not be written");
+    assert_eq!(
+        simulator.counts().0,
+        1,
+        "calls within the 5-minute floor while the state directory could not be written"
+    );
     let text = scrape(&running).await;
-    assert_eq!(sample(&text, "wolkvox_up{server=\"0042\",api=\"gamification\"}"), Some(1.0), "still serving");
-    assert!(sample(&text, "wolkvox_storage_write_failures_total").is_some_and(|n| n >= 2.0), "the failed writes are counted");
-    assert_eq!(sample(&text, "wolkvox_token_state_saved{token_name=\"WOLKVOX_TOKEN\"}"), Some(0.0), "and the state says so");
+    assert_eq!(
+        sample(&text, "wolkvox_up{server=\"0042\",api=\"gamification\"}"),
+        Some(1.0),
+        "still serving"
+    );
+    assert!(
+        sample(&text, "wolkvox_storage_write_failures_total").is_some_and(|n| n >= 2.0),
+        "the failed writes are counted"
+    );
+    assert_eq!(
+        sample(&text, "wolkvox_token_state_saved{token_name=\"WOLKVOX_TOKEN\"}"),
+        Some(0.0),
+        "and the state says so"
+    );
 }

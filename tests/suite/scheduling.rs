@@ -42,7 +42,13 @@ impl Script {
     }
 
     fn starts(&self, server: &str) -> Vec<Instant> {
-        self.calls.lock().unwrap().iter().filter(|(s, _, _)| s == server).map(|(_, _, at)| *at).collect()
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(s, _, _)| s == server)
+            .map(|(_, _, at)| *at)
+            .collect()
     }
 
     fn gaps(&self, server: &str) -> Vec<Duration> {
@@ -67,7 +73,11 @@ impl UsageSource for Script {
     /// A call like the others (same timing, same script), whose success says 7 calls of 1000.
     async fn token_info(&self, request: &Request<'_>) -> Result<TokenInfo, Failure> {
         let outcome = self.poll(request).await;
-        outcome.map(|_| TokenInfo { limit: Some(1000.0), used_today: Some(7.0), all_tokens_used_today: None })
+        outcome.map(|_| TokenInfo {
+            limit: Some(1000.0),
+            used_today: Some(7.0),
+            all_tokens_used_today: None,
+        })
     }
 }
 
@@ -89,7 +99,15 @@ async fn run(script: &Arc<Script>, targets: Vec<Target>, virtual_time: Duration)
     assert_eq!(lanes.len(), 1, "the scheduling tests run one token");
     let running: Vec<_> = lanes
         .into_iter()
-        .map(|lane| tokio::spawn(run_lane(script.clone(), lane, store.clone(), clock.clone(), tokio::sync::watch::channel(false).1)))
+        .map(|lane| {
+            tokio::spawn(run_lane(
+                script.clone(),
+                lane,
+                store.clone(),
+                clock.clone(),
+                tokio::sync::watch::channel(false).1,
+            ))
+        })
         .collect();
     tokio::time::sleep(virtual_time).await;
     running.iter().for_each(|lane| lane.abort());
@@ -119,7 +137,10 @@ async fn first_poll_at_start_then_every_interval_never_sooner() {
     for gap in script.gaps("0042") {
         // The wait is counted from the end of a 2 s call.
         assert!(gap >= FIVE_MINUTES + 2 * SECOND, "gap {gap:?} is under the interval");
-        assert!(gap <= FIVE_MINUTES + 2 * SECOND + max_jitter(FIVE_MINUTES), "gap {gap:?} is more than a little jitter");
+        assert!(
+            gap <= FIVE_MINUTES + 2 * SECOND + max_jitter(FIVE_MINUTES),
+            "gap {gap:?} is more than a little jitter"
+        );
     }
 }
 
@@ -127,17 +148,31 @@ async fn first_poll_at_start_then_every_interval_never_sooner() {
 async fn targets_sharing_a_token_never_overlap_even_when_calls_are_slow() {
     // Each call takes 50 s: polls of the three targets queue behind each other.
     let script = Script::new(vec![], 50 * SECOND);
-    let targets = vec![common::target("0001", "5m"), common::target("0002", "5m"), common::target("0003", "5m")];
+    let targets = vec![
+        common::target("0001", "5m"),
+        common::target("0002", "5m"),
+        common::target("0003", "5m"),
+    ];
     run(&script, targets, Duration::from_secs(3600)).await;
 
     assert_eq!(script.max_in_flight.load(Ordering::SeqCst), 1);
     let calls = script.calls.lock().unwrap().clone();
     for pair in calls.windows(2) {
-        assert!(pair[1].2 - pair[0].2 >= 50 * SECOND, "a call started before the previous one ended");
+        assert!(
+            pair[1].2 - pair[0].2 >= 50 * SECOND,
+            "a call started before the previous one ended"
+        );
     }
     for server in ["0001", "0002", "0003"] {
-        assert!(script.starts(server).len() >= 8, "{server} polled {} times", script.starts(server).len());
-        assert!(script.gaps(server).iter().all(|gap| *gap >= FIVE_MINUTES), "{server} polled sooner than its interval");
+        assert!(
+            script.starts(server).len() >= 8,
+            "{server} polled {} times",
+            script.starts(server).len()
+        );
+        assert!(
+            script.gaps(server).iter().all(|gap| *gap >= FIVE_MINUTES),
+            "{server} polled sooner than its interval"
+        );
     }
 }
 
@@ -157,14 +192,20 @@ async fn transient_failures_back_off_from_30s_then_success_restores_the_interval
     let gaps = script.gaps("0042");
     let expected = [30, 60, 120, 240, 300, 300].map(Duration::from_secs);
     for (gap, want) in gaps.iter().zip(expected) {
-        assert!(*gap >= want && *gap <= want + max_jitter(want), "gaps {gaps:?}, expected about {expected:?}");
+        assert!(
+            *gap >= want && *gap <= want + max_jitter(want),
+            "gaps {gaps:?}, expected about {expected:?}"
+        );
     }
 }
 
 #[tokio::test(start_paused = true)]
 async fn retry_after_is_honoured() {
-    let asked =
-        Err(Failure { status: Some(429), retry_after: Some(Duration::from_secs(200)), ..Failure::new(Reason::RateLimited, "slow down") });
+    let asked = Err(Failure {
+        status: Some(429),
+        retry_after: Some(Duration::from_secs(200)),
+        ..Failure::new(Reason::RateLimited, "slow down")
+    });
     let script = Script::new(vec![asked], Duration::ZERO);
     run(&script, vec![common::target("0042", "5m")], Duration::from_secs(600)).await;
 
@@ -185,12 +226,19 @@ async fn quota_errors_wait_until_the_next_day_in_the_targets_zone() {
     let starts = script.starts("0042");
     let (first, retry) = (starts[0] - start, starts[1] - start);
     assert!(first <= 5 * SECOND, "first call {first:?} after start");
-    assert!(retry + SECOND >= expected && retry <= expected + 35 * SECOND, "retried {retry:?} after start, midnight was {expected:?} away");
+    assert!(
+        retry + SECOND >= expected && retry <= expected + 35 * SECOND,
+        "retried {retry:?} after start, midnight was {expected:?} away"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn other_failures_wait_the_normal_interval() {
-    let outcomes = vec![failure(Reason::Auth, Some(403)), failure(Reason::Decode, Some(200)), failure(Reason::Http, Some(404))];
+    let outcomes = vec![
+        failure(Reason::Auth, Some(403)),
+        failure(Reason::Decode, Some(200)),
+        failure(Reason::Http, Some(404)),
+    ];
     let script = Script::new(outcomes, Duration::ZERO);
     run(&script, vec![common::target("0042", "5m")], Duration::from_secs(1000)).await;
 
@@ -202,13 +250,20 @@ async fn other_failures_wait_the_normal_interval() {
 #[tokio::test(start_paused = true)]
 async fn counters_add_up_and_failures_keep_the_last_good_report() {
     let good = Report { rows: 1, series: vec![], skipped: vec![] };
-    let outcomes = vec![Ok(good.clone()), failure(Reason::Auth, Some(403)), failure(Reason::Forbidden, Some(403))];
+    let outcomes = vec![
+        Ok(good.clone()),
+        failure(Reason::Auth, Some(403)),
+        failure(Reason::Forbidden, Some(403)),
+    ];
     let script = Script::new(outcomes, Duration::ZERO);
     let store = run(&script, vec![common::target("0042", "5m")], Duration::from_secs(700)).await;
 
     let state = &store.states()[0];
     assert_eq!(state.requests, 3);
-    assert_eq!(state.failures[Reason::Auth as usize] + state.failures[Reason::Forbidden as usize], 2);
+    assert_eq!(
+        state.failures[Reason::Auth as usize] + state.failures[Reason::Forbidden as usize],
+        2
+    );
     assert_eq!(*state.last_success.as_ref().expect("kept").report, good);
     assert!(state.last_poll.as_ref().unwrap().failure.is_some());
 }
@@ -240,8 +295,11 @@ async fn after_a_timeout_the_token_rests_until_the_api_would_have_given_up() {
 
 #[tokio::test(start_paused = true)]
 async fn retry_after_is_obeyed_on_any_failure() {
-    let maintenance =
-        Err(Failure { status: Some(403), retry_after: Some(Duration::from_secs(900)), ..Failure::new(Reason::Forbidden, "maintenance") });
+    let maintenance = Err(Failure {
+        status: Some(403),
+        retry_after: Some(Duration::from_secs(900)),
+        ..Failure::new(Reason::Forbidden, "maintenance")
+    });
     let script = Script::new(vec![maintenance], Duration::ZERO);
     run(&script, vec![common::target("0042", "5m")], Duration::from_secs(1200)).await;
 
@@ -253,15 +311,25 @@ async fn retry_after_is_obeyed_on_any_failure() {
 async fn every_api_of_a_target_gets_its_own_schedule_on_the_one_lane() {
     let script = Script::new(vec![], 20 * SECOND);
     let mut target = common::target("0042", "5m");
-    target.apis = ["gamification", "chat_licenses", "ivr_minutes"].map(|name| catalogue::find(name).unwrap()).to_vec();
+    target.apis = ["gamification", "chat_licenses", "ivr_minutes"]
+        .map(|name| catalogue::find(name).unwrap())
+        .to_vec();
     run(&script, vec![target], Duration::from_secs(3600)).await;
 
     assert_eq!(script.max_in_flight.load(Ordering::SeqCst), 1);
     let calls = script.calls.lock().unwrap().clone();
     for api in ["gamification", "chat_licenses", "ivr_minutes"] {
-        let starts: Vec<Instant> = calls.iter().filter(|(_, a, _)| *a == api).map(|(_, _, at)| *at).collect();
-        assert!((10..=12).contains(&starts.len()), "{api} polled {} times in an hour", starts.len());
-        assert!(starts.windows(2).all(|w| w[1] - w[0] >= FIVE_MINUTES), "{api} polled sooner than every 5m");
+        let starts: Vec<Instant> =
+            calls.iter().filter(|(_, a, _)| *a == api).map(|(_, _, at)| *at).collect();
+        assert!(
+            (10..=12).contains(&starts.len()),
+            "{api} polled {} times in an hour",
+            starts.len()
+        );
+        assert!(
+            starts.windows(2).all(|w| w[1] - w[0] >= FIVE_MINUTES),
+            "{api} polled sooner than every 5m"
+        );
     }
 }
 
@@ -269,7 +337,9 @@ async fn every_api_of_a_target_gets_its_own_schedule_on_the_one_lane() {
 async fn a_daily_call_budget_is_never_exceeded_and_lasts_the_whole_day() {
     let script = Script::new(vec![], 2 * SECOND);
     let mut target = common::target("0042", "5m");
-    target.apis = ["gamification", "chat_licenses", "ivr_minutes"].map(|name| catalogue::find(name).unwrap()).to_vec();
+    target.apis = ["gamification", "chat_licenses", "ivr_minutes"]
+        .map(|name| catalogue::find(name).unwrap())
+        .to_vec();
     // Three APIs every 5 minutes would take 864 calls a day.
     target.daily_call_budget = Some(60);
     let zone = target.timezone.clone();
@@ -279,7 +349,8 @@ async fn a_daily_call_budget_is_never_exceeded_and_lasts_the_whole_day() {
     assert_eq!(script.max_in_flight.load(Ordering::SeqCst), 1);
     let day_of = |at: Instant| (wall + (at - start)).to_zoned(zone.clone()).date();
     let calls = script.calls.lock().unwrap().clone();
-    let mut per_day: std::collections::BTreeMap<jiff::civil::Date, Vec<Instant>> = Default::default();
+    let mut per_day: std::collections::BTreeMap<jiff::civil::Date, Vec<Instant>> =
+        Default::default();
     for (_, _, at) in &calls {
         per_day.entry(day_of(*at)).or_default().push(*at);
     }
@@ -301,7 +372,8 @@ async fn a_daily_call_budget_is_never_exceeded_and_lasts_the_whole_day() {
 async fn token_info_takes_a_place_on_the_lane_and_in_the_budget() {
     let script = Script::new(vec![], SECOND);
     let mut first = common::target("0001", "5m");
-    first.apis = ["gamification", "chat_licenses"].map(|name| catalogue::find(name).unwrap()).to_vec();
+    first.apis =
+        ["gamification", "chat_licenses"].map(|name| catalogue::find(name).unwrap()).to_vec();
     first.token_info = true;
     first.daily_call_budget = Some(30);
     // A second target of the same token: token_info is still polled once, for the token.
@@ -310,16 +382,31 @@ async fn token_info_takes_a_place_on_the_lane_and_in_the_budget() {
     let store = run(&script, vec![first, second], Duration::from_secs(6 * 3600)).await;
 
     let calls = script.calls.lock().unwrap().clone();
-    let token_info: Vec<&str> = calls.iter().filter(|(_, api, _)| *api == "token_info").map(|(server, _, _)| server.as_str()).collect();
-    assert!(!token_info.is_empty() && token_info.iter().all(|server| *server == "0001"), "{token_info:?}");
+    let token_info: Vec<&str> = calls
+        .iter()
+        .filter(|(_, api, _)| *api == "token_info")
+        .map(|(server, _, _)| server.as_str())
+        .collect();
+    assert!(
+        !token_info.is_empty() && token_info.iter().all(|server| *server == "0001"),
+        "{token_info:?}"
+    );
     assert_eq!(script.max_in_flight.load(Ordering::SeqCst), 1);
     let token = &store.tokens()[0];
     assert_eq!(token.info.as_ref().and_then(|info| info.used_today), Some(7.0));
     // 10:00 to 16:00: one day, so every call counts today, within the budget; and every job had a turn.
     assert_eq!(token.calls_today as usize, calls.len(), "{token:?}");
     assert!(calls.len() <= 30, "{} calls over a budget of 30", calls.len());
-    for (server, api) in [("0001", "gamification"), ("0001", "chat_licenses"), ("0002", "gamification"), ("0001", "token_info")] {
-        assert!(calls.iter().any(|(s, a, _)| s == server && *a == api), "{server} {api} never called: {calls:?}");
+    for (server, api) in [
+        ("0001", "gamification"),
+        ("0001", "chat_licenses"),
+        ("0002", "gamification"),
+        ("0001", "token_info"),
+    ] {
+        assert!(
+            calls.iter().any(|(s, a, _)| s == server && *a == api),
+            "{server} {api} never called: {calls:?}"
+        );
     }
 }
 
@@ -330,7 +417,11 @@ fn planning_drops_the_jobs_no_longer_configured_from_the_state_directory() {
     let targets = vec![common::target("0042", "5m")];
     let token_name = &targets[0].token_name;
     let removed = JobLedger { last_start: Some(start_time()), ..JobLedger::default() };
-    let before = Ledger { jobs: [("0099/gamification".to_owned(), removed)].into(), calls_today: 3, ..Ledger::default() };
+    let before = Ledger {
+        jobs: [("0099/gamification".to_owned(), removed)].into(),
+        calls_today: 3,
+        ..Ledger::default()
+    };
     storage.save_ledger(token_name, &before);
 
     lanes::plan(&targets, &[], Clock::starting_at(start_time()), Some(storage.clone()));

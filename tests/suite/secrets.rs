@@ -20,14 +20,23 @@ async fn the_token_never_appears(logs: &common::Logs) {
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     let exporter = start_exporter(&simulator, "100ms", &["--wolkvox.timeout", "300ms"]).await;
     wait_first_success(&exporter).await;
-    let echo = format!(r#"{{"code": 403, "error": "FORBIDDEN", "msg": "PLEASE VALIDATE TOKEN {FAKE_TOKEN}"}}"#);
+    let echo = format!(
+        r#"{{"code": 403, "error": "FORBIDDEN", "msg": "PLEASE VALIDATE TOKEN {FAKE_TOKEN}"}}"#
+    );
     // Wolkvox writes its messages in capitals; a message may cut the token short, or carry it
     // base64-encoded.
-    let shouted = format!(r#"{{"code": 403, "error": "FORBIDDEN", "msg": "TOKEN {} IS INVALID"}}"#, FAKE_TOKEN.to_uppercase());
-    let cut = format!(r#"{{"code": 403, "error": "FORBIDDEN", "msg": "token {}... is invalid"}}"#, &FAKE_TOKEN[..12]);
+    let shouted = format!(
+        r#"{{"code": 403, "error": "FORBIDDEN", "msg": "TOKEN {} IS INVALID"}}"#,
+        FAKE_TOKEN.to_uppercase()
+    );
+    let cut = format!(
+        r#"{{"code": 403, "error": "FORBIDDEN", "msg": "token {}... is invalid"}}"#,
+        &FAKE_TOKEN[..12]
+    );
     use base64::Engine;
     let encoded = base64::engine::general_purpose::STANDARD.encode(FAKE_TOKEN);
-    let base64 = format!(r#"{{"code": 403, "error": "FORBIDDEN", "msg": "header {encoded} refused"}}"#);
+    let base64 =
+        format!(r#"{{"code": 403, "error": "FORBIDDEN", "msg": "header {encoded} refused"}}"#);
     let faults = [
         Fault::Raw { status: 403, body: shouted },
         Fault::Raw { status: 403, body: cut },
@@ -42,7 +51,10 @@ async fn the_token_never_appears(logs: &common::Logs) {
     for fault in faults {
         simulator.push_fault(fault);
     }
-    wait_for(Duration::from_secs(20), "every fault to be served", || async { (simulator.requests().len() >= 11).then_some(()) }).await;
+    wait_for(Duration::from_secs(20), "every fault to be served", || async {
+        (simulator.requests().len() >= 11).then_some(())
+    })
+    .await;
 
     let mut responses = vec![scrape(&exporter).await];
     for path in ["/", "/-/ready", "/-/healthy", "/nope"] {
@@ -53,11 +65,19 @@ async fn the_token_never_appears(logs: &common::Logs) {
     let logs = logs.text();
     assert!(logs.contains("poll failed"), "the failures were logged");
     assert!(logs.contains("<redacted>"), "the echoed token was replaced");
-    let traces = [FAKE_TOKEN.to_owned(), FAKE_TOKEN.to_uppercase(), FAKE_TOKEN[..12].to_owned(), encoded.trim_end_matches('=').to_owned()];
+    let traces = [
+        FAKE_TOKEN.to_owned(),
+        FAKE_TOKEN.to_uppercase(),
+        FAKE_TOKEN[..12].to_owned(),
+        encoded.trim_end_matches('=').to_owned(),
+    ];
     for trace in &traces {
         assert!(!logs.contains(trace.as_str()), "the token leaked into the logs as {trace}");
         for body in &responses {
-            assert!(!body.contains(trace.as_str()), "the token leaked into a response as {trace}: {body}");
+            assert!(
+                !body.contains(trace.as_str()),
+                "the token leaked into a response as {trace}: {body}"
+            );
         }
     }
 }

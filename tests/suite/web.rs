@@ -23,9 +23,11 @@ async fn start(simulator: &Simulator, web_config: &Path, extra: &[&str]) -> comm
 
 fn https_client(ca: &Path, identity: Option<&Issued>) -> reqwest::Client {
     let ca = reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap();
-    let mut builder = reqwest::Client::builder().tls_certs_only([ca]).timeout(Duration::from_secs(10));
+    let mut builder =
+        reqwest::Client::builder().tls_certs_only([ca]).timeout(Duration::from_secs(10));
     if let Some(issued) = identity {
-        let pem = [std::fs::read(&issued.cert).unwrap(), std::fs::read(&issued.key).unwrap()].concat();
+        let pem =
+            [std::fs::read(&issued.cert).unwrap(), std::fs::read(&issued.key).unwrap()].concat();
         builder = builder.identity(reqwest::Identity::from_pem(&pem).unwrap());
     }
     builder.build().unwrap()
@@ -56,7 +58,14 @@ async fn tls_serves_verifying_clients_and_tells_plain_http_what_is_wrong() {
     let port = exporter.addr().port();
 
     let client = https_client(&server.ca, None);
-    let body = client.get(format!("https://localhost:{port}/metrics")).send().await.unwrap().text().await.unwrap();
+    let body = client
+        .get(format!("https://localhost:{port}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(body.contains("wolkvox_up"), "{body}");
 
     let plain = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap();
@@ -64,7 +73,8 @@ async fn tls_serves_verifying_clients_and_tells_plain_http_what_is_wrong() {
     assert!(plain.text().await.unwrap().contains("HTTP request to an HTTPS server"));
 
     // A client that does not trust the CA refuses the connection.
-    let stranger = https_client(&Authority::new("other CA").issue(&dir, "other", &["localhost"]).ca, None);
+    let stranger =
+        https_client(&Authority::new("other CA").issue(&dir, "other", &["localhost"]).ca, None);
     assert!(stranger.get(format!("https://localhost:{port}/metrics")).send().await.is_err());
     exporter.stop().await;
 }
@@ -92,8 +102,14 @@ async fn client_certificates_are_required_and_verified() {
 
     let with_cert = https_client(&server.ca, Some(&client_cert)).get(&url).send().await.unwrap();
     assert_eq!(with_cert.status().as_u16(), 200);
-    assert!(https_client(&server.ca, None).get(&url).send().await.is_err(), "no client certificate must be refused");
-    assert!(https_client(&server.ca, Some(&rogue)).get(&url).send().await.is_err(), "a certificate from another CA must be refused");
+    assert!(
+        https_client(&server.ca, None).get(&url).send().await.is_err(),
+        "no client certificate must be refused"
+    );
+    assert!(
+        https_client(&server.ca, Some(&rogue)).get(&url).send().await.is_err(),
+        "a certificate from another CA must be refused"
+    );
     exporter.stop().await;
 }
 
@@ -107,7 +123,11 @@ fn users_file(users: &[(&str, &str)]) -> String {
     text
 }
 
-async fn status(client: &reqwest::Client, url: &str, credentials: Option<(&str, &str)>) -> reqwest::Response {
+async fn status(
+    client: &reqwest::Client,
+    url: &str,
+    credentials: Option<(&str, &str)>,
+) -> reqwest::Response {
     let request = client.get(url);
     let request = match credentials {
         Some((user, password)) => request.basic_auth(user, Some(password)),
@@ -130,7 +150,9 @@ async fn basic_auth_refuses_every_wrong_credential_and_sends_security_headers() 
     assert_eq!(ok.status().as_u16(), 200);
     assert_eq!(ok.headers()["x-frame-options"], "deny");
     assert_eq!(ok.headers()["x-content-type-options"], "nosniff");
-    for credentials in [None, Some(("prometheus", "wrong")), Some(("stranger", "s3cret")), Some(("", ""))] {
+    for credentials in
+        [None, Some(("prometheus", "wrong")), Some(("stranger", "s3cret")), Some(("", ""))]
+    {
         let refused = status(&client, &url, credentials).await;
         assert_eq!(refused.status().as_u16(), 401, "{credentials:?}");
         assert_eq!(refused.headers()["www-authenticate"], "Basic realm=\"wolkvox_exporter\"");
@@ -152,12 +174,23 @@ async fn probes_answer_without_credentials_and_everything_else_requires_them() {
     // A kubelet has no password: a 401 here would restart a healthy pod.
     let healthy = status(&client, &url("/-/healthy"), None).await;
     assert_eq!(healthy.status().as_u16(), 200);
-    assert_eq!(healthy.headers()["x-frame-options"], "deny", "the security headers apply to probes too");
+    assert_eq!(
+        healthy.headers()["x-frame-options"],
+        "deny",
+        "the security headers apply to probes too"
+    );
     let ready = status(&client, &url("/-/ready"), None).await.status().as_u16();
     assert!(ready == 200 || ready == 503, "readiness answers without credentials: {ready}");
-    for path in ["/metrics", "/", "/README.md", "/docs/runbook.md", "/-/healthy/../../metrics", "/nope"] {
-        assert_eq!(status(&client, &url(path), None).await.status().as_u16(), 401, "{path} must require credentials");
-        let allowed = status(&client, &url(path), Some(("prometheus", "s3cret"))).await.status().as_u16();
+    for path in
+        ["/metrics", "/", "/README.md", "/docs/runbook.md", "/-/healthy/../../metrics", "/nope"]
+    {
+        assert_eq!(
+            status(&client, &url(path), None).await.status().as_u16(),
+            401,
+            "{path} must require credentials"
+        );
+        let allowed =
+            status(&client, &url(path), Some(("prometheus", "s3cret"))).await.status().as_u16();
         assert_ne!(allowed, 401, "{path} with credentials");
     }
     exporter.stop().await;
@@ -169,8 +202,13 @@ async fn users_and_certificates_are_reloaded_and_a_broken_file_keeps_the_last_go
     let dir = tools::temp_dir("reload");
     let web = dir.join("web.yml");
     let first = Authority::new("first CA").issue(&dir, "first", &["localhost"]);
-    let tls =
-        |issued: &Issued| format!("tls_server_config:\n  cert_file: {}\n  key_file: {}\n", issued.cert.display(), issued.key.display());
+    let tls = |issued: &Issued| {
+        format!(
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n",
+            issued.cert.display(),
+            issued.key.display()
+        )
+    };
     write(&web, &format!("{}{}", tls(&first), users_file(&[("alice", "one")])));
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     let exporter = start(&simulator, &web, &[]).await;
@@ -181,7 +219,8 @@ async fn users_and_certificates_are_reloaded_and_a_broken_file_keeps_the_last_go
     // New users: bob gets in, alice no longer does, without a restart.
     write(&web, &format!("{}{}", tls(&first), users_file(&[("bob", "two")])));
     wait_for(Duration::from_secs(10), "bob to be accepted", || async {
-        (status(&trusts_first, &url, Some(("bob", "two"))).await.status().as_u16() == 200).then_some(())
+        (status(&trusts_first, &url, Some(("bob", "two"))).await.status().as_u16() == 200)
+            .then_some(())
     })
     .await;
     assert_eq!(status(&trusts_first, &url, Some(("alice", "one"))).await.status().as_u16(), 401);
@@ -213,26 +252,44 @@ async fn users_and_certificates_are_reloaded_and_a_broken_file_keeps_the_last_go
     assert_eq!(status(&client, &url, Some(("bob", "two"))).await.status().as_u16(), 200);
     assert_eq!(status(&client, &url, Some(("alice", "one"))).await.status().as_u16(), 401);
     assert_eq!(status(&client, &url, None).await.status().as_u16(), 401);
-    assert!(https_client(&first.ca, None).get(&url).send().await.is_err(), "the first certificate came back");
+    assert!(
+        https_client(&first.ca, None).get(&url).send().await.is_err(),
+        "the first certificate came back"
+    );
 
     // The watcher outlived the broken file: the next good one takes effect, certificate and users
     // (a new client each time, so that a pooled connection cannot hide the old certificate).
     write(&web, &format!("{}{}", tls(&first), users_file(&[("carol", "three")])));
     wait_for(Duration::from_secs(10), "the good file after the broken one", || async {
-        let response = https_client(&first.ca, None).get(&url).basic_auth("carol", Some("three")).send().await.ok()?;
+        let response = https_client(&first.ca, None)
+            .get(&url)
+            .basic_auth("carol", Some("three"))
+            .send()
+            .await
+            .ok()?;
         (response.status().as_u16() == 200).then_some(())
     })
     .await;
-    assert_eq!(status(&https_client(&first.ca, None), &url, Some(("bob", "two"))).await.status().as_u16(), 401);
+    assert_eq!(
+        status(&https_client(&first.ca, None), &url, Some(("bob", "two"))).await.status().as_u16(),
+        401
+    );
     exporter.stop().await;
 }
 
 /// The `tls_server_config` section serving `issued`, requiring client certificates from its CA if
 /// `require_client_certificates`.
 fn tls_section(issued: &Issued, require_client_certificates: bool) -> String {
-    let mut text = format!("tls_server_config:\n  cert_file: {}\n  key_file: {}\n", issued.cert.display(), issued.key.display());
+    let mut text = format!(
+        "tls_server_config:\n  cert_file: {}\n  key_file: {}\n",
+        issued.cert.display(),
+        issued.key.display()
+    );
     if require_client_certificates {
-        text.push_str(&format!("  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {}\n", issued.ca.display()));
+        text.push_str(&format!(
+            "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {}\n",
+            issued.ca.display()
+        ));
     }
     text
 }
@@ -252,12 +309,21 @@ async fn an_emptied_web_config_keeps_tls_and_basic_auth() {
     let dir = tools::temp_dir("emptied");
     let server = Authority::new("test CA").issue(&dir, "server", &["localhost", "127.0.0.1"]);
     let web = dir.join("web.yml");
-    write(&web, &format!("{}{}", tls_section(&server, false), users_file(&[("prometheus", "s3cret")])));
+    write(
+        &web,
+        &format!("{}{}", tls_section(&server, false), users_file(&[("prometheus", "s3cret")])),
+    );
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     let exporter = start(&simulator, &web, &[]).await;
     let port = exporter.addr().port();
     let url = format!("https://localhost:{port}/metrics");
-    assert_eq!(status(&https_client(&server.ca, None), &url, Some(("prometheus", "s3cret"))).await.status().as_u16(), 200);
+    assert_eq!(
+        status(&https_client(&server.ca, None), &url, Some(("prometheus", "s3cret")))
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
 
     // Written in place, as an editor mid-write or a full disk leaves the file: nothing, blank
     // lines, only a comment.
@@ -266,14 +332,25 @@ async fn an_emptied_web_config_keeps_tls_and_basic_auth() {
         let line = next_log_line_naming(&logs, &web, seen).await;
         // A new client each time: a new connection, which gets the settings in force now.
         let client = https_client(&server.ca, None);
-        let with_credentials = client.get(&url).basic_auth("prometheus", Some("s3cret")).send().await;
-        let with_credentials = with_credentials.unwrap_or_else(|error| panic!("{emptied:?}: TLS is no longer served: {error}"));
+        let with_credentials =
+            client.get(&url).basic_auth("prometheus", Some("s3cret")).send().await;
+        let with_credentials = with_credentials
+            .unwrap_or_else(|error| panic!("{emptied:?}: TLS is no longer served: {error}"));
         assert_eq!(with_credentials.status().as_u16(), 200, "{emptied:?}");
         let without = client.get(&url).send().await.unwrap();
-        assert_eq!(without.status().as_u16(), 401, "{emptied:?}: credentials are no longer required");
+        assert_eq!(
+            without.status().as_u16(),
+            401,
+            "{emptied:?}: credentials are no longer required"
+        );
         let plain = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap();
         assert_eq!(plain.status().as_u16(), 400, "{emptied:?}: plain HTTP is served");
-        assert!(line.contains("WARN") && line.contains("empty") && line.contains("keeping the last good"), "{line}");
+        assert!(
+            line.contains("WARN")
+                && line.contains("empty")
+                && line.contains("keeping the last good"),
+            "{line}"
+        );
     }
     exporter.stop().await;
 }
@@ -286,13 +363,19 @@ async fn a_reload_that_removes_protection_is_applied_and_says_what_at_warn() {
     let server = authority.issue(&dir, "server", &["localhost", "127.0.0.1"]);
     let client_cert = authority.issue(&dir, "prometheus", &["prometheus"]);
     let web = dir.join("web.yml");
-    write(&web, &format!("{}{}", tls_section(&server, true), users_file(&[("prometheus", "s3cret")])));
+    write(
+        &web,
+        &format!("{}{}", tls_section(&server, true), users_file(&[("prometheus", "s3cret")])),
+    );
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     let exporter = start(&simulator, &web, &[]).await;
     let port = exporter.addr().port();
     let https = format!("https://localhost:{port}/metrics");
     let client = https_client(&server.ca, Some(&client_cert));
-    assert_eq!(status(&client, &https, Some(("prometheus", "s3cret"))).await.status().as_u16(), 200);
+    assert_eq!(
+        status(&client, &https, Some(("prometheus", "s3cret"))).await.status().as_u16(),
+        200
+    );
 
     // A real document that drops TLS and basic auth on purpose: applied, and said loudly.
     write(&web, "http_server_config:\n  headers:\n    X-Content-Type-Options: nosniff\n");
@@ -344,12 +427,17 @@ async fn a_flood_of_wrong_passwords_does_not_lock_out_the_right_ones() {
         .map(|attacker| {
             let (url, flooding) = (url.clone(), flooding.clone());
             tokio::spawn(async move {
-                let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+                let client =
+                    reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
                 for guess in 0..300 {
                     if !flooding.load(std::sync::atomic::Ordering::Relaxed) {
                         break;
                     }
-                    let _ = client.get(&url).basic_auth("prometheus", Some(format!("wrong-guess-{attacker}-{guess}"))).send().await;
+                    let _ = client
+                        .get(&url)
+                        .basic_auth("prometheus", Some(format!("wrong-guess-{attacker}-{guess}")))
+                        .send()
+                        .await;
                 }
             })
         })
@@ -380,7 +468,10 @@ async fn requests_past_the_cap_are_refused_at_once() {
     let dir = tools::temp_dir("cap");
     let web = dir.join("web.yml");
     // Cost 12: checking a password takes a noticeable while, holding the only request slot.
-    write(&web, &format!("basic_auth_users:\n  prometheus: '{}'\n", bcrypt::hash("s3cret", 12).unwrap()));
+    write(
+        &web,
+        &format!("basic_auth_users:\n  prometheus: '{}'\n", bcrypt::hash("s3cret", 12).unwrap()),
+    );
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     let exporter = start(&simulator, &web, &["--web.max-requests", "1"]).await;
     let url = format!("http://{}/metrics", exporter.addr());
@@ -396,20 +487,29 @@ async fn requests_past_the_cap_are_refused_at_once() {
         async move {
             let mut statuses = Vec::new();
             while guessing.load(std::sync::atomic::Ordering::Relaxed) && statuses.len() < 50 {
-                statuses.push(status(&reqwest::Client::new(), &url, Some(("prometheus", "wrong-guess"))).await.status().as_u16());
+                statuses.push(
+                    status(&reqwest::Client::new(), &url, Some(("prometheus", "wrong-guess")))
+                        .await
+                        .status()
+                        .as_u16(),
+                );
             }
             statuses
         }
     });
-    let refused = wait_for(Duration::from_secs(10), "a scrape refused while a guess is checked", || async {
-        let response = status(&client, &url, Some(("prometheus", "s3cret"))).await;
-        (response.status().as_u16() == 503).then_some(response)
-    })
-    .await;
+    let refused =
+        wait_for(Duration::from_secs(10), "a scrape refused while a guess is checked", || async {
+            let response = status(&client, &url, Some(("prometheus", "s3cret"))).await;
+            (response.status().as_u16() == 503).then_some(response)
+        })
+        .await;
     guessing.store(false, std::sync::atomic::Ordering::Relaxed);
     assert_eq!(refused.text().await.unwrap(), "Too many concurrent requests\n");
     let guesses = guesser.await.unwrap();
-    assert!(guesses.contains(&401) && guesses.iter().all(|s| *s == 401 || *s == 503), "{guesses:?}");
+    assert!(
+        guesses.contains(&401) && guesses.iter().all(|s| *s == 401 || *s == 503),
+        "{guesses:?}"
+    );
     exporter.stop().await;
 }
 
@@ -433,7 +533,11 @@ async fn idle_and_slow_clients_do_not_stop_other_scrapes() {
     }
     let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
     for _ in 0..10 {
-        let response = client.get(format!("http://{addr}/metrics")).send().await.expect("a scrape gets through");
+        let response = client
+            .get(format!("http://{addr}/metrics"))
+            .send()
+            .await
+            .expect("a scrape gets through");
         assert_eq!(response.status().as_u16(), 200);
     }
     // Slow clients do not hold their connection for ever: the header read times out.
@@ -450,7 +554,13 @@ fn invalid_web_configurations_stop_start_up_naming_the_field() {
     let server = Authority::new("test CA").issue(&dir, "server", &["localhost"]);
     let cases = [
         ("tls_server_config:\n  key_file: x\n".to_owned(), "tls_server_config.cert_file"),
-        (format!("tls_server_config:\n  cert_file: {}\n  key_file: /nonexistent\n", server.cert.display()), "tls_server_config.key_file"),
+        (
+            format!(
+                "tls_server_config:\n  cert_file: {}\n  key_file: /nonexistent\n",
+                server.cert.display()
+            ),
+            "tls_server_config.key_file",
+        ),
         (
             format!(
                 "tls_server_config:\n  cert_file: {}\n  key_file: {}\n  min_version: SSL3\n",
@@ -476,8 +586,14 @@ fn invalid_web_configurations_stop_start_up_naming_the_field() {
             "client_auth_type",
         ),
         ("basic_auth_users:\n  alice: plaintext-password\n".to_owned(), "basic_auth_users.alice"),
-        ("http_server_config:\n  headers:\n    X-Powered-By: me\n".to_owned(), "http_server_config.headers.X-Powered-By"),
-        ("http_server_config:\n  headers:\n    X-Frame-Options: allow-all\n".to_owned(), "http_server_config.headers.X-Frame-Options"),
+        (
+            "http_server_config:\n  headers:\n    X-Powered-By: me\n".to_owned(),
+            "http_server_config.headers.X-Powered-By",
+        ),
+        (
+            "http_server_config:\n  headers:\n    X-Frame-Options: allow-all\n".to_owned(),
+            "http_server_config.headers.X-Frame-Options",
+        ),
         ("tls_config: {}\n".to_owned(), "unknown field `tls_config`"),
         // Most likely a mistake (a file not written yet); `{}` says "no protection" on purpose.
         (String::new(), "empty"),
@@ -488,7 +604,9 @@ fn invalid_web_configurations_stop_start_up_naming_the_field() {
         let web = dir.join("web.yml");
         std::fs::write(&web, &text).unwrap();
         let args = ["--wolkvox.server", "0042", "--web.config.file", web.to_str().unwrap()];
-        let error = config(&args, &[("WOLKVOX_TOKEN", FAKE_TOKEN)]).expect_err("must be refused").to_string();
+        let error = config(&args, &[("WOLKVOX_TOKEN", FAKE_TOKEN)])
+            .expect_err("must be refused")
+            .to_string();
         let named = error.contains(&format!("--web.config.file {}", web.display()));
         assert!(named && error.contains(expected), "{text:?}: {error}");
     }

@@ -30,11 +30,16 @@ impl Authority {
 
     /// A certificate for `names` (DNS names or IP addresses), written under `dir` as `stem`.pem.
     pub(crate) fn issue(&self, dir: &Path, stem: &str, names: &[&str]) -> Issued {
-        let params = CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>()).unwrap();
+        let params =
+            CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
+                .unwrap();
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
-        let issued =
-            Issued { cert: dir.join(format!("{stem}.crt")), key: dir.join(format!("{stem}.key")), ca: dir.join(format!("{stem}-ca.crt")) };
+        let issued = Issued {
+            cert: dir.join(format!("{stem}.crt")),
+            key: dir.join(format!("{stem}.key")),
+            ca: dir.join(format!("{stem}-ca.crt")),
+        };
         std::fs::write(&issued.cert, cert.pem()).unwrap();
         std::fs::write(&issued.key, key.serialize_pem()).unwrap();
         std::fs::write(&issued.ca, self.cert.pem()).unwrap();

@@ -15,8 +15,13 @@ pub(crate) fn dashboards() -> Vec<(PathBuf, Value)> {
         .filter(|path| path.extension().is_some_and(|e| e == "json"))
         .map(|path| {
             let text = std::fs::read_to_string(&path).unwrap();
-            assert!(!text.contains("DS_PROMETHEUS"), "{}: ${{DS_PROMETHEUS}} breaks file provisioning", path.display());
-            let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(
+                !text.contains("DS_PROMETHEUS"),
+                "{}: ${{DS_PROMETHEUS}} breaks file provisioning",
+                path.display()
+            );
+            let value =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             (path, value)
         })
         .collect();

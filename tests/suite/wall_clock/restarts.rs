@@ -28,8 +28,18 @@ fn usage(text: &str) -> Vec<(String, f64)> {
 /// Scrapes `running`: its usage must be `good`, the values of a success at Unix time `success`,
 /// while that month lasts in Bogota (the exporter's zone), and none once it is over; a scrape while
 /// the month turns may show either. So the test holds at any time, a month's last seconds too.
-async fn scrape_expecting(running: &Running, good: &[(String, f64)], success: f64, why: &str) -> String {
-    let month = |at: jiff::Timestamp| at.to_zoned(jiff::tz::TimeZone::get("America/Bogota").unwrap()).first_of_month().unwrap().date();
+async fn scrape_expecting(
+    running: &Running,
+    good: &[(String, f64)],
+    success: f64,
+    why: &str,
+) -> String {
+    let month = |at: jiff::Timestamp| {
+        at.to_zoned(jiff::tz::TimeZone::get("America/Bogota").unwrap())
+            .first_of_month()
+            .unwrap()
+            .date()
+    };
     let succeeded_in = month(jiff::Timestamp::from_second(success as i64).unwrap());
     let before = month(jiff::Timestamp::now());
     let text = running.scrape().await;
@@ -58,13 +68,27 @@ async fn a_process_stopped_and_started_again_makes_no_call_within_the_interval()
             break text;
         }
     };
-    let success = sample(&text, "wolkvox_last_success_timestamp_seconds{server=\"0042\",api=\"gamification\"}").unwrap();
+    let success = sample(
+        &text,
+        "wolkvox_last_success_timestamp_seconds{server=\"0042\",api=\"gamification\"}",
+    )
+    .unwrap();
 
     let status = first.signal("-TERM");
     assert!(status.success(), "exit after SIGTERM: {status:?}");
     let second = Running::start(&simulator, &state);
-    let restored = scrape_expecting(&second, &usage(&text), success, "the last good values are served at once").await;
-    assert_eq!(sample(&restored, "wolkvox_token_calls_today{token_name=\"WOLKVOX_TOKEN\"}"), Some(1.0), "the day's calls carry over");
+    let restored = scrape_expecting(
+        &second,
+        &usage(&text),
+        success,
+        "the last good values are served at once",
+    )
+    .await;
+    assert_eq!(
+        sample(&restored, "wolkvox_token_calls_today{token_name=\"WOLKVOX_TOKEN\"}"),
+        Some(1.0),
+        "the day's calls carry over"
+    );
     tokio::time::sleep(WATCH).await;
     assert_eq!(simulator.counts().0, 1, "a restart within the interval called Wolkvox");
 }
@@ -76,7 +100,14 @@ async fn a_second_exporter_on_the_same_path_refuses_to_start() {
     let first = Running::start(&simulator, &state);
     first.scrape().await;
     let output = process::binary()
-        .args(["--wolkvox.server", "0042", "--wolkvox.base-url", &simulator.base_url(), "--web.listen-address", "127.0.0.1:0"])
+        .args([
+            "--wolkvox.server",
+            "0042",
+            "--wolkvox.base-url",
+            &simulator.base_url(),
+            "--web.listen-address",
+            "127.0.0.1:0",
+        ])
         .arg("--storage.path")
         .arg(&state)
         .env("WOLKVOX_TOKEN", FAKE_TOKEN)
@@ -84,8 +115,14 @@ async fn a_second_exporter_on_the_same_path_refuses_to_start() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("--storage.path") && stderr.contains(&state.display().to_string()), "{stderr}");
-    assert!(stderr.contains(&format!("pid {}", first.child.id())), "the message names the other process: {stderr}");
+    assert!(
+        stderr.contains("--storage.path") && stderr.contains(&state.display().to_string()),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("pid {}", first.child.id())),
+        "the message names the other process: {stderr}"
+    );
 }
 
 // Multi-threaded: the backfill process is waited for while the simulator answers it.
@@ -114,11 +151,21 @@ async fn a_backfill_beside_the_exporter_shares_its_ledger_and_their_calls_never_
 
     assert_eq!(simulator.max_in_flight(FAKE_TOKEN), 1, "two calls were in flight at once");
     // The backfill's whole months, and the exporter's polls going on between them.
-    let is_backfill = |ini: &str| ["202601", "202602", "202603", "202604"].iter().any(|month| ini.starts_with(month));
-    let calls: Vec<bool> = simulator.requests().iter().map(|r| is_backfill(r.date_ini.as_deref().unwrap_or(""))).collect();
+    let is_backfill = |ini: &str| {
+        ["202601", "202602", "202603", "202604"].iter().any(|month| ini.starts_with(month))
+    };
+    let calls: Vec<bool> = simulator
+        .requests()
+        .iter()
+        .map(|r| is_backfill(r.date_ini.as_deref().unwrap_or("")))
+        .collect();
     assert_eq!(calls.iter().filter(|&&b| b).count(), 4, "{calls:?}");
-    let (first, last) = (calls.iter().position(|&b| b).unwrap(), calls.iter().rposition(|&b| b).unwrap());
-    assert!(calls[first..last].iter().any(|&b| !b), "the exporter made no call during the backfill: {calls:?}");
+    let (first, last) =
+        (calls.iter().position(|&b| b).unwrap(), calls.iter().rposition(|&b| b).unwrap());
+    assert!(
+        calls[first..last].iter().any(|&b| !b),
+        "the exporter made no call during the backfill: {calls:?}"
+    );
     drop(exporter);
 }
 
@@ -133,7 +180,12 @@ async fn files_made_by_root_in_anothers_state_directory_are_handed_to_its_owner(
     assert!(made.iter().any(|path| path.ends_with("token-WOLKVOX_TOKEN.ledger.json")), "{made:?}");
     for path in made {
         let owner = std::fs::metadata(&path).unwrap();
-        assert_eq!((owner.uid(), owner.gid()), (SERVICE_USER, SERVICE_USER), "{} is not the service's", path.display());
+        assert_eq!(
+            (owner.uid(), owner.gid()),
+            (SERVICE_USER, SERVICE_USER),
+            "{} is not the service's",
+            path.display()
+        );
     }
 }
 
@@ -155,7 +207,14 @@ async fn backfill_one_month(state: &Path) {
     let mut backfill = process::binary();
     backfill
         .args(["backfill", "--wolkvox.server", "0042", "--wolkvox.base-url", &simulator.base_url()])
-        .args(["--from", "2026-01", "--to", "2026-01", "--output", state.with_extension("om").to_str().unwrap()])
+        .args([
+            "--from",
+            "2026-01",
+            "--to",
+            "2026-01",
+            "--output",
+            state.with_extension("om").to_str().unwrap(),
+        ])
         .arg("--storage.path")
         .arg(state)
         .env("WOLKVOX_TOKEN", FAKE_TOKEN);
@@ -167,12 +226,22 @@ async fn backfill_one_month(state: &Path) {
 const SERVICE_USER: u32 = 65532;
 
 /// The exporter binary polling every second under `ulimit -n descriptors`.
-fn start_with_descriptors(simulator: &Simulator, state: &Path, descriptors: u32, extra: &[&str]) -> Running {
+fn start_with_descriptors(
+    simulator: &Simulator,
+    state: &Path,
+    descriptors: u32,
+    extra: &[&str],
+) -> Running {
     // bash sets the limit, then becomes the exporter: a signal to the child reaches it.
     let mut exporter = Command::new("bash");
     exporter.args(["-c", &format!("ulimit -n {descriptors} && exec \"$0\" \"$@\""), process::BIN]);
     exporter.env("WOLKVOX_TOKEN", FAKE_TOKEN);
-    Running::launch(exporter, simulator, state, &[&["--wolkvox.poll-interval", "1s", "--wolkvox.allow-fast-poll"], extra].concat())
+    Running::launch(
+        exporter,
+        simulator,
+        state,
+        &[&["--wolkvox.poll-interval", "1s", "--wolkvox.allow-fast-poll"], extra].concat(),
+    )
 }
 
 /// Idle connections to `port`, as many as `count`.
@@ -205,7 +274,10 @@ async fn a_ledger_that_cannot_be_opened_for_a_while_is_kept_and_nothing_forgotte
     let text = loop {
         // The exporter accepts again within a header-read timeout of the connections closing.
         let text = running.scrape().await;
-        assert!(Instant::now() < deadline, "no poll succeeded after a failed read of the ledger: {text}");
+        assert!(
+            Instant::now() < deadline,
+            "no poll succeeded after a failed read of the ledger: {text}"
+        );
         if sample(&text, "wolkvox_up{server=\"0042\",api=\"gamification\"}") == Some(1.0)
             && sample(&text, "wolkvox_storage_read_failures_total").is_some_and(|n| n > 0.0)
         {
@@ -213,11 +285,21 @@ async fn a_ledger_that_cannot_be_opened_for_a_while_is_kept_and_nothing_forgotte
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let set_aside: Vec<_> = common::walk(&state).into_iter().filter(|p| p.to_string_lossy().contains(".bad-")).collect();
+    let set_aside: Vec<_> = common::walk(&state)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(".bad-"))
+        .collect();
     assert!(set_aside.is_empty(), "a good ledger was set aside: {set_aside:?}");
     // The day's count went on from the ledger (a run across midnight starts a new day).
-    let calls_today = sample(&text, "wolkvox_token_calls_today{token_name=\"WOLKVOX_TOKEN\"}").unwrap();
-    assert!(calls_today >= 3.0 || jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::get("America/Bogota").unwrap()).hour() == 0);
+    let calls_today =
+        sample(&text, "wolkvox_token_calls_today{token_name=\"WOLKVOX_TOKEN\"}").unwrap();
+    assert!(
+        calls_today >= 3.0
+            || jiff::Timestamp::now()
+                .to_zoned(jiff::tz::TimeZone::get("America/Bogota").unwrap())
+                .hour()
+                == 0
+    );
 }
 
 /// The same, with links planted by the directory's owner (a compromised service) where the
@@ -228,23 +310,41 @@ async fn links_planted_in_the_state_directory_give_its_owner_nothing_of_roots() 
     let Some((_dir, state)) = services_state_dir("planted") else { return };
     let (_victims, victims) = state_dir("victims");
     std::fs::create_dir_all(&victims).unwrap();
-    let names =
-        ["backfill.lock", "lock", "token-WOLKVOX_TOKEN.lock", "token-WOLKVOX_TOKEN.ledger.json.tmp", "token-WOLKVOX_TOKEN.ledger.json"];
+    let names = [
+        "backfill.lock",
+        "lock",
+        "token-WOLKVOX_TOKEN.lock",
+        "token-WOLKVOX_TOKEN.ledger.json.tmp",
+        "token-WOLKVOX_TOKEN.ledger.json",
+    ];
     for name in names {
         let victim = victims.join(name);
         std::fs::write(&victim, "root:x:0:0\n").unwrap();
         std::os::unix::fs::symlink(&victim, state.join(name)).unwrap();
-        std::os::unix::fs::lchown(state.join(name), Some(SERVICE_USER), Some(SERVICE_USER)).unwrap();
+        std::os::unix::fs::lchown(state.join(name), Some(SERVICE_USER), Some(SERVICE_USER))
+            .unwrap();
     }
     std::os::unix::fs::symlink(&victims, state.join("backfill")).unwrap();
 
     backfill_one_month(&state).await;
     for name in names {
         let victim = std::fs::metadata(victims.join(name)).unwrap();
-        assert_eq!(std::fs::read_to_string(victims.join(name)).unwrap(), "root:x:0:0\n", "{name} was followed");
-        assert_eq!((victim.uid(), victim.mode() & 0o777), (0, 0o644), "{name}'s target was given away");
+        assert_eq!(
+            std::fs::read_to_string(victims.join(name)).unwrap(),
+            "root:x:0:0\n",
+            "{name} was followed"
+        );
+        assert_eq!(
+            (victim.uid(), victim.mode() & 0o777),
+            (0, 0o644),
+            "{name}'s target was given away"
+        );
     }
-    assert_eq!(std::fs::read_dir(&victims).unwrap().count(), names.len(), "the backfill wrote through the linked backfill/");
+    assert_eq!(
+        std::fs::read_dir(&victims).unwrap().count(),
+        names.len(),
+        "the backfill wrote through the linked backfill/"
+    );
     let ledger = std::fs::symlink_metadata(state.join("token-WOLKVOX_TOKEN.ledger.json")).unwrap();
     assert!(ledger.is_file() && ledger.uid() == SERVICE_USER, "a ledger of its own, the service's");
 }
@@ -258,24 +358,45 @@ async fn a_clock_stepped_back_a_day_costs_no_day_of_polling() {
     let Some(_) = tools::tool("faketime") else { return };
     // libfaketime itself, preloaded: the faketime command forks, and a signal to it would miss
     // the exporter.
-    let multiarch = std::fs::read_dir("/usr/lib").unwrap().map(|e| e.unwrap().path().join("faketime/libfaketime.so.1"));
-    let libfaketime = multiarch.into_iter().find(|p| p.exists()).expect("libfaketime.so.1 beside the faketime command");
+    let multiarch = std::fs::read_dir("/usr/lib")
+        .unwrap()
+        .map(|e| e.unwrap().path().join("faketime/libfaketime.so.1"));
+    let libfaketime = multiarch
+        .into_iter()
+        .find(|p| p.exists())
+        .expect("libfaketime.so.1 beside the faketime command");
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     simulator.set_rows(known_rows());
     let (_dir, state) = state_dir("stepped");
     let mut exporter = process::binary();
-    exporter.env("LD_PRELOAD", &libfaketime).env("FAKETIME", "+1d").env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+    exporter
+        .env("LD_PRELOAD", &libfaketime)
+        .env("FAKETIME", "+1d")
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
     exporter.env("WOLKVOX_TOKEN", FAKE_TOKEN);
-    let mut ahead = Running::launch(exporter, &simulator, &state, &["--wolkvox.poll-interval", "2s", "--wolkvox.allow-fast-poll"]);
+    let mut ahead = Running::launch(
+        exporter,
+        &simulator,
+        &state,
+        &["--wolkvox.poll-interval", "2s", "--wolkvox.allow-fast-poll"],
+    );
     wait_for_calls(&simulator, 2).await;
     ahead.signal("-TERM");
 
     let calls = simulator.counts().0;
-    let corrected = Running::start_polling(&simulator, &state, &["--wolkvox.poll-interval", "2s", "--wolkvox.allow-fast-poll"]);
+    let corrected = Running::start_polling(
+        &simulator,
+        &state,
+        &["--wolkvox.poll-interval", "2s", "--wolkvox.allow-fast-poll"],
+    );
     wait_for_calls(&simulator, calls + 2).await;
     let text = corrected.scrape().await;
     let now = jiff::Timestamp::now().as_second() as f64;
-    let success = sample(&text, "wolkvox_last_success_timestamp_seconds{server=\"0042\",api=\"gamification\"}").unwrap();
+    let success = sample(
+        &text,
+        "wolkvox_last_success_timestamp_seconds{server=\"0042\",api=\"gamification\"}",
+    )
+    .unwrap();
     assert!(success <= now + 1.0, "the last success is {} s in the future", success - now);
 }
 
@@ -289,7 +410,13 @@ async fn a_token_file_replaced_by_a_fifo_holds_up_nothing() {
     std::fs::create_dir_all(&state).unwrap();
     let token_file = state.with_extension("token");
     std::fs::write(&token_file, FAKE_TOKEN).unwrap();
-    let polling = ["--wolkvox.poll-interval", "1s", "--wolkvox.allow-fast-poll", "--wolkvox.token-file", token_file.to_str().unwrap()];
+    let polling = [
+        "--wolkvox.poll-interval",
+        "1s",
+        "--wolkvox.allow-fast-poll",
+        "--wolkvox.token-file",
+        token_file.to_str().unwrap(),
+    ];
     let mut running = Running::launch(process::binary(), &simulator, &state, &polling);
     wait_for_calls(&simulator, 1).await;
 
@@ -298,7 +425,11 @@ async fn a_token_file_replaced_by_a_fifo_holds_up_nothing() {
     let calls = simulator.counts().0;
     wait_for_calls(&simulator, calls + 2).await;
     let text = running.scrape().await;
-    assert_eq!(sample(&text, "wolkvox_up{server=\"0042\",api=\"gamification\"}"), Some(1.0), "polling with the previous token");
+    assert_eq!(
+        sample(&text, "wolkvox_up{server=\"0042\",api=\"gamification\"}"),
+        Some(1.0),
+        "polling with the previous token"
+    );
 
     running.send("-TERM");
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -325,7 +456,11 @@ async fn idle_connections_never_take_the_descriptors_the_state_directory_needs()
     wait_for_calls(&simulator, calls + 3).await;
     drop(idle);
     let text = running.scrape().await;
-    assert_eq!(sample(&text, "wolkvox_storage_read_failures_total"), Some(0.0), "the ledger could not be read");
+    assert_eq!(
+        sample(&text, "wolkvox_storage_read_failures_total"),
+        Some(0.0),
+        "the ledger could not be read"
+    );
     assert_eq!(sample(&text, "wolkvox_token_state_saved{token_name=\"WOLKVOX_TOKEN\"}"), Some(1.0));
     assert_eq!(sample(&text, "wolkvox_up{server=\"0042\",api=\"gamification\"}"), Some(1.0));
 }
@@ -344,8 +479,14 @@ async fn sigterm_lets_the_call_in_flight_end_and_be_recorded() {
     wait_for_calls(&simulator, 1).await;
     running.signal("-TERM");
 
-    let ledger: serde_json::Value = serde_json::from_slice(&std::fs::read(state.join("token-WOLKVOX_TOKEN.ledger.json")).unwrap()).unwrap();
-    assert!(ledger["ledger"]["last_call_end"].is_string(), "the call was cut, left open in the ledger: {ledger}");
+    let ledger: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(state.join("token-WOLKVOX_TOKEN.ledger.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        ledger["ledger"]["last_call_end"].is_string(),
+        "the call was cut, left open in the ledger: {ledger}"
+    );
     let answers = std::fs::read_to_string(state.join("token-WOLKVOX_TOKEN.answers.json")).unwrap();
     assert!(answers.contains("0042/gamification"), "its answer was lost: {answers}");
 }
