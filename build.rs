@@ -20,6 +20,12 @@ fn main() {
     println!("cargo:rustc-env=WOLKVOX_REVISION={revision}");
     println!("cargo:rustc-env=WOLKVOX_RUSTC_VERSION={rustc_version}");
     println!("cargo:rerun-if-env-changed=WOLKVOX_REVISION");
-    println!("cargo:rerun-if-changed=.git/HEAD");
-    println!("cargo:rerun-if-changed=.git/refs/heads");
+    // Where git keeps HEAD and the branches: in a worktree `.git` is a file and they live
+    // elsewhere, and a path that does not exist would rerun this script (and rebuild) every time.
+    if let Some(git_dir) = output_of("git", &["rev-parse", "--git-dir"]) {
+        println!("cargo:rerun-if-changed={git_dir}/HEAD");
+    }
+    if let Some(common_dir) = output_of("git", &["rev-parse", "--git-common-dir"]) {
+        println!("cargo:rerun-if-changed={common_dir}/refs/heads");
+    }
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use wolkvox_exporter::backfill::history::Day;
-use wolkvox_exporter::backfill::openmetrics::{self, Series, Value};
+use wolkvox_exporter::backfill::openmetrics::{self, DailySeries, Value};
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -45,10 +45,10 @@ fn main() {
         std::env::temp_dir().join(format!("wolkvox-backfill-bench-{}.om", std::process::id()));
     let started = Instant::now();
     let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&path).unwrap());
-    let families: Vec<Series<'_>> = history
+    let families: Vec<DailySeries<'_>> = history
         .iter()
         .zip(&names)
-        .map(|(days, name)| Series {
+        .map(|(days, name)| DailySeries {
             labels: vec![
                 ("job", "wolkvox"),
                 ("server", "0042"),

@@ -12,9 +12,10 @@ use jiff::tz::TimeZone;
 use crate::backfill::history::Day;
 use crate::serve::exposition;
 
-/// One series of one family: its labels in output order, its daily values, and the zone its days
-/// are days of.
-pub struct Series<'a> {
+/// One series of one history family, day by day (a decoded answer's series is
+/// [`crate::wolkvox::model::Series`]): its labels in output order, its daily values, and the zone
+/// its days are days of.
+pub struct DailySeries<'a> {
     pub labels: Vec<(&'a str, &'a str)>,
     pub days: &'a [Day],
     pub zone: &'a TimeZone,
@@ -34,7 +35,7 @@ pub fn family(
     name: &str,
     help: &str,
     value: Value,
-    series: &[Series<'_>],
+    series: &[DailySeries<'_>],
     step: Duration,
 ) -> io::Result<()> {
     if series.is_empty() {
@@ -101,7 +102,7 @@ mod tests {
     fn samples_cover_each_day_in_the_zone_every_step_with_escaped_labels() {
         let days = [day("2026-03-01", 5.0, 7.5)];
         let zone = TimeZone::get("America/Bogota").unwrap();
-        let series = [Series {
+        let series = [DailySeries {
             labels: vec![("job", "wolkvox"), ("operation", "a \"b\"\n")],
             days: &days,
             zone: &zone,

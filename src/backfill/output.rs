@@ -104,7 +104,7 @@ fn write_families(out: &mut impl Write, fetched: &Fetched<'_>) -> std::io::Resul
                 format!("{}: the highest value in the month so far, backfilled.", api.counts),
             ),
         ] {
-            let rendered: Vec<openmetrics::Series<'_>> = series
+            let rendered: Vec<openmetrics::DailySeries<'_>> = series
                 .iter()
                 .map(|((server, operation, description), days)| {
                     let labels = labels(
@@ -115,7 +115,7 @@ fn write_families(out: &mut impl Write, fetched: &Fetched<'_>) -> std::io::Resul
                             ("description", description.as_str()),
                         ],
                     );
-                    openmetrics::Series { labels, days, zone: &zones[server] }
+                    openmetrics::DailySeries { labels, days, zone: &zones[server] }
                 })
                 .collect();
             openmetrics::family(
@@ -153,14 +153,14 @@ fn write_month_ends(out: &mut impl Write, fetched: &Fetched<'_>) -> std::io::Res
             };
         }
     }
-    let series: Vec<openmetrics::Series<'_>> = covered
+    let series: Vec<openmetrics::DailySeries<'_>> = covered
         .iter()
         .map(|((target, api), days)| {
             let labels = labels(
                 fetched.flags,
                 [("server", targets[*target].server.as_str()), ("api", *api)],
             );
-            openmetrics::Series { labels, days, zone: &targets[*target].timezone }
+            openmetrics::DailySeries { labels, days, zone: &targets[*target].timezone }
         })
         .collect();
     let help = "Unix time at which the billing month ends in the target's time zone, backfilled.";
