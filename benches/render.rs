@@ -13,6 +13,7 @@ use axum::body::Body;
 use axum::http::{Request, header};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use http_body_util::BodyExt;
+use jiff::Timestamp;
 use tower::ServiceExt;
 use wolkvox_exporter::clock::Clock;
 use wolkvox_exporter::serve::gzip::GzipPrefix;
@@ -26,7 +27,7 @@ mod answers;
 use answers::{decoded, response};
 
 fn state(report: Report) -> TargetState {
-    TargetState::after_one_success(report, 0.0)
+    TargetState::after_one_success(report, Timestamp::UNIX_EPOCH)
 }
 
 fn benches(c: &mut Criterion) {
@@ -45,14 +46,28 @@ fn benches(c: &mut Criterion) {
         });
         let states = [state(decoded(&body))];
         group.bench_with_input(BenchmarkId::new("render", name), &states, |b, states| {
-            b.iter(|| metrics::render(black_box(states), &[], &[], 0.0, None))
+            b.iter(|| metrics::render(black_box(states), &[], &[], Timestamp::UNIX_EPOCH, None))
         });
         group.bench_with_input(BenchmarkId::new("decode_render", name), &body, |b, body| {
-            b.iter(|| metrics::render(&[state(decoded(black_box(body)))], &[], &[], 0.0, None))
+            b.iter(|| {
+                metrics::render(
+                    &[state(decoded(black_box(body)))],
+                    &[],
+                    &[],
+                    Timestamp::UNIX_EPOCH,
+                    None,
+                )
+            })
         });
         group.bench_with_input(BenchmarkId::new("decode_render_gzip", name), &body, |b, body| {
             b.iter(|| {
-                let text = metrics::render(&[state(decoded(black_box(body)))], &[], &[], 0.0, None);
+                let text = metrics::render(
+                    &[state(decoded(black_box(body)))],
+                    &[],
+                    &[],
+                    Timestamp::UNIX_EPOCH,
+                    None,
+                );
                 GzipPrefix::new(text.as_bytes())
             })
         });

@@ -37,18 +37,13 @@ impl Clock {
         }
     }
 
-    /// The wall time as Unix seconds, for metrics.
-    pub fn unix(&self) -> f64 {
-        unix(self.now())
-    }
-
     /// The monotonic instant at which the wall clock will read `at` (now, if that has passed).
     pub fn instant_at(&self, at: Timestamp) -> Instant {
         Instant::now() + until(self.now(), at)
     }
 }
 
-/// `at` as Unix seconds, as metrics give times.
+/// `at` as Unix seconds, as metrics give times: only where a sample is written.
 pub fn unix(at: Timestamp) -> f64 {
     at.as_millisecond() as f64 / 1000.0
 }

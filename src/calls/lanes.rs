@@ -16,7 +16,7 @@ use crate::calls::admission::{self, JobLedger, Ledger, TokenRules};
 use crate::calls::driver::{Called, ExporterDriver, Hold, Observer, RealTime, Stop};
 use crate::calls::jobs;
 use crate::calls::ledger::{TokenLedger, warn_clock_step};
-use crate::clock::{Clock, unix, until};
+use crate::clock::{Clock, until};
 use crate::config::contracts::Budget;
 use crate::config::{self, Target};
 use crate::serve::store::{JobId, Store, StoreBuilder, TokenId};
@@ -114,8 +114,7 @@ pub fn plan(
             let token = store.token(TokenState {
                 calls_today: ledger.get().calls_on(now, &rules.zone),
                 state_saved: ledger.saved(),
-                pause: admission::pause(ledger.get(), &rules, now)
-                    .map(|(until, reason)| (unix(until), reason)),
+                pause: admission::pause(ledger.get(), &rules, now),
                 ..TokenState::new(&targets[0])
             });
             let jobs = planned
@@ -155,15 +154,14 @@ fn restored_state(
 ) -> TargetState {
     if let Some(answer) = answer {
         // Never in the future: a clock stepped back since would make it look fresh for as long.
-        let succeeded = unix(answer.succeeded_at.min(now));
-        state.last_success = Some(Success { report: answer.report.clone(), unix: succeeded });
+        state.last_success =
+            Some(Success { report: answer.report.clone(), at: answer.succeeded_at.min(now) });
     }
     if let Some(job) = job
         && let Some(end) = job.last_end
     {
         let failure = job.last_failure.map(|reason| Failure::new(reason, "before the restart"));
-        state.last_poll =
-            Some(LastPoll { finished_unix: unix(end), duration: Duration::ZERO, failure });
+        state.last_poll = Some(LastPoll { finished_at: end, duration: Duration::ZERO, failure });
         state.consecutive_failures = job.failures_since_success;
     }
     state
@@ -238,7 +236,7 @@ pub async fn run_lane<S: UsageSource>(
             .unwrap_or(started);
         log_outcome(&targets[job.target], job.api, &outcome, took, until(clock.now(), due));
         publish_schedule(&store, token, &jobs, ledger.get(), &rules, &clock);
-        store.record(job.id, outcome, took, unix(ended));
+        store.record(job.id, outcome, took, ended);
     }
 }
 
@@ -278,7 +276,7 @@ impl Observer for Schedule {
     }
 
     fn clock_stepped_back(&mut self, now: Timestamp) {
-        self.store.clock_stepped_back(unix(now));
+        self.store.clock_stepped_back(now);
     }
 }
 
@@ -334,10 +332,10 @@ fn publish_schedule(
     clock: &Clock,
 ) {
     let now = clock.now();
-    let pause = admission::pause(ledger, rules, now).map(|(until, reason)| (unix(until), reason));
+    let pause = admission::pause(ledger, rules, now);
     store.update_token(token, |state| state.pause = pause);
     for (job, decision) in jobs.iter().zip(admission::schedule(ledger, rules, now)) {
-        store.schedule(job.id, unix(decision.at.max(now)));
+        store.schedule(job.id, decision.at.max(now));
     }
 }
 

@@ -6,6 +6,9 @@
 use std::fmt::Write;
 use std::time::Duration;
 
+use jiff::Timestamp;
+
+use crate::clock::until;
 use crate::serve::store::Published;
 use crate::serve::target_state::{TargetState, TokenState};
 
@@ -15,8 +18,8 @@ main{padding:0 1em 1em}table{border-collapse:collapse;margin:.5em 0}\
 th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}th{background:#f4f4f4}\
 .ok{color:#1a7f37}.failing{color:#b42318;font-weight:bold}.waiting{color:#6e6e6e}small{color:#555}";
 
-/// The whole page at Unix time `now`.
-pub(super) fn page(published: &Published, telemetry_path: &str, now: f64) -> String {
+/// The whole page at `now`.
+pub(super) fn page(published: &Published, telemetry_path: &str, now: Timestamp) -> String {
     let mut html = String::with_capacity(4096 + 512 * published.targets.len());
     let path = escape(telemetry_path);
     let _ = write!(
@@ -53,7 +56,7 @@ pub(super) fn page(published: &Published, telemetry_path: &str, now: f64) -> Str
     html
 }
 
-fn target_row(html: &mut String, target: &TargetState, token: Option<&TokenState>, now: f64) {
+fn target_row(html: &mut String, target: &TargetState, token: Option<&TokenState>, now: Timestamp) {
     let status = match &target.last_poll {
         None => "<span class=\"waiting\">waiting for the first poll</span>".to_owned(),
         Some(poll) if poll.failure.is_none() => {
@@ -68,9 +71,9 @@ fn target_row(html: &mut String, target: &TargetState, token: Option<&TokenState
     let last_success = target
         .last_success
         .as_ref()
-        .map_or("never".to_owned(), |s| format!("{} ({} ago)", utc(s.unix), age(now - s.unix)));
-    let next_poll = match target.next_poll_unix {
-        Some(at) if at > now => format!("{} (in {})", utc(at), age(at - now)),
+        .map_or("never".to_owned(), |s| format!("{} ({} ago)", utc(s.at), age(s.at, now)));
+    let next_poll = match target.next_poll_at {
+        Some(at) if at > now => format!("{} (in {})", utc(at), age(now, at)),
         Some(_) => "now".to_owned(),
         None => "not planned".to_owned(),
     };
@@ -78,7 +81,7 @@ fn target_row(html: &mut String, target: &TargetState, token: Option<&TokenState
         format!(
             "{} ({} ago): <b>{}</b> {}",
             utc(*at),
-            age(now - at),
+            age(*at, now),
             failure.reason,
             escape(&failure.detail)
         )
@@ -96,14 +99,14 @@ fn target_row(html: &mut String, target: &TargetState, token: Option<&TokenState
     );
 }
 
-fn utc(unix: f64) -> String {
-    jiff::Timestamp::from_second(unix as i64)
-        .map_or_else(|_| "?".to_owned(), |t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
+/// To the second, without a fraction.
+fn utc(at: Timestamp) -> String {
+    at.strftime("%Y-%m-%d %H:%M:%S").to_string()
 }
 
-/// Whole seconds, as "3m 12s".
-fn age(seconds: f64) -> String {
-    humantime::format_duration(Duration::from_secs(seconds.max(0.0) as u64)).to_string()
+/// The time from `from` to `to` in whole seconds, as "3m 12s" (zero if `to` is not later).
+fn age(from: Timestamp, to: Timestamp) -> String {
+    humantime::format_duration(Duration::from_secs(until(from, to).as_secs())).to_string()
 }
 
 pub(super) fn escape(text: &str) -> String {
@@ -116,14 +119,17 @@ mod tests {
     use crate::clock::Clock;
     use crate::serve::store::Store;
     use crate::wolkvox::{Failure, Reason, Report};
+    use jiff::SignedDuration;
 
     #[test]
     fn a_target_shows_its_last_success_next_poll_failure_and_budget() {
-        let mut target = TargetState::after_one_success(Report::default(), Clock::system().unix());
-        let success = target.last_success.as_ref().unwrap().unix;
-        target.last_failure =
-            Some((success - 600.0, Failure::new(Reason::Http, "HTTP 502 <Bad Gateway>")));
-        target.next_poll_unix = Some(success + 300.0);
+        let mut target = TargetState::after_one_success(Report::default(), Clock::system().now());
+        let success = target.last_success.as_ref().unwrap().at;
+        target.last_failure = Some((
+            success - SignedDuration::from_secs(600),
+            Failure::new(Reason::Http, "HTTP 502 <Bad Gateway>"),
+        ));
+        target.next_poll_at = Some(success + SignedDuration::from_secs(300));
         let token = TokenState {
             name: "WOLKVOX_TOKEN".to_owned(),
             daily_call_budget: Some(288),
@@ -135,7 +141,7 @@ mod tests {
             pause: None,
         };
         let store = Store::from_states(vec![target], vec![token], &[], Clock::system());
-        let html = page(&store.published(), "/metrics", success + 75.0);
+        let html = page(&store.published(), "/metrics", success + SignedDuration::from_secs(75));
         for expected in [
             "<td>0042</td><td>gamification</td>",
             "<span class=\"ok\">ok</span> (0 series)",

@@ -2,9 +2,11 @@
 //! The families are a table, [`FAMILIES`]: a new metric is a new row (name, type, help, and where
 //! its samples come from), and the order of the rows is the order of the text.
 
+use jiff::Timestamp;
 use jiff::civil::DateTime;
 use prometheus::{Encoder, Registry, TextEncoder};
 
+use crate::clock::unix;
 use crate::config::contracts::Budget;
 use crate::serve::exposition::{Exposition, Kind, Samples};
 use crate::serve::target_state::{TargetState, TokenState};
@@ -17,16 +19,16 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 const CACHED: &str = "Cached from the last successful background poll of the Wolkvox billing API; scrapes never call the API.";
 
 /// Renders every target; usage series of a target whose last success is too old are left out.
-/// Renders at wall time `unix` (staleness, the month's end). `storage_failures` is None without a
+/// Renders at wall time `now` (staleness, the month's end). `storage_failures` is None without a
 /// state directory.
 pub fn render(
     targets: &[TargetState],
     tokens: &[TokenState],
     budgets: &[Budget],
-    unix: f64,
+    now: Timestamp,
     storage_failures: Option<StorageFailures>,
 ) -> String {
-    let view = View::new(targets, tokens, budgets, unix, storage_failures);
+    let view = View::new(targets, tokens, budgets, now, storage_failures);
     let mut text = Exposition::with_capacity(
         8192 + view.fresh.iter().map(|(t, report)| usage_bytes(t, report)).sum::<usize>(),
     );
@@ -45,8 +47,8 @@ struct View<'a> {
     targets: &'a [TargetState],
     tokens: &'a [TokenState],
     budgets: &'a [Budget],
-    /// Wall time of the render, Unix: staleness, the month's end, a pause's end.
-    unix: f64,
+    /// Wall time of the render: staleness, the month's end, a pause's end.
+    now: Timestamp,
     /// None without a state directory.
     storage_failures: Option<StorageFailures>,
     /// The targets whose usage is served, with their last good answer.
@@ -60,16 +62,16 @@ impl<'a> View<'a> {
         targets: &'a [TargetState],
         tokens: &'a [TokenState],
         budgets: &'a [Budget],
-        unix: f64,
+        now: Timestamp,
         storage_failures: Option<StorageFailures>,
     ) -> View<'a> {
         let fresh: Vec<(&TargetState, &Report)> =
-            targets.iter().filter_map(|t| Some((t, t.fresh_report(unix)?))).collect();
+            targets.iter().filter_map(|t| Some((t, t.fresh_report(now)?))).collect();
         let newest = fresh
             .iter()
             .map(|(_, report)| report.series.iter().filter_map(|s| s.latest_at).max())
             .collect();
-        View { targets, tokens, budgets, unix, storage_failures, fresh, newest }
+        View { targets, tokens, budgets, now, storage_failures, fresh, newest }
     }
 }
 
@@ -160,7 +162,7 @@ const FAMILIES: &[Family] = &[
     gauge(
         "wolkvox_last_success_timestamp_seconds",
         "Unix time of the last successful background poll.",
-        PerTarget(|t| t.last_success.as_ref().map(|success| success.unix)),
+        PerTarget(|t| t.last_success.as_ref().map(|success| unix(success.at))),
     ),
     gauge(
         "wolkvox_last_poll_duration_seconds",
@@ -362,8 +364,8 @@ fn failure_streak(view: &View<'_>, samples: &mut Samples<'_>) {
 
 fn month_end(view: &View<'_>, samples: &mut Samples<'_>) {
     for target in view.targets {
-        if let Some(end) = target.month_end_unix(view.unix) {
-            samples.add(&[("server", &target.server), ("api", target.api.name)], end);
+        if let Some(end) = target.month_end(view.now) {
+            samples.add(&[("server", &target.server), ("api", target.api.name)], unix(end));
         }
     }
 }
@@ -441,8 +443,8 @@ fn budget_labels(b: &Budget) -> [(&str, &str); 4] {
 
 fn token_pause(view: &View<'_>, samples: &mut Samples<'_>) {
     for token in view.tokens {
-        if let Some((until, reason)) = token.pause.filter(|&(until, _)| until > view.unix) {
-            samples.add(&[("token_name", &token.name), ("reason", reason.as_str())], until);
+        if let Some((until, reason)) = token.pause.filter(|&(until, _)| until > view.now) {
+            samples.add(&[("token_name", &token.name), ("reason", reason.as_str())], unix(until));
         }
     }
 }
@@ -502,7 +504,16 @@ mod tests {
     use crate::wolkvox::Report;
     use crate::wolkvox::model::Series;
 
-    fn state(operation: &str, at: f64, stale_after: Duration) -> TargetState {
+    /// Unix time 1.5e9: 2017-07-14 02:40 UTC, 2017-07-13 21:40 in Bogota.
+    fn at_1_5e9() -> Timestamp {
+        Timestamp::from_second(1_500_000_000).unwrap()
+    }
+
+    fn secs(seconds: i64) -> jiff::SignedDuration {
+        jiff::SignedDuration::from_secs(seconds)
+    }
+
+    fn state(operation: &str, at: Timestamp, stale_after: Duration) -> TargetState {
         let report = Report {
             rows: 1,
             series: vec![Series {
@@ -516,24 +527,24 @@ mod tests {
         };
         TargetState {
             stale_after,
-            last_success: Some(Success { report: Arc::new(report), unix: at }),
+            last_success: Some(Success { report: Arc::new(report), at }),
             ..TargetState::after_one_success(Report::default(), at)
         }
     }
 
     #[test]
     fn the_failure_streak_and_the_tokens_pause_are_served_while_they_last() {
-        let now = 1.5e9;
-        let mut failing = state("ventas", now - 600.0, Duration::from_secs(3600));
+        let now = at_1_5e9();
+        let mut failing = state("ventas", now - secs(600), Duration::from_secs(3600));
         failing.consecutive_failures = 2;
         let failure = Some(crate::wolkvox::Failure::new(Reason::Auth, "401"));
         failing.last_poll = Some(crate::serve::target_state::LastPoll {
-            finished_unix: now,
+            finished_at: now,
             duration: Duration::ZERO,
             failure,
         });
         let token = |pause| TokenState { pause, ..TokenState::new_named("main") };
-        let quota = Some((now + 60.0, crate::calls::admission::PauseReason::Quota));
+        let quota = Some((now + secs(60), crate::calls::admission::PauseReason::Quota));
         let text = render(&[failing.clone()], &[token(quota)], &[], now, None);
         assert!(
             text.contains(
@@ -547,16 +558,25 @@ mod tests {
             &[state("ventas", now, Duration::from_secs(3600))],
             &[token(quota)],
             &[],
-            now + 60.0,
+            now + secs(60),
             None,
         );
         assert!(!text.contains("wolkvox_failure_streak{"), "{text}");
         assert!(!text.contains("wolkvox_token_paused_until_timestamp_seconds{"), "{text}");
     }
 
+    /// Times are kept to the nanosecond and written to the millisecond, as they always were.
+    #[test]
+    fn a_time_is_written_to_the_millisecond() {
+        let success = at_1_5e9() + jiff::SignedDuration::from_nanos(123_456_789);
+        let text =
+            render(&[state("ventas", success, Duration::from_secs(60))], &[], &[], success, None);
+        assert!(text.contains("wolkvox_last_success_timestamp_seconds{server=\"0042\",api=\"gamification\"} 1500000000.123\n"), "{text}");
+    }
+
     #[test]
     fn label_values_are_escaped_whatever_they_hold() {
-        let now = 1.5e9;
+        let now = at_1_5e9();
         let text = render(
             &[state(
                 "a \"quoted\" back\\slash\nnew line ñ 😀 \t tab",
@@ -582,7 +602,7 @@ mod tests {
 
     #[test]
     fn how_old_the_usage_is_is_served_for_the_answer_and_for_series_left_behind() {
-        let now = 1.5e9;
+        let now = at_1_5e9();
         // The answer's newest row, 08:00 in Bogota on July 13th 2017; a series left a day behind
         // says how old it is, the others do not.
         let mut target = state("ventas", now, Duration::from_secs(60));
@@ -593,7 +613,7 @@ mod tests {
             ..report.series[0].clone()
         };
         report.series.push(behind);
-        target.last_success = Some(Success { report: Arc::new(report), unix: now });
+        target.last_success = Some(Success { report: Arc::new(report), at: now });
         let text = render(&[target], &[], &[], now, None);
         assert!(text.contains("wolkvox_usage_newest_row_timestamp_seconds{server=\"0042\",api=\"gamification\"} 1499950800\n"), "{text}");
         let behind = "wolkvox_usage_latest_row_timestamp_seconds{server=\"0042\",api=\"gamification\",operation=\"soporte\",description=\"Gamification\"} 1499832000\n";
@@ -606,10 +626,10 @@ mod tests {
 
     #[test]
     fn stale_usage_is_left_out_but_health_stays() {
-        let now = 1.5e9;
+        let now = at_1_5e9();
         let old = state("ventas", now, Duration::from_secs(60));
         let text =
-            render(&[old], &[], &[], now + 61.0, Some(StorageFailures { writes: 2, reads: 3 }));
+            render(&[old], &[], &[], now + secs(61), Some(StorageFailures { writes: 2, reads: 3 }));
         assert!(!text.contains("wolkvox_gamification_licenses"), "{text}");
         assert!(text.contains("wolkvox_up{server=\"0042\",api=\"gamification\"} 1\n"));
         assert!(text.contains("wolkvox_last_success_timestamp_seconds{server=\"0042\",api=\"gamification\"} 1500000000\n"));
@@ -631,8 +651,13 @@ mod tests {
         assert_eq!(month_end, 1_501_563_600.0);
         assert!(text.contains("wolkvox_storage_write_failures_total 2\n"), "{text}");
         assert!(text.contains("wolkvox_storage_read_failures_total 3\n"), "{text}");
-        let fresh =
-            render(&[state("ventas", now, Duration::from_secs(60))], &[], &[], now + 60.0, None);
+        let fresh = render(
+            &[state("ventas", now, Duration::from_secs(60))],
+            &[],
+            &[],
+            now + secs(60),
+            None,
+        );
         assert!(
             fresh.contains("wolkvox_gamification_licenses{"),
             "fresh until stale_after has passed"
@@ -645,8 +670,8 @@ mod tests {
 
     #[test]
     fn help_says_the_values_are_cached_and_no_sample_has_a_timestamp() {
-        let text =
-            render(&[state("ventas", 1.5e9, Duration::from_secs(60))], &[], &[], 1.5e9, None);
+        let now = at_1_5e9();
+        let text = render(&[state("ventas", now, Duration::from_secs(60))], &[], &[], now, None);
         assert!(text.contains("# HELP wolkvox_gamification_licenses Active gamification licenses"));
         assert!(
             text.lines()
@@ -670,8 +695,8 @@ mod tests {
         use crate::serve::target_state::LastPoll;
         use crate::wolkvox::{Failure, TokenInfo};
 
-        let now = 1.5e9;
-        let mut usage = state("ventas", now - 600.0, Duration::from_secs(3600));
+        let now = at_1_5e9();
+        let mut usage = state("ventas", now - secs(600), Duration::from_secs(3600));
         let mut report = (*usage.last_success.as_ref().unwrap().report).clone();
         let behind = Series {
             operation: "soporte".into(),
@@ -682,14 +707,14 @@ mod tests {
         };
         report.series.push(behind);
         report.rows = 40;
-        usage.last_success = Some(Success { report: Arc::new(report), unix: now - 600.0 });
+        usage.last_success = Some(Success { report: Arc::new(report), at: now - secs(600) });
         usage.requests = 7;
         usage.failures[1] = 2;
         usage.skipped[2] = 3;
         usage.consecutive_failures = 2;
         let failure = Some(Failure::new(Reason::Timeout, "slow"));
         usage.last_poll =
-            Some(LastPoll { finished_unix: now, duration: Duration::from_millis(1500), failure });
+            Some(LastPoll { finished_at: now, duration: Duration::from_millis(1500), failure });
         // Another server and API that has not answered yet: health and no usage.
         let idle = TargetState {
             server: "0099".to_owned(),
@@ -711,7 +736,7 @@ mod tests {
                 all_tokens_used_today: Some(40.0),
             }),
             state_saved: Some(false),
-            pause: Some((now + 60.0, PauseReason::Budget)),
+            pause: Some((now + secs(60), PauseReason::Budget)),
             ..TokenState::new_named("main")
         };
         let budget = |operation: &str, quantity| Budget {

@@ -161,7 +161,7 @@ async fn ready() -> impl IntoResponse {
 }
 
 async fn landing(State(state): State<AppState>) -> Html<String> {
-    Html(landing::page(&state.store.published(), &state.telemetry_path, state.store.clock().unix()))
+    Html(landing::page(&state.store.published(), &state.telemetry_path, state.store.clock().now()))
 }
 
 /// The README or a doc as built into the binary: the landing page links them, so the flags, the

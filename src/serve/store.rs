@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
+use jiff::Timestamp;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::clock::Clock;
+use crate::clock::{Clock, until};
 use crate::config::contracts::Budget;
 use crate::serve::gzip::GzipPrefix;
 use crate::serve::metrics;
@@ -85,11 +86,11 @@ impl Published {
         targets: Vec<TargetState>,
         tokens: Vec<TokenState>,
         budgets: &[Budget],
-        unix: f64,
+        now: Timestamp,
         storage_failures: Option<StorageFailures>,
         compress: fn(&[u8]) -> GzipPrefix,
     ) -> Published {
-        let text = metrics::render(&targets, &tokens, budgets, unix, storage_failures);
+        let text = metrics::render(&targets, &tokens, budgets, now, storage_failures);
         let gzip = compress(text.as_bytes());
         Published { text: Bytes::from(text), gzip, targets, tokens }
     }
@@ -132,7 +133,7 @@ impl Store {
             states.clone(),
             tokens.clone(),
             budgets,
-            clock.unix(),
+            clock.now(),
             failures,
             GzipPrefix::fast,
         );
@@ -178,37 +179,37 @@ impl Store {
     }
 
     /// Notes when a job is due next; published with the next recorded poll.
-    pub fn schedule(&self, job: JobId, next_poll_unix: f64) {
-        self.states.lock().expect("no panic while holding the lock")[job.0].next_poll_unix =
-            Some(next_poll_unix);
+    pub fn schedule(&self, job: JobId, next_poll_at: Timestamp) {
+        self.states.lock().expect("no panic while holding the lock")[job.0].next_poll_at =
+            Some(next_poll_at);
     }
 
     /// The wall clock has been stepped back past what the store holds: what happened happened at
     /// the latest now. (A success in the future would look fresh for as long as the error, and
     /// its staleness alert could never fire.)
-    pub fn clock_stepped_back(&self, now_unix: f64) {
+    pub fn clock_stepped_back(&self, now: Timestamp) {
         for state in self.states.lock().expect("no panic while holding the lock").iter_mut() {
             if let Some(success) = &mut state.last_success {
-                success.unix = success.unix.min(now_unix);
+                success.at = success.at.min(now);
             }
             if let Some(poll) = &mut state.last_poll {
-                poll.finished_unix = poll.finished_unix.min(now_unix);
+                poll.finished_at = poll.finished_at.min(now);
             }
             if let Some((at, _)) = &mut state.last_failure {
-                *at = at.min(now_unix);
+                *at = (*at).min(now);
             }
         }
         self.changed.notify_one();
     }
 
-    /// Records one poll of a job that took `duration` and finished at `finished_unix`. A failure
+    /// Records one poll of a job that took `duration` and finished at `finished_at`. A failure
     /// keeps the last good report.
     pub fn record(
         &self,
         job: JobId,
         outcome: Result<Arc<Report>, Failure>,
         duration: Duration,
-        finished_unix: f64,
+        finished_at: Timestamp,
     ) {
         {
             let mut states = self.states.lock().expect("no panic while holding the lock");
@@ -220,17 +221,17 @@ impl Store {
                     for &(reason, count) in &report.skipped {
                         state.skipped[reason as usize] += count;
                     }
-                    state.last_success = Some(Success { report, unix: finished_unix });
+                    state.last_success = Some(Success { report, at: finished_at });
                     None
                 }
                 Err(failure) => {
                     state.consecutive_failures += 1;
                     state.failures[failure.reason as usize] += 1;
-                    state.last_failure = Some((finished_unix, failure.clone()));
+                    state.last_failure = Some((finished_at, failure.clone()));
                     Some(failure)
                 }
             };
-            state.last_poll = Some(LastPoll { finished_unix, duration, failure });
+            state.last_poll = Some(LastPoll { finished_at, duration, failure });
         }
         self.changed.notify_one();
     }
@@ -253,20 +254,15 @@ impl Store {
             }
             let states = self.states();
             // Series going stale and the month's end change the text: render then too.
-            let unix = self.clock.unix();
-            let month_end = states.iter().filter_map(|s| s.month_end_unix(unix));
-            let next = states
-                .iter()
-                .filter_map(|s| s.stale_deadline(unix))
-                .chain(month_end)
-                .reduce(f64::min);
-            next_render = next
-                .map(|at| Instant::now() + Duration::from_secs_f64((at - unix).max(0.0) + 0.001));
+            let now = self.clock.now();
+            let month_end = states.iter().filter_map(|s| s.month_end(now));
+            let next = states.iter().filter_map(|s| s.stale_deadline(now)).chain(month_end).min();
+            next_render = next.map(|at| Instant::now() + until(now, at) + Duration::from_millis(1));
             // Rendering a large response takes milliseconds of CPU: keep it off the async workers.
             let (tokens, budgets) = (self.tokens(), self.budgets.clone());
             let storage_failures = self.storage.as_ref().map(|s| s.failures());
             let published = tokio::task::spawn_blocking(move || {
-                Published::build(states, tokens, &budgets, unix, storage_failures, GzipPrefix::new)
+                Published::build(states, tokens, &budgets, now, storage_failures, GzipPrefix::new)
             })
             .await
             .expect("rendering does not panic");
@@ -283,13 +279,15 @@ mod tests {
     #[test]
     fn failures_in_a_row_count_until_a_success_and_the_last_failure_stays() {
         let mut builder = StoreBuilder::default();
-        let job = builder.job(TargetState::after_one_success(Report::default(), 0.0));
+        let job =
+            builder.job(TargetState::after_one_success(Report::default(), Timestamp::UNIX_EPOCH));
         let store = builder.build(&[], Clock::system(), None);
         let fail = || Err(Failure::new(Reason::Timeout, "no answer in 60s"));
-        store.record(job, fail(), Duration::from_secs(60), 1.0);
-        store.record(job, fail(), Duration::from_secs(60), 2.0);
+        let at = |second| Timestamp::from_second(second).unwrap();
+        store.record(job, fail(), Duration::from_secs(60), at(1));
+        store.record(job, fail(), Duration::from_secs(60), at(2));
         assert_eq!(store.states()[0].consecutive_failures, 2);
-        store.record(job, Ok(Arc::new(Report::default())), Duration::from_secs(1), 3.0);
+        store.record(job, Ok(Arc::new(Report::default())), Duration::from_secs(1), at(3));
         let state = &store.states()[0];
         assert_eq!(state.consecutive_failures, 0);
         assert_eq!(

@@ -5,6 +5,9 @@ use crate::calls::admission::PauseReason;
 use std::sync::Arc;
 use std::time::Duration;
 
+use jiff::{SignedDuration, Timestamp};
+
+use crate::clock::until;
 use crate::config::Target;
 use crate::wolkvox::{Api, Failure, Reason, Report, SkipReason, TokenInfo, catalogue};
 
@@ -26,15 +29,15 @@ pub struct TargetState {
     pub skipped: [u64; SkipReason::ALL.len()],
     pub last_poll: Option<LastPoll>,
     pub last_success: Option<Success>,
-    /// The most recent failure and when it happened (Unix time), kept after later successes.
-    pub last_failure: Option<(f64, Failure)>,
-    /// When the lane plans to poll this target next (Unix time), for the landing page.
-    pub next_poll_unix: Option<f64>,
+    /// The most recent failure and when it happened, kept after later successes.
+    pub last_failure: Option<(Timestamp, Failure)>,
+    /// When the lane plans to poll this target next, for the landing page.
+    pub next_poll_at: Option<Timestamp>,
 }
 
 #[derive(Clone, Debug)]
 pub struct LastPoll {
-    pub finished_unix: f64,
+    pub finished_at: Timestamp,
     pub duration: Duration,
     pub failure: Option<Failure>,
 }
@@ -42,8 +45,8 @@ pub struct LastPoll {
 #[derive(Clone, Debug)]
 pub struct Success {
     pub report: Arc<Report>,
-    /// When it ended, Unix time: the timestamp metric, and staleness.
-    pub unix: f64,
+    /// When it ended: the timestamp metric, and staleness.
+    pub at: Timestamp,
 }
 
 impl TargetState {
@@ -62,13 +65,13 @@ impl TargetState {
             last_poll: None,
             last_success: None,
             last_failure: None,
-            next_poll_unix: None,
+            next_poll_at: None,
         }
     }
 
-    /// Server 0042 just after one successful poll at Unix time `now` that returned `report` (for
-    /// benchmarks and tests of the rendering).
-    pub fn after_one_success(report: Report, now: f64) -> TargetState {
+    /// Server 0042 just after one successful poll at `now` that returned `report` (for benchmarks
+    /// and tests of the rendering).
+    pub fn after_one_success(report: Report, now: Timestamp) -> TargetState {
         TargetState {
             server: "0042".to_owned(),
             api: catalogue::gamification(),
@@ -82,51 +85,48 @@ impl TargetState {
             consecutive_failures: 0,
             skipped: [0; SkipReason::ALL.len()],
             last_poll: Some(LastPoll {
-                finished_unix: now,
+                finished_at: now,
                 duration: Duration::from_millis(800),
                 failure: None,
             }),
-            last_success: Some(Success { report: Arc::new(report), unix: now }),
+            last_success: Some(Success { report: Arc::new(report), at: now }),
             last_failure: None,
-            next_poll_unix: Some(now + 300.0),
+            next_poll_at: Some(now + SignedDuration::from_secs(300)),
         }
     }
 
-    /// The usage series to serve at Unix time `unix`: none once the last success is older than
+    /// The usage series to serve at `now`: none once the last success is older than
     /// `stale_after` (a success restored from disk counts from when it happened), nor once the
     /// month it counted has ended in the target's zone: last month's usage and peak say nothing of
     /// this month's, and an alert on them would fire on a month that is over.
-    pub fn fresh_report(&self, unix: f64) -> Option<&Report> {
+    pub fn fresh_report(&self, now: Timestamp) -> Option<&Report> {
         let success = self.last_success.as_ref()?;
-        let this_month = self
-            .month_start(unix)
-            .is_some_and(|start| success.unix >= start.timestamp().as_second() as f64);
-        (unix - success.unix <= self.stale_after.as_secs_f64() && this_month)
-            .then_some(&*success.report)
+        let this_month = success.at >= self.month_start(now).timestamp();
+        (until(success.at, now) <= self.stale_after && this_month).then_some(&*success.report)
     }
 
-    /// Unix time at which the current billing month ends in the target's zone: the first instant
-    /// of the next month there.
-    pub fn month_end_unix(&self, unix: f64) -> Option<f64> {
-        Some(crate::wolkvox::window::month_end(&self.zoned(unix)?)?.timestamp().as_second() as f64)
+    /// When the current billing month ends in the target's zone: the first instant of the next
+    /// month there.
+    pub fn month_end(&self, now: Timestamp) -> Option<Timestamp> {
+        Some(crate::wolkvox::window::month_end(&self.zoned(now))?.timestamp())
     }
 
     /// The first instant of the current billing month in the target's zone.
-    fn month_start(&self, unix: f64) -> Option<jiff::Zoned> {
-        Some(crate::wolkvox::window::month_start(&self.zoned(unix)?))
+    fn month_start(&self, now: Timestamp) -> jiff::Zoned {
+        crate::wolkvox::window::month_start(&self.zoned(now))
     }
 
-    /// Unix time `unix` in the target's zone.
-    fn zoned(&self, unix: f64) -> Option<jiff::Zoned> {
-        Some(
-            jiff::Timestamp::from_second(unix.floor() as i64).ok()?.to_zoned(self.timezone.clone()),
-        )
+    /// `now` in the target's zone.
+    fn zoned(&self, now: Timestamp) -> jiff::Zoned {
+        now.to_zoned(self.timezone.clone())
     }
 
-    /// When (Unix time) the usage series will go stale, if they are still being served.
-    pub fn stale_deadline(&self, unix: f64) -> Option<f64> {
-        let deadline = self.last_success.as_ref()?.unix + self.stale_after.as_secs_f64();
-        (deadline >= unix).then_some(deadline + 0.001)
+    /// When the usage series will go stale (just after the last instant they are fresh), if they
+    /// are still being served. None past the last time jiff can represent: never.
+    pub fn stale_deadline(&self, now: Timestamp) -> Option<Timestamp> {
+        let deadline = self.last_success.as_ref()?.at.checked_add(self.stale_after).ok()?;
+        (deadline >= now)
+            .then(|| deadline.saturating_add(SignedDuration::from_millis(1)).unwrap_or(deadline))
     }
 }
 
@@ -145,8 +145,8 @@ pub struct TokenState {
     pub info: Option<TokenInfo>,
     /// Whether the state directory holds all that the token did (None without one).
     pub state_saved: Option<bool>,
-    /// The pause that holds the token: until when (Unix time), and why.
-    pub pause: Option<(f64, PauseReason)>,
+    /// The pause that holds the token: until when, and why.
+    pub pause: Option<(Timestamp, PauseReason)>,
 }
 
 impl TokenState {
@@ -176,53 +176,40 @@ impl TokenState {
 mod tests {
     use super::*;
 
-    fn unix(text: &str) -> f64 {
-        text.parse::<jiff::Timestamp>().unwrap().as_second() as f64
+    fn at(text: &str) -> Timestamp {
+        text.parse::<Timestamp>().unwrap()
     }
 
     #[test]
     fn last_months_usage_is_not_served_once_the_month_has_ended_in_the_targets_zone() {
         // A success at 23:58 on November 30 in Bogota, 04:58 UTC on December 1.
         let november =
-            TargetState::after_one_success(Report::default(), unix("2026-12-01T04:58:00Z"));
+            TargetState::after_one_success(Report::default(), at("2026-12-01T04:58:00Z"));
         assert!(
-            november.fresh_report(unix("2026-12-01T04:59:59Z")).is_some(),
+            november.fresh_report(at("2026-12-01T04:59:59Z")).is_some(),
             "still November in Bogota"
         );
         assert!(
-            november.fresh_report(unix("2026-12-01T05:00:00Z")).is_none(),
+            november.fresh_report(at("2026-12-01T05:00:00Z")).is_none(),
             "December has begun in Bogota"
         );
         assert_eq!(
-            november.stale_deadline(unix("2026-12-01T04:59:00Z")),
-            Some(unix("2026-12-01T05:58:00Z") + 0.001)
+            november.stale_deadline(at("2026-12-01T04:59:00Z")),
+            Some(at("2026-12-01T05:58:00Z") + SignedDuration::from_millis(1))
         );
         let december =
-            TargetState::after_one_success(Report::default(), unix("2026-12-01T05:00:00Z"));
-        assert!(december.fresh_report(unix("2026-12-01T05:30:00Z")).is_some());
+            TargetState::after_one_success(Report::default(), at("2026-12-01T05:00:00Z"));
+        assert!(december.fresh_report(at("2026-12-01T05:30:00Z")).is_some());
     }
 
     #[test]
     fn the_month_ends_at_midnight_in_the_targets_zone_not_utc() {
-        let target =
-            TargetState::after_one_success(Report::default(), unix("2026-11-15T15:00:00Z"));
+        let target = TargetState::after_one_success(Report::default(), at("2026-11-15T15:00:00Z"));
         // 02:00 UTC on December 1 is still November 30 in Bogota (UTC-5).
-        assert_eq!(
-            target.month_end_unix(unix("2026-12-01T02:00:00Z")),
-            Some(unix("2026-12-01T05:00:00Z"))
-        );
-        assert_eq!(
-            target.month_end_unix(unix("2026-12-01T05:00:00Z")),
-            Some(unix("2027-01-01T05:00:00Z"))
-        );
-        assert_eq!(
-            target.month_end_unix(unix("2026-12-31T23:59:59Z")),
-            Some(unix("2027-01-01T05:00:00Z"))
-        );
+        assert_eq!(target.month_end(at("2026-12-01T02:00:00Z")), Some(at("2026-12-01T05:00:00Z")));
+        assert_eq!(target.month_end(at("2026-12-01T05:00:00Z")), Some(at("2027-01-01T05:00:00Z")));
+        assert_eq!(target.month_end(at("2026-12-31T23:59:59Z")), Some(at("2027-01-01T05:00:00Z")));
         let utc = TargetState { timezone: jiff::tz::TimeZone::UTC, ..target };
-        assert_eq!(
-            utc.month_end_unix(unix("2026-12-01T02:00:00Z")),
-            Some(unix("2027-01-01T00:00:00Z"))
-        );
+        assert_eq!(utc.month_end(at("2026-12-01T02:00:00Z")), Some(at("2027-01-01T00:00:00Z")));
     }
 }

@@ -4,25 +4,24 @@
 //! 127.0.0.1 only.
 
 use std::collections::{HashMap, VecDeque};
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
 use crate::config::{self, Config};
 use crate::web::{Limits, Web, WebSettings};
-use crate::wolkvox::catalogue;
+use crate::wolkvox::catalogue::{self, Api};
+
+mod faults;
 
 /// The error answers the API documents, with their `code`, `error` and `msg`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -316,7 +315,6 @@ impl Drop for InFlight {
 }
 
 /// Both endpoints: every billing API, and `information.php?api=token_info`.
-#[allow(clippy::too_many_lines, reason = "being split into short functions (#20)")]
 async fn billing(
     State(shared): State<Shared>,
     uri: Uri,
@@ -325,72 +323,9 @@ async fn billing(
 ) -> Response {
     let information = uri.path().ends_with("/information.php");
     let token = headers.get("wolkvox-token").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let (fault, refusal, api, token_info, _guard) = {
-        let mut inner = lock(&shared);
-        let guard = token.clone().map(|token| {
-            let count = inner.in_flight.entry(token.clone()).or_default();
-            *count += 1;
-            let now = *count;
-            let max = inner.max_in_flight.entry(token.clone()).or_default();
-            *max = (*max).max(now);
-            InFlight { shared: shared.clone(), token }
-        });
-        let calls_today = token.as_ref().map_or(0, |token| {
-            let count = inner.calls_today.entry(token.clone()).or_default();
-            *count += 1;
-            *count
-        });
-        let api = match query.get("api") {
-            Some(name) if information => {
-                (name == catalogue::TOKEN_INFO.name).then_some(&catalogue::TOKEN_INFO)
-            }
-            Some(name) => catalogue::find(name).ok(),
-            None => None,
-        };
-        let refusal = match &token {
-            None => Some(DocumentedError::EnterToken),
-            Some(token) if !inner.accepted_tokens.contains(token) => {
-                Some(DocumentedError::ValidateToken)
-            }
-            Some(_) if inner.daily_quota.is_some_and(|quota| calls_today > quota) => {
-                Some(DocumentedError::TokenLimitExceeded)
-            }
-            Some(token) if inner.in_flight[token] > SIMULTANEOUS_LIMIT => {
-                Some(DocumentedError::SimultaneousRequests)
-            }
-            Some(_) if api.is_none() => Some(DocumentedError::ApiDoesNotExist),
-            Some(_) if !valid_date(query.get("date_ini")) || !valid_date(query.get("date_end")) => {
-                Some(DocumentedError::ParametersRequired)
-            }
-            Some(_) => None,
-        };
-        let token_info = json!({
-            "token_limit": inner.daily_quota.unwrap_or(1000).to_string(),
-            "token_use_today": calls_today.to_string(),
-            "all_token_today": inner.calls_today.values().sum::<u64>().to_string(),
-            "available_consumption_options": "billing, information",
-        });
-        let fault = inner.next_faults.pop_front().or_else(|| inner.every_fault.clone());
-        let faulted = refusal.is_some()
-            || fault.as_ref().is_some_and(|f| !matches!(f, Fault::Delay(_) | Fault::Trickle(_)));
-        inner.counted += 1;
-        inner.counted_faulted += u64::from(faulted);
-        if inner.recording {
-            inner.requests.push(RecordedRequest {
-                api: query.get("api").cloned(),
-                date_ini: query.get("date_ini").cloned(),
-                date_end: query.get("date_end").cloned(),
-                server_header: headers
-                    .get("wolkvox_server")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned),
-                had_token: token.is_some(),
-                faulted,
-                received_at: Instant::now(),
-            });
-        }
-        (fault, refusal, api, token_info, guard)
-    };
+    // The guard keeps the request in flight until the answer is returned.
+    let Admission { fault, refusal, api, token_info, guard: _guard } =
+        admit(&shared, information, token, &query, &headers);
     if let Some(error) = refusal {
         return json_response(error.status(), &error.body());
     }
@@ -405,88 +340,148 @@ async fn billing(
         query.get("date_ini").and_then(|d| civil_date(d)),
         query.get("date_end").and_then(|d| civil_date(d)),
     );
-    // Rows a test set stand whatever the window; otherwise a past window of gamification gets history.
-    let rows_now = || match window {
+    faults::answer(fault, || rows_for(&shared, api, window)).await
+}
+
+/// What the simulator decided about a request, under its lock.
+struct Admission {
+    fault: Option<Fault>,
+    /// The documented error the real API would answer with.
+    refusal: Option<DocumentedError>,
+    api: Option<&'static Api>,
+    /// What `token_info` would answer.
+    token_info: Value,
+    /// None without a token.
+    guard: Option<InFlight>,
+}
+
+/// Counts the request (in flight, today's calls, faulted or not), records it, and decides what it
+/// gets: a refusal, a fault, or the rows.
+fn admit(
+    shared: &Shared,
+    information: bool,
+    token: Option<String>,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Admission {
+    let mut inner = lock(shared);
+    let guard = token.clone().map(|token| enter(&mut inner, shared, token));
+    let calls_today = token.as_ref().map_or(0, |token| count_call(&mut inner, token));
+    let api = requested_api(query, information);
+    let refusal = refusal(&inner, token.as_ref(), calls_today, api, query);
+    let token_info = token_info(&inner, calls_today);
+    let fault = inner.next_faults.pop_front().or_else(|| inner.every_fault.clone());
+    let faulted = refusal.is_some()
+        || fault.as_ref().is_some_and(|f| !matches!(f, Fault::Delay(_) | Fault::Trickle(_)));
+    record(&mut inner, query, headers, token.is_some(), faulted);
+    Admission { fault, refusal, api, token_info, guard }
+}
+
+/// One more request of `token` in flight, and the most seen at once, until the guard drops.
+fn enter(inner: &mut Inner, shared: &Shared, token: String) -> InFlight {
+    let count = inner.in_flight.entry(token.clone()).or_default();
+    *count += 1;
+    let now = *count;
+    let max = inner.max_in_flight.entry(token.clone()).or_default();
+    *max = (*max).max(now);
+    InFlight { shared: shared.clone(), token }
+}
+
+/// One more call of `token` today: how many it has made, this one included.
+fn count_call(inner: &mut Inner, token: &str) -> u64 {
+    let count = inner.calls_today.entry(token.to_owned()).or_default();
+    *count += 1;
+    *count
+}
+
+/// The API of `?api=`: a billing API, or `token_info` on the information endpoint.
+fn requested_api(query: &HashMap<String, String>, information: bool) -> Option<&'static Api> {
+    match query.get("api") {
+        Some(name) if information => {
+            (name == catalogue::TOKEN_INFO.name).then_some(&catalogue::TOKEN_INFO)
+        }
+        Some(name) => catalogue::find(name).ok(),
+        None => None,
+    }
+}
+
+/// The documented error the real API answers a request with, checked in its order.
+fn refusal(
+    inner: &Inner,
+    token: Option<&String>,
+    calls_today: u64,
+    api: Option<&Api>,
+    query: &HashMap<String, String>,
+) -> Option<DocumentedError> {
+    match token {
+        None => Some(DocumentedError::EnterToken),
+        Some(token) if !inner.accepted_tokens.contains(token) => {
+            Some(DocumentedError::ValidateToken)
+        }
+        Some(_) if inner.daily_quota.is_some_and(|quota| calls_today > quota) => {
+            Some(DocumentedError::TokenLimitExceeded)
+        }
+        Some(token) if inner.in_flight[token] > SIMULTANEOUS_LIMIT => {
+            Some(DocumentedError::SimultaneousRequests)
+        }
+        Some(_) if api.is_none() => Some(DocumentedError::ApiDoesNotExist),
+        Some(_) if !valid_date(query.get("date_ini")) || !valid_date(query.get("date_end")) => {
+            Some(DocumentedError::ParametersRequired)
+        }
+        Some(_) => None,
+    }
+}
+
+/// The `data` of a token_info answer: the quota, the token's calls today, and every token's.
+fn token_info(inner: &Inner, calls_today: u64) -> Value {
+    json!({
+        "token_limit": inner.daily_quota.unwrap_or(1000).to_string(),
+        "token_use_today": calls_today.to_string(),
+        "all_token_today": inner.calls_today.values().sum::<u64>().to_string(),
+        "available_consumption_options": "billing, information",
+    })
+}
+
+/// Counts the request, and records it when recording is on.
+fn record(
+    inner: &mut Inner,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+    had_token: bool,
+    faulted: bool,
+) {
+    inner.counted += 1;
+    inner.counted_faulted += u64::from(faulted);
+    if inner.recording {
+        inner.requests.push(RecordedRequest {
+            api: query.get("api").cloned(),
+            date_ini: query.get("date_ini").cloned(),
+            date_end: query.get("date_end").cloned(),
+            server_header: headers
+                .get("wolkvox_server")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            had_token,
+            faulted,
+            received_at: Instant::now(),
+        });
+    }
+}
+
+/// The rows of `api` for the request's window: rows a test set stand whatever the window;
+/// otherwise a past window of gamification gets history.
+fn rows_for(
+    shared: &Shared,
+    api: &str,
+    window: (Option<jiff::civil::Date>, Option<jiff::civil::Date>),
+) -> Vec<Value> {
+    match window {
         (Some(first), Some(last))
-            if api == "gamification" && is_past(&shared, last) && !has_fixed_rows(&shared, api) =>
+            if api == "gamification" && is_past(shared, last) && !has_fixed_rows(shared, api) =>
         {
             past_gamification_rows(first, last)
         }
-        _ => rows_now(&shared, api),
-    };
-    match fault {
-        None => json_response(200, &envelope(rows_now())),
-        Some(Fault::Delay(delay)) => {
-            tokio::time::sleep(delay).await;
-            json_response(200, &envelope(rows_now()))
-        }
-        Some(Fault::Documented { error, http_status }) => json_response(http_status, &error.body()),
-        Some(Fault::Raw { status, body }) => (status_code(status), body).into_response(),
-        Some(Fault::RetryAfter { status, seconds }) => {
-            (status_code(status), [(header::RETRY_AFTER, seconds.to_string())]).into_response()
-        }
-        Some(Fault::MalformedJson) => {
-            (StatusCode::OK, "{\"code\": 200, \"data\": [{,}").into_response()
-        }
-        Some(Fault::TruncatedJson) => {
-            let body = envelope(rows_now()).to_string().into_bytes();
-            (StatusCode::OK, Bytes::copy_from_slice(&body[..body.len() / 2])).into_response()
-        }
-        Some(Fault::Oversized(size)) => (StatusCode::OK, padded_body(size)).into_response(),
-        Some(Fault::OversizedStreamed(size)) => {
-            let chunks = padded_body(size)
-                .into_bytes()
-                .chunks(16 * 1024)
-                .map(|c| Ok::<_, Infallible>(Bytes::copy_from_slice(c)))
-                .collect::<Vec<_>>();
-            Response::new(Body::from_stream(futures_util::stream::iter(chunks)))
-        }
-        Some(Fault::RawBytes { status, body }) => (status_code(status), body).into_response(),
-        Some(Fault::Trickle(every)) => {
-            let body = Bytes::from(envelope(rows_now()).to_string());
-            let bytes = futures_util::stream::unfold(0, move |at| {
-                let body = body.clone();
-                async move {
-                    tokio::time::sleep(every).await;
-                    (at < body.len()).then(|| (Ok::<_, Infallible>(body.slice(at..at + 1)), at + 1))
-                }
-            });
-            Response::new(Body::from_stream(bytes))
-        }
-        Some(Fault::Endless) => {
-            let chunk = Bytes::from(vec![b' '; 64 * 1024]);
-            let bytes = futures_util::stream::unfold(chunk, |chunk| async move {
-                tokio::task::yield_now().await;
-                Some((Ok::<_, Infallible>(chunk.clone()), chunk))
-            });
-            Response::new(Body::from_stream(bytes))
-        }
-        Some(Fault::GzipBomb(size)) => {
-            let body =
-                tokio::task::spawn_blocking(move || gzip_of_blanks(size)).await.unwrap_or_default();
-            (
-                StatusCode::OK,
-                [(header::CONTENT_ENCODING, "gzip"), (header::CONTENT_TYPE, "application/json")],
-                body,
-            )
-                .into_response()
-        }
-        Some(Fault::ResetMidBody) => {
-            let body = Bytes::from(envelope(rows_now()).to_string());
-            let half = body.slice(..body.len() / 2);
-            let parts = futures_util::stream::iter([
-                Ok(half),
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::ConnectionReset,
-                    "reset by the simulator",
-                )),
-            ]);
-            Response::new(Body::from_stream(parts))
-        }
-        Some(Fault::RedirectLoop) => {
-            (StatusCode::FOUND, [(header::LOCATION, "/api/v2/billing.php?api=gamification")])
-                .into_response()
-        }
+        _ => rows_now(shared, api),
     }
 }
 
@@ -565,19 +560,6 @@ fn rows_now(shared: &Shared, api: &str) -> Vec<Value> {
 
 fn envelope(rows: Vec<Value>) -> Value {
     json!({"code": 200, "error": null, "msg": "Information found for the current month", "data": rows})
-}
-
-fn gzip_of_blanks(size: usize) -> Vec<u8> {
-    use std::io::Write;
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    for _ in 0..size / 65536 {
-        encoder.write_all(&[b' '; 65536]).expect("writing to a Vec cannot fail");
-    }
-    encoder.finish().expect("writing to a Vec cannot fail")
-}
-
-fn padded_body(size: usize) -> String {
-    format!("{{\"code\": 200, \"error\": null, \"msg\": \"{}\", \"data\": []}}", "x".repeat(size))
 }
 
 fn json_response(status: u16, body: &Value) -> Response {

@@ -475,17 +475,14 @@ fn hostname() -> String {
 mod tests {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
+    use tempfile::TempDir;
+
     use super::*;
     use crate::calls::ledger::TokenLedger;
 
-    fn temp_dir(tag: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "wolkvox-storage-{tag}-{}-{}",
-            std::process::id(),
-            fastrand::u64(..)
-        ));
-        fs::create_dir_all(&dir).unwrap();
-        dir
+    /// A directory of the test's own, removed with everything in it when dropped.
+    fn temp_dir(tag: &str) -> TempDir {
+        tempfile::Builder::new().prefix(&format!("wolkvox-storage-{tag}-")).tempdir().unwrap()
     }
 
     fn answer() -> Answer {
@@ -503,7 +500,8 @@ mod tests {
 
     #[test]
     fn what_is_saved_is_restored_with_private_permissions() {
-        let dir = temp_dir("roundtrip").join("data");
+        let tmp = temp_dir("roundtrip");
+        let dir = tmp.path().join("data");
         let storage = Storage::open(&dir, Role::Exporter, Clock::system()).unwrap();
         let ledger = Ledger { calls_today: 7, ..Ledger::default() };
         storage.save_ledger("main", &ledger);
@@ -530,10 +528,11 @@ mod tests {
 
     #[test]
     fn unusable_files_are_set_aside_and_the_token_starts_clean() {
-        let dir = temp_dir("bad");
+        let tmp = temp_dir("bad");
+        let dir = tmp.path();
         // The name of a file set aside is dated by the exporter's clock.
         let storage = Storage::open(
-            &dir,
+            dir,
             Role::Exporter,
             Clock::starting_at("2026-11-30T23:59:58-05:00".parse().unwrap()),
         )
@@ -556,7 +555,7 @@ mod tests {
             fs::write(&path, text).unwrap();
             assert_eq!(storage.load_ledger(name).unwrap(), None, "{name}");
             assert!(!path.exists(), "{name} was not moved aside");
-            let kept = fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()).any(|e| {
+            let kept = fs::read_dir(dir).unwrap().filter_map(|e| e.ok()).any(|e| {
                 let file = e.file_name().to_string_lossy().into_owned();
                 file.starts_with(&format!("token-{name}.ledger.json.bad-179610119"))
             });
@@ -609,8 +608,9 @@ mod tests {
 
     #[test]
     fn a_kept_month_is_restored_and_one_that_cannot_be_used_is_set_aside_with_a_warning() {
-        let dir = temp_dir("kept");
-        let storage = Storage::open(&dir, Role::Backfill, Clock::system()).unwrap();
+        let tmp = temp_dir("kept");
+        let dir = tmp.path();
+        let storage = Storage::open(dir, Role::Backfill, Clock::system()).unwrap();
         assert_eq!(storage.load_kept_month("0042", "gamification", JANUARY), None);
         storage.save_kept_month("0042", "gamification", JANUARY, &rows());
         assert_eq!(storage.load_kept_month("0042", "gamification", JANUARY), Some(rows()));
@@ -651,13 +651,14 @@ mod tests {
 
     #[test]
     fn a_kept_month_is_neither_read_nor_written_through_a_link() {
-        let dir = temp_dir("kept-link");
-        let storage = Storage::open(&dir, Role::Backfill, Clock::system()).unwrap();
+        let tmp = temp_dir("kept-link");
+        let dir = tmp.path();
+        let storage = Storage::open(dir, Role::Backfill, Clock::system()).unwrap();
         storage.save_kept_month("0042", "gamification", JANUARY, &rows());
         let path = dir.join(KEPT_JANUARY);
         // A good kept month elsewhere, which a link followed would read as this one.
         let elsewhere = temp_dir("kept-elsewhere");
-        let victim = elsewhere.join("0042-gamification-2026-01.json");
+        let victim = elsewhere.path().join("0042-gamification-2026-01.json");
         fs::rename(&path, &victim).unwrap();
         let good = fs::read_to_string(&victim).unwrap();
 
@@ -689,9 +690,10 @@ mod tests {
 
     #[test]
     fn a_second_process_on_the_same_path_is_refused_naming_the_path_and_the_holder() {
-        let dir = temp_dir("lock");
-        let _first = Storage::open(&dir, Role::Exporter, Clock::system()).unwrap();
-        let error = Storage::open(&dir, Role::Exporter, Clock::system())
+        let tmp = temp_dir("lock");
+        let dir = tmp.path();
+        let _first = Storage::open(dir, Role::Exporter, Clock::system()).unwrap();
+        let error = Storage::open(dir, Role::Exporter, Clock::system())
             .err()
             .expect("the path is locked")
             .to_string();
@@ -704,12 +706,13 @@ mod tests {
 
     #[test]
     fn an_exporter_and_a_backfill_share_a_path_and_each_change_starts_from_the_others() {
-        let dir = temp_dir("shared");
-        let backfill = Storage::open(&dir, Role::Backfill, Clock::system()).unwrap();
+        let tmp = temp_dir("shared");
+        let dir = tmp.path();
+        let backfill = Storage::open(dir, Role::Backfill, Clock::system()).unwrap();
         assert!(!backfill.exporter_running());
-        let exporter = Storage::open(&dir, Role::Exporter, Clock::system()).unwrap();
+        let exporter = Storage::open(dir, Role::Exporter, Clock::system()).unwrap();
         assert!(backfill.exporter_running());
-        let error = Storage::open(&dir, Role::Backfill, Clock::system())
+        let error = Storage::open(dir, Role::Backfill, Clock::system())
             .err()
             .expect("one backfill at a time")
             .to_string();
@@ -732,7 +735,8 @@ mod tests {
 
     #[test]
     fn an_unwritable_path_is_refused_naming_the_flag() {
-        let file = temp_dir("notadir").join("file");
+        let tmp = temp_dir("notadir");
+        let file = tmp.path().join("file");
         fs::write(&file, "").unwrap();
         let error = Storage::open(&file.join("data"), Role::Exporter, Clock::system())
             .err()
@@ -743,8 +747,9 @@ mod tests {
 
     #[test]
     fn a_failed_write_is_counted_and_the_old_file_stays() {
-        let dir = temp_dir("fail");
-        let storage = Storage::open(&dir, Role::Exporter, Clock::system()).unwrap();
+        let tmp = temp_dir("fail");
+        let dir = tmp.path();
+        let storage = Storage::open(dir, Role::Exporter, Clock::system()).unwrap();
         storage.save_ledger("main", &Ledger { calls_today: 1, ..Ledger::default() });
         // A directory where the temporary file should go makes the write fail.
         fs::create_dir(dir.join("token-main.ledger.json.tmp")).unwrap();
@@ -754,20 +759,22 @@ mod tests {
     }
 
     /// A file planted in the directory: `make` creates it at the path given.
-    fn planted(tag: &str, name: &str, make: impl Fn(&Path)) -> (PathBuf, Storage) {
+    fn planted(tag: &str, name: &str, make: impl Fn(&Path)) -> (TempDir, Storage) {
         let dir = temp_dir(tag);
-        make(&dir.join(name));
-        let storage = Storage::open(&dir, Role::Exporter, Clock::system()).unwrap();
+        make(&dir.path().join(name));
+        let storage = Storage::open(dir.path(), Role::Exporter, Clock::system()).unwrap();
         (dir, storage)
     }
 
     #[test]
     fn links_planted_in_the_directory_are_never_followed() {
-        let victim = temp_dir("victim").join("passwd");
+        let elsewhere = temp_dir("victim");
+        let victim = elsewhere.path().join("passwd");
         fs::write(&victim, "root:x:0:0\n").unwrap();
         let link = |path: &Path| std::os::unix::fs::symlink(&victim, path).unwrap();
         // In the place of the temporary file: the write makes a file of its own.
-        let (dir, storage) = planted("link-tmp", "token-main.ledger.json.tmp", link);
+        let (tmp, storage) = planted("link-tmp", "token-main.ledger.json.tmp", link);
+        let dir = tmp.path();
         assert!(storage.save_ledger("main", &Ledger { calls_today: 4, ..Ledger::default() }));
         assert_eq!(storage.load_ledger("main").unwrap().map(|l| l.calls_today), Some(4));
         // In the place of the ledger: set aside as a link, never read through.
@@ -780,12 +787,13 @@ mod tests {
         let lock = storage.lock_token("main").unwrap();
         assert!(lock.metadata().unwrap().is_file() && !dir.join("token-main.lock").is_symlink());
         let (_, _) = planted("link-answers", "token-main.answers.json", link);
-        let (dir, _exporter) = planted("link-lock", "lock", link);
-        assert!(!dir.join("lock").is_symlink());
+        let (tmp, _exporter) = planted("link-lock", "lock", link);
+        assert!(!tmp.path().join("lock").is_symlink());
         // A hard link to a file elsewhere (same file system) is not used either.
-        let dir = temp_dir("hard-link");
+        let tmp = temp_dir("hard-link");
+        let dir = tmp.path();
         fs::hard_link(&victim, dir.join("backfill.lock")).unwrap();
-        drop(Storage::open(&dir, Role::Backfill, Clock::system()).unwrap());
+        drop(Storage::open(dir, Role::Backfill, Clock::system()).unwrap());
         assert_eq!(fs::metadata(dir.join("backfill.lock")).unwrap().nlink(), 1);
 
         assert_eq!(
@@ -798,12 +806,14 @@ mod tests {
 
     #[test]
     fn a_state_file_with_a_second_name_is_read_not_set_aside() {
-        let dir = temp_dir("backup-link");
-        let storage = Storage::open(&dir, Role::Exporter, Clock::system()).unwrap();
+        let tmp = temp_dir("backup-link");
+        let dir = tmp.path();
+        let storage = Storage::open(dir, Role::Exporter, Clock::system()).unwrap();
         let ledger = Ledger { calls_today: 5, ..Ledger::default() };
         assert!(storage.save_ledger("main", &ledger));
         // A backup made with `cp -al`: the good ledger must not be thrown away for it.
-        fs::hard_link(dir.join("token-main.ledger.json"), temp_dir("backup").join("ledger.json"))
+        let backup = temp_dir("backup");
+        fs::hard_link(dir.join("token-main.ledger.json"), backup.path().join("ledger.json"))
             .unwrap();
         assert_eq!(storage.load_ledger("main").unwrap(), Some(ledger));
     }
@@ -816,19 +826,21 @@ mod tests {
         };
         let (dir, storage) = planted("fifo", "token-main.ledger.json", fifo);
         assert_eq!(storage.load_ledger("main").unwrap(), None);
-        assert!(!dir.join("token-main.ledger.json").exists(), "set aside");
+        assert!(!dir.path().join("token-main.ledger.json").exists(), "set aside");
         let (dir, storage) = planted("device", "token-main.answers.json", |path| {
             std::os::unix::fs::symlink("/dev/zero", path).unwrap();
         });
         assert_eq!(storage.load_answers("main"), BTreeMap::new());
-        assert!(!dir.join("token-main.answers.json").exists(), "set aside");
+        assert!(!dir.path().join("token-main.answers.json").exists(), "set aside");
     }
 
     #[test]
     fn a_state_directory_that_is_a_link_is_refused_and_one_open_to_all_is_made_private() {
-        let real = temp_dir("real-dir");
-        let link = temp_dir("dir-link").join("data");
-        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let real_dir = temp_dir("real-dir");
+        let real = real_dir.path();
+        let beside = temp_dir("dir-link");
+        let link = beside.path().join("data");
+        std::os::unix::fs::symlink(real, &link).unwrap();
         // Made by another user than root (the test's, or, as root, given to nobody).
         let as_root = std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).is_ok();
         let error =
@@ -839,33 +851,37 @@ mod tests {
         );
         if as_root {
             // As systemd makes StateDirectory= with DynamicUser=: root's link is followed.
-            let systemds = temp_dir("systemd-link").join("wolkvox_exporter");
-            std::os::unix::fs::symlink(&real, &systemds).unwrap();
+            let systemd = temp_dir("systemd-link");
+            let systemds = systemd.path().join("wolkvox_exporter");
+            std::os::unix::fs::symlink(real, &systemds).unwrap();
             let storage = Storage::open(&systemds, Role::Exporter, Clock::system()).unwrap();
-            assert_eq!(storage.path(), fs::canonicalize(&real).unwrap());
+            assert_eq!(storage.path(), fs::canonicalize(real).unwrap());
         }
 
-        let open_to_all = temp_dir("open-to-all");
-        fs::set_permissions(&open_to_all, fs::Permissions::from_mode(0o777)).unwrap();
-        drop(Storage::open(&open_to_all, Role::Exporter, Clock::system()).unwrap());
-        assert_eq!(fs::metadata(&open_to_all).unwrap().permissions().mode() & 0o777, 0o700);
+        let open_dir = temp_dir("open-to-all");
+        let open_to_all = open_dir.path();
+        fs::set_permissions(open_to_all, fs::Permissions::from_mode(0o777)).unwrap();
+        drop(Storage::open(open_to_all, Role::Exporter, Clock::system()).unwrap());
+        assert_eq!(fs::metadata(open_to_all).unwrap().permissions().mode() & 0o777, 0o700);
         // Readable by the group and others, as `mkdir` makes it: private too, as it always was.
-        let readable = temp_dir("readable");
-        fs::set_permissions(&readable, fs::Permissions::from_mode(0o755)).unwrap();
-        drop(Storage::open(&readable, Role::Exporter, Clock::system()).unwrap());
-        assert_eq!(fs::metadata(&readable).unwrap().permissions().mode() & 0o777, 0o700);
+        let readable_dir = temp_dir("readable");
+        let readable = readable_dir.path();
+        fs::set_permissions(readable, fs::Permissions::from_mode(0o755)).unwrap();
+        drop(Storage::open(readable, Role::Exporter, Clock::system()).unwrap());
+        assert_eq!(fs::metadata(readable).unwrap().permissions().mode() & 0o777, 0o700);
     }
 
     #[test]
     fn a_directory_open_to_all_and_owned_by_another_user_is_refused() {
-        let dir = temp_dir("foreign");
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
-        if std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).is_err() {
+        let tmp = temp_dir("foreign");
+        let dir = tmp.path();
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o777)).unwrap();
+        if std::os::unix::fs::chown(dir, Some(65534), Some(65534)).is_err() {
             // Only root can give a directory away; CI runs as root.
             assert!(std::env::var_os("CI").is_none(), "CI runs the tests as root");
             return;
         }
-        let error = Storage::open(&dir, Role::Exporter, Clock::system()).err().unwrap().to_string();
+        let error = Storage::open(dir, Role::Exporter, Clock::system()).err().unwrap().to_string();
         assert!(error.contains("writable by every user") && error.contains("0777"), "{error}");
     }
 }

@@ -43,12 +43,8 @@ mod tests {
 
     #[test]
     fn only_a_regular_file_within_the_bound_is_read() {
-        let dir = std::env::temp_dir().join(format!(
-            "wolkvox-read-{}-{}",
-            std::process::id(),
-            fastrand::u64(..)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::Builder::new().prefix("wolkvox-read-").tempdir().unwrap();
+        let dir = tmp.path();
         std::fs::write(dir.join("small"), "fake-token\n").unwrap();
         assert_eq!(read_regular_text(&dir.join("small"), 64).unwrap(), "fake-token\n");
         assert!(

@@ -337,7 +337,7 @@ fn latest(values: &[Dated]) -> f64 {
     values[k].0
 }
 
-fn state(series: Vec<Series>, now: f64) -> TargetState {
+fn state(series: Vec<Series>, now: jiff::Timestamp) -> TargetState {
     TargetState::after_one_success(Report { rows: series.len(), series, skipped: vec![] }, now)
 }
 
@@ -375,7 +375,7 @@ fn arbitrary_label_values_round_trip_through_the_exposition_text() {
             }
         })
         .collect();
-    let now = Clock::system().unix();
+    let now = Clock::system().now();
     let text = metrics::render(&[state(series.clone(), now)], &[], &[], now, None);
     let (ok, output) = tools::run_tool(&python, &["-c", PARSE], Some(text.as_bytes()));
     assert!(ok, "{output}");
