@@ -37,8 +37,11 @@ stop_exporter() { kill -TERM "$exporter"; wait "$exporter" 2> /dev/null || true;
 
 # The state directory: one successful poll of $rows rows.
 start_exporter
-for _ in $(seq 600); do curl -sf -o /dev/null "http://127.0.0.1:$port/-/ready" && break; sleep 0.1; done
-curl -sf "http://127.0.0.1:$port/metrics" -o "$work/metrics"
+# Ready means serving, not polled: wait (at most 60 s) for the first poll's series.
+for _ in $(seq 600); do
+  curl -sf "http://127.0.0.1:$port/metrics" -o "$work/metrics" && grep -qF "$marker" "$work/metrics" && break
+  sleep 0.1
+done
 grep -qF "$marker" "$work/metrics" || { echo "the first exporter never served $marker" >&2; exit 1; }
 stop_exporter
 kill "$nginx"; wait "$nginx" 2> /dev/null || true

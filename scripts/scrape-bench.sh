@@ -20,6 +20,8 @@ require_tools "apt-get install wrk nginx curl" wrk nginx curl python3
 require_python_module prometheus_client
 make_work_dir
 wait_for() { until curl -sf -o /dev/null "$1"; do sleep 0.1; done; }
+# Ready means serving, not polled: wait for the first poll's answer to be served too.
+wait_polled() { until curl -sf "$1" | grep -q '^wolkvox_up{.*} 1$'; do sleep 0.1; done; }
 kib() { awk -v key="$2:" '$1 == key { print $2 }' "/proc/$1/status"; }
 start_nginx 4096 "sendfile on; tcp_nopush on; keepalive_requests 1000000;" \
   'location = /metrics { default_type "text/plain; version=0.0.4"; gzip_static on; }'
@@ -67,7 +69,7 @@ for rows in $rows_list; do
   port=$(free_port)
   start_exporter "$port" 1h
   exporter=$!
-  wait_for "http://127.0.0.1:$port/-/ready"
+  wait_polled "http://127.0.0.1:$port/metrics"
   idle=$(kib "$exporter" VmRSS); peak=$(kib "$exporter" VmHWM)
   # nginx serves exactly the exporter's bytes, plain and compressed.
   curl -s "http://127.0.0.1:$port/metrics" > "$work/www/metrics"
@@ -94,7 +96,7 @@ for rows in $rows_list; do
   # The same scrapes while every poll decodes, renders and compresses the answer again.
   start_exporter "$port" "$poll_every"
   exporter=$!
-  wait_for "http://127.0.0.1:$port/-/ready"
+  wait_polled "http://127.0.0.1:$port/metrics"
   for gzip in plain gzip; do
     read -r b_rps b_p50 b_p99 b_bad b_err <<< "$(bench exporter "http://127.0.0.1:$port/metrics" "$gzip")"
     polls=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^wolkvox_api_requests_total/ { print $2 }')
