@@ -15,6 +15,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 use wolkvox_exporter::clock::Clock;
+use wolkvox_exporter::config::Contracts;
 use wolkvox_exporter::serve::gzip::GzipPrefix;
 use wolkvox_exporter::serve::store::Store;
 use wolkvox_exporter::serve::target_state::TargetState;
@@ -45,14 +46,28 @@ fn benches(c: &mut Criterion) {
         });
         let states = [state(decoded(&body))];
         group.bench_with_input(BenchmarkId::new("render", name), &states, |b, states| {
-            b.iter(|| metrics::render(black_box(states), &[], &[], 0.0, None))
+            b.iter(|| metrics::render(black_box(states), &[], &Contracts::default(), 0.0, None))
         });
         group.bench_with_input(BenchmarkId::new("decode_render", name), &body, |b, body| {
-            b.iter(|| metrics::render(&[state(decoded(black_box(body)))], &[], &[], 0.0, None))
+            b.iter(|| {
+                metrics::render(
+                    &[state(decoded(black_box(body)))],
+                    &[],
+                    &Contracts::default(),
+                    0.0,
+                    None,
+                )
+            })
         });
         group.bench_with_input(BenchmarkId::new("decode_render_gzip", name), &body, |b, body| {
             b.iter(|| {
-                let text = metrics::render(&[state(decoded(black_box(body)))], &[], &[], 0.0, None);
+                let text = metrics::render(
+                    &[state(decoded(black_box(body)))],
+                    &[],
+                    &Contracts::default(),
+                    0.0,
+                    None,
+                );
                 GzipPrefix::new(text.as_bytes())
             })
         });
@@ -86,7 +101,7 @@ fn scrapes(c: &mut Criterion) {
         let store = Store::from_states(
             vec![state(decoded(&response(rows, days)))],
             vec![],
-            &[],
+            &Contracts::default(),
             Clock::system(),
         );
         let router = router::router(store, "/metrics");

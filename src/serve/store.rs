@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::clock::Clock;
-use crate::config::contracts::Budget;
+use crate::config::contracts::Contracts;
 use crate::serve::gzip::GzipPrefix;
 use crate::serve::metrics;
 use crate::serve::target_state::{LastPoll, Success, TargetState, TokenState};
@@ -51,11 +51,11 @@ impl StoreBuilder {
     /// The store, its first render published (restored answers included).
     pub fn build(
         self,
-        budgets: &[Budget],
+        contracts: &Contracts,
         clock: Clock,
         storage: Option<Arc<Storage>>,
     ) -> Arc<Store> {
-        Store::new(self.states, self.tokens, budgets, clock, storage)
+        Store::new(self.states, self.tokens, contracts, clock, storage)
     }
 }
 
@@ -84,12 +84,12 @@ impl Published {
     fn build(
         targets: Vec<TargetState>,
         tokens: Vec<TokenState>,
-        budgets: &[Budget],
+        contracts: &Contracts,
         unix: f64,
         storage_failures: Option<StorageFailures>,
         compress: fn(&[u8]) -> GzipPrefix,
     ) -> Published {
-        let text = metrics::render(&targets, &tokens, budgets, unix, storage_failures);
+        let text = metrics::render(&targets, &tokens, contracts, unix, storage_failures);
         let gzip = compress(text.as_bytes());
         Published { text: Bytes::from(text), gzip, targets, tokens }
     }
@@ -98,7 +98,7 @@ impl Published {
 pub struct Store {
     states: Mutex<Vec<TargetState>>,
     tokens: Mutex<Vec<TokenState>>,
-    budgets: Arc<[Budget]>,
+    contracts: Arc<Contracts>,
     clock: Clock,
     /// Its failures are metrics.
     storage: Option<Arc<Storage>>,
@@ -112,16 +112,16 @@ impl Store {
     pub fn from_states(
         states: Vec<TargetState>,
         tokens: Vec<TokenState>,
-        budgets: &[Budget],
+        contracts: &Contracts,
         clock: Clock,
     ) -> Arc<Store> {
-        Store::new(states, tokens, budgets, clock, None)
+        Store::new(states, tokens, contracts, clock, None)
     }
 
     fn new(
         states: Vec<TargetState>,
         tokens: Vec<TokenState>,
-        budgets: &[Budget],
+        contracts: &Contracts,
         clock: Clock,
         storage: Option<Arc<Storage>>,
     ) -> Arc<Store> {
@@ -131,7 +131,7 @@ impl Store {
         let published = Published::build(
             states.clone(),
             tokens.clone(),
-            budgets,
+            contracts,
             clock.unix(),
             failures,
             GzipPrefix::fast,
@@ -141,7 +141,7 @@ impl Store {
         Arc::new(Store {
             states: Mutex::new(states),
             tokens: Mutex::new(tokens),
-            budgets: budgets.into(),
+            contracts: Arc::new(contracts.clone()),
             clock,
             storage,
             published: ArcSwap::from_pointee(published),
@@ -263,10 +263,17 @@ impl Store {
             next_render = next
                 .map(|at| Instant::now() + Duration::from_secs_f64((at - unix).max(0.0) + 0.001));
             // Rendering a large response takes milliseconds of CPU: keep it off the async workers.
-            let (tokens, budgets) = (self.tokens(), self.budgets.clone());
+            let (tokens, contracts) = (self.tokens(), self.contracts.clone());
             let storage_failures = self.storage.as_ref().map(|s| s.failures());
             let published = tokio::task::spawn_blocking(move || {
-                Published::build(states, tokens, &budgets, unix, storage_failures, GzipPrefix::new)
+                Published::build(
+                    states,
+                    tokens,
+                    &contracts,
+                    unix,
+                    storage_failures,
+                    GzipPrefix::new,
+                )
             })
             .await
             .expect("rendering does not panic");
@@ -284,7 +291,7 @@ mod tests {
     fn failures_in_a_row_count_until_a_success_and_the_last_failure_stays() {
         let mut builder = StoreBuilder::default();
         let job = builder.job(TargetState::after_one_success(Report::default(), 0.0));
-        let store = builder.build(&[], Clock::system(), None);
+        let store = builder.build(&Contracts::default(), Clock::system(), None);
         let fail = || Err(Failure::new(Reason::Timeout, "no answer in 60s"));
         store.record(job, fail(), Duration::from_secs(60), 1.0);
         store.record(job, fail(), Duration::from_secs(60), 2.0);

@@ -396,7 +396,10 @@ fn budgets_must_name_a_polled_api_of_a_configured_server_once() {
         &with("  - {api: chat_licenses, operation: ventas, description: Chat, quantity: 40}\n"),
     );
     let config = config(&["--config.file", ok.to_str().unwrap()], &[TOKEN_ENV]).unwrap();
-    assert_eq!((config.budgets[0].server.as_str(), config.budgets[0].quantity), ("0001", 40.0));
+    assert_eq!(
+        (config.contracts.budgets[0].server.as_str(), config.contracts.budgets[0].quantity),
+        ("0001", 40.0)
+    );
 
     let cases = [
         (
