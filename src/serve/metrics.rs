@@ -735,6 +735,39 @@ mod tests {
     }
 
     #[test]
+    fn the_cost_of_a_series_goes_with_it_and_the_cost_limit_stays() {
+        use crate::config::prices::Prices;
+        use crate::wolkvox::catalogue::Charge;
+
+        let now = 1.5e9;
+        let contracts = Contracts {
+            prices: Prices::new(vec![Price {
+                api: catalogue::gamification(),
+                server: "0042".to_owned(),
+                operation: None,
+                description: "Gamification".to_owned(),
+                unit_price: 2.0,
+                currency: "EUR".to_owned(),
+                charge: Charge::Peak,
+            }]),
+            cost_limits: vec![CostLimit {
+                server: "0042".to_owned(),
+                currency: "EUR".to_owned(),
+                monthly: 100.0,
+            }],
+            ..none()
+        };
+        let target = || state("ventas", now, Duration::from_secs(60));
+        let cost = "wolkvox_estimated_cost{server=\"0042\",api=\"gamification\",operation=\"ventas\",description=\"Gamification\",currency=\"EUR\"} 9\n";
+        let limit = "wolkvox_cost_limit{server=\"0042\",currency=\"EUR\"} 100\n";
+        let fresh = render(&[target()], &[], &contracts, now, None);
+        assert!(fresh.contains(cost) && fresh.contains(limit), "{fresh}");
+        let stale = render(&[target()], &[], &contracts, now + 61.0, None);
+        assert!(!stale.contains("wolkvox_estimated_cost") && !stale.contains("wolkvox_unit_price"));
+        assert!(stale.contains(limit), "{stale}");
+    }
+
+    #[test]
     fn help_says_the_values_are_cached_and_no_sample_has_a_timestamp() {
         let text =
             render(&[state("ventas", 1.5e9, Duration::from_secs(60))], &[], &none(), 1.5e9, None);
