@@ -1,6 +1,6 @@
 //! The YAML config file (`--config.file`): several targets, each with its own token and any
-//! setting of its own, the contracted `budgets:`, the `prices:` and the `cost_limits:`. Values stay text until they are checked, so
-//! that an error can name `targets[N].field`.
+//! setting of its own, the contracted `budgets:`, the `prices:` and the `cost_limits:`. Values
+//! stay text until they are checked, so that an error can name `targets[N].field`.
 
 use std::path::{Path, PathBuf};
 

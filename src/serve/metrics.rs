@@ -786,8 +786,8 @@ mod tests {
     }
 
     /// Every family with samples, a token's pause, a series left behind, a budget used and one
-    /// not, a price for a product and one for an operation, a cost limit: the exposition byte for byte, so that how `render` is written may change but not what
-    /// it writes. The build's own version, revision and compiler fill in the build_info line.
+    /// not, a price for a product and one for an operation, a cost limit: the exposition byte for
+    /// byte, so that how `render` is written may change but not what it writes. The build's own version, revision and compiler fill in the build_info line.
     #[test]
     fn every_family_is_written_byte_for_byte() {
         use crate::calls::admission::PauseReason;
