@@ -16,6 +16,7 @@ use http_body_util::BodyExt;
 use jiff::Timestamp;
 use tower::ServiceExt;
 use wolkvox_exporter::clock::Clock;
+use wolkvox_exporter::config::Contracts;
 use wolkvox_exporter::serve::gzip::GzipPrefix;
 use wolkvox_exporter::serve::store::Store;
 use wolkvox_exporter::serve::target_state::TargetState;
@@ -46,14 +47,22 @@ fn benches(c: &mut Criterion) {
         });
         let states = [state(decoded(&body))];
         group.bench_with_input(BenchmarkId::new("render", name), &states, |b, states| {
-            b.iter(|| metrics::render(black_box(states), &[], &[], Timestamp::UNIX_EPOCH, None))
+            b.iter(|| {
+                metrics::render(
+                    black_box(states),
+                    &[],
+                    &Contracts::default(),
+                    Timestamp::UNIX_EPOCH,
+                    None,
+                )
+            })
         });
         group.bench_with_input(BenchmarkId::new("decode_render", name), &body, |b, body| {
             b.iter(|| {
                 metrics::render(
                     &[state(decoded(black_box(body)))],
                     &[],
-                    &[],
+                    &Contracts::default(),
                     Timestamp::UNIX_EPOCH,
                     None,
                 )
@@ -64,7 +73,7 @@ fn benches(c: &mut Criterion) {
                 let text = metrics::render(
                     &[state(decoded(black_box(body)))],
                     &[],
-                    &[],
+                    &Contracts::default(),
                     Timestamp::UNIX_EPOCH,
                     None,
                 );
@@ -101,7 +110,7 @@ fn scrapes(c: &mut Criterion) {
         let store = Store::from_states(
             vec![state(decoded(&response(rows, days)))],
             vec![],
-            &[],
+            &Contracts::default(),
             Clock::system(),
         );
         let router = router::router(store, "/metrics");

@@ -172,7 +172,7 @@ fn restarts(c: &mut Criterion) {
         // Answered just now: an answer older than --wolkvox.stale-after is restored but not rendered.
         storage.save_answers(token_name, &answers(rows, days, Timestamp::now()));
         let (_, store) =
-            lanes::plan(&config.targets, &config.budgets, Clock::system(), Some(storage.clone()));
+            lanes::plan(&config.targets, &config.contracts, Clock::system(), Some(storage.clone()));
         let published = store.published();
         assert!(published.every_server_answered(), "the restored answer was not served");
         eprintln!("restart: {name} rows: first /metrics body {} bytes", published.text.len());
@@ -181,7 +181,7 @@ fn restarts(c: &mut Criterion) {
             b.iter(|| {
                 lanes::plan(
                     black_box(&config.targets),
-                    &config.budgets,
+                    &config.contracts,
                     Clock::system(),
                     Some(storage.clone()),
                 )
@@ -193,7 +193,7 @@ fn restarts(c: &mut Criterion) {
                 Store::from_states(
                     black_box(states.clone()),
                     tokens.clone(),
-                    &config.budgets,
+                    &config.contracts,
                     Clock::system(),
                 )
             })

@@ -91,7 +91,8 @@ impl Exporter {
             Some(path) => Some(Arc::new(Storage::open(path, Role::Exporter, clock.clone())?)),
             None => None,
         };
-        let (lanes, store) = lanes::plan(&config.targets, &config.budgets, clock.clone(), storage);
+        let (lanes, store) =
+            lanes::plan(&config.targets, &config.contracts, clock.clone(), storage);
         let client =
             Arc::new(Client::new(config.ca_certificates.clone()).map_err(ExporterError::Client)?);
         let mut background = JoinSet::new();

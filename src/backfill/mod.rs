@@ -180,7 +180,12 @@ pub async fn run(config: Config, flags: BackfillFlags, clock: Clock) -> Result<(
         .zip(&results)
         .filter_map(|(month, rows)| Some((month, rows.as_deref()?)))
         .collect();
-    output::write_output(&Fetched { targets: &config.targets, months: with_rows, flags: &flags })?;
+    output::write_output(&Fetched {
+        targets: &config.targets,
+        months: with_rows,
+        prices: &config.contracts.prices,
+        flags: &flags,
+    })?;
     if !rejected.is_empty() {
         return Err(BackfillError::TokenRejected(rejected));
     }

@@ -17,7 +17,7 @@ use crate::calls::driver::{Called, ExporterDriver, Hold, Observer, RealTime, Sto
 use crate::calls::jobs;
 use crate::calls::ledger::{TokenLedger, warn_clock_step};
 use crate::clock::{Clock, until};
-use crate::config::contracts::Budget;
+use crate::config::contracts::Contracts;
 use crate::config::{self, Target};
 use crate::serve::store::{JobId, Store, StoreBuilder, TokenId};
 use crate::serve::target_state::{LastPoll, Success, TargetState, TokenState};
@@ -79,7 +79,7 @@ pub struct Job {
 /// at once.
 pub fn plan(
     targets: &[Target],
-    budgets: &[Budget],
+    contracts: &Contracts,
     clock: Clock,
     storage: Option<Arc<Storage>>,
 ) -> (Vec<Lane>, Arc<Store>) {
@@ -141,7 +141,7 @@ pub fn plan(
             }
         })
         .collect();
-    (lanes, store.build(budgets, clock, storage))
+    (lanes, store.build(contracts, clock, storage))
 }
 
 /// A target as it was before the restart: its last good answer served at once, with its original

@@ -1,9 +1,11 @@
 //! Contract budgets: the quantity of a billing API that an operation contracted, from the config
-//! file's `budgets:`, checked against the servers and the APIs polled for each.
+//! file's `budgets:`, checked against the servers and the APIs polled for each; and [`Contracts`],
+//! the budgets with the prices and cost limits ([`prices`](super::prices)) that the metrics serve.
 
 use serde::Deserialize;
 
 use crate::config::error::ConfigError;
+use crate::config::prices::{CostLimit, Prices};
 use crate::wolkvox::{Api, catalogue};
 
 /// One contracted quantity, exported as `wolkvox_billing_budget`.
@@ -14,6 +16,14 @@ pub struct Budget {
     pub operation: String,
     pub description: String,
     pub quantity: f64,
+}
+
+/// What the config file says the operations contracted and pay: served beside the usage.
+#[derive(Clone, Debug, Default)]
+pub struct Contracts {
+    pub budgets: Vec<Budget>,
+    pub prices: Prices,
+    pub cost_limits: Vec<CostLimit>,
 }
 
 /// A `budgets:` entry as written; checked by [`check`].

@@ -1,6 +1,6 @@
 //! The YAML config file (`--config.file`): several targets, each with its own token and any
-//! setting of its own, and the contracted `budgets:`. Values stay text until they are checked, so
-//! that an error can name `targets[N].field`.
+//! setting of its own, the contracted `budgets:`, the `prices:` and the `cost_limits:`. Values
+//! stay text until they are checked, so that an error can name `targets[N].field`.
 
 use std::path::{Path, PathBuf};
 
@@ -9,6 +9,7 @@ use serde::Deserialize;
 use crate::config::contracts::FileBudget;
 use crate::config::error::ConfigError;
 use crate::config::flags::Flags;
+use crate::config::prices::{FileCostLimit, FilePrice};
 use crate::config::target::{self, Origin, Target};
 use crate::config::token::Token;
 use crate::config::token_source;
@@ -16,13 +17,25 @@ use crate::config::token_source;
 /// Thousands of targets, budgets and prices.
 const MAX_CONFIG_FILE_BYTES: u64 = 16 << 20;
 
-/// The config file: `targets:`, and the optional `budgets:`.
+/// The config file: `targets:`, and the optional `budgets:`, `prices:` and `cost_limits:`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TargetsFile {
     targets: Vec<FileTarget>,
     #[serde(default)]
     budgets: Vec<FileBudget>,
+    #[serde(default)]
+    prices: Vec<FilePrice>,
+    #[serde(default)]
+    cost_limits: Vec<FileCostLimit>,
+}
+
+/// The file's budgets, prices and cost limits as written: checked against every target.
+#[derive(Default)]
+pub(super) struct FileContracts {
+    pub budgets: Vec<FileBudget>,
+    pub prices: Vec<FilePrice>,
+    pub cost_limits: Vec<FileCostLimit>,
 }
 
 /// A target as the file writes it. Every setting it leaves out is the flag's; the target of the
@@ -43,13 +56,13 @@ pub(super) struct FileTarget {
     pub token_info: Option<bool>,
 }
 
-/// The file's targets, the flags setting what they leave out, and its budgets (checked later,
-/// against every target).
+/// The file's targets, the flags setting what they leave out, and its budgets, prices and cost
+/// limits (checked later, against every target).
 pub(super) fn targets_from_file(
     path: &Path,
     flags: &Flags,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<(Vec<Target>, Vec<FileBudget>), ConfigError> {
+) -> Result<(Vec<Target>, FileContracts), ConfigError> {
     let text =
         crate::storage::read_file::read_regular_text(path, MAX_CONFIG_FILE_BYTES).map_err(|e| {
             ConfigError::new("--config.file", format!("cannot read {}: {e}", path.display()))
@@ -75,7 +88,9 @@ pub(super) fn targets_from_file(
         }
         targets.push(target);
     }
-    Ok((targets, file.budgets))
+    let contracts =
+        FileContracts { budgets: file.budgets, prices: file.prices, cost_limits: file.cost_limits };
+    Ok((targets, contracts))
 }
 
 /// Entry `i`'s token, from `token_file` or `token_env` (exactly one of them), and its source.

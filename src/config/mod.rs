@@ -2,17 +2,19 @@
 //! [`Config`]. Every error names the flag or field at fault and never quotes a token.
 //!
 //! - `flags`: the command line, each flag with its environment variable;
-//! - `file`: the YAML file of targets and budgets (`--config.file`);
+//! - `file`: the YAML file of targets, budgets and prices (`--config.file`);
 //! - `target`: one target's settings, its own or else the flags', checked;
 //! - `token_source`: a token read from a file or the environment;
 //! - `shared_tokens`: what the targets of one token must agree on, its daily budget included;
-//! - `contracts`, `upstream_ca`: the contracted budgets, the CAs to trust besides the system's;
+//! - `contracts`, `prices`: the contracted budgets, the prices and the monthly cost limits;
+//! - `upstream_ca`: the CAs to trust besides the system's;
 //! - `token`: the secret itself; `error`: the one error type.
 
 pub(crate) mod contracts;
 pub(crate) mod error;
 pub(crate) mod file;
 pub(crate) mod flags;
+pub(crate) mod prices;
 pub(crate) mod shared_tokens;
 pub(crate) mod target;
 pub(crate) mod token;
@@ -23,6 +25,7 @@ use std::net::ToSocketAddrs;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use crate::config::contracts::Contracts;
 pub use crate::config::error::ConfigError;
 #[cfg(feature = "test-util")]
 pub use crate::config::flags::DEFAULT_LISTEN_ADDRESS;
@@ -31,7 +34,8 @@ pub use crate::config::shared_tokens::group_by_token;
 pub use crate::config::target::{DEMO_TOKEN, Target};
 pub use crate::config::token_source::{read_token_file, readable_by_others};
 use crate::web::WebSettings;
-use contracts::{Budget, FileBudget, Polled};
+use contracts::Polled;
+use file::FileContracts;
 
 /// Everything the exporter needs, validated.
 #[derive(Clone, Debug)]
@@ -60,20 +64,24 @@ pub struct Config {
     pub max_connections: usize,
     /// Things worth a warning once logging runs (a token file others can read).
     pub warnings: Vec<String>,
-    /// Contracted quantities, from the config file.
-    pub budgets: Vec<Budget>,
+    /// Contracted quantities, prices and cost limits, from the config file.
+    pub contracts: Contracts,
     /// The state directory; None: nothing survives a restart.
     pub storage_path: Option<PathBuf>,
 }
 
 impl Config {
-    /// What `--config.check` prints: a line for the whole and one per target, never a token.
+    /// What `--config.check` prints: a line for the whole, one per target, price and cost limit;
+    /// never a token.
     pub fn summary(&self) -> String {
         use std::fmt::Write;
+        let contracts = &self.contracts;
         let mut text = format!(
-            "configuration is valid: {} target(s), {} budget(s)\n",
+            "configuration is valid: {} target(s), {} budget(s), {} price(s), {} cost limit(s)\n",
             self.targets.len(),
-            self.budgets.len()
+            contracts.budgets.len(),
+            contracts.prices.entries().len(),
+            contracts.cost_limits.len(),
         );
         for target in &self.targets {
             let _ = writeln!(
@@ -91,6 +99,26 @@ impl Config {
                 target.timezone_name,
             );
         }
+        for price in contracts.prices.entries() {
+            let _ = writeln!(
+                text,
+                "price server={} api={} operation={} description={:?} unit_price={} currency={} charge={}",
+                price.server,
+                price.api,
+                price.operation.as_deref().map_or("(every)".to_owned(), |op| format!("{op:?}")),
+                price.description,
+                price.unit_price,
+                price.currency,
+                price.charge.as_str(),
+            );
+        }
+        for limit in &contracts.cost_limits {
+            let _ = writeln!(
+                text,
+                "cost_limit server={} currency={} monthly={}",
+                limit.server, limit.currency, limit.monthly
+            );
+        }
         text
     }
 
@@ -102,7 +130,7 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let listen_address = listen_address(&flags.listen_address)?;
         let telemetry_path = telemetry_path(&flags.telemetry_path)?;
-        let (mut targets, file_budgets) = targets(flags, env)?;
+        let (mut targets, file_contracts) = targets(flags, env)?;
         let field_of = |i: usize, key: &str| match (&flags.config_file, key) {
             (Some(_), key) => format!("targets[{i}].{key}"),
             (None, "token_name") => "--wolkvox.token-name".to_owned(),
@@ -111,7 +139,10 @@ impl Config {
         shared_tokens::check_tokens(&mut targets, &field_of)?;
         let polled: Vec<Polled<'_>> =
             targets.iter().map(|t| Polled { server: &t.server, apis: &t.apis }).collect();
-        let budgets = contracts::check(file_budgets, &polled)?;
+        let budgets = contracts::check(file_contracts.budgets, &polled)?;
+        let (prices, cost_limits) =
+            prices::check(file_contracts.prices, file_contracts.cost_limits, &polled)?;
+        let contracts = Contracts { budgets, prices, cost_limits };
         // Read once here, where an error names the flag, and handed to the client as read.
         let ca_certificates = match &flags.ca_file {
             Some(path) => upstream_ca::ca_certificates(path)
@@ -143,17 +174,18 @@ impl Config {
             max_requests: flags.max_requests,
             max_connections: flags.max_connections,
             warnings,
-            budgets,
+            contracts,
             storage_path,
         })
     }
 }
 
-/// The targets of `--demo`, of the config file (with its budgets), or of the flags: one of them.
+/// The targets of `--demo`, of the config file (with its budgets and prices), or of the flags: one
+/// of them.
 fn targets(
     flags: &Flags,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<(Vec<Target>, Vec<FileBudget>), ConfigError> {
+) -> Result<(Vec<Target>, FileContracts), ConfigError> {
     if flags.demo {
         if flags.config_file.is_some() || flags.server.is_some() {
             return Err(ConfigError::new(
@@ -161,7 +193,7 @@ fn targets(
                 "polls only the embedded simulator: drop --config.file and --wolkvox.server",
             ));
         }
-        Ok((vec![target::demo(flags)?], Vec::new()))
+        Ok((vec![target::demo(flags)?], FileContracts::default()))
     } else if let Some(path) = &flags.config_file {
         if flags.server.is_some() || flags.token_file.is_some() {
             return Err(ConfigError::new(
@@ -171,7 +203,7 @@ fn targets(
         }
         file::targets_from_file(path, flags, env)
     } else {
-        Ok((vec![target::from_flags(flags, env)?], Vec::new()))
+        Ok((vec![target::from_flags(flags, env)?], FileContracts::default()))
     }
 }
 

@@ -140,7 +140,12 @@ mod tests {
             state_saved: Some(true),
             pause: None,
         };
-        let store = Store::from_states(vec![target], vec![token], &[], Clock::system());
+        let store = Store::from_states(
+            vec![target],
+            vec![token],
+            &crate::config::Contracts::default(),
+            Clock::system(),
+        );
         let html = page(&store.published(), "/metrics", success + SignedDuration::from_secs(75));
         for expected in [
             "<td>0042</td><td>gamification</td>",

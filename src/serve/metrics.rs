@@ -7,7 +7,8 @@ use jiff::civil::DateTime;
 use prometheus::{Encoder, Registry, TextEncoder};
 
 use crate::clock::unix;
-use crate::config::contracts::Budget;
+use crate::config::contracts::{Budget, Contracts};
+use crate::config::prices::{CostLimit, Price};
 use crate::serve::exposition::{Exposition, Kind, Samples};
 use crate::serve::target_state::{TargetState, TokenState};
 use crate::storage::StorageFailures;
@@ -24,11 +25,11 @@ const CACHED: &str = "Cached from the last successful background poll of the Wol
 pub fn render(
     targets: &[TargetState],
     tokens: &[TokenState],
-    budgets: &[Budget],
+    contracts: &Contracts,
     now: Timestamp,
     storage_failures: Option<StorageFailures>,
 ) -> String {
-    let view = View::new(targets, tokens, budgets, now, storage_failures);
+    let view = View::new(targets, tokens, contracts, now, storage_failures);
     let mut text = Exposition::with_capacity(
         8192 + view.fresh.iter().map(|(t, report)| usage_bytes(t, report)).sum::<usize>(),
     );
@@ -47,6 +48,7 @@ struct View<'a> {
     targets: &'a [TargetState],
     tokens: &'a [TokenState],
     budgets: &'a [Budget],
+    cost_limits: &'a [CostLimit],
     /// Wall time of the render: staleness, the month's end, a pause's end.
     now: Timestamp,
     /// None without a state directory.
@@ -55,13 +57,22 @@ struct View<'a> {
     fresh: Vec<(&'a TargetState, &'a Report)>,
     /// The newest row of each of `fresh`'s answers.
     newest: Vec<Option<DateTime>>,
+    /// The series of `fresh` that have a price, in their order, each with its price.
+    priced: Vec<Priced<'a>>,
+}
+
+/// A served series and the price that applies to it.
+struct Priced<'a> {
+    target: &'a TargetState,
+    series: &'a Series,
+    price: &'a Price,
 }
 
 impl<'a> View<'a> {
     fn new(
         targets: &'a [TargetState],
         tokens: &'a [TokenState],
-        budgets: &'a [Budget],
+        contracts: &'a Contracts,
         now: Timestamp,
         storage_failures: Option<StorageFailures>,
     ) -> View<'a> {
@@ -71,7 +82,29 @@ impl<'a> View<'a> {
             .iter()
             .map(|(_, report)| report.series.iter().filter_map(|s| s.latest_at).max())
             .collect();
-        View { targets, tokens, budgets, now, storage_failures, fresh, newest }
+        // The prices were indexed when the configuration was read: two lookups per series here.
+        let mut priced = Vec::new();
+        for (target, report) in fresh.iter().copied() {
+            let Some(prices) = contracts.prices.for_api(&target.server, target.api) else {
+                continue;
+            };
+            for series in &report.series {
+                if let Some(price) = prices.of(&series.operation, &series.description) {
+                    priced.push(Priced { target, series, price });
+                }
+            }
+        }
+        View {
+            targets,
+            tokens,
+            budgets: &contracts.budgets,
+            cost_limits: &contracts.cost_limits,
+            now,
+            storage_failures,
+            fresh,
+            newest,
+            priced,
+        }
     }
 }
 
@@ -224,6 +257,22 @@ const FAMILIES: &[Family] = &[
         "wolkvox_billing_budget_used",
         "This month's highest value of a budgeted series (the API's own _max metric), labelled like wolkvox_billing_budget so the two compare directly.",
         Written(billing_budget_used),
+    ),
+    // Costs: estimates from the configured prices, not the invoice.
+    gauge(
+        "wolkvox_estimated_cost",
+        "Estimated cost of a priced series in the current month so far: its unit price from the config file's prices times the month's highest value (charge peak) or the latest value (charge latest). An estimate: taxes, discounts, minimums and currency conversion are not included.",
+        Written(estimated_cost),
+    ),
+    gauge(
+        "wolkvox_unit_price",
+        "Unit price from the config file's prices that applies to a series (the entry naming its operation, else its product's), labelled with the value it charges: the month's peak or the latest. Estimated costs use it; taxes, discounts and minimums are not included.",
+        Written(unit_price),
+    ),
+    gauge(
+        "wolkvox_cost_limit",
+        "Monthly cost limit of a server in a currency, from the config file's cost_limits, for comparing with the estimated cost of the month (which leaves out taxes, discounts and minimums).",
+        Written(cost_limit),
     ),
     // Each token: its calls, its budget, its pause, and Wolkvox's own count.
     gauge(
@@ -441,6 +490,39 @@ fn budget_labels(b: &Budget) -> [(&str, &str); 4] {
     ]
 }
 
+fn estimated_cost(view: &View<'_>, samples: &mut Samples<'_>) {
+    for Priced { target, series, price } in &view.priced {
+        let labels = [
+            ("server", target.server.as_str()),
+            ("api", target.api.name),
+            ("operation", &series.operation),
+            ("description", &series.description),
+            ("currency", &price.currency),
+        ];
+        samples.add(&labels, price.cost(series.latest, series.max));
+    }
+}
+
+fn unit_price(view: &View<'_>, samples: &mut Samples<'_>) {
+    for Priced { target, series, price } in &view.priced {
+        let labels = [
+            ("server", target.server.as_str()),
+            ("api", target.api.name),
+            ("operation", &series.operation),
+            ("description", &series.description),
+            ("currency", &price.currency),
+            ("charge", price.charge.as_str()),
+        ];
+        samples.add(&labels, price.unit_price);
+    }
+}
+
+fn cost_limit(view: &View<'_>, samples: &mut Samples<'_>) {
+    for limit in view.cost_limits {
+        samples.add(&[("server", &limit.server), ("currency", &limit.currency)], limit.monthly);
+    }
+}
+
 fn token_pause(view: &View<'_>, samples: &mut Samples<'_>) {
     for token in view.tokens {
         if let Some((until, reason)) = token.pause.filter(|&(until, _)| until > view.now) {
@@ -513,6 +595,10 @@ mod tests {
         jiff::SignedDuration::from_secs(seconds)
     }
 
+    fn none() -> Contracts {
+        Contracts::default()
+    }
+
     fn state(operation: &str, at: Timestamp, stale_after: Duration) -> TargetState {
         let report = Report {
             rows: 1,
@@ -545,7 +631,7 @@ mod tests {
         });
         let token = |pause| TokenState { pause, ..TokenState::new_named("main") };
         let quota = Some((now + secs(60), crate::calls::admission::PauseReason::Quota));
-        let text = render(&[failing.clone()], &[token(quota)], &[], now, None);
+        let text = render(&[failing.clone()], &[token(quota)], &none(), now, None);
         assert!(
             text.contains(
                 "wolkvox_failure_streak{server=\"0042\",api=\"gamification\",reason=\"auth\"} 2\n"
@@ -557,7 +643,7 @@ mod tests {
         let text = render(
             &[state("ventas", now, Duration::from_secs(3600))],
             &[token(quota)],
-            &[],
+            &none(),
             now + secs(60),
             None,
         );
@@ -569,8 +655,13 @@ mod tests {
     #[test]
     fn a_time_is_written_to_the_millisecond() {
         let success = at_1_5e9() + jiff::SignedDuration::from_nanos(123_456_789);
-        let text =
-            render(&[state("ventas", success, Duration::from_secs(60))], &[], &[], success, None);
+        let text = render(
+            &[state("ventas", success, Duration::from_secs(60))],
+            &[],
+            &none(),
+            success,
+            None,
+        );
         assert!(text.contains("wolkvox_last_success_timestamp_seconds{server=\"0042\",api=\"gamification\"} 1500000000.123\n"), "{text}");
     }
 
@@ -584,7 +675,7 @@ mod tests {
                 Duration::from_secs(60),
             )],
             &[],
-            &[],
+            &none(),
             now,
             None,
         );
@@ -614,7 +705,7 @@ mod tests {
         };
         report.series.push(behind);
         target.last_success = Some(Success { report: Arc::new(report), at: now });
-        let text = render(&[target], &[], &[], now, None);
+        let text = render(&[target], &[], &none(), now, None);
         assert!(text.contains("wolkvox_usage_newest_row_timestamp_seconds{server=\"0042\",api=\"gamification\"} 1499950800\n"), "{text}");
         let behind = "wolkvox_usage_latest_row_timestamp_seconds{server=\"0042\",api=\"gamification\",operation=\"soporte\",description=\"Gamification\"} 1499832000\n";
         assert!(text.contains(behind), "{text}");
@@ -628,8 +719,13 @@ mod tests {
     fn stale_usage_is_left_out_but_health_stays() {
         let now = at_1_5e9();
         let old = state("ventas", now, Duration::from_secs(60));
-        let text =
-            render(&[old], &[], &[], now + secs(61), Some(StorageFailures { writes: 2, reads: 3 }));
+        let text = render(
+            &[old],
+            &[],
+            &none(),
+            now + secs(61),
+            Some(StorageFailures { writes: 2, reads: 3 }),
+        );
         assert!(!text.contains("wolkvox_gamification_licenses"), "{text}");
         assert!(text.contains("wolkvox_up{server=\"0042\",api=\"gamification\"} 1\n"));
         assert!(text.contains("wolkvox_last_success_timestamp_seconds{server=\"0042\",api=\"gamification\"} 1500000000\n"));
@@ -654,7 +750,7 @@ mod tests {
         let fresh = render(
             &[state("ventas", now, Duration::from_secs(60))],
             &[],
-            &[],
+            &none(),
             now + secs(60),
             None,
         );
@@ -669,9 +765,43 @@ mod tests {
     }
 
     #[test]
+    fn the_cost_of_a_series_goes_with_it_and_the_cost_limit_stays() {
+        use crate::config::prices::Prices;
+        use crate::wolkvox::catalogue::Charge;
+
+        let now = at_1_5e9();
+        let contracts = Contracts {
+            prices: Prices::new(vec![Price {
+                api: catalogue::gamification(),
+                server: "0042".to_owned(),
+                operation: None,
+                description: "Gamification".to_owned(),
+                unit_price: 2.0,
+                currency: "EUR".to_owned(),
+                charge: Charge::Peak,
+            }]),
+            cost_limits: vec![CostLimit {
+                server: "0042".to_owned(),
+                currency: "EUR".to_owned(),
+                monthly: 100.0,
+            }],
+            ..none()
+        };
+        let target = || state("ventas", now, Duration::from_secs(60));
+        let cost = "wolkvox_estimated_cost{server=\"0042\",api=\"gamification\",operation=\"ventas\",description=\"Gamification\",currency=\"EUR\"} 9\n";
+        let limit = "wolkvox_cost_limit{server=\"0042\",currency=\"EUR\"} 100\n";
+        let fresh = render(&[target()], &[], &contracts, now, None);
+        assert!(fresh.contains(cost) && fresh.contains(limit), "{fresh}");
+        let stale = render(&[target()], &[], &contracts, now + secs(61), None);
+        assert!(!stale.contains("wolkvox_estimated_cost") && !stale.contains("wolkvox_unit_price"));
+        assert!(stale.contains(limit), "{stale}");
+    }
+
+    #[test]
     fn help_says_the_values_are_cached_and_no_sample_has_a_timestamp() {
         let now = at_1_5e9();
-        let text = render(&[state("ventas", now, Duration::from_secs(60))], &[], &[], now, None);
+        let text =
+            render(&[state("ventas", now, Duration::from_secs(60))], &[], &none(), now, None);
         assert!(text.contains("# HELP wolkvox_gamification_licenses Active gamification licenses"));
         assert!(
             text.lines()
@@ -687,12 +817,14 @@ mod tests {
     }
 
     /// Every family with samples, a token's pause, a series left behind, a budget used and one
-    /// not: the exposition byte for byte, so that how `render` is written may change but not what
-    /// it writes. The build's own version, revision and compiler fill in the build_info line.
+    /// not, a price for a product and one for an operation, a cost limit: the exposition byte for
+    /// byte, so that how `render` is written may change but not what it writes. The build's own version, revision and compiler fill in the build_info line.
     #[test]
     fn every_family_is_written_byte_for_byte() {
         use crate::calls::admission::PauseReason;
+        use crate::config::prices::Prices;
         use crate::serve::target_state::LastPoll;
+        use crate::wolkvox::catalogue::Charge;
         use crate::wolkvox::{Failure, TokenInfo};
 
         let now = at_1_5e9();
@@ -746,12 +878,35 @@ mod tests {
             description: "Gamification".to_owned(),
             quantity,
         };
-        let budgets = [budget("ventas", 10.0), budget("nadie", 5.0)];
+        // Soporte at the product's price on its peak, ventas at its own on its latest value; the
+        // idle target's price has no series to apply to.
+        let price = |server: &str, api, operation: Option<&str>, unit_price, charge| Price {
+            api: catalogue::find(api).unwrap(),
+            server: server.to_owned(),
+            operation: operation.map(str::to_owned),
+            description: "Gamification".to_owned(),
+            unit_price,
+            currency: "USD".to_owned(),
+            charge,
+        };
+        let contracts = Contracts {
+            budgets: vec![budget("ventas", 10.0), budget("nadie", 5.0)],
+            prices: Prices::new(vec![
+                price("0042", "gamification", None, 2.5, Charge::Peak),
+                price("0042", "gamification", Some("ventas"), 3.0, Charge::Latest),
+                price("0099", "chat_licenses", None, 9.0, Charge::Peak),
+            ]),
+            cost_limits: vec![CostLimit {
+                server: "0042".to_owned(),
+                currency: "USD".to_owned(),
+                monthly: 5000.0,
+            }],
+        };
         let failures = Some(StorageFailures { writes: 1, reads: 2 });
         let text = render(
             &[usage, idle],
             &[main, TokenState::new_named("other")],
-            &budgets,
+            &contracts,
             now,
             failures,
         );

@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::clock::{Clock, until};
-use crate::config::contracts::Budget;
+use crate::config::contracts::Contracts;
 use crate::serve::gzip::GzipPrefix;
 use crate::serve::metrics;
 use crate::serve::target_state::{LastPoll, Success, TargetState, TokenState};
@@ -52,11 +52,11 @@ impl StoreBuilder {
     /// The store, its first render published (restored answers included).
     pub fn build(
         self,
-        budgets: &[Budget],
+        contracts: &Contracts,
         clock: Clock,
         storage: Option<Arc<Storage>>,
     ) -> Arc<Store> {
-        Store::new(self.states, self.tokens, budgets, clock, storage)
+        Store::new(self.states, self.tokens, contracts, clock, storage)
     }
 }
 
@@ -85,12 +85,12 @@ impl Published {
     fn build(
         targets: Vec<TargetState>,
         tokens: Vec<TokenState>,
-        budgets: &[Budget],
+        contracts: &Contracts,
         now: Timestamp,
         storage_failures: Option<StorageFailures>,
         compress: fn(&[u8]) -> GzipPrefix,
     ) -> Published {
-        let text = metrics::render(&targets, &tokens, budgets, now, storage_failures);
+        let text = metrics::render(&targets, &tokens, contracts, now, storage_failures);
         let gzip = compress(text.as_bytes());
         Published { text: Bytes::from(text), gzip, targets, tokens }
     }
@@ -99,7 +99,7 @@ impl Published {
 pub struct Store {
     states: Mutex<Vec<TargetState>>,
     tokens: Mutex<Vec<TokenState>>,
-    budgets: Arc<[Budget]>,
+    contracts: Arc<Contracts>,
     clock: Clock,
     /// Its failures are metrics.
     storage: Option<Arc<Storage>>,
@@ -113,16 +113,16 @@ impl Store {
     pub fn from_states(
         states: Vec<TargetState>,
         tokens: Vec<TokenState>,
-        budgets: &[Budget],
+        contracts: &Contracts,
         clock: Clock,
     ) -> Arc<Store> {
-        Store::new(states, tokens, budgets, clock, None)
+        Store::new(states, tokens, contracts, clock, None)
     }
 
     fn new(
         states: Vec<TargetState>,
         tokens: Vec<TokenState>,
-        budgets: &[Budget],
+        contracts: &Contracts,
         clock: Clock,
         storage: Option<Arc<Storage>>,
     ) -> Arc<Store> {
@@ -132,7 +132,7 @@ impl Store {
         let published = Published::build(
             states.clone(),
             tokens.clone(),
-            budgets,
+            contracts,
             clock.now(),
             failures,
             GzipPrefix::fast,
@@ -142,7 +142,7 @@ impl Store {
         Arc::new(Store {
             states: Mutex::new(states),
             tokens: Mutex::new(tokens),
-            budgets: budgets.into(),
+            contracts: Arc::new(contracts.clone()),
             clock,
             storage,
             published: ArcSwap::from_pointee(published),
@@ -259,10 +259,10 @@ impl Store {
             let next = states.iter().filter_map(|s| s.stale_deadline(now)).chain(month_end).min();
             next_render = next.map(|at| Instant::now() + until(now, at) + Duration::from_millis(1));
             // Rendering a large response takes milliseconds of CPU: keep it off the async workers.
-            let (tokens, budgets) = (self.tokens(), self.budgets.clone());
+            let (tokens, contracts) = (self.tokens(), self.contracts.clone());
             let storage_failures = self.storage.as_ref().map(|s| s.failures());
             let published = tokio::task::spawn_blocking(move || {
-                Published::build(states, tokens, &budgets, now, storage_failures, GzipPrefix::new)
+                Published::build(states, tokens, &contracts, now, storage_failures, GzipPrefix::new)
             })
             .await
             .expect("rendering does not panic");
@@ -281,7 +281,7 @@ mod tests {
         let mut builder = StoreBuilder::default();
         let job =
             builder.job(TargetState::after_one_success(Report::default(), Timestamp::UNIX_EPOCH));
-        let store = builder.build(&[], Clock::system(), None);
+        let store = builder.build(&Contracts::default(), Clock::system(), None);
         let fail = || Err(Failure::new(Reason::Timeout, "no answer in 60s"));
         let at = |second| Timestamp::from_second(second).unwrap();
         store.record(job, fail(), Duration::from_secs(60), at(1));

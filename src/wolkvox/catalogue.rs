@@ -1,7 +1,8 @@
 //! The 27 billing APIs (`billing.php?api=…`), all with the same request and response shape, and
 //! the metric family each one becomes. Values are gauges: month-to-date figures that fall back at
 //! the start of a month, never `_total` counters. Units are what Wolkvox bills in; where its
-//! documentation names no unit, the metric ends in `_usage` and its HELP text says so.
+//! documentation names no unit, the metric ends in `_usage` and its HELP text says so. Each API
+//! also says which of its values a price applies to by default ([`Charge`]).
 
 use std::fmt;
 
@@ -13,6 +14,36 @@ pub struct Api {
     pub metric: &'static str,
     /// What the value counts: the start of the HELP text.
     pub counts: &'static str,
+    /// Which value is billed unless a price says otherwise.
+    pub charge: Charge,
+}
+
+/// Which usage of a month a price is charged on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Charge {
+    /// The month's highest value (`_max`): licenses and connectors, which Wolkvox reports as the
+    /// number active on the query date, so a license active on any day of the month is billed
+    /// even when the latest row shows fewer.
+    Peak,
+    /// The latest row: metered APIs (minutes, calls, characters, uses), whose rows count the
+    /// month's consumption up to the query date, so the latest is the month so far.
+    Latest,
+}
+
+impl Charge {
+    pub const ALL: [Charge; 2] = [Charge::Peak, Charge::Latest];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Charge::Peak => "peak",
+            Charge::Latest => "latest",
+        }
+    }
+
+    /// `peak` or `latest`, as the config file writes it.
+    pub fn parse(text: &str) -> Option<Charge> {
+        Charge::ALL.into_iter().find(|charge| charge.as_str() == text.trim())
+    }
 }
 
 impl fmt::Display for Api {
@@ -21,72 +52,98 @@ impl fmt::Display for Api {
     }
 }
 
-const fn api(name: &'static str, metric: &'static str, counts: &'static str) -> Api {
-    Api { name, metric, counts }
+const fn api(
+    name: &'static str,
+    metric: &'static str,
+    counts: &'static str,
+    charge: Charge,
+) -> Api {
+    Api { name, metric, counts, charge }
 }
 
-/// In the order of Wolkvox's documentation.
+use Charge::{Latest, Peak};
+
+/// In the order of Wolkvox's documentation. Licenses and connectors are charged on the month's
+/// peak, metered consumption on its latest row (see [`Charge`]).
 pub static APIS: [Api; 27] = [
-    api("agent_script", "wolkvox_agent_script_licenses", "Agent Script licenses"),
-    api("intelligent_dial", "wolkvox_intelligent_dial_licenses", "Smart-dialing licenses"),
-    api("gamification", "wolkvox_gamification_licenses", "Active gamification licenses"),
-    api("ivr_minutes", "wolkvox_ivr_minutes", "IVR minutes (minutes, the unit Wolkvox bills in)"),
+    api("agent_script", "wolkvox_agent_script_licenses", "Agent Script licenses", Peak),
+    api("intelligent_dial", "wolkvox_intelligent_dial_licenses", "Smart-dialing licenses", Peak),
+    api("gamification", "wolkvox_gamification_licenses", "Active gamification licenses", Peak),
+    api(
+        "ivr_minutes",
+        "wolkvox_ivr_minutes",
+        "IVR minutes (minutes, the unit Wolkvox bills in)",
+        Latest,
+    ),
     api(
         "rec_minutes",
         "wolkvox_rec_minutes",
         "IVR recording minutes (minutes, the unit Wolkvox bills in)",
+        Latest,
     ),
-    api("amazon_s3", "wolkvox_amazon_s3_licenses", "Licenses with Amazon S3 storage"),
-    api("rsync", "wolkvox_rsync_licenses", "Licenses with external (rsync) storage"),
-    api("rsync_s3_mp3", "wolkvox_rsync_s3_mp3_audios", "Audios copied to S3"),
+    api("amazon_s3", "wolkvox_amazon_s3_licenses", "Licenses with Amazon S3 storage", Peak),
+    api("rsync", "wolkvox_rsync_licenses", "Licenses with external (rsync) storage", Peak),
+    api("rsync_s3_mp3", "wolkvox_rsync_s3_mp3_audios", "Audios copied to S3", Latest),
     api(
         "rec_screen",
         "wolkvox_rec_screen_usage",
         "Screen-recording time (in the API's own unit, which Wolkvox does not document)",
+        Latest,
     ),
-    api("interactions", "wolkvox_interactions", "Omnichannel interactions"),
+    api("interactions", "wolkvox_interactions", "Omnichannel interactions", Latest),
     api(
         "rec_screen_on_demand",
         "wolkvox_rec_screen_on_demand_usage",
         "On-demand screen recording (in the API's own unit, which Wolkvox does not document)",
+        Latest,
     ),
     api(
         "speech_analytics",
         "wolkvox_speech_analytics_usage",
         "Speech-analytics time (in the API's own unit, which Wolkvox does not document)",
+        Latest,
     ),
-    api("wp_connectors", "wolkvox_wp_connectors", "WhatsApp Mobile connectors"),
-    api("sentiment_analysis", "wolkvox_sentiment_analyses", "Sentiment analyses"),
-    api("chat_licenses", "wolkvox_chat_licenses", "Chat licenses"),
-    api("interaction_licenses", "wolkvox_interaction_licenses", "Interaction licenses"),
-    api("video_call", "wolkvox_video_call_licenses", "Video-call licenses"),
-    api("pbx_licenses", "wolkvox_pbx_licenses", "PBX licenses"),
-    api("ivr_calls", "wolkvox_ivr_calls", "IVR calls"),
-    api("asr_calls", "wolkvox_asr_playbacks", "ASR (speech recognition) playbacks"),
-    api("vision", "wolkvox_vision_uses", "Uses of the Vision component"),
-    api("tts_chars", "wolkvox_tts_characters", "Text-to-speech characters"),
+    api("wp_connectors", "wolkvox_wp_connectors", "WhatsApp Mobile connectors", Peak),
+    api("sentiment_analysis", "wolkvox_sentiment_analyses", "Sentiment analyses", Latest),
+    api("chat_licenses", "wolkvox_chat_licenses", "Chat licenses", Peak),
+    api("interaction_licenses", "wolkvox_interaction_licenses", "Interaction licenses", Peak),
+    api("video_call", "wolkvox_video_call_licenses", "Video-call licenses", Peak),
+    api("pbx_licenses", "wolkvox_pbx_licenses", "PBX licenses", Peak),
+    api("ivr_calls", "wolkvox_ivr_calls", "IVR calls", Latest),
+    api("asr_calls", "wolkvox_asr_playbacks", "ASR (speech recognition) playbacks", Latest),
+    api("vision", "wolkvox_vision_uses", "Uses of the Vision component", Latest),
+    api("tts_chars", "wolkvox_tts_characters", "Text-to-speech characters", Latest),
     api(
         "wp_connectors_official",
         "wolkvox_wp_connectors_official",
         "Official WhatsApp Business connectors",
+        Peak,
     ),
-    api("contact_center_licenses", "wolkvox_contact_center_licenses", "Contact-center licenses"),
-    api("amd_ai", "wolkvox_amd_ai_detections", "AI answering-machine detections"),
+    api(
+        "contact_center_licenses",
+        "wolkvox_contact_center_licenses",
+        "Contact-center licenses",
+        Peak,
+    ),
+    api("amd_ai", "wolkvox_amd_ai_detections", "AI answering-machine detections", Latest),
     api(
         "stereo_rec",
         "wolkvox_stereo_rec_minutes",
         "Stereo-recording minutes (minutes, the unit Wolkvox bills in)",
+        Latest,
     ),
     api(
         "nlp_ai",
         "wolkvox_nlp_ai_usage",
         "NLP consumption (in the API's own unit, which Wolkvox does not document)",
+        Latest,
     ),
 ];
 
 /// `information.php?api=token_info`: not billing, but polled on a token's lane like the billing
 /// APIs when asked for, so that it gets the same schedule and health metrics (`api="token_info"`).
-pub static TOKEN_INFO: Api = api("token_info", "", "The token's calls as Wolkvox counts them");
+pub static TOKEN_INFO: Api =
+    api("token_info", "", "The token's calls as Wolkvox counts them", Latest);
 
 pub fn gamification() -> &'static Api {
     &APIS[2]
@@ -144,6 +201,17 @@ mod tests {
             assert!(!metrics.contains(format!("{}_max", api.metric).as_str()));
             assert!(!api.counts.is_empty());
         }
+    }
+
+    #[test]
+    fn licenses_are_charged_on_the_peak_and_metered_apis_on_the_latest_row() {
+        for api in &APIS {
+            let license = api.metric.ends_with("_licenses") || api.metric.contains("_connectors");
+            assert_eq!(api.charge == Charge::Peak, license, "{}", api.name);
+        }
+        assert_eq!(Charge::parse(" peak "), Some(Charge::Peak));
+        assert_eq!(Charge::parse("latest"), Some(Charge::Latest));
+        assert_eq!(Charge::parse("max"), None);
     }
 
     #[test]

@@ -217,6 +217,75 @@ async fn budgets_are_served_beside_the_usage_they_bound() {
     exporter.stop().await;
 }
 
+fn dated(operation: &str, description: &str, items: &str, date: &str) -> serde_json::Value {
+    json!({"operation": operation, "description": description, "items": items, "date": date})
+}
+
+#[tokio::test]
+async fn priced_series_are_served_with_their_estimated_cost_on_the_peak_or_the_latest_value() {
+    let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
+    // Each series peaked earlier in the month than its latest row.
+    let (early, late) = ("2026-11-02 10:00:00", "2026-11-12 10:00:00");
+    simulator.set_rows_for(
+        "gamification",
+        vec![
+            dated("ventas", "Gamification", "20", early),
+            dated("ventas", "Gamification", "12", late),
+            dated("soporte", "Gamification", "4", late),
+        ],
+    );
+    simulator.set_rows_for(
+        "chat_licenses",
+        vec![
+            dated("ventas", "Chat", "40", early),
+            dated("ventas", "Chat", "31", late),
+            dated("soporte", "Chat", "9", late),
+        ],
+    );
+    let yaml = "targets:\n  - {server: '0042', token_env: WOLKVOX_TOKEN, apis: [gamification, chat_licenses]}\nprices:\n  \
+                - {api: gamification, description: Gamification, unit_price: 2.5, currency: USD}\n  \
+                - {api: chat_licenses, operation: ventas, description: Chat, unit_price: 9, currency: USD, charge: latest}\n\
+                cost_limits:\n  - {currency: USD, monthly: 5000}\n";
+    let exporter = common::start_exporter_from_file(&simulator, yaml, "1h").await;
+    common::wait_all_up(&exporter).await;
+    let text = scrape(&exporter).await;
+    let series = |api: &str, operation: &str, description: &str| {
+        format!(
+            "server=\"0042\",api=\"{api}\",operation=\"{operation}\",description=\"{description}\",currency=\"USD\""
+        )
+    };
+    let usage = |metric: &str, operation: &str, description: &str| {
+        let labels =
+            format!("{{server=\"0042\",operation=\"{operation}\",description=\"{description}\"}}");
+        sample(&text, &format!("{metric}{labels}")).unwrap()
+    };
+    let cost = |labels: &str| sample(&text, &format!("wolkvox_estimated_cost{{{labels}}}"));
+
+    // Gamification licenses, on the peak: 2.5 x the month's highest, for every operation.
+    for operation in ["ventas", "soporte"] {
+        let max = usage("wolkvox_gamification_licenses_max", operation, "Gamification");
+        let labels = series("gamification", operation, "Gamification");
+        assert_eq!(cost(&labels), Some(2.5 * max), "{operation}: {text}");
+        let price = format!("wolkvox_unit_price{{{labels},charge=\"peak\"}}");
+        assert_eq!(sample(&text, &price), Some(2.5));
+    }
+    assert_eq!(cost(&series("gamification", "ventas", "Gamification")), Some(50.0));
+    // Chat of ventas, priced on the latest row: 9 x 31, not 9 x 40.
+    let latest = usage("wolkvox_chat_licenses", "ventas", "Chat");
+    assert_eq!(latest, 31.0);
+    assert_eq!(cost(&series("chat_licenses", "ventas", "Chat")), Some(9.0 * latest));
+    let price = format!(
+        "wolkvox_unit_price{{{},charge=\"latest\"}}",
+        series("chat_licenses", "ventas", "Chat")
+    );
+    assert_eq!(sample(&text, &price), Some(9.0));
+    // Chat of soporte has no price: no cost, no price.
+    assert_eq!(cost(&series("chat_licenses", "soporte", "Chat")), None);
+    assert!(!text.contains("operation=\"soporte\",description=\"Chat\",currency="), "{text}");
+    assert_eq!(sample(&text, "wolkvox_cost_limit{server=\"0042\",currency=\"USD\"}"), Some(5000.0));
+    exporter.stop().await;
+}
+
 #[tokio::test]
 async fn token_info_reports_the_servers_own_count_when_asked_for() {
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();

@@ -113,3 +113,101 @@ fn config_check_prints_the_targets_without_the_token() {
     assert_ne!(code, 0);
     assert!(stderr.contains("no token"));
 }
+
+/// Prices and cost limits: `--config.check` prints what it read, and refuses each bad entry with
+/// exit code 2 and one line naming it.
+#[test]
+fn config_check_prints_the_prices_and_names_each_bad_one() {
+    let targets = "targets:\n  - {server: '0001', token_env: WOLKVOX_TOKEN, apis: [gamification, chat_licenses]}\n";
+    let check = |yaml: &str| {
+        let file = crate::common::tools::temp_file("targets.yml", yaml);
+        let config = file.to_str().unwrap();
+        run(&["--config.file", config, "--config.check"], &[("WOLKVOX_TOKEN", FAKE_TOKEN)])
+    };
+    let (code, stdout, stderr) = check(&format!(
+        "{targets}prices:\n  \
+         - {{api: gamification, description: Gamification, unit_price: 2.5, currency: USD}}\n  \
+         - {{api: chat_licenses, operation: ventas, description: Chat, unit_price: 9, currency: USD, charge: latest}}\n\
+         cost_limits:\n  - {{currency: USD, monthly: 5000}}\n"
+    ));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("2 price(s), 1 cost limit(s)"), "{stdout}");
+    assert!(stdout.contains("price server=0001 api=gamification operation=(every) description=\"Gamification\" unit_price=2.5 currency=USD charge=peak"), "{stdout}");
+    assert!(stdout.contains("price server=0001 api=chat_licenses operation=\"ventas\" description=\"Chat\" unit_price=9 currency=USD charge=latest"), "{stdout}");
+    assert!(stdout.contains("cost_limit server=0001 currency=USD monthly=5000"), "{stdout}");
+
+    let price = "{api: gamification, description: G, unit_price: 1, currency: USD}";
+    let cases = [
+        (
+            format!("prices:\n  - {price}\n  - {{api: chat, description: G, unit_price: 1, currency: USD}}\n"),
+            "prices[1].api: unknown API \"chat\"",
+        ),
+        (
+            "prices:\n  - {api: ivr_minutes, description: G, unit_price: 1, currency: USD}\n".into(),
+            "prices[0].api: ivr_minutes is not polled for server 0001",
+        ),
+        (
+            "prices:\n  - {api: gamification, server: '0009', description: G, unit_price: 1, currency: USD}\n".into(),
+            "prices[0].server: \"0009\" is not the server of any target",
+        ),
+        (
+            "prices:\n  - {api: gamification, description: G, unit_price: -0.5, currency: USD}\n".into(),
+            "prices[0].unit_price: -0.5 is not a price of 0 or more",
+        ),
+        (
+            "prices:\n  - {api: gamification, description: G, unit_price: .inf, currency: USD}\n".into(),
+            "prices[0].unit_price: inf is not a price of 0 or more",
+        ),
+        (
+            "prices:\n  - {api: gamification, description: G, unit_price: .nan, currency: USD}\n".into(),
+            "prices[0].unit_price: NaN is not a price of 0 or more",
+        ),
+        (
+            format!("prices:\n  - {price}\n  - {{api: gamification, description: H, unit_price: 1, currency: usd}}\n"),
+            "prices[1].currency: \"usd\" is not an ISO 4217 currency code",
+        ),
+        (
+            "prices:\n  - {api: gamification, description: G, unit_price: 1, currency: US}\n".into(),
+            "prices[0].currency: \"US\" is not an ISO 4217",
+        ),
+        (
+            "prices:\n  - {api: gamification, description: G, unit_price: 1, currency: USD, charge: max}\n".into(),
+            "prices[0].charge: \"max\" is not peak",
+        ),
+        (
+            format!("prices:\n  - {price}\n  - {price}\n"),
+            "prices[1]: duplicate of prices[0]",
+        ),
+        (
+            "prices:\n  - {api: gamification, operation: v, description: G, unit_price: 1, currency: USD}\n  - {api: gamification, operation: v, server: '0001', description: G, unit_price: 2, currency: EUR}\n".into(),
+            "prices[1]: duplicate of prices[0]",
+        ),
+        (
+            "cost_limits:\n  - {server: '0009', currency: USD, monthly: 1}\n".into(),
+            "cost_limits[0].server: \"0009\" is not the server of any target",
+        ),
+        (
+            "cost_limits:\n  - {currency: Usd, monthly: 1}\n".into(),
+            "cost_limits[0].currency: \"Usd\" is not an ISO 4217",
+        ),
+        (
+            "cost_limits:\n  - {currency: USD, monthly: 0}\n".into(),
+            "cost_limits[0].monthly: 0 is not an amount over 0",
+        ),
+        (
+            "cost_limits:\n  - {currency: USD, monthly: .nan}\n".into(),
+            "cost_limits[0].monthly: NaN is not an amount over 0",
+        ),
+        (
+            "cost_limits:\n  - {currency: USD, monthly: 1}\n  - {currency: USD, server: '0001', monthly: 2}\n".into(),
+            "cost_limits[1]: duplicate of cost_limits[0]",
+        ),
+    ];
+    for (entries, expected) in cases {
+        let (code, stdout, stderr) = check(&format!("{targets}{entries}"));
+        assert_eq!(code, 2, "{entries}: {stdout}{stderr}");
+        assert!(stderr.contains(expected), "{entries}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(!stderr.contains(FAKE_TOKEN));
+    }
+}

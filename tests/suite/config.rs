@@ -396,7 +396,10 @@ fn budgets_must_name_a_polled_api_of_a_configured_server_once() {
         &with("  - {api: chat_licenses, operation: ventas, description: Chat, quantity: 40}\n"),
     );
     let config = config(&["--config.file", ok.to_str().unwrap()], &[TOKEN_ENV]).unwrap();
-    assert_eq!((config.budgets[0].server.as_str(), config.budgets[0].quantity), ("0001", 40.0));
+    assert_eq!(
+        (config.contracts.budgets[0].server.as_str(), config.contracts.budgets[0].quantity),
+        ("0001", 40.0)
+    );
 
     let cases = [
         (
@@ -443,6 +446,47 @@ fn budgets_must_name_a_polled_api_of_a_configured_server_once() {
         unnamed.contains("budgets[0].server: required when the file lists several targets"),
         "{unnamed}"
     );
+}
+
+#[test]
+fn prices_and_cost_limits_need_a_server_when_the_file_lists_several_targets() {
+    let two = "targets:\n  - {server: '0001', token_env: WOLKVOX_TOKEN}\n  - {server: '0002', token_env: WOLKVOX_TOKEN}\n";
+    let price = "{api: gamification, description: G, unit_price: 1, currency: USD}";
+    let unnamed = file_error(&format!("{two}prices:\n  - {price}\n"), &[TOKEN_ENV]);
+    assert!(
+        unnamed.contains("prices[0].server: required when the file lists several targets"),
+        "{unnamed}"
+    );
+    let unnamed = file_error(
+        &format!("{two}cost_limits:\n  - {{currency: USD, monthly: 10}}\n"),
+        &[TOKEN_ENV],
+    );
+    assert!(
+        unnamed.contains("cost_limits[0].server: required when the file lists several targets"),
+        "{unnamed}"
+    );
+    // Named, the same entries are the servers' own, and a currency may have a limit per server.
+    let named = write_temp(
+        "targets.yml",
+        &format!(
+            "{two}prices:\n  - {{server: '0002', api: gamification, operation: v, description: G, unit_price: 1.5, currency: COP}}\n\
+             cost_limits:\n  - {{server: '0001', currency: COP, monthly: 10}}\n  - {{server: '0002', currency: COP, monthly: 20}}\n"
+        ),
+    );
+    let config = config(&["--config.file", named.to_str().unwrap()], &[TOKEN_ENV]).unwrap();
+    let price = &config.contracts.prices.entries()[0];
+    assert_eq!(
+        (
+            price.server.as_str(),
+            price.operation.as_deref(),
+            price.unit_price,
+            price.charge.as_str()
+        ),
+        ("0002", Some("v"), 1.5, "peak")
+    );
+    let limits: Vec<(&str, f64)> =
+        config.contracts.cost_limits.iter().map(|l| (l.server.as_str(), l.monthly)).collect();
+    assert_eq!(limits, [("0001", 10.0), ("0002", 20.0)]);
 }
 
 #[test]

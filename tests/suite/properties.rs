@@ -9,6 +9,7 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::{TestCaseError, TestRunner};
 use serde_json::{Value, json};
 use wolkvox_exporter::clock::Clock;
+use wolkvox_exporter::config::Contracts;
 use wolkvox_exporter::serve::metrics;
 use wolkvox_exporter::serve::target_state::TargetState;
 use wolkvox_exporter::wolkvox::Report;
@@ -376,7 +377,8 @@ fn arbitrary_label_values_round_trip_through_the_exposition_text() {
         })
         .collect();
     let now = Clock::system().now();
-    let text = metrics::render(&[state(series.clone(), now)], &[], &[], now, None);
+    let text =
+        metrics::render(&[state(series.clone(), now)], &[], &Contracts::default(), now, None);
     let (ok, output) = tools::run_tool(&python, &["-c", PARSE], Some(text.as_bytes()));
     assert!(ok, "{output}");
     let parsed: Vec<(String, String, f64)> = serde_json::from_str(output.trim()).unwrap();

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use wolkvox_exporter::calls::admission::{JobLedger, Ledger, next_midnight};
 use wolkvox_exporter::calls::lanes::{self, UsageSource, run_lane};
 use wolkvox_exporter::clock::{Clock, until};
-use wolkvox_exporter::config::Target;
+use wolkvox_exporter::config::{Contracts, Target};
 use wolkvox_exporter::serve::store::Store;
 use wolkvox_exporter::storage::{Role, Storage};
 use wolkvox_exporter::wolkvox::client::{Call, Request};
@@ -95,7 +95,7 @@ fn start_time() -> Timestamp {
 /// token) for `virtual_time`, on a clock that starts at [`start_time`].
 async fn run(script: &Arc<Script>, targets: Vec<Target>, virtual_time: Duration) -> Arc<Store> {
     let clock = Clock::starting_at(start_time());
-    let (lanes, store) = lanes::plan(&targets, &[], clock.clone(), None);
+    let (lanes, store) = lanes::plan(&targets, &Contracts::default(), clock.clone(), None);
     assert_eq!(lanes.len(), 1, "the scheduling tests run one token");
     let running: Vec<_> = lanes
         .into_iter()
@@ -424,7 +424,12 @@ fn planning_drops_the_jobs_no_longer_configured_from_the_state_directory() {
     };
     storage.save_ledger(token_name, &before);
 
-    lanes::plan(&targets, &[], Clock::starting_at(start_time()), Some(storage.clone()));
+    lanes::plan(
+        &targets,
+        &Contracts::default(),
+        Clock::starting_at(start_time()),
+        Some(storage.clone()),
+    );
     let after = storage.load_ledger(token_name).unwrap().expect("the ledger is written back");
     assert_eq!(after.jobs.keys().collect::<Vec<_>>(), ["0042/gamification"], "{after:?}");
     assert_eq!(after.calls_today, 3, "the rest of the ledger is kept");
