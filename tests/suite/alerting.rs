@@ -529,7 +529,7 @@ fn the_example_alertmanager_routes_only_wolkvox_alerts_to_the_wolkvox_receivers(
         assert_eq!(route(&amtool, labels).0, receiver, "{labels:?}");
     }
 
-    // The contract alerts take their own route, with a long repeat interval (and no longer than
+    // The contract and cost-limit alerts take their own route, with a long repeat interval (and no longer than
     // Alertmanager's default --data.retention of 120h, which would cut it short).
     let contract = subtree[0]["routes"]
         .as_array()
@@ -539,7 +539,12 @@ fn the_example_alertmanager_routes_only_wolkvox_alerts_to_the_wolkvox_receivers(
         .expect("a route for the contract alerts");
     let repeat = seconds(contract["repeat_interval"].as_str().expect("its own repeat_interval"));
     assert!((3 * 86_400..=120 * 3_600).contains(&repeat), "{contract}");
-    for alert in ["WolkvoxUsageOverContract", "WolkvoxUsageProjectedOverContract"] {
+    for alert in [
+        "WolkvoxUsageOverContract",
+        "WolkvoxUsageProjectedOverContract",
+        "WolkvoxCostOverLimit",
+        "WolkvoxCostProjectedOverLimit",
+    ] {
         let (receiver, tree) =
             route(&amtool, &[&format!("alertname={alert}"), "severity=warning", "server=0042"]);
         assert_eq!(receiver, "wolkvox-chat");
