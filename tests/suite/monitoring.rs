@@ -278,8 +278,9 @@ async fn every_dashboard_query_returns_series_from_a_real_prometheus() {
     }
     assert!(checked >= 30, "only {checked} queries found");
     assert_eq!(
-        past, 13,
-        "one last-month query per finance table, and the chargeback table's eleven past months"
+        past, 25,
+        "one last-month query per finance table and in the cost table, and the eleven past months \
+         of the chargeback tables in units and in money"
     );
     exporter.stop().await;
 }

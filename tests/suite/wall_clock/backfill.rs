@@ -191,8 +191,8 @@ async fn backfilled_months_are_served_by_a_real_prometheus_as_the_live_exporter_
 
 /// Panel queries that cannot have data on backfilled history, by panel title and query, and why:
 /// the backfill writes usage, the month's peak and the month's end, nothing of what the live
-/// exporter says about its own polls, calls, token and budgets.
-const NOT_BACKFILLED: [(&str, &str, &str); 24] = [
+/// exporter says about its own polls, calls, token, budgets and cost limits.
+const NOT_BACKFILLED: [(&str, &str, &str); 26] = [
     ("Most-used gamification contract", "A", "budgets: the live exporter's configuration"),
     (
         "Licenses for the invoice, per server, operation and product",
@@ -213,6 +213,12 @@ const NOT_BACKFILLED: [(&str, &str, &str); 24] = [
         "contract and its share: budgets",
     ),
     ("Share of the contract used, by budget", "A", "budgets"),
+    (
+        "Estimated cost against the monthly limit",
+        "A",
+        "cost_limits: the live exporter's configuration",
+    ),
+    ("Estimated cost per operation", "C", "the contract at its prices: budgets"),
     ("Month's peak and contract over time", "A B", "budgets"),
     ("Calls spent today and the daily budget", "A B", "the live exporter's calls with its token"),
     ("Share of today's budget spent", "A", "the live exporter's calls with its token"),
