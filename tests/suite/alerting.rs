@@ -107,7 +107,7 @@ fn every_runbook_url_is_one_shared_base_and_a_runbook_section() {
     assert!(hosts.is_empty(), "the rules name a host: {hosts:?}");
 }
 
-/// Every optional series on: a daily call budget, token_info and contracts.
+/// Every optional series on: a daily call budget, token_info, contracts, prices and a cost limit.
 const EVERYTHING_ON: &str = "\
 targets:
   - server: '0042'
@@ -118,6 +118,10 @@ targets:
     apis: [gamification, chat_licenses]
 budgets:
   - {api: chat_licenses, operation: ventas_bogota, description: Chat licenses, quantity: 25}
+prices:
+  - {api: chat_licenses, description: Chat licenses, unit_price: 12.5, currency: USD}
+cost_limits:
+  - {currency: USD, monthly: 1000}
 ";
 
 /// The metric names (`wolkvox_…`, `process_…`) and failure reasons the rules read, and the
