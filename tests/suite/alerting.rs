@@ -107,7 +107,7 @@ fn every_runbook_url_is_one_shared_base_and_a_runbook_section() {
     assert!(hosts.is_empty(), "the rules name a host: {hosts:?}");
 }
 
-/// Every optional series on: a daily call budget, token_info and contracts.
+/// Every optional series on: a daily call budget, token_info, contracts, prices and a cost limit.
 const EVERYTHING_ON: &str = "\
 targets:
   - server: '0042'
@@ -118,6 +118,10 @@ targets:
     apis: [gamification, chat_licenses]
 budgets:
   - {api: chat_licenses, operation: ventas_bogota, description: Chat licenses, quantity: 25}
+prices:
+  - {api: chat_licenses, description: Chat licenses, unit_price: 12.5, currency: USD}
+cost_limits:
+  - {currency: USD, monthly: 1000}
 ";
 
 /// The metric names (`wolkvox_…`, `process_…`) and failure reasons the rules read, and the
@@ -529,7 +533,7 @@ fn the_example_alertmanager_routes_only_wolkvox_alerts_to_the_wolkvox_receivers(
         assert_eq!(route(&amtool, labels).0, receiver, "{labels:?}");
     }
 
-    // The contract alerts take their own route, with a long repeat interval (and no longer than
+    // The contract and cost-limit alerts take their own route, with a long repeat interval (and no longer than
     // Alertmanager's default --data.retention of 120h, which would cut it short).
     let contract = subtree[0]["routes"]
         .as_array()
@@ -539,7 +543,12 @@ fn the_example_alertmanager_routes_only_wolkvox_alerts_to_the_wolkvox_receivers(
         .expect("a route for the contract alerts");
     let repeat = seconds(contract["repeat_interval"].as_str().expect("its own repeat_interval"));
     assert!((3 * 86_400..=120 * 3_600).contains(&repeat), "{contract}");
-    for alert in ["WolkvoxUsageOverContract", "WolkvoxUsageProjectedOverContract"] {
+    for alert in [
+        "WolkvoxUsageOverContract",
+        "WolkvoxUsageProjectedOverContract",
+        "WolkvoxCostOverLimit",
+        "WolkvoxCostProjectedOverLimit",
+    ] {
         let (receiver, tree) =
             route(&amtool, &[&format!("alertname={alert}"), "severity=warning", "server=0042"]);
         assert_eq!(receiver, "wolkvox-chat");

@@ -59,10 +59,13 @@ const HEALTH: [&str; 7] = [
 ];
 
 /// Optional features: a metric that only exists with the feature, and the setting to name.
-const OPTIONAL: [(&str, &str); 3] = [
+const OPTIONAL: [(&str, &str); 6] = [
     ("wolkvox_billing_budget", "budgets:"),
     ("wolkvox_token_daily_call_budget", "--wolkvox.daily-call-budget"),
     ("wolkvox_token_info_", "--wolkvox.token-info"),
+    ("wolkvox_estimated_cost", "prices:"),
+    ("wolkvox_unit_price", "prices:"),
+    ("wolkvox_cost_limit", "cost_limits:"),
 ];
 
 /// Whether `expr` selects a metric whose name starts with `prefix` (`prefix…{`), not merely
@@ -335,18 +338,30 @@ fn every_stat_gauge_and_bar_gauge_colours_its_value_explicitly_and_reads_now() {
                     assert_eq!(target["format"], "table", "{at}: table format");
                 }
             }
-            // Red only where the value is a failure or a contract passed; counts are one colour.
+            // Red only where the value is a failure, a contract or a cost limit passed; counts
+            // and costs are one colour: a cost is neither good nor bad by itself.
             let all = exprs(panel).join(" ");
-            let about_failure =
-                ["wolkvox_up{", "wolkvox_last_success_timestamp_seconds", "wolkvox_billing_budget"]
-                    .iter()
-                    .any(|m| all.contains(m));
+            let about_failure = [
+                "wolkvox_up{",
+                "wolkvox_last_success_timestamp_seconds",
+                "wolkvox_billing_budget",
+                "wolkvox_cost_limit",
+            ]
+            .iter()
+            .any(|m| all.contains(m));
             if colours(defaults).contains(&"red") {
                 assert!(about_failure, "{at}: red on a value that is no failure");
             }
-            let counts = ["_licenses", "wolkvox_rows", "_max", "wolkvox_token_call_spacing"]
-                .iter()
-                .any(|m| all.contains(m));
+            let counts = [
+                "_licenses",
+                "wolkvox_rows",
+                "_max",
+                "wolkvox_token_call_spacing",
+                "wolkvox_estimated_cost",
+                "wolkvox_unit_price",
+            ]
+            .iter()
+            .any(|m| all.contains(m));
             if counts && !about_failure {
                 assert_eq!(
                     steps.as_array().unwrap().len(),
@@ -685,6 +700,105 @@ fn last_months_final_peak_is_the_peak_just_before_the_month_rolled_over_in_the_t
             ],
         );
     }
+}
+
+fn cost_table(dashboard: &Value) -> &Value {
+    panels(dashboard)
+        .into_iter()
+        .find(|p| p["type"] == "table" && p["title"] == "Estimated cost per operation")
+        .expect("the cost table")
+}
+
+/// The money beside the units: the month's cost per currency, the cost centres' table (this month,
+/// last month, the contract at its prices), the last 12 months in money, and what to configure
+/// when no price is set.
+#[test]
+fn the_billing_overview_shows_the_estimated_cost_and_says_when_no_price_is_set() {
+    let billing = dashboard("wolkvox-billing-overview.json");
+    let find = |title: &str| {
+        panels(&billing)
+            .into_iter()
+            .find(|p| p["title"] == title)
+            .unwrap_or_else(|| panic!("no panel {title:?}"))
+    };
+    let total = find("Estimated cost this month, per currency");
+    assert_eq!(total["type"], "stat");
+    assert!(by_clauses(expr_of(total, "A")).iter().any(|b| b.contains("currency")), "per currency");
+
+    let table = cost_table(&billing);
+    let renames = &table["transformations"][1]["options"]["renameByName"];
+    for (value, column) in [
+        ("Value #A", "This month (so far)"),
+        ("Value #B", "Last month"),
+        ("Value #C", "Contract at its prices"),
+    ] {
+        assert_eq!(renames[value], column, "{value}");
+    }
+    for label in ["server", "operation", "currency"] {
+        assert!(renames[label].is_string(), "a column for {label}");
+    }
+    assert!(expr_of(table, "C").contains("wolkvox_billing_budget{"), "the contract");
+    assert!(expr_of(table, "C").contains("wolkvox_unit_price{"), "at its prices");
+
+    let months = find("Estimated cost per operation and month, the last 12 months");
+    assert_eq!(months["timeFrom"], "1y");
+    let targets = months["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), CHARGEBACK_MONTHS);
+    let gamification = dashboard("wolkvox-gamification.json");
+    let units = chargeback_table(&gamification);
+    for k in 0..CHARGEBACK_MONTHS {
+        let ref_id = chargeback_ref_id(k);
+        let expr = expr_of(months, &ref_id);
+        assert!(selects(expr, "wolkvox_estimated_cost"), "{ref_id}: {expr}");
+        // The same month as the chargeback in units: the same window, the same month ends.
+        assert_eq!(
+            chargeback_window(expr),
+            chargeback_window(expr_of(units, &ref_id)),
+            "{ref_id}: another window than the units'"
+        );
+        assert!(expr.contains(&format!(") / {MONTH_SECONDS}) == {k})")), "{ref_id}: {expr}");
+        let renamed = &months["transformations"][1]["options"]["renameByName"];
+        assert_eq!(renamed[format!("Value #{ref_id}")], chargeback_column(k).as_str());
+    }
+
+    // No price: a 0, not an empty panel, that says what to set and where it is documented.
+    let priced = find("Priced series");
+    assert!(expr_of(priced, "A").ends_with(" or vector(0)"));
+    let zero = &priced["fieldConfig"]["defaults"]["mappings"][0]["options"]["0"]["text"];
+    let zero = zero.as_str().unwrap_or_default();
+    assert!(zero.contains("prices:") && zero.contains("docs/configuration.md#costs"), "{zero}");
+}
+
+/// Last month's cost of an operation: each series' value just before the month rolled over in the
+/// target's zone, across a pod restart, added up over the operation's products.
+#[test]
+fn last_months_cost_is_the_cost_just_before_the_month_rolled_over_in_the_targets_zone() {
+    let billing = dashboard("wolkvox-billing-overview.json");
+    let expr = for_promtool(expr_of(cost_table(&billing), "B"), ".*");
+    let mut series = month_end_series("chat_licenses");
+    series.extend(peak_series(
+        "wolkvox_estimated_cost",
+        "api='chat_licenses', operation='ventas', description='Chat', currency='USD'",
+    ));
+    series.push((
+        "wolkvox_estimated_cost{job='wolkvox', instance='a', server='0042', api='chat_licenses', operation='ventas', description='Premium', currency='USD'}".into(),
+        "2x1099".into(),
+    ));
+    series.push((
+        "wolkvox_estimated_cost{job='wolkvox', instance='b', server='0042', api='chat_licenses', operation='ventas', description='Premium', currency='USD'}".into(),
+        "_x1099 2x600".into(),
+    ));
+    let row = "{job='wolkvox', server='0042', operation='ventas', currency='USD'}";
+    promtool_test(
+        &series,
+        vec![
+            case(&expr, 745, &[]),             // January 30th in Bogota: no December
+            case(&expr, 752, &[(row, 42.0)]),  // February 1st, 02:00 in Bogota
+            case(&expr, 1420, &[(row, 42.0)]), // the last hour of February
+            case(&expr, 1425, &[(row, 27.0)]), // March: February's, from the new pod
+            case(&expr, 1700, &[(row, 27.0)]),
+        ],
+    );
 }
 
 /// The billing overview names each usage metric's API from its name: right for every entry of the

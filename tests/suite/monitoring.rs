@@ -194,6 +194,11 @@ budgets:
   - {api: chat_licenses, operation: ventas_bogota, description: Chat licenses, quantity: 25}
   - {api: chat_licenses, operation: soporte_cdmx, description: Chat licenses, quantity: 1000}
   - {api: gamification, operation: ventas_bogota, description: Gamification, quantity: 1000}
+prices:
+  - {api: chat_licenses, description: Chat licenses, unit_price: 12.5, currency: USD}
+  - {api: gamification, description: Gamification, unit_price: 3.5, currency: USD}
+cost_limits:
+  - {currency: USD, monthly: 100000}
 ";
 
 /// Each PromQL query of each dashboard panel and variable, with the variables set to real values.
@@ -202,8 +207,8 @@ async fn every_dashboard_query_returns_series_from_a_real_prometheus() {
     let Some(binary) = tool("prometheus") else { return };
     let clock = clear_of_a_month_end().await;
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
-    // Three billing APIs on one token with a daily budget, and contracts for two of them: what
-    // the dashboards show.
+    // Three billing APIs on one token with a daily budget, contracts for two of them, prices of
+    // their products and a cost limit: what the dashboards show.
     let exporter = start_exporter_from_file_on(&simulator, BILLING_CONFIG, "1h", clock).await;
     common::wait_all_up(&exporter).await;
     let prometheus = Prometheus::start(&binary, exporter.addr()).await;
@@ -278,8 +283,9 @@ async fn every_dashboard_query_returns_series_from_a_real_prometheus() {
     }
     assert!(checked >= 30, "only {checked} queries found");
     assert_eq!(
-        past, 13,
-        "one last-month query per finance table, and the chargeback table's eleven past months"
+        past, 25,
+        "one last-month query per finance table and in the cost table, and the eleven past months \
+         of the chargeback tables in units and in money"
     );
     exporter.stop().await;
 }

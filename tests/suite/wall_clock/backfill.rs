@@ -35,6 +35,39 @@ fn backfill(simulator: &Simulator, state: &Path, extra: &[&str]) -> Output {
         .expect("the backfill runs")
 }
 
+/// Server 0042 from a config file with the gamification products' prices, so that the backfill
+/// writes their estimated cost too (the cost panels' history: the chargeback in money).
+const PRICED: &str = "\
+targets:
+  - server: '0042'
+    token_env: WOLKVOX_TOKEN
+prices:
+  - {api: gamification, description: Gamification, unit_price: 3.5, currency: USD}
+  - {api: gamification, description: Gamification Premium, unit_price: 9, currency: USD}
+";
+
+/// [`backfill`] of the targets and prices of a config file.
+fn backfill_from_file(
+    simulator: &Simulator,
+    state: &Path,
+    config: &Path,
+    extra: &[&str],
+) -> Output {
+    process::binary()
+        .arg("backfill")
+        .arg("--config.file")
+        .arg(config)
+        .args(["--wolkvox.base-url", &simulator.base_url()])
+        .args(["--wolkvox.poll-interval", "1s", "--wolkvox.allow-fast-poll"])
+        .arg("--storage.path")
+        .arg(state)
+        .args(extra)
+        .env("WOLKVOX_TOKEN", FAKE_TOKEN)
+        .stdin(Stdio::null())
+        .output()
+        .expect("the backfill runs")
+}
+
 fn text(output: &Output) -> String {
     format!(
         "{}{}",
@@ -78,11 +111,13 @@ async fn backfilled_months_are_served_by_a_real_prometheus_as_the_live_exporter_
     let (Some(promtool), Some(prometheus)) = (tool("promtool"), tool("prometheus")) else { return };
     let simulator = Simulator::start(&[FAKE_TOKEN]).await.unwrap();
     let dir = temp_dir("backfill");
-    let (state, output) = (dir.join("data"), dir.join("history.om"));
+    let (state, output, config) =
+        (dir.join("data"), dir.join("history.om"), dir.join("wolkvox.yml"));
+    std::fs::write(&config, PRICED).unwrap();
 
-    // Twelve months up to mid-March: the chargeback table's last twelve months, each with data.
+    // Twelve months up to mid-March: the chargeback tables' last twelve months, each with data.
     let range = ["--from", "2025-04", "--to", "2026-03-15", "--output", output.to_str().unwrap()];
-    let first = backfill(&simulator, &state, &range);
+    let first = backfill_from_file(&simulator, &state, &config, &range);
     assert!(first.status.success(), "{}", text(&first));
     // Whole-month windows, in order, one call at a time, a poll interval (1 s) apart.
     let requests = simulator.requests();
@@ -122,7 +157,7 @@ async fn backfilled_months_are_served_by_a_real_prometheus_as_the_live_exporter_
     );
 
     // A second run calls for nothing: the past months are kept.
-    let second = backfill(&simulator, &state, &range);
+    let second = backfill_from_file(&simulator, &state, &config, &range);
     assert!(second.status.success(), "{}", text(&second));
     assert_eq!(simulator.requests().len(), requests.len(), "the second run called again");
     assert_eq!(
@@ -191,8 +226,8 @@ async fn backfilled_months_are_served_by_a_real_prometheus_as_the_live_exporter_
 
 /// Panel queries that cannot have data on backfilled history, by panel title and query, and why:
 /// the backfill writes usage, the month's peak and the month's end, nothing of what the live
-/// exporter says about its own polls, calls, token and budgets.
-const NOT_BACKFILLED: [(&str, &str, &str); 24] = [
+/// exporter says about its own polls, calls, token, budgets and cost limits.
+const NOT_BACKFILLED: [(&str, &str, &str); 26] = [
     ("Most-used gamification contract", "A", "budgets: the live exporter's configuration"),
     (
         "Licenses for the invoice, per server, operation and product",
@@ -213,6 +248,12 @@ const NOT_BACKFILLED: [(&str, &str, &str); 24] = [
         "contract and its share: budgets",
     ),
     ("Share of the contract used, by budget", "A", "budgets"),
+    (
+        "Estimated cost against the monthly limit",
+        "A",
+        "cost_limits: the live exporter's configuration",
+    ),
+    ("Estimated cost per operation", "C", "the contract at its prices: budgets"),
     ("Month's peak and contract over time", "A B", "budgets"),
     ("Calls spent today and the daily budget", "A B", "the live exporter's calls with its token"),
     ("Share of today's budget spent", "A", "the live exporter's calls with its token"),
