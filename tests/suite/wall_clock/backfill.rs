@@ -196,7 +196,8 @@ async fn backfilled_months_are_served_by_a_real_prometheus_as_the_live_exporter_
     ] {
         let day: Date = day.parse().unwrap();
         let at = unix(day, hour, minute);
-        for operation in ["ventas_bogota", "cobranza_medellín"] {
+        // Gamification is charged on the month's peak; the prices are PRICED's.
+        for (operation, price) in [("ventas_bogota", 3.5), ("cobranza_medellín", 9.0)] {
             let (latest, max) = expected(operation, day);
             let selector = format!("{{job=\"wolkvox\",server=\"0042\",operation=\"{operation}\"}}");
             let got = value(
@@ -209,6 +210,9 @@ async fn backfilled_months_are_served_by_a_real_prometheus_as_the_live_exporter_
                     .await,
             );
             assert_eq!(got, Some(max), "{operation}'s month peak at {day} {hour}:{minute}");
+            let got =
+                value(&prometheus.query_at(&format!("wolkvox_estimated_cost{selector}"), at).await);
+            assert_eq!(got, Some(max * price), "{operation}'s cost at {day} {hour}:{minute}");
         }
     }
     // Nothing after the last day asked for.
@@ -225,8 +229,9 @@ async fn backfilled_months_are_served_by_a_real_prometheus_as_the_live_exporter_
 }
 
 /// Panel queries that cannot have data on backfilled history, by panel title and query, and why:
-/// the backfill writes usage, the month's peak and the month's end, nothing of what the live
-/// exporter says about its own polls, calls, token, budgets and cost limits.
+/// the backfill writes usage, the month's peak, the month's end and the priced series' cost and
+/// unit price, nothing of what the live exporter says about its own polls, calls, token, budgets
+/// and cost limits.
 const NOT_BACKFILLED: [(&str, &str, &str); 26] = [
     ("Most-used gamification contract", "A", "budgets: the live exporter's configuration"),
     (
