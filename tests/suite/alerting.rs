@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::markdown::github_anchors;
 use common::{FAKE_TOKEN, scrape, start_exporter_from_file, wait_all_up, wait_for};
 use serde_json::{Value, json};
 use tools::{Alertmanager, repo_path, run_tool, temp_dir, tool};
@@ -37,34 +38,6 @@ fn alert_rules(rules: &Value) -> Vec<&Value> {
         .collect()
 }
 
-/// The anchor GitHub and most Markdown renderers give a heading.
-fn anchor(heading: &str) -> String {
-    heading
-        .trim()
-        .to_lowercase()
-        .chars()
-        .filter_map(|c| match c {
-            ' ' => Some('-'),
-            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
-            _ => None,
-        })
-        .collect()
-}
-
-/// The anchors of a Markdown file's headings, outside fenced code blocks.
-fn heading_anchors(markdown: &str) -> BTreeSet<String> {
-    let mut in_code = false;
-    let mut anchors = BTreeSet::new();
-    for line in markdown.lines() {
-        if line.starts_with("```") {
-            in_code = !in_code;
-        } else if !in_code && line.starts_with('#') {
-            anchors.insert(anchor(line.trim_start_matches('#')));
-        }
-    }
-    anchors
-}
-
 /// (base, anchor) of every alert's runbook_url, checking that the anchor is its own section.
 fn runbook_urls(rules: &Value) -> Vec<(String, String)> {
     alert_rules(rules)
@@ -86,7 +59,7 @@ fn runbook_urls(rules: &Value) -> Vec<(String, String)> {
 fn every_runbook_url_is_one_shared_base_and_a_runbook_section() {
     let rules_text = read(&repo_path(RULES));
     let rules = yaml(&repo_path(RULES));
-    let anchors = heading_anchors(&read(&repo_path("docs/runbook.md")));
+    let anchors = github_anchors(&read(&repo_path("docs/runbook.md")));
     let urls = runbook_urls(&rules);
     assert!(urls.len() >= 13, "{urls:?}");
     for (_, section) in &urls {

@@ -343,13 +343,7 @@ async fn http_surface() {
     // The runbook every alert's runbook_url names: a heading for every alert of the rules.
     let (status, runbook) = get(&exporter, "/docs/runbook.md").await;
     assert_eq!(status, 200);
-    let rules = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/deploy/prometheus/rules/wolkvox.rules.yml"
-    ))
-    .unwrap();
-    let alerts: Vec<&str> =
-        rules.lines().filter_map(|line| line.trim().strip_prefix("- alert: ")).collect();
+    let alerts = crate::common::tools::bundled_alerts();
     assert!(alerts.len() >= 8, "{alerts:?}");
     for alert in alerts {
         assert!(

@@ -4,6 +4,7 @@
 
 pub(crate) mod certs;
 pub(crate) mod grafana;
+pub(crate) mod markdown;
 pub(crate) mod process;
 pub(crate) mod tools;
 

@@ -61,6 +61,17 @@ pub(crate) fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
 
+/// The names of the bundled alerts, in the rules file's order.
+pub(crate) fn bundled_alerts() -> Vec<String> {
+    let rules = std::fs::read_to_string(repo_path("deploy/prometheus/rules/wolkvox.rules.yml"))
+        .expect("the bundled rules file");
+    rules
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("- alert: "))
+        .map(String::from)
+        .collect()
+}
+
 /// Runs a tool to completion with `stdin`, returning (success, stdout + stderr).
 pub(crate) fn run_tool(program: &Path, args: &[&str], stdin: Option<&[u8]>) -> (bool, String) {
     use std::io::Write;
