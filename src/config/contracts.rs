@@ -44,6 +44,42 @@ pub(crate) struct Polled<'a> {
     pub apis: &'a [&'static Api],
 }
 
+impl Polled<'_> {
+    /// `api` is polled for this server; if not, an error on `field` that says to add it there or
+    /// drop `what` (a budget, a price).
+    pub(crate) fn require(&self, api: &Api, field: String, what: &str) -> Result<(), ConfigError> {
+        if self.apis.contains(&api) {
+            return Ok(());
+        }
+        let polled: Vec<&str> = self.apis.iter().map(|api| api.name).collect();
+        Err(ConfigError::new(
+            field,
+            format!(
+                "{api} is not polled for server {} (its apis: {}): add it there or drop {what}",
+                self.server,
+                polled.join(", ")
+            ),
+        ))
+    }
+}
+
+/// The server an entry names, or the only one; `field` names the entry's keys.
+pub(crate) fn target_of<'a, 't>(
+    server: Option<&str>,
+    targets: &'a [Polled<'t>],
+    field: &dyn Fn(&str) -> String,
+) -> Result<&'a Polled<'t>, ConfigError> {
+    match server {
+        Some(server) => targets.iter().find(|t| t.server == server.trim()).ok_or_else(|| {
+            ConfigError::new(field("server"), format!("{server:?} is not the server of any target"))
+        }),
+        None if targets.len() == 1 => Ok(&targets[0]),
+        None => {
+            Err(ConfigError::new(field("server"), "required when the file lists several targets"))
+        }
+    }
+}
+
 /// Every entry must name a polled API of a configured server, once, with a quantity of 0 or more.
 pub(crate) fn check(
     entries: Vec<FileBudget>,
@@ -53,34 +89,8 @@ pub(crate) fn check(
     for (i, entry) in entries.into_iter().enumerate() {
         let field = |key: &str| format!("budgets[{i}].{key}");
         let api = catalogue::find(&entry.api).map_err(|why| ConfigError::new(field("api"), why))?;
-        let target = match &entry.server {
-            Some(server) => {
-                targets.iter().find(|t| t.server == server.trim()).ok_or_else(|| {
-                    ConfigError::new(
-                        field("server"),
-                        format!("{server:?} is not the server of any target"),
-                    )
-                })?
-            }
-            None if targets.len() == 1 => &targets[0],
-            None => {
-                return Err(ConfigError::new(
-                    field("server"),
-                    "required when the file lists several targets",
-                ));
-            }
-        };
-        if !target.apis.contains(&api) {
-            let polled: Vec<&str> = target.apis.iter().map(|api| api.name).collect();
-            return Err(ConfigError::new(
-                field("api"),
-                format!(
-                    "{api} is not polled for server {} (its apis: {}): add it there or drop the budget",
-                    target.server,
-                    polled.join(", ")
-                ),
-            ));
-        }
+        let target = target_of(entry.server.as_deref(), targets, &field)?;
+        target.require(api, field("api"), "the budget")?;
         if !(entry.quantity.is_finite() && entry.quantity >= 0.0) {
             return Err(ConfigError::new(
                 field("quantity"),

@@ -237,9 +237,7 @@ fn listen_address(text: &str) -> Result<String, ConfigError> {
 
 fn telemetry_path(path: &str) -> Result<String, ConfigError> {
     let plain = path.chars().all(|c| c.is_ascii_alphanumeric() || "/-._~".contains(c));
-    let reserved = matches!(path, "/" | "/-/healthy" | "/-/ready" | "/README.md")
-        || path.starts_with("/docs/");
-    if !path.starts_with('/') || !plain || reserved {
+    if !path.starts_with('/') || !plain || crate::serve::router::is_reserved(path) {
         return Err(ConfigError::new(
             "--web.telemetry-path",
             format!(

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
-use crate::config::contracts::Polled;
+use crate::config::contracts::{Polled, target_of};
 use crate::config::error::ConfigError;
 use crate::wolkvox::catalogue::Charge;
 use crate::wolkvox::{Api, catalogue};
@@ -129,31 +129,10 @@ impl Prices {
         &self.entries
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// The prices of `server`'s `api`; None when none is priced.
     pub fn for_api(&self, server: &str, api: &Api) -> Option<ApiPrices<'_>> {
         let products = self.index.get(server)?.get(api.name)?;
         Some(ApiPrices { entries: &self.entries, products })
-    }
-}
-
-/// The server an entry names, or the only one; `field` names the entry's keys.
-fn target_of<'a, 't>(
-    server: Option<&str>,
-    targets: &'a [Polled<'t>],
-    field: &dyn Fn(&str) -> String,
-) -> Result<&'a Polled<'t>, ConfigError> {
-    match server {
-        Some(server) => targets.iter().find(|t| t.server == server.trim()).ok_or_else(|| {
-            ConfigError::new(field("server"), format!("{server:?} is not the server of any target"))
-        }),
-        None if targets.len() == 1 => Ok(&targets[0]),
-        None => {
-            Err(ConfigError::new(field("server"), "required when the file lists several targets"))
-        }
     }
 }
 
@@ -182,18 +161,7 @@ pub(crate) fn check(
         let field = |key: &str| format!("prices[{i}].{key}");
         let api = catalogue::find(&entry.api).map_err(|why| ConfigError::new(field("api"), why))?;
         let target = target_of(entry.server.as_deref(), targets, &field)?;
-        if !target.apis.contains(&api) {
-            let polled: Vec<&str> = target.apis.iter().map(|api| api.name).collect();
-            return Err(ConfigError::new(
-                field("api"),
-                format!(
-                    "{api} is not polled for server {} (its apis: {}): \
-                     add it there or drop the price",
-                    target.server,
-                    polled.join(", ")
-                ),
-            ));
-        }
+        target.require(api, field("api"), "the price")?;
         if !(entry.unit_price.is_finite() && entry.unit_price >= 0.0) {
             return Err(ConfigError::new(
                 field("unit_price"),

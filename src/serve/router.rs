@@ -20,6 +20,15 @@ use crate::serve::metrics::{CONTENT_TYPE, ProcessMetrics};
 use crate::serve::store::{Published, Store};
 
 pub const README_PATH: &str = "/README.md";
+const HEALTHY_PATH: &str = "/-/healthy";
+const READY_PATH: &str = "/-/ready";
+/// Where the docs are served; nothing else may live under it.
+const DOCS_PREFIX: &str = "/docs/";
+
+/// Whether the router serves `path` itself, so that `--web.telemetry-path` may not take it.
+pub(crate) fn is_reserved(path: &str) -> bool {
+    matches!(path, "/" | HEALTHY_PATH | READY_PATH | README_PATH) || path.starts_with(DOCS_PREFIX)
+}
 
 /// The docs the binary was built with, each at `/docs/<name>.md` beside the README that links
 /// them: a fixed table, so nothing is read from the file system at run time. The landing page
@@ -87,9 +96,10 @@ pub fn router(store: Arc<Store>, telemetry_path: &str) -> Router {
         .route(telemetry_path, get(metrics))
         .route("/", get(landing))
         .route(README_PATH, get(|| async { markdown(include_str!("../../README.md")) }))
-        .route("/-/healthy", get(|| async { "Healthy\n" }))
-        .route("/-/ready", get(ready));
+        .route(HEALTHY_PATH, get(|| async { "Healthy\n" }))
+        .route(READY_PATH, get(ready));
     for (path, text) in DOCS {
+        debug_assert!(path.starts_with(DOCS_PREFIX));
         router = router.route(path, get(move || async move { markdown(text) }));
     }
     router.fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found\n") }).with_state(state)

@@ -15,7 +15,7 @@ use jiff::Timestamp;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::clock::{Clock, until};
+use crate::clock::Clock;
 use crate::config::contracts::Contracts;
 use crate::serve::gzip::GzipPrefix;
 use crate::serve::metrics;
@@ -257,7 +257,7 @@ impl Store {
             let now = self.clock.now();
             let month_end = states.iter().filter_map(|s| s.month_end(now));
             let next = states.iter().filter_map(|s| s.stale_deadline(now)).chain(month_end).min();
-            next_render = next.map(|at| Instant::now() + until(now, at) + Duration::from_millis(1));
+            next_render = next.map(|at| self.clock.instant_at(at) + Duration::from_millis(1));
             // Rendering a large response takes milliseconds of CPU: keep it off the async workers.
             let (tokens, contracts) = (self.tokens(), self.contracts.clone());
             let storage_failures = self.storage.as_ref().map(|s| s.failures());
