@@ -172,10 +172,13 @@ pub(crate) fn write_atomically(path: &Path, text: &[u8]) -> io::Result<()> {
     let temporary = path.with_file_name(name);
     let mut file = create_anew(&temporary, 0o600)?;
     hand_to_directory_owner(&file, &temporary);
-    file.write_all(text)?;
-    file.sync_all()?;
+    let written = file.write_all(text).and_then(|()| file.sync_all());
     drop(file);
-    fs::rename(&temporary, path)?;
+    if let Err(error) = written.and_then(|()| fs::rename(&temporary, path)) {
+        // On a full disk a half-written temporary would hold the space the next write needs.
+        let _ = fs::remove_file(&temporary);
+        return Err(error);
+    }
     File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()
 }
 
@@ -226,4 +229,18 @@ fn refused(why: &str) -> io::Error {
 fn current_uid() -> u32 {
     // The owner of a file this process makes; std has no getuid.
     fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_failed_write_leaves_no_temporary_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory in the file's place: the rename fails after the temporary was written.
+        let path = dir.path().join("token-main.answers.json");
+        std::fs::create_dir(&path).unwrap();
+        std::fs::write(path.join("inside"), "x").unwrap();
+        assert!(super::write_atomically(&path, b"{}").is_err());
+        assert!(!dir.path().join("token-main.answers.json.tmp").exists());
+    }
 }

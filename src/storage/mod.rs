@@ -229,11 +229,12 @@ impl Storage {
                 Err(fs::TryLockError::Error(error)) => return Err(unusable(error)),
             }
         }
-        lock.set_len(0)
-            .and_then(|()| {
-                lock.write_all(format!("pid {} on {}\n", std::process::id(), hostname()).as_bytes())
-            })
-            .map_err(unusable)?;
+        // The pid only says who holds the lock: a full disk must not keep the exporter down.
+        if let Err(error) = lock.set_len(0).and_then(|()| {
+            lock.write_all(format!("pid {} on {}\n", std::process::id(), hostname()).as_bytes())
+        }) {
+            tracing::warn!(path = %dir.display(), %error, "cannot write the pid into the lock file");
+        }
         Ok(Storage {
             dir: dir.to_owned(),
             clock,

@@ -75,9 +75,10 @@ impl Web {
         self.path.is_some()
     }
 
-    /// Reloads when the file or a file it names changes; an invalid or empty file is logged and the
-    /// last good settings stay, and a valid one that removes TLS, client certificates or basic auth
-    /// is applied with a warning. Returns only without a file.
+    /// Reloads when the file or a file it names changes and then stands still for a check; an
+    /// invalid or empty file is logged and the last good settings stay, and a valid one that
+    /// removes TLS, client certificates or basic auth is applied with a warning. Returns only
+    /// without a file.
     pub(crate) async fn watch_forever(self: Arc<Self>) {
         let Some(path) = self.path.clone() else { return };
         let mut seen = fingerprint(&self.current().watched);
@@ -85,6 +86,13 @@ impl Web {
             tokio::time::sleep(RELOAD_CHECK).await;
             let now = fingerprint(&self.current().watched);
             if now == seen {
+                continue;
+            }
+            // Read a changed file once it has stood still for a check: a file caught while an
+            // editor or a copy writes it may be valid YAML that lacks what comes later (the
+            // basic_auth_users after tls_server_config), and would drop that protection.
+            tokio::time::sleep(RELOAD_CHECK).await;
+            if fingerprint(&self.current().watched) != now {
                 continue;
             }
             seen = now;
