@@ -1,6 +1,6 @@
 # wolkvox_exporter container image.
-#   docker build -t wolkvox_exporter --build-arg REVISION=$(git rev-parse --short=12 HEAD) .
-#   docker run -p 10042:10042 wolkvox_exporter --demo
+#   docker build -t wolkvox_exporter:0.1.0 --build-arg REVISION=$(git rev-parse --short=12 HEAD) .
+#   docker run -p 10042:10042 wolkvox_exporter:0.1.0 --demo
 # A real token comes from a mounted file (--wolkvox.token-file) or the environment (WOLKVOX_TOKEN);
 # nothing secret is ever part of the image (.dockerignore admits only the sources). A mounted file
 # keeps its owner and mode from the host, and the process runs as uid 65532: give the file to that
